@@ -1,0 +1,80 @@
+//! Opening one connection to a backend: a child process speaking stdio, or a
+//! streamable-HTTP server. The child's environment holds only the allow-listed variables
+//! of the proxy's own environment plus those configured; its stderr goes to the log.
+
+use std::{collections::HashMap, process::Stdio};
+
+use rmcp::{
+    RoleClient, ServiceExt,
+    service::RunningService,
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::relay::Relay;
+use crate::config::{BackendSettings, Transport};
+
+pub type Connection = RunningService<RoleClient, Relay>;
+
+pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connection, String> {
+    let serve = async {
+        match &settings.transport {
+            Transport::Stdio { command, args, env, env_allow, cwd } => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).env_clear();
+                for key in env_allow {
+                    if let Ok(value) = std::env::var(key) {
+                        cmd.env(key, value);
+                    }
+                }
+                cmd.envs(env);
+                if let Some(cwd) = cwd {
+                    cmd.current_dir(cwd);
+                }
+                let (process, stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+                if let Some(stderr) = stderr {
+                    let name = settings.name.clone();
+                    tokio::spawn(async move {
+                        let mut lines = BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            tracing::info!(target: "mcp_warden::backend::stderr", backend = %name, "{line}");
+                        }
+                    });
+                }
+                relay.serve(process).await.map_err(|e| e.to_string())
+            }
+            Transport::Http { url, headers } => {
+                let mut custom = HashMap::new();
+                let mut auth = None;
+                for (name, value) in headers {
+                    let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str())) else {
+                        return Err(format!("invalid header `{name}`"));
+                    };
+                    if n == http::header::AUTHORIZATION {
+                        auth = Some(value.strip_prefix("Bearer ").unwrap_or(value).to_owned());
+                    } else {
+                        custom.insert(n, v);
+                    }
+                }
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(custom)
+                    .reinit_on_expired_session(true);
+                if let Some(token) = auth {
+                    config = config.auth_header(token);
+                }
+                let transport = StreamableHttpClientTransport::from_config(config);
+                relay.serve(transport).await.map_err(|e| e.to_string())
+            }
+        }
+    };
+    match tokio::time::timeout(settings.connect_timeout, serve).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer to initialize within {} s", settings.connect_timeout.as_secs())),
+    }
+}

@@ -1,0 +1,83 @@
+//! Calls in flight on one backend connection, and the client session each came from.
+//!
+//! Backend connections are shared by all client sessions, so when a backend sends a
+//! request (sampling, elicitation, roots) or a notification (progress, logging) the proxy
+//! must find the client session that caused it. Progress carries a token the proxy chose;
+//! over streamable HTTP a server request arrives on the response stream of the call it
+//! belongs to. Over stdio nothing on the wire says which call it belongs to: it goes to the
+//! only session with calls in flight, and is refused when several sessions have calls in
+//! flight (refused, never guessed: a guess could hand one principal's data to another).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use rmcp::{
+    RoleServer,
+    model::{ProgressToken, RequestId},
+    service::{InboundStreamOrigin, Peer},
+};
+
+/// The client side of a forwarded call.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub session: u64,
+    pub peer: Peer<RoleServer>,
+    pub request_id: RequestId,
+    pub progress_token: Option<ProgressToken>,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    by_id: HashMap<RequestId, Origin>,
+    by_token: HashMap<ProgressToken, Origin>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Inflight(Arc<Mutex<Maps>>);
+
+impl Inflight {
+    /// Records a call; it is forgotten when the returned guard drops.
+    pub fn register(&self, id: RequestId, token: ProgressToken, origin: Origin) -> Registration {
+        let mut maps = self.lock();
+        maps.by_id.insert(id.clone(), origin.clone());
+        maps.by_token.insert(token.clone(), origin);
+        Registration { inflight: self.clone(), id, token }
+    }
+
+    /// The origin of backend progress carrying `token`.
+    pub fn by_token(&self, token: &ProgressToken) -> Option<Origin> {
+        self.lock().by_token.get(token).cloned()
+    }
+
+    /// The origin of a backend request or notification, from the stream it arrived on or,
+    /// failing that, from the only session with calls in flight.
+    pub fn origin_of(&self, extensions: &rmcp::model::Extensions) -> Option<Origin> {
+        let maps = self.lock();
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) = extensions.get::<InboundStreamOrigin>() {
+            return maps.by_id.get(id).cloned();
+        }
+        let mut origins = maps.by_id.values();
+        let first = origins.next()?;
+        origins.all(|o| o.session == first.session).then(|| first.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct Registration {
+    inflight: Inflight,
+    id: RequestId,
+    token: ProgressToken,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut maps = self.inflight.lock();
+        maps.by_id.remove(&self.id);
+        maps.by_token.remove(&self.token);
+    }
+}

@@ -1,0 +1,105 @@
+//! Backends: one shared connection per configured MCP server, kept alive by a supervisor
+//! that restarts it with backoff, and the forwarding of one request with cancellation.
+//!
+//! Where this sits: the innermost part of the call path. Everything above (catalog,
+//! authorization, governance) has already decided; here a request is sent as it is.
+
+mod connect;
+mod inflight;
+mod relay;
+mod supervisor;
+
+use std::sync::RwLock;
+
+use rmcp::{
+    RoleClient,
+    model::{CancelledNotificationParam, ClientRequest, ServerResult},
+    service::{Peer, PeerRequestOptions},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use inflight::Origin;
+pub use relay::ListKind;
+pub(crate) use supervisor::spawn_supervisor;
+
+use crate::{config::BackendSettings, error::CallError};
+
+/// One configured backend and its current connection, if up.
+pub struct Backend {
+    pub index: usize,
+    pub settings: BackendSettings,
+    peer: RwLock<Option<Peer<RoleClient>>>,
+    inflight: inflight::Inflight,
+}
+
+impl Backend {
+    pub fn new(index: usize, settings: BackendSettings) -> Self {
+        Self { index, settings, peer: RwLock::new(None), inflight: Default::default() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn peer(&self) -> Option<Peer<RoleClient>> {
+        self.peer.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_peer(&self, peer: Option<Peer<RoleClient>>) {
+        *self.peer.write().unwrap_or_else(|p| p.into_inner()) = peer;
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.peer().is_some_and(|p| !p.is_transport_closed())
+    }
+
+    /// Sends one request and waits for its result. A cancel from the client (`cancel`), or
+    /// the caller giving up (this future dropped), sends `notifications/cancelled` to the
+    /// backend.
+    pub async fn request(
+        &self,
+        request: ClientRequest,
+        origin: Origin,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, CallError> {
+        let peer = self.peer().ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+        let options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
+        let handle = peer
+            .send_request_with_option(request, options)
+            .await
+            .map_err(|e| CallError::from_service(self.name(), e))?;
+        let _registration = self.inflight.register(handle.id.clone(), handle.progress_token.clone(), origin);
+        let mut on_drop = CancelOnDrop { peer: Some(peer), id: handle.id.clone() };
+        let result = tokio::select! {
+            result = handle.await_response() => result.map_err(|e| CallError::from_service(self.name(), e)),
+            _ = cancel.cancelled() => Err(CallError::Cancelled),
+        };
+        if !matches!(result, Err(CallError::Cancelled)) {
+            // Answered, or already cancelled by rmcp on timeout: nothing to cancel.
+            on_drop.peer = None;
+        }
+        result
+    }
+}
+
+/// Tells the backend a call was abandoned, unless it was answered first.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    id: rmcp::model::RequestId,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            let params = CancelledNotificationParam::new(
+                Some(self.id.clone()),
+                Some("cancelled by the client".to_owned()),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = peer.notify_cancelled(params).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The proxy as a client of one backend: what the backend sends that is not a response.
+//! Server-initiated requests (sampling, elicitation, roots) and notifications (progress,
+//! logging) go back to the client session whose call caused them; `list_changed` makes the
+//! supervisor re-read the backend's lists; resource updates go to the sessions subscribed.
+#![allow(deprecated)] // logging, roots and sampling (SEP-2577) are still relayed
+
+use std::sync::{Arc, Weak};
+
+use rmcp::{
+    ErrorData as McpError, RoleClient,
+    model::{
+        ClientCapabilities, ClientConfig, ClientResult, ErrorCode, GetExtensions, Implementation,
+        ServerNotification, ServerRequest,
+    },
+    service::{NotificationContext, OriginatingRequestId, RequestContext, Service},
+};
+use tokio::sync::mpsc;
+
+use super::inflight::Inflight;
+use crate::hub::Hub;
+
+/// What changed at a backend, for its supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+pub struct Relay {
+    pub(super) index: usize,
+    pub(super) name: String,
+    pub(super) inflight: Inflight,
+    pub(super) hub: Weak<Hub>,
+    pub(super) refresh: mpsc::UnboundedSender<ListKind>,
+}
+
+impl Relay {
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.hub.upgrade()
+    }
+}
+
+impl Service<RoleClient> for Relay {
+    async fn handle_request(
+        &self,
+        request: ServerRequest,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ClientResult, McpError> {
+        if let ServerRequest::PingRequest(_) = request {
+            return Ok(ClientResult::empty(()));
+        }
+        let Some(origin) = self.inflight.origin_of(&context.extensions) else {
+            tracing::warn!(backend = %self.name, "refused a server request that belongs to no single client call");
+            return Err(McpError::new(
+                ErrorCode::INVALID_REQUEST,
+                "no client call is waiting for this request",
+                None,
+            ));
+        };
+        let mut request = request;
+        // Deliver on the stream of the call that caused it. Sent from a fresh task so the
+        // backend's request id (a task-local of this handler) does not tag it instead.
+        request.extensions_mut().insert(OriginatingRequestId(origin.request_id.clone()));
+        let peer = origin.peer.clone();
+        let sent = tokio::spawn(async move { peer.send_request(request).await }).await;
+        match sent {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(rmcp::ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) => Err(McpError::new(ErrorCode::INTERNAL_ERROR, format!("client did not answer: {e}"), None)),
+            Err(_) => Err(McpError::new(ErrorCode::INTERNAL_ERROR, "relay failed", None)),
+        }
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ServerNotification,
+        context: NotificationContext<RoleClient>,
+    ) -> Result<(), McpError> {
+        match notification {
+            ServerNotification::ProgressNotification(mut progress) => {
+                // The backend saw the proxy's token; the client must see its own.
+                let origin = self.inflight.by_token(&progress.params.progress_token);
+                if let Some(origin) = origin
+                    && let Some(token) = origin.progress_token
+                {
+                    progress.params.progress_token = token;
+                    let _ = origin.peer.send_notification(ServerNotification::ProgressNotification(progress)).await;
+                }
+            }
+            ServerNotification::LoggingMessageNotification(message) => {
+                match self.inflight.origin_of(&context.extensions) {
+                    Some(origin) => {
+                        let _ = origin.peer.send_notification(ServerNotification::LoggingMessageNotification(message)).await;
+                    }
+                    None => tracing::debug!(backend = %self.name, "log message with no single client call in flight, not relayed"),
+                }
+            }
+            ServerNotification::ResourceUpdatedNotification(update) => {
+                if let Some(hub) = self.hub() {
+                    hub.resource_updated(self.index, update.params).await;
+                }
+            }
+            ServerNotification::ToolListChangedNotification(_) => {
+                let _ = self.refresh.send(ListKind::Tools);
+            }
+            ServerNotification::PromptListChangedNotification(_) => {
+                let _ = self.refresh.send(ListKind::Prompts);
+            }
+            ServerNotification::ResourceListChangedNotification(_) => {
+                let _ = self.refresh.send(ListKind::Resources);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
+        info.client_info = Implementation::new("mcp-warden", env!("CARGO_PKG_VERSION"));
+        info
+    }
+}

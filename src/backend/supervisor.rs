@@ -1,0 +1,133 @@
+//! Keeps one backend connected: connect, read its lists, serve until the connection ends,
+//! then mark it down (its items drop out of the catalog, clients get `list_changed`) and
+//! reconnect with exponential backoff. A backend that stays up for a while earns a fresh
+//! backoff. Nothing here can take the proxy down: every failure is logged and retried.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Backend, ListKind, connect::connect, relay::Relay};
+use crate::{hub::Hub, mcp::catalog::BackendLists};
+
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+
+/// Starts the supervisor of `backend`; `first` learns how the first attempt went.
+pub(crate) fn spawn_supervisor(
+    hub: &Arc<Hub>,
+    backend: Arc<Backend>,
+    first: oneshot::Sender<Result<(), String>>,
+) -> tokio::task::JoinHandle<()> {
+    let hub = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut first = Some(first);
+        let mut backoff = BACKOFF_START;
+        loop {
+            let Some(shutdown) = hub.upgrade().map(|h| h.shutdown.clone()) else { return };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let (refresh_tx, mut refresh_rx) = mpsc::unbounded_channel();
+            let relay = Relay {
+                index: backend.index,
+                name: backend.name().to_owned(),
+                inflight: backend.inflight.clone(),
+                hub: hub.clone(),
+                refresh: refresh_tx,
+            };
+            let connected = tokio::select! {
+                c = connect(&backend.settings, relay) => c,
+                _ = shutdown.cancelled() => return,
+            };
+            let started = tokio::time::Instant::now();
+            match connected {
+                Ok(connection) => {
+                    let peer = connection.peer().clone();
+                    // The proxy keeps its own catalog; a client-side cache in rmcp would only
+                    // serve stale lists.
+                    peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled()).await;
+                    backend.set_peer(Some(peer.clone()));
+                    let lists = read_lists(&backend, &peer).await;
+                    if let Some(hub) = hub.upgrade() {
+                        hub.set_lists(backend.index, Some(lists)).await;
+                        hub.backend_up(&backend).await;
+                    }
+                    tracing::info!(backend = %backend.name(), "backend connected");
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                    let stop = connection.cancellation_token();
+                    let mut waiting = Box::pin(connection.waiting());
+                    let reason = loop {
+                        tokio::select! {
+                            quit = &mut waiting => break format!("{quit:?}"),
+                            Some(kind) = refresh_rx.recv() => {
+                                if let Some(hub) = hub.upgrade() {
+                                    let mut lists = hub.lists_of(backend.index).unwrap_or_default();
+                                    load(&backend, &peer, kind, &mut lists).await;
+                                    hub.set_lists(backend.index, Some(lists)).await;
+                                }
+                            }
+                            _ = shutdown.cancelled() => {
+                                stop.cancel();
+                                let _ = waiting.await;
+                                backend.set_peer(None);
+                                return;
+                            }
+                        }
+                    };
+                    backend.set_peer(None);
+                    if let Some(hub) = hub.upgrade() {
+                        hub.set_lists(backend.index, None).await;
+                    }
+                    if started.elapsed() > STABLE_AFTER {
+                        backoff = BACKOFF_START;
+                    }
+                    tracing::warn!(backend = %backend.name(), %reason, retry_in_ms = backoff.as_millis() as u64, "backend connection ended; its tools are hidden until it is back");
+                }
+                Err(reason) => {
+                    tracing::warn!(backend = %backend.name(), %reason, retry_in_ms = backoff.as_millis() as u64, "backend could not connect");
+                    if let Some(tx) = first.take() {
+                        let _ = tx.send(Err(reason));
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    })
+}
+
+/// Everything the backend offers, per the capabilities it declared. A list that fails to
+/// load is logged and treated as empty rather than taking the backend down.
+async fn read_lists(backend: &Backend, peer: &rmcp::Peer<rmcp::RoleClient>) -> BackendLists {
+    let mut lists = BackendLists::default();
+    for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+        load(backend, peer, kind, &mut lists).await;
+    }
+    lists
+}
+
+async fn load(backend: &Backend, peer: &rmcp::Peer<rmcp::RoleClient>, kind: ListKind, lists: &mut BackendLists) {
+    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+    let result = match kind {
+        ListKind::Tools if caps.tools.is_some() => peer.list_all_tools().await.map(|t| lists.tools = t),
+        ListKind::Prompts if caps.prompts.is_some() => peer.list_all_prompts().await.map(|p| lists.prompts = p),
+        ListKind::Resources if caps.resources.is_some() => match peer.list_all_resources().await {
+            Ok(r) => {
+                lists.resources = r;
+                peer.list_all_resource_templates().await.map(|t| lists.templates = t)
+            }
+            Err(e) => Err(e),
+        },
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(backend = %backend.name(), ?kind, error = %e, "cannot read list from backend");
+    }
+}

@@ -1,0 +1,169 @@
+//! Configuration in two steps: [`file`] is what the operator wrote (TOML, or the
+//! `mcpServers` JSON of desktop clients); [`validate`] checks all of it without I/O and
+//! reports every problem at once with its path, producing the [`Config`] the runtime uses.
+//! `mcp-warden check` runs exactly this validation.
+
+pub mod file;
+pub mod mcp_json;
+mod validate;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+pub use validate::{MAX_NAME_LEN, validate};
+
+/// A validated configuration: everything the runtime needs, defaults applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub backends: Vec<BackendSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub path: String,
+    pub separator: String,
+    pub max_body_bytes: usize,
+    pub page_size: usize,
+    pub allowed_hosts: Vec<String>,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub name: String,
+    /// Empty: names are exposed unchanged.
+    pub namespace: String,
+    pub transport: Transport,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub filter: NameFilter,
+    /// Backend tool name -> exposed name.
+    pub aliases: BTreeMap<String, String>,
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        env_allow: Vec<String>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+}
+
+/// Expose/hide globs over a backend's own names.
+#[derive(Debug, Clone, Default)]
+pub struct NameFilter {
+    expose: Option<globset::GlobSet>,
+    hide: Option<globset::GlobSet>,
+}
+
+impl NameFilter {
+    pub fn new(expose: Option<globset::GlobSet>, hide: Option<globset::GlobSet>) -> Self {
+        Self { expose, hide }
+    }
+
+    /// Whether a backend's tool or prompt called `name` is exposed at all.
+    pub fn allows(&self, name: &str) -> bool {
+        if self.hide.as_ref().is_some_and(|h| h.is_match(name)) {
+            return false;
+        }
+        self.expose.as_ref().is_none_or(|e| e.is_match(name))
+    }
+}
+
+/// One problem in a configuration, at a path such as `backends[2].command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub message: String,
+}
+
+/// Everything wrong with a configuration, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl ConfigError {
+    fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { issues: vec![ConfigIssue { path: path.into(), message: message.into() }] }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        write!(f, "invalid configuration ({n} error{})", if n == 1 { "" } else { "s" })?;
+        for issue in &self.issues {
+            write!(f, "\n  {}: {}", issue.path, issue.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a TOML file (and the `mcpServers` JSON it imports), then validates it.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = read(path, "config")?;
+        let mut file = parse_toml(&text)?;
+        if let Some(import) = file.import.take() {
+            let import_path = path.parent().unwrap_or(Path::new(".")).join(&import);
+            let json = read(&import_path, "import")?;
+            let imported = mcp_json::parse(&json).map_err(|e| ConfigError::one("import", e))?;
+            file.backends.extend(imported);
+        }
+        validate(&file)
+    }
+
+    /// Reads an `mcpServers` JSON file and serves its servers with default settings.
+    pub fn from_mcp_json_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let text = read(path.as_ref(), "mcp-json")?;
+        let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
+        validate(&file::FileConfig { backends, ..Default::default() })
+    }
+
+    /// Parses and validates TOML text. Pure: an `import` key is refused here because it
+    /// would need a file.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let file = parse_toml(text)?;
+        if file.import.is_some() {
+            return Err(ConfigError::one("import", "only allowed in a config read from a file"));
+        }
+        validate(&file)
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(what, format!("cannot read `{}`: {e}", path.display())))
+}
+
+fn parse_toml(text: &str) -> Result<file::FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let path = match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                format!("line {line}")
+            }
+            None => "config".to_owned(),
+        };
+        ConfigError::one(path, e.message().to_owned())
+    })
+}

@@ -1,0 +1,268 @@
+//! The one validation pass: every rule, every path, no I/O. Startup and `check` both call
+//! [`validate`], so what `check` accepts is exactly what `serve` runs.
+
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use super::{
+    BackendSettings, Config, ConfigError, ConfigIssue, NameFilter, ServerSettings, Transport,
+    file::{BackendSection, FileConfig},
+};
+
+const DEFAULT_BIND: &str = "127.0.0.1:8808";
+const DEFAULT_ENV_ALLOW: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ"];
+/// MCP tool names: 1 to 128 characters from this set.
+const NAME_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.";
+pub const MAX_NAME_LEN: usize = 128;
+
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue { path: path.into(), message: message.into() });
+    }
+}
+
+/// Checks a whole file and returns the runtime configuration, or every problem found.
+pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
+    let mut issues = Issues::default();
+    let server = server(file, &mut issues);
+    let separator = server.as_ref().map_or("__", |s| s.separator.as_str()).to_owned();
+    if file.backends.is_empty() {
+        issues.push("backends", "at least one backend is required");
+    }
+    let backends: Vec<_> = file
+        .backends
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| backend(i, b, &separator, &mut issues))
+        .collect();
+    cross_backend(&backends, &separator, &mut issues);
+    match server {
+        Some(server) if issues.0.is_empty() => Ok(Config { server, backends }),
+        _ => Err(ConfigError { issues: issues.0 }),
+    }
+}
+
+fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
+    let s = &file.server;
+    let bind = s.bind.as_deref().unwrap_or(DEFAULT_BIND);
+    let bind: Option<SocketAddr> = match bind.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.push("server.bind", format!("`{bind}` is not a `host:port` socket address"));
+            None
+        }
+    };
+    let path = s.path.clone().unwrap_or_else(|| "/mcp".to_owned());
+    if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#', ' ']) {
+        issues.push("server.path", format!("`{path}` must be an absolute path such as `/mcp`"));
+    }
+    let separator = s.separator.clone().unwrap_or_else(|| "__".to_owned());
+    if separator.is_empty() || separator.len() > 8 || !separator.chars().all(name_char) {
+        issues.push(
+            "server.separator",
+            format!("`{separator}` must be 1 to 8 characters from `A-Z a-z 0-9 _ - .`"),
+        );
+    }
+    let max_body_bytes = s.max_body_bytes.unwrap_or(4 * 1024 * 1024);
+    if max_body_bytes < 1024 {
+        issues.push("server.max_body_bytes", "must be at least 1024");
+    }
+    let page_size = s.page_size.unwrap_or(100);
+    if page_size == 0 || page_size > 10_000 {
+        issues.push("server.page_size", "must be between 1 and 10000");
+    }
+    let allowed_hosts = s.allowed_hosts.clone().unwrap_or_else(|| {
+        ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
+    });
+    let drain_timeout = Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000));
+    Some(ServerSettings {
+        bind: bind?,
+        path,
+        separator,
+        max_body_bytes,
+        page_size,
+        allowed_hosts,
+        drain_timeout,
+    })
+}
+
+fn name_char(c: char) -> bool {
+    NAME_CHARS.contains(c)
+}
+
+/// Backend names and namespaces: no `.` (it may appear in tool names) and no `+` (it
+/// separates the namespace in rewritten resource URIs).
+fn valid_backend_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn backend(
+    i: usize,
+    b: &BackendSection,
+    separator: &str,
+    issues: &mut Issues,
+) -> Option<BackendSettings> {
+    let at = |field: &str| format!("backends[{i}].{field}");
+    let before = issues.0.len();
+    let name = b.name.clone().unwrap_or_default();
+    if !valid_backend_name(&name) {
+        issues.push(at("name"), format!("`{name}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"));
+    } else if name.contains(separator) {
+        issues.push(at("name"), format!("`{name}` contains the separator `{separator}`"));
+    }
+    let namespace = b.namespace.clone().unwrap_or_else(|| name.clone());
+    if b.namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
+        if !valid_backend_name(&namespace) {
+            issues.push(at("namespace"), format!("`{namespace}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"));
+        } else if namespace.contains(separator) {
+            issues.push(at("namespace"), format!("`{namespace}` contains the separator `{separator}`"));
+        }
+    }
+    let transport = transport(b, &at, issues);
+    let connect_timeout = timeout(b.connect_timeout_ms, 30_000, &at("connect_timeout_ms"), issues);
+    let request_timeout = timeout(b.request_timeout_ms, 300_000, &at("request_timeout_ms"), issues);
+    let expose = b.expose.as_ref().map(|globs| glob_set(globs, &at("expose"), issues));
+    let hide = (!b.hide.is_empty()).then(|| glob_set(&b.hide, &at("hide"), issues));
+    for (from, to) in &b.aliases {
+        if to.is_empty() || to.len() > MAX_NAME_LEN || !to.chars().all(name_char) {
+            issues.push(
+                at(&format!("aliases.{from}")),
+                format!("`{to}` must be 1 to {MAX_NAME_LEN} characters from `A-Z a-z 0-9 _ - .`"),
+            );
+        }
+    }
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(BackendSettings {
+        name,
+        namespace,
+        transport: transport?,
+        connect_timeout,
+        request_timeout,
+        filter: NameFilter::new(expose.flatten(), hide.flatten()),
+        aliases: b.aliases.clone(),
+        optional: b.optional.unwrap_or(true),
+    })
+}
+
+fn transport(b: &BackendSection, at: &dyn Fn(&str) -> String, issues: &mut Issues) -> Option<Transport> {
+    match (&b.command, &b.url) {
+        (Some(command), None) => {
+            if command.trim().is_empty() {
+                issues.push(at("command"), "must not be empty");
+            }
+            if !b.headers.is_empty() {
+                issues.push(at("headers"), "only for `url` backends");
+            }
+            let env_allow = b.env_allow.clone().unwrap_or_else(|| {
+                DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect()
+            });
+            Some(Transport::Stdio {
+                command: command.clone(),
+                args: b.args.clone(),
+                env: b.env.clone(),
+                env_allow,
+                cwd: b.cwd.as_ref().map(PathBuf::from),
+            })
+        }
+        (None, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                issues.push(at("url"), format!("`{url}` must be an http:// or https:// URL"));
+            }
+            for (field, set) in [
+                ("args", !b.args.is_empty()),
+                ("env", !b.env.is_empty()),
+                ("env_allow", b.env_allow.is_some()),
+                ("cwd", b.cwd.is_some()),
+            ] {
+                if set {
+                    issues.push(at(field), "only for `command` backends");
+                }
+            }
+            for (header, value) in &b.headers {
+                if http::HeaderName::try_from(header.as_str()).is_err()
+                    || http::HeaderValue::try_from(value.as_str()).is_err()
+                {
+                    issues.push(at(&format!("headers.{header}")), "is not a valid HTTP header");
+                }
+            }
+            Some(Transport::Http { url: url.clone(), headers: b.headers.clone() })
+        }
+        (Some(_), Some(_)) => {
+            issues.push(at("url"), "set either `command` (stdio) or `url` (http), not both");
+            None
+        }
+        (None, None) => {
+            issues.push(at("command"), "set `command` (stdio) or `url` (http)");
+            None
+        }
+    }
+}
+
+fn timeout(ms: Option<u64>, default: u64, path: &str, issues: &mut Issues) -> Duration {
+    let ms = ms.unwrap_or(default);
+    if ms == 0 {
+        issues.push(path, "must be greater than 0");
+    }
+    Duration::from_millis(ms)
+}
+
+fn glob_set(globs: &[String], path: &str, issues: &mut Issues) -> Option<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for (j, glob) in globs.iter().enumerate() {
+        match Glob::new(glob) {
+            Ok(g) => {
+                builder.add(g);
+            }
+            Err(e) => issues.push(format!("{path}[{j}]"), format!("`{glob}`: {}", e.kind())),
+        }
+    }
+    builder.build().ok()
+}
+
+/// Rules across backends: unique names; namespaces that can never produce the same exposed
+/// name (`a` + `__` is a prefix of `a_` + `__`, so `a___x` would be ambiguous); aliases
+/// that do not collide with each other.
+fn cross_backend(backends: &[BackendSettings], separator: &str, issues: &mut Issues) {
+    let mut names = BTreeSet::new();
+    let mut aliases = BTreeSet::new();
+    for (i, b) in backends.iter().enumerate() {
+        if !names.insert(b.name.as_str()) {
+            issues.push(format!("backends[{i}].name"), format!("`{}` is used twice", b.name));
+        }
+        for to in b.aliases.values() {
+            if !aliases.insert(to.as_str()) {
+                issues.push(format!("backends[{i}].aliases"), format!("alias `{to}` is used twice"));
+            }
+        }
+        if b.namespace.is_empty() {
+            continue;
+        }
+        let mine = format!("{}{separator}", b.namespace);
+        for (j, other) in backends.iter().enumerate().skip(i + 1) {
+            if other.namespace.is_empty() {
+                continue;
+            }
+            let theirs = format!("{}{separator}", other.namespace);
+            if mine.starts_with(&theirs) || theirs.starts_with(&mine) {
+                issues.push(
+                    format!("backends[{j}].namespace"),
+                    format!(
+                        "`{}` and `{}` (backends[{i}]) could expose the same name with separator `{separator}`",
+                        other.namespace, b.namespace
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+//! The errors of a call on its way through the proxy, and the ONE place that turns them
+//! into what the client sees. Messages name what the client sent and what went wrong, never
+//! internals (paths, addresses, stack traces); "hidden" and "unknown" read the same.
+
+use rmcp::{ErrorData as McpError, model::ErrorCode};
+use serde_json::json;
+
+/// Why a call did not get a result from its backend.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown tool `{0}`")]
+    UnknownTool(String),
+    #[error("unknown prompt `{0}`")]
+    UnknownPrompt(String),
+    #[error("unknown resource `{0}`")]
+    UnknownResource(String),
+    #[error("invalid cursor")]
+    BadCursor,
+    #[error("backend `{0}` is unavailable")]
+    Unavailable(String),
+    #[error("backend `{backend}` did not answer within {seconds} s")]
+    Timeout { backend: String, seconds: u64 },
+    #[error("backend `{0}` closed the connection during the call")]
+    Closed(String),
+    #[error("request cancelled")]
+    Cancelled,
+    #[error("the proxy is shutting down")]
+    ShuttingDown,
+    /// The backend's own JSON-RPC error, relayed as it is.
+    #[error("{}", .0.message)]
+    Backend(McpError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CallError {
+    /// The JSON-RPC error the client receives.
+    pub fn to_mcp(&self) -> McpError {
+        let message = self.to_string();
+        match self {
+            CallError::UnknownTool(_) | CallError::UnknownPrompt(_) | CallError::BadCursor => {
+                McpError::new(ErrorCode::INVALID_PARAMS, message, None)
+            }
+            CallError::UnknownResource(uri) => {
+                McpError::new(ErrorCode::RESOURCE_NOT_FOUND, message, Some(json!({ "uri": uri })))
+            }
+            CallError::Unavailable(backend)
+            | CallError::Closed(backend)
+            | CallError::Timeout { backend, .. } => {
+                McpError::new(ErrorCode::INTERNAL_ERROR, message, Some(json!({ "backend": backend })))
+            }
+            CallError::Cancelled | CallError::ShuttingDown | CallError::Internal(_) => {
+                McpError::new(ErrorCode::INTERNAL_ERROR, message, None)
+            }
+            CallError::Backend(error) => error.clone(),
+        }
+    }
+
+    /// Maps a failure of a request sent to backend `backend`.
+    pub fn from_service(backend: &str, error: rmcp::ServiceError) -> Self {
+        use rmcp::ServiceError;
+        match error {
+            ServiceError::McpError(e) => CallError::Backend(e),
+            ServiceError::Timeout { timeout } => {
+                CallError::Timeout { backend: backend.to_owned(), seconds: timeout.as_secs() }
+            }
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+                CallError::Closed(backend.to_owned())
+            }
+            ServiceError::Cancelled { .. } => CallError::Cancelled,
+            other => {
+                tracing::warn!(backend, error = %other, "backend request failed");
+                CallError::Internal(format!("backend `{backend}` failed"))
+            }
+        }
+    }
+}
+
+impl From<CallError> for McpError {
+    fn from(e: CallError) -> Self {
+        e.to_mcp()
+    }
+}
+
+/// Errors from building or running the proxy (library API).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("backend `{name}` could not start: {reason}")]
+    BackendStart { name: String, reason: String },
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}

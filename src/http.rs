@@ -1,0 +1,45 @@
+//! The HTTP face: the streamable-HTTP MCP endpoint (rmcp inside axum) and the health
+//! probes. Authentication will wrap the MCP service here, before any MCP parsing.
+
+use std::sync::Arc;
+
+use axum::{Json, Router, http::StatusCode, routing::get};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::json;
+
+use crate::{hub::Hub, mcp::ProxySession};
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hub.server.allowed_hosts.clone())
+        .with_cancellation_token(hub.close_streams.child_token())
+        .with_max_request_body_bytes(hub.server.max_body_bytes);
+    let factory_hub = hub.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(ProxySession::new(factory_hub.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let ready_hub = hub.clone();
+    Router::new()
+        .nest_service(&hub.server.path, mcp)
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let hub = ready_hub.clone();
+                async move {
+                    let backends: serde_json::Map<_, _> = hub
+                        .backends
+                        .iter()
+                        .map(|b| (b.name().to_owned(), json!(if b.is_up() { "up" } else { "down" })))
+                        .collect();
+                    let ready = !hub.stopping.is_cancelled() && hub.backends.iter().any(|b| b.is_up());
+                    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    (status, Json(json!({ "ready": ready, "backends": backends })))
+                }
+            }),
+        )
+}

@@ -1,0 +1,258 @@
+//! The hub: shared state of one running proxy — the backends, the current catalog, the
+//! client sessions, and shutdown. Sessions, backend supervisors and the HTTP layer all hold
+//! an `Arc<Hub>`; the catalog inside is an immutable snapshot swapped whole on change.
+#![allow(deprecated)] // logging, roots and sampling (SEP-2577) are still relayed
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use rmcp::{
+    RoleServer,
+    model::{
+        LoggingLevel, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
+        ServerNotification, SetLevelRequestParams,
+    },
+    service::Peer,
+};
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    backend::Backend,
+    config::{Config, ServerSettings},
+    mcp::catalog::{BackendLists, Catalog},
+};
+
+pub struct Hub {
+    pub server: ServerSettings,
+    pub backends: Vec<Arc<Backend>>,
+    lists: Mutex<Vec<Option<BackendLists>>>,
+    catalog: RwLock<Arc<Catalog>>,
+    pub sessions: Sessions,
+    /// Cancelled first when the proxy stops: no new calls are taken.
+    pub stopping: CancellationToken,
+    /// Cancelled once calls have drained: client streams (SSE, stdio) close.
+    pub close_streams: CancellationToken,
+    /// Cancelled last: supervisors close their backends.
+    pub shutdown: CancellationToken,
+    /// Notifications for 2026-07-28 clients listening with `subscriptions/listen`.
+    pub changes: broadcast::Sender<ServerNotification>,
+    log_level: Mutex<Option<LoggingLevel>>,
+    pub drain: Arc<Drain>,
+}
+
+impl Hub {
+    pub fn new(config: &Config) -> Arc<Self> {
+        let backends: Vec<_> = config
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Arc::new(Backend::new(i, b.clone())))
+            .collect();
+        let lists = vec![None; backends.len()];
+        let catalog = Catalog::build(&config.backends, &lists, &config.server.separator);
+        Arc::new(Self {
+            server: config.server.clone(),
+            backends,
+            lists: Mutex::new(lists),
+            catalog: RwLock::new(Arc::new(catalog)),
+            sessions: Sessions::default(),
+            stopping: CancellationToken::new(),
+            close_streams: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+            changes: broadcast::channel(64).0,
+            log_level: Mutex::new(None),
+            drain: Arc::default(),
+        })
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn lists_of(&self, index: usize) -> Option<BackendLists> {
+        lock(&self.lists).get(index).cloned().flatten()
+    }
+
+    /// Replaces what backend `index` offers (`None`: it is down), rebuilds the catalog and
+    /// tells clients which lists changed.
+    pub async fn set_lists(&self, index: usize, new: Option<BackendLists>) {
+        let changed = {
+            let mut lists = lock(&self.lists);
+            let old = std::mem::replace(&mut lists[index], new);
+            let new = &lists[index];
+            let (old, empty) = (old.unwrap_or_default(), BackendLists::default());
+            let new = new.as_ref().unwrap_or(&empty);
+            let changed = [
+                old.tools != new.tools,
+                old.prompts != new.prompts,
+                old.resources != new.resources || old.templates != new.templates,
+            ];
+            let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
+            let catalog = Catalog::build(&settings, &lists, &self.server.separator);
+            for c in &catalog.collisions {
+                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, "name already exposed by another backend (or too long); left out");
+            }
+            *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+            changed
+        };
+        let notifications = [
+            (changed[0], ServerNotification::ToolListChangedNotification(Default::default())),
+            (changed[1], ServerNotification::PromptListChangedNotification(Default::default())),
+            (changed[2], ServerNotification::ResourceListChangedNotification(Default::default())),
+        ];
+        for (changed, notification) in notifications {
+            if changed {
+                let _ = self.changes.send(notification.clone());
+                self.sessions.broadcast(notification).await;
+            }
+        }
+    }
+
+    /// A backend (re)connected: give it the logging level clients asked for.
+    pub async fn backend_up(&self, backend: &Backend) {
+        let level = *lock(&self.log_level);
+        if let (Some(level), Some(peer)) = (level, backend.peer()) {
+            let _ = peer.set_level(SetLevelRequestParams::new(level)).await;
+        }
+    }
+
+    pub fn set_log_level(&self, level: LoggingLevel) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    /// A backend says a resource changed: tell the sessions subscribed to it.
+    pub async fn resource_updated(&self, index: usize, params: ResourceUpdatedNotificationParam) {
+        let uri = self.catalog().expose_uri(index, &params.uri);
+        let mut params = params;
+        params.uri = uri.clone();
+        let notification = ServerNotification::ResourceUpdatedNotification(ResourceUpdatedNotification::new(params));
+        let _ = self.changes.send(notification.clone());
+        self.sessions.send_to_subscribers(&uri, notification).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Client sessions that completed `initialize`, for notifications that concern all of them,
+/// and their resource subscriptions.
+#[derive(Default)]
+pub struct Sessions {
+    next: AtomicU64,
+    peers: Mutex<HashMap<u64, Peer<RoleServer>>>,
+    subscriptions: Mutex<HashMap<String, HashSet<u64>>>,
+}
+
+impl Sessions {
+    pub fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn register(&self, id: u64, peer: Peer<RoleServer>) {
+        lock(&self.peers).insert(id, peer);
+    }
+
+    pub fn remove(&self, id: u64) {
+        lock(&self.peers).remove(&id);
+        lock(&self.subscriptions).retain(|_, ids| {
+            ids.remove(&id);
+            !ids.is_empty()
+        });
+    }
+
+    pub fn count(&self) -> usize {
+        lock(&self.peers).len()
+    }
+
+    /// Records a subscription; true when it is the first for this URI.
+    pub fn subscribe(&self, id: u64, uri: &str) -> bool {
+        let mut subs = lock(&self.subscriptions);
+        let ids = subs.entry(uri.to_owned()).or_default();
+        let first = ids.is_empty();
+        ids.insert(id);
+        first
+    }
+
+    /// Drops a subscription; true when it was the last for this URI.
+    pub fn unsubscribe(&self, id: u64, uri: &str) -> bool {
+        let mut subs = lock(&self.subscriptions);
+        let Some(ids) = subs.get_mut(uri) else { return false };
+        let removed = ids.remove(&id);
+        if ids.is_empty() {
+            subs.remove(uri);
+        }
+        removed && !subs.contains_key(uri)
+    }
+
+    pub async fn broadcast(&self, notification: ServerNotification) {
+        let peers: Vec<_> = lock(&self.peers).iter().map(|(id, p)| (*id, p.clone())).collect();
+        self.send_all(peers, notification).await;
+    }
+
+    async fn send_to_subscribers(&self, uri: &str, notification: ServerNotification) {
+        let ids = lock(&self.subscriptions).get(uri).cloned().unwrap_or_default();
+        let peers: Vec<_> = {
+            let all = lock(&self.peers);
+            ids.iter().filter_map(|id| all.get(id).map(|p| (*id, p.clone()))).collect()
+        };
+        self.send_all(peers, notification).await;
+    }
+
+    async fn send_all(&self, peers: Vec<(u64, Peer<RoleServer>)>, notification: ServerNotification) {
+        for (id, peer) in peers {
+            if peer.is_transport_closed() || peer.send_notification(notification.clone()).await.is_err() {
+                self.remove(id);
+            }
+        }
+    }
+}
+
+/// Counts calls in flight so shutdown can wait for them.
+#[derive(Default)]
+pub struct Drain {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Drain {
+    pub fn enter(self: &Arc<Self>) -> DrainGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        DrainGuard(self.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no call is in flight, or `timeout`; true when idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+pub struct DrainGuard(Arc<Drain>);
+
+impl Drop for DrainGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! mcp-warden: a zero-trust gateway for the Model Context Protocol.
+//!
+//! MCP clients connect to one endpoint; the proxy aggregates many backend MCP servers
+//! (stdio child processes and streamable-HTTP servers) under namespaces and relays
+//! everything MCP carries. The request path, outer to inner:
+//!
+//! ```text
+//! http (axum + rmcp streamable HTTP) -> mcp::ProxySession (one per client session)
+//!   -> mcp::catalog (exposed name -> backend + its own name; the ONE place for
+//!      namespaces, aliases and filters)
+//!   -> stack::dispatch (the call stack; layer order lives there)
+//!   -> backend::Backend::request (shared connection, cancellation, origin tracking)
+//! ```
+//!
+//! Library use:
+//! ```no_run
+//! # async fn run() -> Result<(), mcp_warden::Error> {
+//! let config = mcp_warden::Config::from_path("mcp-warden.toml")?;
+//! let proxy = mcp_warden::Proxy::from_config(config).await?;
+//! let handle = proxy.handle();
+//! let app = axum::Router::new().merge(proxy.into_router());
+//! # let _ = (app, handle);
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod config;
+pub mod demo;
+pub mod error;
+mod http;
+pub mod hub;
+pub mod mcp;
+mod proxy;
+pub mod stack;
+
+pub use config::{Config, ConfigError};
+pub use error::{CallError, Error};
+pub use proxy::{Proxy, ProxyHandle};
+
+/// The configuration used when none is given: the demo backend built into this binary.
+pub fn embedded_default_config(exe: &std::path::Path) -> Result<Config, ConfigError> {
+    Config::from_toml_str(&format!(
+        "[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
+        toml_string(&exe.display().to_string())
+    ))
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}

@@ -1,0 +1,148 @@
+//! The command line: `serve`, `check` and the built-in demo backend.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use mcp_warden::{Config, Proxy};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "mcp-warden", version, about = "A zero-trust gateway for the Model Context Protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (with no config: the built-in demo backend on 127.0.0.1:8808)
+    Serve {
+        #[command(flatten)]
+        source: Source,
+        /// Serve one client over stdin/stdout instead of HTTP
+        #[arg(long)]
+        stdio: bool,
+        /// Listen address, overriding `server.bind`
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Validate a configuration exactly as `serve` would, without starting anything
+    Check {
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Run the built-in demo MCP server over stdio
+    #[command(hide = true)]
+    DemoServer,
+}
+
+#[derive(Args)]
+struct Source {
+    /// TOML configuration file
+    #[arg(long, conflicts_with = "mcp_json")]
+    config: Option<PathBuf>,
+    /// An `mcpServers` JSON file (Claude Desktop, Claude Code, Cursor)
+    #[arg(long)]
+    mcp_json: Option<PathBuf>,
+}
+
+impl Source {
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(match (&self.config, &self.mcp_json) {
+            (Some(path), _) => Config::from_path(path)?,
+            (None, Some(path)) => Config::from_mcp_json_path(path)?,
+            (None, None) => {
+                let exe = std::env::current_exe().context("cannot locate this executable")?;
+                mcp_warden::embedded_default_config(&exe)?
+            }
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs go to stderr: stdout belongs to the MCP stream in stdio modes.
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { source } => {
+            let config = source.load()?;
+            println!("configuration is valid: {} backend(s)", config.backends.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoServer => {
+            mcp_warden::demo::run_stdio().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { source, stdio, bind } => {
+            let mut config = source.load()?;
+            if let Some(bind) = bind {
+                config.server.bind = bind;
+            }
+            let addr = config.server.bind;
+            let path = config.server.path.clone();
+            let proxy = Proxy::from_config(config).await?;
+            let handle = proxy.handle();
+            tokio::spawn({
+                let handle = handle.clone();
+                async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutting down");
+                    handle.shutdown().await;
+                }
+            });
+            if stdio {
+                proxy.serve_stdio().await?;
+            } else {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let local = listener.local_addr()?;
+                tracing::info!(tools = handle.tool_names().len(), "mcp-warden listening on http://{local}{path}");
+                proxy.serve(listener).await?;
+            }
+            handle.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,247 @@
+//! The catalog: the ONE place that maps a backend's own names to the names clients see
+//! (namespaces, aliases, expose/hide filters) and back. `tools/list` and `tools/call` (and
+//! the prompt and resource equivalents) both go through it, so a name that is not listed
+//! cannot be called, and a hidden name reads exactly like an unknown one.
+//!
+//! A catalog is an immutable snapshot rebuilt whenever a backend comes up, goes down or
+//! announces `list_changed`; readers hold an `Arc` to the snapshot they started with.
+
+use std::collections::BTreeMap;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+
+use crate::config::BackendSettings;
+
+/// What one backend currently offers, as it reported it.
+#[derive(Debug, Default, Clone)]
+pub struct BackendLists {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+}
+
+/// An exposed item: which backend serves it, under which of its own names.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    pub backend: usize,
+    pub original: String,
+    pub item: T,
+}
+
+/// Where an exposed name or URI leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub backend: usize,
+    pub name: String,
+}
+
+/// A name collision found while building: the later item is left out and reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collision {
+    pub kind: &'static str,
+    pub exposed: String,
+    pub backend: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    tools: BTreeMap<String, Entry<Tool>>,
+    prompts: BTreeMap<String, Entry<Prompt>>,
+    resources: BTreeMap<String, Entry<Resource>>,
+    templates: BTreeMap<String, Entry<ResourceTemplate>>,
+    /// Namespace -> backend index, for prefixed backends.
+    namespaces: BTreeMap<String, usize>,
+    /// Backends exposed without a namespace, in config order.
+    unprefixed: Vec<usize>,
+    separator: String,
+    pub collisions: Vec<Collision>,
+}
+
+/// One page of a list and the cursor of the next, if any.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A cursor that this catalog did not issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadCursor;
+
+impl Catalog {
+    /// Builds the exposed view. `lists[i]` is `None` while backend `i` is down: its items
+    /// drop out until it is back.
+    pub fn build(backends: &[BackendSettings], lists: &[Option<BackendLists>], separator: &str) -> Self {
+        let mut catalog = Catalog { separator: separator.to_owned(), ..Default::default() };
+        for (i, b) in backends.iter().enumerate() {
+            if b.namespace.is_empty() {
+                catalog.unprefixed.push(i);
+            } else {
+                catalog.namespaces.insert(b.namespace.clone(), i);
+            }
+        }
+        for (i, (b, lists)) in backends.iter().zip(lists).enumerate() {
+            let Some(lists) = lists else { continue };
+            for tool in &lists.tools {
+                if !b.filter.allows(&tool.name) {
+                    continue;
+                }
+                let exposed = match b.aliases.get(tool.name.as_ref()) {
+                    Some(alias) => alias.clone(),
+                    None => prefixed(&b.namespace, separator, &tool.name),
+                };
+                let mut item = tool.clone();
+                item.name = exposed.clone().into();
+                insert(&mut catalog.tools, &mut catalog.collisions, "tool", exposed, b, Entry { backend: i, original: tool.name.to_string(), item });
+            }
+            for prompt in &lists.prompts {
+                if !b.filter.allows(&prompt.name) {
+                    continue;
+                }
+                let exposed = prefixed(&b.namespace, separator, &prompt.name);
+                let mut item = prompt.clone();
+                item.name = exposed.clone();
+                insert(&mut catalog.prompts, &mut catalog.collisions, "prompt", exposed, b, Entry { backend: i, original: prompt.name.clone(), item });
+            }
+            for resource in &lists.resources {
+                let exposed = expose_uri(&b.namespace, &resource.uri);
+                let mut item = resource.clone();
+                item.uri = exposed.clone();
+                insert(&mut catalog.resources, &mut catalog.collisions, "resource", exposed, b, Entry { backend: i, original: resource.uri.clone(), item });
+            }
+            for template in &lists.templates {
+                let exposed = expose_uri(&b.namespace, &template.uri_template);
+                let mut item = template.clone();
+                item.uri_template = exposed.clone();
+                insert(&mut catalog.templates, &mut catalog.collisions, "resource template", exposed, b, Entry { backend: i, original: template.uri_template.clone(), item });
+            }
+        }
+        catalog
+    }
+
+    pub fn tool(&self, exposed: &str) -> Option<&Entry<Tool>> {
+        self.tools.get(exposed)
+    }
+
+    pub fn prompt(&self, exposed: &str) -> Option<&Entry<Prompt>> {
+        self.prompts.get(exposed)
+    }
+
+    pub fn tools(&self) -> impl Iterator<Item = &Entry<Tool>> {
+        self.tools.values()
+    }
+
+    pub fn tools_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Tool>, BadCursor> {
+        page(&self.tools, cursor, size)
+    }
+
+    pub fn prompts_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Prompt>, BadCursor> {
+        page(&self.prompts, cursor, size)
+    }
+
+    pub fn resources_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Resource>, BadCursor> {
+        page(&self.resources, cursor, size)
+    }
+
+    pub fn templates_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<ResourceTemplate>, BadCursor> {
+        page(&self.templates, cursor, size)
+    }
+
+    /// Where a resource URI (or URI template) a client sent leads. A URI of a prefixed
+    /// backend reads `<namespace>+<backend's uri>`; any other URI belongs to an unprefixed
+    /// backend (the one listing it, else the first).
+    pub fn resolve_uri(&self, exposed: &str) -> Option<Target> {
+        if let Some(entry) = self.resources.get(exposed).or_else(|| None) {
+            return Some(Target { backend: entry.backend, name: entry.original.clone() });
+        }
+        if let Some(entry) = self.templates.get(exposed) {
+            return Some(Target { backend: entry.backend, name: entry.original.clone() });
+        }
+        if let Some((ns, rest)) = exposed.split_once('+')
+            && let Some(&backend) = self.namespaces.get(ns)
+            && !rest.is_empty()
+        {
+            return Some(Target { backend, name: rest.to_owned() });
+        }
+        self.unprefixed.first().map(|&backend| Target { backend, name: exposed.to_owned() })
+    }
+
+    /// The URI a client sees for backend `backend`'s `uri`.
+    pub fn expose_uri(&self, backend: usize, uri: &str) -> String {
+        match self.namespaces.iter().find(|(_, b)| **b == backend) {
+            Some((ns, _)) => expose_uri(ns, uri),
+            None => uri.to_owned(),
+        }
+    }
+
+    /// The exposed name of backend `backend`'s prompt (for completion references).
+    pub fn resolve_prompt(&self, exposed: &str) -> Option<Target> {
+        self.prompts.get(exposed).map(|e| Target { backend: e.backend, name: e.original.clone() })
+    }
+
+    pub fn separator(&self) -> &str {
+        &self.separator
+    }
+}
+
+fn prefixed(namespace: &str, separator: &str, name: &str) -> String {
+    if namespace.is_empty() { name.to_owned() } else { format!("{namespace}{separator}{name}") }
+}
+
+fn expose_uri(namespace: &str, uri: &str) -> String {
+    if namespace.is_empty() { uri.to_owned() } else { format!("{namespace}+{uri}") }
+}
+
+fn insert<T>(
+    map: &mut BTreeMap<String, Entry<T>>,
+    collisions: &mut Vec<Collision>,
+    kind: &'static str,
+    exposed: String,
+    backend: &BackendSettings,
+    entry: Entry<T>,
+) {
+    if exposed.is_empty() || map.contains_key(&exposed) || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN) {
+        collisions.push(Collision { kind, exposed, backend: backend.name.clone() });
+        return;
+    }
+    map.insert(exposed, entry);
+}
+
+/// Cursors name the last key of the previous page, so a page boundary stays correct when
+/// a backend's items appear or disappear between pages: nothing is repeated, and nothing
+/// that existed during the whole walk is skipped.
+fn page<T: Clone>(map: &BTreeMap<String, Entry<T>>, cursor: Option<&str>, size: usize) -> Result<Page<T>, BadCursor> {
+    use std::ops::Bound;
+    let after = match cursor {
+        None => None,
+        Some(c) => {
+            let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| BadCursor)?;
+            let key = String::from_utf8(bytes).map_err(|_| BadCursor)?;
+            Some(key.strip_prefix("after:").ok_or(BadCursor)?.to_owned())
+        }
+    };
+    let range = match &after {
+        Some(key) => map.range::<String, _>((Bound::Excluded(key), Bound::Unbounded)),
+        None => map.range::<String, _>(..),
+    };
+    let mut items = Vec::with_capacity(size.min(map.len()));
+    let mut last = None;
+    let mut more = false;
+    for (key, entry) in range {
+        if items.len() == size {
+            more = true;
+            break;
+        }
+        items.push(entry.item.clone());
+        last = Some(key);
+    }
+    let next_cursor = match (more, last) {
+        (true, Some(key)) => Some(URL_SAFE_NO_PAD.encode(format!("after:{key}"))),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests;

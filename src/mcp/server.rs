@@ -1,0 +1,267 @@
+//! One client session: the rmcp `ServerHandler` the client talks to. Every method resolves
+//! names through the catalog (the same snapshot for list and call), turns exposed names and
+//! URIs into the backend's own, and sends the request down the call stack.
+//!
+//! Logging, roots and sampling are deprecated by SEP-2577 but still spoken by most clients
+//! and servers; the proxy relays them, hence `allow(deprecated)`.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::*,
+    service::{NotificationContext, RequestContext, SubscriptionContext},
+};
+
+use crate::{
+    backend::Origin,
+    error::CallError,
+    hub::Hub,
+    mcp::catalog::{BadCursor, Catalog, Page},
+    stack::{self, Call},
+};
+
+/// The handler of one client session. For 2026-07-28 stateless requests rmcp makes one per
+/// request; those never register for broadcast notifications.
+pub struct ProxySession {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl ProxySession {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        let id = hub.sessions.next_id();
+        Self { hub, id }
+    }
+
+    fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
+        Origin {
+            session: self.id,
+            peer: ctx.peer.clone(),
+            request_id: ctx.id.clone(),
+            progress_token: ctx.meta.get_progress_token(),
+        }
+    }
+
+    async fn forward(
+        &self,
+        backend: usize,
+        request: ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, CallError> {
+        let call = Call { backend, request, origin: self.origin(ctx), cancel: ctx.ct.clone() };
+        stack::dispatch(&self.hub, call).await
+    }
+
+    fn page_size(&self) -> usize {
+        self.hub.server.page_size
+    }
+}
+
+impl Drop for ProxySession {
+    fn drop(&mut self) {
+        self.hub.sessions.remove(self.id);
+    }
+}
+
+/// Protocol metadata of the client's own lifecycle does not belong on the backend
+/// connection, which negotiated its own; rmcp sets the progress token it tracks.
+fn scrub(meta: &mut Option<RequestMetaObject>) {
+    if let Some(meta) = meta {
+        meta.0.0.retain(|k, _| !k.starts_with("io.modelcontextprotocol/") && k != "progressToken");
+    }
+}
+
+fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
+    request.as_ref().and_then(|r| r.cursor.as_deref())
+}
+
+fn paged<T, R>(page: Result<Page<T>, BadCursor>, make: impl FnOnce(Vec<T>) -> R, set: impl FnOnce(&mut R, Option<String>)) -> Result<R, McpError> {
+    let page = page.map_err(|_| CallError::BadCursor.to_mcp())?;
+    let mut result = make(page.items);
+    set(&mut result, page.next_cursor);
+    Ok(result)
+}
+
+fn unexpected(what: &str) -> McpError {
+    CallError::Internal(format!("backend sent an unexpected response to {what}")).to_mcp()
+}
+
+fn expose_contents(catalog: &Catalog, backend: usize, result: &mut ReadResourceResult) {
+    for contents in &mut result.contents {
+        let uri = match contents {
+            ResourceContents::TextResourceContents { uri, .. } => uri,
+            ResourceContents::BlobResourceContents { uri, .. } => uri,
+            _ => continue,
+        };
+        *uri = catalog.expose_uri(backend, uri);
+    }
+}
+
+impl ServerHandler for ProxySession {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("mcp-warden", env!("CARGO_PKG_VERSION")))
+            .with_instructions("mcp-warden: tools, prompts and resources of several MCP servers, each under its namespace.")
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        self.hub.sessions.register(self.id, ctx.peer.clone());
+    }
+
+    async fn list_tools(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+        let catalog = self.hub.catalog();
+        paged(catalog.tools_page(cursor(&request), self.page_size()), ListToolsResult::with_all_items, |r, c| r.next_cursor = c)
+    }
+
+    async fn call_tool(&self, mut request: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+        let catalog = self.hub.catalog();
+        let entry = catalog.tool(&request.name).ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
+        let backend = entry.backend;
+        request.name = entry.original.clone().into();
+        scrub(&mut request.meta);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+        match self.forward(backend, request, &ctx).await? {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected("tools/call")),
+        }
+    }
+
+    async fn list_prompts(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+        let catalog = self.hub.catalog();
+        paged(catalog.prompts_page(cursor(&request), self.page_size()), ListPromptsResult::with_all_items, |r, c| r.next_cursor = c)
+    }
+
+    async fn get_prompt(&self, mut request: GetPromptRequestParams, ctx: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+        let catalog = self.hub.catalog();
+        let target = catalog.resolve_prompt(&request.name).ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
+        request.name = target.name;
+        scrub(&mut request.meta);
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
+        match self.forward(target.backend, request, &ctx).await? {
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            _ => Err(unexpected("prompts/get")),
+        }
+    }
+
+    async fn list_resources(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+        let catalog = self.hub.catalog();
+        paged(catalog.resources_page(cursor(&request), self.page_size()), ListResourcesResult::with_all_items, |r, c| r.next_cursor = c)
+    }
+
+    async fn list_resource_templates(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, McpError> {
+        let catalog = self.hub.catalog();
+        paged(catalog.templates_page(cursor(&request), self.page_size()), ListResourceTemplatesResult::with_all_items, |r, c| r.next_cursor = c)
+    }
+
+    async fn read_resource(&self, mut request: ReadResourceRequestParams, ctx: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+        let catalog = self.hub.catalog();
+        let target = catalog.resolve_uri(&request.uri).ok_or_else(|| CallError::UnknownResource(request.uri.clone()))?;
+        request.uri = target.name;
+        scrub(&mut request.meta);
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
+        match self.forward(target.backend, request, &ctx).await? {
+            ServerResult::ReadResourceResult(mut result) => {
+                expose_contents(&catalog, target.backend, &mut result);
+                Ok(ReadResourceResponse::Complete(result))
+            }
+            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            _ => Err(unexpected("resources/read")),
+        }
+    }
+
+    async fn subscribe(&self, request: SubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let catalog = self.hub.catalog();
+        let exposed = request.uri.clone();
+        let target = catalog.resolve_uri(&exposed).ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
+        let mut params = SubscribeRequestParams::new(target.name);
+        params.meta = None;
+        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params));
+        self.forward(target.backend, request, &ctx).await?;
+        self.hub.sessions.subscribe(self.id, &exposed);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, request: UnsubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let catalog = self.hub.catalog();
+        let exposed = request.uri.clone();
+        let target = catalog.resolve_uri(&exposed).ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
+        if self.hub.sessions.unsubscribe(self.id, &exposed) {
+            let params = UnsubscribeRequestParams::new(target.name);
+            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
+            self.forward(target.backend, request, &ctx).await?;
+        }
+        Ok(())
+    }
+
+    async fn complete(&self, mut request: CompleteRequestParams, ctx: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+        let catalog = self.hub.catalog();
+        let backend = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let target = catalog.resolve_prompt(&prompt.name).ok_or_else(|| CallError::UnknownPrompt(prompt.name.clone()))?;
+                prompt.name = target.name;
+                target.backend
+            }
+            Reference::Resource(resource) => {
+                let target = catalog.resolve_uri(&resource.uri).ok_or_else(|| CallError::UnknownResource(resource.uri.clone()))?;
+                resource.uri = target.name;
+                target.backend
+            }
+            _ => return Err(CallError::Internal("unsupported completion reference".to_owned()).to_mcp()),
+        };
+        scrub(&mut request.meta);
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        match self.forward(backend, request, &ctx).await? {
+            ServerResult::CompleteResult(result) => Ok(result),
+            _ => Err(unexpected("completion/complete")),
+        }
+    }
+
+    async fn set_level(&self, request: SetLevelRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.hub.set_log_level(request.level);
+        for backend in &self.hub.backends {
+            let Some(peer) = backend.peer() else { continue };
+            let logs = peer.peer_info().is_some_and(|i| i.capabilities.logging.is_some());
+            if logs && let Err(e) = peer.set_level(SetLevelRequestParams::new(request.level)).await {
+                tracing::debug!(backend = %backend.name(), error = %e, "backend refused logging/setLevel");
+            }
+        }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut changes = self.hub.changes.subscribe();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                _ = self.hub.shutdown.cancelled() => return Ok(()),
+                change = changes.recv() => match change {
+                    Ok(notification) => {
+                        let _ = context.sink().send(notification).await;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Ok(()),
+                },
+            }
+        }
+    }
+}

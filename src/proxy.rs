@@ -1,0 +1,134 @@
+//! The library entry point: build a proxy from a [`Config`], serve it (HTTP or stdio) or
+//! merge its router into another axum app, and shut it down in order:
+//! stop taking calls -> drain the calls in flight -> close client streams -> stop backends.
+
+use std::{sync::Arc, time::Duration};
+
+use rmcp::ServiceExt;
+use tokio::{net::TcpListener, sync::oneshot};
+
+use crate::{
+    backend::spawn_supervisor,
+    config::Config,
+    error::Error,
+    hub::Hub,
+    mcp::ProxySession,
+};
+
+/// A running proxy: backends connected (or retrying), ready to serve clients.
+pub struct Proxy {
+    hub: Arc<Hub>,
+    supervisors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// Controls a proxy from outside: shutdown, readiness, the exposed tool names.
+#[derive(Clone)]
+pub struct ProxyHandle {
+    hub: Arc<Hub>,
+    supervisors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    /// Starts every backend and waits for each one's first connection attempt (each bounded
+    /// by its `connect_timeout`). A backend marked `optional = false` that cannot start is
+    /// an error; an optional one is retried in the background.
+    pub async fn from_config(config: Config) -> Result<Self, Error> {
+        let hub = Hub::new(&config);
+        let mut firsts = Vec::new();
+        let mut supervisors = Vec::new();
+        for backend in &hub.backends {
+            let (tx, rx) = oneshot::channel();
+            supervisors.push(spawn_supervisor(&hub, backend.clone(), tx));
+            firsts.push((backend.clone(), rx));
+        }
+        let proxy = Proxy { hub, supervisors: Arc::new(std::sync::Mutex::new(supervisors)) };
+        for (backend, rx) in firsts {
+            let first = rx.await.unwrap_or_else(|_| Err("supervisor stopped".to_owned()));
+            if let Err(reason) = first
+                && !backend.settings.optional
+            {
+                proxy.handle().shutdown().await;
+                return Err(Error::BackendStart { name: backend.name().to_owned(), reason });
+            }
+        }
+        Ok(proxy)
+    }
+
+    pub fn handle(&self) -> ProxyHandle {
+        ProxyHandle { hub: self.hub.clone(), supervisors: self.supervisors.clone() }
+    }
+
+    /// The MCP endpoint (at the configured path) plus `/healthz` and `/readyz`, to serve or
+    /// to merge into a host application's router.
+    pub fn into_router(self) -> axum::Router {
+        crate::http::router(self.hub.clone())
+    }
+
+    /// Serves HTTP on `listener` until [`ProxyHandle::shutdown`] (or a signal handled by
+    /// the caller) stops it.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        use axum::serve::ListenerExt;
+        let hub = self.hub.clone();
+        let listener = listener.tap_io(|tcp| {
+            // rmcp writes SSE replies in several small writes: without this, Nagle's
+            // algorithm adds tens of milliseconds to every response.
+            let _ = tcp.set_nodelay(true);
+        });
+        let router = self.into_router();
+        let closed = hub.close_streams.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { closed.cancelled().await })
+            .await?;
+        Ok(())
+    }
+
+    /// Serves one client over stdin/stdout (a desktop client starting the proxy as a
+    /// command) until the client goes away or the proxy is shut down.
+    pub async fn serve_stdio(self) -> Result<(), Error> {
+        let session = ProxySession::new(self.hub.clone());
+        let running = session
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        let stop = running.cancellation_token();
+        let closed = self.hub.close_streams.clone();
+        tokio::select! {
+            _ = running.waiting() => {}
+            _ = closed.cancelled() => stop.cancel(),
+        }
+        Ok(())
+    }
+}
+
+impl ProxyHandle {
+    /// Stops taking calls, waits up to the drain timeout for calls in flight, closes
+    /// client streams, then stops the backends (children are killed if they linger).
+    pub async fn shutdown(&self) {
+        let hub = &self.hub;
+        hub.stopping.cancel();
+        if !hub.drain.wait_idle(hub.server.drain_timeout).await {
+            tracing::warn!(in_flight = hub.drain.in_flight(), "drain timeout; closing anyway");
+        }
+        hub.close_streams.cancel();
+        hub.shutdown.cancel();
+        let supervisors: Vec<_> = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
+        for supervisor in supervisors {
+            let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.hub.stopping.is_cancelled()
+    }
+
+    /// Names of the backends currently connected.
+    pub fn backends_up(&self) -> Vec<String> {
+        self.hub.backends.iter().filter(|b| b.is_up()).map(|b| b.name().to_owned()).collect()
+    }
+
+    /// The exposed tool names, as `tools/list` shows them now.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.hub.catalog().tools().map(|e| e.item.name.to_string()).collect()
+    }
+}
