@@ -62,9 +62,12 @@ impl Source {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Logs go to stderr: stdout belongs to the MCP stream in stdio modes.
+    // Logs go to stderr: stdout belongs to the MCP stream in stdio modes. The demo backend
+    // logs little: its stderr ends up in the proxy's log.
+    let default = if matches!(cli.command, Command::DemoServer) { "warn" } else { "info,rmcp=warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_ansi(!matches!(cli.command, Command::DemoServer))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

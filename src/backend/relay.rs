@@ -10,6 +10,7 @@ use rmcp::{
     ErrorData as McpError, RoleClient,
     model::{
         ClientCapabilities, ClientConfig, ClientResult, ErrorCode, GetExtensions, Implementation,
+        ListRootsResult,
         ServerNotification, ServerRequest,
     },
     service::{NotificationContext, OriginatingRequestId, RequestContext, Service},
@@ -50,7 +51,13 @@ impl Service<RoleClient> for Relay {
         if let ServerRequest::PingRequest(_) = request {
             return Ok(ClientResult::empty(()));
         }
-        let Some(origin) = self.inflight.origin_of(&context.extensions) else {
+        let origin = self.inflight.origin_of(&context.extensions);
+        if origin.is_none() && matches!(request, ServerRequest::ListRootsRequest(_)) {
+            // Outside any client call (servers often ask right after initialize) the proxy
+            // has no roots of its own to offer.
+            return Ok(ClientResult::ListRootsResult(ListRootsResult::default()));
+        }
+        let Some(origin) = origin else {
             tracing::warn!(backend = %self.name, "refused a server request that belongs to no single client call");
             return Err(McpError::new(
                 ErrorCode::INVALID_REQUEST,

@@ -1,0 +1,27 @@
+//! Test data and small builders shared by the tool, resource and prompt modules.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use serde_json::Value;
+
+/// A 1x1 red PNG, base64-encoded.
+pub const PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+/// A minimal WAV file, base64-encoded.
+pub const WAV_BASE64: &str = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA=";
+
+/// A successful tool result holding one text block.
+pub fn text_result(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(text)])
+}
+
+/// Turns a `json!({...})` literal into a JSON object for schemas.
+///
+/// Only ever called with object literals, so anything else is a bug in this server.
+pub fn object(value: Value) -> Arc<JsonObject> {
+    match value {
+        Value::Object(map) => Arc::new(map),
+        other => panic!("expected a JSON object literal, got {other}"),
+    }
+}

@@ -1,0 +1,215 @@
+//! Shared helpers: the conformance target as a backend (stdio or HTTP), an in-process proxy
+//! on a loopback port, and an rmcp client that answers sampling, elicitation and roots and
+//! records the notifications it receives.
+#![allow(deprecated, dead_code)] // logging, sampling and roots (SEP-2577) are what we test
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mcp_warden::{Config, Proxy, ProxyHandle};
+use rmcp::{
+    ClientHandler, ErrorData as McpError, RoleClient, ServiceExt,
+    model::*,
+    service::{NotificationContext, RequestContext, RunningService},
+    transport::StreamableHttpClientTransport,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A built binary next to the test executable: `examples/<name>`.
+pub fn example_exe(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let debug = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    debug.join("examples").join(name)
+}
+
+pub fn target_exe() -> String {
+    example_exe("conformance_target").display().to_string()
+}
+
+pub fn warden_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-warden")
+}
+
+/// A TOML string literal.
+pub fn lit(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// A `[[backends]]` section running the conformance target over stdio.
+pub fn stdio_backend(name: &str, extra: &str) -> String {
+    format!("[[backends]]\nname = {}\ncommand = {}\nargs = [\"--stdio\"]\n{extra}\n", lit(name), lit(&target_exe()))
+}
+
+pub fn http_backend(name: &str, url: &str, extra: &str) -> String {
+    format!("[[backends]]\nname = {}\nurl = {}\n{extra}\n", lit(name), lit(url))
+}
+
+/// The conformance target serving streamable HTTP on a free loopback port.
+pub struct HttpTarget {
+    pub url: String,
+    child: tokio::process::Child,
+}
+
+impl HttpTarget {
+    pub async fn start() -> Self {
+        let mut child = tokio::process::Command::new(target_exe())
+            .args(["--http", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start conformance_target (built by `cargo test`)");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("target did not start")
+            .unwrap()
+            .expect("target printed nothing");
+        let url = line.strip_prefix("listening on ").expect("listening line").trim().to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { url, child }
+    }
+
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A proxy running in this process on a loopback port.
+pub struct TestProxy {
+    pub url: String,
+    pub base: String,
+    pub handle: ProxyHandle,
+}
+
+impl TestProxy {
+    pub async fn start(toml: &str) -> Self {
+        let config = Config::from_toml_str(toml).expect("valid test config");
+        Self::from_config(config).await
+    }
+
+    pub async fn from_config(config: Config) -> Self {
+        let path = config.server.path.clone();
+        let proxy = Proxy::from_config(config).await.expect("proxy starts");
+        let handle = proxy.handle();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(proxy.serve(listener));
+        let base = format!("http://{addr}");
+        Self { url: format!("{base}{path}"), base, handle }
+    }
+
+    /// Waits until `backend` is connected again (after a crash, say).
+    pub async fn wait_backend_up(&self, backend: &str) {
+        for _ in 0..200 {
+            if self.handle.backends_up().iter().any(|b| b == backend) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("backend `{backend}` did not come back");
+    }
+}
+
+/// What the test client saw.
+#[derive(Default)]
+pub struct Seen {
+    pub progress: Vec<ProgressNotificationParam>,
+    pub logs: Vec<LoggingMessageNotificationParam>,
+    pub tool_list_changed: usize,
+    pub resource_updates: Vec<String>,
+    pub sampling_requests: usize,
+    pub elicitation_requests: usize,
+}
+
+#[derive(Clone, Default)]
+pub struct TestClient {
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+pub const SAMPLED_TEXT: &str = "sampled by the test client";
+
+impl ClientHandler for TestClient {
+    async fn create_message(&self, _: CreateMessageRequestParams, _: RequestContext<RoleClient>) -> Result<CreateMessageResult, McpError> {
+        self.seen.lock().unwrap().sampling_requests += 1;
+        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(SAMPLED_TEXT), "test-model".to_owned()))
+    }
+
+    async fn create_elicitation(&self, _: ElicitRequestParams, _: RequestContext<RoleClient>) -> Result<ElicitResult, McpError> {
+        self.seen.lock().unwrap().elicitation_requests += 1;
+        Ok(ElicitResult::new(ElicitationAction::Accept)
+            .with_content(serde_json::json!({"username": "ada", "email": "ada@example.com"})))
+    }
+
+    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
+        Ok(ListRootsResult::new(vec![Root::new("file:///workspace/project")]))
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.seen.lock().unwrap().progress.push(params);
+    }
+
+    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _: NotificationContext<RoleClient>) {
+        self.seen.lock().unwrap().logs.push(params);
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.seen.lock().unwrap().tool_list_changed += 1;
+    }
+
+    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
+        self.seen.lock().unwrap().resource_updates.push(params.uri);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.capabilities = ClientCapabilities::builder().enable_roots().enable_sampling().enable_elicitation().build();
+        info.client_info = Implementation::new("proxy-tests", "1.0.0");
+        info
+    }
+}
+
+pub type Client = RunningService<RoleClient, TestClient>;
+
+pub async fn connect(url: &str) -> (Client, TestClient) {
+    let handler = TestClient::default();
+    let client = handler
+        .clone()
+        .serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
+        .await
+        .expect("client connects to the proxy");
+    (client, handler)
+}
+
+pub fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
+    let mut params = CallToolRequestParams::new(name.to_owned());
+    if let serde_json::Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    params
+}
+
+/// The text of the first text block of a tool result.
+pub fn first_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+/// Polls `check` until it holds or a few seconds pass.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the proxy in front of real MCP servers, talked to by real clients.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod conformance;
+mod lifecycle;
+mod peers;
+mod relay;

@@ -1,0 +1,95 @@
+//! Published reference servers behind the proxy, called by an independent client (the
+//! official Python SDK, `tests/peers/py_client.py`). `.ci/run` installs the peers into
+//! `.ci/peers` and `.ci/venv`; without them these tests are skipped locally and fail in CI.
+
+use std::{path::PathBuf, process::Stdio};
+
+use crate::common::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The installed peers, or `None` (skip) outside CI.
+fn peers() -> Option<(PathBuf, PathBuf)> {
+    let node_modules = root().join(".ci/peers/node_modules/@modelcontextprotocol");
+    let python = root().join(".ci/venv/bin/python");
+    if node_modules.exists() && python.exists() {
+        return Some((node_modules, python));
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "test peers are not installed: run .ci/run");
+    eprintln!("skipped: test peers not installed (run .ci/run once)");
+    None
+}
+
+async fn py_client(python: &PathBuf, url: &str, args: &[&str]) {
+    let out = tokio::process::Command::new(python)
+        .arg(root().join("tests/peers/py_client.py"))
+        .args(["--url", url])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "py_client {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// server-everything over streamable HTTP on a free loopback port.
+struct EverythingHttp {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+async fn everything_http(node_modules: &PathBuf) -> EverythingHttp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = tokio::process::Command::new("node")
+        .arg("--import")
+        .arg(root().join("tests/peers/loopback.mjs"))
+        .arg(node_modules.join("server-everything/dist/index.js"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    EverythingHttp { url: format!("http://127.0.0.1:{port}/mcp"), _child: child }
+}
+
+#[tokio::test]
+async fn reference_servers_over_stdio_and_http_answer_an_independent_client() {
+    let Some((node_modules, python)) = peers() else { return };
+    let http = everything_http(&node_modules).await;
+    let dir = std::env::temp_dir().join(format!("mcp-warden-fs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let everything = node_modules.join("server-everything/dist/index.js");
+    let filesystem = node_modules.join("server-filesystem/dist/index.js");
+    let toml = format!(
+        "[[backends]]\nname = \"everything\"\ncommand = \"node\"\nargs = [{}, \"stdio\"]\n\
+         [[backends]]\nname = \"evhttp\"\nurl = {}\n\
+         [[backends]]\nname = \"fs\"\ncommand = \"node\"\nargs = [{}, {}]\n",
+        lit(&everything.display().to_string()),
+        lit(&http.url),
+        lit(&filesystem.display().to_string()),
+        lit(&dir.display().to_string()),
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let total = proxy.handle.tool_names().len().to_string();
+    py_client(&python, &proxy.url, &["--scenario", "everything", "--prefix", "everything__"]).await;
+    py_client(&python, &proxy.url, &["--scenario", "everything", "--prefix", "evhttp__"]).await;
+    py_client(&python, &proxy.url, &["--scenario", "filesystem", "--prefix", "fs__", "--dir", &dir.display().to_string()]).await;
+    py_client(&python, &proxy.url, &["--scenario", "auto", "--expect-tools", &total]).await;
+    py_client(&python, &proxy.url, &["--scenario", "pinned", "--expect-tools", &total]).await;
+}
