@@ -96,3 +96,16 @@ pub async fn run_stdio() -> Result<(), std::io::Error> {
     let _ = running.waiting().await;
     Ok(())
 }
+
+/// The demo over streamable HTTP at `/mcp`, for benchmarks and experiments.
+pub fn router() -> axum::Router {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    };
+    let service = StreamableHttpService::new(
+        || Ok(Demo),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    axum::Router::new().nest_service("/mcp", service)
+}

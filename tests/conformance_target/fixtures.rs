@@ -1,8 +1,11 @@
-//! Test data and small builders shared by the tool, resource and prompt modules.
+//! Test data and small helpers shared by the tool, resource and prompt modules.
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use rmcp::{
+    ErrorData as McpError,
+    model::{CallToolResult, ContentBlock, JsonObject},
+};
 use serde_json::Value;
 
 /// A 1x1 red PNG, base64-encoded.
@@ -24,4 +27,24 @@ pub fn object(value: Value) -> Arc<JsonObject> {
         Value::Object(map) => Arc::new(map),
         other => panic!("expected a JSON object literal, got {other}"),
     }
+}
+
+/// A required string argument of a tool call or prompt.
+pub fn string_argument<'a>(arguments: &'a JsonObject, name: &str) -> Result<&'a str, McpError> {
+    arguments
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing_argument(name, "string"))
+}
+
+/// A required non-negative integer argument of a tool call.
+pub fn integer_argument(arguments: &JsonObject, name: &str) -> Result<u64, McpError> {
+    arguments
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| missing_argument(name, "non-negative integer"))
+}
+
+fn missing_argument(name: &str, kind: &str) -> McpError {
+    McpError::invalid_params(format!("argument `{name}` must be a {kind}"), None)
 }

@@ -1,0 +1,112 @@
+//! End-to-end load harness: `tools/call` latency and throughput against the demo backend
+//! directly and through the proxy, in the same run, reported as added µs and as ratios.
+//!
+//! `cargo bench --bench e2e` runs the full measurement; under `cargo test` it runs a short
+//! smoke pass so the harness itself stays working.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mcp_warden::{Config, Proxy};
+use rmcp::{ServiceExt, model::CallToolRequestParams, transport::StreamableHttpClientTransport};
+
+struct Settings {
+    sequential_calls: usize,
+    concurrency: usize,
+    throughput_for: Duration,
+}
+
+async fn serve(router: axum::Router) -> String {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/mcp")
+}
+
+fn echo(name: &str) -> CallToolRequestParams {
+    let args = serde_json::json!({"text": "benchmark payload"});
+    CallToolRequestParams::new(name.to_owned()).with_arguments(args.as_object().cloned().unwrap())
+}
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+    calls_per_s: f64,
+}
+
+async fn measure(url: &str, tool: &str, s: &Settings) -> Figures {
+    let client = ().serve(StreamableHttpClientTransport::from_uri(url.to_owned())).await.unwrap();
+    let peer = client.peer().clone();
+    for _ in 0..50 {
+        peer.call_tool(echo(tool)).await.unwrap();
+    }
+    let mut latencies = Vec::with_capacity(s.sequential_calls);
+    for _ in 0..s.sequential_calls {
+        let start = Instant::now();
+        peer.call_tool(echo(tool)).await.unwrap();
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let deadline = Instant::now() + s.throughput_for;
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..s.concurrency)
+        .map(|_| {
+            let (peer, count, tool) = (peer.clone(), count.clone(), tool.to_owned());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    peer.call_tool(echo(&tool)).await.unwrap();
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let calls = count.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    Figures { p50: pct(0.50), p99: pct(0.99), calls_per_s: calls / started.elapsed().as_secs_f64() }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let s = if full {
+        Settings { sequential_calls: 5_000, concurrency: 16, throughput_for: Duration::from_secs(5) }
+    } else {
+        Settings { sequential_calls: 50, concurrency: 2, throughput_for: Duration::from_millis(200) }
+    };
+    let backend = serve(mcp_warden::demo::router()).await;
+    let config = Config::from_toml_str(&format!("[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n")).unwrap();
+    let proxy = Proxy::from_config(config).await.unwrap();
+    let handle = proxy.handle();
+    let proxied = serve(proxy.into_router()).await;
+
+    let direct = measure(&backend, "echo", &s).await;
+    let through = measure(&proxied, "demo__echo", &s).await;
+    println!("tools/call, demo echo backend over streamable HTTP on loopback ({} sequential calls, {} concurrent for {:?})", s.sequential_calls, s.concurrency, s.throughput_for);
+    println!("{:<10} {:>10} {:>10} {:>12}", "", "p50 µs", "p99 µs", "calls/s");
+    for (name, f) in [("direct", &direct), ("proxy", &through)] {
+        println!("{name:<10} {:>10.0} {:>10.0} {:>12.0}", us(f.p50), us(f.p99), f.calls_per_s);
+    }
+    println!(
+        "added: p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
+        us(through.p50) - us(direct.p50),
+        us(through.p50) / us(direct.p50),
+        us(through.p99) - us(direct.p99),
+        us(through.p99) / us(direct.p99),
+        through.calls_per_s / direct.calls_per_s,
+    );
+    handle.shutdown().await;
+}

@@ -1,0 +1,148 @@
+//! Tools the proxy's own tests use to exercise a backend: timing and cancellation,
+//! crashes, a tool list that changes at runtime, roots, resource-update fan-out,
+//! echo and structured output.
+
+use std::time::Duration;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer,
+    model::{CallToolResult, JsonObject, ResourceUpdatedNotificationParam, Tool},
+    service::RequestContext,
+};
+use serde_json::json;
+
+use crate::{
+    fixtures::{integer_argument, object, string_argument, text_result},
+    interactive,
+    server::ConformanceServer,
+    state::SharedState,
+    tools::{no_arguments, tool},
+};
+
+/// The tool `add_tool` adds to the list.
+const DYNAMIC_TOOL: &str = "dynamic_tool";
+
+pub fn definitions() -> Vec<Tool> {
+    vec![
+        tool(
+            "slow",
+            "Waits `ms` milliseconds, then returns `done`; counts the call if it is cancelled first",
+            json!({
+                "type": "object",
+                "properties": {
+                    "ms": {"type": "integer", "minimum": 0, "description": "How long to wait, in milliseconds"},
+                },
+                "required": ["ms"],
+            }),
+        ),
+        tool(
+            "cancelled_count",
+            "Returns how many `slow` calls were cancelled before finishing",
+            no_arguments(),
+        ),
+        tool("crash", "Terminates the server process immediately", no_arguments()),
+        tool(
+            "add_tool",
+            "Adds `dynamic_tool` to the tool list and notifies the caller that the list changed",
+            no_arguments(),
+        ),
+        tool(
+            "get_roots",
+            "Asks the client for its roots and returns their URIs, one per line",
+            no_arguments(),
+        ),
+        tool(
+            "touch_resource",
+            "Notifies every session subscribed to `uri` that the resource was updated",
+            json!({
+                "type": "object",
+                "properties": {"uri": {"type": "string", "description": "The resource URI"}},
+                "required": ["uri"],
+            }),
+        ),
+        tool(
+            "echo",
+            "Returns `text` unchanged",
+            json!({
+                "type": "object",
+                "properties": {"text": {"type": "string", "description": "The text to return"}},
+                "required": ["text"],
+            }),
+        ),
+        structured_tool(),
+    ]
+}
+
+fn structured_tool() -> Tool {
+    tool(
+        "structured",
+        "Returns structured content {\"answer\": 42} alongside its text form",
+        no_arguments(),
+    )
+    .with_raw_output_schema(object(json!({
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}},
+        "required": ["answer"],
+    })))
+}
+
+pub fn dynamic_tool() -> Tool {
+    tool(DYNAMIC_TOOL, "A tool added at runtime by `add_tool`; returns `dynamic`", no_arguments())
+}
+
+/// Runs one of the tools above; any other name is an unknown tool.
+pub async fn call(
+    server: &ConformanceServer,
+    name: &str,
+    arguments: &JsonObject,
+    context: &RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
+    let state = server.state();
+    match name {
+        "slow" => Ok(slow(state, integer_argument(arguments, "ms")?, context).await),
+        "cancelled_count" => Ok(text_result(state.cancelled_calls().to_string())),
+        "crash" => std::process::exit(1),
+        "add_tool" => add_tool(state, context).await,
+        "get_roots" => interactive::roots(context).await,
+        "touch_resource" => Ok(touch_resource(state, string_argument(arguments, "uri")?).await),
+        "echo" => Ok(text_result(string_argument(arguments, "text")?)),
+        "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
+        DYNAMIC_TOOL if state.has_dynamic_tool() => Ok(text_result("dynamic")),
+        _ => Err(McpError::invalid_params(format!("Unknown tool: {name}"), None)),
+    }
+}
+
+async fn slow(state: &SharedState, ms: u64, context: &RequestContext<RoleServer>) -> CallToolResult {
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(ms)) => text_result("done"),
+        () = context.ct.cancelled() => {
+            state.record_cancellation();
+            text_result("cancelled")
+        }
+    }
+}
+
+async fn add_tool(
+    state: &SharedState,
+    context: &RequestContext<RoleServer>,
+) -> Result<CallToolResult, McpError> {
+    state.add_dynamic_tool();
+    context.peer.notify_tool_list_changed().await.map_err(|error| {
+        McpError::internal_error(format!("cannot notify the client: {error}"), None)
+    })?;
+    Ok(text_result(format!("added {DYNAMIC_TOOL}")))
+}
+
+/// Sends `notifications/resources/updated` to every subscriber of `uri`, dropping
+/// subscribers whose session has gone away.
+async fn touch_resource(state: &SharedState, uri: &str) -> CallToolResult {
+    for (session, peer) in state.subscribers(uri) {
+        let notified = peer
+            .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+            .await;
+        if notified.is_err() {
+            state.unsubscribe(uri, session);
+        }
+    }
+    text_result("touched")
+}
