@@ -72,7 +72,11 @@ async fn measure(url: &str, tool: &str, s: &Settings) -> Figures {
         w.await.unwrap();
     }
     let calls = count.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    Figures { p50: pct(0.50), p99: pct(0.99), calls_per_s: calls / started.elapsed().as_secs_f64() }
+    Figures {
+        p50: pct(0.50),
+        p99: pct(0.99),
+        calls_per_s: calls / started.elapsed().as_secs_f64(),
+    }
 }
 
 fn us(d: Duration) -> f64 {
@@ -83,22 +87,44 @@ fn us(d: Duration) -> f64 {
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let s = if full {
-        Settings { sequential_calls: 5_000, concurrency: 16, throughput_for: Duration::from_secs(5) }
+        Settings {
+            sequential_calls: 5_000,
+            concurrency: 16,
+            throughput_for: Duration::from_secs(5),
+        }
     } else {
-        Settings { sequential_calls: 50, concurrency: 2, throughput_for: Duration::from_millis(200) }
+        Settings {
+            sequential_calls: 50,
+            concurrency: 2,
+            throughput_for: Duration::from_millis(200),
+        }
     };
     let backend = serve(mcp_warden::demo::router()).await;
-    let config = Config::from_toml_str(&format!("[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n")).unwrap();
+    let config = Config::from_toml_str(&format!(
+        "[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n"
+    ))
+    .unwrap();
     let proxy = Proxy::from_config(config).await.unwrap();
     let handle = proxy.handle();
     let proxied = serve(proxy.into_router()).await;
 
     let direct = measure(&backend, "echo", &s).await;
     let through = measure(&proxied, "demo__echo", &s).await;
-    println!("tools/call, demo echo backend over streamable HTTP on loopback ({} sequential calls, {} concurrent for {:?})", s.sequential_calls, s.concurrency, s.throughput_for);
-    println!("{:<10} {:>10} {:>10} {:>12}", "", "p50 µs", "p99 µs", "calls/s");
+    println!(
+        "tools/call, demo echo backend over streamable HTTP on loopback ({} sequential calls, {} concurrent for {:?})",
+        s.sequential_calls, s.concurrency, s.throughput_for
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>12}",
+        "", "p50 µs", "p99 µs", "calls/s"
+    );
     for (name, f) in [("direct", &direct), ("proxy", &through)] {
-        println!("{name:<10} {:>10.0} {:>10.0} {:>12.0}", us(f.p50), us(f.p99), f.calls_per_s);
+        println!(
+            "{name:<10} {:>10.0} {:>10.0} {:>12.0}",
+            us(f.p50),
+            us(f.p99),
+            f.calls_per_s
+        );
     }
     println!(
         "added: p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",

@@ -41,14 +41,18 @@ impl CallError {
             CallError::UnknownTool(_) | CallError::UnknownPrompt(_) | CallError::BadCursor => {
                 McpError::new(ErrorCode::INVALID_PARAMS, message, None)
             }
-            CallError::UnknownResource(uri) => {
-                McpError::new(ErrorCode::RESOURCE_NOT_FOUND, message, Some(json!({ "uri": uri })))
-            }
+            CallError::UnknownResource(uri) => McpError::new(
+                ErrorCode::RESOURCE_NOT_FOUND,
+                message,
+                Some(json!({ "uri": uri })),
+            ),
             CallError::Unavailable(backend)
             | CallError::Closed(backend)
-            | CallError::Timeout { backend, .. } => {
-                McpError::new(ErrorCode::INTERNAL_ERROR, message, Some(json!({ "backend": backend })))
-            }
+            | CallError::Timeout { backend, .. } => McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                message,
+                Some(json!({ "backend": backend })),
+            ),
             CallError::Cancelled | CallError::ShuttingDown | CallError::Internal(_) => {
                 McpError::new(ErrorCode::INTERNAL_ERROR, message, None)
             }
@@ -61,9 +65,10 @@ impl CallError {
         use rmcp::ServiceError;
         match error {
             ServiceError::McpError(e) => CallError::Backend(e),
-            ServiceError::Timeout { timeout } => {
-                CallError::Timeout { backend: backend.to_owned(), seconds: timeout.as_secs() }
-            }
+            ServiceError::Timeout { timeout } => CallError::Timeout {
+                backend: backend.to_owned(),
+                seconds: timeout.as_secs(),
+            },
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
                 CallError::Closed(backend.to_owned())
             }
@@ -90,7 +95,10 @@ pub enum Error {
     #[error("backend `{name}` could not start: {reason}")]
     BackendStart { name: String, reason: String },
     #[error("cannot listen on `{addr}`: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }

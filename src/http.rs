@@ -34,11 +34,24 @@ pub fn router(hub: Arc<Hub>) -> Router {
                     let backends: serde_json::Map<_, _> = hub
                         .backends
                         .iter()
-                        .map(|b| (b.name().to_owned(), json!(if b.is_up() { "up" } else { "down" })))
+                        .map(|b| {
+                            (
+                                b.name().to_owned(),
+                                json!(if b.is_up() { "up" } else { "down" }),
+                            )
+                        })
                         .collect();
-                    let ready = !hub.stopping.is_cancelled() && hub.backends.iter().any(|b| b.is_up());
-                    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-                    (status, Json(json!({ "ready": ready, "backends": backends })))
+                    let ready =
+                        !hub.stopping.is_cancelled() && hub.backends.iter().any(|b| b.is_up());
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (
+                        status,
+                        Json(json!({ "ready": ready, "backends": backends })),
+                    )
                 }
             }),
         )

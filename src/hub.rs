@@ -73,7 +73,10 @@ impl Hub {
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn lists_of(&self, index: usize) -> Option<BackendLists> {
@@ -103,9 +106,18 @@ impl Hub {
             changed
         };
         let notifications = [
-            (changed[0], ServerNotification::ToolListChangedNotification(Default::default())),
-            (changed[1], ServerNotification::PromptListChangedNotification(Default::default())),
-            (changed[2], ServerNotification::ResourceListChangedNotification(Default::default())),
+            (
+                changed[0],
+                ServerNotification::ToolListChangedNotification(Default::default()),
+            ),
+            (
+                changed[1],
+                ServerNotification::PromptListChangedNotification(Default::default()),
+            ),
+            (
+                changed[2],
+                ServerNotification::ResourceListChangedNotification(Default::default()),
+            ),
         ];
         for (changed, notification) in notifications {
             if changed {
@@ -132,7 +144,9 @@ impl Hub {
         let uri = self.catalog().expose_uri(index, &params.uri);
         let mut params = params;
         params.uri = uri.clone();
-        let notification = ServerNotification::ResourceUpdatedNotification(ResourceUpdatedNotification::new(params));
+        let notification = ServerNotification::ResourceUpdatedNotification(
+            ResourceUpdatedNotification::new(params),
+        );
         let _ = self.changes.send(notification.clone());
         self.sessions.send_to_subscribers(&uri, notification).await;
     }
@@ -184,7 +198,9 @@ impl Sessions {
     /// Drops a subscription; true when it was the last for this URI.
     pub fn unsubscribe(&self, id: u64, uri: &str) -> bool {
         let mut subs = lock(&self.subscriptions);
-        let Some(ids) = subs.get_mut(uri) else { return false };
+        let Some(ids) = subs.get_mut(uri) else {
+            return false;
+        };
         let removed = ids.remove(&id);
         if ids.is_empty() {
             subs.remove(uri);
@@ -193,22 +209,36 @@ impl Sessions {
     }
 
     pub async fn broadcast(&self, notification: ServerNotification) {
-        let peers: Vec<_> = lock(&self.peers).iter().map(|(id, p)| (*id, p.clone())).collect();
+        let peers: Vec<_> = lock(&self.peers)
+            .iter()
+            .map(|(id, p)| (*id, p.clone()))
+            .collect();
         self.send_all(peers, notification).await;
     }
 
     async fn send_to_subscribers(&self, uri: &str, notification: ServerNotification) {
-        let ids = lock(&self.subscriptions).get(uri).cloned().unwrap_or_default();
+        let ids = lock(&self.subscriptions)
+            .get(uri)
+            .cloned()
+            .unwrap_or_default();
         let peers: Vec<_> = {
             let all = lock(&self.peers);
-            ids.iter().filter_map(|id| all.get(id).map(|p| (*id, p.clone()))).collect()
+            ids.iter()
+                .filter_map(|id| all.get(id).map(|p| (*id, p.clone())))
+                .collect()
         };
         self.send_all(peers, notification).await;
     }
 
-    async fn send_all(&self, peers: Vec<(u64, Peer<RoleServer>)>, notification: ServerNotification) {
+    async fn send_all(
+        &self,
+        peers: Vec<(u64, Peer<RoleServer>)>,
+        notification: ServerNotification,
+    ) {
         for (id, peer) in peers {
-            if peer.is_transport_closed() || peer.send_notification(notification.clone()).await.is_err() {
+            if peer.is_transport_closed()
+                || peer.send_notification(notification.clone()).await.is_err()
+            {
                 self.remove(id);
             }
         }

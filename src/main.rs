@@ -8,7 +8,11 @@ use mcp_warden::{Config, Proxy};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "mcp-warden", version, about = "A zero-trust gateway for the Model Context Protocol")]
+#[command(
+    name = "mcp-warden",
+    version,
+    about = "A zero-trust gateway for the Model Context Protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,13 +68,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr: stdout belongs to the MCP stream in stdio modes. The demo backend
     // logs little: its stderr ends up in the proxy's log.
-    let default = if matches!(cli.command, Command::DemoServer) { "warn" } else { "info,rmcp=warn" };
+    let default = if matches!(cli.command, Command::DemoServer) {
+        "warn"
+    } else {
+        "info,rmcp=warn"
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default)))
+        .with_env_filter(
+            EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
+        )
         .with_ansi(!matches!(cli.command, Command::DemoServer))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -90,14 +103,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { source } => {
             let config = source.load()?;
-            println!("configuration is valid: {} backend(s)", config.backends.len());
+            println!(
+                "configuration is valid: {} backend(s)",
+                config.backends.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::DemoServer => {
             mcp_warden::demo::run_stdio().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { source, stdio, bind } => {
+        Command::Serve {
+            source,
+            stdio,
+            bind,
+        } => {
             let mut config = source.load()?;
             if let Some(bind) = bind {
                 config.server.bind = bind;
@@ -121,7 +141,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 let local = listener.local_addr()?;
-                tracing::info!(tools = handle.tool_names().len(), "mcp-warden listening on http://{local}{path}");
+                tracing::info!(
+                    tools = handle.tool_names().len(),
+                    "mcp-warden listening on http://{local}{path}"
+                );
                 proxy.serve(listener).await?;
             }
             handle.shutdown().await;

@@ -7,13 +7,9 @@ use std::{sync::Arc, time::Duration};
 use rmcp::ServiceExt;
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::{
-    backend::spawn_supervisor,
-    config::Config,
-    error::Error,
-    hub::Hub,
-    mcp::ProxySession,
-};
+use crate::{backend::spawn_supervisor, config::Config, error::Error, hub::Hub, mcp::ProxySession};
+
+const RESPONSE_FLUSH: Duration = Duration::from_millis(200);
 
 /// A running proxy: backends connected (or retrying), ready to serve clients.
 pub struct Proxy {
@@ -41,21 +37,32 @@ impl Proxy {
             supervisors.push(spawn_supervisor(&hub, backend.clone(), tx));
             firsts.push((backend.clone(), rx));
         }
-        let proxy = Proxy { hub, supervisors: Arc::new(std::sync::Mutex::new(supervisors)) };
+        let proxy = Proxy {
+            hub,
+            supervisors: Arc::new(std::sync::Mutex::new(supervisors)),
+        };
         for (backend, rx) in firsts {
-            let first = rx.await.unwrap_or_else(|_| Err("supervisor stopped".to_owned()));
+            let first = rx
+                .await
+                .unwrap_or_else(|_| Err("supervisor stopped".to_owned()));
             if let Err(reason) = first
                 && !backend.settings.optional
             {
                 proxy.handle().shutdown().await;
-                return Err(Error::BackendStart { name: backend.name().to_owned(), reason });
+                return Err(Error::BackendStart {
+                    name: backend.name().to_owned(),
+                    reason,
+                });
             }
         }
         Ok(proxy)
     }
 
     pub fn handle(&self) -> ProxyHandle {
-        ProxyHandle { hub: self.hub.clone(), supervisors: self.supervisors.clone() }
+        ProxyHandle {
+            hub: self.hub.clone(),
+            supervisors: self.supervisors.clone(),
+        }
     }
 
     /// The MCP endpoint (at the configured path) plus `/healthz` and `/readyz`, to serve or
@@ -107,11 +114,18 @@ impl ProxyHandle {
         let hub = &self.hub;
         hub.stopping.cancel();
         if !hub.drain.wait_idle(hub.server.drain_timeout).await {
-            tracing::warn!(in_flight = hub.drain.in_flight(), "drain timeout; closing anyway");
+            tracing::warn!(
+                in_flight = hub.drain.in_flight(),
+                "drain timeout; closing anyway"
+            );
         }
+        // A call counts as done when its result leaves the stack; give the last results a
+        // moment to be written to their streams before the streams close.
+        tokio::time::sleep(RESPONSE_FLUSH).await;
         hub.close_streams.cancel();
         hub.shutdown.cancel();
-        let supervisors: Vec<_> = std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
+        let supervisors: Vec<_> =
+            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
         for supervisor in supervisors {
             let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
         }
@@ -124,11 +138,20 @@ impl ProxyHandle {
 
     /// Names of the backends currently connected.
     pub fn backends_up(&self) -> Vec<String> {
-        self.hub.backends.iter().filter(|b| b.is_up()).map(|b| b.name().to_owned()).collect()
+        self.hub
+            .backends
+            .iter()
+            .filter(|b| b.is_up())
+            .map(|b| b.name().to_owned())
+            .collect()
     }
 
     /// The exposed tool names, as `tools/list` shows them now.
     pub fn tool_names(&self) -> Vec<String> {
-        self.hub.catalog().tools().map(|e| e.item.name.to_string()).collect()
+        self.hub
+            .catalog()
+            .tools()
+            .map(|e| e.item.name.to_string())
+            .collect()
     }
 }

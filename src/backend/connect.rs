@@ -22,7 +22,13 @@ pub type Connection = RunningService<RoleClient, Relay>;
 pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connection, String> {
     let serve = async {
         match &settings.transport {
-            Transport::Stdio { command, args, env, env_allow, cwd } => {
+            Transport::Stdio {
+                command,
+                args,
+                env,
+                env_allow,
+                cwd,
+            } => {
                 let mut cmd = tokio::process::Command::new(command);
                 cmd.args(args).env_clear();
                 for key in env_allow {
@@ -53,7 +59,10 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                 let mut custom = HashMap::new();
                 let mut auth = None;
                 for (name, value) in headers {
-                    let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name.as_str()), http::HeaderValue::try_from(value.as_str())) else {
+                    let (Ok(n), Ok(v)) = (
+                        http::HeaderName::try_from(name.as_str()),
+                        http::HeaderValue::try_from(value.as_str()),
+                    ) else {
                         return Err(format!("invalid header `{name}`"));
                     };
                     if n == http::header::AUTHORIZATION {
@@ -75,6 +84,9 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
     };
     match tokio::time::timeout(settings.connect_timeout, serve).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer to initialize within {} s", settings.connect_timeout.as_secs())),
+        Err(_) => Err(format!(
+            "no answer to initialize within {} s",
+            settings.connect_timeout.as_secs()
+        )),
     }
 }

@@ -43,7 +43,11 @@ impl Inflight {
         let mut maps = self.lock();
         maps.by_id.insert(id.clone(), origin.clone());
         maps.by_token.insert(token.clone(), origin);
-        Registration { inflight: self.clone(), id, token }
+        Registration {
+            inflight: self.clone(),
+            id,
+            token,
+        }
     }
 
     /// The origin of backend progress carrying `token`.
@@ -55,16 +59,22 @@ impl Inflight {
     /// failing that, from the only session with calls in flight.
     pub fn origin_of(&self, extensions: &rmcp::model::Extensions) -> Option<Origin> {
         let maps = self.lock();
-        if let Some(InboundStreamOrigin::OutboundRequest(id)) = extensions.get::<InboundStreamOrigin>() {
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) =
+            extensions.get::<InboundStreamOrigin>()
+        {
             return maps.by_id.get(id).cloned();
         }
         let mut origins = maps.by_id.values();
         let first = origins.next()?;
-        origins.all(|o| o.session == first.session).then(|| first.clone())
+        origins
+            .all(|o| o.session == first.session)
+            .then(|| first.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::RwLock;
 
 use rmcp::{
     RoleClient,
-    model::{CancelledNotificationParam, ClientRequest, ServerResult},
+    model::{CancelledNotificationParam, ClientRequest, ResultType, ServerResult},
     service::{Peer, PeerRequestOptions},
 };
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,12 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(index: usize, settings: BackendSettings) -> Self {
-        Self { index, settings, peer: RwLock::new(None), inflight: Default::default() }
+        Self {
+            index,
+            settings,
+            peer: RwLock::new(None),
+            inflight: Default::default(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -62,14 +67,21 @@ impl Backend {
         origin: Origin,
         cancel: CancellationToken,
     ) -> Result<ServerResult, CallError> {
-        let peer = self.peer().ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+        let peer = self
+            .peer()
+            .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
         let options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
         let handle = peer
             .send_request_with_option(request, options)
             .await
             .map_err(|e| CallError::from_service(self.name(), e))?;
-        let _registration = self.inflight.register(handle.id.clone(), handle.progress_token.clone(), origin);
-        let mut on_drop = CancelOnDrop { peer: Some(peer), id: handle.id.clone() };
+        let _registration =
+            self.inflight
+                .register(handle.id.clone(), handle.progress_token.clone(), origin);
+        let mut on_drop = CancelOnDrop {
+            peer: Some(peer),
+            id: handle.id.clone(),
+        };
         let result = tokio::select! {
             result = handle.await_response() => result.map_err(|e| CallError::from_service(self.name(), e)),
             _ = cancel.cancelled() => Err(CallError::Cancelled),
@@ -78,8 +90,22 @@ impl Backend {
             // Answered, or already cancelled by rmcp on timeout: nothing to cancel.
             on_drop.peer = None;
         }
-        result
+        result.map(complete_result_type)
     }
+}
+
+/// Backends on revisions before 2026-07-28 send results without `resultType`; clients on
+/// 2026-07-28 require it. rmcp strips it again for older clients.
+fn complete_result_type(mut result: ServerResult) -> ServerResult {
+    let result_type = match &mut result {
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        _ => return result,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
+    result
 }
 
 /// Tells the backend a call was abandoned, unless it was answered first.

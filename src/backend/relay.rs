@@ -10,8 +10,7 @@ use rmcp::{
     ErrorData as McpError, RoleClient,
     model::{
         ClientCapabilities, ClientConfig, ClientResult, ErrorCode, GetExtensions, Implementation,
-        ListRootsResult,
-        ServerNotification, ServerRequest,
+        ListRootsResult, ServerNotification, ServerRequest,
     },
     service::{NotificationContext, OriginatingRequestId, RequestContext, Service},
 };
@@ -68,14 +67,24 @@ impl Service<RoleClient> for Relay {
         let mut request = request;
         // Deliver on the stream of the call that caused it. Sent from a fresh task so the
         // backend's request id (a task-local of this handler) does not tag it instead.
-        request.extensions_mut().insert(OriginatingRequestId(origin.request_id.clone()));
+        request
+            .extensions_mut()
+            .insert(OriginatingRequestId(origin.request_id.clone()));
         let peer = origin.peer.clone();
         let sent = tokio::spawn(async move { peer.send_request(request).await }).await;
         match sent {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(rmcp::ServiceError::McpError(e))) => Err(e),
-            Ok(Err(e)) => Err(McpError::new(ErrorCode::INTERNAL_ERROR, format!("client did not answer: {e}"), None)),
-            Err(_) => Err(McpError::new(ErrorCode::INTERNAL_ERROR, "relay failed", None)),
+            Ok(Err(e)) => Err(McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                format!("client did not answer: {e}"),
+                None,
+            )),
+            Err(_) => Err(McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                "relay failed",
+                None,
+            )),
         }
     }
 
@@ -92,15 +101,25 @@ impl Service<RoleClient> for Relay {
                     && let Some(token) = origin.progress_token
                 {
                     progress.params.progress_token = token;
-                    let _ = origin.peer.send_notification(ServerNotification::ProgressNotification(progress)).await;
+                    let _ = origin
+                        .peer
+                        .send_notification(ServerNotification::ProgressNotification(progress))
+                        .await;
                 }
             }
             ServerNotification::LoggingMessageNotification(message) => {
                 match self.inflight.origin_of(&context.extensions) {
                     Some(origin) => {
-                        let _ = origin.peer.send_notification(ServerNotification::LoggingMessageNotification(message)).await;
+                        let _ = origin
+                            .peer
+                            .send_notification(ServerNotification::LoggingMessageNotification(
+                                message,
+                            ))
+                            .await;
                     }
-                    None => tracing::debug!(backend = %self.name, "log message with no single client call in flight, not relayed"),
+                    None => {
+                        tracing::debug!(backend = %self.name, "log message with no single client call in flight, not relayed")
+                    }
                 }
             }
             ServerNotification::ResourceUpdatedNotification(update) => {

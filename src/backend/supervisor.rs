@@ -25,7 +25,9 @@ pub(crate) fn spawn_supervisor(
         let mut first = Some(first);
         let mut backoff = BACKOFF_START;
         loop {
-            let Some(shutdown) = hub.upgrade().map(|h| h.shutdown.clone()) else { return };
+            let Some(shutdown) = hub.upgrade().map(|h| h.shutdown.clone()) else {
+                return;
+            };
             if shutdown.is_cancelled() {
                 return;
             }
@@ -47,7 +49,8 @@ pub(crate) fn spawn_supervisor(
                     let peer = connection.peer().clone();
                     // The proxy keeps its own catalog; a client-side cache in rmcp would only
                     // serve stale lists.
-                    peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled()).await;
+                    peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+                        .await;
                     backend.set_peer(Some(peer.clone()));
                     let lists = read_lists(&backend, &peer).await;
                     if let Some(hub) = hub.upgrade() {
@@ -113,15 +116,29 @@ async fn read_lists(backend: &Backend, peer: &rmcp::Peer<rmcp::RoleClient>) -> B
     lists
 }
 
-async fn load(backend: &Backend, peer: &rmcp::Peer<rmcp::RoleClient>, kind: ListKind, lists: &mut BackendLists) {
-    let caps = peer.peer_info().map(|i| i.capabilities.clone()).unwrap_or_default();
+async fn load(
+    backend: &Backend,
+    peer: &rmcp::Peer<rmcp::RoleClient>,
+    kind: ListKind,
+    lists: &mut BackendLists,
+) {
+    let caps = peer
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
     let result = match kind {
-        ListKind::Tools if caps.tools.is_some() => peer.list_all_tools().await.map(|t| lists.tools = t),
-        ListKind::Prompts if caps.prompts.is_some() => peer.list_all_prompts().await.map(|p| lists.prompts = p),
+        ListKind::Tools if caps.tools.is_some() => {
+            peer.list_all_tools().await.map(|t| lists.tools = t)
+        }
+        ListKind::Prompts if caps.prompts.is_some() => {
+            peer.list_all_prompts().await.map(|p| lists.prompts = p)
+        }
         ListKind::Resources if caps.resources.is_some() => match peer.list_all_resources().await {
             Ok(r) => {
                 lists.resources = r;
-                peer.list_all_resource_templates().await.map(|t| lists.templates = t)
+                peer.list_all_resource_templates()
+                    .await
+                    .map(|t| lists.templates = t)
             }
             Err(e) => Err(e),
         },

@@ -74,15 +74,20 @@ mod tests {
         assert_eq!(backends[0].name.as_deref(), Some("fs"));
         assert_eq!(backends[0].args, ["-y", "server-filesystem", "/tmp"]);
         assert_eq!(backends[0].env["A"], "1");
-        assert_eq!(backends[1].url.as_deref(), Some("http://127.0.0.1:9000/mcp"));
+        assert_eq!(
+            backends[1].url.as_deref(),
+            Some("http://127.0.0.1:9000/mcp")
+        );
         assert_eq!(backends[1].headers["X-Key"], "k");
     }
 
     #[test]
     fn refuses_legacy_sse_and_bad_json() {
-        assert!(parse(r#"{"mcpServers": {"a": {"type": "sse", "url": "http://x"}}}"#)
-            .unwrap_err()
-            .contains("sse"));
+        assert!(
+            parse(r#"{"mcpServers": {"a": {"type": "sse", "url": "http://x"}}}"#)
+                .unwrap_err()
+                .contains("sse")
+        );
         assert!(parse("{").is_err());
     }
 }

@@ -100,14 +100,23 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { issues: vec![ConfigIssue { path: path.into(), message: message.into() }] }
+        Self {
+            issues: vec![ConfigIssue {
+                path: path.into(),
+                message: message.into(),
+            }],
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.issues.len();
-        write!(f, "invalid configuration ({n} error{})", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration ({n} error{})",
+            if n == 1 { "" } else { "s" }
+        )?;
         for issue in &self.issues {
             write!(f, "\n  {}: {}", issue.path, issue.message)?;
         }
@@ -136,7 +145,10 @@ impl Config {
     pub fn from_mcp_json_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let text = read(path.as_ref(), "mcp-json")?;
         let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
-        validate(&file::FileConfig { backends, ..Default::default() })
+        validate(&file::FileConfig {
+            backends,
+            ..Default::default()
+        })
     }
 
     /// Parses and validates TOML text. Pure: an `import` key is refused here because it
@@ -144,7 +156,10 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let file = parse_toml(text)?;
         if file.import.is_some() {
-            return Err(ConfigError::one("import", "only allowed in a config read from a file"));
+            return Err(ConfigError::one(
+                "import",
+                "only allowed in a config read from a file",
+            ));
         }
         validate(&file)
     }

@@ -21,7 +21,10 @@ struct Issues(Vec<ConfigIssue>);
 
 impl Issues {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigIssue { path: path.into(), message: message.into() });
+        self.0.push(ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -29,7 +32,10 @@ impl Issues {
 pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
     let server = server(file, &mut issues);
-    let separator = server.as_ref().map_or("__", |s| s.separator.as_str()).to_owned();
+    let separator = server
+        .as_ref()
+        .map_or("__", |s| s.separator.as_str())
+        .to_owned();
     if file.backends.is_empty() {
         issues.push("backends", "at least one backend is required");
     }
@@ -52,13 +58,19 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
     let bind: Option<SocketAddr> = match bind.parse() {
         Ok(addr) => Some(addr),
         Err(_) => {
-            issues.push("server.bind", format!("`{bind}` is not a `host:port` socket address"));
+            issues.push(
+                "server.bind",
+                format!("`{bind}` is not a `host:port` socket address"),
+            );
             None
         }
     };
     let path = s.path.clone().unwrap_or_else(|| "/mcp".to_owned());
     if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#', ' ']) {
-        issues.push("server.path", format!("`{path}` must be an absolute path such as `/mcp`"));
+        issues.push(
+            "server.path",
+            format!("`{path}` must be an absolute path such as `/mcp`"),
+        );
     }
     let separator = s.separator.clone().unwrap_or_else(|| "__".to_owned());
     if separator.is_empty() || separator.len() > 8 || !separator.chars().all(name_char) {
@@ -75,9 +87,10 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
     if page_size == 0 || page_size > 10_000 {
         issues.push("server.page_size", "must be between 1 and 10000");
     }
-    let allowed_hosts = s.allowed_hosts.clone().unwrap_or_else(|| {
-        ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
-    });
+    let allowed_hosts = s
+        .allowed_hosts
+        .clone()
+        .unwrap_or_else(|| ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec());
     let drain_timeout = Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000));
     Some(ServerSettings {
         bind: bind?,
@@ -99,7 +112,9 @@ fn name_char(c: char) -> bool {
 fn valid_backend_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn backend(
@@ -112,22 +127,47 @@ fn backend(
     let before = issues.0.len();
     let name = b.name.clone().unwrap_or_default();
     if !valid_backend_name(&name) {
-        issues.push(at("name"), format!("`{name}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"));
+        issues.push(
+            at("name"),
+            format!("`{name}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"),
+        );
     } else if name.contains(separator) {
-        issues.push(at("name"), format!("`{name}` contains the separator `{separator}`"));
+        issues.push(
+            at("name"),
+            format!("`{name}` contains the separator `{separator}`"),
+        );
     }
     let namespace = b.namespace.clone().unwrap_or_else(|| name.clone());
     if b.namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
         if !valid_backend_name(&namespace) {
-            issues.push(at("namespace"), format!("`{namespace}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"));
+            issues.push(
+                at("namespace"),
+                format!("`{namespace}` must be 1 to 64 characters from `A-Z a-z 0-9 _ -`"),
+            );
         } else if namespace.contains(separator) {
-            issues.push(at("namespace"), format!("`{namespace}` contains the separator `{separator}`"));
+            issues.push(
+                at("namespace"),
+                format!("`{namespace}` contains the separator `{separator}`"),
+            );
         }
     }
     let transport = transport(b, &at, issues);
-    let connect_timeout = timeout(b.connect_timeout_ms, 30_000, &at("connect_timeout_ms"), issues);
-    let request_timeout = timeout(b.request_timeout_ms, 300_000, &at("request_timeout_ms"), issues);
-    let expose = b.expose.as_ref().map(|globs| glob_set(globs, &at("expose"), issues));
+    let connect_timeout = timeout(
+        b.connect_timeout_ms,
+        30_000,
+        &at("connect_timeout_ms"),
+        issues,
+    );
+    let request_timeout = timeout(
+        b.request_timeout_ms,
+        300_000,
+        &at("request_timeout_ms"),
+        issues,
+    );
+    let expose = b
+        .expose
+        .as_ref()
+        .map(|globs| glob_set(globs, &at("expose"), issues));
     let hide = (!b.hide.is_empty()).then(|| glob_set(&b.hide, &at("hide"), issues));
     for (from, to) in &b.aliases {
         if to.is_empty() || to.len() > MAX_NAME_LEN || !to.chars().all(name_char) {
@@ -152,7 +192,11 @@ fn backend(
     })
 }
 
-fn transport(b: &BackendSection, at: &dyn Fn(&str) -> String, issues: &mut Issues) -> Option<Transport> {
+fn transport(
+    b: &BackendSection,
+    at: &dyn Fn(&str) -> String,
+    issues: &mut Issues,
+) -> Option<Transport> {
     match (&b.command, &b.url) {
         (Some(command), None) => {
             if command.trim().is_empty() {
@@ -161,9 +205,10 @@ fn transport(b: &BackendSection, at: &dyn Fn(&str) -> String, issues: &mut Issue
             if !b.headers.is_empty() {
                 issues.push(at("headers"), "only for `url` backends");
             }
-            let env_allow = b.env_allow.clone().unwrap_or_else(|| {
-                DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect()
-            });
+            let env_allow = b
+                .env_allow
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect());
             Some(Transport::Stdio {
                 command: command.clone(),
                 args: b.args.clone(),
@@ -174,7 +219,10 @@ fn transport(b: &BackendSection, at: &dyn Fn(&str) -> String, issues: &mut Issue
         }
         (None, Some(url)) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                issues.push(at("url"), format!("`{url}` must be an http:// or https:// URL"));
+                issues.push(
+                    at("url"),
+                    format!("`{url}` must be an http:// or https:// URL"),
+                );
             }
             for (field, set) in [
                 ("args", !b.args.is_empty()),
@@ -190,13 +238,22 @@ fn transport(b: &BackendSection, at: &dyn Fn(&str) -> String, issues: &mut Issue
                 if http::HeaderName::try_from(header.as_str()).is_err()
                     || http::HeaderValue::try_from(value.as_str()).is_err()
                 {
-                    issues.push(at(&format!("headers.{header}")), "is not a valid HTTP header");
+                    issues.push(
+                        at(&format!("headers.{header}")),
+                        "is not a valid HTTP header",
+                    );
                 }
             }
-            Some(Transport::Http { url: url.clone(), headers: b.headers.clone() })
+            Some(Transport::Http {
+                url: url.clone(),
+                headers: b.headers.clone(),
+            })
         }
         (Some(_), Some(_)) => {
-            issues.push(at("url"), "set either `command` (stdio) or `url` (http), not both");
+            issues.push(
+                at("url"),
+                "set either `command` (stdio) or `url` (http), not both",
+            );
             None
         }
         (None, None) => {
@@ -235,11 +292,17 @@ fn cross_backend(backends: &[BackendSettings], separator: &str, issues: &mut Iss
     let mut aliases = BTreeSet::new();
     for (i, b) in backends.iter().enumerate() {
         if !names.insert(b.name.as_str()) {
-            issues.push(format!("backends[{i}].name"), format!("`{}` is used twice", b.name));
+            issues.push(
+                format!("backends[{i}].name"),
+                format!("`{}` is used twice", b.name),
+            );
         }
         for to in b.aliases.values() {
             if !aliases.insert(to.as_str()) {
-                issues.push(format!("backends[{i}].aliases"), format!("alias `{to}` is used twice"));
+                issues.push(
+                    format!("backends[{i}].aliases"),
+                    format!("alias `{to}` is used twice"),
+                );
             }
         }
         if b.namespace.is_empty() {

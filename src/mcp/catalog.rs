@@ -72,8 +72,15 @@ pub struct BadCursor;
 impl Catalog {
     /// Builds the exposed view. `lists[i]` is `None` while backend `i` is down: its items
     /// drop out until it is back.
-    pub fn build(backends: &[BackendSettings], lists: &[Option<BackendLists>], separator: &str) -> Self {
-        let mut catalog = Catalog { separator: separator.to_owned(), ..Default::default() };
+    pub fn build(
+        backends: &[BackendSettings],
+        lists: &[Option<BackendLists>],
+        separator: &str,
+    ) -> Self {
+        let mut catalog = Catalog {
+            separator: separator.to_owned(),
+            ..Default::default()
+        };
         for (i, b) in backends.iter().enumerate() {
             if b.namespace.is_empty() {
                 catalog.unprefixed.push(i);
@@ -93,7 +100,18 @@ impl Catalog {
                 };
                 let mut item = tool.clone();
                 item.name = exposed.clone().into();
-                insert(&mut catalog.tools, &mut catalog.collisions, "tool", exposed, b, Entry { backend: i, original: tool.name.to_string(), item });
+                insert(
+                    &mut catalog.tools,
+                    &mut catalog.collisions,
+                    "tool",
+                    exposed,
+                    b,
+                    Entry {
+                        backend: i,
+                        original: tool.name.to_string(),
+                        item,
+                    },
+                );
             }
             for prompt in &lists.prompts {
                 if !b.filter.allows(&prompt.name) {
@@ -102,19 +120,52 @@ impl Catalog {
                 let exposed = prefixed(&b.namespace, separator, &prompt.name);
                 let mut item = prompt.clone();
                 item.name = exposed.clone();
-                insert(&mut catalog.prompts, &mut catalog.collisions, "prompt", exposed, b, Entry { backend: i, original: prompt.name.clone(), item });
+                insert(
+                    &mut catalog.prompts,
+                    &mut catalog.collisions,
+                    "prompt",
+                    exposed,
+                    b,
+                    Entry {
+                        backend: i,
+                        original: prompt.name.clone(),
+                        item,
+                    },
+                );
             }
             for resource in &lists.resources {
                 let exposed = expose_uri(&b.namespace, &resource.uri);
                 let mut item = resource.clone();
                 item.uri = exposed.clone();
-                insert(&mut catalog.resources, &mut catalog.collisions, "resource", exposed, b, Entry { backend: i, original: resource.uri.clone(), item });
+                insert(
+                    &mut catalog.resources,
+                    &mut catalog.collisions,
+                    "resource",
+                    exposed,
+                    b,
+                    Entry {
+                        backend: i,
+                        original: resource.uri.clone(),
+                        item,
+                    },
+                );
             }
             for template in &lists.templates {
                 let exposed = expose_uri(&b.namespace, &template.uri_template);
                 let mut item = template.clone();
                 item.uri_template = exposed.clone();
-                insert(&mut catalog.templates, &mut catalog.collisions, "resource template", exposed, b, Entry { backend: i, original: template.uri_template.clone(), item });
+                insert(
+                    &mut catalog.templates,
+                    &mut catalog.collisions,
+                    "resource template",
+                    exposed,
+                    b,
+                    Entry {
+                        backend: i,
+                        original: template.uri_template.clone(),
+                        item,
+                    },
+                );
             }
         }
         catalog
@@ -136,15 +187,27 @@ impl Catalog {
         page(&self.tools, cursor, size)
     }
 
-    pub fn prompts_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Prompt>, BadCursor> {
+    pub fn prompts_page(
+        &self,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page<Prompt>, BadCursor> {
         page(&self.prompts, cursor, size)
     }
 
-    pub fn resources_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Resource>, BadCursor> {
+    pub fn resources_page(
+        &self,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page<Resource>, BadCursor> {
         page(&self.resources, cursor, size)
     }
 
-    pub fn templates_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<ResourceTemplate>, BadCursor> {
+    pub fn templates_page(
+        &self,
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<Page<ResourceTemplate>, BadCursor> {
         page(&self.templates, cursor, size)
     }
 
@@ -153,18 +216,30 @@ impl Catalog {
     /// backend (the one listing it, else the first).
     pub fn resolve_uri(&self, exposed: &str) -> Option<Target> {
         if let Some(entry) = self.resources.get(exposed).or_else(|| None) {
-            return Some(Target { backend: entry.backend, name: entry.original.clone() });
+            return Some(Target {
+                backend: entry.backend,
+                name: entry.original.clone(),
+            });
         }
         if let Some(entry) = self.templates.get(exposed) {
-            return Some(Target { backend: entry.backend, name: entry.original.clone() });
+            return Some(Target {
+                backend: entry.backend,
+                name: entry.original.clone(),
+            });
         }
         if let Some((ns, rest)) = exposed.split_once('+')
             && let Some(&backend) = self.namespaces.get(ns)
             && !rest.is_empty()
         {
-            return Some(Target { backend, name: rest.to_owned() });
+            return Some(Target {
+                backend,
+                name: rest.to_owned(),
+            });
         }
-        self.unprefixed.first().map(|&backend| Target { backend, name: exposed.to_owned() })
+        self.unprefixed.first().map(|&backend| Target {
+            backend,
+            name: exposed.to_owned(),
+        })
     }
 
     /// The URI a client sees for backend `backend`'s `uri`.
@@ -177,7 +252,10 @@ impl Catalog {
 
     /// The exposed name of backend `backend`'s prompt (for completion references).
     pub fn resolve_prompt(&self, exposed: &str) -> Option<Target> {
-        self.prompts.get(exposed).map(|e| Target { backend: e.backend, name: e.original.clone() })
+        self.prompts.get(exposed).map(|e| Target {
+            backend: e.backend,
+            name: e.original.clone(),
+        })
     }
 
     pub fn separator(&self) -> &str {
@@ -186,11 +264,19 @@ impl Catalog {
 }
 
 fn prefixed(namespace: &str, separator: &str, name: &str) -> String {
-    if namespace.is_empty() { name.to_owned() } else { format!("{namespace}{separator}{name}") }
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}{separator}{name}")
+    }
 }
 
 fn expose_uri(namespace: &str, uri: &str) -> String {
-    if namespace.is_empty() { uri.to_owned() } else { format!("{namespace}+{uri}") }
+    if namespace.is_empty() {
+        uri.to_owned()
+    } else {
+        format!("{namespace}+{uri}")
+    }
 }
 
 fn insert<T>(
@@ -201,8 +287,15 @@ fn insert<T>(
     backend: &BackendSettings,
     entry: Entry<T>,
 ) {
-    if exposed.is_empty() || map.contains_key(&exposed) || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN) {
-        collisions.push(Collision { kind, exposed, backend: backend.name.clone() });
+    if exposed.is_empty()
+        || map.contains_key(&exposed)
+        || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN)
+    {
+        collisions.push(Collision {
+            kind,
+            exposed,
+            backend: backend.name.clone(),
+        });
         return;
     }
     map.insert(exposed, entry);
@@ -211,7 +304,11 @@ fn insert<T>(
 /// Cursors name the last key of the previous page, so a page boundary stays correct when
 /// a backend's items appear or disappear between pages: nothing is repeated, and nothing
 /// that existed during the whole walk is skipped.
-fn page<T: Clone>(map: &BTreeMap<String, Entry<T>>, cursor: Option<&str>, size: usize) -> Result<Page<T>, BadCursor> {
+fn page<T: Clone>(
+    map: &BTreeMap<String, Entry<T>>,
+    cursor: Option<&str>,
+    size: usize,
+) -> Result<Page<T>, BadCursor> {
     use std::ops::Bound;
     let after = match cursor {
         None => None,

@@ -50,7 +50,12 @@ impl ProxySession {
         request: ClientRequest,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, CallError> {
-        let call = Call { backend, request, origin: self.origin(ctx), cancel: ctx.ct.clone() };
+        let call = Call {
+            backend,
+            request,
+            origin: self.origin(ctx),
+            cancel: ctx.ct.clone(),
+        };
         stack::dispatch(&self.hub, call).await
     }
 
@@ -69,7 +74,9 @@ impl Drop for ProxySession {
 /// connection, which negotiated its own; rmcp sets the progress token it tracks.
 fn scrub(meta: &mut Option<RequestMetaObject>) {
     if let Some(meta) = meta {
-        meta.0.0.retain(|k, _| !k.starts_with("io.modelcontextprotocol/") && k != "progressToken");
+        meta.0
+            .0
+            .retain(|k, _| !k.starts_with("io.modelcontextprotocol/") && k != "progressToken");
     }
 }
 
@@ -77,7 +84,11 @@ fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
     request.as_ref().and_then(|r| r.cursor.as_deref())
 }
 
-fn paged<T, R>(page: Result<Page<T>, BadCursor>, make: impl FnOnce(Vec<T>) -> R, set: impl FnOnce(&mut R, Option<String>)) -> Result<R, McpError> {
+fn paged<T, R>(
+    page: Result<Page<T>, BadCursor>,
+    make: impl FnOnce(Vec<T>) -> R,
+    set: impl FnOnce(&mut R, Option<String>),
+) -> Result<R, McpError> {
     let page = page.map_err(|_| CallError::BadCursor.to_mcp())?;
     let mut result = make(page.items);
     set(&mut result, page.next_cursor);
@@ -121,57 +132,111 @@ impl ServerHandler for ProxySession {
         self.hub.sessions.register(self.id, ctx.peer.clone());
     }
 
-    async fn list_tools(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
         let catalog = self.hub.catalog();
-        paged(catalog.tools_page(cursor(&request), self.page_size()), ListToolsResult::with_all_items, |r, c| r.next_cursor = c)
+        paged(
+            catalog.tools_page(cursor(&request), self.page_size()),
+            ListToolsResult::with_all_items,
+            |r, c| r.next_cursor = c,
+        )
     }
 
-    async fn call_tool(&self, mut request: CallToolRequestParams, ctx: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let catalog = self.hub.catalog();
-        let entry = catalog.tool(&request.name).ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
+        let entry = catalog
+            .tool(&request.name)
+            .ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
         let backend = entry.backend;
         request.name = entry.original.clone().into();
         scrub(&mut request.meta);
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
         match self.forward(backend, request, &ctx).await? {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
             ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
             _ => Err(unexpected("tools/call")),
         }
     }
 
-    async fn list_prompts(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListPromptsResult, McpError> {
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
         let catalog = self.hub.catalog();
-        paged(catalog.prompts_page(cursor(&request), self.page_size()), ListPromptsResult::with_all_items, |r, c| r.next_cursor = c)
+        paged(
+            catalog.prompts_page(cursor(&request), self.page_size()),
+            ListPromptsResult::with_all_items,
+            |r, c| r.next_cursor = c,
+        )
     }
 
-    async fn get_prompt(&self, mut request: GetPromptRequestParams, ctx: RequestContext<RoleServer>) -> Result<GetPromptResponse, McpError> {
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
         let catalog = self.hub.catalog();
-        let target = catalog.resolve_prompt(&request.name).ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
+        let target = catalog
+            .resolve_prompt(&request.name)
+            .ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
         request.name = target.name;
         scrub(&mut request.meta);
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
         match self.forward(target.backend, request, &ctx).await? {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(GetPromptResponse::InputRequired(result))
+            }
             _ => Err(unexpected("prompts/get")),
         }
     }
 
-    async fn list_resources(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourcesResult, McpError> {
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
         let catalog = self.hub.catalog();
-        paged(catalog.resources_page(cursor(&request), self.page_size()), ListResourcesResult::with_all_items, |r, c| r.next_cursor = c)
+        paged(
+            catalog.resources_page(cursor(&request), self.page_size()),
+            ListResourcesResult::with_all_items,
+            |r, c| r.next_cursor = c,
+        )
     }
 
-    async fn list_resource_templates(&self, request: Option<PaginatedRequestParams>, _: RequestContext<RoleServer>) -> Result<ListResourceTemplatesResult, McpError> {
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
         let catalog = self.hub.catalog();
-        paged(catalog.templates_page(cursor(&request), self.page_size()), ListResourceTemplatesResult::with_all_items, |r, c| r.next_cursor = c)
+        paged(
+            catalog.templates_page(cursor(&request), self.page_size()),
+            ListResourceTemplatesResult::with_all_items,
+            |r, c| r.next_cursor = c,
+        )
     }
 
-    async fn read_resource(&self, mut request: ReadResourceRequestParams, ctx: RequestContext<RoleServer>) -> Result<ReadResourceResponse, McpError> {
+    async fn read_resource(
+        &self,
+        mut request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
         let catalog = self.hub.catalog();
-        let target = catalog.resolve_uri(&request.uri).ok_or_else(|| CallError::UnknownResource(request.uri.clone()))?;
+        let target = catalog
+            .resolve_uri(&request.uri)
+            .ok_or_else(|| CallError::UnknownResource(request.uri.clone()))?;
         request.uri = target.name;
         scrub(&mut request.meta);
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
@@ -180,15 +245,23 @@ impl ServerHandler for ProxySession {
                 expose_contents(&catalog, target.backend, &mut result);
                 Ok(ReadResourceResponse::Complete(result))
             }
-            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(ReadResourceResponse::InputRequired(result))
+            }
             _ => Err(unexpected("resources/read")),
         }
     }
 
-    async fn subscribe(&self, request: SubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let catalog = self.hub.catalog();
         let exposed = request.uri.clone();
-        let target = catalog.resolve_uri(&exposed).ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
+        let target = catalog
+            .resolve_uri(&exposed)
+            .ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
         let mut params = SubscribeRequestParams::new(target.name);
         params.meta = None;
         let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params));
@@ -197,10 +270,16 @@ impl ServerHandler for ProxySession {
         Ok(())
     }
 
-    async fn unsubscribe(&self, request: UnsubscribeRequestParams, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         let catalog = self.hub.catalog();
         let exposed = request.uri.clone();
-        let target = catalog.resolve_uri(&exposed).ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
+        let target = catalog
+            .resolve_uri(&exposed)
+            .ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
         if self.hub.sessions.unsubscribe(self.id, &exposed) {
             let params = UnsubscribeRequestParams::new(target.name);
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
@@ -209,20 +288,32 @@ impl ServerHandler for ProxySession {
         Ok(())
     }
 
-    async fn complete(&self, mut request: CompleteRequestParams, ctx: RequestContext<RoleServer>) -> Result<CompleteResult, McpError> {
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
         let catalog = self.hub.catalog();
         let backend = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let target = catalog.resolve_prompt(&prompt.name).ok_or_else(|| CallError::UnknownPrompt(prompt.name.clone()))?;
+                let target = catalog
+                    .resolve_prompt(&prompt.name)
+                    .ok_or_else(|| CallError::UnknownPrompt(prompt.name.clone()))?;
                 prompt.name = target.name;
                 target.backend
             }
             Reference::Resource(resource) => {
-                let target = catalog.resolve_uri(&resource.uri).ok_or_else(|| CallError::UnknownResource(resource.uri.clone()))?;
+                let target = catalog
+                    .resolve_uri(&resource.uri)
+                    .ok_or_else(|| CallError::UnknownResource(resource.uri.clone()))?;
                 resource.uri = target.name;
                 target.backend
             }
-            _ => return Err(CallError::Internal("unsupported completion reference".to_owned()).to_mcp()),
+            _ => {
+                return Err(
+                    CallError::Internal("unsupported completion reference".to_owned()).to_mcp(),
+                );
+            }
         };
         scrub(&mut request.meta);
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
@@ -232,19 +323,32 @@ impl ServerHandler for ProxySession {
         }
     }
 
-    async fn set_level(&self, request: SetLevelRequestParams, _: RequestContext<RoleServer>) -> Result<(), McpError> {
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         self.hub.set_log_level(request.level);
         for backend in &self.hub.backends {
             let Some(peer) = backend.peer() else { continue };
-            let logs = peer.peer_info().is_some_and(|i| i.capabilities.logging.is_some());
-            if logs && let Err(e) = peer.set_level(SetLevelRequestParams::new(request.level)).await {
+            let logs = peer
+                .peer_info()
+                .is_some_and(|i| i.capabilities.logging.is_some());
+            if logs
+                && let Err(e) = peer
+                    .set_level(SetLevelRequestParams::new(request.level))
+                    .await
+            {
                 tracing::debug!(backend = %backend.name(), error = %e, "backend refused logging/setLevel");
             }
         }
         Ok(())
     }
 
-    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
         Some(requested.clone())
     }
 

@@ -39,5 +39,7 @@ pub async fn dispatch(hub: &Arc<Hub>, call: Call) -> Result<ServerResult, CallEr
         .backends
         .get(call.backend)
         .ok_or_else(|| CallError::Internal("unknown backend".to_owned()))?;
-    backend.request(call.request, call.origin, call.cancel).await
+    backend
+        .request(call.request, call.origin, call.cancel)
+        .await
 }

@@ -40,7 +40,11 @@ pub fn definitions() -> Vec<Tool> {
             "Returns how many `slow` calls were cancelled before finishing",
             no_arguments(),
         ),
-        tool("crash", "Terminates the server process immediately", no_arguments()),
+        tool(
+            "crash",
+            "Terminates the server process immediately",
+            no_arguments(),
+        ),
         tool(
             "add_tool",
             "Adds `dynamic_tool` to the tool list and notifies the caller that the list changed",
@@ -87,7 +91,11 @@ fn structured_tool() -> Tool {
 }
 
 pub fn dynamic_tool() -> Tool {
-    tool(DYNAMIC_TOOL, "A tool added at runtime by `add_tool`; returns `dynamic`", no_arguments())
+    tool(
+        DYNAMIC_TOOL,
+        "A tool added at runtime by `add_tool`; returns `dynamic`",
+        no_arguments(),
+    )
 }
 
 /// Runs one of the tools above; any other name is an unknown tool.
@@ -108,11 +116,18 @@ pub async fn call(
         "echo" => Ok(text_result(string_argument(arguments, "text")?)),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
         DYNAMIC_TOOL if state.has_dynamic_tool() => Ok(text_result("dynamic")),
-        _ => Err(McpError::invalid_params(format!("Unknown tool: {name}"), None)),
+        _ => Err(McpError::invalid_params(
+            format!("Unknown tool: {name}"),
+            None,
+        )),
     }
 }
 
-async fn slow(state: &SharedState, ms: u64, context: &RequestContext<RoleServer>) -> CallToolResult {
+async fn slow(
+    state: &SharedState,
+    ms: u64,
+    context: &RequestContext<RoleServer>,
+) -> CallToolResult {
     tokio::select! {
         () = tokio::time::sleep(Duration::from_millis(ms)) => text_result("done"),
         () = context.ct.cancelled() => {
@@ -127,9 +142,13 @@ async fn add_tool(
     context: &RequestContext<RoleServer>,
 ) -> Result<CallToolResult, McpError> {
     state.add_dynamic_tool();
-    context.peer.notify_tool_list_changed().await.map_err(|error| {
-        McpError::internal_error(format!("cannot notify the client: {error}"), None)
-    })?;
+    context
+        .peer
+        .notify_tool_list_changed()
+        .await
+        .map_err(|error| {
+            McpError::internal_error(format!("cannot notify the client: {error}"), None)
+        })?;
     Ok(text_result(format!("added {DYNAMIC_TOOL}")))
 }
 

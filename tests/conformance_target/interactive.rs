@@ -73,7 +73,11 @@ pub async fn progress(context: &RequestContext<RoleServer>) -> Result<CallToolRe
                 .map_err(notification_failed)?;
         }
     }
-    let reported = if token.is_some() { "reported" } else { "not reported (no progress token)" };
+    let reported = if token.is_some() {
+        "reported"
+    } else {
+        "not reported (no progress token)"
+    };
     Ok(text_result(format!("Progress {reported}")))
 }
 
@@ -110,7 +114,10 @@ pub async fn elicit_user_info(
         },
         "required": ["username", "email"],
     });
-    Ok(summarize("User response", elicit(context, message, schema).await?))
+    Ok(summarize(
+        "User response",
+        elicit(context, message, schema).await?,
+    ))
 }
 
 /// Elicits a form whose fields all carry defaults (SEP-1034).
@@ -134,7 +141,10 @@ pub async fn elicit_with_defaults(
         "required": [],
     });
     let message = "Please review and update the form fields with defaults";
-    Ok(summarize("Elicitation completed", elicit(context, message, schema).await?))
+    Ok(summarize(
+        "Elicitation completed",
+        elicit(context, message, schema).await?,
+    ))
 }
 
 /// Elicits every enum flavour: untitled, titled, legacy and both multi-selects (SEP-1330).
@@ -180,7 +190,10 @@ pub async fn elicit_enums(
         "required": [],
     });
     let message = "Please select options from the enum fields";
-    Ok(summarize("Elicitation completed", elicit(context, message, schema).await?))
+    Ok(summarize(
+        "Elicitation completed",
+        elicit(context, message, schema).await?,
+    ))
 }
 
 /// `[{"const": "<prefix>1", "title": ...}, ...]`

@@ -110,7 +110,9 @@ async fn serve_http(addr: &str, state: Arc<SharedState>) -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router).await.context("HTTP server failed")?;
+    axum::serve(listener, router)
+        .await
+        .context("HTTP server failed")?;
     Ok(())
 }
 

@@ -40,7 +40,11 @@ pub fn list() -> Vec<Prompt> {
                 "URI of the resource to embed",
             )]),
         ),
-        Prompt::new(WITH_IMAGE, Some("A prompt that includes image content"), None),
+        Prompt::new(
+            WITH_IMAGE,
+            Some("A prompt that includes image content"),
+            None,
+        ),
     ]
 }
 
@@ -56,8 +60,7 @@ pub fn get(name: &str, arguments: &JsonObject) -> Result<GetPromptResult, McpErr
         }
         WITH_EMBEDDED_RESOURCE => {
             let uri = string_argument(arguments, "resourceUri")?;
-            let resource =
-                ResourceContents::text("Embedded resource content for testing.", uri);
+            let resource = ResourceContents::text("Embedded resource content for testing.", uri);
             vec![
                 PromptMessage::new(Role::User, ContentBlock::resource(resource)),
                 user_text("Please process the embedded resource above."),

@@ -50,7 +50,10 @@ pub fn read(uri: &str) -> Result<ReadResourceResult, McpError> {
 /// Reads `test://template/{id}/data`.
 fn read_template(uri: &str) -> Result<ResourceContents, McpError> {
     let id = template_id(uri).ok_or_else(|| {
-        McpError::resource_not_found(format!("Resource not found: {uri}"), Some(json!({"uri": uri})))
+        McpError::resource_not_found(
+            format!("Resource not found: {uri}"),
+            Some(json!({"uri": uri})),
+        )
     })?;
     let body = json!({"id": id, "templateTest": true, "data": format!("Data for ID: {id}")});
     Ok(ResourceContents::text(body.to_string(), uri).with_mime_type("application/json"))

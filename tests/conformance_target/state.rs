@@ -38,9 +38,9 @@ impl SharedState {
         self.cancelled_calls.load(Ordering::SeqCst)
     }
 
-    /// Adds the dynamic tool; returns false if it was already there.
-    pub fn add_dynamic_tool(&self) -> bool {
-        !self.dynamic_tool.swap(true, Ordering::SeqCst)
+    /// Adds the dynamic tool to every session's tool list (idempotent).
+    pub fn add_dynamic_tool(&self) {
+        self.dynamic_tool.store(true, Ordering::SeqCst);
     }
 
     pub fn has_dynamic_tool(&self) -> bool {

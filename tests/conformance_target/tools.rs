@@ -62,9 +62,21 @@ fn json_schema_2020_12() -> Value {
 
 fn conformance_tools() -> Vec<Tool> {
     vec![
-        tool("test_simple_text", "Tests simple text content response", no_arguments()),
-        tool("test_image_content", "Tests image content response", no_arguments()),
-        tool("test_audio_content", "Tests audio content response", no_arguments()),
+        tool(
+            "test_simple_text",
+            "Tests simple text content response",
+            no_arguments(),
+        ),
+        tool(
+            "test_image_content",
+            "Tests image content response",
+            no_arguments(),
+        ),
+        tool(
+            "test_audio_content",
+            "Tests audio content response",
+            no_arguments(),
+        ),
         tool(
             "test_embedded_resource",
             "Tests embedded resource content response",
@@ -85,7 +97,11 @@ fn conformance_tools() -> Vec<Tool> {
             "Tests tool that reports progress notifications",
             no_arguments(),
         ),
-        tool("test_error_handling", "Tests error response handling", no_arguments()),
+        tool(
+            "test_error_handling",
+            "Tests error response handling",
+            no_arguments(),
+        ),
         tool(
             "test_reconnection",
             "Tests SSE stream reconnection during a tool call",
@@ -146,8 +162,7 @@ pub async fn call(
             interactive::sampling(&context, string_argument(&arguments, "prompt")?).await
         }
         "test_elicitation" => {
-            interactive::elicit_user_info(&context, string_argument(&arguments, "message")?)
-                .await
+            interactive::elicit_user_info(&context, string_argument(&arguments, "message")?).await
         }
         "test_elicitation_sep1034_defaults" => interactive::elicit_with_defaults(&context).await,
         "test_elicitation_sep1330_enums" => interactive::elicit_enums(&context).await,

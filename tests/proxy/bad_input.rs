@@ -6,7 +6,11 @@ use crate::common::*;
 
 const ACCEPT: &str = "application/json, text/event-stream";
 
-async fn post(url: &str, session: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+async fn post(
+    url: &str,
+    session: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(url)
         .header("accept", ACCEPT)
@@ -21,7 +25,12 @@ async fn post(url: &str, session: Option<&str>, body: impl Into<reqwest::Body>) 
 
 /// The JSON-RPC message in a JSON or SSE response body.
 fn message(body: &str) -> Value {
-    let json = body.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).find(|d| d.contains("jsonrpc")).unwrap_or(body);
+    let json = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|d| d.contains("jsonrpc"))
+        .unwrap_or(body);
     serde_json::from_str(json).unwrap_or_else(|_| panic!("not JSON-RPC: {body}"))
 }
 
@@ -30,10 +39,16 @@ async fn session(url: &str) -> String {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
     let response = post(url, None, init.to_string()).await;
     assert!(response.status().is_success(), "{}", response.status());
-    let id = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = response.text().await;
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(url, Some(&id), initialized.to_string()).await.status(), 202);
+    assert_eq!(
+        post(url, Some(&id), initialized.to_string()).await.status(),
+        202
+    );
     id
 }
 
@@ -44,31 +59,73 @@ async fn malformed_unknown_oversized_and_foreign_session_requests_get_clear_erro
     let id = session(url).await;
 
     let malformed = post(url, Some(&id), "{not json").await;
-    assert!(malformed.status().is_client_error(), "malformed JSON: {}", malformed.status());
+    assert!(
+        malformed.status().is_client_error(),
+        "malformed JSON: {}",
+        malformed.status()
+    );
 
-    let unknown = post(url, Some(&id), json!({"jsonrpc": "2.0", "id": 2, "method": "tools/frobnicate"}).to_string()).await;
+    let unknown = post(
+        url,
+        Some(&id),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/frobnicate"}).to_string(),
+    )
+    .await;
     let unknown = message(&unknown.text().await.unwrap());
     assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
 
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "s__nope", "arguments": {}}});
-    let unknown_tool = message(&post(url, Some(&id), call.to_string()).await.text().await.unwrap());
+    let unknown_tool = message(
+        &post(url, Some(&id), call.to_string())
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
     assert_eq!(unknown_tool["error"]["code"], -32602, "{unknown_tool}");
-    assert!(unknown_tool["error"]["message"].as_str().unwrap().contains("unknown tool `s__nope`"));
+    assert!(
+        unknown_tool["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `s__nope`")
+    );
 
     let huge = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": {"name": "s__echo", "arguments": {"text": "x".repeat(5 * 1024 * 1024)}}});
     let oversized = post(url, Some(&id), huge.to_string()).await;
     assert_eq!(oversized.status(), 413, "oversized body");
 
-    let foreign = post(url, Some("not-a-session"), json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}).to_string()).await;
+    let foreign = post(
+        url,
+        Some("not-a-session"),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}).to_string(),
+    )
+    .await;
     assert_eq!(foreign.status(), 404, "unknown session id");
 
-    let bad_cursor = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": {"cursor": "forged"}});
-    let bad_cursor = message(&post(url, Some(&id), bad_cursor.to_string()).await.text().await.unwrap());
+    let bad_cursor =
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": {"cursor": "forged"}});
+    let bad_cursor = message(
+        &post(url, Some(&id), bad_cursor.to_string())
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
     assert_eq!(bad_cursor["error"]["code"], -32602, "{bad_cursor}");
 
     // Still serving after all of that.
-    let list = message(&post(url, Some(&id), json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string()).await.text().await.unwrap());
+    let list = message(
+        &post(
+            url,
+            Some(&id),
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).to_string(),
+        )
+        .await
+        .text()
+        .await
+        .unwrap(),
+    );
     assert!(list["result"]["tools"].as_array().unwrap().len() > 5);
 }
 

@@ -3,7 +3,11 @@
 
 use std::process::Command;
 
-use rmcp::{ServiceExt, service::{ClientLifecycleMode, ClientServiceExt}, transport::{StreamableHttpClientTransport, TokioChildProcess}};
+use rmcp::{
+    ServiceExt,
+    service::{ClientLifecycleMode, ClientServiceExt},
+    transport::{StreamableHttpClientTransport, TokioChildProcess},
+};
 
 use crate::common::*;
 
@@ -17,16 +21,31 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_reports_every_error_with_its_path_and_exits_non_zero() {
-    let bad = temp_file("bad.toml", "[server]\nbind = \"x\"\n[[backends]]\nname = \"a__b\"\n");
-    let out = Command::new(warden_exe()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    let bad = temp_file(
+        "bad.toml",
+        "[server]\nbind = \"x\"\n[[backends]]\nname = \"a__b\"\n",
+    );
+    let out = Command::new(warden_exe())
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in ["server.bind", "backends[0].name", "backends[0].command"] {
         assert!(stderr.contains(expected), "{expected} missing: {stderr}");
     }
     let good = temp_file("good.toml", &stdio_backend("s", ""));
-    let out = Command::new(warden_exe()).args(["check", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(warden_exe())
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -40,8 +59,17 @@ fn every_example_config_passes_check() {
             Some("json") => "--mcp-json",
             _ => continue,
         };
-        let out = Command::new(warden_exe()).args(["check", flag]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(warden_exe())
+            .args(["check", flag])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         checked += 1;
     }
     assert!(checked >= 2);
@@ -67,19 +95,46 @@ async fn mcp_json_of_desktop_clients_is_served() {
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "target__echo"));
     // And through an `import` key of a TOML file.
-    let toml = temp_file("import.toml", "import = \"mcp.json\"\n[server]\npage_size = 3\n");
+    let toml = temp_file(
+        "import.toml",
+        "import = \"mcp.json\"\n[server]\npage_size = 3\n",
+    );
     let config = mcp_warden::Config::from_path(&toml).unwrap();
     assert_eq!(config.backends[0].name, "target");
 }
 
 #[tokio::test]
 async fn discover_probing_and_pinned_clients_both_get_every_tool() {
-    let proxy = TestProxy::start(&format!("[server]\npage_size = 4\n{}", stdio_backend("s", ""))).await;
+    let proxy = TestProxy::start(&format!(
+        "[server]\npage_size = 4\n{}",
+        stdio_backend("s", "")
+    ))
+    .await;
     let expected = proxy.handle.tool_names().len();
     assert!(expected > 10);
-    let auto = ClientLifecycleMode::Auto { preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28], legacy_version: None };
-    let probing = ().serve_with_lifecycle(StreamableHttpClientTransport::from_uri(proxy.url.clone()), auto).await.unwrap();
-    assert_eq!(probing.peer().list_all_tools().await.unwrap().len(), expected, "auto mode, paginated");
-    let pinned = ().serve(StreamableHttpClientTransport::from_uri(proxy.url.clone())).await.unwrap();
-    assert_eq!(pinned.peer().list_all_tools().await.unwrap().len(), expected, "initialize mode, paginated");
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    };
+    let probing = ()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(proxy.url.clone()),
+            auto,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        probing.peer().list_all_tools().await.unwrap().len(),
+        expected,
+        "auto mode, paginated"
+    );
+    let pinned =
+        ().serve(StreamableHttpClientTransport::from_uri(proxy.url.clone()))
+            .await
+            .unwrap();
+    assert_eq!(
+        pinned.peer().list_all_tools().await.unwrap().len(),
+        expected,
+        "initialize mode, paginated"
+    );
 }

@@ -41,11 +41,19 @@ pub fn lit(s: &str) -> String {
 
 /// A `[[backends]]` section running the conformance target over stdio.
 pub fn stdio_backend(name: &str, extra: &str) -> String {
-    format!("[[backends]]\nname = {}\ncommand = {}\nargs = [\"--stdio\"]\n{extra}\n", lit(name), lit(&target_exe()))
+    format!(
+        "[[backends]]\nname = {}\ncommand = {}\nargs = [\"--stdio\"]\n{extra}\n",
+        lit(name),
+        lit(&target_exe())
+    )
 }
 
 pub fn http_backend(name: &str, url: &str, extra: &str) -> String {
-    format!("[[backends]]\nname = {}\nurl = {}\n{extra}\n", lit(name), lit(url))
+    format!(
+        "[[backends]]\nname = {}\nurl = {}\n{extra}\n",
+        lit(name),
+        lit(url)
+    )
 }
 
 /// The conformance target serving streamable HTTP on a free loopback port.
@@ -70,7 +78,11 @@ impl HttpTarget {
             .expect("target did not start")
             .unwrap()
             .expect("target printed nothing");
-        let url = line.strip_prefix("listening on ").expect("listening line").trim().to_owned();
+        let url = line
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .trim()
+            .to_owned();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { url, child }
     }
@@ -101,7 +113,11 @@ impl TestProxy {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(proxy.serve(listener));
         let base = format!("http://{addr}");
-        Self { url: format!("{base}{path}"), base, handle }
+        Self {
+            url: format!("{base}{path}"),
+            base,
+            handle,
+        }
     }
 
     /// Waits until `backend` is connected again (after a crash, say).
@@ -135,26 +151,47 @@ pub struct TestClient {
 pub const SAMPLED_TEXT: &str = "sampled by the test client";
 
 impl ClientHandler for TestClient {
-    async fn create_message(&self, _: CreateMessageRequestParams, _: RequestContext<RoleClient>) -> Result<CreateMessageResult, McpError> {
+    async fn create_message(
+        &self,
+        _: CreateMessageRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
         self.seen.lock().unwrap().sampling_requests += 1;
-        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(SAMPLED_TEXT), "test-model".to_owned()))
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text(SAMPLED_TEXT),
+            "test-model".to_owned(),
+        ))
     }
 
-    async fn create_elicitation(&self, _: ElicitRequestParams, _: RequestContext<RoleClient>) -> Result<ElicitResult, McpError> {
+    async fn create_elicitation(
+        &self,
+        _: ElicitRequestParams,
+        _: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
         self.seen.lock().unwrap().elicitation_requests += 1;
         Ok(ElicitResult::new(ElicitationAction::Accept)
             .with_content(serde_json::json!({"username": "ada", "email": "ada@example.com"})))
     }
 
     async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
-        Ok(ListRootsResult::new(vec![Root::new("file:///workspace/project")]))
+        Ok(ListRootsResult::new(vec![Root::new(
+            "file:///workspace/project",
+        )]))
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         self.seen.lock().unwrap().progress.push(params);
     }
 
-    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         self.seen.lock().unwrap().logs.push(params);
     }
 
@@ -162,13 +199,21 @@ impl ClientHandler for TestClient {
         self.seen.lock().unwrap().tool_list_changed += 1;
     }
 
-    async fn on_resource_updated(&self, params: ResourceUpdatedNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         self.seen.lock().unwrap().resource_updates.push(params.uri);
     }
 
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
-        info.capabilities = ClientCapabilities::builder().enable_roots().enable_sampling().enable_elicitation().build();
+        info.capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
         info.client_info = Implementation::new("proxy-tests", "1.0.0");
         info
     }

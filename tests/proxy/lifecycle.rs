@@ -10,11 +10,23 @@ use crate::common::*;
 async fn a_backend_crash_mid_call_is_a_clear_error_and_the_backend_comes_back() {
     let proxy = TestProxy::start(&stdio_backend("s", "")).await;
     let (client, seen) = connect(&proxy.url).await;
-    let error = client.peer().call_tool(call("s__crash", json!({}))).await.unwrap_err().to_string();
+    let error = client
+        .peer()
+        .call_tool(call("s__crash", json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("backend `s`"), "{error}");
-    eventually("tools/list_changed after the crash", || seen.seen.lock().unwrap().tool_list_changed >= 1).await;
+    eventually("tools/list_changed after the crash", || {
+        seen.seen.lock().unwrap().tool_list_changed >= 1
+    })
+    .await;
     proxy.wait_backend_up("s").await;
-    let echo = client.peer().call_tool(call("s__echo", json!({"text": "back"}))).await.unwrap();
+    let echo = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "back"})))
+        .await
+        .unwrap();
     assert_eq!(first_text(&echo), "back");
 }
 
@@ -28,7 +40,11 @@ async fn one_failing_backend_does_not_stop_the_others() {
     let (client, _) = connect(&proxy.url).await;
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().all(|t| !t.name.starts_with("broken__")));
-    let echo = client.peer().call_tool(call("s__echo", json!({"text": "ok"}))).await.unwrap();
+    let echo = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "ok"})))
+        .await
+        .unwrap();
     assert_eq!(first_text(&echo), "ok");
 }
 
@@ -38,7 +54,11 @@ async fn a_required_backend_that_cannot_start_fails_startup() {
         "[[backends]]\nname = \"broken\"\ncommand = \"/nonexistent/mcp-server\"\noptional = false\n",
     )
     .unwrap();
-    let error = mcp_warden::Proxy::from_config(config).await.err().expect("startup fails").to_string();
+    let error = mcp_warden::Proxy::from_config(config)
+        .await
+        .err()
+        .expect("startup fails")
+        .to_string();
     assert!(error.contains("broken"), "{error}");
 }
 
@@ -47,15 +67,29 @@ async fn shutdown_drains_calls_in_flight_then_refuses_new_ones() {
     let proxy = TestProxy::start(&stdio_backend("s", "")).await;
     let (client, _) = connect(&proxy.url).await;
     let peer = client.peer().clone();
-    let slow = tokio::spawn(async move { peer.call_tool(call("s__slow", json!({"ms": 500}))).await });
+    let slow =
+        tokio::spawn(async move { peer.call_tool(call("s__slow", json!({"ms": 500}))).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let handle = proxy.handle.clone();
     let shutdown = tokio::spawn(async move { handle.shutdown().await });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let refused = client.peer().call_tool(call("s__echo", json!({"text": "late"}))).await;
+    let refused = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "late"})))
+        .await;
     assert!(refused.is_err(), "no new calls while draining");
-    let finished = slow.await.unwrap().expect("the call in flight completes");
+    let finished = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .expect("answered")
+        .unwrap()
+        .expect("the call in flight completes");
     assert_eq!(first_text(&finished), "done");
-    tokio::time::timeout(Duration::from_secs(10), shutdown).await.unwrap().unwrap();
-    assert!(proxy.handle.backends_up().is_empty(), "backends are stopped");
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        proxy.handle.backends_up().is_empty(),
+        "backends are stopped"
+    );
 }

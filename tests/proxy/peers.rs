@@ -17,7 +17,10 @@ fn peers() -> Option<(PathBuf, PathBuf)> {
     if node_modules.exists() && python.exists() {
         return Some((node_modules, python));
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "test peers are not installed: run .ci/run");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test peers are not installed: run .ci/run"
+    );
     eprintln!("skipped: test peers not installed (run .ci/run once)");
     None
 }
@@ -46,7 +49,11 @@ struct EverythingHttp {
 }
 
 async fn everything_http(node_modules: &PathBuf) -> EverythingHttp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = tokio::process::Command::new("node")
         .arg("--import")
         .arg(root().join("tests/peers/loopback.mjs"))
@@ -59,17 +66,25 @@ async fn everything_http(node_modules: &PathBuf) -> EverythingHttp {
         .spawn()
         .expect("node");
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    EverythingHttp { url: format!("http://127.0.0.1:{port}/mcp"), _child: child }
+    EverythingHttp {
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        _child: child,
+    }
 }
 
 #[tokio::test]
 async fn reference_servers_over_stdio_and_http_answer_an_independent_client() {
-    let Some((node_modules, python)) = peers() else { return };
+    let Some((node_modules, python)) = peers() else {
+        return;
+    };
     let http = everything_http(&node_modules).await;
     let dir = std::env::temp_dir().join(format!("mcp-warden-fs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -87,9 +102,41 @@ async fn reference_servers_over_stdio_and_http_answer_an_independent_client() {
     );
     let proxy = TestProxy::start(&toml).await;
     let total = proxy.handle.tool_names().len().to_string();
-    py_client(&python, &proxy.url, &["--scenario", "everything", "--prefix", "everything__"]).await;
-    py_client(&python, &proxy.url, &["--scenario", "everything", "--prefix", "evhttp__"]).await;
-    py_client(&python, &proxy.url, &["--scenario", "filesystem", "--prefix", "fs__", "--dir", &dir.display().to_string()]).await;
-    py_client(&python, &proxy.url, &["--scenario", "auto", "--expect-tools", &total]).await;
-    py_client(&python, &proxy.url, &["--scenario", "pinned", "--expect-tools", &total]).await;
+    py_client(
+        &python,
+        &proxy.url,
+        &["--scenario", "everything", "--prefix", "everything__"],
+    )
+    .await;
+    py_client(
+        &python,
+        &proxy.url,
+        &["--scenario", "everything", "--prefix", "evhttp__"],
+    )
+    .await;
+    py_client(
+        &python,
+        &proxy.url,
+        &[
+            "--scenario",
+            "filesystem",
+            "--prefix",
+            "fs__",
+            "--dir",
+            &dir.display().to_string(),
+        ],
+    )
+    .await;
+    py_client(
+        &python,
+        &proxy.url,
+        &["--scenario", "auto", "--expect-tools", &total],
+    )
+    .await;
+    py_client(
+        &python,
+        &proxy.url,
+        &["--scenario", "pinned", "--expect-tools", &total],
+    )
+    .await;
 }

@@ -12,12 +12,16 @@ fn errors(toml: &str) -> Vec<String> {
 
 #[test]
 fn minimal_stdio_backend_gets_defaults() {
-    let config = Config::from_toml_str("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n").unwrap();
+    let config =
+        Config::from_toml_str("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n")
+            .unwrap();
     assert_eq!(config.server.bind.to_string(), "127.0.0.1:8808");
     assert_eq!(config.server.separator, "__");
     let b = &config.backends[0];
     assert_eq!(b.namespace, "demo");
-    assert!(matches!(&b.transport, Transport::Stdio { env_allow, .. } if env_allow.contains(&"PATH".to_owned())));
+    assert!(
+        matches!(&b.transport, Transport::Stdio { env_allow, .. } if env_allow.contains(&"PATH".to_owned()))
+    );
 }
 
 #[test]
@@ -48,7 +52,10 @@ args = ["--no"]
         "backends[1].hide[0]:",
         "backends[1].args: only for `command` backends",
     ] {
-        assert!(joined.contains(expected), "missing `{expected}` in:\n{joined}");
+        assert!(
+            joined.contains(expected),
+            "missing `{expected}` in:\n{joined}"
+        );
     }
 }
 
@@ -67,7 +74,11 @@ fn namespaces_that_could_collide_are_rejected() {
     let errs = errors(
         "[[backends]]\nname = \"a\"\ncommand = \"x\"\n[[backends]]\nname = \"a_\"\ncommand = \"y\"\n",
     );
-    assert!(errs.iter().any(|e| e.contains("could expose the same name")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("could expose the same name")),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -99,6 +110,8 @@ fn filters_apply_hide_over_expose() {
 
 #[test]
 fn empty_namespace_is_allowed() {
-    let config = Config::from_toml_str("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n").unwrap();
+    let config =
+        Config::from_toml_str("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n")
+            .unwrap();
     assert_eq!(config.backends[0].namespace, "");
 }

@@ -26,19 +26,32 @@ command = "y"
 "#;
 
 fn lists(tools: &[&str]) -> Option<BackendLists> {
-    Some(BackendLists { tools: tools.iter().map(|t| tool(t)).collect(), ..Default::default() })
+    Some(BackendLists {
+        tools: tools.iter().map(|t| tool(t)).collect(),
+        ..Default::default()
+    })
 }
 
 #[test]
 fn namespaces_aliases_and_filters_in_one_place() {
     let b = backends(TWO);
-    let c = Catalog::build(&b, &[lists(&["search", "issue", "delete_repo"]), lists(&["echo"])], "__");
+    let c = Catalog::build(
+        &b,
+        &[lists(&["search", "issue", "delete_repo"]), lists(&["echo"])],
+        "__",
+    );
     let names: Vec<_> = c.tools().map(|e| e.item.name.to_string()).collect();
     assert_eq!(names, ["echo", "find_code", "gh__issue"]);
     let e = c.tool("find_code").unwrap();
     assert_eq!((e.backend, e.original.as_str()), (0, "search"));
-    assert!(c.tool("gh__search").is_none(), "an aliased tool is reachable only by its alias");
-    assert!(c.tool("gh__delete_repo").is_none(), "a hidden tool reads like an unknown one");
+    assert!(
+        c.tool("gh__search").is_none(),
+        "an aliased tool is reachable only by its alias"
+    );
+    assert!(
+        c.tool("gh__delete_repo").is_none(),
+        "a hidden tool reads like an unknown one"
+    );
     assert_eq!(c.tool("echo").unwrap().backend, 1);
 }
 
@@ -54,7 +67,11 @@ fn a_down_backend_drops_out_of_the_lists() {
 fn collisions_keep_the_first_and_are_reported() {
     let b = backends(TWO);
     let c = Catalog::build(&b, &[lists(&["x"]), lists(&["find_code"])], "__");
-    assert_eq!(c.tool("find_code").map(|e| e.backend), Some(1), "no alias claims it here");
+    assert_eq!(
+        c.tool("find_code").map(|e| e.backend),
+        Some(1),
+        "no alias claims it here"
+    );
     let c = Catalog::build(&b, &[lists(&["search"]), lists(&["find_code"])], "__");
     assert_eq!(c.tool("find_code").unwrap().backend, 0);
     assert_eq!(c.collisions.len(), 1);
@@ -115,11 +132,35 @@ fn resource_uris_are_rewritten_reversibly() {
     let c = Catalog::build(&b, &[Some(lists), None], "__");
     let page = c.resources_page(None, 10).unwrap();
     assert_eq!(page.items[0].uri, "gh+file:///etc/motd");
-    assert_eq!(c.resolve_uri("gh+file:///etc/motd"), Some(Target { backend: 0, name: "file:///etc/motd".into() }));
-    assert_eq!(c.resolve_uri("gh+git+https://x/7"), Some(Target { backend: 0, name: "git+https://x/7".into() }));
-    assert_eq!(c.resolve_uri("test://plain"), Some(Target { backend: 1, name: "test://plain".into() }));
+    assert_eq!(
+        c.resolve_uri("gh+file:///etc/motd"),
+        Some(Target {
+            backend: 0,
+            name: "file:///etc/motd".into()
+        })
+    );
+    assert_eq!(
+        c.resolve_uri("gh+git+https://x/7"),
+        Some(Target {
+            backend: 0,
+            name: "git+https://x/7".into()
+        })
+    );
+    assert_eq!(
+        c.resolve_uri("test://plain"),
+        Some(Target {
+            backend: 1,
+            name: "test://plain".into()
+        })
+    );
     assert_eq!(c.expose_uri(0, "file:///a"), "gh+file:///a");
     assert_eq!(c.expose_uri(1, "test://a"), "test://a");
-    assert_eq!(c.resolve_prompt("gh__greet"), Some(Target { backend: 0, name: "greet".into() }));
+    assert_eq!(
+        c.resolve_prompt("gh__greet"),
+        Some(Target {
+            backend: 0,
+            name: "greet".into()
+        })
+    );
     let _ = BTreeMap::<String, String>::new();
 }
