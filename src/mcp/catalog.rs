@@ -215,7 +215,7 @@ impl Catalog {
     /// backend reads `<namespace>+<backend's uri>`; any other URI belongs to an unprefixed
     /// backend (the one listing it, else the first).
     pub fn resolve_uri(&self, exposed: &str) -> Option<Target> {
-        if let Some(entry) = self.resources.get(exposed).or_else(|| None) {
+        if let Some(entry) = self.resources.get(exposed) {
             return Some(Target {
                 backend: entry.backend,
                 name: entry.original.clone(),

@@ -1,6 +1,6 @@
 //! Tools the proxy's own tests use to exercise a backend: timing and cancellation,
 //! crashes, a tool list that changes at runtime, roots, resource-update fan-out,
-//! echo and structured output.
+//! echo, structured output and `ask_llm` (implemented in [`crate::ask_llm`]).
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use rmcp::{
 use serde_json::json;
 
 use crate::{
+    ask_llm,
     fixtures::{integer_argument, object, string_argument, text_result},
     interactive,
     server::ConformanceServer,
@@ -74,6 +75,7 @@ pub fn definitions() -> Vec<Tool> {
             }),
         ),
         structured_tool(),
+        ask_llm::definition(),
     ]
 }
 

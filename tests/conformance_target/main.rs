@@ -2,8 +2,8 @@
 //! official MCP conformance suite (`@modelcontextprotocol/conformance` 0.1.16), plus a
 //! handful of tools the proxy's integration tests use to drive a backend: slow and
 //! cancellable calls, a cancellation counter, a tool that kills the process, a tool
-//! that grows the tool list at runtime, roots, resource-update fan-out, echo and
-//! structured output.
+//! that grows the tool list at runtime, roots, resource-update fan-out, echo,
+//! structured output and SEP-2322 multi round-trip sampling (`ask_llm`).
 //!
 //! Usage:
 //!
@@ -21,6 +21,7 @@
 // the conformance scenarios exercise.
 #![allow(deprecated)]
 
+mod ask_llm;
 mod extras;
 mod fixtures;
 mod interactive;

@@ -19,7 +19,7 @@ use rmcp::{
 };
 
 use crate::{
-    prompts, resources,
+    ask_llm, prompts, resources,
     state::{SessionId, SharedState},
     tools,
 };
@@ -133,6 +133,10 @@ impl ServerHandler for ConformanceServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        // `ask_llm` may answer `input_required` (SEP-2322); every other tool completes.
+        if request.name == ask_llm::NAME {
+            return Ok(ask_llm::call(request, &context).await);
+        }
         tools::call(self, request, context)
             .await
             .map(CallToolResponse::Complete)
