@@ -136,12 +136,12 @@ impl ProxyHandle {
         self.hub.stopping.is_cancelled()
     }
 
-    /// Names of the backends currently connected.
+    /// Names of the backends currently connected and listed.
     pub fn backends_up(&self) -> Vec<String> {
         self.hub
             .backends
             .iter()
-            .filter(|b| b.is_up())
+            .filter(|b| b.is_up() && self.hub.lists_of(b.index).is_some())
             .map(|b| b.name().to_owned())
             .collect()
     }

@@ -5,8 +5,9 @@
 use std::{collections::HashMap, process::Stdio};
 
 use rmcp::{
-    RoleClient, ServiceExt,
-    service::RunningService,
+    RoleClient,
+    model::ProtocolVersion,
+    service::{ClientLifecycleMode, ClientServiceExt, RunningService},
     transport::{
         StreamableHttpClientTransport, TokioChildProcess,
         streamable_http_client::StreamableHttpClientTransportConfig,
@@ -15,7 +16,7 @@ use rmcp::{
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::relay::Relay;
-use crate::config::{BackendSettings, Transport};
+use crate::config::{BackendProtocol, BackendSettings, Transport};
 
 pub type Connection = RunningService<RoleClient, Relay>;
 
@@ -53,7 +54,10 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                         }
                     });
                 }
-                relay.serve(process).await.map_err(|e| e.to_string())
+                relay
+                    .serve_with_lifecycle(process, lifecycle(settings.protocol))
+                    .await
+                    .map_err(|e| e.to_string())
             }
             Transport::Http { url, headers } => {
                 let mut custom = HashMap::new();
@@ -78,7 +82,10 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                     config = config.auth_header(token);
                 }
                 let transport = StreamableHttpClientTransport::from_config(config);
-                relay.serve(transport).await.map_err(|e| e.to_string())
+                relay
+                    .serve_with_lifecycle(transport, lifecycle(settings.protocol))
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     };
@@ -88,5 +95,15 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
             "no answer to initialize within {} s",
             settings.connect_timeout.as_secs()
         )),
+    }
+}
+
+fn lifecycle(protocol: BackendProtocol) -> ClientLifecycleMode {
+    match protocol {
+        BackendProtocol::Initialize => ClientLifecycleMode::Initialize,
+        BackendProtocol::Auto => ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: None,
+        },
     }
 }

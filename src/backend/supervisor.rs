@@ -32,6 +32,7 @@ pub(crate) fn spawn_supervisor(
                 return;
             }
             let (refresh_tx, mut refresh_rx) = mpsc::unbounded_channel();
+            let listen_tx = refresh_tx.clone();
             let relay = Relay {
                 index: backend.index,
                 name: backend.name().to_owned(),
@@ -51,8 +52,10 @@ pub(crate) fn spawn_supervisor(
                     // serve stale lists.
                     peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
                         .await;
-                    backend.set_peer(Some(peer.clone()));
+                    let listener = listen_for_changes(&backend, &peer, listen_tx);
                     let lists = read_lists(&backend, &peer).await;
+                    // Connected first, then listed: a listed tool is always callable.
+                    backend.set_peer(Some(peer.clone()));
                     if let Some(hub) = hub.upgrade() {
                         hub.set_lists(backend.index, Some(lists)).await;
                         hub.backend_up(&backend).await;
@@ -74,6 +77,7 @@ pub(crate) fn spawn_supervisor(
                                 }
                             }
                             _ = shutdown.cancelled() => {
+                                if let Some(l) = &listener { l.abort(); }
                                 stop.cancel();
                                 let _ = waiting.await;
                                 backend.set_peer(None);
@@ -81,6 +85,9 @@ pub(crate) fn spawn_supervisor(
                             }
                         }
                     };
+                    if let Some(l) = &listener {
+                        l.abort();
+                    }
                     backend.set_peer(None);
                     if let Some(hub) = hub.upgrade() {
                         hub.set_lists(backend.index, None).await;
@@ -104,6 +111,46 @@ pub(crate) fn spawn_supervisor(
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     })
+}
+
+/// On 2026-07-28 a backend announces list changes only on a `subscriptions/listen` stream:
+/// open one and feed what it says to the supervisor, like `list_changed` on older revisions.
+fn listen_for_changes(
+    backend: &Backend,
+    peer: &rmcp::Peer<rmcp::RoleClient>,
+    refresh: mpsc::UnboundedSender<ListKind>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    let info = peer.peer_info()?;
+    if info.protocol_version.as_str() < rmcp::model::ProtocolVersion::V_2026_07_28.as_str() {
+        return None;
+    }
+    let (peer, name) = (peer.clone(), backend.name().to_owned());
+    Some(tokio::spawn(async move {
+        let filter = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .prompts_list_changed()
+            .resources_list_changed()
+            .build();
+        let mut subscription = match peer.listen(filter).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(backend = %name, error = %e, "backend refused subscriptions/listen; its list changes will not be seen");
+                return;
+            }
+        };
+        while let Ok(Some(notification)) = subscription.next().await {
+            let kind = match notification {
+                ServerNotification::ToolListChangedNotification(_) => ListKind::Tools,
+                ServerNotification::PromptListChangedNotification(_) => ListKind::Prompts,
+                ServerNotification::ResourceListChangedNotification(_) => ListKind::Resources,
+                _ => continue,
+            };
+            if refresh.send(kind).is_err() {
+                return;
+            }
+        }
+    }))
 }
 
 /// Everything the backend offers, per the capabilities it declared. A list that fails to

@@ -75,4 +75,8 @@ pub struct BackendSection {
     pub aliases: BTreeMap<String, String>,
     /// Start without this backend instead of failing when it is down; default true.
     pub optional: Option<bool>,
+    /// How the proxy opens its connection: `initialize` (default; the 2025-11-25
+    /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
+    /// serves it, else fall back to `initialize`).
+    pub protocol: Option<String>,
 }

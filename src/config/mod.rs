@@ -47,6 +47,18 @@ pub struct BackendSettings {
     /// Backend tool name -> exposed name.
     pub aliases: BTreeMap<String, String>,
     pub optional: bool,
+    pub protocol: BackendProtocol,
+}
+
+/// How the proxy opens a backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendProtocol {
+    /// The `initialize` handshake (2025-11-25): the backend may send sampling, elicitation
+    /// and roots requests, and unscoped notifications.
+    Initialize,
+    /// Probe `server/discover`; 2026-07-28 when served (input requests arrive as
+    /// input-required results, list changes on `subscriptions/listen`), else `initialize`.
+    Auto,
 }
 
 #[derive(Debug, Clone)]

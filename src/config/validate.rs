@@ -6,7 +6,8 @@ use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration}
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{
-    BackendSettings, Config, ConfigError, ConfigIssue, NameFilter, ServerSettings, Transport,
+    BackendProtocol, BackendSettings, Config, ConfigError, ConfigIssue, NameFilter, ServerSettings,
+    Transport,
     file::{BackendSection, FileConfig},
 };
 
@@ -177,6 +178,17 @@ fn backend(
             );
         }
     }
+    let protocol = match b.protocol.as_deref() {
+        None | Some("initialize") => BackendProtocol::Initialize,
+        Some("auto") => BackendProtocol::Auto,
+        Some(other) => {
+            issues.push(
+                at("protocol"),
+                format!("`{other}` must be `initialize` or `auto`"),
+            );
+            BackendProtocol::Initialize
+        }
+    };
     if issues.0.len() != before {
         return None;
     }
@@ -189,6 +201,7 @@ fn backend(
         filter: NameFilter::new(expose.flatten(), hide.flatten()),
         aliases: b.aliases.clone(),
         optional: b.optional.unwrap_or(true),
+        protocol,
     })
 }
 

@@ -2,6 +2,7 @@
 //! catalog that maps exposed names to backends.
 
 pub mod catalog;
+mod inputs;
 mod server;
 
 pub use server::ProxySession;

@@ -18,7 +18,10 @@ use crate::{
     backend::Origin,
     error::CallError,
     hub::Hub,
-    mcp::catalog::{BadCursor, Catalog, Page},
+    mcp::{
+        catalog::{BadCursor, Catalog, Page},
+        inputs::{self, InputRound},
+    },
     stack::{self, Call},
 };
 
@@ -57,6 +60,28 @@ impl ProxySession {
             cancel: ctx.ct.clone(),
         };
         stack::dispatch(&self.hub, call).await
+    }
+
+    /// Forwards a request that may come back input-required, answering the input rounds
+    /// for clients that cannot (see [`inputs`]).
+    async fn forward_with_inputs<P: InputRound>(
+        &self,
+        backend: usize,
+        mut params: P,
+        make: fn(P) -> ClientRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        let bridge = !inputs::client_handles_inputs(ctx);
+        for _ in 0..inputs::MAX_INPUT_ROUNDS {
+            match self.forward(backend, make(params.clone()), ctx).await? {
+                ServerResult::InputRequiredResult(required) if bridge => {
+                    let (responses, state) = inputs::ask_client(ctx, required).await?;
+                    params.set_inputs(responses, state);
+                }
+                result => return Ok(result),
+            }
+        }
+        Err(CallError::Internal("the backend asked for input too many times".to_owned()).to_mcp())
     }
 
     fn page_size(&self) -> usize {
@@ -157,8 +182,11 @@ impl ServerHandler for ProxySession {
         let backend = entry.backend;
         request.name = entry.original.clone().into();
         scrub(&mut request.meta);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
-        match self.forward(backend, request, &ctx).await? {
+        let make = |p| ClientRequest::CallToolRequest(CallToolRequest::new(p));
+        match self
+            .forward_with_inputs(backend, request, make, &ctx)
+            .await?
+        {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
@@ -192,8 +220,11 @@ impl ServerHandler for ProxySession {
             .ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
         request.name = target.name;
         scrub(&mut request.meta);
-        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        match self.forward(target.backend, request, &ctx).await? {
+        let make = |p| ClientRequest::GetPromptRequest(GetPromptRequest::new(p));
+        match self
+            .forward_with_inputs(target.backend, request, make, &ctx)
+            .await?
+        {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
             ServerResult::InputRequiredResult(result) => {
                 Ok(GetPromptResponse::InputRequired(result))
@@ -239,8 +270,11 @@ impl ServerHandler for ProxySession {
             .ok_or_else(|| CallError::UnknownResource(request.uri.clone()))?;
         request.uri = target.name;
         scrub(&mut request.meta);
-        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        match self.forward(target.backend, request, &ctx).await? {
+        let make = |p| ClientRequest::ReadResourceRequest(ReadResourceRequest::new(p));
+        match self
+            .forward_with_inputs(target.backend, request, make, &ctx)
+            .await?
+        {
             ServerResult::ReadResourceResult(mut result) => {
                 expose_contents(&catalog, target.backend, &mut result);
                 Ok(ReadResourceResponse::Complete(result))

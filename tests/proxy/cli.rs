@@ -142,17 +142,42 @@ async fn discover_probing_and_pinned_clients_both_get_every_tool() {
 #[tokio::test]
 async fn a_2026_07_28_client_hears_list_changes_on_subscriptions_listen() {
     let proxy = TestProxy::start(&stdio_backend("s", "")).await;
-    let discover = ClientLifecycleMode::Discover { preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28] };
-    let client = ().serve_with_lifecycle(StreamableHttpClientTransport::from_uri(proxy.url.clone()), discover).await.unwrap();
-    let filter = rmcp::model::SubscriptionFilter::builder().tools_list_changed().build();
-    let mut subscription = client.peer().listen(filter).await.expect("listen is acknowledged");
-    client.peer().call_tool(call("s__add_tool", serde_json::json!({}))).await.unwrap();
-    let notification = tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next())
+    let discover = ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let client = ()
+        .serve_with_lifecycle(
+            StreamableHttpClientTransport::from_uri(proxy.url.clone()),
+            discover,
+        )
         .await
-        .expect("a notification within 10 s")
-        .unwrap()
-        .expect("the stream stays open");
-    assert!(matches!(notification, rmcp::model::ServerNotification::ToolListChangedNotification(_)), "{notification:?}");
+        .unwrap();
+    let filter = rmcp::model::SubscriptionFilter::builder()
+        .tools_list_changed()
+        .build();
+    let mut subscription = client
+        .peer()
+        .listen(filter)
+        .await
+        .expect("listen is acknowledged");
+    client
+        .peer()
+        .call_tool(call("s__add_tool", serde_json::json!({})))
+        .await
+        .unwrap();
+    let notification =
+        tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next())
+            .await
+            .expect("a notification within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+    assert!(
+        matches!(
+            notification,
+            rmcp::model::ServerNotification::ToolListChangedNotification(_)
+        ),
+        "{notification:?}"
+    );
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "s__dynamic_tool"));
 }

@@ -5,6 +5,7 @@ mod common;
 mod bad_input;
 mod cli;
 mod conformance;
+mod inputs;
 mod lifecycle;
 mod peers;
 mod relay;
