@@ -84,6 +84,50 @@ impl ProxySession {
         Err(CallError::Internal("the backend asked for input too many times".to_owned()).to_mcp())
     }
 
+    /// Subscribes this session to an exposed resource URI; the backend is asked only for
+    /// the first subscriber, since its connection is shared.
+    async fn subscribe_uri(
+        &self,
+        exposed: &str,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let target = self
+            .hub
+            .catalog()
+            .resolve_uri(exposed)
+            .ok_or_else(|| CallError::UnknownResource(exposed.to_owned()))?;
+        if self.hub.sessions.subscribe(self.id, exposed) {
+            let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
+                SubscribeRequestParams::new(target.name),
+            ));
+            if let Err(e) = self.forward(target.backend, request, ctx).await {
+                self.hub.sessions.unsubscribe(self.id, exposed);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops this session's subscription; the backend is told when no subscriber is left.
+    async fn unsubscribe_uri(
+        &self,
+        exposed: &str,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let target = self
+            .hub
+            .catalog()
+            .resolve_uri(exposed)
+            .ok_or_else(|| CallError::UnknownResource(exposed.to_owned()))?;
+        if self.hub.sessions.unsubscribe(self.id, exposed) {
+            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
+                UnsubscribeRequestParams::new(target.name),
+            ));
+            self.forward(target.backend, request, ctx).await?;
+        }
+        Ok(())
+    }
+
     fn page_size(&self) -> usize {
         self.hub.server.page_size
     }
@@ -291,17 +335,7 @@ impl ServerHandler for ProxySession {
         request: SubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let catalog = self.hub.catalog();
-        let exposed = request.uri.clone();
-        let target = catalog
-            .resolve_uri(&exposed)
-            .ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
-        let mut params = SubscribeRequestParams::new(target.name);
-        params.meta = None;
-        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params));
-        self.forward(target.backend, request, &ctx).await?;
-        self.hub.sessions.subscribe(self.id, &exposed);
-        Ok(())
+        self.subscribe_uri(&request.uri, &ctx).await
     }
 
     async fn unsubscribe(
@@ -309,17 +343,7 @@ impl ServerHandler for ProxySession {
         request: UnsubscribeRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let catalog = self.hub.catalog();
-        let exposed = request.uri.clone();
-        let target = catalog
-            .resolve_uri(&exposed)
-            .ok_or_else(|| CallError::UnknownResource(exposed.clone()))?;
-        if self.hub.sessions.unsubscribe(self.id, &exposed) {
-            let params = UnsubscribeRequestParams::new(target.name);
-            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
-            self.forward(target.backend, request, &ctx).await?;
-        }
-        Ok(())
+        self.unsubscribe_uri(&request.uri, &ctx).await
     }
 
     async fn complete(
@@ -388,18 +412,34 @@ impl ServerHandler for ProxySession {
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
         let mut changes = self.hub.changes.subscribe();
+        let ctx = context.request_context().clone();
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        for uri in &uris {
+            if let Err(e) = self.subscribe_uri(uri, &ctx).await {
+                tracing::debug!(%uri, error = %e.message, "subscription for a listen stream refused");
+            }
+        }
         loop {
             tokio::select! {
-                _ = context.cancelled() => return Ok(()),
-                _ = self.hub.shutdown.cancelled() => return Ok(()),
+                _ = context.cancelled() => break,
+                _ = self.hub.shutdown.cancelled() => break,
                 change = changes.recv() => match change {
                     Ok(notification) => {
+                        // The sink drops what this stream did not ask for.
                         let _ = context.sink().send(notification).await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return Ok(()),
+                    Err(_) => break,
                 },
             }
         }
+        for uri in &uris {
+            let _ = self.unsubscribe_uri(uri, &ctx).await;
+        }
+        Ok(())
     }
 }

@@ -140,7 +140,9 @@ async fn discover_probing_and_pinned_clients_both_get_every_tool() {
 }
 
 #[tokio::test]
-async fn a_2026_07_28_client_hears_list_changes_on_subscriptions_listen() {
+async fn a_2026_07_28_client_hears_changes_on_subscriptions_listen() {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    use std::time::Duration;
     let proxy = TestProxy::start(&stdio_backend("s", "")).await;
     let discover = ClientLifecycleMode::Discover {
         preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
@@ -152,32 +154,45 @@ async fn a_2026_07_28_client_hears_list_changes_on_subscriptions_listen() {
         )
         .await
         .unwrap();
-    let filter = rmcp::model::SubscriptionFilter::builder()
+    let filter = SubscriptionFilter::builder()
         .tools_list_changed()
+        .resource_subscription("s+test://watched-resource")
         .build();
     let mut subscription = client
         .peer()
         .listen(filter)
         .await
         .expect("listen is acknowledged");
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("a notification within 10 s")
+            .unwrap()
+            .expect("the stream stays open")
+    };
     client
         .peer()
         .call_tool(call("s__add_tool", serde_json::json!({})))
         .await
         .unwrap();
-    let notification =
-        tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next())
-            .await
-            .expect("a notification within 10 s")
-            .unwrap()
-            .expect("the stream stays open");
+    let changed = next().await;
     assert!(
-        matches!(
-            notification,
-            rmcp::model::ServerNotification::ToolListChangedNotification(_)
-        ),
-        "{notification:?}"
+        matches!(changed, ServerNotification::ToolListChangedNotification(_)),
+        "{changed:?}"
     );
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "s__dynamic_tool"));
+    let touch = serde_json::json!({"uri": "test://watched-resource"});
+    client
+        .peer()
+        .call_tool(call("s__touch_resource", touch))
+        .await
+        .unwrap();
+    let updated = next().await;
+    match updated {
+        ServerNotification::ResourceUpdatedNotification(n) => {
+            assert_eq!(n.params.uri, "s+test://watched-resource")
+        }
+        other => panic!("expected a resource update, got {other:?}"),
+    }
 }
