@@ -40,8 +40,23 @@ struct Figures {
     calls_per_s: f64,
 }
 
-async fn measure(url: &str, tool: &str, s: &Settings) -> Figures {
-    let client = ().serve(StreamableHttpClientTransport::from_uri(url.to_owned())).await.unwrap();
+type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+async fn http_client(url: &str) -> Client {
+    ().serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
+        .await
+        .unwrap()
+}
+
+async fn stdio_client() -> Client {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
+    cmd.arg("demo-server");
+    ().serve(rmcp::transport::TokioChildProcess::new(cmd).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn measure(client: Client, tool: &str, s: &Settings) -> Figures {
     let peer = client.peer().clone();
     for _ in 0..50 {
         peer.call_tool(echo(tool)).await.unwrap();
@@ -100,39 +115,62 @@ async fn main() {
         }
     };
     let backend = serve(mcp_warden::demo::router()).await;
+    let demo_exe = env!("CARGO_BIN_EXE_mcp-warden");
     let config = Config::from_toml_str(&format!(
-        "[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n"
+        "[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n\
+         [[backends]]\nname = \"local\"\ncommand = {demo_exe:?}\nargs = [\"demo-server\"]\n"
     ))
     .unwrap();
     let proxy = Proxy::from_config(config).await.unwrap();
     let handle = proxy.handle();
     let proxied = serve(proxy.into_router()).await;
 
-    let direct = measure(&backend, "echo", &s).await;
-    let through = measure(&proxied, "demo__echo", &s).await;
+    let rows = [
+        (
+            "HTTP backend, direct",
+            measure(http_client(&backend).await, "echo", &s).await,
+        ),
+        (
+            "HTTP backend, via proxy",
+            measure(http_client(&proxied).await, "demo__echo", &s).await,
+        ),
+        (
+            "stdio backend, direct",
+            measure(stdio_client().await, "echo", &s).await,
+        ),
+        (
+            "stdio backend, via proxy",
+            measure(http_client(&proxied).await, "local__echo", &s).await,
+        ),
+    ];
     println!(
-        "tools/call, demo echo backend over streamable HTTP on loopback ({} sequential calls, {} concurrent for {:?})",
+        "tools/call of the demo echo tool, loopback ({} sequential calls for latency, {} concurrent for {:?} for throughput)",
         s.sequential_calls, s.concurrency, s.throughput_for
     );
     println!(
-        "{:<10} {:>10} {:>10} {:>12}",
+        "{:<26} {:>9} {:>9} {:>10}",
         "", "p50 µs", "p99 µs", "calls/s"
     );
-    for (name, f) in [("direct", &direct), ("proxy", &through)] {
+    for (name, f) in &rows {
         println!(
-            "{name:<10} {:>10.0} {:>10.0} {:>12.0}",
+            "{name:<26} {:>9.0} {:>9.0} {:>10.0}",
             us(f.p50),
             us(f.p99),
             f.calls_per_s
         );
     }
-    println!(
-        "added: p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
-        us(through.p50) - us(direct.p50),
-        us(through.p50) / us(direct.p50),
-        us(through.p99) - us(direct.p99),
-        us(through.p99) / us(direct.p99),
-        through.calls_per_s / direct.calls_per_s,
-    );
+    for (label, direct, through) in [
+        ("HTTP", &rows[0].1, &rows[1].1),
+        ("stdio", &rows[2].1, &rows[3].1),
+    ] {
+        println!(
+            "{label} backend: proxy adds p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
+            us(through.p50) - us(direct.p50),
+            us(through.p50) / us(direct.p50),
+            us(through.p99) - us(direct.p99),
+            us(through.p99) / us(direct.p99),
+            through.calls_per_s / direct.calls_per_s,
+        );
+    }
     handle.shutdown().await;
 }

@@ -25,20 +25,26 @@ fn suite_bin() -> Option<PathBuf> {
     None
 }
 
-/// Runs the suite against `url`: scenario -> (passed, failed).
-async fn run_suite(bin: &PathBuf, url: &str) -> BTreeMap<String, (u32, u32)> {
+/// Runs the suite (or one scenario) against `url`: scenario -> (passed, failed), and the
+/// suite's output.
+async fn run_suite(
+    bin: &PathBuf,
+    url: &str,
+    scenario: Option<&str>,
+) -> (BTreeMap<String, (u32, u32)>, String) {
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = tokio::process::Command::new(bin.join("conformance"))
-        .args(["server", "--url", url, "--suite", "all"])
-        .env("PATH", path)
-        .output()
-        .await
-        .expect("run conformance");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = tokio::process::Command::new(bin.join("conformance"));
+    cmd.args(["server", "--url", url]).env("PATH", path);
+    match scenario {
+        Some(name) => cmd.args(["--scenario", name]),
+        None => cmd.args(["--suite", "all"]),
+    };
+    let out = cmd.output().await.expect("run conformance");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut results = BTreeMap::new();
     for line in stdout.lines() {
         let Some(rest) = line.strip_prefix("✓ ").or_else(|| line.strip_prefix("✗ ")) else {
@@ -55,29 +61,60 @@ async fn run_suite(bin: &PathBuf, url: &str) -> BTreeMap<String, (u32, u32)> {
             results.insert(name.to_owned(), (passed, failed));
         }
     }
-    assert!(
-        results.len() >= 30,
-        "suite output not understood:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    results
+    if let Some(name) = scenario {
+        // Single-scenario output: `Passed: N/M, F failed, ...`.
+        let passed = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Passed: "))
+            .and_then(|rest| {
+                let numbers: Vec<u32> = rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                (numbers.len() >= 3).then(|| (numbers[0], numbers[2]))
+            });
+        results.insert(name.to_owned(), passed.unwrap_or((0, 1)));
+    } else {
+        assert!(
+            results.len() >= 30,
+            "suite output not understood:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (results, stdout)
 }
 
-fn compare(
-    direct: &BTreeMap<String, (u32, u32)>,
-    proxied: &BTreeMap<String, (u32, u32)>,
-    how: &str,
-) {
+/// Every scenario that passed direct must pass through the proxy. Some scenarios wait a fixed
+/// time for notifications (e.g. 200 ms for log messages), so on a loaded machine a failure is
+/// run again on its own, up to twice, before it counts; retried scenarios are printed.
+async fn compare(bin: &PathBuf, url: &str, direct: &BTreeMap<String, (u32, u32)>, how: &str) {
+    let (proxied, _) = run_suite(bin, url, None).await;
     let mut regressions = Vec::new();
     for (scenario, (passed, failed)) in direct {
         if *failed > 0 || EXCEPTIONS.iter().any(|(s, _)| s == scenario) {
             continue;
         }
-        match proxied.get(scenario) {
-            Some((p, 0)) if p >= passed => {}
-            other => regressions.push(format!(
-                "{scenario}: direct {passed} passed, through the proxy ({how}) {other:?}"
-            )),
+        if matches!(proxied.get(scenario), Some((p, 0)) if p >= passed) {
+            continue;
+        }
+        let mut detail = format!(
+            "{scenario}: direct {passed} passed, through the proxy ({how}) {:?}",
+            proxied.get(scenario)
+        );
+        let mut recovered = false;
+        for attempt in 1..=2 {
+            let (again, output) = run_suite(bin, url, Some(scenario)).await;
+            if matches!(again.get(scenario), Some((p, 0)) if p >= passed) {
+                eprintln!(
+                    "note: conformance scenario `{scenario}` ({how}) passed on retry {attempt}"
+                );
+                recovered = true;
+                break;
+            }
+            detail.push_str(&format!("\n--- retry {attempt} ---\n{output}"));
+        }
+        if !recovered {
+            regressions.push(detail);
         }
     }
     assert!(
@@ -91,22 +128,14 @@ fn compare(
 async fn the_proxy_passes_every_conformance_check_the_target_passes() {
     let Some(bin) = suite_bin() else { return };
     let target = HttpTarget::start().await;
-    let direct = run_suite(&bin, &target.url).await;
+    let (direct, _) = run_suite(&bin, &target.url, None).await;
     let failing: Vec<_> = direct.iter().filter(|(_, (_, f))| *f > 0).collect();
     assert!(failing.is_empty(), "the target itself fails: {failing:?}");
 
     let over_stdio = TestProxy::start(&stdio_backend("target", "namespace = \"\"")).await;
-    compare(
-        &direct,
-        &run_suite(&bin, &over_stdio.url).await,
-        "stdio backend",
-    );
+    compare(&bin, &over_stdio.url, &direct, "stdio backend").await;
 
     let over_http =
         TestProxy::start(&http_backend("target", &target.url, "namespace = \"\"")).await;
-    compare(
-        &direct,
-        &run_suite(&bin, &over_http.url).await,
-        "HTTP backend",
-    );
+    compare(&bin, &over_http.url, &direct, "HTTP backend").await;
 }
