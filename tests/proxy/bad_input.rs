@@ -114,6 +114,27 @@ async fn malformed_unknown_oversized_and_foreign_session_requests_get_clear_erro
     );
     assert_eq!(bad_cursor["error"]["code"], -32602, "{bad_cursor}");
 
+    // A session ended with DELETE is gone.
+    let other = session(url).await;
+    let deleted = reqwest::Client::new()
+        .delete(url)
+        .header("mcp-session-id", &other)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        deleted.status().is_success(),
+        "DELETE: {}",
+        deleted.status()
+    );
+    let after = post(
+        url,
+        Some(&other),
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}).to_string(),
+    )
+    .await;
+    assert_eq!(after.status(), 404, "a deleted session");
+
     // Still serving after all of that.
     let list = message(
         &post(
