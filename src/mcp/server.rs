@@ -91,11 +91,7 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let target = self
-            .hub
-            .catalog()
-            .resolve_uri(exposed)
-            .ok_or_else(|| CallError::UnknownResource(exposed.to_owned()))?;
+        let target = resolve_uri(&self.hub.catalog(), exposed)?;
         if self.hub.sessions.subscribe(self.id, exposed) {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
@@ -114,11 +110,7 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let target = self
-            .hub
-            .catalog()
-            .resolve_uri(exposed)
-            .ok_or_else(|| CallError::UnknownResource(exposed.to_owned()))?;
+        let target = resolve_uri(&self.hub.catalog(), exposed)?;
         if self.hub.sessions.unsubscribe(self.id, exposed) {
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
                 UnsubscribeRequestParams::new(target.name),
@@ -162,6 +154,13 @@ fn paged<T, R>(
     let mut result = make(page.items);
     set(&mut result, page.next_cursor);
     Ok(result)
+}
+
+/// Where an exposed resource URI (or template) leads; unknown reads like hidden.
+fn resolve_uri(catalog: &Catalog, exposed: &str) -> Result<crate::mcp::catalog::Target, CallError> {
+    catalog
+        .resolve_uri(exposed)
+        .ok_or_else(|| CallError::UnknownResource(exposed.to_owned()))
 }
 
 fn unexpected(what: &str) -> McpError {
@@ -309,9 +308,7 @@ impl ServerHandler for ProxySession {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let catalog = self.hub.catalog();
-        let target = catalog
-            .resolve_uri(&request.uri)
-            .ok_or_else(|| CallError::UnknownResource(request.uri.clone()))?;
+        let target = resolve_uri(&catalog, &request.uri)?;
         request.uri = target.name;
         scrub(&mut request.meta);
         let make = |p| ClientRequest::ReadResourceRequest(ReadResourceRequest::new(p));
@@ -361,9 +358,7 @@ impl ServerHandler for ProxySession {
                 target.backend
             }
             Reference::Resource(resource) => {
-                let target = catalog
-                    .resolve_uri(&resource.uri)
-                    .ok_or_else(|| CallError::UnknownResource(resource.uri.clone()))?;
+                let target = resolve_uri(&catalog, &resource.uri)?;
                 resource.uri = target.name;
                 target.backend
             }
