@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod authn;
 pub mod backend;
 pub mod config;
 pub mod demo;
@@ -40,7 +41,7 @@ pub use proxy::{Proxy, ProxyHandle};
 /// The configuration used when none is given: the demo backend built into this binary.
 pub fn embedded_default_config(exe: &std::path::Path) -> Result<Config, ConfigError> {
     Config::from_toml_str(&format!(
-        "[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
+        "[auth]\nanonymous = true\n\n[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
         toml_string(&exe.display().to_string())
     ))
 }

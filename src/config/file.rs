@@ -17,6 +17,70 @@ pub struct FileConfig {
     pub import: Option<String>,
     #[serde(default)]
     pub backends: Vec<BackendSection>,
+    #[serde(default)]
+    pub auth: Option<AuthSection>,
+}
+
+/// `[auth]`: who may call. At least one of `anonymous`, `issuers`, `tokens` must be set.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// Every caller is the principal `anonymous` (role `anonymous`). Only on a loopback bind.
+    pub anonymous: Option<bool>,
+    /// The URL clients use for this server, named in protected-resource metadata; default
+    /// `http://<bind><path>`.
+    pub resource: Option<String>,
+    /// Claim attributes the policies may use: attribute name -> `string`, `long`, `bool`
+    /// or `set` (of strings).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub issuers: Vec<IssuerSection>,
+    #[serde(default)]
+    pub tokens: Vec<TokenSection>,
+}
+
+/// `[[auth.issuers]]`: an identity provider whose JWTs are accepted.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Keys from a URL (cached, refreshed in the background) ...
+    pub jwks_url: Option<String>,
+    /// ... or from a file.
+    pub jwks_file: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds; default 30.
+    pub leeway_s: Option<u64>,
+    /// Background refresh interval of a `jwks_url`, in seconds; default 300.
+    pub refresh_s: Option<u64>,
+    /// Least time between two refreshes caused by an unknown `kid`, in seconds; default 30.
+    pub min_refresh_s: Option<u64>,
+    /// Claim paths (dot-separated) of the principal's parts.
+    pub subject_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub tenant_claim: Option<String>,
+    /// A claim holding `user`, `agent` or `service`; absent claim: `kind`.
+    pub kind_claim: Option<String>,
+    /// The kind of principal this issuer's tokens are for; default `user`.
+    pub kind: Option<String>,
+    /// Attribute name -> claim path, for attributes declared in `auth.attributes`.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+}
+
+/// `[[auth.tokens]]`: a static bearer token, stored only as its SHA-256.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// Hex SHA-256 of the token (`mcp-warden hash-token` prints it).
+    pub sha256: Option<String>,
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub tenant: Option<String>,
 }
 
 /// `[server]`: the client-facing endpoint.

@@ -3,9 +3,12 @@
 //! reports every problem at once with its path, producing the [`Config`] the runtime uses.
 //! `mcp-warden check` runs exactly this validation.
 
+mod auth;
 pub mod file;
 pub mod mcp_json;
 mod validate;
+
+pub use auth::{AttrKind, AuthSettings, IssuerSettings, KeySource, TokenSettings};
 
 use std::{
     collections::BTreeMap,
@@ -22,6 +25,7 @@ pub use validate::{MAX_NAME_LEN, validate};
 pub struct Config {
     pub server: ServerSettings,
     pub backends: Vec<BackendSettings>,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone)]

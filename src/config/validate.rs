@@ -18,10 +18,10 @@ const NAME_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 pub const MAX_NAME_LEN: usize = 128;
 
 #[derive(Default)]
-struct Issues(Vec<ConfigIssue>);
+pub(super) struct Issues(pub(super) Vec<ConfigIssue>);
 
 impl Issues {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigIssue {
             path: path.into(),
             message: message.into(),
@@ -47,8 +47,9 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         .filter_map(|(i, b)| backend(i, b, &separator, &mut issues))
         .collect();
     cross_backend(&backends, &separator, &mut issues);
+    let auth = super::auth::auth(file.auth.as_ref(), server.as_ref().map(|s| s.bind), &mut issues);
     match server {
-        Some(server) if issues.0.is_empty() => Ok(Config { server, backends }),
+        Some(server) if issues.0.is_empty() => Ok(Config { server, backends, auth }),
         _ => Err(ConfigError { issues: issues.0 }),
     }
 }

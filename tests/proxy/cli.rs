@@ -35,7 +35,7 @@ fn check_reports_every_error_with_its_path_and_exits_non_zero() {
     for expected in ["server.bind", "backends[0].name", "backends[0].command"] {
         assert!(stderr.contains(expected), "{expected} missing: {stderr}");
     }
-    let good = temp_file("good.toml", &stdio_backend("s", ""));
+    let good = temp_file("good.toml", &with_auth(&stdio_backend("s", "")));
     let out = Command::new(warden_exe())
         .args(["check", "--config"])
         .arg(&good)
@@ -77,7 +77,7 @@ fn every_example_config_passes_check() {
 
 #[tokio::test]
 async fn serve_stdio_speaks_mcp_on_stdin_and_stdout() {
-    let config = temp_file("stdio.toml", &stdio_backend("s", ""));
+    let config = temp_file("stdio.toml", &with_auth(&stdio_backend("s", "")));
     let mut cmd = tokio::process::Command::new(warden_exe());
     cmd.args(["serve", "--stdio", "--config"]).arg(&config);
     let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();

@@ -99,9 +99,18 @@ pub struct TestProxy {
     pub handle: ProxyHandle,
 }
 
+/// A test configuration: anonymous access (loopback) unless the text says otherwise.
+pub fn with_auth(toml: &str) -> String {
+    if toml.contains("[auth]") {
+        toml.to_owned()
+    } else {
+        format!("[auth]\nanonymous = true\n\n{toml}")
+    }
+}
+
 impl TestProxy {
     pub async fn start(toml: &str) -> Self {
-        let config = Config::from_toml_str(toml).expect("valid test config");
+        let config = Config::from_toml_str(&with_auth(toml)).expect("valid test config");
         Self::from_config(config).await
     }
 

@@ -50,9 +50,9 @@ async fn one_failing_backend_does_not_stop_the_others() {
 
 #[tokio::test]
 async fn a_required_backend_that_cannot_start_fails_startup() {
-    let config = mcp_warden::Config::from_toml_str(
+    let config = mcp_warden::Config::from_toml_str(&with_auth(
         "[[backends]]\nname = \"broken\"\ncommand = \"/nonexistent/mcp-server\"\noptional = false\n",
-    )
+    ))
     .unwrap();
     let error = mcp_warden::Proxy::from_config(config)
         .await
@@ -101,7 +101,7 @@ async fn sigterm_drains_the_call_in_flight_and_exits_cleanly() {
     let dir = std::env::temp_dir().join(format!("mcp-warden-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, stdio_backend("s", "")).unwrap();
+    std::fs::write(&config, with_auth(&stdio_backend("s", ""))).unwrap();
     let mut proxy = tokio::process::Command::new(warden_exe())
         .args(["serve", "--bind", "127.0.0.1:0", "--config"])
         .arg(&config)

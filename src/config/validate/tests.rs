@@ -1,6 +1,12 @@
 use super::*;
 use crate::config::Config;
 
+const ANON: &str = "[auth]\nanonymous = true\n";
+
+fn ok(toml: &str) -> Config {
+    Config::from_toml_str(&format!("{ANON}{toml}")).unwrap()
+}
+
 fn errors(toml: &str) -> Vec<String> {
     Config::from_toml_str(toml)
         .unwrap_err()
@@ -13,8 +19,7 @@ fn errors(toml: &str) -> Vec<String> {
 #[test]
 fn minimal_stdio_backend_gets_defaults() {
     let config =
-        Config::from_toml_str("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n")
-            .unwrap();
+        ok("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n");
     assert_eq!(config.server.bind.to_string(), "127.0.0.1:8808");
     assert_eq!(config.server.separator, "__");
     let b = &config.backends[0];
@@ -99,10 +104,7 @@ fn unknown_keys_and_missing_backends_are_errors() {
 
 #[test]
 fn filters_apply_hide_over_expose() {
-    let config = Config::from_toml_str(
-        "[[backends]]\nname = \"a\"\ncommand = \"x\"\nexpose = [\"read_*\", \"list\"]\nhide = [\"read_secret\"]\n",
-    )
-    .unwrap();
+    let config = ok("[[backends]]\nname = \"a\"\ncommand = \"x\"\nexpose = [\"read_*\", \"list\"]\nhide = [\"read_secret\"]\n");
     let f = &config.backends[0].filter;
     assert!(f.allows("read_file") && f.allows("list"));
     assert!(!f.allows("read_secret") && !f.allows("write_file"));
@@ -111,7 +113,44 @@ fn filters_apply_hide_over_expose() {
 #[test]
 fn empty_namespace_is_allowed() {
     let config =
-        Config::from_toml_str("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n")
-            .unwrap();
+        ok("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n");
     assert_eq!(config.backends[0].namespace, "");
+}
+
+#[test]
+fn auth_is_required_and_anonymous_only_on_loopback() {
+    let backend = "[[backends]]\nname = \"a\"\ncommand = \"x\"\n";
+    assert!(errors(backend).iter().any(|e| e.starts_with("auth: required")));
+    let public = format!("[server]\nbind = \"0.0.0.0:8808\"\n{ANON}{backend}");
+    let errs: Vec<_> = Config::from_toml_str(&public).unwrap_err().issues.into_iter().map(|i| i.path).collect();
+    assert_eq!(errs, ["auth.anonymous"]);
+}
+
+#[test]
+fn issuers_and_tokens_are_checked_with_paths() {
+    let text = r#"
+[auth]
+attributes = { email = "string", level = "float" }
+[[auth.issuers]]
+issuer = "https://idp"
+jwks_url = "http://idp.example/keys"
+claims = { undeclared = "x" }
+[[auth.tokens]]
+sha256 = "abc"
+[[backends]]
+name = "a"
+command = "x"
+"#;
+    let errs = Config::from_toml_str(text).unwrap_err().issues;
+    let paths: Vec<_> = errs.iter().map(|i| i.path.as_str()).collect();
+    for expected in [
+        "auth.attributes.level",
+        "auth.issuers[0].audiences",
+        "auth.issuers[0].jwks_url",
+        "auth.issuers[0].claims.undeclared",
+        "auth.tokens[0].sha256",
+        "auth.tokens[0].id",
+    ] {
+        assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+    }
 }

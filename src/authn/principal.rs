@@ -1,0 +1,69 @@
+//! Who is calling: the principal every request carries after authentication, built from
+//! verified token claims, a static bearer token's configuration, or the anonymous mode.
+//! Authorization turns it into a Cedar principal entity (`Mcp::User`, `Mcp::Agent` or
+//! `Mcp::Service`, in `Mcp::Role` and `Mcp::Tenant` groups).
+
+use std::collections::BTreeMap;
+
+/// The kind of caller, from the token (a configured claim) or the static token's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    User,
+    Agent,
+    Service,
+}
+
+impl PrincipalKind {
+    /// The Cedar entity type name (without namespace).
+    pub fn entity_type(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "User",
+            PrincipalKind::Agent => "Agent",
+            PrincipalKind::Service => "Service",
+        }
+    }
+}
+
+/// A typed claim attribute, as declared in the configuration (and the Cedar schema).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Bool(bool),
+    Long(i64),
+    String(String),
+    Set(Vec<String>),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    /// Stable identifier: the token subject, or the static token's configured id.
+    pub id: String,
+    pub kind: PrincipalKind,
+    pub roles: Vec<String>,
+    pub tenant: Option<String>,
+    /// The issuer that vouched for it (`None` for static tokens and anonymous).
+    pub issuer: Option<String>,
+    /// Typed attributes mapped from claims, by attribute name.
+    pub attributes: BTreeMap<String, AttrValue>,
+}
+
+impl Principal {
+    /// The caller of a proxy configured for anonymous access (loopback only).
+    pub fn anonymous() -> Self {
+        Principal {
+            id: "anonymous".to_owned(),
+            kind: PrincipalKind::User,
+            roles: vec!["anonymous".to_owned()],
+            tenant: None,
+            issuer: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    /// A key that identifies this principal for session ownership and cache scopes.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}", self.issuer.as_deref().unwrap_or(""), self.kind.entity_type(), self.id)
+    }
+}

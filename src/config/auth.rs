@@ -1,0 +1,230 @@
+//! Validation of `[auth]`: who may call. Part of the one validation pass; no I/O (a JWKS
+//! file is read when the proxy starts, not here).
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use super::{
+    file::{AuthSection, IssuerSection, TokenSection},
+    validate::Issues,
+};
+use crate::authn::principal::{Principal, PrincipalKind};
+
+/// Runtime authentication settings.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub anonymous: bool,
+    /// The protected resource's URL, for metadata and `WWW-Authenticate`.
+    pub resource: Option<String>,
+    /// Declared claim attributes, by name.
+    pub attributes: BTreeMap<String, AttrKind>,
+    pub issuers: Vec<IssuerSettings>,
+    pub tokens: Vec<TokenSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrKind {
+    String,
+    Long,
+    Bool,
+    Set,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Url(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: KeySource,
+    pub leeway: Duration,
+    pub refresh: Duration,
+    pub min_refresh: Duration,
+    pub subject_claim: String,
+    pub roles_claim: Option<String>,
+    pub tenant_claim: Option<String>,
+    pub kind_claim: Option<String>,
+    pub kind: PrincipalKind,
+    /// Attribute name -> claim path.
+    pub claims: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub sha256: [u8; 32],
+    pub principal: Principal,
+}
+
+pub(super) fn auth(section: Option<&AuthSection>, bind: Option<SocketAddr>, issues: &mut Issues) -> AuthSettings {
+    let Some(a) = section else {
+        issues.push(
+            "auth",
+            "required: set `anonymous = true` (loopback only), or `issuers` and/or `tokens`",
+        );
+        return AuthSettings::default();
+    };
+    let anonymous = a.anonymous.unwrap_or(false);
+    if anonymous {
+        if !a.issuers.is_empty() || !a.tokens.is_empty() {
+            issues.push("auth.anonymous", "cannot be combined with `issuers` or `tokens`");
+        }
+        if bind.is_some_and(|b| !b.ip().is_loopback()) {
+            issues.push("auth.anonymous", "only allowed when `server.bind` is a loopback address");
+        }
+    } else if a.issuers.is_empty() && a.tokens.is_empty() {
+        issues.push("auth", "no way to authenticate: set `issuers`, `tokens` or `anonymous = true`");
+    }
+    if let Some(resource) = &a.resource
+        && !(resource.starts_with("https://") || resource.starts_with("http://"))
+    {
+        issues.push("auth.resource", format!("`{resource}` must be an http(s) URL"));
+    }
+    let mut attributes = BTreeMap::new();
+    for (name, kind) in &a.attributes {
+        let path = format!("auth.attributes.{name}");
+        if !cedar_identifier(name) {
+            issues.push(&path, format!("`{name}` must be an identifier (letters, digits, `_`)"));
+        }
+        let kind = match kind.as_str() {
+            "string" => AttrKind::String,
+            "long" => AttrKind::Long,
+            "bool" => AttrKind::Bool,
+            "set" => AttrKind::Set,
+            other => {
+                issues.push(&path, format!("`{other}` must be `string`, `long`, `bool` or `set`"));
+                continue;
+            }
+        };
+        attributes.insert(name.clone(), kind);
+    }
+    let issuers = a.issuers.iter().enumerate().filter_map(|(i, s)| issuer(i, s, &attributes, issues)).collect();
+    let mut tokens: Vec<TokenSettings> = Vec::new();
+    for (i, t) in a.tokens.iter().enumerate() {
+        if let Some(t) = token(i, t, issues) {
+            if tokens.iter().any(|o| o.sha256 == t.sha256 || o.principal.id == t.principal.id) {
+                issues.push(format!("auth.tokens[{i}]"), "same `sha256` or `id` as an earlier token");
+            }
+            tokens.push(t);
+        }
+    }
+    AuthSettings { anonymous, resource: a.resource.clone(), attributes, issuers, tokens }
+}
+
+fn cedar_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn kind(value: Option<&str>, path: &str, issues: &mut Issues) -> PrincipalKind {
+    match value.unwrap_or("user") {
+        "user" => PrincipalKind::User,
+        "agent" => PrincipalKind::Agent,
+        "service" => PrincipalKind::Service,
+        other => {
+            issues.push(path, format!("`{other}` must be `user`, `agent` or `service`"));
+            PrincipalKind::User
+        }
+    }
+}
+
+fn issuer(i: usize, s: &IssuerSection, attributes: &BTreeMap<String, AttrKind>, issues: &mut Issues) -> Option<IssuerSettings> {
+    let at = |f: &str| format!("auth.issuers[{i}].{f}");
+    let before = issues.0.len();
+    let issuer = s.issuer.clone().unwrap_or_default();
+    if issuer.is_empty() {
+        issues.push(at("issuer"), "required");
+    }
+    if s.audiences.is_empty() || s.audiences.iter().any(String::is_empty) {
+        issues.push(at("audiences"), "at least one non-empty audience is required");
+    }
+    let keys = match (&s.jwks_url, &s.jwks_file) {
+        (Some(url), None) => {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
+            if !url.starts_with("https://") && !loopback {
+                issues.push(at("jwks_url"), format!("`{url}` must be https:// (http:// only on loopback)"));
+            }
+            Some(KeySource::Url(url.clone()))
+        }
+        (None, Some(file)) => Some(KeySource::File(PathBuf::from(file))),
+        _ => {
+            issues.push(at("jwks_url"), "set exactly one of `jwks_url` and `jwks_file`");
+            None
+        }
+    };
+    let seconds = |v: Option<u64>, d: u64, f: &str, issues: &mut Issues| {
+        let v = v.unwrap_or(d);
+        if f != "leeway_s" && v == 0 {
+            issues.push(at(f), "must be greater than 0");
+        }
+        Duration::from_secs(v)
+    };
+    let leeway = seconds(s.leeway_s, 30, "leeway_s", issues);
+    let refresh = seconds(s.refresh_s, 300, "refresh_s", issues);
+    let min_refresh = seconds(s.min_refresh_s, 30, "min_refresh_s", issues);
+    let kind = kind(s.kind.as_deref(), &at("kind"), issues);
+    for (attr, claim) in &s.claims {
+        if !attributes.contains_key(attr) {
+            issues.push(at(&format!("claims.{attr}")), format!("`{attr}` is not declared in `auth.attributes`"));
+        }
+        if claim.is_empty() {
+            issues.push(at(&format!("claims.{attr}")), "claim path must not be empty");
+        }
+    }
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(IssuerSettings {
+        issuer,
+        audiences: s.audiences.clone(),
+        keys: keys?,
+        leeway,
+        refresh,
+        min_refresh,
+        subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".to_owned()),
+        roles_claim: s.roles_claim.clone(),
+        tenant_claim: s.tenant_claim.clone(),
+        kind_claim: s.kind_claim.clone(),
+        kind,
+        claims: s.claims.clone(),
+    })
+}
+
+fn token(i: usize, t: &TokenSection, issues: &mut Issues) -> Option<TokenSettings> {
+    let at = |f: &str| format!("auth.tokens[{i}].{f}");
+    let hex = t.sha256.clone().unwrap_or_default();
+    let sha256 = decode_hex32(&hex);
+    if sha256.is_none() {
+        issues.push(at("sha256"), "must be 64 hex digits (the SHA-256 of the token)");
+    }
+    let id = t.id.clone().unwrap_or_default();
+    if id.is_empty() {
+        issues.push(at("id"), "required");
+    }
+    let kind = kind(t.kind.as_deref(), &at("kind"), issues);
+    Some(TokenSettings {
+        sha256: sha256?,
+        principal: Principal {
+            id,
+            kind,
+            roles: t.roles.clone(),
+            tenant: t.tenant.clone(),
+            issuer: None,
+            attributes: BTreeMap::new(),
+        },
+    })
+}
+
+fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
