@@ -161,10 +161,9 @@ impl Config {
     pub fn from_mcp_json_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let text = read(path.as_ref(), "mcp-json")?;
         let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
-        validate(&file::FileConfig {
-            backends,
-            ..Default::default()
-        })
+        // The file a desktop client keeps: a laptop, on loopback, without identities.
+        let auth = Some(file::AuthSection { anonymous: Some(true), ..Default::default() });
+        validate(&file::FileConfig { backends, auth, ..Default::default() })
     }
 
     /// Parses and validates TOML text. Pure: an `import` key is refused here because it
