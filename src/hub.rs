@@ -24,13 +24,16 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    authn::Authenticator,
     backend::Backend,
-    config::{Config, ServerSettings},
+    config::{AuthSettings, Config, ServerSettings},
     mcp::catalog::{BackendLists, Catalog},
 };
 
 pub struct Hub {
     pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub authn: Arc<Authenticator>,
     pub backends: Vec<Arc<Backend>>,
     lists: Mutex<Vec<Option<BackendLists>>>,
     catalog: RwLock<Arc<Catalog>>,
@@ -48,7 +51,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(config: &Config) -> Arc<Self> {
+    pub fn new(config: &Config, authn: Arc<Authenticator>) -> Arc<Self> {
         let backends: Vec<_> = config
             .backends
             .iter()
@@ -59,6 +62,8 @@ impl Hub {
         let catalog = Catalog::build(&config.backends, &lists, &config.server.separator);
         Arc::new(Self {
             server: config.server.clone(),
+            auth: config.auth.clone(),
+            authn,
             backends,
             lists: Mutex::new(lists),
             catalog: RwLock::new(Arc::new(catalog)),
@@ -70,6 +75,16 @@ impl Hub {
             log_level: Mutex::new(None),
             drain: Arc::default(),
         })
+    }
+
+    /// `http://<bind>`, as clients on this host reach it.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.bind)
+    }
+
+    /// The protected resource's URL: configured, else the MCP endpoint on the bind address.
+    pub fn resource_url(&self) -> String {
+        self.auth.resource.clone().unwrap_or_else(|| format!("{}{}", self.base_url(), self.server.path))
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

@@ -7,7 +7,10 @@ use std::{sync::Arc, time::Duration};
 use rmcp::ServiceExt;
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::{backend::spawn_supervisor, config::Config, error::Error, hub::Hub, mcp::ProxySession};
+use crate::{
+    authn::Authenticator, backend::spawn_supervisor, config::Config, error::Error, hub::Hub,
+    mcp::ProxySession,
+};
 
 const RESPONSE_FLUSH: Duration = Duration::from_millis(200);
 
@@ -29,7 +32,9 @@ impl Proxy {
     /// by its `connect_timeout`). A backend marked `optional = false` that cannot start is
     /// an error; an optional one is retried in the background.
     pub async fn from_config(config: Config) -> Result<Self, Error> {
-        let hub = Hub::new(&config);
+        let authn = Authenticator::new(&config.auth).await;
+        let hub = Hub::new(&config, authn.clone());
+        authn.spawn_refresh(hub.shutdown.clone());
         let mut firsts = Vec::new();
         let mut supervisors = Vec::new();
         for backend in &hub.backends {

@@ -1,9 +1,11 @@
-//! The HTTP face: the streamable-HTTP MCP endpoint (rmcp inside axum) and the health
-//! probes. Authentication will wrap the MCP service here, before any MCP parsing.
+//! The HTTP face: the streamable-HTTP MCP endpoint (rmcp inside axum) behind the
+//! authentication layer, the protected-resource metadata, and the health probes.
+
+pub mod auth;
 
 use std::sync::Arc;
 
-use axum::{Json, Router, http::StatusCode, routing::get};
+use axum::{Json, Router, http::StatusCode, middleware, routing::get};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -23,8 +25,22 @@ pub fn router(hub: Arc<Hub>) -> Router {
         config,
     );
     let ready_hub = hub.clone();
-    Router::new()
+    let auth = Arc::new(auth::AuthState::new(
+        hub.authn.clone(),
+        hub.resource_url(),
+        format!("{}/.well-known/oauth-protected-resource", hub.base_url()),
+    ));
+    // Authentication wraps only the MCP endpoint: probes and metadata stay public.
+    let protected = Router::new()
         .nest_service(&hub.server.path, mcp)
+        .layer(middleware::from_fn_with_state(auth.clone(), auth::require_auth));
+    let metadata = Router::new()
+        .route("/.well-known/oauth-protected-resource", get(auth::metadata))
+        .route(&format!("/.well-known/oauth-protected-resource{}", hub.server.path), get(auth::metadata))
+        .with_state(auth);
+    Router::new()
+        .merge(protected)
+        .merge(metadata)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

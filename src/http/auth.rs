@@ -1,0 +1,113 @@
+//! The authentication layer in front of the MCP endpoint, and the protected-resource
+//! metadata (RFC 9728) that tells clients where to get a token.
+//!
+//! Why here: it runs before rmcp parses anything, so an unauthenticated request costs a
+//! header lookup and never reaches MCP code. It also owns session ownership: a session
+//! belongs to the principal that opened it, and a request presenting another principal's
+//! session id is answered exactly like an unknown session (404).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::authn::Authenticator;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+pub struct AuthState {
+    pub authn: Arc<Authenticator>,
+    /// The protected resource's URL (RFC 9728 `resource`).
+    pub resource: String,
+    /// Where the metadata document is served.
+    pub metadata_url: String,
+    /// Session id -> key of the principal that opened it.
+    owners: Mutex<HashMap<String, String>>,
+}
+
+impl AuthState {
+    pub fn new(authn: Arc<Authenticator>, resource: String, metadata_url: String) -> Self {
+        AuthState { authn, resource, metadata_url, owners: Mutex::default() }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `WWW-Authenticate` for a 401: where the metadata is, and `invalid_token` when a token
+/// was presented. Nothing about why it was refused.
+fn unauthorized(state: &AuthState, presented: bool) -> Response {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url);
+    if presented {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({"error": "unauthorized"}))).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn unknown_session() -> Response {
+    (StatusCode::NOT_FOUND, "session not found").into_response()
+}
+
+pub async fn require_auth(State(state): State<Arc<AuthState>>, mut request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let presented = authorization.is_some();
+    let principal = match state.authn.authenticate(authorization).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            tracing::info!(reason = %e, "authentication failed");
+            return unauthorized(&state, presented);
+        }
+    };
+    let key = principal.key();
+    let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Some(session) = &session
+        && state.owners().get(session) != Some(&key)
+    {
+        if state.owners().contains_key(session) {
+            tracing::warn!(principal = %principal.id, "refused a session opened by another principal");
+        }
+        return unknown_session();
+    }
+    let deleting = request.method() == Method::DELETE;
+    request.extensions_mut().insert(principal);
+    let response: Response<Body> = next.run(request).await;
+    match session {
+        None => {
+            if let Some(new) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+                state.owners().insert(new.to_owned(), key);
+            }
+        }
+        Some(session) => {
+            if (deleting && response.status().is_success()) || response.status() == StatusCode::NOT_FOUND {
+                state.owners().remove(&session);
+            }
+        }
+    }
+    response
+}
+
+/// RFC 9728 protected-resource metadata.
+pub async fn metadata(State(state): State<Arc<AuthState>>) -> Response {
+    Json(json!({
+        "resource": state.resource,
+        "authorization_servers": state.authn.issuer_names(),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-warden",
+    }))
+    .into_response()
+}
