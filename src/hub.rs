@@ -77,16 +77,6 @@ impl Hub {
         })
     }
 
-    /// `http://<bind>`, as clients on this host reach it.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.bind)
-    }
-
-    /// The protected resource's URL: configured, else the MCP endpoint on the bind address.
-    pub fn resource_url(&self) -> String {
-        self.auth.resource.clone().unwrap_or_else(|| format!("{}{}", self.base_url(), self.server.path))
-    }
-
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog
             .read()

@@ -36,6 +36,8 @@ enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
+    HashToken,
     /// Run the built-in demo MCP server over stdio
     #[command(hide = true)]
     DemoServer,
@@ -109,6 +111,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_line(&mut token)?;
+            let token = token.trim();
+            anyhow::ensure!(!token.is_empty(), "no token on stdin");
+            println!("{}", mcp_warden::authn::token_hash_hex(token));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DemoServer => {
             mcp_warden::demo::run_stdio().await?;
             Ok(ExitCode::SUCCESS)
@@ -122,6 +132,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bind) = bind {
                 config.server.bind = bind;
             }
+            anyhow::ensure!(
+                !config.auth.anonymous || config.server.bind.ip().is_loopback(),
+                "auth.anonymous: only allowed when binding a loopback address, not {}",
+                config.server.bind
+            );
             let addr = config.server.bind;
             let path = config.server.path.clone();
             let proxy = Proxy::from_config(config).await?;

@@ -17,7 +17,10 @@ impl TokenCache {
     /// The principal of a token verified earlier and not expired at `now` (epoch seconds).
     pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Principal> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(hash).filter(|(_, exp)| *exp > now).map(|(p, _)| p.clone())
+        entries
+            .get(hash)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(p, _)| p.clone())
     }
 
     pub fn insert(&self, hash: [u8; 32], principal: Principal, exp: u64, now: u64) {

@@ -20,7 +20,12 @@ pub fn principal(
 ) -> Result<Principal, String> {
     let id = match at(claims, &issuer.subject_claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(format!("claim `{}` must be a non-empty string", issuer.subject_claim)),
+        _ => {
+            return Err(format!(
+                "claim `{}` must be a non-empty string",
+                issuer.subject_claim
+            ));
+        }
     };
     let kind = match &issuer.kind_claim {
         Some(path) => match at(claims, path).and_then(Value::as_str) {
@@ -41,7 +46,11 @@ pub fn principal(
                 .map(|i| i.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| format!("claim `{path}` must hold strings"))?,
-            Some(_) => return Err(format!("claim `{path}` must be a string or a list of strings")),
+            Some(_) => {
+                return Err(format!(
+                    "claim `{path}` must be a string or a list of strings"
+                ));
+            }
         },
         None => Vec::new(),
     };
@@ -53,12 +62,19 @@ pub fn principal(
         },
         None => None,
     };
+    if !issuer.tenants.is_empty() && !tenant.as_ref().is_some_and(|t| issuer.tenants.contains(t)) {
+        return Err(format!("tenant {tenant:?} is not served here"));
+    }
     let mut attributes = BTreeMap::new();
     for (name, path) in &issuer.claims {
-        let (Some(kind), Some(value)) = (declared.get(name), at(claims, path)) else { continue };
+        let (Some(kind), Some(value)) = (declared.get(name), at(claims, path)) else {
+            continue;
+        };
         let value = match (kind, value) {
             (AttrKind::String, Value::String(s)) => AttrValue::String(s.clone()),
-            (AttrKind::Long, Value::Number(n)) if n.is_i64() => AttrValue::Long(n.as_i64().unwrap_or_default()),
+            (AttrKind::Long, Value::Number(n)) if n.is_i64() => {
+                AttrValue::Long(n.as_i64().unwrap_or_default())
+            }
             (AttrKind::Bool, Value::Bool(b)) => AttrValue::Bool(*b),
             (AttrKind::Set, Value::Array(items)) => AttrValue::Set(
                 items
@@ -71,5 +87,12 @@ pub fn principal(
         };
         attributes.insert(name.clone(), value);
     }
-    Ok(Principal { id, kind, roles, tenant, issuer: Some(issuer.issuer.clone()), attributes })
+    Ok(Principal {
+        id,
+        kind,
+        roles,
+        tenant,
+        issuer: Some(issuer.issuer.clone()),
+        attributes,
+    })
 }

@@ -33,7 +33,8 @@ pub struct KeySet {
 impl KeySet {
     /// Parses a JWKS document; keys that cannot verify signatures safely are skipped.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let set: JwkSet =
+            serde_json::from_str(text).map_err(|e| format!("not a JWKS document: {e}"))?;
         let keys = set
             .keys
             .iter()
@@ -74,7 +75,9 @@ fn key(jwk: &Jwk) -> Result<Key, String> {
             _ => return Err("unsupported curve".to_owned()),
         },
         AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-        AlgorithmParameters::OctetKey(_) => return Err("symmetric keys are never accepted".to_owned()),
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("symmetric keys are never accepted".to_owned());
+        }
         _ => return Err("unsupported key type".to_owned()),
     };
     let algorithms = match jwk.common.key_algorithm {
@@ -99,7 +102,11 @@ fn key(jwk: &Jwk) -> Result<Key, String> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key: {e}"))?;
-    Ok(Key { kid: jwk.common.key_id.clone(), key, algorithms })
+    Ok(Key {
+        kid: jwk.common.key_id.clone(),
+        key,
+        algorithms,
+    })
 }
 
 pub struct Jwks {
@@ -129,7 +136,10 @@ impl Jwks {
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Loads the keys now (start and background refresh).
@@ -145,11 +155,19 @@ impl Jwks {
                 .await
                 .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
             KeySource::Url(url) => {
-                let response = self.http.get(url).send().await.map_err(|e| format!("cannot fetch JWKS: {e}"))?;
+                let response = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot fetch JWKS: {e}"))?;
                 if !response.status().is_success() {
                     return Err(format!("JWKS fetch answered {}", response.status()));
                 }
-                response.text().await.map_err(|e| format!("cannot read JWKS: {e}"))?
+                response
+                    .text()
+                    .await
+                    .map_err(|e| format!("cannot read JWKS: {e}"))?
             }
         };
         let set = KeySet::parse(&text)?;

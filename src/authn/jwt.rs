@@ -27,7 +27,11 @@ impl Issuer {
         Issuer { settings, jwks }
     }
 
-    pub async fn verify(&self, token: &str, declared: &BTreeMap<String, AttrKind>) -> Result<Verified, String> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        declared: &BTreeMap<String, AttrKind>,
+    ) -> Result<Verified, String> {
         let header = decode_header(token).map_err(|e| format!("malformed token header: {e}"))?;
         let mut keys = self.jwks.keys();
         if keys.find(header.kid.as_deref()).is_none()
@@ -35,9 +39,14 @@ impl Issuer {
         {
             keys = self.jwks.refresh_for_unknown_kid(kid).await;
         }
-        let key = keys.find(header.kid.as_deref()).ok_or("unknown signing key")?;
+        let key = keys
+            .find(header.kid.as_deref())
+            .ok_or("unknown signing key")?;
         if !key.algorithms.contains(&header.alg) {
-            return Err(format!("algorithm {:?} is not allowed for this key", header.alg));
+            return Err(format!(
+                "algorithm {:?} is not allowed for this key",
+                header.alg
+            ));
         }
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
@@ -47,8 +56,13 @@ impl Issuer {
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&self.settings.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = decode::<Value>(token, &key.key, &validation).map_err(|e| format!("rejected: {e}"))?;
-        let expires = data.claims.get("exp").and_then(Value::as_u64).ok_or("`exp` must be a number")?;
+        let data =
+            decode::<Value>(token, &key.key, &validation).map_err(|e| format!("rejected: {e}"))?;
+        let expires = data
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or("`exp` must be a number")?;
         let principal = claims::principal(&data.claims, &self.settings, declared)?;
         Ok(Verified { principal, expires })
     }

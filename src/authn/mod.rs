@@ -52,22 +52,37 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 
 /// Hex SHA-256 of a token, for the configuration.
 pub fn token_hash_hex(token: &str) -> String {
-    token_hash(token).iter().map(|b| format!("{b:02x}")).collect()
+    token_hash(token)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 impl Authenticator {
     /// Builds the authenticator and loads every issuer's keys once. A key source that
     /// cannot be read is logged, not fatal: its tokens fail until a refresh succeeds.
     pub async fn new(settings: &AuthSettings) -> Arc<Self> {
-        let issuers: Vec<_> = settings.issuers.iter().cloned().map(jwt::Issuer::new).collect();
+        let issuers: Vec<_> = settings
+            .issuers
+            .iter()
+            .cloned()
+            .map(jwt::Issuer::new)
+            .collect();
         for issuer in &issuers {
             match issuer.jwks.refresh().await {
-                Ok(n) => tracing::info!(issuer = %issuer.settings.issuer, keys = n, "signing keys loaded"),
-                Err(e) => tracing::warn!(issuer = %issuer.settings.issuer, error = %e, "signing keys not loaded yet"),
+                Ok(n) => {
+                    tracing::info!(issuer = %issuer.settings.issuer, keys = n, "signing keys loaded")
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %issuer.settings.issuer, error = %e, "signing keys not loaded yet")
+                }
             }
         }
         Arc::new(Authenticator {
@@ -106,7 +121,10 @@ impl Authenticator {
     }
 
     pub fn issuer_names(&self) -> Vec<String> {
-        self.issuers.iter().map(|i| i.settings.issuer.clone()).collect()
+        self.issuers
+            .iter()
+            .map(|i| i.settings.issuer.clone())
+            .collect()
     }
 
     /// Authenticates the value of an `Authorization` header.
@@ -115,7 +133,10 @@ impl Authenticator {
             return Ok(Principal::anonymous());
         }
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
@@ -128,8 +149,12 @@ impl Authenticator {
             return Ok(principal);
         }
         let issuer = self.issuer_of(token)?;
-        let verified = issuer.verify(token, &self.attributes).await.map_err(AuthError::Invalid)?;
-        self.cache.insert(hash, verified.principal.clone(), verified.expires, now);
+        let verified = issuer
+            .verify(token, &self.attributes)
+            .await
+            .map_err(AuthError::Invalid)?;
+        self.cache
+            .insert(hash, verified.principal.clone(), verified.expires, now);
         Ok(verified.principal)
     }
 
@@ -150,7 +175,10 @@ impl Authenticator {
     fn issuer_of(&self, token: &str) -> Result<&jwt::Issuer, AuthError> {
         let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| AuthError::Invalid("not a JWT".to_owned()))?;
-        let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or_default();
+        let iss = claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         self.issuers
             .iter()
             .find(|i| i.settings.issuer == iss)

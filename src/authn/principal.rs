@@ -64,6 +64,11 @@ impl Principal {
 
     /// A key that identifies this principal for session ownership and cache scopes.
     pub fn key(&self) -> String {
-        format!("{}|{}|{}", self.issuer.as_deref().unwrap_or(""), self.kind.entity_type(), self.id)
+        format!(
+            "{}|{}|{}",
+            self.issuer.as_deref().unwrap_or(""),
+            self.kind.entity_type(),
+            self.id
+        )
     }
 }

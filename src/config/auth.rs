@@ -50,6 +50,8 @@ pub struct IssuerSettings {
     pub kind: PrincipalKind,
     /// Attribute name -> claim path.
     pub claims: BTreeMap<String, String>,
+    /// Tenants served; empty: any.
+    pub tenants: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +60,11 @@ pub struct TokenSettings {
     pub principal: Principal,
 }
 
-pub(super) fn auth(section: Option<&AuthSection>, bind: Option<SocketAddr>, issues: &mut Issues) -> AuthSettings {
+pub(super) fn auth(
+    section: Option<&AuthSection>,
+    bind: Option<SocketAddr>,
+    issues: &mut Issues,
+) -> AuthSettings {
     let Some(a) = section else {
         issues.push(
             "auth",
@@ -69,24 +75,39 @@ pub(super) fn auth(section: Option<&AuthSection>, bind: Option<SocketAddr>, issu
     let anonymous = a.anonymous.unwrap_or(false);
     if anonymous {
         if !a.issuers.is_empty() || !a.tokens.is_empty() {
-            issues.push("auth.anonymous", "cannot be combined with `issuers` or `tokens`");
+            issues.push(
+                "auth.anonymous",
+                "cannot be combined with `issuers` or `tokens`",
+            );
         }
         if bind.is_some_and(|b| !b.ip().is_loopback()) {
-            issues.push("auth.anonymous", "only allowed when `server.bind` is a loopback address");
+            issues.push(
+                "auth.anonymous",
+                "only allowed when `server.bind` is a loopback address",
+            );
         }
     } else if a.issuers.is_empty() && a.tokens.is_empty() {
-        issues.push("auth", "no way to authenticate: set `issuers`, `tokens` or `anonymous = true`");
+        issues.push(
+            "auth",
+            "no way to authenticate: set `issuers`, `tokens` or `anonymous = true`",
+        );
     }
     if let Some(resource) = &a.resource
         && !(resource.starts_with("https://") || resource.starts_with("http://"))
     {
-        issues.push("auth.resource", format!("`{resource}` must be an http(s) URL"));
+        issues.push(
+            "auth.resource",
+            format!("`{resource}` must be an http(s) URL"),
+        );
     }
     let mut attributes = BTreeMap::new();
     for (name, kind) in &a.attributes {
         let path = format!("auth.attributes.{name}");
         if !cedar_identifier(name) {
-            issues.push(&path, format!("`{name}` must be an identifier (letters, digits, `_`)"));
+            issues.push(
+                &path,
+                format!("`{name}` must be an identifier (letters, digits, `_`)"),
+            );
         }
         let kind = match kind.as_str() {
             "string" => AttrKind::String,
@@ -94,28 +115,50 @@ pub(super) fn auth(section: Option<&AuthSection>, bind: Option<SocketAddr>, issu
             "bool" => AttrKind::Bool,
             "set" => AttrKind::Set,
             other => {
-                issues.push(&path, format!("`{other}` must be `string`, `long`, `bool` or `set`"));
+                issues.push(
+                    &path,
+                    format!("`{other}` must be `string`, `long`, `bool` or `set`"),
+                );
                 continue;
             }
         };
         attributes.insert(name.clone(), kind);
     }
-    let issuers = a.issuers.iter().enumerate().filter_map(|(i, s)| issuer(i, s, &attributes, issues)).collect();
+    let issuers = a
+        .issuers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| issuer(i, s, &attributes, issues))
+        .collect();
     let mut tokens: Vec<TokenSettings> = Vec::new();
     for (i, t) in a.tokens.iter().enumerate() {
         if let Some(t) = token(i, t, issues) {
-            if tokens.iter().any(|o| o.sha256 == t.sha256 || o.principal.id == t.principal.id) {
-                issues.push(format!("auth.tokens[{i}]"), "same `sha256` or `id` as an earlier token");
+            if tokens
+                .iter()
+                .any(|o| o.sha256 == t.sha256 || o.principal.id == t.principal.id)
+            {
+                issues.push(
+                    format!("auth.tokens[{i}]"),
+                    "same `sha256` or `id` as an earlier token",
+                );
             }
             tokens.push(t);
         }
     }
-    AuthSettings { anonymous, resource: a.resource.clone(), attributes, issuers, tokens }
+    AuthSettings {
+        anonymous,
+        resource: a.resource.clone(),
+        attributes,
+        issuers,
+        tokens,
+    }
 }
 
 fn cedar_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -125,13 +168,21 @@ fn kind(value: Option<&str>, path: &str, issues: &mut Issues) -> PrincipalKind {
         "agent" => PrincipalKind::Agent,
         "service" => PrincipalKind::Service,
         other => {
-            issues.push(path, format!("`{other}` must be `user`, `agent` or `service`"));
+            issues.push(
+                path,
+                format!("`{other}` must be `user`, `agent` or `service`"),
+            );
             PrincipalKind::User
         }
     }
 }
 
-fn issuer(i: usize, s: &IssuerSection, attributes: &BTreeMap<String, AttrKind>, issues: &mut Issues) -> Option<IssuerSettings> {
+fn issuer(
+    i: usize,
+    s: &IssuerSection,
+    attributes: &BTreeMap<String, AttrKind>,
+    issues: &mut Issues,
+) -> Option<IssuerSettings> {
     let at = |f: &str| format!("auth.issuers[{i}].{f}");
     let before = issues.0.len();
     let issuer = s.issuer.clone().unwrap_or_default();
@@ -139,19 +190,30 @@ fn issuer(i: usize, s: &IssuerSection, attributes: &BTreeMap<String, AttrKind>, 
         issues.push(at("issuer"), "required");
     }
     if s.audiences.is_empty() || s.audiences.iter().any(String::is_empty) {
-        issues.push(at("audiences"), "at least one non-empty audience is required");
+        issues.push(
+            at("audiences"),
+            "at least one non-empty audience is required",
+        );
     }
     let keys = match (&s.jwks_url, &s.jwks_file) {
         (Some(url), None) => {
-            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| url.starts_with(p));
             if !url.starts_with("https://") && !loopback {
-                issues.push(at("jwks_url"), format!("`{url}` must be https:// (http:// only on loopback)"));
+                issues.push(
+                    at("jwks_url"),
+                    format!("`{url}` must be https:// (http:// only on loopback)"),
+                );
             }
             Some(KeySource::Url(url.clone()))
         }
         (None, Some(file)) => Some(KeySource::File(PathBuf::from(file))),
         _ => {
-            issues.push(at("jwks_url"), "set exactly one of `jwks_url` and `jwks_file`");
+            issues.push(
+                at("jwks_url"),
+                "set exactly one of `jwks_url` and `jwks_file`",
+            );
             None
         }
     };
@@ -166,12 +228,21 @@ fn issuer(i: usize, s: &IssuerSection, attributes: &BTreeMap<String, AttrKind>, 
     let refresh = seconds(s.refresh_s, 300, "refresh_s", issues);
     let min_refresh = seconds(s.min_refresh_s, 30, "min_refresh_s", issues);
     let kind = kind(s.kind.as_deref(), &at("kind"), issues);
+    if !s.tenants.is_empty() && s.tenant_claim.is_none() {
+        issues.push(at("tenants"), "needs `tenant_claim`");
+    }
     for (attr, claim) in &s.claims {
         if !attributes.contains_key(attr) {
-            issues.push(at(&format!("claims.{attr}")), format!("`{attr}` is not declared in `auth.attributes`"));
+            issues.push(
+                at(&format!("claims.{attr}")),
+                format!("`{attr}` is not declared in `auth.attributes`"),
+            );
         }
         if claim.is_empty() {
-            issues.push(at(&format!("claims.{attr}")), "claim path must not be empty");
+            issues.push(
+                at(&format!("claims.{attr}")),
+                "claim path must not be empty",
+            );
         }
     }
     if issues.0.len() != before {
@@ -190,6 +261,7 @@ fn issuer(i: usize, s: &IssuerSection, attributes: &BTreeMap<String, AttrKind>, 
         kind_claim: s.kind_claim.clone(),
         kind,
         claims: s.claims.clone(),
+        tenants: s.tenants.clone(),
     })
 }
 
@@ -198,7 +270,10 @@ fn token(i: usize, t: &TokenSection, issues: &mut Issues) -> Option<TokenSetting
     let hex = t.sha256.clone().unwrap_or_default();
     let sha256 = decode_hex32(&hex);
     if sha256.is_none() {
-        issues.push(at("sha256"), "must be 64 hex digits (the SHA-256 of the token)");
+        issues.push(
+            at("sha256"),
+            "must be 64 hex digits (the SHA-256 of the token)",
+        );
     }
     let id = t.id.clone().unwrap_or_default();
     if id.is_empty() {

@@ -68,6 +68,10 @@ pub struct IssuerSection {
     /// Attribute name -> claim path, for attributes declared in `auth.attributes`.
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
+    /// Tenants this proxy serves; a token for any other tenant (or none) is refused.
+    /// Empty: any tenant.
+    #[serde(default)]
+    pub tenants: Vec<String>,
 }
 
 /// `[[auth.tokens]]`: a static bearer token, stored only as its SHA-256.

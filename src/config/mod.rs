@@ -162,8 +162,15 @@ impl Config {
         let text = read(path.as_ref(), "mcp-json")?;
         let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
         // The file a desktop client keeps: a laptop, on loopback, without identities.
-        let auth = Some(file::AuthSection { anonymous: Some(true), ..Default::default() });
-        validate(&file::FileConfig { backends, auth, ..Default::default() })
+        let auth = Some(file::AuthSection {
+            anonymous: Some(true),
+            ..Default::default()
+        });
+        validate(&file::FileConfig {
+            backends,
+            auth,
+            ..Default::default()
+        })
     }
 
     /// Parses and validates TOML text. Pure: an `import` key is refused here because it

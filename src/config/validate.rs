@@ -47,9 +47,17 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         .filter_map(|(i, b)| backend(i, b, &separator, &mut issues))
         .collect();
     cross_backend(&backends, &separator, &mut issues);
-    let auth = super::auth::auth(file.auth.as_ref(), server.as_ref().map(|s| s.bind), &mut issues);
+    let auth = super::auth::auth(
+        file.auth.as_ref(),
+        server.as_ref().map(|s| s.bind),
+        &mut issues,
+    );
     match server {
-        Some(server) if issues.0.is_empty() => Ok(Config { server, backends, auth }),
+        Some(server) if issues.0.is_empty() => Ok(Config {
+            server,
+            backends,
+            auth,
+        }),
         _ => Err(ConfigError { issues: issues.0 }),
     }
 }

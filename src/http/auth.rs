@@ -27,17 +27,47 @@ const SESSION_HEADER: &str = "mcp-session-id";
 
 pub struct AuthState {
     pub authn: Arc<Authenticator>,
-    /// The protected resource's URL (RFC 9728 `resource`).
-    pub resource: String,
-    /// Where the metadata document is served.
-    pub metadata_url: String,
+    /// The protected resource's URL (RFC 9728 `resource`) when configured; otherwise it is
+    /// the MCP endpoint on the host the client used.
+    resource: Option<String>,
+    /// Path of the MCP endpoint.
+    path: String,
     /// Session id -> key of the principal that opened it.
     owners: Mutex<HashMap<String, String>>,
 }
 
 impl AuthState {
-    pub fn new(authn: Arc<Authenticator>, resource: String, metadata_url: String) -> Self {
-        AuthState { authn, resource, metadata_url, owners: Mutex::default() }
+    pub fn new(authn: Arc<Authenticator>, resource: Option<String>, path: String) -> Self {
+        AuthState {
+            authn,
+            resource,
+            path,
+            owners: Mutex::default(),
+        }
+    }
+
+    fn resource(&self, headers: &axum::http::HeaderMap) -> String {
+        match &self.resource {
+            Some(resource) => resource.clone(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("http://{host}{}", self.path)
+            }
+        }
+    }
+
+    /// RFC 9728 §3.1: the well-known path inserted between the resource's origin and path.
+    fn metadata_url(&self, headers: &axum::http::HeaderMap) -> String {
+        let resource = self.resource(headers);
+        let after_scheme = resource.find("://").map_or(0, |i| i + 3);
+        let path_at = resource[after_scheme..]
+            .find('/')
+            .map_or(resource.len(), |i| after_scheme + i);
+        let (origin, path) = resource.split_at(path_at);
+        format!("{origin}/.well-known/oauth-protected-resource{path}")
     }
 
     fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
@@ -47,14 +77,23 @@ impl AuthState {
 
 /// `WWW-Authenticate` for a 401: where the metadata is, and `invalid_token` when a token
 /// was presented. Nothing about why it was refused.
-fn unauthorized(state: &AuthState, presented: bool) -> Response {
-    let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url);
+fn unauthorized(state: &AuthState, headers: &axum::http::HeaderMap, presented: bool) -> Response {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}\"",
+        state.metadata_url(headers)
+    );
     if presented {
         challenge.push_str(", error=\"invalid_token\"");
     }
-    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({"error": "unauthorized"}))).into_response();
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "unauthorized"})),
+    )
+        .into_response();
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -63,18 +102,29 @@ fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
 
-pub async fn require_auth(State(state): State<Arc<AuthState>>, mut request: Request, next: Next) -> Response {
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+pub async fn require_auth(
+    State(state): State<Arc<AuthState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let presented = authorization.is_some();
     let principal = match state.authn.authenticate(authorization).await {
         Ok(principal) => principal,
         Err(e) => {
             tracing::info!(reason = %e, "authentication failed");
-            return unauthorized(&state, presented);
+            return unauthorized(&state, request.headers(), presented);
         }
     };
     let key = principal.key();
-    let session = request.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let session = request
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if let Some(session) = &session
         && state.owners().get(session) != Some(&key)
     {
@@ -88,12 +138,18 @@ pub async fn require_auth(State(state): State<Arc<AuthState>>, mut request: Requ
     let response: Response<Body> = next.run(request).await;
     match session {
         None => {
-            if let Some(new) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            if let Some(new) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
                 state.owners().insert(new.to_owned(), key);
             }
         }
         Some(session) => {
-            if (deleting && response.status().is_success()) || response.status() == StatusCode::NOT_FOUND {
+            if (deleting && response.status().is_success())
+                || response.status() == StatusCode::NOT_FOUND
+            {
                 state.owners().remove(&session);
             }
         }
@@ -102,9 +158,12 @@ pub async fn require_auth(State(state): State<Arc<AuthState>>, mut request: Requ
 }
 
 /// RFC 9728 protected-resource metadata.
-pub async fn metadata(State(state): State<Arc<AuthState>>) -> Response {
+pub async fn metadata(
+    State(state): State<Arc<AuthState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     Json(json!({
-        "resource": state.resource,
+        "resource": state.resource(&headers),
         "authorization_servers": state.authn.issuer_names(),
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-warden",

@@ -27,16 +27,23 @@ pub fn router(hub: Arc<Hub>) -> Router {
     let ready_hub = hub.clone();
     let auth = Arc::new(auth::AuthState::new(
         hub.authn.clone(),
-        hub.resource_url(),
-        format!("{}/.well-known/oauth-protected-resource", hub.base_url()),
+        hub.auth.resource.clone(),
+        hub.server.path.clone(),
     ));
     // Authentication wraps only the MCP endpoint: probes and metadata stay public.
-    let protected = Router::new()
-        .nest_service(&hub.server.path, mcp)
-        .layer(middleware::from_fn_with_state(auth.clone(), auth::require_auth));
+    let protected =
+        Router::new()
+            .nest_service(&hub.server.path, mcp)
+            .layer(middleware::from_fn_with_state(
+                auth.clone(),
+                auth::require_auth,
+            ));
     let metadata = Router::new()
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
-        .route(&format!("/.well-known/oauth-protected-resource{}", hub.server.path), get(auth::metadata))
+        .route(
+            &format!("/.well-known/oauth-protected-resource{}", hub.server.path),
+            get(auth::metadata),
+        )
         .with_state(auth);
     Router::new()
         .merge(protected)

@@ -196,3 +196,32 @@ async fn a_2026_07_28_client_hears_changes_on_subscriptions_listen() {
         other => panic!("expected a resource update, got {other:?}"),
     }
 }
+
+#[test]
+fn anonymous_mode_refuses_a_public_bind_and_tokens_hash_as_configured() {
+    let config = temp_file("anon.toml", &with_auth(&stdio_backend("s", "")));
+    let out = Command::new(warden_exe())
+        .args(["serve", "--bind", "0.0.0.0:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("auth.anonymous"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut child = Command::new(warden_exe())
+        .arg("hash-token")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"test\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+}

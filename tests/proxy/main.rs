@@ -2,6 +2,7 @@
 
 mod common;
 
+mod authn;
 mod bad_input;
 mod cli;
 mod conformance;

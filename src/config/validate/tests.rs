@@ -18,8 +18,7 @@ fn errors(toml: &str) -> Vec<String> {
 
 #[test]
 fn minimal_stdio_backend_gets_defaults() {
-    let config =
-        ok("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n");
+    let config = ok("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n");
     assert_eq!(config.server.bind.to_string(), "127.0.0.1:8808");
     assert_eq!(config.server.separator, "__");
     let b = &config.backends[0];
@@ -104,7 +103,9 @@ fn unknown_keys_and_missing_backends_are_errors() {
 
 #[test]
 fn filters_apply_hide_over_expose() {
-    let config = ok("[[backends]]\nname = \"a\"\ncommand = \"x\"\nexpose = [\"read_*\", \"list\"]\nhide = [\"read_secret\"]\n");
+    let config = ok(
+        "[[backends]]\nname = \"a\"\ncommand = \"x\"\nexpose = [\"read_*\", \"list\"]\nhide = [\"read_secret\"]\n",
+    );
     let f = &config.backends[0].filter;
     assert!(f.allows("read_file") && f.allows("list"));
     assert!(!f.allows("read_secret") && !f.allows("write_file"));
@@ -112,17 +113,25 @@ fn filters_apply_hide_over_expose() {
 
 #[test]
 fn empty_namespace_is_allowed() {
-    let config =
-        ok("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n");
+    let config = ok("[[backends]]\nname = \"a\"\nnamespace = \"\"\ncommand = \"x\"\n");
     assert_eq!(config.backends[0].namespace, "");
 }
 
 #[test]
 fn auth_is_required_and_anonymous_only_on_loopback() {
     let backend = "[[backends]]\nname = \"a\"\ncommand = \"x\"\n";
-    assert!(errors(backend).iter().any(|e| e.starts_with("auth: required")));
+    assert!(
+        errors(backend)
+            .iter()
+            .any(|e| e.starts_with("auth: required"))
+    );
     let public = format!("[server]\nbind = \"0.0.0.0:8808\"\n{ANON}{backend}");
-    let errs: Vec<_> = Config::from_toml_str(&public).unwrap_err().issues.into_iter().map(|i| i.path).collect();
+    let errs: Vec<_> = Config::from_toml_str(&public)
+        .unwrap_err()
+        .issues
+        .into_iter()
+        .map(|i| i.path)
+        .collect();
     assert_eq!(errs, ["auth.anonymous"]);
 }
 
@@ -151,6 +160,9 @@ command = "x"
         "auth.tokens[0].sha256",
         "auth.tokens[0].id",
     ] {
-        assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
     }
 }

@@ -10,7 +10,9 @@ fn tool(name: &str) -> Tool {
 }
 
 fn backends(toml: &str) -> Vec<BackendSettings> {
-    Config::from_toml_str(&format!("[auth]\nanonymous = true\n{toml}")).unwrap().backends
+    Config::from_toml_str(&format!("[auth]\nanonymous = true\n{toml}"))
+        .unwrap()
+        .backends
 }
 
 const TWO: &str = r#"
