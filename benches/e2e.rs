@@ -117,7 +117,7 @@ async fn main() {
     let backend = serve(mcp_warden::demo::router()).await;
     let demo_exe = env!("CARGO_BIN_EXE_mcp-warden");
     let config = Config::from_toml_str(&format!(
-        "[auth]\nanonymous = true\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n\
+        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n\
          [[backends]]\nname = \"local\"\ncommand = {demo_exe:?}\nargs = [\"demo-server\"]\n"
     ))
     .unwrap();

@@ -41,7 +41,8 @@ pub use proxy::{Proxy, ProxyHandle};
 /// The configuration used when none is given: the demo backend built into this binary.
 pub fn embedded_default_config(exe: &std::path::Path) -> Result<Config, ConfigError> {
     Config::from_toml_str(&format!(
-        "[auth]\nanonymous = true\n\n[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
+        "[auth]\nanonymous = true\n[authz]\npolicy = {}\n\n[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
+        toml_string(config::ALLOW_ALL),
         toml_string(&exe.display().to_string())
     ))
 }

@@ -62,6 +62,18 @@ impl Principal {
         }
     }
 
+    /// The client of `serve --stdio`: the local user who started the proxy.
+    pub fn local() -> Self {
+        Principal {
+            id: "local".to_owned(),
+            kind: PrincipalKind::User,
+            roles: vec!["local".to_owned()],
+            tenant: None,
+            issuer: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+
     /// A key that identifies this principal for session ownership and cache scopes.
     pub fn key(&self) -> String {
         format!(

@@ -13,6 +13,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use crate::authn::Principal;
 use rmcp::{
     RoleServer,
     model::{ProgressToken, RequestId},
@@ -23,6 +24,8 @@ use rmcp::{
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub session: u64,
+    /// Who made the call: server-initiated requests it causes are decided for them.
+    pub principal: Arc<Principal>,
     pub peer: Peer<RoleServer>,
     pub request_id: RequestId,
     pub progress_token: Option<ProgressToken>,

@@ -19,6 +19,35 @@ pub struct FileConfig {
     pub backends: Vec<BackendSection>,
     #[serde(default)]
     pub auth: Option<AuthSection>,
+    #[serde(default)]
+    pub authz: Option<AuthzSection>,
+    /// The `.cedar` files of `authz.policies`, read by the loader (not part of the TOML).
+    #[serde(skip)]
+    pub policy_files: Vec<PolicyFile>,
+    /// The text of `authz.tools`, read by the loader.
+    #[serde(skip)]
+    pub policy_files_catalog: Option<PolicyFile>,
+}
+
+/// `[authz]`: the Cedar policies that decide every request (deny by default).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzSection {
+    /// A directory of `.cedar` files, relative to the config file.
+    pub policies: Option<String>,
+    /// Policy text in the config itself (small setups, tests).
+    pub policy: Option<String>,
+    /// A saved tool catalog (JSON) to validate policies against when backends are not
+    /// running (`mcp-warden check`, `policy validate` in CI).
+    pub tools: Option<String>,
+}
+
+/// One policy file as read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFile {
+    /// Path as shown in errors.
+    pub file: String,
+    pub text: String,
 }
 
 /// `[auth]`: who may call. At least one of `anonymous`, `issuers`, `tokens` must be set.

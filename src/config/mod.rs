@@ -4,11 +4,13 @@
 //! `mcp-warden check` runs exactly this validation.
 
 mod auth;
+mod authz;
 pub mod file;
 pub mod mcp_json;
 mod validate;
 
 pub use auth::{AttrKind, AuthSettings, IssuerSettings, KeySource, TokenSettings};
+pub use authz::{ALLOW_ALL, AuthzSettings};
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +28,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub backends: Vec<BackendSettings>,
     pub auth: AuthSettings,
+    pub authz: AuthzSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +157,9 @@ impl Config {
             let imported = mcp_json::parse(&json).map_err(|e| ConfigError::one("import", e))?;
             file.backends.extend(imported);
         }
+        if let Some(section) = file.authz.clone() {
+            authz::load(&section, path.parent().unwrap_or(Path::new(".")), &mut file)?;
+        }
         validate(&file)
     }
 
@@ -161,14 +167,20 @@ impl Config {
     pub fn from_mcp_json_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let text = read(path.as_ref(), "mcp-json")?;
         let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
-        // The file a desktop client keeps: a laptop, on loopback, without identities.
+        // The file a desktop client keeps: a laptop, on loopback, without identities, where
+        // the user may use every tool they configured.
         let auth = Some(file::AuthSection {
             anonymous: Some(true),
+            ..Default::default()
+        });
+        let authz = Some(file::AuthzSection {
+            policy: Some(ALLOW_ALL.to_owned()),
             ..Default::default()
         });
         validate(&file::FileConfig {
             backends,
             auth,
+            authz,
             ..Default::default()
         })
     }
@@ -187,7 +199,7 @@ impl Config {
     }
 }
 
-fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
+pub(crate) fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::one(what, format!("cannot read `{}`: {e}", path.display())))
 }

@@ -52,11 +52,13 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         server.as_ref().map(|s| s.bind),
         &mut issues,
     );
+    let authz = super::authz::authz(file, &mut issues);
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             server,
             backends,
             auth,
+            authz,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

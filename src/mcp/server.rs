@@ -15,6 +15,7 @@ use rmcp::{
 };
 
 use crate::{
+    authn::Principal,
     backend::Origin,
     error::CallError,
     hub::Hub,
@@ -41,6 +42,7 @@ impl ProxySession {
     fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
         Origin {
             session: self.id,
+            principal: principal(ctx),
             peer: ctx.peer.clone(),
             request_id: ctx.id.clone(),
             progress_token: ctx.meta.get_progress_token(),
@@ -129,6 +131,16 @@ impl Drop for ProxySession {
     fn drop(&mut self) {
         self.hub.sessions.remove(self.id);
     }
+}
+
+/// The caller, as the authentication layer put it into the HTTP request. Over stdio there is
+/// no HTTP request: the client is the local user who started the proxy.
+fn principal(ctx: &RequestContext<RoleServer>) -> Arc<Principal> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Principal>())
+        .map(|p| Arc::new(p.clone()))
+        .unwrap_or_else(|| Arc::new(Principal::local()))
 }
 
 /// Protocol metadata of the client's own lifecycle does not belong on the backend

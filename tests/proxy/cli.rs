@@ -97,7 +97,8 @@ async fn mcp_json_of_desktop_clients_is_served() {
     // And through an `import` key of a TOML file.
     let toml = temp_file(
         "import.toml",
-        "import = \"mcp.json\"\n[server]\npage_size = 3\n[auth]\nanonymous = true\n",
+        "import = \"mcp.json\"\n[server]\npage_size = 3\n[auth]\nanonymous = true\n\
+         [authz]\npolicy = \"permit(principal, action, resource);\"\n",
     );
     let config = mcp_warden::Config::from_path(&toml).unwrap();
     assert_eq!(config.backends[0].name, "target");

@@ -99,13 +99,22 @@ pub struct TestProxy {
     pub handle: ProxyHandle,
 }
 
-/// A test configuration: anonymous access (loopback) unless the text says otherwise.
+/// A test configuration: anonymous access (loopback) and a policy allowing everything,
+/// unless the text configures its own.
 pub fn with_auth(toml: &str) -> String {
-    if toml.contains("[auth]") {
-        toml.to_owned()
-    } else {
-        format!("[auth]\nanonymous = true\n\n{toml}")
+    let mut out = String::new();
+    if !toml.contains("[auth]") {
+        out.push_str("[auth]\nanonymous = true\n");
     }
+    if !toml.contains("[authz]") {
+        out.push_str(&format!(
+            "[authz]\npolicy = {}\n",
+            lit(mcp_warden::config::ALLOW_ALL)
+        ));
+    }
+    out.push('\n');
+    out.push_str(toml);
+    out
 }
 
 impl TestProxy {

@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::Config;
 
-const ANON: &str = "[auth]\nanonymous = true\n";
+const ANON: &str =
+    "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n";
 
 fn ok(toml: &str) -> Config {
     Config::from_toml_str(&format!("{ANON}{toml}")).unwrap()

@@ -10,7 +10,9 @@ fn tool(name: &str) -> Tool {
 }
 
 fn backends(toml: &str) -> Vec<BackendSettings> {
-    Config::from_toml_str(&format!("[auth]\nanonymous = true\n{toml}"))
+    let auth =
+        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n";
+    Config::from_toml_str(&format!("{auth}{toml}"))
         .unwrap()
         .backends
 }
