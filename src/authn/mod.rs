@@ -11,6 +11,9 @@ mod jwks;
 mod jwt;
 pub mod principal;
 
+pub use claims::principal as principal_from_claims;
+pub use jwks::KeySet;
+
 use std::{
     collections::BTreeMap,
     sync::Arc,
