@@ -10,12 +10,20 @@ use mcp_warden::{authn::Authenticator, config::Config};
 use serde_json::json;
 
 fn keys(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn token(alg: Algorithm, kid: &str, pem: &str, sub: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let claims = json!({"iss": "https://idp.bench", "aud": "mcp-warden", "sub": sub, "exp": now + 3600});
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims =
+        json!({"iss": "https://idp.bench", "aud": "mcp-warden", "sub": sub, "exp": now + 3600});
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());
     let key = match alg {
@@ -26,12 +34,21 @@ fn token(alg: Algorithm, kid: &str, pem: &str, sub: &str) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("mcp-warden-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("jwks.json");
-    let jwk = |n: &str| serde_json::from_slice::<serde_json::Value>(&keys(&format!("{n}.jwk.json"))).unwrap();
-    std::fs::write(&jwks, json!({"keys": [jwk("rsa1"), jwk("ec1")]}).to_string()).unwrap();
+    let jwk = |n: &str| {
+        serde_json::from_slice::<serde_json::Value>(&keys(&format!("{n}.jwk.json"))).unwrap()
+    };
+    std::fs::write(
+        &jwks,
+        json!({"keys": [jwk("rsa1"), jwk("ec1")]}).to_string(),
+    )
+    .unwrap();
     let static_hash = mcp_warden::authn::token_hash_hex("bench-static-token");
     let toml = format!(
         "[auth]\n[[auth.issuers]]\nissuer = \"https://idp.bench\"\naudiences = [\"mcp-warden\"]\njwks_file = {:?}\n\
@@ -41,8 +58,14 @@ fn bench(c: &mut Criterion) {
     );
     let config = Config::from_toml_str(&toml).unwrap();
     let authn = rt.block_on(Authenticator::new(&config.auth));
-    let rs = format!("Bearer {}", token(Algorithm::RS256, "rsa-1", "rsa1.pem", "alice"));
-    let es = format!("Bearer {}", token(Algorithm::ES256, "ec-1", "ec1.pem", "bob"));
+    let rs = format!(
+        "Bearer {}",
+        token(Algorithm::RS256, "rsa-1", "rsa1.pem", "alice")
+    );
+    let es = format!(
+        "Bearer {}",
+        token(Algorithm::ES256, "ec-1", "ec1.pem", "bob")
+    );
     let mut group = c.benchmark_group("authenticate");
     let mut n = 0u64;
     // A fresh token each time (signed outside the measurement): nothing is cached.
@@ -61,10 +84,17 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
-    group.bench_function("RS256, cached", |b| b.iter(|| rt.block_on(authn.authenticate(Some(&rs))).unwrap()));
-    group.bench_function("ES256, cached", |b| b.iter(|| rt.block_on(authn.authenticate(Some(&es))).unwrap()));
+    group.bench_function("RS256, cached", |b| {
+        b.iter(|| rt.block_on(authn.authenticate(Some(&rs))).unwrap())
+    });
+    group.bench_function("ES256, cached", |b| {
+        b.iter(|| rt.block_on(authn.authenticate(Some(&es))).unwrap())
+    });
     group.bench_function("static token", |b| {
-        b.iter(|| rt.block_on(authn.authenticate(Some("Bearer bench-static-token"))).unwrap())
+        b.iter(|| {
+            rt.block_on(authn.authenticate(Some("Bearer bench-static-token")))
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -5,6 +5,9 @@
 use rmcp::{ErrorData as McpError, model::ErrorCode};
 use serde_json::json;
 
+/// JSON-RPC error code of a policy denial (implementation-defined server error range).
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
+
 /// Why a call did not get a result from its backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -16,6 +19,10 @@ pub enum CallError {
     UnknownResource(String),
     #[error("invalid cursor")]
     BadCursor,
+    /// Denied by policy; the reason is safe to show (it names the tool and the rule's
+    /// subject, never hidden tools).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("backend `{0}` is unavailable")]
     Unavailable(String),
     #[error("backend `{backend}` did not answer within {seconds} s")]
@@ -41,6 +48,7 @@ impl CallError {
             CallError::UnknownTool(_) | CallError::UnknownPrompt(_) | CallError::BadCursor => {
                 McpError::new(ErrorCode::INVALID_PARAMS, message, None)
             }
+            CallError::Forbidden(_) => McpError::new(FORBIDDEN, message, None),
             CallError::UnknownResource(uri) => McpError::new(
                 ErrorCode::RESOURCE_NOT_FOUND,
                 message,
@@ -94,6 +102,8 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     #[error("backend `{name}` could not start: {reason}")]
     BackendStart { name: String, reason: String },
+    #[error("invalid policies:\n{0}")]
+    Policy(String),
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
         addr: std::net::SocketAddr,

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod authn;
+pub mod authz;
 pub mod backend;
 pub mod config;
 pub mod demo;

@@ -1,5 +1,7 @@
 //! The command line: `serve`, `check` and the built-in demo backend.
 
+mod cli;
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
@@ -36,6 +38,9 @@ enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Validate, test, explain and print Cedar policies
+    #[command(subcommand)]
+    Policy(cli::policy::PolicyCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
     /// Run the built-in demo MCP server over stdio
@@ -111,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Policy(command) => cli::policy::run(command).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

@@ -8,8 +8,8 @@ use rmcp::ServiceExt;
 use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::{
-    authn::Authenticator, backend::spawn_supervisor, config::Config, error::Error, hub::Hub,
-    mcp::ProxySession,
+    authn::Authenticator, authz::BuildMode, backend::spawn_supervisor, config::Config,
+    error::Error, hub::Hub, hub::describe_policy_errors, mcp::ProxySession,
 };
 
 const RESPONSE_FLUSH: Duration = Duration::from_millis(200);
@@ -46,6 +46,20 @@ impl Proxy {
             hub,
             supervisors: Arc::new(std::sync::Mutex::new(supervisors)),
         };
+        let start_authz = |proxy: &Proxy| -> Result<(), Error> {
+            // Strict at start; when a tool a policy names is missing (a backend down and not in
+            // the saved catalog) the engine still starts with that tool quarantined.
+            let Err(strict) = proxy.hub.rebuild_authz(BuildMode::Strict) else {
+                return Ok(());
+            };
+            match proxy.hub.rebuild_authz(BuildMode::Quarantine) {
+                Ok(()) => {
+                    tracing::warn!(errors = %describe_policy_errors(&strict), "policies do not validate strictly against the tools available now");
+                    Ok(())
+                }
+                Err(errors) => Err(Error::Policy(describe_policy_errors(&errors))),
+            }
+        };
         for (backend, rx) in firsts {
             let first = rx
                 .await
@@ -59,6 +73,10 @@ impl Proxy {
                     reason,
                 });
             }
+        }
+        if let Err(e) = start_authz(&proxy) {
+            proxy.handle().shutdown().await;
+            return Err(e);
         }
         Ok(proxy)
     }
@@ -148,6 +166,21 @@ impl ProxyHandle {
             .iter()
             .filter(|b| b.is_up() && self.hub.lists_of(b.index).is_some())
             .map(|b| b.name().to_owned())
+            .collect()
+    }
+
+    /// What authorization knows of every exposed tool now (for `policy validate --live`).
+    pub fn tool_infos(&self) -> Vec<crate::authz::ToolInfo> {
+        let names: Vec<String> = self
+            .hub
+            .backends
+            .iter()
+            .map(|b| b.name().to_owned())
+            .collect();
+        self.hub
+            .catalog()
+            .tools()
+            .map(|e| crate::hub::tool_info(&e.item, &names[e.backend]))
             .collect()
     }
 

@@ -29,6 +29,15 @@ pub struct Origin {
     pub peer: Peer<RoleServer>,
     pub request_id: RequestId,
     pub progress_token: Option<ProgressToken>,
+    /// The client came over stdio (`serve --stdio`).
+    pub stdio: bool,
+}
+
+impl Origin {
+    /// How the client reached the proxy, for policies (`context.request.transport`).
+    pub fn transport(&self) -> &'static str {
+        if self.stdio { "stdio" } else { "http" }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -17,7 +17,7 @@ use rmcp::{
 use tokio::sync::mpsc;
 
 use super::inflight::Inflight;
-use crate::hub::Hub;
+use crate::{authz::Operation, hub::Hub};
 
 /// What changed at a backend, for its supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,32 @@ impl Service<RoleClient> for Relay {
                 None,
             ));
         };
+        // Sampling, elicitation and roots are Cedar actions too, decided for the caller.
+        let op = match &request {
+            ServerRequest::CreateMessageRequest(_) => Operation::CreateMessage {
+                backend: &self.name,
+            },
+            ServerRequest::ElicitRequest(_) => Operation::Elicit {
+                backend: &self.name,
+            },
+            ServerRequest::ListRootsRequest(_) => Operation::ListRoots {
+                backend: &self.name,
+            },
+            _ => Operation::ListRoots {
+                backend: &self.name,
+            },
+        };
+        let facts = crate::stack::authz::facts(origin.transport(), &origin.session.to_string());
+        let permitted = self
+            .hub()
+            .is_some_and(|hub| crate::stack::authz::allowed(&hub, &origin.principal, op, &facts));
+        if !permitted {
+            return Err(McpError::new(
+                ErrorCode::INVALID_REQUEST,
+                "denied by the gateway's policy",
+                None,
+            ));
+        }
         let mut request = request;
         // Deliver on the stream of the call that caused it. Sent from a fresh task so the
         // backend's request id (a task-local of this handler) does not tag it instead.

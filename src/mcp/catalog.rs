@@ -183,32 +183,40 @@ impl Catalog {
         self.tools.values()
     }
 
-    pub fn tools_page(&self, cursor: Option<&str>, size: usize) -> Result<Page<Tool>, BadCursor> {
-        page(&self.tools, cursor, size)
+    pub fn tools_page(
+        &self,
+        cursor: Option<&str>,
+        size: usize,
+        visible: impl Fn(&Entry<Tool>) -> bool,
+    ) -> Result<Page<Tool>, BadCursor> {
+        page(&self.tools, cursor, size, visible)
     }
 
     pub fn prompts_page(
         &self,
         cursor: Option<&str>,
         size: usize,
+        visible: impl Fn(&Entry<Prompt>) -> bool,
     ) -> Result<Page<Prompt>, BadCursor> {
-        page(&self.prompts, cursor, size)
+        page(&self.prompts, cursor, size, visible)
     }
 
     pub fn resources_page(
         &self,
         cursor: Option<&str>,
         size: usize,
+        visible: impl Fn(&Entry<Resource>) -> bool,
     ) -> Result<Page<Resource>, BadCursor> {
-        page(&self.resources, cursor, size)
+        page(&self.resources, cursor, size, visible)
     }
 
     pub fn templates_page(
         &self,
         cursor: Option<&str>,
         size: usize,
+        visible: impl Fn(&Entry<ResourceTemplate>) -> bool,
     ) -> Result<Page<ResourceTemplate>, BadCursor> {
-        page(&self.templates, cursor, size)
+        page(&self.templates, cursor, size, visible)
     }
 
     /// Where a resource URI (or URI template) a client sent leads. A URI of a prefixed
@@ -308,6 +316,7 @@ fn page<T: Clone>(
     map: &BTreeMap<String, Entry<T>>,
     cursor: Option<&str>,
     size: usize,
+    visible: impl Fn(&Entry<T>) -> bool,
 ) -> Result<Page<T>, BadCursor> {
     use std::ops::Bound;
     let after = match cursor {
@@ -325,7 +334,7 @@ fn page<T: Clone>(
     let mut items = Vec::with_capacity(size.min(map.len()));
     let mut last = None;
     let mut more = false;
-    for (key, entry) in range {
+    for (key, entry) in range.filter(|(_, e)| visible(e)) {
         if items.len() == size {
             more = true;
             break;

@@ -16,14 +16,15 @@ use rmcp::{
 
 use crate::{
     authn::Principal,
+    authz::{Operation, RequestFacts},
     backend::Origin,
     error::CallError,
     hub::Hub,
     mcp::{
-        catalog::{BadCursor, Catalog, Page},
+        catalog::{BadCursor, Catalog, Entry, Page},
         inputs::{self, InputRound},
     },
-    stack::{self, Call},
+    stack::{self, Call, Op},
 };
 
 /// The handler of one client session. For 2026-07-28 stateless requests rmcp makes one per
@@ -46,18 +47,39 @@ impl ProxySession {
             peer: ctx.peer.clone(),
             request_id: ctx.id.clone(),
             progress_token: ctx.meta.get_progress_token(),
+            stdio: ctx.extensions.get::<http::request::Parts>().is_none(),
         }
+    }
+
+    /// Request facts for policies deciding something this session asks.
+    fn facts(&self, ctx: &RequestContext<RoleServer>) -> RequestFacts {
+        let transport = if ctx.extensions.get::<http::request::Parts>().is_some() {
+            "http"
+        } else {
+            "stdio"
+        };
+        stack::authz::facts(transport, &self.id.to_string())
+    }
+
+    fn backend_name(&self, index: usize) -> String {
+        self.hub
+            .backends
+            .get(index)
+            .map(|b| b.name().to_owned())
+            .unwrap_or_default()
     }
 
     async fn forward(
         &self,
         backend: usize,
         request: ClientRequest,
+        op: Op,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, CallError> {
         let call = Call {
             backend,
             request,
+            op,
             origin: self.origin(ctx),
             cancel: ctx.ct.clone(),
         };
@@ -71,19 +93,56 @@ impl ProxySession {
         backend: usize,
         mut params: P,
         make: fn(P) -> ClientRequest,
+        op: Op,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
         let bridge = !inputs::client_handles_inputs(ctx);
         for _ in 0..inputs::MAX_INPUT_ROUNDS {
-            match self.forward(backend, make(params.clone()), ctx).await? {
-                ServerResult::InputRequiredResult(required) if bridge => {
-                    let (responses, state) = inputs::ask_client(ctx, required).await?;
-                    params.set_inputs(responses, state);
-                }
-                result => return Ok(result),
+            let result = self
+                .forward(backend, make(params.clone()), op.clone(), ctx)
+                .await?;
+            let ServerResult::InputRequiredResult(required) = result else {
+                return Ok(result);
+            };
+            // What a backend asks of the client is decided like its own server requests,
+            // whether the proxy asks the client or the client answers the result itself.
+            if !self.inputs_permitted(backend, &required, ctx) {
+                return Err(CallError::Forbidden(
+                    "the backend asked for input the gateway's policy does not permit".to_owned(),
+                )
+                .to_mcp());
             }
+            if !bridge {
+                return Ok(ServerResult::InputRequiredResult(required));
+            }
+            let (responses, state) = inputs::ask_client(ctx, required).await?;
+            params.set_inputs(responses, state);
         }
         Err(CallError::Internal("the backend asked for input too many times".to_owned()).to_mcp())
+    }
+
+    /// Whether every input a backend requested (sampling, elicitation, roots) is permitted
+    /// for this caller.
+    fn inputs_permitted(
+        &self,
+        backend: usize,
+        required: &InputRequiredResult,
+        ctx: &RequestContext<RoleServer>,
+    ) -> bool {
+        let (principal, facts) = (principal(ctx), self.facts(ctx));
+        let name = self.backend_name(backend);
+        required
+            .input_requests
+            .iter()
+            .flatten()
+            .all(|(_, request)| {
+                let op = match request {
+                    InputRequest::CreateMessage(_) => Operation::CreateMessage { backend: &name },
+                    InputRequest::Elicitation(_) => Operation::Elicit { backend: &name },
+                    _ => Operation::ListRoots { backend: &name },
+                };
+                stack::authz::allowed(&self.hub, &principal, op, &facts)
+            })
     }
 
     /// Subscribes this session to an exposed resource URI; the backend is asked only for
@@ -94,11 +153,18 @@ impl ProxySession {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let target = resolve_uri(&self.hub.catalog(), exposed)?;
+        let op = Op::Subscribe {
+            backend: self.backend_name(target.backend),
+            uri: exposed.to_owned(),
+        };
+        // Decided for every subscriber, not only the first one the backend hears of.
+        let facts = self.facts(ctx);
+        stack::authz::authorize(&self.hub, &principal(ctx), &op, &facts)?;
         if self.hub.sessions.subscribe(self.id, exposed) {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
             ));
-            if let Err(e) = self.forward(target.backend, request, ctx).await {
+            if let Err(e) = self.forward(target.backend, request, op, ctx).await {
                 self.hub.sessions.unsubscribe(self.id, exposed);
                 return Err(e.into());
             }
@@ -117,7 +183,11 @@ impl ProxySession {
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
                 UnsubscribeRequestParams::new(target.name),
             ));
-            self.forward(target.backend, request, ctx).await?;
+            let op = Op::Subscribe {
+                backend: self.backend_name(target.backend),
+                uri: exposed.to_owned(),
+            };
+            self.forward(target.backend, request, op, ctx).await?;
         }
         Ok(())
     }
@@ -215,11 +285,21 @@ impl ServerHandler for ProxySession {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let catalog = self.hub.catalog();
+        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
+        let engine = self.hub.authz();
+        let listing = stack::authz::allowed(&self.hub, &principal, Operation::ListTools, &facts);
+        // A tool is listed unless no arguments could ever make its call allowed.
+        let visible = |e: &Entry<Tool>| {
+            listing
+                && engine
+                    .as_ref()
+                    .is_some_and(|en| en.tool_visible(&principal, &e.item.name, &facts))
+        };
         paged(
-            catalog.tools_page(cursor(&request), self.page_size()),
+            catalog.tools_page(cursor(&request), self.page_size(), visible),
             ListToolsResult::with_all_items,
             |r, c| r.next_cursor = c,
         )
@@ -235,11 +315,15 @@ impl ServerHandler for ProxySession {
             .tool(&request.name)
             .ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
         let backend = entry.backend;
+        let op = Op::CallTool {
+            tool: request.name.to_string(),
+            arguments: request.arguments.clone().unwrap_or_default(),
+        };
         request.name = entry.original.clone().into();
         scrub(&mut request.meta);
         let make = |p| ClientRequest::CallToolRequest(CallToolRequest::new(p));
         match self
-            .forward_with_inputs(backend, request, make, &ctx)
+            .forward_with_inputs(backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
@@ -254,11 +338,21 @@ impl ServerHandler for ProxySession {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let catalog = self.hub.catalog();
+        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
+        let listing = stack::authz::allowed(&self.hub, &principal, Operation::ListPrompts, &facts);
+        let visible = |e: &Entry<Prompt>| {
+            let backend = self.backend_name(e.backend);
+            let op = Operation::GetPrompt {
+                backend: &backend,
+                prompt: &e.item.name,
+            };
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+        };
         paged(
-            catalog.prompts_page(cursor(&request), self.page_size()),
+            catalog.prompts_page(cursor(&request), self.page_size(), visible),
             ListPromptsResult::with_all_items,
             |r, c| r.next_cursor = c,
         )
@@ -273,11 +367,15 @@ impl ServerHandler for ProxySession {
         let target = catalog
             .resolve_prompt(&request.name)
             .ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
+        let op = Op::GetPrompt {
+            backend: self.backend_name(target.backend),
+            prompt: request.name.clone(),
+        };
         request.name = target.name;
         scrub(&mut request.meta);
         let make = |p| ClientRequest::GetPromptRequest(GetPromptRequest::new(p));
         match self
-            .forward_with_inputs(target.backend, request, make, &ctx)
+            .forward_with_inputs(target.backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
@@ -291,11 +389,22 @@ impl ServerHandler for ProxySession {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let catalog = self.hub.catalog();
+        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
+        let listing =
+            stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
+        let visible = |e: &Entry<Resource>| {
+            let backend = self.backend_name(e.backend);
+            let op = Operation::ReadResource {
+                backend: &backend,
+                uri: &e.item.uri,
+            };
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+        };
         paged(
-            catalog.resources_page(cursor(&request), self.page_size()),
+            catalog.resources_page(cursor(&request), self.page_size(), visible),
             ListResourcesResult::with_all_items,
             |r, c| r.next_cursor = c,
         )
@@ -304,11 +413,14 @@ impl ServerHandler for ProxySession {
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let catalog = self.hub.catalog();
+        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
+        let listing =
+            stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
         paged(
-            catalog.templates_page(cursor(&request), self.page_size()),
+            catalog.templates_page(cursor(&request), self.page_size(), |_| listing),
             ListResourceTemplatesResult::with_all_items,
             |r, c| r.next_cursor = c,
         )
@@ -321,11 +433,15 @@ impl ServerHandler for ProxySession {
     ) -> Result<ReadResourceResponse, McpError> {
         let catalog = self.hub.catalog();
         let target = resolve_uri(&catalog, &request.uri)?;
+        let op = Op::ReadResource {
+            backend: self.backend_name(target.backend),
+            uri: request.uri.clone(),
+        };
         request.uri = target.name;
         scrub(&mut request.meta);
         let make = |p| ClientRequest::ReadResourceRequest(ReadResourceRequest::new(p));
         match self
-            .forward_with_inputs(target.backend, request, make, &ctx)
+            .forward_with_inputs(target.backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::ReadResourceResult(mut result) => {
@@ -382,7 +498,10 @@ impl ServerHandler for ProxySession {
         };
         scrub(&mut request.meta);
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
-        match self.forward(backend, request, &ctx).await? {
+        let op = Op::Complete {
+            backend: self.backend_name(backend),
+        };
+        match self.forward(backend, request, op, &ctx).await? {
             ServerResult::CompleteResult(result) => Ok(result),
             _ => Err(unexpected("completion/complete")),
         }
@@ -391,8 +510,16 @@ impl ServerHandler for ProxySession {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
+        // The level applies to shared backend connections: an admin action.
+        let facts = self.facts(&ctx);
+        if !stack::authz::allowed(&self.hub, &principal(&ctx), Operation::SetLogLevel, &facts) {
+            return Err(CallError::Forbidden(
+                "setting the logging level is not permitted".to_owned(),
+            )
+            .to_mcp());
+        }
         self.hub.set_log_level(request.level);
         for backend in &self.hub.backends {
             let Some(peer) = backend.peer() else { continue };

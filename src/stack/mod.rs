@@ -5,13 +5,18 @@
 //! audit -> authz -> limits -> guards -> cache -> coalesce -> router -> backend
 //! ```
 //!
-//! Today the stack holds the router and drain accounting; authorization, audit and
-//! governance slot in above the router, each with a comment saying why it sits where it does.
+//! Today the stack holds drain accounting, authorization and the router; audit goes above
+//! authorization and governance between it and the router, each with a comment saying why
+//! it sits where it does.
+
+pub mod authz;
 
 use std::sync::Arc;
 
 use rmcp::model::{ClientRequest, ServerResult};
 use tokio_util::sync::CancellationToken;
+
+pub use authz::Op;
 
 use crate::{backend::Origin, error::CallError, hub::Hub};
 
@@ -21,6 +26,8 @@ pub struct Call {
     pub backend: usize,
     /// The request with names and URIs already turned into the backend's own.
     pub request: ClientRequest,
+    /// What it does, in exposed names: the authorization question.
+    pub op: Op,
     /// The client session and request it came from.
     pub origin: Origin,
     /// Cancelled when the client cancels the request.
@@ -34,6 +41,9 @@ pub async fn dispatch(hub: &Arc<Hub>, call: Call) -> Result<ServerResult, CallEr
         return Err(CallError::ShuttingDown);
     }
     let _in_flight = hub.drain.enter();
+    // Authorization: nothing below runs without an Allow from Cedar.
+    let facts = authz::facts(call.origin.transport(), &call.origin.session.to_string());
+    authz::authorize(hub, &call.origin.principal, &call.op, &facts)?;
     // Router: the namespace was resolved by the catalog; send to that backend's connection.
     let backend = hub
         .backends

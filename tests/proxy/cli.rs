@@ -13,8 +13,8 @@ use crate::common::*;
 
 fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-warden-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -225,4 +225,85 @@ fn anonymous_mode_refuses_a_public_bind_and_tokens_hash_as_configured() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     );
+}
+
+#[test]
+fn the_policy_commands_validate_test_explain_and_print_the_example_sets() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for set in ["laptop", "perimeter", "trading", "agents"] {
+        let dir = format!("{root}/policies/{set}");
+        for command in ["validate", "test"] {
+            let out = Command::new(warden_exe())
+                .args(["policy", command, "--policies", &dir])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "policy {command} {set}:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let trading = format!("{root}/policies/trading");
+    let explain = |amount: u32| {
+        Command::new(warden_exe())
+            .args([
+                "policy",
+                "explain",
+                "--policies",
+                &trading,
+                "--tool",
+                "trading__execute_trade",
+            ])
+            .args([
+                "--principal",
+                r#"{"id": "tom", "roles": ["trader", "desk"]}"#,
+            ])
+            .args([
+                "--arguments",
+                &format!(r#"{{"symbol": "ACME", "amount": {amount}, "side": "buy"}}"#),
+            ])
+            .args(["--time", "2026-11-24T14:00:00Z"])
+            .output()
+            .unwrap()
+    };
+    let allowed = explain(300);
+    let text = String::from_utf8_lossy(&allowed.stdout);
+    assert!(allowed.status.success(), "{text}");
+    assert!(
+        text.contains("decision: allow")
+            && text.contains("trade-limit")
+            && text.contains("policies.cedar:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shadow-lower-limit"),
+        "the shadow policy is reported: {text}"
+    );
+    let denied = explain(900);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stdout).contains("decision: deny"));
+    let schema = Command::new(warden_exe())
+        .args(["policy", "schema", "--policies", &trading])
+        .output()
+        .unwrap();
+    let schema = String::from_utf8_lossy(&schema.stdout);
+    assert!(
+        schema.contains("trading__execute_trade") && schema.contains("amount"),
+        "{schema}"
+    );
+    // Errors carry file, line and column.
+    let broken = temp_file(
+        "broken/bad.cedar",
+        "permit(principal, action == Mcp::Action::\"nope\", resource);\n",
+    );
+    let out = Command::new(warden_exe())
+        .args(["policy", "validate", "--policies"])
+        .arg(broken.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.cedar:1:"), "{stderr}");
 }

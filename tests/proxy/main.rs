@@ -3,6 +3,7 @@
 mod common;
 
 mod authn;
+mod authz;
 mod bad_input;
 mod cli;
 mod conformance;

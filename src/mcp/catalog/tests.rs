@@ -91,7 +91,7 @@ fn pagination_walks_every_item_once() {
     let mut cursor = None;
     let mut seen = Vec::new();
     loop {
-        let page = c.tools_page(cursor.as_deref(), 10).unwrap();
+        let page = c.tools_page(cursor.as_deref(), 10, |_| true).unwrap();
         seen.extend(page.items.into_iter().map(|t| t.name.to_string()));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -109,10 +109,12 @@ fn pagination_walks_every_item_once() {
 fn a_cursor_survives_a_backend_leaving_mid_walk() {
     let b = backends(TWO);
     let c1 = Catalog::build(&b, &[lists(&["a", "b", "c"]), lists(&["echo", "zz"])], "__");
-    let first = c1.tools_page(None, 2).unwrap();
+    let first = c1.tools_page(None, 2, |_| true).unwrap();
     assert_eq!(first.items.len(), 2);
     let c2 = Catalog::build(&b, &[None, lists(&["echo", "zz"])], "__");
-    let rest = c2.tools_page(first.next_cursor.as_deref(), 10).unwrap();
+    let rest = c2
+        .tools_page(first.next_cursor.as_deref(), 10, |_| true)
+        .unwrap();
     let names: Vec<_> = rest.items.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["zz"]);
 }
@@ -120,8 +122,14 @@ fn a_cursor_survives_a_backend_leaving_mid_walk() {
 #[test]
 fn forged_cursors_are_refused() {
     let c = Catalog::build(&backends(TWO), &[None, None], "__");
-    assert_eq!(c.tools_page(Some("!!"), 10).err(), Some(BadCursor));
-    assert_eq!(c.tools_page(Some("bm9wZQ"), 10).err(), Some(BadCursor));
+    assert_eq!(
+        c.tools_page(Some("!!"), 10, |_| true).err(),
+        Some(BadCursor)
+    );
+    assert_eq!(
+        c.tools_page(Some("bm9wZQ"), 10, |_| true).err(),
+        Some(BadCursor)
+    );
 }
 
 #[test]
@@ -134,7 +142,7 @@ fn resource_uris_are_rewritten_reversibly() {
         ..Default::default()
     };
     let c = Catalog::build(&b, &[Some(lists), None], "__");
-    let page = c.resources_page(None, 10).unwrap();
+    let page = c.resources_page(None, 10, |_| true).unwrap();
     assert_eq!(page.items[0].uri, "gh+file:///etc/motd");
     assert_eq!(
         c.resolve_uri("gh+file:///etc/motd"),

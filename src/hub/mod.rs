@@ -3,6 +3,10 @@
 //! an `Arc<Hub>`; the catalog inside is an immutable snapshot swapped whole on change.
 #![allow(deprecated)] // logging, roots and sampling (SEP-2577) are still relayed
 
+mod authz;
+
+pub use authz::{describe as describe_policy_errors, tool_info};
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{
@@ -48,6 +52,7 @@ pub struct Hub {
     pub changes: broadcast::Sender<ServerNotification>,
     log_level: Mutex<Option<LoggingLevel>>,
     pub drain: Arc<Drain>,
+    authz: authz::AuthzState,
 }
 
 impl Hub {
@@ -74,7 +79,23 @@ impl Hub {
             changes: broadcast::channel(64).0,
             log_level: Mutex::new(None),
             drain: Arc::default(),
+            authz: authz::AuthzState::new(config),
         })
+    }
+
+    /// The current authorization engine; `None` until the first build (everything denied).
+    pub fn authz(&self) -> Option<Arc<crate::authz::Engine>> {
+        self.authz.engine()
+    }
+
+    /// Builds the authorization engine from the policies and every known tool.
+    pub fn rebuild_authz(
+        &self,
+        mode: crate::authz::BuildMode,
+    ) -> Result<(), Vec<crate::authz::PolicyError>> {
+        let names: Vec<String> = self.backends.iter().map(|b| b.name().to_owned()).collect();
+        self.authz.learn(&self.catalog(), &names);
+        self.authz.rebuild(mode)
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -107,7 +128,18 @@ impl Hub {
             for c in &catalog.collisions {
                 tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, "name already exposed by another backend (or too long); left out");
             }
+            let names: Vec<String> = self.backends.iter().map(|b| b.name().to_owned()).collect();
+            let learned = self.authz.learn(&catalog, &names);
             *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+            // A backend's tools changed: regenerate the schema, re-validate, quarantine tools
+            // whose new schema breaks a policy that names them. Before the first build
+            // (startup) there is nothing to swap yet.
+            if learned
+                && self.authz.engine().is_some()
+                && let Err(errors) = self.authz.rebuild(crate::authz::BuildMode::Quarantine)
+            {
+                tracing::error!(errors = %authz::describe(&errors), "policies no longer validate with the new tools; keeping the previous engine");
+            }
             changed
         };
         let notifications = [

@@ -1,0 +1,349 @@
+//! Deciding one request: deny by default, and fail closed — an unknown or quarantined tool,
+//! an argument that does not fit its type, a request the schema rejects and any policy
+//! evaluation error all deny (Cedar skips a policy that errors, so an erroring `forbid`
+//! would otherwise let the request through). Shadow policies are evaluated beside the
+//! enforcing slice and reported, never enforced. Visibility asks the same question with the
+//! arguments unknown.
+
+use cedar_policy::{
+    Context, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet, Request,
+    RestrictedExpression,
+};
+use serde_json::{Map, Value};
+
+use super::argtype::RecordType;
+use super::arguments::arguments_value;
+use super::engine::{ActionEntry, Engine};
+use super::entities::{
+    PrincipalEntity, Types, backend_item_entity, principal_entity, request_value,
+};
+use super::slice::{Slice, effect};
+use super::types::{Decision, Effect, Operation, RequestFacts, ShadowOutcome};
+use crate::authn::principal::Principal;
+
+/// The action, resource and arguments of an operation.
+struct Target<'e, 'a> {
+    action: &'e ActionEntry,
+    resource: EntityUid,
+    /// The resource entity, unless the action's entities already hold it (tools).
+    entity: Option<Entity>,
+    arguments: Option<(&'e RecordType, &'a Map<String, Value>)>,
+}
+
+impl Engine {
+    /// Decides one request against the policies whose scope can match it.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        op: &Operation<'_>,
+        facts: &RequestFacts,
+    ) -> Decision {
+        self.decide_in(principal, op, facts, false)
+    }
+
+    /// The same decision against the whole policy set (for tests proving slicing exact).
+    #[doc(hidden)]
+    pub fn decide_unsliced(
+        &self,
+        principal: &Principal,
+        op: &Operation<'_>,
+        facts: &RequestFacts,
+    ) -> Decision {
+        self.decide_in(principal, op, facts, true)
+    }
+
+    /// Whether a tool belongs in this principal's tool list: false only when no arguments
+    /// could make a call allowed (partial evaluation with the arguments unknown).
+    pub fn tool_visible(&self, principal: &Principal, tool: &str, facts: &RequestFacts) -> bool {
+        let (Some(entry), Some(action)) = (self.tools.get(tool), self.actions.get(tool)) else {
+            return false;
+        };
+        let Ok(PrincipalEntity {
+            uid,
+            entity: principal,
+            ..
+        }) = principal_entity(&self.types, principal, &self.attributes)
+        else {
+            return false;
+        };
+        let Ok(request_facts) = request_value(facts) else {
+            return false;
+        };
+        let context = Context::from_pairs([
+            ("request".to_owned(), request_facts),
+            (
+                "arguments".to_owned(),
+                RestrictedExpression::new_unknown("arguments"),
+            ),
+        ]);
+        // Shown whenever the answer is not a certain deny: the call is decided in full later.
+        let Ok(context) = context else { return true };
+        let request = Request::builder()
+            .principal(uid)
+            .action(action.uid.clone())
+            .resource(entry.uid.clone())
+            .context(context)
+            .build();
+        let Ok(entities) = action.entities.clone().add_entities([principal], None) else {
+            return true;
+        };
+        let response =
+            self.authorizer
+                .is_authorized_partial(&request, &action.slice.enforcing, &entities);
+        let certain_deny = response.decision() == Some(CedarDecision::Deny)
+            && response.definitely_errored().next().is_none();
+        !certain_deny
+    }
+
+    fn decide_in(
+        &self,
+        principal: &Principal,
+        op: &Operation<'_>,
+        facts: &RequestFacts,
+        whole: bool,
+    ) -> Decision {
+        let target = match self.target(op) {
+            Ok(target) => target,
+            Err(reason) => return Decision::deny(reason),
+        };
+        let principal = match principal_entity(&self.types, principal, &self.attributes) {
+            Ok(p) => p,
+            Err(e) => return Decision::deny(e.to_string()),
+        };
+        let mut pairs = Vec::with_capacity(2);
+        match request_value(facts) {
+            Ok(value) => pairs.push(("request".to_owned(), value)),
+            Err(e) => return Decision::deny(format!("the request facts are invalid: {e}")),
+        }
+        if let Some((ty, args)) = target.arguments {
+            match arguments_value(ty, args) {
+                Ok(value) => pairs.push(("arguments".to_owned(), value)),
+                Err(e) => return Decision::deny(e.to_string()),
+            }
+        }
+        let context = match Context::from_pairs(pairs) {
+            Ok(c) => c,
+            Err(e) => return Decision::deny_with("the context could not be built", e),
+        };
+        // Validated against the schema: without it a type-mismatched `forbid` is skipped.
+        let request = match Request::new(
+            principal.uid.clone(),
+            target.action.uid.clone(),
+            target.resource,
+            context,
+            Some(&self.schema),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Decision::deny_with("the request does not fit the schema", e),
+        };
+        let entities = match target
+            .action
+            .entities
+            .clone()
+            .add_entities(std::iter::once(principal.entity).chain(target.entity), None)
+        {
+            Ok(e) => e,
+            Err(e) => return Decision::deny_with("the entities could not be built", e),
+        };
+        let (slice, sets) = if whole {
+            (&self.whole, vec![&self.whole.enforcing])
+        } else {
+            let slice = &target.action.slice;
+            (
+                slice,
+                slice
+                    .by_principal
+                    .buckets(&principal.uid, principal.parents.iter()),
+            )
+        };
+        self.evaluate(&request, &entities, &sets, slice)
+    }
+
+    /// Evaluates the enforcing `sets` (disjoint parts of one policy set) and combines them as
+    /// Cedar would the whole: any satisfied forbid denies and is determining; otherwise the
+    /// satisfied permits allow. Then the shadow policies of `slice`.
+    fn evaluate(
+        &self,
+        request: &Request,
+        entities: &Entities,
+        sets: &[&PolicySet],
+        slice: &Slice,
+    ) -> Decision {
+        let mut errors = Vec::new();
+        let mut failed = Vec::new();
+        let mut permits = Vec::new();
+        let mut forbids = Vec::new();
+        for set in sets {
+            let response = self.authorizer.is_authorized(request, set, entities);
+            let diagnostics = response.diagnostics();
+            for e in diagnostics.errors() {
+                errors.push(e.to_string());
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(p) = e;
+                failed.push(p.policy_id().to_string());
+            }
+            let satisfied = diagnostics.reason().map(|id| id.to_string());
+            match response.decision() {
+                CedarDecision::Allow => permits.extend(satisfied),
+                CedarDecision::Deny => forbids.extend(satisfied),
+            }
+        }
+        let cedar_allows = forbids.is_empty() && !permits.is_empty();
+        let allowed = cedar_allows && errors.is_empty();
+        let forbidden = !forbids.is_empty();
+        let mut determining = if forbidden { forbids } else { permits };
+        determining.sort();
+        errors.sort();
+        let reason = if !errors.is_empty() {
+            failed.sort();
+            failed.dedup();
+            determining = failed;
+            format!(
+                "{} could not be evaluated",
+                quoted("policy", "policies", &determining)
+            )
+        } else if allowed {
+            format!("allowed by {}", quoted("policy", "policies", &determining))
+        } else if forbidden {
+            format!("denied by {}", quoted("policy", "policies", &determining))
+        } else {
+            "no policy permits this request".to_owned()
+        };
+
+        // Shadow: satisfied shadow policies, and whether enforcing them would change this.
+        let mut shadow = Vec::new();
+        let mut shadow_errors = Vec::new();
+        let mut shadow_forbids = false;
+        let mut shadow_permits = false;
+        for (set, fx) in [
+            (&slice.shadow_forbids, Effect::Forbid),
+            (&slice.shadow_permits, Effect::Permit),
+        ] {
+            if set.is_empty() {
+                continue;
+            }
+            let r = self.authorizer.is_authorized(request, set, entities);
+            shadow_errors.extend(r.diagnostics().errors().map(|e| e.to_string()));
+            for id in r.diagnostics().reason() {
+                match fx {
+                    Effect::Forbid => shadow_forbids = true,
+                    Effect::Permit => shadow_permits = true,
+                }
+                let policy = set.policy(id).map_or(fx, effect);
+                shadow.push(ShadowOutcome {
+                    policy: id.to_string(),
+                    effect: policy,
+                    would_change: false,
+                });
+            }
+        }
+        let combined = errors.is_empty()
+            && shadow_errors.is_empty()
+            && !forbidden
+            && !shadow_forbids
+            && (cedar_allows || shadow_permits);
+        let would_change = combined != allowed;
+        for s in &mut shadow {
+            s.would_change = would_change;
+        }
+        shadow.sort_by(|a, b| a.policy.cmp(&b.policy));
+        Decision {
+            allowed,
+            determining,
+            errors,
+            shadow,
+            shadow_errors,
+            reason,
+        }
+    }
+
+    fn target<'e, 'a>(&'e self, op: &Operation<'a>) -> Result<Target<'e, 'a>, String> {
+        let types = &self.types;
+        let builtin = |name: &str| {
+            self.actions
+                .get(name)
+                .ok_or_else(|| format!("action `{name}` is unknown"))
+        };
+        let item = |action: &str,
+                    ty: &cedar_policy::EntityTypeName,
+                    key: &str,
+                    id: &str,
+                    backend: &str| {
+            let entity = backend_item_entity(ty, &types.backend, key, id, backend)
+                .map_err(|e| format!("the resource could not be built: {e}"))?;
+            Ok(Target {
+                action: builtin(action)?,
+                resource: Types::uid(ty, id),
+                entity: Some(entity),
+                arguments: None,
+            })
+        };
+        let gateway = |action: &str| {
+            Ok(Target {
+                action: builtin(action)?,
+                resource: self.gateway.0.clone(),
+                entity: Some(self.gateway.1.clone()),
+                arguments: None,
+            })
+        };
+        let backend = |action: &str, backend: &str| {
+            let uid = Types::uid(&types.backend, backend);
+            Ok(Target {
+                action: builtin(action)?,
+                resource: uid.clone(),
+                entity: Some(Entity::with_uid(uid)),
+                arguments: None,
+            })
+        };
+        match *op {
+            Operation::CallTool { tool, arguments } => {
+                if let Some((_, why)) = self.quarantined.iter().find(|(t, _)| t == tool) {
+                    return Err(format!("tool `{tool}` is quarantined: {why}"));
+                }
+                let (Some(entry), Some(action)) = (self.tools.get(tool), self.actions.get(tool))
+                else {
+                    return Err(format!("unknown tool `{tool}`"));
+                };
+                Ok(Target {
+                    action,
+                    resource: entry.uid.clone(),
+                    entity: None,
+                    arguments: Some((&entry.arguments, arguments)),
+                })
+            }
+            Operation::ListTools => gateway("list_tools"),
+            Operation::ListPrompts => gateway("list_prompts"),
+            Operation::ListResources => gateway("list_resources"),
+            Operation::SetLogLevel => gateway("set_log_level"),
+            Operation::ReadResource { backend, uri } => {
+                item("read_resource", &types.resource, "uri", uri, backend)
+            }
+            Operation::Subscribe { backend, uri } => {
+                item("subscribe", &types.resource, "uri", uri, backend)
+            }
+            Operation::GetPrompt { backend, prompt } => {
+                item("get_prompt", &types.prompt, "name", prompt, backend)
+            }
+            Operation::Complete { backend: b } => backend("complete", b),
+            Operation::CreateMessage { backend: b } => backend("create_message", b),
+            Operation::Elicit { backend: b } => backend("elicit", b),
+            Operation::ListRoots { backend: b } => backend("list_roots", b),
+        }
+    }
+}
+
+/// "policy `a`" / "policies `a`, `b`".
+fn quoted(one: &str, many: &str, ids: &[String]) -> String {
+    let list = ids
+        .iter()
+        .map(|id| format!("`{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() == 1 {
+        format!("{one} {list}")
+    } else {
+        format!("{many} {list}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

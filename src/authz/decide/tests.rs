@@ -1,0 +1,366 @@
+use serde_json::json;
+
+use super::super::testkit::{call, engine, facts, principal, with_attr};
+use super::super::{Effect, Engine, Operation};
+use crate::authn::principal::AttrValue;
+
+const TRADING: &str = r#"
+@id("trade-limit")
+permit(principal in Mcp::Role::"trader", action == Mcp::Action::"trading__execute_trade", resource)
+  when { context.arguments.amount < 500 };
+
+@id("no-big-trades")
+forbid(principal, action == Mcp::Action::"trading__execute_trade", resource)
+  when { context.arguments.amount > 1000 };
+
+@id("traders-all")
+permit(principal in Mcp::Role::"bulk", action == Mcp::Action::"trading__execute_trade", resource);
+"#;
+
+#[test]
+fn permit_below_the_limit_names_its_policy() {
+    let e = engine(TRADING);
+    let d = call(
+        &e,
+        &principal("alice", &["trader"]),
+        "trading__execute_trade",
+        json!({"amount": 400, "symbol": "ACME"}),
+    );
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.determining, vec!["trade-limit"]);
+    assert_eq!(d.reason, "allowed by policy `trade-limit`");
+    assert!(d.errors.is_empty());
+}
+
+#[test]
+fn nothing_permits_means_deny_by_default() {
+    let e = engine(TRADING);
+    let d = call(
+        &e,
+        &principal("alice", &["trader"]),
+        "trading__execute_trade",
+        json!({"amount": 700, "symbol": "ACME"}),
+    );
+    assert!(!d.allowed);
+    assert!(d.determining.is_empty());
+    assert_eq!(d.reason, "no policy permits this request");
+}
+
+#[test]
+fn forbid_wins_over_permit() {
+    let e = engine(TRADING);
+    let d = call(
+        &e,
+        &principal("bob", &["bulk"]),
+        "trading__execute_trade",
+        json!({"amount": 5000, "symbol": "ACME"}),
+    );
+    assert!(!d.allowed);
+    assert_eq!(d.determining, vec!["no-big-trades"]);
+    assert_eq!(d.reason, "denied by policy `no-big-trades`");
+}
+
+#[test]
+fn evaluation_error_in_a_forbid_denies() {
+    let e = engine(
+        r#"
+        @id("everyone")
+        permit(principal, action == Mcp::Action::"trading__execute_trade", resource);
+        @id("overflowing")
+        forbid(principal, action == Mcp::Action::"trading__execute_trade", resource)
+          when { context.arguments.amount + 9223372036854775807 > 0 };
+        "#,
+    );
+    let d = call(
+        &e,
+        &principal("alice", &[]),
+        "trading__execute_trade",
+        json!({"amount": 5, "symbol": "A"}),
+    );
+    assert!(
+        !d.allowed,
+        "an erroring forbid must not turn into an allow: {d:?}"
+    );
+    assert_eq!(d.determining, vec!["overflowing"]);
+    assert_eq!(d.errors.len(), 1);
+    assert!(d.errors[0].contains("overflow"), "{:?}", d.errors);
+    assert_eq!(d.reason, "policy `overflowing` could not be evaluated");
+    // Without the overflow the forbid evaluates (to false) and the permit applies.
+    let d = call(
+        &e,
+        &principal("alice", &[]),
+        "trading__execute_trade",
+        json!({"amount": -9223372036854775807i64, "symbol": "A"}),
+    );
+    assert!(d.allowed);
+}
+
+#[test]
+fn evaluation_error_in_a_permit_denies_too() {
+    let e = engine(
+        r#"
+        @id("everyone")
+        permit(principal, action == Mcp::Action::"trading__execute_trade", resource);
+        @id("overflowing-permit")
+        permit(principal, action == Mcp::Action::"trading__execute_trade", resource)
+          when { context.arguments.amount * 9223372036854775807 > 0 };
+        "#,
+    );
+    let d = call(
+        &e,
+        &principal("alice", &[]),
+        "trading__execute_trade",
+        json!({"amount": 5, "symbol": "A"}),
+    );
+    assert!(!d.allowed);
+    assert_eq!(d.determining, vec!["overflowing-permit"]);
+}
+
+#[test]
+fn shadow_policies_are_reported_and_change_nothing() {
+    let text = format!(
+        "{TRADING}\n@id(\"shadow-cap\") @mode(\"shadow\")\nforbid(principal, action == Mcp::Action::\"trading__execute_trade\", resource) when {{ context.arguments.amount > 100 }};\n\
+         @id(\"shadow-open\") @mode(\"shadow\")\npermit(principal, action in Mcp::Action::\"call_tool\", resource);\n"
+    );
+    let e = engine(&text);
+    let alice = principal("alice", &["trader"]);
+    let d = call(
+        &e,
+        &alice,
+        "trading__execute_trade",
+        json!({"amount": 400, "symbol": "A"}),
+    );
+    assert!(d.allowed, "shadow must not deny: {d:?}");
+    assert_eq!(d.determining, vec!["trade-limit"]);
+    let ids: Vec<(&str, Effect, bool)> = d
+        .shadow
+        .iter()
+        .map(|s| (s.policy.as_str(), s.effect, s.would_change))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("shadow-cap", Effect::Forbid, true),
+            ("shadow-open", Effect::Permit, true)
+        ]
+    );
+
+    // Below the shadow cap: the shadow permit is satisfied, and enforcing it changes nothing.
+    let d = call(
+        &e,
+        &alice,
+        "trading__execute_trade",
+        json!({"amount": 50, "symbol": "A"}),
+    );
+    assert!(d.allowed);
+    assert_eq!(d.shadow.len(), 1);
+    assert!(!d.shadow[0].would_change);
+
+    // A denied request the shadow permit would allow.
+    let d = call(
+        &e,
+        &principal("carol", &[]),
+        "github__create_issue",
+        json!({"title": "t"}),
+    );
+    assert!(!d.allowed, "shadow must not allow: {d:?}");
+    assert_eq!(d.shadow.len(), 1);
+    assert_eq!(d.shadow[0].effect, Effect::Permit);
+    assert!(d.shadow[0].would_change);
+}
+
+#[test]
+fn action_groups_and_resource_hierarchy_match() {
+    let e = engine(
+        r#"
+        @id("readers") permit(principal, action in Mcp::Action::"read", resource);
+        @id("lists") permit(principal, action == Mcp::Action::"list_tools", resource);
+        @id("github-writers") permit(principal in Mcp::Role::"dev", action in Mcp::Action::"backend:github", resource in Mcp::Backend::"github");
+        @id("no-destructive") forbid(principal, action in Mcp::Action::"write", resource) when { resource.destructive && resource.backend == "trading" };
+        "#,
+    );
+    let p = principal("p", &["dev"]);
+    assert!(call(&e, &p, "trading__quote", json!({"symbol": "A"})).allowed);
+    assert!(
+        call(
+            &e,
+            &p,
+            "github__create_issue",
+            json!({"title": "x", "labels": ["a", "b"]})
+        )
+        .allowed
+    );
+    let d = call(
+        &e,
+        &p,
+        "trading__execute_trade",
+        json!({"amount": 1, "symbol": "A"}),
+    );
+    assert_eq!(d.determining, vec!["no-destructive"]);
+    assert!(e.decide(&p, &Operation::ListTools, &facts()).allowed);
+    assert!(!e.decide(&p, &Operation::SetLogLevel, &facts()).allowed);
+}
+
+#[test]
+fn non_tool_operations_have_their_resources() {
+    let e = engine(
+        r#"
+        @id("docs") permit(principal, action == Mcp::Action::"read_resource", resource in Mcp::Backend::"docs")
+          when { resource.uri like "file:///public/*" };
+        @id("prompts") permit(principal, action == Mcp::Action::"get_prompt", resource) when { resource.name == "summarize" };
+        @id("sampling") permit(principal, action in [Mcp::Action::"create_message", Mcp::Action::"elicit"], resource == Mcp::Backend::"docs");
+        @id("admins") permit(principal in Mcp::Role::"admin", action in Mcp::Action::"admin", resource is Mcp::Gateway);
+        "#,
+    );
+    let p = principal("p", &[]);
+    let f = facts();
+    assert!(
+        e.decide(
+            &p,
+            &Operation::ReadResource {
+                backend: "docs",
+                uri: "file:///public/a"
+            },
+            &f
+        )
+        .allowed
+    );
+    assert!(
+        !e.decide(
+            &p,
+            &Operation::ReadResource {
+                backend: "docs",
+                uri: "file:///etc/passwd"
+            },
+            &f
+        )
+        .allowed
+    );
+    assert!(
+        !e.decide(
+            &p,
+            &Operation::ReadResource {
+                backend: "other",
+                uri: "file:///public/a"
+            },
+            &f
+        )
+        .allowed
+    );
+    assert!(
+        !e.decide(
+            &p,
+            &Operation::Subscribe {
+                backend: "docs",
+                uri: "file:///public/a"
+            },
+            &f
+        )
+        .allowed
+    );
+    assert!(
+        e.decide(
+            &p,
+            &Operation::GetPrompt {
+                backend: "x",
+                prompt: "summarize"
+            },
+            &f
+        )
+        .allowed
+    );
+    assert!(
+        e.decide(&p, &Operation::CreateMessage { backend: "docs" }, &f)
+            .allowed
+    );
+    assert!(
+        e.decide(&p, &Operation::Elicit { backend: "docs" }, &f)
+            .allowed
+    );
+    assert!(
+        !e.decide(&p, &Operation::ListRoots { backend: "docs" }, &f)
+            .allowed
+    );
+    assert!(
+        !e.decide(&p, &Operation::Complete { backend: "docs" }, &f)
+            .allowed
+    );
+    assert!(
+        e.decide(&principal("root", &["admin"]), &Operation::SetLogLevel, &f)
+            .allowed
+    );
+}
+
+#[test]
+fn principal_attributes_are_typed() {
+    let e = engine(
+        r#"
+        @id("desk") permit(principal, action == Mcp::Action::"trading__quote", resource)
+          when { principal has department && principal.department == "desk" };
+        @id("juniors") forbid(principal, action == Mcp::Action::"trading__quote", resource)
+          when { principal has level && principal.level < 2 };
+        "#,
+    );
+    let desk = with_attr(
+        principal("a", &[]),
+        "department",
+        AttrValue::String("desk".into()),
+    );
+    assert!(call(&e, &desk, "trading__quote", json!({"symbol": "A"})).allowed);
+    let junior = with_attr(desk.clone(), "level", AttrValue::Long(1));
+    assert!(!call(&e, &junior, "trading__quote", json!({"symbol": "A"})).allowed);
+    // A claim of the wrong type must not make the forbid vanish.
+    let odd = with_attr(desk.clone(), "level", AttrValue::String("1".into()));
+    let d = call(&e, &odd, "trading__quote", json!({"symbol": "A"}));
+    assert!(!d.allowed);
+    assert_eq!(d.reason, "principal attribute `level` must be an integer");
+    // Undeclared attributes are ignored.
+    let extra = with_attr(desk, "shoe_size", AttrValue::Long(44));
+    assert!(call(&e, &extra, "trading__quote", json!({"symbol": "A"})).allowed);
+}
+
+#[test]
+fn unknown_tools_are_denied_and_hidden() {
+    let e = engine("permit(principal, action, resource);");
+    let p = principal("p", &[]);
+    let d = call(&e, &p, "nope__tool", json!({}));
+    assert!(!d.allowed);
+    assert_eq!(d.reason, "unknown tool `nope__tool`");
+    assert!(!e.tool_visible(&p, "nope__tool", &facts()));
+}
+
+#[test]
+fn visibility_follows_partial_evaluation() {
+    let e = engine(TRADING);
+    let f = facts();
+    // Depends on the amount: shown.
+    assert!(e.tool_visible(
+        &principal("alice", &["trader"]),
+        "trading__execute_trade",
+        &f
+    ));
+    // Never permitted: hidden.
+    assert!(!e.tool_visible(&principal("eve", &[]), "trading__execute_trade", &f));
+    assert!(!e.tool_visible(&principal("alice", &["trader"]), "github__create_issue", &f));
+    // Always permitted: shown.
+    assert!(e.tool_visible(&principal("bob", &["bulk"]), "trading__execute_trade", &f));
+}
+
+#[test]
+fn visibility_hides_what_a_certain_forbid_blocks() {
+    let e = engine(
+        r#"
+        permit(principal, action in Mcp::Action::"call_tool", resource);
+        forbid(principal in Mcp::Role::"intern", action in Mcp::Action::"write", resource);
+        "#,
+    );
+    let intern = principal("i", &["intern"]);
+    assert!(!e.tool_visible(&intern, "trading__execute_trade", &facts()));
+    assert!(e.tool_visible(&intern, "trading__quote", &facts()));
+}
+
+#[test]
+fn engine_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Engine>();
+}

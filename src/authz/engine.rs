@@ -1,0 +1,212 @@
+//! Building the engine: everything slow happens here, once per load or reload — schema
+//! generation, parsing, strict validation, quarantine, slicing, precomputed entities — so
+//! that a decision only converts the request and evaluates its slice. The engine is immutable;
+//! a reload builds a new one and swaps it in whole.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use cedar_policy::{Authorizer, Entities, Entity, EntityUid, Schema};
+
+use super::argtype::{RecordType, arguments_type};
+use super::build::{accept_tools, coverage, general, policy_hash, request_actions, sha256_hex};
+use super::entities::{GATEWAY_ID, Types};
+use super::policies::{self, line_column};
+use super::schema::{self, ToolSchema};
+use super::slice::Slice;
+use super::types::{AttrType, AttributeDecl, BuildMode, PolicyError, PolicySource, ToolInfo};
+use super::validate;
+
+/// A request action: the entities every request for it needs (the action with its groups,
+/// and for a tool the tool in its backend; the principal is added per request, which is
+/// several times cheaper than building the store anew) and its slice.
+pub(crate) struct ActionEntry {
+    pub uid: EntityUid,
+    pub entities: Entities,
+    pub slice: Slice,
+}
+
+/// A callable tool: its argument type and its resource entity's id.
+pub(crate) struct ToolEntry {
+    pub arguments: RecordType,
+    pub uid: EntityUid,
+}
+
+/// The Cedar authorization engine for one configuration, policy set and tool catalog.
+pub struct Engine {
+    pub(crate) types: Types,
+    pub(crate) schema: Schema,
+    pub(crate) schema_text: String,
+    pub(crate) actions: HashMap<String, ActionEntry>,
+    pub(crate) tools: HashMap<String, ToolEntry>,
+    pub(crate) quarantined: Vec<(String, String)>,
+    pub(crate) untyped: Vec<(String, String)>,
+    pub(crate) adjusted: Vec<(String, String)>,
+    pub(crate) locations: HashMap<String, (String, usize)>,
+    pub(crate) attributes: HashMap<String, AttrType>,
+    pub(crate) gateway: (EntityUid, Entity),
+    pub(crate) whole: Slice,
+    pub(crate) policy_count: usize,
+    pub(crate) policy_hash: String,
+    pub(crate) schema_hash: String,
+    pub(crate) authorizer: Authorizer,
+}
+
+impl Engine {
+    /// Builds the engine, or reports every problem at once.
+    pub fn build(
+        policies: &[PolicySource],
+        tools: &[ToolInfo],
+        attributes: &[AttributeDecl],
+        mode: BuildMode,
+    ) -> Result<Engine, Vec<PolicyError>> {
+        let types = Types::new();
+        let mut errors = Vec::new();
+        let mut declared = HashMap::new();
+        for a in attributes {
+            if declared.insert(a.name.clone(), a.ty).is_some() {
+                errors.push(general(format!(
+                    "principal attribute `{}` is declared twice",
+                    a.name
+                )));
+            }
+        }
+        let mut quarantined = Vec::new();
+        let accepted = accept_tools(tools, mode, &mut quarantined, &mut errors);
+        let mut untyped = Vec::new();
+        let typed: Vec<(&ToolInfo, RecordType)> = accepted
+            .iter()
+            .map(|t| {
+                (
+                    *t,
+                    arguments_type(&t.exposed, &t.input_schema, &mut untyped),
+                )
+            })
+            .collect();
+        let tool_schemas: Vec<ToolSchema<'_>> = typed
+            .iter()
+            .map(|(t, args)| ToolSchema {
+                exposed: &t.exposed,
+                backend: &t.backend,
+                arguments: args,
+                read_only: t.hints.read_only == Some(true),
+            })
+            .collect();
+        let builder = schema::Builder::new(attributes).map_err(|e| vec![general(e.to_string())])?;
+        let built = builder
+            .full(&tool_schemas)
+            .map_err(|e| vec![general(e.to_string())]);
+        let loaded = policies::load(policies);
+        let (built, loaded) = match (built, loaded) {
+            (Ok(b), Ok(l)) if errors.is_empty() => (b, l),
+            (b, l) => {
+                errors.extend(b.err().into_iter().flatten());
+                errors.extend(l.err().into_iter().flatten());
+                return Err(errors);
+            }
+        };
+        let coverage = coverage(&tool_schemas);
+        let by_name: HashMap<&str, &ToolSchema<'_>> =
+            tool_schemas.iter().map(|t| (t.exposed, t)).collect();
+        let subset = |names: &BTreeSet<&str>| {
+            let tools: Vec<&ToolSchema<'_>> = names
+                .iter()
+                .map(|n| by_name.get(n).copied())
+                .collect::<Option<_>>()?;
+            builder.subset(tools.into_iter()).ok()
+        };
+        let validated = validate::validate(
+            &built.schema,
+            &subset,
+            policies,
+            loaded,
+            &coverage,
+            &types,
+            mode,
+        )?;
+        quarantined.extend(validated.quarantined);
+        let out_of_service: HashSet<&str> = quarantined.iter().map(|(t, _)| t.as_str()).collect();
+
+        let prepared = request_actions(
+            &types,
+            &built.schema,
+            typed,
+            &out_of_service,
+            &validated.policies,
+        )?;
+
+        let locations = validated
+            .policies
+            .iter()
+            .map(|l| {
+                let source = &policies[l.source];
+                let (line, _) = line_column(&source.text, l.offset);
+                (l.id.clone(), (source.file.clone(), line))
+            })
+            .collect();
+        let whole = Slice::of(&validated.policies).map_err(|e| vec![general(e.to_string())])?;
+        let gateway_uid = Types::uid(&types.gateway, GATEWAY_ID);
+        Ok(Engine {
+            gateway: (gateway_uid.clone(), Entity::with_uid(gateway_uid)),
+            schema_hash: sha256_hex(built.text.as_bytes()),
+            policy_hash: policy_hash(&validated.policies),
+            policy_count: validated.policies.len(),
+            whole,
+            schema: built.schema,
+            schema_text: built.text,
+            types,
+            actions: prepared.actions,
+            tools: prepared.tools,
+            quarantined,
+            untyped,
+            adjusted: validated.adjusted,
+            locations,
+            attributes: declared,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// Tools that are hidden and denied, with the reason.
+    pub fn quarantined(&self) -> &[(String, String)] {
+        &self.quarantined
+    }
+
+    /// Arguments left out of the generated types (`tool.argument` path, why).
+    pub fn untyped(&self) -> &[(String, String)] {
+        &self.untyped
+    }
+
+    /// Policies that quarantine narrowed or dropped (policy id, what was done).
+    pub fn adjusted_policies(&self) -> &[(String, String)] {
+        &self.adjusted
+    }
+
+    /// The full schema (base and generated), in cedarschema syntax.
+    pub fn schema_text(&self) -> String {
+        self.schema_text.clone()
+    }
+
+    /// Where a policy is defined: its file and 1-based line.
+    pub fn policy_location(&self, id: &str) -> Option<(String, usize)> {
+        self.locations.get(id).cloned()
+    }
+
+    /// Number of policies in force (enforcing and shadow).
+    pub fn policy_count(&self) -> usize {
+        self.policy_count
+    }
+
+    /// Hex SHA-256 of the effective policy set (ids, modes and texts).
+    pub fn policy_set_hash(&self) -> String {
+        self.policy_hash.clone()
+    }
+
+    /// Hex SHA-256 of `schema_text()`.
+    pub fn schema_hash(&self) -> String {
+        self.schema_hash.clone()
+    }
+
+    /// How many policies a decision for this action evaluates (tool name or built-in action).
+    pub fn slice_len(&self, action: &str) -> Option<usize> {
+        self.actions.get(action).map(|a| a.slice.len())
+    }
+}

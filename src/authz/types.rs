@@ -1,0 +1,226 @@
+//! The vocabulary authorization speaks with the rest of the proxy: what goes in (policy files,
+//! the tool catalog, declared claim attributes, request facts, the operation) and what comes
+//! out (a decision with its reasons). Kept free of Cedar types so callers never depend on them.
+
+use std::fmt;
+
+/// One `.cedar` file: its path (used in error locations and default policy ids) and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySource {
+    pub file: String,
+    pub text: String,
+}
+
+/// One exposed tool as the catalog knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolInfo {
+    /// The name clients see (and the generated Cedar action's id).
+    pub exposed: String,
+    /// The backend that serves it.
+    pub backend: String,
+    /// The tool's JSON Schema `inputSchema`.
+    pub input_schema: serde_json::Map<String, serde_json::Value>,
+    pub hints: Hints,
+}
+
+/// The tool's MCP annotations (possibly overridden by operator config: a backend may lie).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    pub read_only: Option<bool>,
+    pub destructive: Option<bool>,
+    pub idempotent: Option<bool>,
+    pub open_world: Option<bool>,
+}
+
+impl Hints {
+    /// The hints with the MCP specification's defaults applied to the missing ones.
+    pub fn resolved(&self) -> ResolvedHints {
+        ResolvedHints {
+            read_only: self.read_only.unwrap_or(false),
+            destructive: self.destructive.unwrap_or(true),
+            idempotent: self.idempotent.unwrap_or(false),
+            open_world: self.open_world.unwrap_or(true),
+        }
+    }
+}
+
+/// Hints as the `Mcp::Tool` entity carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedHints {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    pub open_world: bool,
+}
+
+/// The Cedar type of a declared principal claim attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttrType {
+    String,
+    Long,
+    Bool,
+    StringSet,
+}
+
+impl AttrType {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            AttrType::String => "a string",
+            AttrType::Long => "an integer",
+            AttrType::Bool => "a boolean",
+            AttrType::StringSet => "a set of strings",
+        }
+    }
+}
+
+/// A principal attribute the operator declared (mapped from a token claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeDecl {
+    pub name: String,
+    pub ty: AttrType,
+}
+
+/// Facts about the request that policies may use (`context.request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// Seconds since the Unix epoch.
+    pub epoch_seconds: i64,
+    /// Hour of the day, UTC (0-23).
+    pub hour: i64,
+    /// Day of the week, UTC; 0 = Sunday.
+    pub weekday: i64,
+    pub client_addr: String,
+    pub transport: String,
+    pub session: String,
+}
+
+/// The MCP operation being authorized.
+#[derive(Debug, Clone, Copy)]
+pub enum Operation<'a> {
+    CallTool {
+        tool: &'a str,
+        arguments: &'a serde_json::Map<String, serde_json::Value>,
+    },
+    ListTools,
+    ListPrompts,
+    ListResources,
+    ReadResource {
+        backend: &'a str,
+        uri: &'a str,
+    },
+    Subscribe {
+        backend: &'a str,
+        uri: &'a str,
+    },
+    GetPrompt {
+        backend: &'a str,
+        prompt: &'a str,
+    },
+    Complete {
+        backend: &'a str,
+    },
+    CreateMessage {
+        backend: &'a str,
+    },
+    Elicit {
+        backend: &'a str,
+    },
+    ListRoots {
+        backend: &'a str,
+    },
+    SetLogLevel,
+}
+
+/// The effect of a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    Permit,
+    Forbid,
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Effect::Permit => "permit",
+            Effect::Forbid => "forbid",
+        })
+    }
+}
+
+/// The answer to one authorization question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The policies that decided: the satisfied permits of an allow, the satisfied forbids of
+    /// a deny, the failing policies of a deny caused by an evaluation error; empty for the
+    /// default deny and for denials before evaluation (unknown tool, argument of a wrong type).
+    pub determining: Vec<String>,
+    /// Evaluation errors (each one denies). Cedar's messages may quote argument values.
+    pub errors: Vec<String>,
+    /// Satisfied shadow policies (they never change `allowed`).
+    pub shadow: Vec<ShadowOutcome>,
+    /// Evaluation errors of shadow policies.
+    pub shadow_errors: Vec<String>,
+    /// A clear explanation that quotes no argument values.
+    pub reason: String,
+}
+
+impl Decision {
+    pub(crate) fn deny(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: false,
+            determining: Vec::new(),
+            errors: Vec::new(),
+            shadow: Vec::new(),
+            shadow_errors: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A denial whose cause may quote request values: the cause goes to `errors` (the audit
+    /// record), not to the reason.
+    pub(crate) fn deny_with(reason: &str, cause: impl fmt::Display) -> Decision {
+        let mut d = Decision::deny(reason);
+        d.errors.push(format!("{reason}: {cause}"));
+        d
+    }
+}
+
+/// What a shadow policy would have done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowOutcome {
+    pub policy: String,
+    pub effect: Effect,
+    /// Whether enforcing all shadow policies too would change this decision.
+    pub would_change: bool,
+}
+
+/// A problem with the policies (or the catalog they are checked against), located in a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", place(file, *line, *column))]
+pub struct PolicyError {
+    pub file: String,
+    /// 1-based; 0 when the problem has no place in a file.
+    pub line: usize,
+    /// 1-based, in characters; 0 when the problem has no place in a file.
+    pub column: usize,
+    pub message: String,
+}
+
+/// `file:line:column: ` where known.
+fn place(file: &str, line: usize, column: usize) -> String {
+    match (file.is_empty(), line) {
+        (true, _) => String::new(),
+        (false, 0) => format!("{file}: "),
+        (false, _) => format!("{file}:{line}:{column}: "),
+    }
+}
+
+/// How to treat a policy that no longer validates because of one tool's (new) schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildMode {
+    /// Any error fails the build (startup, `check`, policy edits).
+    Strict,
+    /// Quarantine the tool instead (a backend changed its tools under running policies).
+    Quarantine,
+}

@@ -1,0 +1,3 @@
+//! Subcommands of the binary that are more than a line or two.
+
+pub mod policy;

@@ -1,0 +1,365 @@
+//! `mcp-warden policy validate|test|explain|schema`: the compliance team's tools. They work
+//! offline from a policy directory and a saved tool catalog, or from a configuration file
+//! (its `[authz]` policies and catalog, its `[auth]` attributes; `--live` reads the tool
+//! lists from the running backends instead).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use mcp_warden::{
+    authn::{Authenticator, Principal},
+    authz::{
+        AttrType, AttributeDecl, BuildMode, Engine, Operation, PolicySource, TableFile, ToolInfo,
+        facts_at, parse_catalog, parse_rfc3339,
+    },
+    config::{AttrKind, Config},
+};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the policies strictly against the base schema and the tools' generated schema
+    Validate(PolicySet),
+    /// Run the decision tables (`<policies>/tests/*.toml` unless `--tables`)
+    Test {
+        #[command(flatten)]
+        set: PolicySet,
+        #[arg(long)]
+        tables: Option<PathBuf>,
+    },
+    /// Decide one request and say why
+    Explain {
+        #[command(flatten)]
+        set: PolicySet,
+        /// The caller as JSON: {"id", "kind", "roles", "tenant", "attributes"}
+        #[arg(long, conflicts_with = "token")]
+        principal: Option<String>,
+        /// A bearer token, verified with the configuration's `[auth]` (needs `--config`)
+        #[arg(long)]
+        token: Option<String>,
+        /// The exposed tool name (a `tools/call`)
+        #[arg(long)]
+        tool: String,
+        /// The call's arguments as JSON
+        #[arg(long, default_value = "{}")]
+        arguments: String,
+        /// The time of the request (RFC 3339); default now
+        #[arg(long)]
+        time: Option<String>,
+    },
+    /// Print the full generated Cedar schema
+    Schema(PolicySet),
+}
+
+#[derive(Args)]
+pub struct PolicySet {
+    /// A proxy configuration: its `[authz]` policies and catalog and `[auth]` attributes
+    #[arg(long, conflicts_with = "policies")]
+    config: Option<PathBuf>,
+    /// A directory of `.cedar` files
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// A saved tool catalog (JSON); default `<policies>/tools.json` when it exists
+    #[arg(long)]
+    tools: Option<PathBuf>,
+    /// Read the tools from the configuration's backends, started for the purpose
+    #[arg(long, requires = "config")]
+    live: bool,
+}
+
+struct Loaded {
+    policies: Vec<PolicySource>,
+    tools: Vec<ToolInfo>,
+    attributes: Vec<AttributeDecl>,
+    config: Option<Config>,
+    dir: Option<PathBuf>,
+}
+
+impl PolicySet {
+    async fn load(&self) -> anyhow::Result<Loaded> {
+        if let Some(path) = &self.config {
+            let config = Config::from_path(path)?;
+            let policies = config
+                .authz
+                .policies
+                .iter()
+                .map(|p| PolicySource {
+                    file: p.file.clone(),
+                    text: p.text.clone(),
+                })
+                .collect();
+            let attributes = config
+                .auth
+                .attributes
+                .iter()
+                .map(|(n, k)| AttributeDecl {
+                    name: n.clone(),
+                    ty: attr_type(*k),
+                })
+                .collect();
+            let tools = if self.live {
+                live_tools(&config).await?
+            } else if let Some(path) = &self.tools {
+                catalog(path)?
+            } else if let Some(catalog) = &config.authz.catalog {
+                parse_catalog(&catalog.text).with_context(|| catalog.file.clone())?
+            } else {
+                Vec::new()
+            };
+            return Ok(Loaded {
+                policies,
+                tools,
+                attributes,
+                config: Some(config),
+                dir: None,
+            });
+        }
+        let Some(dir) = &self.policies else {
+            bail!("give `--policies DIR` or `--config FILE`")
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read `{}`", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+            .collect();
+        paths.sort();
+        let policies = paths
+            .iter()
+            .map(|p| {
+                Ok(PolicySource {
+                    file: p.display().to_string(),
+                    text: std::fs::read_to_string(p)?,
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let default_catalog = dir.join("tools.json");
+        let tools = match (&self.tools, default_catalog.exists()) {
+            (Some(path), _) => catalog(path)?,
+            (None, true) => catalog(&default_catalog)?,
+            (None, false) => Vec::new(),
+        };
+        Ok(Loaded {
+            policies,
+            tools,
+            attributes: Vec::new(),
+            config: None,
+            dir: Some(dir.clone()),
+        })
+    }
+}
+
+fn attr_type(kind: AttrKind) -> AttrType {
+    match kind {
+        AttrKind::String => AttrType::String,
+        AttrKind::Long => AttrType::Long,
+        AttrKind::Bool => AttrType::Bool,
+        AttrKind::Set => AttrType::StringSet,
+    }
+}
+
+fn catalog(path: &PathBuf) -> anyhow::Result<Vec<ToolInfo>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    Ok(parse_catalog(&text).with_context(|| path.display().to_string())?)
+}
+
+async fn live_tools(config: &Config) -> anyhow::Result<Vec<ToolInfo>> {
+    let proxy = mcp_warden::Proxy::from_config(config.clone()).await?;
+    let handle = proxy.handle();
+    let tools = handle.tool_infos();
+    handle.shutdown().await;
+    Ok(tools)
+}
+
+fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
+    Engine::build(
+        &loaded.policies,
+        &loaded.tools,
+        &loaded.attributes,
+        BuildMode::Strict,
+    )
+    .map_err(|errors| {
+        for e in &errors {
+            eprintln!("{}:{}:{}: {}", e.file, e.line, e.column, e.message);
+        }
+        eprintln!("{} error(s)", errors.len());
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::Validate(set) => {
+            let loaded = set.load().await?;
+            let engine = match build(&loaded) {
+                Ok(e) => e,
+                Err(code) => return Ok(code),
+            };
+            for (arg, why) in engine.untyped() {
+                println!("note: `{arg}` has no Cedar type ({why}); policies cannot use it");
+            }
+            println!(
+                "{} policies valid against {} tools",
+                engine.policy_count(),
+                loaded.tools.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Schema(set) => {
+            let loaded = set.load().await?;
+            match build(&loaded) {
+                Ok(engine) => {
+                    println!("{}", engine.schema_text());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(code) => Ok(code),
+            }
+        }
+        PolicyCommand::Test { set, tables } => {
+            let loaded = set.load().await?;
+            let engine = match build(&loaded) {
+                Ok(e) => e,
+                Err(code) => return Ok(code),
+            };
+            let dir = tables
+                .or_else(|| loaded.dir.as_ref().map(|d| d.join("tests")))
+                .context("give `--tables DIR`")?;
+            let mut paths: Vec<_> = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot read `{}`", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            let files = paths
+                .iter()
+                .map(|p| {
+                    Ok(TableFile {
+                        file: p.display().to_string(),
+                        text: std::fs::read_to_string(p)?,
+                    })
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            if files.is_empty() {
+                bail!("no decision tables in `{}`", dir.display());
+            }
+            let report = mcp_warden::authz::run_tables(&engine, &files);
+            println!("{report}");
+            Ok(if report.failed() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        PolicyCommand::Explain {
+            set,
+            principal,
+            token,
+            tool,
+            arguments,
+            time,
+        } => {
+            let loaded = set.load().await?;
+            let engine = match build(&loaded) {
+                Ok(e) => e,
+                Err(code) => return Ok(code),
+            };
+            let principal = match (principal, token) {
+                (Some(json), None) => parse_principal(&json)?,
+                (None, Some(token)) => {
+                    let config = loaded
+                        .config
+                        .as_ref()
+                        .context("`--token` needs `--config` (its [auth] verifies the token)")?;
+                    let authn = Authenticator::new(&config.auth).await;
+                    authn
+                        .authenticate(Some(&format!("Bearer {token}")))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+                _ => bail!("give `--principal JSON` or `--token JWT`"),
+            };
+            let arguments: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&arguments).context("`--arguments` must be a JSON object")?;
+            let epoch = match time {
+                Some(t) => parse_rfc3339(&t).map_err(|e| anyhow::anyhow!("`--time`: {e}"))?,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_secs() as i64,
+            };
+            let facts = facts_at(epoch, "", "http", "explain");
+            let decision = engine.decide(
+                &principal,
+                &Operation::CallTool {
+                    tool: &tool,
+                    arguments: &arguments,
+                },
+                &facts,
+            );
+            println!(
+                "decision: {}",
+                if decision.allowed { "allow" } else { "deny" }
+            );
+            println!("reason: {}", decision.reason);
+            for id in &decision.determining {
+                let at = engine
+                    .policy_location(id)
+                    .map(|(f, l)| format!(" ({f}:{l})"))
+                    .unwrap_or_default();
+                println!("determining policy: {id}{at}");
+            }
+            for error in &decision.errors {
+                println!("evaluation error (denies): {error}");
+            }
+            for shadow in &decision.shadow {
+                let at = engine
+                    .policy_location(&shadow.policy)
+                    .map(|(f, l)| format!(" ({f}:{l})"))
+                    .unwrap_or_default();
+                let change = if shadow.would_change {
+                    "would change the decision"
+                } else {
+                    "would not change the decision"
+                };
+                println!(
+                    "shadow policy: {}{at} would {}; {change}",
+                    shadow.policy, shadow.effect
+                );
+            }
+            if !engine.tool_visible(&principal, &tool, &facts) {
+                println!("visibility: hidden from this principal's tool list");
+            }
+            Ok(if decision.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn parse_principal(json: &str) -> anyhow::Result<Principal> {
+    #[derive(serde::Deserialize)]
+    struct Given {
+        id: String,
+        #[serde(default = "user")]
+        kind: mcp_warden::authn::PrincipalKind,
+        #[serde(default)]
+        roles: Vec<String>,
+        tenant: Option<String>,
+        #[serde(default)]
+        attributes: std::collections::BTreeMap<String, mcp_warden::authn::AttrValue>,
+    }
+    fn user() -> mcp_warden::authn::PrincipalKind {
+        mcp_warden::authn::PrincipalKind::User
+    }
+    let g: Given = serde_json::from_str(json)
+        .context("`--principal` must be JSON like {\"id\": \"alice\", \"roles\": [\"trader\"]}")?;
+    Ok(Principal {
+        id: g.id,
+        kind: g.kind,
+        roles: g.roles,
+        tenant: g.tenant,
+        issuer: None,
+        attributes: g.attributes,
+    })
+}

@@ -1,0 +1,131 @@
+//! The hub's authorization engine: built from the policy files and every tool the proxy
+//! knows, swapped whole when a backend's tools change. Tools of a backend that is down stay
+//! known (from its last list, or the saved catalog), so policies naming them keep validating.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use crate::{
+    authz::{
+        AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, ToolInfo,
+        parse_catalog,
+    },
+    config::{AttrKind, Config},
+    mcp::catalog::Catalog,
+};
+
+pub struct AuthzState {
+    policies: Vec<PolicySource>,
+    attributes: Vec<AttributeDecl>,
+    /// Exposed tool name -> what the engine knows of it.
+    known: Mutex<BTreeMap<String, ToolInfo>>,
+    engine: RwLock<Option<Arc<Engine>>>,
+}
+
+impl AuthzState {
+    pub fn new(config: &Config) -> Self {
+        let policies = config
+            .authz
+            .policies
+            .iter()
+            .map(|p| PolicySource {
+                file: p.file.clone(),
+                text: p.text.clone(),
+            })
+            .collect();
+        let attributes = config
+            .auth
+            .attributes
+            .iter()
+            .map(|(name, kind)| AttributeDecl {
+                name: name.clone(),
+                ty: match kind {
+                    AttrKind::String => AttrType::String,
+                    AttrKind::Long => AttrType::Long,
+                    AttrKind::Bool => AttrType::Bool,
+                    AttrKind::Set => AttrType::StringSet,
+                },
+            })
+            .collect();
+        let mut known = BTreeMap::new();
+        if let Some(catalog) = &config.authz.catalog {
+            match parse_catalog(&catalog.text) {
+                Ok(tools) => known.extend(tools.into_iter().map(|t| (t.exposed.clone(), t))),
+                Err(e) => {
+                    tracing::warn!(file = %catalog.file, error = %e, "saved tool catalog ignored")
+                }
+            }
+        }
+        AuthzState {
+            policies,
+            attributes,
+            known: Mutex::new(known),
+            engine: RwLock::new(None),
+        }
+    }
+
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Takes in the tools the catalog exposes now; true when anything changed.
+    pub fn learn(&self, catalog: &Catalog, backend_names: &[String]) -> bool {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for entry in catalog.tools() {
+            let info = tool_info(&entry.item, &backend_names[entry.backend]);
+            if known.get(&info.exposed) != Some(&info) {
+                known.insert(info.exposed.clone(), info);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Builds a new engine and swaps it in; on error the previous engine stays.
+    pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
+        let tools: Vec<ToolInfo> = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let engine = Engine::build(&self.policies, &tools, &self.attributes, mode)?;
+        for (tool, reason) in engine.quarantined() {
+            tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied until its schema fits the policies again");
+        }
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+        Ok(())
+    }
+}
+
+/// What authorization needs of an exposed tool.
+pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
+    let a = tool.annotations.as_ref();
+    ToolInfo {
+        exposed: tool.name.to_string(),
+        backend: backend.to_owned(),
+        input_schema: (*tool.input_schema).clone(),
+        hints: Hints {
+            read_only: a.and_then(|a| a.read_only_hint),
+            destructive: a.and_then(|a| a.destructive_hint),
+            idempotent: a.and_then(|a| a.idempotent_hint),
+            open_world: a.and_then(|a| a.open_world_hint),
+        },
+    }
+}
+
+/// Policy errors as `file:line:column: message` lines.
+pub fn describe(errors: &[PolicyError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}:{}:{}: {}", e.file, e.line, e.column, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

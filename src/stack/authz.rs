@@ -1,0 +1,88 @@
+//! The authorization layer: every call is a Cedar question, decided before anything below
+//! runs; nothing reaches a backend without an Allow. Deny by default, and an engine that is
+//! not built (yet) denies everything.
+//!
+//! Why it sits right after drain accounting and before governance: a denied call must cost
+//! nothing downstream (no rate-limit token, no cache lookup, no backend connection), and an
+//! audit record (above it) must see its decision.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rmcp::model::JsonObject;
+
+use crate::{
+    authn::Principal,
+    authz::{Decision, Operation, RequestFacts, facts_at},
+    error::CallError,
+    hub::Hub,
+};
+
+/// What a call does, in the exposed names policies are written against.
+#[derive(Debug, Clone)]
+pub enum Op {
+    CallTool { tool: String, arguments: JsonObject },
+    ReadResource { backend: String, uri: String },
+    Subscribe { backend: String, uri: String },
+    GetPrompt { backend: String, prompt: String },
+    Complete { backend: String },
+}
+
+impl Op {
+    pub fn as_operation(&self) -> Operation<'_> {
+        match self {
+            Op::CallTool { tool, arguments } => Operation::CallTool { tool, arguments },
+            Op::ReadResource { backend, uri } => Operation::ReadResource { backend, uri },
+            Op::Subscribe { backend, uri } => Operation::Subscribe { backend, uri },
+            Op::GetPrompt { backend, prompt } => Operation::GetPrompt { backend, prompt },
+            Op::Complete { backend } => Operation::Complete { backend },
+        }
+    }
+}
+
+/// Request facts for policies: the time now (UTC) and where the request came from.
+pub fn facts(transport: &str, session: &str) -> RequestFacts {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    facts_at(now, "", transport, session)
+}
+
+/// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
+/// principal cannot see at all is reported exactly like an unknown tool.
+pub fn authorize(
+    hub: &Hub,
+    principal: &Principal,
+    op: &Op,
+    facts: &RequestFacts,
+) -> Result<Decision, CallError> {
+    let Some(engine) = hub.authz() else {
+        return Err(CallError::Forbidden(
+            "authorization is not ready".to_owned(),
+        ));
+    };
+    let decision = engine.decide(principal, &op.as_operation(), facts);
+    if decision.allowed {
+        return Ok(decision);
+    }
+    tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, policies = ?decision.determining, errors = ?decision.errors, "denied");
+    if let Op::CallTool { tool, .. } = op
+        && !engine.tool_visible(principal, tool, facts)
+    {
+        return Err(CallError::UnknownTool(tool.clone()));
+    }
+    Err(CallError::Forbidden(decision.reason))
+}
+
+/// Decides an operation that has no call of its own (lists, server-initiated requests,
+/// logging level): true when allowed.
+pub fn allowed(hub: &Hub, principal: &Principal, op: Operation<'_>, facts: &RequestFacts) -> bool {
+    let Some(engine) = hub.authz() else {
+        return false;
+    };
+    let decision = engine.decide(principal, &op, facts);
+    if !decision.allowed {
+        tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
+    }
+    decision.allowed
+}

@@ -1,0 +1,194 @@
+//! Authorization end to end: Cedar decides every request the proxy forwards, filters lists
+//! per principal, and decides the requests backends send to clients.
+
+use serde_json::json;
+
+use rmcp::{
+    ServiceExt,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+
+use crate::common::*;
+
+const ANALYST: &str = "analyst-token";
+const ENGINEER: &str = "engineer-token";
+const AGENT: &str = "agent-token";
+
+const POLICIES: &str = r#"
+@id("everyone-lists")
+permit(principal, action in [Mcp::Action::"list_tools", Mcp::Action::"list_prompts", Mcp::Action::"list_resources"], resource);
+
+@id("analysts-echo")
+permit(principal in Mcp::Role::"analyst", action == Mcp::Action::"s__echo", resource);
+
+@id("engineers-everything")
+permit(principal in Mcp::Role::"engineer", action, resource);
+
+@id("agents-sampling-tool")
+permit(principal in Mcp::Role::"agent", action == Mcp::Action::"s__test_sampling", resource);
+
+@id("no-long-sleeps")
+forbid(principal, action == Mcp::Action::"s__slow", resource)
+when { context.arguments.ms > 1000 };
+
+@id("no-agent-sampling")
+forbid(principal is Mcp::Agent, action == Mcp::Action::"create_message", resource);
+
+@id("shadow-no-echo")
+@mode("shadow")
+forbid(principal, action == Mcp::Action::"s__echo", resource);
+"#;
+
+fn config() -> String {
+    let token = |secret: &str, id: &str, kind: &str, role: &str| {
+        format!(
+            "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\n",
+            mcp_warden::authn::token_hash_hex(secret)
+        )
+    };
+    format!(
+        "[auth]\n{}{}{}[authz]\npolicy = {}\n{}",
+        token(ANALYST, "ann", "user", "analyst"),
+        token(ENGINEER, "eve", "user", "engineer"),
+        token(AGENT, "bot", "agent", "agent"),
+        lit(POLICIES),
+        stdio_backend("s", "")
+    )
+}
+
+async fn as_principal(url: &str, token: &str) -> (Client, TestClient) {
+    let handler = TestClient::default();
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
+    let client = handler
+        .clone()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap();
+    (client, handler)
+}
+
+async fn tool_names(client: &Client) -> Vec<String> {
+    client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_principal_sees_only_the_tools_it_may_call() {
+    let proxy = TestProxy::start(&config()).await;
+    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    assert_eq!(tool_names(&analyst).await, ["s__echo"]);
+    let (engineer, _) = as_principal(&proxy.url, ENGINEER).await;
+    let all = tool_names(&engineer).await;
+    assert!(
+        all.len() > 10 && all.contains(&"s__slow".to_owned()),
+        "{all:?}"
+    );
+    // Conditionally permitted (s__slow depends on its arguments) is still listed.
+    assert!(all.contains(&"s__slow".to_owned()));
+}
+
+#[tokio::test]
+async fn calls_are_decided_with_their_typed_arguments() {
+    let proxy = TestProxy::start(&config()).await;
+    let (engineer, _) = as_principal(&proxy.url, ENGINEER).await;
+    let quick = engineer
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 10})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&quick), "done");
+    let long = engineer
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5000})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(long.contains("forbidden"), "{long}");
+    let mistyped = engineer
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": "lots"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        mistyped.contains("forbidden"),
+        "a wrong-typed argument under a forbid denies: {mistyped}"
+    );
+    let escape = engineer
+        .peer()
+        .call_tool(call(
+            "s__slow",
+            json!({"ms": {"__extn": {"fn": "decimal", "arg": "1.0"}}}),
+        ))
+        .await;
+    assert!(
+        escape.is_err(),
+        "a Cedar escape shape is data, and data of the wrong type is denied"
+    );
+}
+
+#[tokio::test]
+async fn a_hidden_tool_reads_exactly_like_an_unknown_one() {
+    let proxy = TestProxy::start(&config()).await;
+    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    let hidden = analyst
+        .peer()
+        .call_tool(call("s__crash", json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
+    let unknown = analyst
+        .peer()
+        .call_tool(call("s__nothing", json!({})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        hidden.replace("s__crash", "X"),
+        unknown.replace("s__nothing", "X")
+    );
+    let echo = analyst
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "hi"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        first_text(&echo),
+        "hi",
+        "a shadow forbid reports but does not deny"
+    );
+}
+
+#[tokio::test]
+async fn a_backends_sampling_request_is_decided_for_the_caller() {
+    let proxy = TestProxy::start(&config()).await;
+    let (agent, seen) = as_principal(&proxy.url, AGENT).await;
+    let result = agent
+        .peer()
+        .call_tool(call("s__test_sampling", json!({"prompt": "hi"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.seen.lock().unwrap().sampling_requests,
+        0,
+        "the client was never asked"
+    );
+    assert!(!first_text(&result).contains(SAMPLED_TEXT), "{result:?}");
+    let (engineer, seen) = as_principal(&proxy.url, ENGINEER).await;
+    let result = engineer
+        .peer()
+        .call_tool(call("s__test_sampling", json!({"prompt": "hi"})))
+        .await
+        .unwrap();
+    assert!(first_text(&result).contains(SAMPLED_TEXT));
+    assert_eq!(seen.seen.lock().unwrap().sampling_requests, 1);
+}
