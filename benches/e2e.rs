@@ -48,6 +48,34 @@ async fn http_client(url: &str) -> Client {
         .unwrap()
 }
 
+async fn token_client(url: &str, token: &str) -> Client {
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            url.to_owned(),
+        )
+        .auth_header(token.to_owned());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+/// A perimeter-like policy set: 100 policies, typed argument conditions on the echo tool.
+fn policies() -> String {
+    let mut text = String::from(
+        "@id(\"lists\") permit(principal, action == Mcp::Action::\"list_tools\", resource);\n\
+         @id(\"echo\") permit(principal in Mcp::Role::\"dev\", action == Mcp::Action::\"demo__echo\", resource)\n\
+           when { context.arguments.text like \"*payload*\" };\n\
+         @id(\"no-secrets\") forbid(principal, action == Mcp::Action::\"demo__echo\", resource)\n\
+           when { context.arguments.text like \"*PRIVATE KEY*\" };\n",
+    );
+    for i in 0..97 {
+        text.push_str(&format!(
+            "permit(principal in Mcp::Role::\"role{i}\", action == Mcp::Action::\"demo__add\", resource) when {{ context.arguments.a < {i} }};\n"
+        ));
+    }
+    text
+}
+
 async fn stdio_client() -> Client {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
     cmd.arg("demo-server");
@@ -124,6 +152,19 @@ async fn main() {
     let proxy = Proxy::from_config(config).await.unwrap();
     let handle = proxy.handle();
     let proxied = serve(proxy.into_router()).await;
+    // The same backend behind a proxy that authenticates a bearer token and decides 100
+    // policies with typed argument conditions.
+    let token = "bench-token";
+    let secured = Config::from_toml_str(&format!(
+        "[auth]\n[[auth.tokens]]\nsha256 = \"{}\"\nid = \"dev\"\nroles = [\"dev\"]\n\
+         [authz]\npolicy = {:?}\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n",
+        mcp_warden::authn::token_hash_hex(token),
+        policies()
+    ))
+    .unwrap();
+    let secured = Proxy::from_config(secured).await.unwrap();
+    let secured_handle = secured.handle();
+    let secured_url = serve(secured.into_router()).await;
 
     let rows = [
         (
@@ -133,6 +174,10 @@ async fn main() {
         (
             "HTTP backend, via proxy",
             measure(http_client(&proxied).await, "demo__echo", &s).await,
+        ),
+        (
+            "HTTP backend, via proxy, token + 100 policies",
+            measure(token_client(&secured_url, token).await, "demo__echo", &s).await,
         ),
         (
             "stdio backend, direct",
@@ -148,20 +193,26 @@ async fn main() {
         s.sequential_calls, s.concurrency, s.throughput_for
     );
     println!(
-        "{:<26} {:>9} {:>9} {:>10}",
+        "{:<46} {:>9} {:>9} {:>10}",
         "", "p50 µs", "p99 µs", "calls/s"
     );
     for (name, f) in &rows {
         println!(
-            "{name:<26} {:>9.0} {:>9.0} {:>10.0}",
+            "{name:<46} {:>9.0} {:>9.0} {:>10.0}",
             us(f.p50),
             us(f.p99),
             f.calls_per_s
         );
     }
+    let (open, secured) = (&rows[1].1, &rows[2].1);
+    println!(
+        "authentication + 100-policy authorization add p50 +{:.0} µs, p99 +{:.0} µs to the proxy (anonymous, one permit-all policy)",
+        us(secured.p50) - us(open.p50),
+        us(secured.p99) - us(open.p99),
+    );
     for (label, direct, through) in [
         ("HTTP", &rows[0].1, &rows[1].1),
-        ("stdio", &rows[2].1, &rows[3].1),
+        ("stdio", &rows[3].1, &rows[4].1),
     ] {
         println!(
             "{label} backend: proxy adds p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
@@ -173,4 +224,5 @@ async fn main() {
         );
     }
     handle.shutdown().await;
+    secured_handle.shutdown().await;
 }
