@@ -110,11 +110,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { source } => {
             let config = source.load()?;
-            println!(
-                "configuration is valid: {} backend(s)",
-                config.backends.len()
-            );
-            Ok(ExitCode::SUCCESS)
+            match cli::policy::check_config(&config) {
+                Ok(note) => {
+                    println!(
+                        "configuration is valid: {} backend(s)",
+                        config.backends.len()
+                    );
+                    println!("{note}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Policy(command) => cli::policy::run(command).await,
         Command::HashToken => {

@@ -363,3 +363,46 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         attributes: g.attributes,
     })
 }
+
+/// What `check` adds to the configuration's validation: the policies, strictly, against the
+/// saved tool catalog when one is configured (otherwise they are validated at start against
+/// the live backends' tools).
+pub fn check_config(config: &Config) -> Result<String, String> {
+    let Some(catalog) = &config.authz.catalog else {
+        return Ok(
+            "policies: no `authz.tools` catalog; validated at start against the backends' tools"
+                .to_owned(),
+        );
+    };
+    let tools = parse_catalog(&catalog.text).map_err(|e| format!("{}: {e}", catalog.file))?;
+    let policies: Vec<_> = config
+        .authz
+        .policies
+        .iter()
+        .map(|p| PolicySource {
+            file: p.file.clone(),
+            text: p.text.clone(),
+        })
+        .collect();
+    let attributes: Vec<_> = config
+        .auth
+        .attributes
+        .iter()
+        .map(|(n, k)| AttributeDecl {
+            name: n.clone(),
+            ty: attr_type(*k),
+        })
+        .collect();
+    match Engine::build(&policies, &tools, &attributes, BuildMode::Strict) {
+        Ok(engine) => Ok(format!(
+            "policies: {} valid against {} tools",
+            engine.policy_count(),
+            tools.len()
+        )),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|e| format!("{}:{}:{}: {}", e.file, e.line, e.column, e.message))
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}

@@ -103,6 +103,16 @@ pub struct IssuerSection {
     pub tenants: Vec<String>,
 }
 
+/// Hints of one tool, as policies see them (`resource.read_only`, ...).
+#[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HintSection {
+    pub read_only: Option<bool>,
+    pub destructive: Option<bool>,
+    pub idempotent: Option<bool>,
+    pub open_world: Option<bool>,
+}
+
 /// `[[auth.tokens]]`: a static bearer token, stored only as its SHA-256.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +182,10 @@ pub struct BackendSection {
     pub aliases: BTreeMap<String, String>,
     /// Start without this backend instead of failing when it is down; default true.
     pub optional: Option<bool>,
+    /// Annotation hints the operator sets for the backend's tools, overriding what the
+    /// backend claims (a backend may lie): backend tool name -> hints.
+    #[serde(default)]
+    pub hints: BTreeMap<String, HintSection>,
     /// How the proxy opens its connection: `initialize` (default; the 2025-11-25
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).

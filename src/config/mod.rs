@@ -55,6 +55,8 @@ pub struct BackendSettings {
     pub aliases: BTreeMap<String, String>,
     pub optional: bool,
     pub protocol: BackendProtocol,
+    /// Operator-set hints, by the backend's own tool name.
+    pub hints: BTreeMap<String, file::HintSection>,
 }
 
 /// How the proxy opens a backend connection.

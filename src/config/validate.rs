@@ -213,6 +213,7 @@ fn backend(
         aliases: b.aliases.clone(),
         optional: b.optional.unwrap_or(true),
         protocol,
+        hints: b.hints.clone(),
     })
 }
 

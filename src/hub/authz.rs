@@ -12,7 +12,7 @@ use crate::{
         AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, ToolInfo,
         parse_catalog,
     },
-    config::{AttrKind, Config},
+    config::{AttrKind, BackendSettings, Config},
     mcp::catalog::Catalog,
 };
 
@@ -74,11 +74,20 @@ impl AuthzState {
     }
 
     /// Takes in the tools the catalog exposes now; true when anything changed.
-    pub fn learn(&self, catalog: &Catalog, backend_names: &[String]) -> bool {
+    pub fn learn(&self, catalog: &Catalog, backends: &[BackendSettings]) -> bool {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let mut changed = false;
         for entry in catalog.tools() {
-            let info = tool_info(&entry.item, &backend_names[entry.backend]);
+            let backend = &backends[entry.backend];
+            let mut info = tool_info(&entry.item, &backend.name);
+            // The operator's hints win over the backend's own annotations.
+            if let Some(o) = backend.hints.get(&entry.original) {
+                let h = &mut info.hints;
+                h.read_only = o.read_only.or(h.read_only);
+                h.destructive = o.destructive.or(h.destructive);
+                h.idempotent = o.idempotent.or(h.idempotent);
+                h.open_world = o.open_world.or(h.open_world);
+            }
             if known.get(&info.exposed) != Some(&info) {
                 known.insert(info.exposed.clone(), info);
                 changed = true;

@@ -93,8 +93,8 @@ impl Hub {
         &self,
         mode: crate::authz::BuildMode,
     ) -> Result<(), Vec<crate::authz::PolicyError>> {
-        let names: Vec<String> = self.backends.iter().map(|b| b.name().to_owned()).collect();
-        self.authz.learn(&self.catalog(), &names);
+        let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
+        self.authz.learn(&self.catalog(), &settings);
         self.authz.rebuild(mode)
     }
 
@@ -128,8 +128,7 @@ impl Hub {
             for c in &catalog.collisions {
                 tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, "name already exposed by another backend (or too long); left out");
             }
-            let names: Vec<String> = self.backends.iter().map(|b| b.name().to_owned()).collect();
-            let learned = self.authz.learn(&catalog, &names);
+            let learned = self.authz.learn(&catalog, &settings);
             *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
             // A backend's tools changed: regenerate the schema, re-validate, quarantine tools
             // whose new schema breaks a policy that names them. Before the first build

@@ -62,6 +62,10 @@ pub fn authorize(
         ));
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
+    for shadow in &decision.shadow {
+        // What a shadow policy would have done: how a compliance team tries a rule first.
+        tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
+    }
     if decision.allowed {
         return Ok(decision);
     }

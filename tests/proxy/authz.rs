@@ -192,3 +192,36 @@ async fn a_backends_sampling_request_is_decided_for_the_caller() {
     assert!(first_text(&result).contains(SAMPLED_TEXT));
     assert_eq!(seen.seen.lock().unwrap().sampling_requests, 1);
 }
+
+#[tokio::test]
+async fn operator_hints_override_what_a_backend_claims() {
+    // The target declares no annotations: by MCP's defaults every tool is destructive.
+    let toml = format!(
+        "[authz]\npolicy = {}\n{}",
+        lit(
+            "permit(principal, action == Mcp::Action::\"list_tools\", resource);\n\
+             permit(principal, action in Mcp::Action::\"call_tool\", resource) when { !resource.destructive };"
+        ),
+        stdio_backend(
+            "s",
+            "hints = { echo = { destructive = false, read_only = true } }"
+        )
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let (client, _) = connect(&proxy.url).await;
+    let names: Vec<_> = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(names, ["s__echo"]);
+    let echo = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "safe"})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&echo), "safe");
+}

@@ -307,3 +307,46 @@ fn the_policy_commands_validate_test_explain_and_print_the_example_sets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.cedar:1:"), "{stderr}");
 }
+
+#[test]
+fn check_validates_policies_against_the_saved_catalog() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let good = Command::new(warden_exe())
+        .args([
+            "check",
+            "--config",
+            &format!("{root}/examples/configs/perimeter.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&good.stdout).contains("policies: 7 valid against 4 tools"),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    let catalog = format!("{root}/policies/perimeter/tools.json");
+    let config = temp_file(
+        "typo.toml",
+        &format!(
+            "[auth]\nanonymous = true\n[authz]\ntools = {}\npolicy = \"permit(principal, action == Mcp::Action::\\\"db__query\\\", resource) when {{ context.arguments.limt < 5 }};\"\n{}",
+            lit(&catalog),
+            stdio_backend("s", "")
+        ),
+    );
+    let bad = Command::new(warden_exe())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("config:authz.policy:1:") && stderr.contains("limt"),
+        "{stderr}"
+    );
+}
