@@ -10,10 +10,11 @@ use clap::{Args, Subcommand};
 use mcp_warden::{
     authn::{Authenticator, Principal},
     authz::{
-        AttrType, AttributeDecl, BuildMode, Engine, Operation, PolicySource, TableFile, ToolInfo,
-        facts_at, parse_catalog, parse_rfc3339,
+        AttributeDecl, BuildMode, Engine, Operation, PolicySource, TableFile, ToolInfo, facts_at,
+        parse_catalog, parse_rfc3339,
     },
-    config::{AttrKind, Config},
+    config::Config,
+    hub::{attribute_decls, policy_sources},
 };
 
 #[derive(Subcommand)]
@@ -79,24 +80,7 @@ impl PolicySet {
     async fn load(&self) -> anyhow::Result<Loaded> {
         if let Some(path) = &self.config {
             let config = Config::from_path(path)?;
-            let policies = config
-                .authz
-                .policies
-                .iter()
-                .map(|p| PolicySource {
-                    file: p.file.clone(),
-                    text: p.text.clone(),
-                })
-                .collect();
-            let attributes = config
-                .auth
-                .attributes
-                .iter()
-                .map(|(n, k)| AttributeDecl {
-                    name: n.clone(),
-                    ty: attr_type(*k),
-                })
-                .collect();
+            let (policies, attributes) = (policy_sources(&config), attribute_decls(&config));
             let tools = if self.live {
                 live_tools(&config).await?
             } else if let Some(path) = &self.tools {
@@ -117,21 +101,10 @@ impl PolicySet {
         let Some(dir) = &self.policies else {
             bail!("give `--policies DIR` or `--config FILE`")
         };
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read `{}`", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+        let policies = files_with_extension(dir, "cedar")?
+            .into_iter()
+            .map(|(file, text)| PolicySource { file, text })
             .collect();
-        paths.sort();
-        let policies = paths
-            .iter()
-            .map(|p| {
-                Ok(PolicySource {
-                    file: p.display().to_string(),
-                    text: std::fs::read_to_string(p)?,
-                })
-            })
-            .collect::<std::io::Result<Vec<_>>>()?;
         let default_catalog = dir.join("tools.json");
         let tools = match (&self.tools, default_catalog.exists()) {
             (Some(path), _) => catalog(path)?,
@@ -148,13 +121,26 @@ impl PolicySet {
     }
 }
 
-fn attr_type(kind: AttrKind) -> AttrType {
-    match kind {
-        AttrKind::String => AttrType::String,
-        AttrKind::Long => AttrType::Long,
-        AttrKind::Bool => AttrType::Bool,
-        AttrKind::Set => AttrType::StringSet,
-    }
+/// Every `*.<extension>` file of a directory, in name order: (path, text).
+fn files_with_extension(
+    dir: &std::path::Path,
+    extension: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read `{}`", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            Ok((
+                p.display().to_string(),
+                std::fs::read_to_string(p).with_context(|| p.display().to_string())?,
+            ))
+        })
+        .collect()
 }
 
 fn catalog(path: &PathBuf) -> anyhow::Result<Vec<ToolInfo>> {
@@ -224,21 +210,10 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let dir = tables
                 .or_else(|| loaded.dir.as_ref().map(|d| d.join("tests")))
                 .context("give `--tables DIR`")?;
-            let mut paths: Vec<_> = std::fs::read_dir(&dir)
-                .with_context(|| format!("cannot read `{}`", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            let files: Vec<_> = files_with_extension(&dir, "toml")?
+                .into_iter()
+                .map(|(file, text)| TableFile { file, text })
                 .collect();
-            paths.sort();
-            let files = paths
-                .iter()
-                .map(|p| {
-                    Ok(TableFile {
-                        file: p.display().to_string(),
-                        text: std::fs::read_to_string(p)?,
-                    })
-                })
-                .collect::<std::io::Result<Vec<_>>>()?;
             if files.is_empty() {
                 bail!("no decision tables in `{}`", dir.display());
             }
@@ -375,24 +350,7 @@ pub fn check_config(config: &Config) -> Result<String, String> {
         );
     };
     let tools = parse_catalog(&catalog.text).map_err(|e| format!("{}: {e}", catalog.file))?;
-    let policies: Vec<_> = config
-        .authz
-        .policies
-        .iter()
-        .map(|p| PolicySource {
-            file: p.file.clone(),
-            text: p.text.clone(),
-        })
-        .collect();
-    let attributes: Vec<_> = config
-        .auth
-        .attributes
-        .iter()
-        .map(|(n, k)| AttributeDecl {
-            name: n.clone(),
-            ty: attr_type(*k),
-        })
-        .collect();
+    let (policies, attributes) = (policy_sources(config), attribute_decls(config));
     match Engine::build(&policies, &tools, &attributes, BuildMode::Strict) {
         Ok(engine) => Ok(format!(
             "policies: {} valid against {} tools",

@@ -26,29 +26,7 @@ pub struct AuthzState {
 
 impl AuthzState {
     pub fn new(config: &Config) -> Self {
-        let policies = config
-            .authz
-            .policies
-            .iter()
-            .map(|p| PolicySource {
-                file: p.file.clone(),
-                text: p.text.clone(),
-            })
-            .collect();
-        let attributes = config
-            .auth
-            .attributes
-            .iter()
-            .map(|(name, kind)| AttributeDecl {
-                name: name.clone(),
-                ty: match kind {
-                    AttrKind::String => AttrType::String,
-                    AttrKind::Long => AttrType::Long,
-                    AttrKind::Bool => AttrType::Bool,
-                    AttrKind::Set => AttrType::StringSet,
-                },
-            })
-            .collect();
+        let (policies, attributes) = (policy_sources(config), attribute_decls(config));
         let mut known = BTreeMap::new();
         if let Some(catalog) = &config.authz.catalog {
             match parse_catalog(&catalog.text) {
@@ -112,6 +90,38 @@ impl AuthzState {
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
         Ok(())
     }
+}
+
+/// The configuration's policy files, as the engine takes them.
+pub fn policy_sources(config: &Config) -> Vec<PolicySource> {
+    config
+        .authz
+        .policies
+        .iter()
+        .map(|p| PolicySource {
+            file: p.file.clone(),
+            text: p.text.clone(),
+        })
+        .collect()
+}
+
+/// The claim attributes the configuration declares, as the engine's schema types.
+pub fn attribute_decls(config: &Config) -> Vec<AttributeDecl> {
+    let ty = |kind: &AttrKind| match kind {
+        AttrKind::String => AttrType::String,
+        AttrKind::Long => AttrType::Long,
+        AttrKind::Bool => AttrType::Bool,
+        AttrKind::Set => AttrType::StringSet,
+    };
+    config
+        .auth
+        .attributes
+        .iter()
+        .map(|(name, kind)| AttributeDecl {
+            name: name.clone(),
+            ty: ty(kind),
+        })
+        .collect()
 }
 
 /// What authorization needs of an exposed tool.

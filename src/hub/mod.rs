@@ -5,7 +5,7 @@
 
 mod authz;
 
-pub use authz::{describe as describe_policy_errors, tool_info};
+pub use authz::{attribute_decls, describe as describe_policy_errors, policy_sources, tool_info};
 
 use std::{
     collections::{HashMap, HashSet},
