@@ -34,6 +34,7 @@ pub mod hub;
 pub mod mcp;
 mod proxy;
 pub mod stack;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 pub use error::{CallError, Error};

@@ -27,6 +27,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 
 pub struct AuthState {
     pub authn: Arc<Authenticator>,
+    metrics: Arc<crate::telemetry::Metrics>,
     /// The protected resource's URL (RFC 9728 `resource`) when configured; otherwise it is
     /// the MCP endpoint on the host the client used.
     resource: Option<String>,
@@ -37,9 +38,15 @@ pub struct AuthState {
 }
 
 impl AuthState {
-    pub fn new(authn: Arc<Authenticator>, resource: Option<String>, path: String) -> Self {
+    pub fn new(
+        authn: Arc<Authenticator>,
+        metrics: Arc<crate::telemetry::Metrics>,
+        resource: Option<String>,
+        path: String,
+    ) -> Self {
         AuthState {
             authn,
+            metrics,
             resource,
             path,
             owners: Mutex::default(),
@@ -116,6 +123,7 @@ pub async fn require_auth(
         Ok(principal) => principal,
         Err(e) => {
             tracing::info!(reason = %e, "authentication failed");
+            state.metrics.auth_failures.inc();
             return unauthorized(&state, request.headers(), presented);
         }
     };

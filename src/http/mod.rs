@@ -27,6 +27,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     let ready_hub = hub.clone();
     let auth = Arc::new(auth::AuthState::new(
         hub.authn.clone(),
+        hub.metrics.clone(),
         hub.auth.resource.clone(),
         hub.server.path.clone(),
     ));
@@ -49,6 +50,22 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .merge(protected)
         .merge(metadata)
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get({
+                let metrics = hub.metrics.clone();
+                move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        let content_type = (
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        );
+                        ([content_type], metrics.encode())
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

@@ -53,6 +53,7 @@ pub struct Hub {
     log_level: Mutex<Option<LoggingLevel>>,
     pub drain: Arc<Drain>,
     authz: authz::AuthzState,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Hub {
@@ -80,6 +81,7 @@ impl Hub {
             log_level: Mutex::new(None),
             drain: Arc::default(),
             authz: authz::AuthzState::new(config),
+            metrics: Arc::default(),
         })
     }
 

@@ -62,6 +62,7 @@ pub fn authorize(
         ));
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
+    count(hub, &op.as_operation(), &decision);
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
         tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
@@ -85,8 +86,44 @@ pub fn allowed(hub: &Hub, principal: &Principal, op: Operation<'_>, facts: &Requ
         return false;
     };
     let decision = engine.decide(principal, &op, facts);
+    count(hub, &op, &decision);
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
     }
     decision.allowed
+}
+
+/// Decisions and shadow outcomes, for the metrics.
+fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
+    use crate::telemetry::{DecisionLabels, ShadowLabels};
+    let operation = match op {
+        Operation::CallTool { .. } => "call_tool",
+        Operation::ListTools => "list_tools",
+        Operation::ListPrompts => "list_prompts",
+        Operation::ListResources => "list_resources",
+        Operation::ReadResource { .. } => "read_resource",
+        Operation::Subscribe { .. } => "subscribe",
+        Operation::GetPrompt { .. } => "get_prompt",
+        Operation::Complete { .. } => "complete",
+        Operation::CreateMessage { .. } => "create_message",
+        Operation::Elicit { .. } => "elicit",
+        Operation::ListRoots { .. } => "list_roots",
+        Operation::SetLogLevel => "set_log_level",
+    };
+    let verdict = if decision.allowed { "allow" } else { "deny" };
+    hub.metrics
+        .decisions
+        .get_or_create(&DecisionLabels {
+            operation: operation.to_owned(),
+            decision: verdict.to_owned(),
+        })
+        .inc();
+    for shadow in &decision.shadow {
+        let labels = ShadowLabels {
+            policy: shadow.policy.clone(),
+            effect: shadow.effect.to_string(),
+            would_change: shadow.would_change.to_string(),
+        };
+        hub.metrics.shadow.get_or_create(&labels).inc();
+    }
 }

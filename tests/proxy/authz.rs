@@ -225,3 +225,48 @@ async fn operator_hints_override_what_a_backend_claims() {
         .unwrap();
     assert_eq!(first_text(&echo), "safe");
 }
+
+#[tokio::test]
+async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels() {
+    let proxy = TestProxy::start(&config()).await;
+    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    analyst
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "hi"})))
+        .await
+        .unwrap();
+    let _ = analyst.peer().call_tool(call("s__crash", json!({}))).await;
+    let _ = reqwest::Client::new()
+        .post(&proxy.url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", proxy.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"mcp_warden_authz_decisions_total{operation="call_tool",decision="allow"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"mcp_warden_authz_decisions_total{operation="call_tool",decision="deny"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"mcp_warden_authz_shadow_total{policy="shadow-no-echo",effect="forbid",would_change="true"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains("mcp_warden_authn_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("ann") && !metrics.contains(ANALYST),
+        "no principal or token in labels: {metrics}"
+    );
+}

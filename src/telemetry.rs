@@ -1,0 +1,77 @@
+//! Metrics, served at `/metrics` in the Prometheus text format. Labels name operations,
+//! decisions and policy ids (the operator's own names) — never principals, tokens or
+//! argument values.
+
+use std::sync::Mutex;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `call_tool`, `read_resource`, ...
+    pub operation: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub policy: String,
+    /// `permit` or `forbid`.
+    pub effect: String,
+    /// Whether enforcing the shadow policy would change the decision.
+    pub would_change: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub shadow: Family<ShadowLabels, Counter>,
+    pub auth_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let shadow = Family::<ShadowLabels, Counter>::default();
+        let auth_failures = Counter::default();
+        registry.register(
+            "mcp_warden_authz_decisions",
+            "Authorization decisions by operation",
+            decisions.clone(),
+        );
+        registry.register(
+            "mcp_warden_authz_shadow",
+            "Shadow policies that determined their would-be decision",
+            shadow.clone(),
+        );
+        registry.register(
+            "mcp_warden_authn_failures",
+            "Requests refused by authentication",
+            auth_failures.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            decisions,
+            shadow,
+            auth_failures,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
