@@ -270,3 +270,91 @@ async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels(
         "no principal or token in labels: {metrics}"
     );
 }
+
+/// A backend changes a tool under a policy that names it: the tool is quarantined (hidden
+/// and denied), the rest keeps working.
+#[tokio::test]
+async fn a_tool_whose_new_schema_breaks_a_policy_is_quarantined() {
+    // The saved catalog says `dynamic_tool` takes an integer `x`; the policy relies on it.
+    let dir = std::env::temp_dir().join(format!("mcp-warden-quarantine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("tools.json");
+    let saved = json!([{"name": "s__dynamic_tool", "backend": "s",
+        "inputSchema": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}]);
+    std::fs::write(&catalog, saved.to_string()).unwrap();
+    let policies = "permit(principal, action in [Mcp::Action::\"list_tools\", Mcp::Action::\"call_tool\"], resource);\n\
+                    @id(\"dynamic-x\")\nforbid(principal, action == Mcp::Action::\"s__dynamic_tool\", resource) when { context.arguments.x > 10 };";
+    let toml = format!(
+        "[authz]\ntools = {}\npolicy = {}\n{}",
+        lit(&catalog.display().to_string()),
+        lit(policies),
+        stdio_backend("s", "")
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, with_auth(&toml)).unwrap();
+    let proxy = TestProxy::from_config(mcp_warden::Config::from_path(&path).unwrap()).await;
+    let (client, seen) = connect(&proxy.url).await;
+    // The backend now exposes `dynamic_tool` without any `x`: the forbid no longer validates.
+    client
+        .peer()
+        .call_tool(call("s__add_tool", json!({})))
+        .await
+        .unwrap();
+    eventually("tools/list_changed", || {
+        seen.seen.lock().unwrap().tool_list_changed >= 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let names: Vec<_> = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(
+        !names.contains(&"s__dynamic_tool".to_owned()),
+        "quarantined tools are hidden: {names:?}"
+    );
+    assert!(names.contains(&"s__echo".to_owned()));
+    assert!(
+        client
+            .peer()
+            .call_tool(call("s__dynamic_tool", json!({})))
+            .await
+            .is_err(),
+        "and denied"
+    );
+    let echo = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "still here"})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&echo), "still here");
+    // Control: without the policy that breaks, the same change simply adds the tool.
+    let unbroken = toml.replace("context.arguments.x > 10", "context.request.hour > 99");
+    assert_ne!(unbroken, toml);
+    std::fs::write(&path, with_auth(&unbroken)).unwrap();
+    let proxy = TestProxy::from_config(mcp_warden::Config::from_path(&path).unwrap()).await;
+    let (client, seen) = connect(&proxy.url).await;
+    client
+        .peer()
+        .call_tool(call("s__add_tool", json!({})))
+        .await
+        .unwrap();
+    eventually("tools/list_changed", || {
+        seen.seen.lock().unwrap().tool_list_changed >= 1
+    })
+    .await;
+    let mut listed = false;
+    for _ in 0..50 {
+        let tools = client.peer().list_all_tools().await.unwrap();
+        if tools.iter().any(|t| t.name == "s__dynamic_tool") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed, "the control proxy lists the new tool");
+}

@@ -350,3 +350,28 @@ fn check_validates_policies_against_the_saved_catalog() {
         "{stderr}"
     );
 }
+
+#[test]
+fn policy_validate_reads_the_tools_of_live_backends() {
+    let policy = "permit(principal, action == Mcp::Action::\"s__slow\", resource) when { context.arguments.ms < 100 };";
+    let config = temp_file(
+        "live.toml",
+        &with_auth(&format!(
+            "[authz]\npolicy = {}\n{}",
+            lit(policy),
+            stdio_backend("s", "")
+        )),
+    );
+    let out = Command::new(warden_exe())
+        .args(["policy", "validate", "--live", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 policies valid against"), "{stdout}");
+}
