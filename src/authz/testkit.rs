@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::time::facts_at;
-use super::types::{
-    AttrType, AttributeDecl, BuildMode, Hints, PolicySource, RequestFacts, ToolInfo,
-};
+use super::types::{AttributeDecl, BuildMode, Hints, PolicySource, RequestFacts, ToolInfo};
 use super::{Decision, Engine, Operation, PolicyError};
 use crate::authn::principal::{AttrValue, Principal, PrincipalKind};
 
@@ -74,16 +72,7 @@ pub(crate) fn catalog() -> Vec<ToolInfo> {
 }
 
 pub(crate) fn attributes() -> Vec<AttributeDecl> {
-    vec![
-        AttributeDecl {
-            name: "department".to_owned(),
-            ty: AttrType::String,
-        },
-        AttributeDecl {
-            name: "level".to_owned(),
-            ty: AttrType::Long,
-        },
-    ]
+    super::synthetic::synthetic_attributes()
 }
 
 pub(crate) fn source(file: &str, text: &str) -> PolicySource {

@@ -295,15 +295,7 @@ async fn a_tool_whose_new_schema_breaks_a_policy_is_quarantined() {
     let proxy = TestProxy::from_config(mcp_warden::Config::from_path(&path).unwrap()).await;
     let (client, seen) = connect(&proxy.url).await;
     // The backend now exposes `dynamic_tool` without any `x`: the forbid no longer validates.
-    client
-        .peer()
-        .call_tool(call("s__add_tool", json!({})))
-        .await
-        .unwrap();
-    eventually("tools/list_changed", || {
-        seen.seen.lock().unwrap().tool_list_changed >= 1
-    })
-    .await;
+    add_dynamic_tool(&client, &seen).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let names: Vec<_> = client
         .peer()
@@ -338,23 +330,9 @@ async fn a_tool_whose_new_schema_breaks_a_policy_is_quarantined() {
     std::fs::write(&path, with_auth(&unbroken)).unwrap();
     let proxy = TestProxy::from_config(mcp_warden::Config::from_path(&path).unwrap()).await;
     let (client, seen) = connect(&proxy.url).await;
-    client
-        .peer()
-        .call_tool(call("s__add_tool", json!({})))
-        .await
-        .unwrap();
-    eventually("tools/list_changed", || {
-        seen.seen.lock().unwrap().tool_list_changed >= 1
-    })
-    .await;
-    let mut listed = false;
-    for _ in 0..50 {
-        let tools = client.peer().list_all_tools().await.unwrap();
-        if tools.iter().any(|t| t.name == "s__dynamic_tool") {
-            listed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(listed, "the control proxy lists the new tool");
+    add_dynamic_tool(&client, &seen).await;
+    assert!(
+        eventually_listed(&client, "s__dynamic_tool").await,
+        "the control proxy lists the new tool"
+    );
 }

@@ -276,3 +276,36 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Has the target (backend `s`) add `dynamic_tool` and waits for the client to hear that the
+/// tool list changed.
+pub async fn add_dynamic_tool(client: &Client, handler: &TestClient) {
+    let before = handler.seen.lock().unwrap().tool_list_changed;
+    client
+        .peer()
+        .call_tool(call("s__add_tool", serde_json::json!({})))
+        .await
+        .unwrap();
+    eventually("tools/list_changed", || {
+        handler.seen.lock().unwrap().tool_list_changed > before
+    })
+    .await;
+}
+
+/// Whether `name` shows up in the client's tool list within a few seconds.
+pub async fn eventually_listed(client: &Client, name: &str) -> bool {
+    for _ in 0..50 {
+        if client
+            .peer()
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == name)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

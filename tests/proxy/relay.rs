@@ -291,25 +291,11 @@ async fn list_changed_and_resource_updates_are_relayed() {
             .contains(&"h+test://watched-resource".to_owned())
     })
     .await;
-    client
-        .peer()
-        .call_tool(call("s__add_tool", json!({})))
-        .await
-        .unwrap();
-    eventually("tools/list_changed", || {
-        seen.seen.lock().unwrap().tool_list_changed >= 1
-    })
-    .await;
-    let mut found = false;
-    for _ in 0..50 {
-        let tools = client.peer().list_all_tools().await.unwrap();
-        if tools.iter().any(|t| t.name == "s__dynamic_tool") {
-            found = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(found, "the new tool is listed");
+    add_dynamic_tool(&client, &seen).await;
+    assert!(
+        eventually_listed(&client, "s__dynamic_tool").await,
+        "the new tool is listed"
+    );
     let dynamic = client
         .peer()
         .call_tool(call("s__dynamic_tool", json!({})))
