@@ -75,9 +75,15 @@ impl Service<RoleClient> for Relay {
             ServerRequest::ListRootsRequest(_) => Operation::ListRoots {
                 backend: &self.name,
             },
-            _ => Operation::ListRoots {
-                backend: &self.name,
-            },
+            // A custom request has no Cedar action, so nothing could allow it: not relayed
+            // (it used to be decided as `list_roots`, which says nothing about it).
+            _ => {
+                return Err(McpError::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    "the gateway relays only sampling, elicitation and roots requests",
+                    None,
+                ));
+            }
         };
         let facts = crate::stack::authz::facts(origin.transport(), &origin.session.to_string());
         let permitted = self

@@ -139,7 +139,10 @@ impl ProxySession {
                 let op = match request {
                     InputRequest::CreateMessage(_) => Operation::CreateMessage { backend: &name },
                     InputRequest::Elicitation(_) => Operation::Elicit { backend: &name },
-                    _ => Operation::ListRoots { backend: &name },
+                    InputRequest::ListRoots(_) => Operation::ListRoots { backend: &name },
+                    // An input kind with no Cedar action cannot be allowed.
+                    #[allow(unreachable_patterns)]
+                    _ => return false,
                 };
                 stack::authz::allowed(&self.hub, &principal, op, &facts)
             })
