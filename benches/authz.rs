@@ -3,6 +3,7 @@
 //! against the whole set for comparison. `cargo bench --bench authz`.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mcp_warden::{
@@ -63,5 +64,50 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// Criterion reports means; the target is a p99. Times single decisions (after a warm-up)
+/// and prints their percentiles per policy count.
+fn percentiles(_: &mut Criterion) {
+    let principal = principal();
+    let facts = facts_at(1_795_000_000, "127.0.0.1", "http", "s1");
+    let arguments = json!({"amount": 250, "symbol": "S1"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    println!("\nsingle decisions (sliced), 50,000 each:");
+    println!("{:>8} {:>9} {:>9} {:>9}", "policies", "p50 µs", "p99 µs", "p99.9 µs");
+    for n in [10, 100, 1_000, 10_000] {
+        let engine = Engine::build(
+            &synthetic_policies(n),
+            &synthetic_catalog(n),
+            &synthetic_attributes(),
+            BuildMode::Strict,
+        )
+        .expect("synthetic policies validate");
+        let tool = synthetic_tool(synthetic_tool_count(n) / 2);
+        let op = Operation::CallTool {
+            tool: &tool,
+            arguments: &arguments,
+        };
+        for _ in 0..5_000 {
+            std::hint::black_box(engine.decide(&principal, &op, &facts));
+        }
+        let mut times: Vec<f64> = (0..50_000)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(engine.decide(&principal, &op, &facts));
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!(
+            "{n:>8} {:>9.1} {:>9.1} {:>9.1}",
+            at(0.50),
+            at(0.99),
+            at(0.999)
+        );
+    }
+}
+
+criterion_group!(benches, bench, percentiles);
 criterion_main!(benches);

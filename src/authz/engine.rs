@@ -10,6 +10,7 @@ use cedar_policy::{Authorizer, Entities, Entity, EntityUid, Schema};
 use super::argtype::{RecordType, arguments_type};
 use super::build::{accept_tools, coverage, general, policy_hash, request_actions, sha256_hex};
 use super::entities::{GATEWAY_ID, Types};
+use super::memo::Memo;
 use super::policies::{self, line_column};
 use super::schema::{self, ToolSchema};
 use super::slice::Slice;
@@ -49,6 +50,8 @@ pub struct Engine {
     pub(crate) policy_hash: String,
     pub(crate) schema_hash: String,
     pub(crate) authorizer: Authorizer,
+    /// Principal entities merged into tool actions' entities, per caller and tool.
+    pub(crate) memo: Memo,
 }
 
 impl Engine {
@@ -162,6 +165,7 @@ impl Engine {
             locations,
             attributes: declared,
             authorizer: Authorizer::new(),
+            memo: Memo::default(),
         })
     }
 

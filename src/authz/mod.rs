@@ -19,6 +19,7 @@ mod catalog;
 mod decide;
 mod engine;
 mod entities;
+mod memo;
 mod policies;
 mod schema;
 mod slice;

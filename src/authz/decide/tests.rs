@@ -364,3 +364,21 @@ fn engine_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Engine>();
 }
+
+#[test]
+fn the_entity_memo_never_answers_for_a_changed_principal() {
+    // Same subject, same tool: only the roles (then an attribute) differ between calls, and
+    // each call must be decided on the principal it presents, not a remembered one.
+    let e = engine(TRADING);
+    let args = json!({"amount": 700, "symbol": "ACME"});
+    let bulk = principal("alice", &["bulk"]);
+    let plain = principal("alice", &["trader"]);
+    for _ in 0..2 {
+        assert!(call(&e, &bulk, "trading__execute_trade", args.clone()).allowed);
+        assert!(!call(&e, &plain, "trading__execute_trade", args.clone()).allowed);
+    }
+    let with_level = with_attr(bulk.clone(), "level", AttrValue::Long(1));
+    assert!(call(&e, &with_level, "trading__execute_trade", args.clone()).allowed);
+    let wrong_type = with_attr(bulk, "level", AttrValue::String("x".to_owned()));
+    assert!(!call(&e, &wrong_type, "trading__execute_trade", args).allowed);
+}
