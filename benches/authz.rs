@@ -74,7 +74,10 @@ fn percentiles(_: &mut Criterion) {
         .cloned()
         .unwrap();
     println!("\nsingle decisions (sliced), 50,000 each:");
-    println!("{:>8} {:>9} {:>9} {:>9}", "policies", "p50 µs", "p99 µs", "p99.9 µs");
+    println!(
+        "{:>8} {:>9} {:>9} {:>9}",
+        "policies", "p50 µs", "p99 µs", "p99.9 µs"
+    );
     for n in [10, 100, 1_000, 10_000] {
         let engine = Engine::build(
             &synthetic_policies(n),

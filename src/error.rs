@@ -38,6 +38,9 @@ pub enum CallError {
     Backend(McpError),
     #[error("{0}")]
     Internal(String),
+    /// The audit log cannot take the request's record: refused (fail closed).
+    #[error("{0}")]
+    Audit(String),
 }
 
 impl CallError {
@@ -61,9 +64,10 @@ impl CallError {
                 message,
                 Some(json!({ "backend": backend })),
             ),
-            CallError::Cancelled | CallError::ShuttingDown | CallError::Internal(_) => {
-                McpError::new(ErrorCode::INTERNAL_ERROR, message, None)
-            }
+            CallError::Cancelled
+            | CallError::ShuttingDown
+            | CallError::Internal(_)
+            | CallError::Audit(_) => McpError::new(ErrorCode::INTERNAL_ERROR, message, None),
             CallError::Backend(error) => error.clone(),
         }
     }
@@ -111,4 +115,6 @@ pub enum Error {
     },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
 }

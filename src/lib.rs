@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod authn;
 pub mod authz;
 pub mod backend;

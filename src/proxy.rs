@@ -8,11 +8,20 @@ use rmcp::ServiceExt;
 use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::{
-    authn::Authenticator, authz::BuildMode, backend::spawn_supervisor, config::Config,
-    error::Error, hub::Hub, hub::describe_policy_errors, mcp::ProxySession,
+    audit::{Audit, Kind},
+    authn::Authenticator,
+    authz::BuildMode,
+    backend::spawn_supervisor,
+    config::Config,
+    error::Error,
+    hub::Hub,
+    hub::describe_policy_errors,
+    mcp::Audited,
 };
 
 const RESPONSE_FLUSH: Duration = Duration::from_millis(200);
+/// How long shutdown waits for the audit store to take the last segments.
+const AUDIT_CLOSE: Duration = Duration::from_secs(10);
 
 /// A running proxy: backends connected (or retrying), ready to serve clients.
 pub struct Proxy {
@@ -32,8 +41,17 @@ impl Proxy {
     /// by its `connect_timeout`). A backend marked `optional = false` that cannot start is
     /// an error; an optional one is retried in the background.
     pub async fn from_config(config: Config) -> Result<Self, Error> {
+        // The log opens first: if it cannot (a second writer, an unreadable WAL), nothing
+        // starts, and everything after this line has somewhere to be recorded.
+        let audit = match &config.audit {
+            Some(settings) => Some(Audit::open(settings).await?),
+            None => {
+                tracing::warn!("no [audit] section: requests are not recorded");
+                None
+            }
+        };
         let authn = Authenticator::new(&config.auth).await;
-        let hub = Hub::new(&config, authn.clone());
+        let hub = Hub::new(&config, authn.clone(), audit);
         authn.spawn_refresh(hub.shutdown.clone());
         let mut firsts = Vec::new();
         let mut supervisors = Vec::new();
@@ -78,6 +96,7 @@ impl Proxy {
             proxy.handle().shutdown().await;
             return Err(e);
         }
+        proxy.hub.record_lifecycle(Kind::Start).await?;
         Ok(proxy)
     }
 
@@ -115,7 +134,7 @@ impl Proxy {
     /// Serves one client over stdin/stdout (a desktop client starting the proxy as a
     /// command) until the client goes away or the proxy is shut down.
     pub async fn serve_stdio(self) -> Result<(), Error> {
-        let session = ProxySession::new(self.hub.clone());
+        let session = Audited::new(self.hub.clone());
         let running = session
             .serve(rmcp::transport::stdio())
             .await
@@ -146,6 +165,12 @@ impl ProxyHandle {
         // moment to be written to their streams before the streams close.
         tokio::time::sleep(RESPONSE_FLUSH).await;
         hub.close_streams.cancel();
+        if let Err(e) = hub.record_lifecycle(Kind::Stop).await {
+            tracing::error!(error = %e, "the stop record could not be written");
+        }
+        if let Some(audit) = &hub.audit {
+            audit.close(AUDIT_CLOSE).await;
+        }
         hub.shutdown.cancel();
         let supervisors: Vec<_> =
             std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));

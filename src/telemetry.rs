@@ -32,6 +32,8 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     pub shadow: Family<ShadowLabels, Counter>,
     pub auth_failures: Counter,
+    /// Requests refused because the audit log could not take their record (fail closed).
+    pub audit_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -40,6 +42,7 @@ impl Default for Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let shadow = Family::<ShadowLabels, Counter>::default();
         let auth_failures = Counter::default();
+        let audit_refusals = Counter::default();
         registry.register(
             "mcp_warden_authz_decisions",
             "Authorization decisions by operation",
@@ -55,11 +58,17 @@ impl Default for Metrics {
             "Requests refused by authentication",
             auth_failures.clone(),
         );
+        registry.register(
+            "mcp_warden_audit_refusals",
+            "Requests refused because the audit log could not record them",
+            audit_refusals.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             decisions,
             shadow,
             auth_failures,
+            audit_refusals,
         }
     }
 }

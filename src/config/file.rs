@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub auth: Option<AuthSection>,
     #[serde(default)]
     pub authz: Option<AuthzSection>,
+    /// The tamper-evident audit log.
+    #[serde(default)]
+    pub audit: Option<super::audit::AuditSection>,
     /// The `.cedar` files of `authz.policies`, read by the loader (not part of the TOML).
     #[serde(skip)]
     pub policy_files: Vec<PolicyFile>,

@@ -3,12 +3,14 @@
 //! reports every problem at once with its path, producing the [`Config`] the runtime uses.
 //! `mcp-warden check` runs exactly this validation.
 
+mod audit;
 mod auth;
 mod authz;
 pub mod file;
 pub mod mcp_json;
 mod validate;
 
+pub use audit::AuditSection;
 pub use auth::{AttrKind, AuthSettings, IssuerSettings, KeySource, TokenSettings};
 pub use authz::{ALLOW_ALL, AuthzSettings};
 
@@ -29,6 +31,8 @@ pub struct Config {
     pub backends: Vec<BackendSettings>,
     pub auth: AuthSettings,
     pub authz: AuthzSettings,
+    /// The audit log; `None` when the file has no `[audit]` section.
+    pub audit: Option<crate::audit::AuditSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +166,11 @@ impl Config {
         if let Some(section) = file.authz.clone() {
             authz::load(&section, path.parent().unwrap_or(Path::new(".")), &mut file)?;
         }
-        validate(&file)
+        let mut config = validate(&file)?;
+        if let Some(audit) = config.audit.as_mut() {
+            audit::resolve(audit, path.parent().unwrap_or(Path::new(".")));
+        }
+        Ok(config)
     }
 
     /// Reads an `mcpServers` JSON file and serves its servers with default settings.

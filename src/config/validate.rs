@@ -53,12 +53,14 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         &mut issues,
     );
     let authz = super::authz::authz(file, &mut issues);
+    let audit = super::audit::audit(file.audit.as_ref(), &mut issues);
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             server,
             backends,
             auth,
             authz,
+            audit,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

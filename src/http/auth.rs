@@ -7,7 +7,7 @@
 //! session id is answered exactly like an unknown session (404).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
 };
 
@@ -21,12 +21,14 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::authn::Authenticator;
+use crate::{audit::Kind, authn::Authenticator};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
 pub struct AuthState {
     pub authn: Arc<Authenticator>,
+    /// Where refused requests are recorded.
+    hub: Arc<crate::hub::Hub>,
     metrics: Arc<crate::telemetry::Metrics>,
     /// The protected resource's URL (RFC 9728 `resource`) when configured; otherwise it is
     /// the MCP endpoint on the host the client used.
@@ -39,12 +41,14 @@ pub struct AuthState {
 
 impl AuthState {
     pub fn new(
+        hub: Arc<crate::hub::Hub>,
         authn: Arc<Authenticator>,
         metrics: Arc<crate::telemetry::Metrics>,
         resource: Option<String>,
         path: String,
     ) -> Self {
         AuthState {
+            hub,
             authn,
             metrics,
             resource,
@@ -124,6 +128,8 @@ pub async fn require_auth(
         Err(e) => {
             tracing::info!(reason = %e, "authentication failed");
             state.metrics.auth_failures.inc();
+            let detail = BTreeMap::from([("reason".to_owned(), e.to_string())]);
+            refused(&state, &request, Kind::AuthFailure, 401, detail).await;
             return unauthorized(&state, request.headers(), presented);
         }
     };
@@ -136,9 +142,23 @@ pub async fn require_auth(
     if let Some(session) = &session
         && state.owners().get(session) != Some(&key)
     {
-        if state.owners().contains_key(session) {
+        let foreign = state.owners().contains_key(session);
+        if foreign {
             tracing::warn!(principal = %principal.id, "refused a session opened by another principal");
         }
+        let detail = BTreeMap::from([
+            ("principal".to_owned(), principal.id.clone()),
+            (
+                "reason".to_owned(),
+                if foreign {
+                    "session of another principal"
+                } else {
+                    "unknown session"
+                }
+                .to_owned(),
+            ),
+        ]);
+        refused(&state, &request, Kind::Request, 404, detail).await;
         return unknown_session();
     }
     let deleting = request.method() == Method::DELETE;
@@ -163,6 +183,27 @@ pub async fn require_auth(
         }
     }
     response
+}
+
+/// Records a request refused before MCP saw it.
+fn refused(
+    state: &AuthState,
+    request: &Request,
+    kind: Kind,
+    status: u16,
+    detail: BTreeMap<String, String>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let action = format!("http {} {}", request.method(), request.uri().path());
+    let hub = state.hub.clone();
+    async move {
+        hub.record_refusal(kind, request_id, action, status, detail)
+            .await;
+    }
 }
 
 /// RFC 9728 protected-resource metadata.

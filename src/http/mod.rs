@@ -11,7 +11,7 @@ use rmcp::transport::streamable_http_server::{
 };
 use serde_json::json;
 
-use crate::{hub::Hub, mcp::ProxySession};
+use crate::{hub::Hub, mcp::Audited};
 
 pub fn router(hub: Arc<Hub>) -> Router {
     let config = StreamableHttpServerConfig::default()
@@ -20,12 +20,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_max_request_body_bytes(hub.server.max_body_bytes);
     let factory_hub = hub.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(ProxySession::new(factory_hub.clone())),
+        move || Ok(Audited::new(factory_hub.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
     let ready_hub = hub.clone();
     let auth = Arc::new(auth::AuthState::new(
+        hub.clone(),
         hub.authn.clone(),
         hub.metrics.clone(),
         hub.auth.resource.clone(),

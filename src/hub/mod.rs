@@ -3,6 +3,7 @@
 //! an `Arc<Hub>`; the catalog inside is an immutable snapshot swapped whole on change.
 #![allow(deprecated)] // logging, roots and sampling (SEP-2577) are still relayed
 
+mod audit;
 mod authz;
 
 pub use authz::{attribute_decls, describe as describe_policy_errors, policy_sources, tool_info};
@@ -54,10 +55,16 @@ pub struct Hub {
     pub drain: Arc<Drain>,
     authz: authz::AuthzState,
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// The audit log, when configured.
+    pub audit: Option<Arc<crate::audit::Audit>>,
 }
 
 impl Hub {
-    pub fn new(config: &Config, authn: Arc<Authenticator>) -> Arc<Self> {
+    pub fn new(
+        config: &Config,
+        authn: Arc<Authenticator>,
+        audit: Option<Arc<crate::audit::Audit>>,
+    ) -> Arc<Self> {
         let backends: Vec<_> = config
             .backends
             .iter()
@@ -82,6 +89,7 @@ impl Hub {
             drain: Arc::default(),
             authz: authz::AuthzState::new(config),
             metrics: Arc::default(),
+            audit,
         })
     }
 
@@ -114,7 +122,7 @@ impl Hub {
     /// Replaces what backend `index` offers (`None`: it is down), rebuilds the catalog and
     /// tells clients which lists changed.
     pub async fn set_lists(&self, index: usize, new: Option<BackendLists>) {
-        let changed = {
+        let (changed, rebuilt) = {
             let mut lists = lock(&self.lists);
             let old = std::mem::replace(&mut lists[index], new);
             let new = &lists[index];
@@ -141,8 +149,11 @@ impl Hub {
             {
                 tracing::error!(errors = %authz::describe(&errors), "policies no longer validate with the new tools; keeping the previous engine");
             }
-            changed
+            (changed, learned && self.authz.engine().is_some())
         };
+        if rebuilt && let Err(e) = self.record_lifecycle(crate::audit::Kind::Policy).await {
+            tracing::error!(error = %e, "the policy change could not be recorded");
+        }
         let notifications = [
             (
                 changed[0],

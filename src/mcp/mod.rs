@@ -1,8 +1,10 @@
 //! The MCP server side: one handler per client session (streamable HTTP or stdio), and the
 //! catalog that maps exposed names to backends.
 
+mod audited;
 pub mod catalog;
 mod inputs;
 mod server;
 
+pub use audited::Audited;
 pub use server::ProxySession;

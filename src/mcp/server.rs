@@ -40,6 +40,11 @@ impl ProxySession {
         Self { hub, id }
     }
 
+    /// The session's number in this proxy.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
         Origin {
             session: self.id,

@@ -63,6 +63,7 @@ pub fn authorize(
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
     count(hub, &op.as_operation(), &decision);
+    super::audit::note_decision(&decision);
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
         tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
@@ -87,6 +88,7 @@ pub fn allowed(hub: &Hub, principal: &Principal, op: Operation<'_>, facts: &Requ
     };
     let decision = engine.decide(principal, &op, facts);
     count(hub, &op, &decision);
+    super::audit::note_decision(&decision);
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
     }

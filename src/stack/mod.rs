@@ -9,6 +9,7 @@
 //! authorization and governance between it and the router, each with a comment saying why
 //! it sits where it does.
 
+pub mod audit;
 pub mod authz;
 
 use std::sync::Arc;

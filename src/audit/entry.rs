@@ -1,0 +1,118 @@
+//! Turning what the proxy knows about a request into an [`Entry`]: the principal
+//! (pseudonymised by a keyed hash where configured), the decision, and the arguments as
+//! commitments plus the paths the operator chose to record in clear.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use super::commit::{commit, lookup};
+use super::record::{ArgumentsField, DecisionField, PrincipalField, ShadowField, hex};
+use super::{AuditError, AuditSettings};
+use crate::authn::Principal;
+use crate::authz::Decision;
+
+/// Salts and values of one record's argument commitments (kept beside the log).
+pub type Openings = (BTreeMap<String, [u8; 32]>, Value);
+
+/// Builds entry fields according to the log's settings.
+pub struct EntryBuilder {
+    pseudonym_key: Option<Vec<u8>>,
+    disclose: BTreeMap<String, Vec<String>>,
+}
+
+impl EntryBuilder {
+    pub(crate) fn new(settings: &AuditSettings) -> Result<EntryBuilder, AuditError> {
+        let pseudonym_key = match &settings.pseudonym_key {
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .map_err(|e| AuditError::Open(format!("{}: {e}", path.display())))?;
+                if key.len() < 16 {
+                    return Err(AuditError::Open(format!(
+                        "{}: a pseudonym key needs at least 16 bytes",
+                        path.display()
+                    )));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        Ok(EntryBuilder {
+            pseudonym_key,
+            disclose: settings.disclose.clone(),
+        })
+    }
+
+    /// The principal as recorded: its id replaced by `hmac-sha256:<hex>` when pseudonyms
+    /// are on (the same caller keeps the same pseudonym, so its records still link up).
+    pub fn principal(&self, p: &Principal) -> PrincipalField {
+        let id = match &self.pseudonym_key {
+            Some(key) => {
+                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length");
+                mac.update(p.id.as_bytes());
+                let tag: [u8; 32] = mac.finalize().into_bytes().into();
+                format!("hmac-sha256:{}", hex(&tag))
+            }
+            None => p.id.clone(),
+        };
+        PrincipalField {
+            id,
+            kind: format!("{:?}", p.kind),
+            roles: p.roles.clone(),
+            tenant: p.tenant.clone(),
+            issuer: p.issuer.clone(),
+        }
+    }
+
+    /// The decision as recorded.
+    pub fn decision(&self, d: &Decision) -> DecisionField {
+        let mut errors = d.errors.clone();
+        errors.extend(d.shadow_errors.iter().map(|e| format!("shadow: {e}")));
+        DecisionField {
+            effect: if d.allowed { "allow" } else { "deny" }.to_owned(),
+            policies: d.determining.clone(),
+            errors,
+            shadow: d
+                .shadow
+                .iter()
+                .map(|s| ShadowField {
+                    policy: s.policy.clone(),
+                    effect: s.effect.to_string(),
+                    would_change: s.would_change,
+                })
+                .collect(),
+            reason: d.reason.clone(),
+        }
+    }
+
+    /// Commitments to a call's arguments, the configured paths in clear, and the openings.
+    pub fn arguments(
+        &self,
+        tool: &str,
+        arguments: &Map<String, Value>,
+    ) -> (ArgumentsField, Openings) {
+        let (commitments, salts) = commit(arguments);
+        let whole = Value::Object(arguments.clone());
+        let mut disclosed = BTreeMap::new();
+        for paths in [self.disclose.get("*"), self.disclose.get(tool)]
+            .into_iter()
+            .flatten()
+        {
+            for path in paths {
+                if let Some(v) = lookup(&whole, path) {
+                    disclosed.insert(path.clone(), v.clone());
+                }
+            }
+        }
+        (
+            ArgumentsField {
+                commitments,
+                disclosed,
+            },
+            (salts, whole),
+        )
+    }
+}

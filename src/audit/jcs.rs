@@ -1,0 +1,153 @@
+//! RFC 8785 JSON Canonicalization Scheme: the one byte form of a JSON value that every
+//! record hash, commitment and result hash is computed over (audit/FORMAT.md §2). Written out
+//! here because the build's `serde_json` keeps insertion order (another crate turns on
+//! `preserve_order`), and because JCS numbers follow ECMAScript, not Rust's float printing.
+
+use serde_json::Value;
+
+/// The canonical bytes of `value`.
+pub fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write(&mut out, value);
+    out
+}
+
+/// Appends the canonical bytes of `value` to `out`.
+pub fn write(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => number(out, n),
+        Value::String(s) => string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            // Members sorted by their keys' UTF-16 code units (RFC 8785 §3.2.3).
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            out.push(b'{');
+            for (i, (key, item)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                string(out, key);
+                out.push(b':');
+                write(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Numbers are IEEE-754 doubles printed as ECMAScript does (RFC 8785 §3.2.2.3). Integers
+/// below 2^53 print as plain decimals.
+fn number(out: &mut Vec<u8>, n: &serde_json::Number) {
+    if let Some(i) = n.as_i64()
+        && i.unsigned_abs() < (1 << 53)
+    {
+        out.extend_from_slice(i.to_string().as_bytes());
+        return;
+    }
+    let f = n.as_f64().unwrap_or(0.0);
+    if f == 0.0 {
+        // Negative zero prints as 0.
+        out.push(b'0');
+        return;
+    }
+    let mut buffer = ryu_js::Buffer::new();
+    out.extend_from_slice(buffer.format_finite(f).as_bytes());
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[start..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn jcs(v: Value) -> String {
+        String::from_utf8(to_vec(&v)).unwrap()
+    }
+
+    #[test]
+    fn sorts_members_and_drops_whitespace() {
+        assert_eq!(
+            jcs(json!({"b": 1, "a": [true, null, "x"]})),
+            r#"{"a":[true,null,"x"],"b":1}"#
+        );
+    }
+
+    #[test]
+    fn sorts_by_utf16_code_units() {
+        // RFC 8785 §3.2.3 example ordering: "\u{20ac}" (U+20AC) sorts before "\u{1f600}"
+        // (a surrogate pair, 0xD83D) in UTF-16, though not in UTF-8 byte order... and
+        // U+FB33 (0xFB33) sorts after the surrogate pair.
+        let v = json!({"\u{fb33}": 3, "\u{1f600}": 2, "\u{20ac}": 1});
+        assert_eq!(jcs(v), "{\"\u{20ac}\":1,\"\u{1f600}\":2,\"\u{fb33}\":3}");
+    }
+
+    #[test]
+    fn numbers_print_as_ecmascript() {
+        // Values from RFC 8785 Appendix B.
+        let cases = [
+            (json!(0), "0"),
+            (json!(-0.0), "0"),
+            (json!(1e21), "1e+21"),
+            (json!(1e-7), "1e-7"),
+            (json!(0.000001), "0.000001"),
+            (json!(333333333.3333333), "333333333.3333333"),
+            (json!(9007199254740992_u64), "9007199254740992"),
+            (json!(295147905179352830000.0), "295147905179352830000"),
+            (json!(4.5), "4.5"),
+            (json!(-1), "-1"),
+            (json!(1.0), "1"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(jcs(v.clone()), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn escapes_only_what_it_must() {
+        let v = json!("a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f}/é\u{7f}");
+        assert_eq!(
+            jcs(v),
+            "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f/é\u{7f}\""
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The sequencer: one thread that gives records their place in the log and makes them
+//! durable. It takes every entry waiting in its queue as one batch, numbers and chains
+//! them, writes the batch to the WAL with a single fdatasync, and only then answers the
+//! callers waiting for durability — group commit with the fsync itself as the window: a
+//! lone record waits one fsync, records arriving during an fsync share the next one.
+//!
+//! It also seals: the WAL file becomes a segment after `segment_records` records or
+//! `seal_interval`, whichever comes first, and goes to the uploader. If the WAL cannot be
+//! written the log is failed closed: every waiting and later call gets an error.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use tokio::sync::{mpsc, oneshot};
+
+use super::merkle::CompactTree;
+use super::record::{Entry, Record, VERSION, link};
+use super::wal::{ActiveWal, Sealed, TreeState};
+use super::{AuditError, Health};
+
+/// One entry on its way in, with the salts of its argument commitments.
+pub(crate) struct Pending {
+    pub entry: Entry,
+    pub openings: Option<(BTreeMap<String, [u8; 32]>, serde_json::Value)>,
+    /// Answered with the record's index once it is durable.
+    pub done: Option<oneshot::Sender<Result<u64, AuditError>>>,
+}
+
+pub(crate) enum Msg {
+    Append(Box<Pending>),
+    /// Seal what is there and answer when it is handed to the uploader.
+    Seal(oneshot::Sender<()>),
+}
+
+pub(crate) struct Sequencer {
+    pub origin: String,
+    pub replica: String,
+    pub dir: PathBuf,
+    pub tree: CompactTree,
+    pub prev: String,
+    pub last_time_us: u64,
+    pub wal: ActiveWal,
+    pub segment_records: u64,
+    pub seal_interval: Duration,
+    pub uploads: mpsc::UnboundedSender<Sealed>,
+    pub health: Arc<Health>,
+}
+
+impl Sequencer {
+    /// Runs until every sender is gone, then seals what is left.
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        let mut opened = Instant::now();
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        let mut openings = Vec::new();
+        let mut waiters = Vec::new();
+        loop {
+            let deadline = opened + self.seal_interval;
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(timeout) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut seal_requests = Vec::new();
+            for msg in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                .take(8_192)
+            {
+                match msg {
+                    Msg::Append(p) => {
+                        let Pending {
+                            entry,
+                            openings: o,
+                            done,
+                        } = *p;
+                        if !self.health.wal_ok.load(Ordering::Acquire) {
+                            if let Some(done) = done {
+                                let _ = done.send(Err(AuditError::WalFailed));
+                            }
+                            continue;
+                        }
+                        let index = self.sequence(entry, &mut buffer);
+                        if let Some((salts, arguments)) = o {
+                            openings.push(opening(index, &salts, arguments));
+                        }
+                        waiters.push((index, done));
+                    }
+                    Msg::Seal(done) => seal_requests.push(done),
+                }
+            }
+            if !buffer.is_empty() {
+                let written = self.wal.append_durably(&buffer);
+                buffer.clear();
+                match written {
+                    Ok(()) => {
+                        self.health
+                            .durable
+                            .store(self.tree.size(), Ordering::Release);
+                        for (index, done) in waiters.drain(..) {
+                            if let Some(done) = done {
+                                let _ = done.send(Ok(index));
+                            }
+                        }
+                        if !openings.is_empty() {
+                            self.write_openings(&mut openings);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, path = %self.wal.path.display(), "the audit write-ahead log cannot be written: failing closed");
+                        self.health.wal_ok.store(false, Ordering::Release);
+                        for (_, done) in waiters.drain(..) {
+                            if let Some(done) = done {
+                                let _ = done.send(Err(AuditError::WalFailed));
+                            }
+                        }
+                        openings.clear();
+                    }
+                }
+            }
+            let pending = self.tree.size() - self.wal.first;
+            if pending > 0
+                && (pending >= self.segment_records
+                    || opened.elapsed() >= self.seal_interval
+                    || !seal_requests.is_empty())
+            {
+                if self.seal().is_err() {
+                    self.health.wal_ok.store(false, Ordering::Release);
+                }
+                opened = Instant::now();
+            } else if pending == 0 {
+                opened = Instant::now();
+            }
+            for done in seal_requests {
+                let _ = done.send(());
+            }
+        }
+        if self.tree.size() > self.wal.first {
+            let _ = self.seal();
+        }
+    }
+
+    /// Numbers, timestamps and chains one entry; appends its line to `buffer`.
+    fn sequence(&mut self, entry: Entry, buffer: &mut Vec<u8>) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        // Never backwards, so time gaps and ranges read the way the log was written.
+        self.last_time_us = self.last_time_us.max(now);
+        let index = self.tree.size();
+        let record = Record {
+            v: VERSION,
+            origin: self.origin.clone(),
+            index,
+            time_us: self.last_time_us,
+            replica: self.replica.clone(),
+            prev: std::mem::take(&mut self.prev),
+            entry,
+        };
+        let bytes = record.canonical();
+        let (hash, next) = link(&bytes);
+        self.tree.append(hash);
+        self.prev = next;
+        buffer.extend_from_slice(&bytes);
+        buffer.push(b'\n');
+        index
+    }
+
+    /// Hands the current WAL file to the uploader and starts the next one.
+    fn seal(&mut self) -> Result<(), AuditError> {
+        let next = ActiveWal::create(&self.dir, self.tree.size()).map_err(|e| {
+            tracing::error!(error = %e, "cannot start a new write-ahead log file: failing closed");
+            AuditError::WalFailed
+        })?;
+        let done = std::mem::replace(&mut self.wal, next);
+        let sealed = Sealed {
+            first: done.first,
+            end: self.tree.size(),
+            path: done.path,
+            after: TreeState::of(&self.tree, &self.prev, self.last_time_us),
+            root: self.tree.root(),
+        };
+        let _ = self.uploads.send(sealed);
+        Ok(())
+    }
+
+    /// Appends openings (salts and values) to the current segment's openings file. They are
+    /// not part of the log; losing them only loses the ability to disclose.
+    fn write_openings(&self, lines: &mut Vec<Vec<u8>>) {
+        let path = self
+            .dir
+            .join("openings")
+            .join(format!("{:020}.jsonl", self.wal.first));
+        let result = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                for line in lines.iter() {
+                    f.write_all(line)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "could not write argument openings");
+        }
+        lines.clear();
+    }
+}
+
+fn opening(
+    index: u64,
+    salts: &BTreeMap<String, [u8; 32]>,
+    arguments: serde_json::Value,
+) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let salts: serde_json::Map<String, serde_json::Value> = salts
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(b64.encode(v))))
+        .collect();
+    let mut line = serde_json::to_vec(&serde_json::json!({
+        "index": index,
+        "salts": salts,
+        "arguments": arguments,
+    }))
+    .unwrap_or_default();
+    line.push(b'\n');
+    line
+}

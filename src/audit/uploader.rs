@@ -1,0 +1,146 @@
+//! The uploader: moves sealed WAL files to the object store in order — the segment with a
+//! create-only put, then its signed checkpoint, then `tree.json`, then it deletes the WAL
+//! file. While the store is unreachable it retries with backoff and the WAL keeps
+//! everything; when nothing new was sealed for a heartbeat interval it writes a checkpoint
+//! anyway, so an idle log still shows it is alive. A segment key that holds other bytes
+//! means a second writer: the log stops and the proxy refuses traffic.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+
+use super::Health;
+use super::merkle::Hash;
+use super::note::{Checkpoint, NoteSigner};
+use super::store::{Store, StoreError, checkpoint_key, segment_key};
+use super::wal::Sealed;
+
+pub(crate) struct Uploader {
+    pub store: Store,
+    pub signer: NoteSigner,
+    pub origin: String,
+    pub dir: PathBuf,
+    pub heartbeat: Duration,
+    pub health: Arc<Health>,
+    /// The newest checkpoint written: (size, root).
+    pub head: (u64, Hash),
+    /// Records the store holds, published for `flush` and the metrics.
+    pub stored: watch::Sender<u64>,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Uploader {
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Sealed>, backlog: Vec<Sealed>) {
+        let mut queue: VecDeque<Sealed> = backlog.into();
+        let mut backoff = MIN_BACKOFF;
+        let mut last_checkpoint = tokio::time::Instant::now();
+        let mut open = true;
+        // Startup (and every restart) writes a checkpoint of what the store already holds,
+        // unless a segment is about to bring a newer one.
+        if queue.is_empty() {
+            if self.checkpoint().await.is_ok() {
+                last_checkpoint = tokio::time::Instant::now();
+            }
+        }
+        loop {
+            while let Some(sealed) = queue.front() {
+                match self.upload(sealed).await {
+                    Ok(()) => {
+                        queue.pop_front();
+                        backoff = MIN_BACKOFF;
+                        last_checkpoint = tokio::time::Instant::now();
+                        self.health.store_ok.store(true, Ordering::Release);
+                    }
+                    Err(StoreError::Conflict { key }) => {
+                        tracing::error!(%key, "another writer is using this audit log: refusing traffic");
+                        self.health.conflict.store(true, Ordering::Release);
+                        return;
+                    }
+                    Err(e) => {
+                        if self.health.store_ok.swap(false, Ordering::AcqRel) {
+                            tracing::warn!(error = %e, "the audit store is unreachable; the write-ahead log keeps every record until it is back");
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        while let Ok(more) = rx.try_recv() {
+                            queue.push_back(more);
+                        }
+                    }
+                }
+            }
+            if !open {
+                return;
+            }
+            let next_heartbeat = last_checkpoint + self.heartbeat;
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(sealed) => queue.push_back(sealed),
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(next_heartbeat) => {
+                    match self.checkpoint().await {
+                        Ok(()) => last_checkpoint = tokio::time::Instant::now(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "heartbeat checkpoint failed");
+                            last_checkpoint = tokio::time::Instant::now() - self.heartbeat + backoff;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn upload(&mut self, sealed: &Sealed) -> Result<(), StoreError> {
+        let bytes = tokio::fs::read(&sealed.path)
+            .await
+            .map_err(|e| StoreError::Local(format!("{}: {e}", sealed.path.display())))?;
+        let key = segment_key(&self.store.prefix, sealed.first);
+        self.store.create(&key, bytes).await?;
+        self.head = (sealed.end, sealed.root);
+        self.checkpoint().await?;
+        let dir = self.dir.clone();
+        let after = sealed.after.clone();
+        let path = sealed.path.clone();
+        // tree.json first, then the WAL file: a crash in between leaves a file recovery
+        // recognises as uploaded.
+        tokio::task::spawn_blocking(move || {
+            after.save(&dir)?;
+            std::fs::remove_file(&path)
+        })
+        .await
+        .map_err(|e| StoreError::Local(e.to_string()))?
+        .map_err(|e| StoreError::Local(format!("tree.json: {e}")))?;
+        let _ = self.stored.send(sealed.end);
+        Ok(())
+    }
+
+    /// Signs and writes a checkpoint of the newest uploaded state.
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        let time_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let (size, root) = self.head;
+        let body = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+            extensions: vec![
+                format!("time {time_us}"),
+                format!("heartbeat {}", self.heartbeat.as_secs().max(1)),
+            ],
+        }
+        .to_text();
+        let note = self
+            .signer
+            .sign(&body)
+            .map_err(|e| StoreError::Local(format!("signing a checkpoint: {e}")))?;
+        let key = checkpoint_key(&self.store.prefix, size, time_us);
+        self.store.create(&key, note.into_bytes()).await
+    }
+}

@@ -1,0 +1,140 @@
+//! `[audit]`: where the tamper-evident log goes and how durable a record must be before its
+//! response leaves. Without the section there is no audit log (and startup says so).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::validate::Issues;
+use crate::audit::{AuditSettings, Durability};
+
+/// The section as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The log's name in every record and checkpoint, e.g. `warden.example.com/audit`.
+    pub origin: Option<String>,
+    /// `file:///path`, `s3://bucket/prefix` or `memory://`.
+    pub store: Option<String>,
+    /// S3 options (`endpoint`, `region`, `allow_http`, ...).
+    #[serde(default)]
+    pub store_options: BTreeMap<String, String>,
+    /// WAL, tree state, openings and the generated signing key; relative to the config file.
+    pub state_dir: Option<String>,
+    /// A C2SP signer key file (`mcp-warden audit keygen`); default: generated in state_dir.
+    pub signing_key: Option<String>,
+    /// This proxy's name in its records; default `r0`.
+    pub replica: Option<String>,
+    /// `before-response` (default) or `async`.
+    pub durability: Option<String>,
+    /// Records per segment at most (default 10,000).
+    pub segment_records: Option<u64>,
+    /// Milliseconds before an open segment is sealed (default 1,000; at most 60,000).
+    pub seal_interval_ms: Option<u64>,
+    /// Seconds between checkpoints of an idle log (default 60).
+    pub heartbeat_secs: Option<u64>,
+    /// A key file: principal ids are recorded as HMAC-SHA256 pseudonyms.
+    pub pseudonym_key: Option<String>,
+    /// Argument paths (RFC 6901) recorded in clear, by exposed tool name; `*` for all.
+    #[serde(default)]
+    pub disclose: BTreeMap<String, Vec<String>>,
+}
+
+pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Option<AuditSettings> {
+    let s = section?;
+    let origin = s.origin.clone().unwrap_or_else(|| "mcp-warden".to_owned());
+    if origin.is_empty()
+        || origin
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    {
+        issues.push("audit.origin", "must be non-empty, without spaces or `+`");
+    }
+    let Some(store) = s.store.clone() else {
+        issues.push(
+            "audit.store",
+            "required: file:///dir, s3://bucket/prefix or memory://",
+        );
+        return None;
+    };
+    match url::Url::parse(&store) {
+        Ok(u) if matches!(u.scheme(), "file" | "s3" | "memory") => {}
+        Ok(u) => issues.push(
+            "audit.store",
+            format!(
+                "unsupported scheme `{}` (use file://, s3:// or memory://)",
+                u.scheme()
+            ),
+        ),
+        Err(e) => issues.push("audit.store", format!("not a URL: {e}")),
+    }
+    let durability = match s.durability.as_deref() {
+        None | Some("before-response") => Durability::BeforeResponse,
+        Some("async") => Durability::Async,
+        Some(other) => {
+            issues.push(
+                "audit.durability",
+                format!("`{other}`: use `before-response` or `async`"),
+            );
+            Durability::BeforeResponse
+        }
+    };
+    let seal_ms = s.seal_interval_ms.unwrap_or(1_000);
+    if !(10..=60_000).contains(&seal_ms) {
+        issues.push("audit.seal_interval_ms", "must be between 10 and 60000");
+    }
+    let heartbeat = s.heartbeat_secs.unwrap_or(60);
+    if !(1..=86_400).contains(&heartbeat) {
+        issues.push("audit.heartbeat_secs", "must be between 1 and 86400");
+    }
+    let segment_records = s.segment_records.unwrap_or(10_000);
+    if !(1..=1_000_000).contains(&segment_records) {
+        issues.push("audit.segment_records", "must be between 1 and 1000000");
+    }
+    for (tool, paths) in &s.disclose {
+        for p in paths {
+            if !p.starts_with('/') {
+                issues.push(
+                    format!("audit.disclose.{tool}"),
+                    format!("`{p}` is not a JSON pointer (it must start with `/`)"),
+                );
+            }
+        }
+    }
+    Some(AuditSettings {
+        origin,
+        store,
+        store_options: s.store_options.clone(),
+        state_dir: PathBuf::from(
+            s.state_dir
+                .clone()
+                .unwrap_or_else(|| ".mcp-warden/audit".to_owned()),
+        ),
+        signing_key: s.signing_key.clone().map(PathBuf::from),
+        replica: s.replica.clone().unwrap_or_else(|| "r0".to_owned()),
+        durability,
+        segment_records,
+        seal_interval: Duration::from_millis(seal_ms),
+        heartbeat: Duration::from_secs(heartbeat),
+        pseudonym_key: s.pseudonym_key.clone().map(PathBuf::from),
+        disclose: s.disclose.clone(),
+    })
+}
+
+/// Makes the section's relative paths relative to the config file's directory.
+pub(super) fn resolve(settings: &mut AuditSettings, base: &Path) {
+    let join = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    join(&mut settings.state_dir);
+    if let Some(p) = settings.signing_key.as_mut() {
+        join(p);
+    }
+    if let Some(p) = settings.pseudonym_key.as_mut() {
+        join(p);
+    }
+}

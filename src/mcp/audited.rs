@@ -1,0 +1,461 @@
+//! Every MCP request a session handles, wrapped in its audit record (the audit layer of
+//! the call stack, see `stack::audit`): the log is checked first (fail closed), the
+//! request is handled by [`ProxySession`], then recorded with its decision and outcome —
+//! and only then answered. `Audited` is the handler rmcp serves; each request method
+//! delegates to the session through [`Audited::run`], notifications pass straight through.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rmcp::model::*;
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use sha2::{Digest, Sha256};
+
+use super::ProxySession;
+use crate::audit::entry::Openings;
+use crate::audit::record::{OutcomeField, hex};
+use crate::audit::{Entry, Kind, jcs};
+use crate::authn::Principal;
+use crate::error::{CallError, FORBIDDEN};
+use crate::hub::Hub;
+use crate::stack::audit::{Slot, scope};
+
+/// A session whose requests are audited (a plain session when the proxy has no log).
+pub struct Audited {
+    inner: ProxySession,
+    hub: Arc<Hub>,
+}
+
+impl Audited {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Audited {
+            inner: ProxySession::new(hub.clone()),
+            hub,
+        }
+    }
+
+    /// Runs one request: refuse when the log cannot take records, handle, record, answer.
+    async fn run<T: Recorded>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        action: &str,
+        resource: Option<String>,
+        arguments: Option<(&str, &JsonObject)>,
+        handle: impl Future<Output = Result<T, McpError>>,
+    ) -> Result<T, McpError> {
+        let Some(audit) = self.hub.audit.clone() else {
+            return handle.await;
+        };
+        if let Err(e) = audit.ready() {
+            self.hub.metrics.audit_refusals.inc();
+            return Err(CallError::Audit(e.to_string()).to_mcp());
+        }
+        let started = Instant::now();
+        let (mut entry, openings) = self.entry(ctx, action, resource, arguments);
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        let result = scope(slot.clone(), handle).await;
+        let decision = slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .decision
+            .take();
+        let denied = decision.as_ref().is_some_and(|d| !d.allowed);
+        if let Some(d) = &decision {
+            entry.decision = Some(audit.entries().decision(d));
+        }
+        if let Some(engine) = self.hub.authz() {
+            entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
+            entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));
+        }
+        entry.outcome = Some(outcome(&result, denied, started));
+        match audit.append(entry, openings).await {
+            Ok(_) => result,
+            Err(e) => {
+                self.hub.metrics.audit_refusals.inc();
+                tracing::error!(error = %e, "a request's audit record could not be written; refusing its response");
+                Err(CallError::Audit(e.to_string()).to_mcp())
+            }
+        }
+    }
+
+    /// What is known before the request runs: who, what, on which resource, and the
+    /// arguments as commitments.
+    fn entry(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        action: &str,
+        resource: Option<String>,
+        arguments: Option<(&str, &JsonObject)>,
+    ) -> (Entry, Option<Openings>) {
+        let Some(audit) = &self.hub.audit else {
+            return (Entry::new(Kind::Request), None);
+        };
+        let mut entry = Entry::new(Kind::Request);
+        let parts = ctx.extensions.get::<http::request::Parts>();
+        entry.request_id = Some(
+            parts
+                .and_then(|p| p.headers.get("x-request-id"))
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| ctx.id.to_string(), str::to_owned),
+        );
+        entry.session = Some(self.inner.id().to_string());
+        let principal = parts
+            .and_then(|p| p.extensions.get::<Principal>().cloned())
+            .unwrap_or_else(Principal::local);
+        entry.principal = Some(audit.entries().principal(&principal));
+        entry.action = Some(action.to_owned());
+        entry.resource = resource;
+        let mut openings = None;
+        if let Some((tool, args)) = arguments {
+            let (field, opened) = audit.entries().arguments(tool, args);
+            entry.arguments = Some(field);
+            openings = Some(opened);
+        }
+        (entry, openings)
+    }
+}
+
+/// How the request ended, with a hash of the result exactly as returned.
+fn outcome<T: Recorded>(
+    result: &Result<T, McpError>,
+    denied: bool,
+    started: Instant,
+) -> OutcomeField {
+    let latency_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(value) => {
+            let value = value.json();
+            let tool_error = value
+                .as_ref()
+                .and_then(|v| v.get("isError"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true);
+            let hash = value.map(|v| {
+                let digest: [u8; 32] = Sha256::digest(jcs::to_vec(&v)).into();
+                hex(&digest)
+            });
+            OutcomeField {
+                status: if tool_error { "error" } else { "ok" }.to_owned(),
+                code: None,
+                latency_us,
+                result_hash: hash,
+            }
+        }
+        Err(e) => OutcomeField {
+            status: if denied || e.code == FORBIDDEN {
+                "denied"
+            } else {
+                "error"
+            }
+            .to_owned(),
+            code: Some(i64::from(e.code.0)),
+            latency_us,
+            result_hash: None,
+        },
+    }
+}
+
+/// A result as JSON, for its hash in the record.
+trait Recorded {
+    fn json(&self) -> Option<serde_json::Value>;
+}
+
+macro_rules! recorded_as_serialized {
+    ($($t:ty),*) => {$(
+        impl Recorded for $t {
+            fn json(&self) -> Option<serde_json::Value> {
+                serde_json::to_value(self).ok()
+            }
+        }
+    )*};
+}
+
+recorded_as_serialized!(
+    (),
+    InitializeResult,
+    DiscoverResult,
+    CompleteResult,
+    ListPromptsResult,
+    ListResourceTemplatesResult,
+    ListToolsResult,
+    CustomResult,
+    GetTaskResult,
+    ListSkillsResult,
+    GetSkillResult,
+    ReadResourceDirectoryResult
+);
+
+/// Multi-round-trip responses: the variant's own result.
+macro_rules! recorded_by_variant {
+    ($t:ident { $($variant:ident),* }) => {
+        impl Recorded for $t {
+            fn json(&self) -> Option<serde_json::Value> {
+                match self {
+                    $($t::$variant(r) => serde_json::to_value(r).ok(),)*
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+recorded_by_variant!(CallToolResponse {
+    Complete,
+    InputRequired,
+    Task
+});
+recorded_by_variant!(GetPromptResponse {
+    Complete,
+    InputRequired
+});
+recorded_by_variant!(ReadResourceResponse {
+    Complete,
+    InputRequired
+});
+
+/// A request method that takes params: audited, then delegated to the session.
+macro_rules! delegate {
+    ($name:ident, $params:ty, $out:ty, $method:literal, |$r:ident| $resource:expr) => {
+        async fn $name(
+            &self,
+            request: $params,
+            ctx: RequestContext<RoleServer>,
+        ) -> Result<$out, McpError> {
+            let resource = {
+                let $r = &request;
+                $resource
+            };
+            let ctx2 = ctx.clone();
+            self.run(
+                &ctx2,
+                $method,
+                resource,
+                None,
+                self.inner.$name(request, ctx),
+            )
+            .await
+        }
+    };
+}
+
+#[allow(deprecated)] // subscribe/unsubscribe: still served to clients before 2026-07-28
+impl ServerHandler for Audited {
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    async fn ping(&self, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let ctx2 = ctx.clone();
+        self.run(&ctx2, "ping", None, None, self.inner.ping(ctx))
+            .await
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        let client = Some(request.client_info.name.clone());
+        let ctx2 = ctx.clone();
+        self.run(
+            &ctx2,
+            "initialize",
+            client,
+            None,
+            self.inner.initialize(request, ctx),
+        )
+        .await
+    }
+
+    async fn discover(&self, ctx: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
+        let ctx2 = ctx.clone();
+        self.run(
+            &ctx2,
+            "server/discover",
+            None,
+            None,
+            self.inner.discover(ctx),
+        )
+        .await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let name = request.name.to_string();
+        let arguments = request.arguments.clone();
+        let ctx2 = ctx.clone();
+        let args = arguments.as_ref().map(|a| (name.as_str(), a));
+        self.run(
+            &ctx2,
+            "tools/call",
+            Some(name.clone()),
+            args,
+            self.inner.call_tool(request, ctx),
+        )
+        .await
+    }
+
+    delegate!(
+        complete,
+        CompleteRequestParams,
+        CompleteResult,
+        "completion/complete",
+        |r| Some(format!("{:?}", r.r#ref))
+    );
+    delegate!(
+        set_level,
+        SetLevelRequestParams,
+        (),
+        "logging/setLevel",
+        |_r| None
+    );
+    delegate!(
+        get_prompt,
+        GetPromptRequestParams,
+        GetPromptResponse,
+        "prompts/get",
+        |r| Some(r.name.clone())
+    );
+    delegate!(
+        list_prompts,
+        Option<PaginatedRequestParams>,
+        ListPromptsResult,
+        "prompts/list",
+        |_r| None
+    );
+    delegate!(
+        list_resources,
+        Option<PaginatedRequestParams>,
+        ListResourcesResult,
+        "resources/list",
+        |_r| None
+    );
+    delegate!(
+        list_resource_templates,
+        Option<PaginatedRequestParams>,
+        ListResourceTemplatesResult,
+        "resources/templates/list",
+        |_r| None
+    );
+    delegate!(
+        read_resource,
+        ReadResourceRequestParams,
+        ReadResourceResponse,
+        "resources/read",
+        |r| Some(r.uri.clone())
+    );
+    delegate!(
+        subscribe,
+        SubscribeRequestParams,
+        (),
+        "resources/subscribe",
+        |r| Some(r.uri.clone())
+    );
+    delegate!(
+        unsubscribe,
+        UnsubscribeRequestParams,
+        (),
+        "resources/unsubscribe",
+        |r| Some(r.uri.clone())
+    );
+    delegate!(
+        list_tools,
+        Option<PaginatedRequestParams>,
+        ListToolsResult,
+        "tools/list",
+        |_r| None
+    );
+    delegate!(
+        on_custom_request,
+        CustomRequest,
+        CustomResult,
+        "custom",
+        |r| Some(r.method.clone())
+    );
+    delegate!(get_task, GetTaskParams, GetTaskResult, "tasks/get", |_r| {
+        None
+    });
+    delegate!(update_task, UpdateTaskParams, (), "tasks/update", |_r| None);
+    delegate!(cancel_task, CancelTaskParams, (), "tasks/cancel", |_r| None);
+    delegate!(
+        list_skills,
+        Option<PaginatedRequestParams>,
+        ListSkillsResult,
+        "skills/list",
+        |_r| None
+    );
+    delegate!(
+        get_skill,
+        GetSkillRequestParams,
+        GetSkillResult,
+        "skills/get",
+        |_r| None
+    );
+    delegate!(
+        read_resource_directory,
+        ReadResourceDirectoryRequestParams,
+        ReadResourceDirectoryResult,
+        "resources/directory/read",
+        |_r| None
+    );
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let ctx = context.request_context().clone();
+        self.run(
+            &ctx,
+            "subscriptions/listen",
+            None,
+            None,
+            self.inner.listen(context),
+        )
+        .await
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        self.inner.on_initialized(ctx).await
+    }
+
+    async fn on_cancelled(
+        &self,
+        notification: CancelledNotificationParam,
+        ctx: NotificationContext<RoleServer>,
+    ) {
+        self.inner.on_cancelled(notification, ctx).await
+    }
+
+    async fn on_progress(
+        &self,
+        notification: ProgressNotificationParam,
+        ctx: NotificationContext<RoleServer>,
+    ) {
+        self.inner.on_progress(notification, ctx).await
+    }
+
+    async fn on_roots_list_changed(&self, ctx: NotificationContext<RoleServer>) {
+        self.inner.on_roots_list_changed(ctx).await
+    }
+
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        ctx: NotificationContext<RoleServer>,
+    ) {
+        self.inner.on_custom_notification(notification, ctx).await
+    }
+}
