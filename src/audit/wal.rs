@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::merkle::{CompactTree, Hash};
-use super::record::{GENESIS_PREV, Record, hex, link};
+use super::record::{Record, hex, link};
 
 /// What the store already holds, persisted after each upload (`tree.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

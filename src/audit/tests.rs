@@ -1,0 +1,245 @@
+//! The writer against a real directory store: sealing and uploading, the chain across a
+//! restart, a second writer, failing closed, and WAL recovery.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::merkle::{CompactTree, leaf_hash};
+use super::note::{Checkpoint, NoteVerifier, open};
+use super::record::{GENESIS_PREV, Record, hex};
+use super::{Audit, AuditError, AuditSettings, Durability, Entry, Kind};
+
+/// A fresh directory under the system's temporary directory.
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-warden-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn settings(state: &std::path::Path, store: &std::path::Path) -> AuditSettings {
+    AuditSettings {
+        origin: "test.example/audit".to_owned(),
+        store: format!("file://{}", store.display()),
+        store_options: BTreeMap::new(),
+        state_dir: state.to_owned(),
+        signing_key: None,
+        replica: "r1".to_owned(),
+        durability: Durability::BeforeResponse,
+        segment_records: 4,
+        seal_interval: Duration::from_millis(50),
+        heartbeat: Duration::from_secs(60),
+        pseudonym_key: None,
+        disclose: BTreeMap::new(),
+    }
+}
+
+fn request(n: u64) -> Entry {
+    let mut e = Entry::new(Kind::Request);
+    e.action = Some("tools/call".to_owned());
+    e.resource = Some(format!("tool{n}"));
+    e
+}
+
+/// Every record in the store, in order, with the newest checkpoint's body.
+fn read_store(store: &std::path::Path, key: &str) -> (Vec<Record>, Vec<Vec<u8>>, Checkpoint) {
+    let mut segments: Vec<_> = std::fs::read_dir(store.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    let mut records = Vec::new();
+    let mut lines = Vec::new();
+    for s in segments {
+        let meta = std::fs::metadata(&s).unwrap();
+        assert!(meta.permissions().readonly(), "{} is writable", s.display());
+        for line in std::fs::read(&s).unwrap().split(|&b| b == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            records.push(Record::parse_canonical(line).unwrap().1);
+            lines.push(line.to_vec());
+        }
+    }
+    let mut checkpoints: Vec<_> = std::fs::read_dir(store.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    checkpoints.sort();
+    let newest = std::fs::read_to_string(checkpoints.last().unwrap()).unwrap();
+    let verifier = NoteVerifier::from_vkey(key).unwrap();
+    let body = open(&newest, &verifier).unwrap();
+    (records, lines, Checkpoint::parse(&body).unwrap())
+}
+
+fn assert_chained(records: &[Record], lines: &[Vec<u8>], checkpoint: &Checkpoint) {
+    let mut prev = GENESIS_PREV.to_owned();
+    let mut tree = CompactTree::new();
+    for (i, (r, line)) in records.iter().zip(lines).enumerate() {
+        assert_eq!(r.index, i as u64);
+        assert_eq!(r.prev, prev, "record {i}");
+        let leaf = leaf_hash(line);
+        prev = hex(&leaf);
+        tree.append(leaf);
+    }
+    assert_eq!(checkpoint.size, records.len() as u64);
+    assert_eq!(checkpoint.root, tree.root());
+}
+
+#[tokio::test]
+async fn records_are_sealed_uploaded_and_chained() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let audit = Audit::open(&settings(&state, &store)).await.unwrap();
+    for n in 0..10 {
+        let index = audit.append(request(n), None).await.unwrap();
+        assert_eq!(index, n);
+    }
+    assert!(audit.flush(Duration::from_secs(10)).await);
+    let (records, lines, checkpoint) = read_store(&store, audit.verifier_key());
+    assert_eq!(records.len(), 10);
+    assert_chained(&records, &lines, &checkpoint);
+    // Segments hold at most `segment_records` records.
+    let count = std::fs::read_dir(store.join("segments")).unwrap().count();
+    assert!(count >= 3, "{count} segments");
+    // Nothing left to upload: the WAL directory holds only the open (empty) file.
+    let wal: Vec<_> = std::fs::read_dir(state.join("wal")).unwrap().collect();
+    assert_eq!(wal.len(), 1);
+    audit.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_restart_continues_the_chain() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    for round in 0..2 {
+        let audit = Audit::open(&settings(&state, &store)).await.unwrap();
+        for n in 0..5 {
+            let index = audit.append(request(n), None).await.unwrap();
+            assert_eq!(index, round * 5 + n);
+        }
+        audit.close(Duration::from_secs(5)).await;
+    }
+    let key = std::fs::read_to_string(state.join("signing.pub")).unwrap();
+    let (records, lines, checkpoint) = read_store(&store, key.trim());
+    assert_eq!(records.len(), 10);
+    assert_chained(&records, &lines, &checkpoint);
+}
+
+#[tokio::test]
+async fn a_lost_state_directory_continues_from_the_store() {
+    let store = scratch("store");
+    let first = scratch("state");
+    let audit = Audit::open(&settings(&first, &store)).await.unwrap();
+    for n in 0..3 {
+        audit.append(request(n), None).await.unwrap();
+    }
+    audit.close(Duration::from_secs(5)).await;
+    let second = scratch("state");
+    let mut s = settings(&second, &store);
+    s.signing_key = Some(first.join("signing.key"));
+    let audit = Audit::open(&s).await.unwrap();
+    assert_eq!(audit.append(request(3), None).await.unwrap(), 3);
+    audit.close(Duration::from_secs(5)).await;
+    let key = std::fs::read_to_string(first.join("signing.pub")).unwrap();
+    let (records, lines, checkpoint) = read_store(&store, key.trim());
+    assert_chained(&records, &lines, &checkpoint);
+}
+
+#[tokio::test]
+async fn a_second_writer_is_detected_and_traffic_refused() {
+    let store = scratch("store");
+    let (a_dir, b_dir) = (scratch("state"), scratch("state"));
+    let a = Audit::open(&settings(&a_dir, &store)).await.unwrap();
+    let mut sb = settings(&b_dir, &store);
+    sb.signing_key = Some(a_dir.join("signing.key"));
+    let b = Audit::open(&sb).await.unwrap();
+    a.append(request(1), None).await.unwrap();
+    assert!(a.flush(Duration::from_secs(10)).await);
+    b.append(request(2), None).await.unwrap();
+    assert!(!b.flush(Duration::from_secs(2)).await);
+    assert!(matches!(b.ready(), Err(AuditError::SecondWriter)));
+    assert!(matches!(
+        b.append(request(3), None).await,
+        Err(AuditError::SecondWriter)
+    ));
+    a.close(Duration::from_secs(5)).await;
+    b.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn an_unwritable_wal_fails_closed() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let audit: Arc<Audit> = Audit::open(&settings(&state, &store)).await.unwrap();
+    audit.append(request(0), None).await.unwrap();
+    // The next WAL file cannot be created: sealing fails and the log refuses records.
+    std::fs::remove_dir_all(state.join("wal")).unwrap();
+    let _ = audit.append(request(1), None).await;
+    let _ = audit.flush(Duration::from_millis(200)).await;
+    assert!(matches!(audit.ready(), Err(AuditError::WalFailed)));
+    assert!(matches!(
+        audit.append(request(2), None).await,
+        Err(AuditError::WalFailed)
+    ));
+    audit.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn async_durability_returns_before_the_fsync_and_still_records() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let mut s = settings(&state, &store);
+    s.durability = Durability::Async;
+    let audit = Audit::open(&s).await.unwrap();
+    for n in 0..20 {
+        audit.append(request(n), None).await.unwrap();
+    }
+    assert!(audit.flush(Duration::from_secs(10)).await);
+    let (records, lines, checkpoint) = read_store(&store, audit.verifier_key());
+    assert_eq!(records.len(), 20);
+    assert_chained(&records, &lines, &checkpoint);
+    audit.close(Duration::from_secs(5)).await;
+}
+
+#[test]
+fn recovery_cuts_a_torn_tail_and_refuses_a_broken_chain() {
+    use super::wal::{TreeState, recover, wal_path};
+    let dir = scratch("wal");
+    std::fs::create_dir_all(dir.join("wal")).unwrap();
+    let mut prev = GENESIS_PREV.to_owned();
+    let mut text = Vec::new();
+    for index in 0..3 {
+        let r = Record {
+            v: 1,
+            origin: "o".to_owned(),
+            index,
+            time_us: 1,
+            replica: "r".to_owned(),
+            prev: prev.clone(),
+            entry: request(index),
+        };
+        let bytes = r.canonical();
+        prev = hex(&leaf_hash(&bytes));
+        text.extend_from_slice(&bytes);
+        text.push(b'\n');
+    }
+    let genesis = TreeState::of(&CompactTree::new(), GENESIS_PREV, 0);
+    let mut torn = text.clone();
+    torn.extend_from_slice(br#"{"index":3,"ki"#);
+    std::fs::write(wal_path(&dir, 0), &torn).unwrap();
+    let recovered = recover(&dir, &genesis).unwrap();
+    assert_eq!(recovered.replayed, 3);
+    assert_eq!(recovered.sealed.len(), 1);
+    assert_eq!(std::fs::read(wal_path(&dir, 0)).unwrap(), text);
+    // A record that does not continue the chain is corruption, not a torn write.
+    let mut broken = text.clone();
+    let at = broken.windows(4).position(|w| w == b"tool").unwrap();
+    broken[at] = b'T';
+    std::fs::write(wal_path(&dir, 0), &broken).unwrap();
+    assert!(recover(&dir, &genesis).is_err());
+}
