@@ -2,6 +2,7 @@
 
 mod common;
 
+mod audit;
 mod authn;
 mod authz;
 mod bad_input;

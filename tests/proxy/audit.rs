@@ -1,0 +1,183 @@
+//! The audit log end to end: every request that reaches the proxy — allowed, denied,
+//! refused by authentication — has exactly one record, with its decision, written before
+//! its response; start and stop are recorded; the log verifies.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use rmcp::{
+    ServiceExt,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+
+use crate::common::*;
+
+const ENGINEER: &str = "engineer-token";
+
+const POLICIES: &str = r#"
+@id("engineers-everything")
+permit(principal in Mcp::Role::"engineer", action, resource);
+
+@id("no-long-sleeps")
+forbid(principal, action == Mcp::Action::"s__slow", resource)
+when { context.arguments.ms > 1000 };
+"#;
+
+/// A fresh directory for one test's log.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-warden-test-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `[audit]` writing to `store` with its state in `state`.
+pub fn audit_section(store: &Path, state: &Path, extra: &str) -> String {
+    format!(
+        "[audit]\norigin = \"test.example/audit\"\nstore = {}\nstate_dir = {}\nseal_interval_ms = 50\nheartbeat_secs = 1\n{extra}\n",
+        lit(&format!("file://{}", store.display())),
+        lit(&state.display().to_string()),
+    )
+}
+
+fn config(store: &Path, state: &Path) -> String {
+    format!(
+        "[auth]\n[[auth.tokens]]\nsha256 = \"{}\"\nid = \"eve\"\nkind = \"user\"\nroles = [\"engineer\"]\n[authz]\npolicy = {}\n{}{}",
+        mcp_warden::authn::token_hash_hex(ENGINEER),
+        lit(POLICIES),
+        audit_section(store, state, "[audit.disclose]\ns__echo = [\"/text\"]"),
+        stdio_backend("s", "")
+    )
+}
+
+/// Every record written so far: the store's segments, then the WAL not yet uploaded.
+pub fn records(store: &Path, state: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [store.join("segments"), state.join("wal")] {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        found.sort();
+        files.extend(found);
+    }
+    let mut out: Vec<Value> = Vec::new();
+    for f in files {
+        for line in std::fs::read(&f).unwrap().split(|&b| b == b'\n') {
+            if !line.is_empty() {
+                out.push(serde_json::from_slice(line).unwrap());
+            }
+        }
+    }
+    // A segment and a not-yet-deleted WAL file may hold the same records.
+    out.sort_by_key(|r| r["index"].as_u64());
+    out.dedup_by_key(|r| r["index"].as_u64());
+    out
+}
+
+async fn engineer(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, TestClient> {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(ENGINEER.to_owned());
+    TestClient::default()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
+fn calls<'r>(records: &'r [Value], tool: &str) -> Vec<&'r Value> {
+    records
+        .iter()
+        .filter(|r| r["action"] == "tools/call" && r["resource"] == tool)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_has_one_record_with_its_decision_before_its_response() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let client = engineer(&proxy.url).await;
+
+    // Durable before the response: the record is on disk the moment the call returns.
+    let quick = client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&quick), "done");
+    assert_eq!(calls(&records(&store, &state), "s__slow").len(), 1);
+    let denied = client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5000})))
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("forbidden"), "{denied}");
+    assert_eq!(calls(&records(&store, &state), "s__slow").len(), 2);
+    client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "hello"})))
+        .await
+        .unwrap();
+    let listed = client.peer().list_all_tools().await.unwrap();
+    assert!(!listed.is_empty());
+
+    // Refused by authentication: recorded too, without the token.
+    let refused = reqwest::Client::new()
+        .post(&proxy.url)
+        .header("authorization", "Bearer not-a-token")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    client.cancel().await.unwrap();
+    proxy.handle.shutdown().await;
+
+    let all = records(&store, &state);
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r["index"], i as u64, "contiguous from 0");
+    }
+    assert_eq!(all.first().unwrap()["kind"], "start");
+    assert_eq!(all.last().unwrap()["kind"], "stop");
+
+    let slow = calls(&all, "s__slow");
+    assert_eq!(slow.len(), 2, "one record per call");
+    assert_eq!(slow[0]["decision"]["effect"], "allow");
+    assert_eq!(slow[0]["decision"]["policies"], json!(["engineers-everything"]));
+    assert_eq!(slow[0]["outcome"]["status"], "ok");
+    assert_eq!(slow[0]["principal"]["id"], "eve");
+    assert!(slow[0]["policy_hash"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(slow[1]["decision"]["effect"], "deny");
+    assert_eq!(slow[1]["decision"]["policies"], json!(["no-long-sleeps"]));
+    assert_eq!(slow[1]["outcome"]["status"], "denied");
+    assert_eq!(slow[1]["outcome"]["code"], -32003);
+    // Arguments are committed to, not written in clear, unless configured as disclosed.
+    let args = &slow[1]["arguments"];
+    assert!(args["commitments"]["/ms"].is_string());
+    assert!(args.get("disclosed").is_none());
+    assert!(!slow[1].to_string().contains("5000"));
+    let echo = calls(&all, "s__echo");
+    assert_eq!(echo[0]["arguments"]["disclosed"]["/text"], "hello");
+
+    assert!(all.iter().any(|r| r["action"] == "tools/list"));
+    let failures: Vec<_> = all.iter().filter(|r| r["kind"] == "auth_failure").collect();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["outcome"]["code"], 401);
+    assert!(!failures[0].to_string().contains("not-a-token"));
+    // Shutdown uploaded everything: the WAL holds nothing more than the store.
+    let wal_records: usize = std::fs::read_dir(state.join("wal"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap().len())
+        .sum();
+    assert_eq!(wal_records, 0);
+}
