@@ -309,3 +309,43 @@ pub async fn eventually_listed(client: &Client, name: &str) -> bool {
     }
     false
 }
+
+/// Starts `mcp-warden serve` on `config` (any free loopback port); returns the process and
+/// its MCP URL once it listens. The process is killed when dropped.
+pub async fn spawn_warden(config: &std::path::Path) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut proxy = tokio::process::Command::new(warden_exe())
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("proxy starts")
+            .unwrap()
+            .expect("proxy log");
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (proxy, url)
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`) to a child process.
+pub fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}

@@ -97,45 +97,17 @@ async fn shutdown_drains_calls_in_flight_then_refuses_new_ones() {
 /// The binary on SIGTERM: the call in flight gets its answer, then the process exits 0.
 #[tokio::test]
 async fn sigterm_drains_the_call_in_flight_and_exits_cleanly() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = std::env::temp_dir().join(format!("mcp-warden-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
     std::fs::write(&config, with_auth(&stdio_backend("s", ""))).unwrap();
-    let mut proxy = tokio::process::Command::new(warden_exe())
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("proxy starts")
-            .unwrap()
-            .expect("proxy log");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut proxy, url) = spawn_warden(&config).await;
     let (client, _) = connect(&url).await;
     let peer = client.peer().clone();
     let slow =
         tokio::spawn(async move { peer.call_tool(call("s__slow", json!({"ms": 700}))).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = proxy.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&proxy, "-TERM");
     let answered = tokio::time::timeout(Duration::from_secs(10), slow)
         .await
         .expect("answered")
