@@ -41,6 +41,9 @@ enum Command {
     /// Validate, test, explain and print Cedar policies
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Verify the audit log, show its records, prove and disclose them, make signing keys
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
     /// Run the built-in demo MCP server over stdio
@@ -72,7 +75,16 @@ impl Source {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `audit verify` reserves exit 2 for "incomplete": a usage error there is 3,
+        // "could not verify", never anything that reads like a verdict.
+        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("audit") => {
+            let _ = e.print();
+            return ExitCode::from(3);
+        }
+        Err(e) => e.exit(),
+    };
     // Logs go to stderr: stdout belongs to the MCP stream in stdio modes. The demo backend
     // logs little: its stderr ends up in the proxy's log.
     let default = if matches!(cli.command, Command::DemoServer) {
@@ -126,6 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Policy(command) => cli::policy::run(command).await,
+        Command::Audit(command) => cli::audit::run(command).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

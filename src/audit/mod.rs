@@ -19,11 +19,16 @@ pub mod entry;
 pub mod jcs;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 mod rebuild;
 pub mod record;
 mod sequencer;
+pub mod show;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testlog;
 mod uploader;
+pub mod verify;
 mod wal;
 
 #[cfg(test)]

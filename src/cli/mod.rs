@@ -1,3 +1,4 @@
 //! Subcommands of the binary that are more than a line or two.
 
+pub mod audit;
 pub mod policy;

@@ -40,27 +40,42 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `[audit]` writing to `store` with its state in `state`.
-pub fn audit_section(store: &Path, state: &Path, extra: &str) -> String {
+/// `[audit]` writing to the store at `url` with its state in `state`.
+pub fn audit_section(url: &str, state: &Path, extra: &str) -> String {
     format!(
         "[audit]\norigin = \"test.example/audit\"\nstore = {}\nstate_dir = {}\nseal_interval_ms = 50\nheartbeat_secs = 1\n{extra}\n",
-        lit(&format!("file://{}", store.display())),
+        lit(url),
         lit(&state.display().to_string()),
     )
 }
 
-fn config(store: &Path, state: &Path) -> String {
+/// One engineer (token `ENGINEER`, allowed everything but long sleeps), the conformance
+/// target as backend `s`, and the audit log at `url` (echo texts disclosed in clear).
+pub fn engineer_config(url: &str, state: &Path, extra: &str) -> String {
     format!(
         "[auth]\n[[auth.tokens]]\nsha256 = \"{}\"\nid = \"eve\"\nkind = \"user\"\nroles = [\"engineer\"]\n[authz]\npolicy = {}\n{}{}",
         mcp_warden::authn::token_hash_hex(ENGINEER),
         lit(POLICIES),
-        audit_section(store, state, "[audit.disclose]\ns__echo = [\"/text\"]"),
+        audit_section(
+            url,
+            state,
+            &format!("{extra}\n[audit.disclose]\ns__echo = [\"/text\"]")
+        ),
         stdio_backend("s", "")
     )
 }
 
+fn config(store: &Path, state: &Path) -> String {
+    engineer_config(&format!("file://{}", store.display()), state, "")
+}
+
 /// Every record written so far: the store's segments, then the WAL not yet uploaded.
 pub fn records(store: &Path, state: &Path) -> Vec<Value> {
+    records_from(store, state)
+}
+
+/// [`records`] from a directory holding `segments/`.
+pub fn records_from(store: &Path, state: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in [store.join("segments"), state.join("wal")] {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -83,7 +98,7 @@ pub fn records(store: &Path, state: &Path) -> Vec<Value> {
     out
 }
 
-async fn engineer(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, TestClient> {
+pub async fn engineer(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, TestClient> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .auth_header(ENGINEER.to_owned());
     TestClient::default()
@@ -211,13 +226,17 @@ async fn a_crash_under_load_loses_no_acknowledged_record() {
                     break;
                 }
                 let text = format!("w{worker}-{n}");
-                match client
-                    .peer()
-                    .call_tool(call("s__echo", json!({ "text": text })))
-                    .await
-                {
-                    Ok(_) => acknowledged.push(text),
-                    Err(_) => break,
+                // A call in flight when the proxy dies may never be answered: give up on it.
+                let answer = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    client
+                        .peer()
+                        .call_tool(call("s__echo", json!({ "text": text }))),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(_)) => acknowledged.push(text),
+                    _ => break,
                 }
             }
             acknowledged

@@ -12,3 +12,4 @@ mod inputs;
 mod lifecycle;
 mod peers;
 mod relay;
+mod s3;

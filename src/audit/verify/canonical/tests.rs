@@ -1,0 +1,113 @@
+//! The fast path must never accept a line the reference method rejects, and must read
+//! the same members; it should accept the records the writer produces.
+
+use serde_json::json;
+
+use super::*;
+use crate::audit::testlog::TestLog;
+
+/// What the reference method says about `line`: canonical, and the members if a record.
+fn reference(line: &[u8]) -> (bool, Option<Fields<'static>>) {
+    let parsed = Box::leak(Box::new(serde_json::from_slice::<Value>(line)));
+    let (canonical, fields) = slow(line, parsed, &mut Vec::new());
+    (canonical, fields.ok())
+}
+
+#[track_caller]
+fn agrees(line: &[u8]) {
+    if let Some(fields) = fast(line) {
+        let (canonical, want) = reference(line);
+        assert!(
+            canonical,
+            "fast accepted a non-canonical line: {}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(Some(fields), want, "{}", String::from_utf8_lossy(line));
+    }
+}
+
+#[tokio::test]
+async fn accepts_the_writers_records() {
+    let log = TestLog::build(40, 10).await;
+    for line in &log.lines {
+        let fields = fast(line).expect("a writer's record takes the fast path");
+        assert_eq!(Some(fields), reference(line).1);
+    }
+}
+
+#[test]
+fn accepts_canonical_escapes_and_values() {
+    let record = json!({
+        "v": 1, "origin": "o", "index": 3, "time_us": 9007199254740991_u64, "kind": "request",
+        "prev": "00", "replica": "r",
+        "detail": {"q": "a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f}/é\u{7f}😀", "": "empty key"},
+        "n": [-1, 0, 7, -9007199254740991_i64, true, false, null, [], {}],
+    });
+    let line = jcs::to_vec(&record);
+    assert!(fast(&line).is_some(), "{}", String::from_utf8_lossy(&line));
+    agrees(&line);
+}
+
+#[test]
+fn leaves_the_rest_to_the_reference() {
+    let base = r#"{"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#;
+    assert!(fast(base.as_bytes()).is_some());
+    let cases = [
+        r#"{"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1} "#,
+        r#"{"kind":"k","index":3,"origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3,"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3.0,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":03,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":-0,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":-3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3,"kind":"\u006b","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3,"kind":"\/","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":2}"#,
+        r#"{"index":3,"kind":"k","origin":"o","prev":"p","time_us":5,"v":1}"#,
+        r#"{"index":9007199254740992,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1,"x":1e2}"#,
+        r#"{"a":"\u001F","index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"{"a":"\u000a","index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#,
+        r#"[1]"#,
+        "",
+    ];
+    for case in cases {
+        assert!(fast(case.as_bytes()).is_none(), "{case}");
+        agrees(case.as_bytes());
+    }
+    let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let line = format!(
+        r#"{{"d":{deep},"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}}"#
+    );
+    assert!(fast(line.as_bytes()).is_none());
+}
+
+#[tokio::test]
+async fn never_accepts_what_the_reference_rejects() {
+    let log = TestLog::build(6, 10).await;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let bytes: &[u8] = b" \"\\0123456789-+.eE{}[],:tfnu\x00\x1f\x7f\xc3\xa9\xff/abz";
+    for line in &log.lines {
+        for _ in 0..3_000 {
+            let mut mutated = line.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % mutated.len() as u64) as usize;
+                let byte = bytes[(next() % bytes.len() as u64) as usize];
+                match next() % 3 {
+                    0 => mutated[at] = byte,
+                    1 => mutated.insert(at, byte),
+                    _ => {
+                        mutated.remove(at);
+                    }
+                }
+            }
+            agrees(&mutated);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The one pass over every record (audit/FORMAT.md §7 items 2 and 4): segment tiling,
+//! canonical form, index, origin and chain per line; the Merkle tree built incrementally,
+//! with its root taken at each size a checkpoint (or the saved state) names.
+//!
+//! Each line is read once: a single pass over its bytes proves it canonical and yields the
+//! few members the checks need (`canonical::fast`); a line that pass cannot vouch for is
+//! parsed into a `serde_json::Value` and its re-serialization compared byte for byte. One
+//! SHA-256 per line gives the leaf hash, which is also the next line's expected `prev`.
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::canonical::{self, Fields};
+use super::finding::{Finding, FindingKind, Findings};
+use super::listing::{self, SegmentObject};
+use super::subtrees::RangeRoots;
+use super::timeline::Timeline;
+use crate::audit::merkle::{CompactTree, Hash, leaf_hash};
+use crate::audit::record::VERSION;
+use crate::audit::store::Store;
+
+/// Segments fetched ahead of the one being checked.
+const PREFETCH: usize = 4;
+
+/// What the pass established.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Lines read, in all segments.
+    pub lines: u64,
+    /// Segments read.
+    pub segments: u64,
+    /// Records in the contiguous prefix from 0 that the tree covers.
+    pub tree_size: u64,
+    /// Whether every segment could be read (otherwise missing records are not evidence).
+    pub complete: bool,
+    /// `(size, root)` at each wanted size the tree reached, by size.
+    pub roots: Vec<(u64, Hash)>,
+    /// Whether the last record read is a `stop` record.
+    pub ends_with_stop: bool,
+    /// The origin the records were checked against (the first record's, if none was given).
+    pub origin: Option<String>,
+}
+
+/// Reads and checks every segment in order. `wanted` lists (sorted, deduplicated) the
+/// sizes whose roots are needed.
+pub async fn scan(
+    store: &Store,
+    segments: &[SegmentObject],
+    origin: Option<String>,
+    wanted: &[u64],
+    mut ranges: Option<&mut RangeRoots>,
+    timeline: &mut Timeline,
+    findings: &mut Findings,
+) -> Scanned {
+    let mut state = Pass {
+        out: Scanned {
+            complete: true,
+            origin,
+            ..Scanned::default()
+        },
+        tree: CompactTree::new(),
+        wanted,
+        next_want: 0,
+        position: Some(0),
+        aligned: true,
+        prev: Some([0; 32]),
+        last_time: None,
+        buffer: Vec::with_capacity(1024),
+    };
+    state.snapshot();
+    let keys = segments.iter().map(|s| s.key.clone()).collect();
+    let mut reads = listing::read_each(store, keys, PREFETCH).zip(futures::stream::iter(segments));
+    while let Some((data, segment)) = reads.next().await {
+        match data {
+            Ok(data) => {
+                state.out.segments += 1;
+                state.segment(
+                    segment,
+                    data.as_ref(),
+                    ranges.as_deref_mut(),
+                    timeline,
+                    findings,
+                );
+            }
+            Err(e) => {
+                findings.push(
+                    Finding::new(
+                        FindingKind::Unreadable,
+                        format!("cannot read the segment: {e}"),
+                    )
+                    .at(&segment.key),
+                );
+                state.out.complete = false;
+                state.aligned = false;
+                state.position = None;
+                state.prev = None;
+            }
+        }
+    }
+    state.out.tree_size = state.tree.size();
+    state.out
+}
+
+struct Pass<'w> {
+    out: Scanned,
+    tree: CompactTree,
+    wanted: &'w [u64],
+    next_want: usize,
+    /// The index the next line should have; unknown after an unreadable segment.
+    position: Option<u64>,
+    /// Whether every line so far sits at its place from 0 (the tree is only built then).
+    aligned: bool,
+    /// The previous line's leaf hash, when the next line's `prev` can be checked.
+    prev: Option<Hash>,
+    last_time: Option<(u64, u64)>,
+    buffer: Vec<u8>,
+}
+
+impl Pass<'_> {
+    fn segment(
+        &mut self,
+        segment: &SegmentObject,
+        data: &[u8],
+        mut ranges: Option<&mut RangeRoots>,
+        timeline: &mut Timeline,
+        findings: &mut Findings,
+    ) {
+        let key = segment.key.as_ref();
+        let first = segment.first;
+        match self.position {
+            Some(position) if first > position => {
+                findings.push(
+                    Finding::new(
+                        FindingKind::Gap,
+                        format!("no segment holds records {position}..{}", first - 1),
+                    )
+                    .at(key)
+                    .records(position, first - 1),
+                );
+                self.misalign();
+            }
+            Some(position) if first < position => {
+                findings.push(
+                    Finding::new(
+                        FindingKind::Gap,
+                        format!(
+                            "the segment starts at {first} but the previous one ends at {}: the segments overlap",
+                            position - 1
+                        ),
+                    )
+                    .at(key)
+                    .records(first, position - 1),
+                );
+                self.misalign();
+            }
+            _ => {}
+        }
+        self.position = Some(first);
+        if data.is_empty() {
+            findings.push(Finding::new(FindingKind::NonCanonical, "the segment is empty").at(key));
+            return;
+        }
+        let body = match data.strip_suffix(b"\n") {
+            Some(body) => body,
+            None => {
+                findings.push(
+                    Finding::new(
+                        FindingKind::NonCanonical,
+                        "the segment does not end with a line feed",
+                    )
+                    .at(key),
+                );
+                data
+            }
+        };
+        for line in body.split(|&b| b == b'\n') {
+            let index = self.position.unwrap_or(first);
+            self.line(key, index, line, ranges.as_deref_mut(), timeline, findings);
+            self.position = Some(index.saturating_add(1));
+        }
+    }
+
+    fn misalign(&mut self) {
+        self.aligned = false;
+        self.prev = None;
+    }
+
+    fn line(
+        &mut self,
+        key: &str,
+        index: u64,
+        line: &[u8],
+        ranges: Option<&mut RangeRoots>,
+        timeline: &mut Timeline,
+        findings: &mut Findings,
+    ) {
+        self.out.lines += 1;
+        let leaf = leaf_hash(line);
+        let parsed;
+        let (canonical, fields) = match canonical::fast(line) {
+            Some(fields) => (true, Ok(fields)),
+            None => {
+                parsed = serde_json::from_slice::<Value>(line);
+                canonical::slow(line, &parsed, &mut self.buffer)
+            }
+        };
+        match fields {
+            Ok(f) => {
+                if !canonical {
+                    findings.record(FindingKind::NonCanonical, key, index, || {
+                        "the line is not the record's canonical (RFC 8785) form".to_owned()
+                    });
+                }
+                self.check(key, index, &f, timeline, findings);
+            }
+            Err(why) => {
+                findings.record(FindingKind::NonCanonical, key, index, || {
+                    format!("not a version {VERSION} record: {why}")
+                });
+                self.out.ends_with_stop = false;
+            }
+        }
+        if self.aligned {
+            self.tree.append(leaf);
+            if let Some(ranges) = ranges {
+                ranges.feed(index, leaf);
+            }
+            self.snapshot();
+        }
+        self.prev = Some(leaf);
+    }
+
+    fn check(
+        &mut self,
+        key: &str,
+        index: u64,
+        f: &Fields<'_>,
+        timeline: &mut Timeline,
+        findings: &mut Findings,
+    ) {
+        if f.index != index {
+            findings.record(FindingKind::Index, key, index, || {
+                format!("the record says index {} at position {index}", f.index)
+            });
+        }
+        match &self.out.origin {
+            Some(origin) if origin != f.origin => {
+                findings.record(FindingKind::Origin, key, index, || {
+                    format!(
+                        "the record names origin {:?}, the log is {origin:?}",
+                        f.origin
+                    )
+                });
+            }
+            Some(_) => {}
+            None => self.out.origin = Some(f.origin.to_owned()),
+        }
+        if let Some(prev) = &self.prev
+            && !hex_is(f.prev, prev)
+        {
+            findings.record(FindingKind::Chain, key, index, || {
+                if index == 0 {
+                    "the first record's `prev` is not 64 zeros".to_owned()
+                } else {
+                    format!(
+                        "`prev` is not the leaf hash of record {}: one of the two was altered, or records were removed or inserted",
+                        index - 1
+                    )
+                }
+            });
+        }
+        if let Some((last_index, last_time)) = self.last_time
+            && f.time_us.saturating_add(1_000_000) < last_time
+        {
+            findings.record(FindingKind::TimeGap, key, index, || {
+                format!(
+                    "the record is {:.3} s older than record {last_index}, more than the one second clocks may disagree",
+                    (last_time - f.time_us) as f64 / 1e6
+                )
+            });
+        }
+        self.last_time = Some((index, f.time_us));
+        let stop = f.kind == "stop";
+        self.out.ends_with_stop = stop;
+        timeline.record(f.time_us, index, stop);
+    }
+
+    /// Records the root at every wanted size the tree has reached.
+    fn snapshot(&mut self) {
+        let size = self.tree.size();
+        while let Some(&want) = self.wanted.get(self.next_want) {
+            if want > size {
+                break;
+            }
+            if want == size {
+                self.out.roots.push((size, self.tree.root()));
+            }
+            self.next_want += 1;
+        }
+    }
+}
+
+/// Whether `text` is the lowercase hex of `hash`.
+fn hex_is(text: &str, hash: &Hash) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let text = text.as_bytes();
+    text.len() == 64
+        && hash.iter().enumerate().all(|(i, b)| {
+            text[2 * i] == DIGITS[(b >> 4) as usize] && text[2 * i + 1] == DIGITS[(b & 15) as usize]
+        })
+}

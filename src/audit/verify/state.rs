@@ -1,0 +1,155 @@
+//! The auditor's saved state (audit/FORMAT.md §8): the last checkpoint a verification
+//! accepted, so the next one can tell a log that was cut short or rewritten since.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::note::Checkpoint;
+
+/// The last verified checkpoint: its origin, size, root and signed note text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub origin: String,
+    pub size: u64,
+    #[serde(with = "base64_hash")]
+    pub root: [u8; 32],
+    /// The signed note the state was taken from.
+    pub checkpoint: String,
+}
+
+/// Why a state file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("state file {path} is not a saved audit state: {error}")]
+    Format {
+        path: String,
+        error: serde_json::Error,
+    },
+}
+
+impl State {
+    /// The state after verifying `checkpoint`, whose signed note is `note`.
+    pub fn of(checkpoint: &Checkpoint, note: &str) -> State {
+        State {
+            origin: checkpoint.origin.clone(),
+            size: checkpoint.size,
+            root: checkpoint.root,
+            checkpoint: note.to_owned(),
+        }
+    }
+
+    /// Reads the state at `path`; `None` when there is no file yet.
+    pub fn load(path: &Path) -> Result<Option<State>, StateError> {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io(path, error)),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|error| StateError::Format {
+                path: path.display().to_string(),
+                error,
+            })
+    }
+
+    /// Replaces the state at `path` atomically: a temporary file beside it, synced, then
+    /// renamed over it (and the directory synced), so a crash leaves the old or the new.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let mut text = serde_json::to_vec_pretty(self).map_err(|error| StateError::Format {
+            path: path.display().to_string(),
+            error,
+        })?;
+        text.push(b'\n');
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = path.with_file_name(format!(".{name}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, path)?;
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                // Directories cannot be opened for syncing everywhere; the rename stands.
+                if let Ok(dir) = std::fs::File::open(dir) {
+                    let _ = dir.sync_all();
+                }
+            }
+            Ok(())
+        };
+        write().map_err(|error| {
+            let _ = std::fs::remove_file(&temp);
+            io(path, error)
+        })
+    }
+}
+
+fn io(path: &Path, error: std::io::Error) -> StateError {
+    StateError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// A 32-byte hash as standard base64 with padding.
+pub(crate) mod base64_hash {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(hash))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        decode(&text).map_err(D::Error::custom)
+    }
+
+    /// Decodes one base64 hash.
+    pub fn decode(text: &str) -> Result<[u8; 32], String> {
+        B64.decode(text)
+            .ok()
+            .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
+            .ok_or_else(|| format!("`{text}` is not the base64 of 32 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads() {
+        let dir = std::env::temp_dir().join(format!("warden-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        assert!(State::load(&path).unwrap().is_none());
+        let state = State {
+            origin: "o".into(),
+            size: 3,
+            root: [7; 32],
+            checkpoint: "note\n".into(),
+        };
+        state.save(&path).unwrap();
+        state.save(&path).unwrap();
+        assert_eq!(State::load(&path).unwrap(), Some(state));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"root\": \"BwcH"), "{text}");
+        std::fs::write(&path, "{}").unwrap();
+        assert!(State::load(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,309 @@
+//! `mcp-warden audit keygen|verify|show|prove|verify-proof|disclose`: the auditor's tools.
+//! They read the log straight from its object store (the proxy need not run) and check it
+//! against the checkpoint key alone, as audit/FORMAT.md §7–8 describe.
+//!
+//! `verify` exits 0 verified, 1 tampered, 2 incomplete, 3 could not verify; it never exits
+//! 0 for a log it could not check completely. `verify-proof` exits 0 valid, 1 invalid,
+//! 3 when the file or key cannot be read.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use mcp_warden::audit::proof;
+use mcp_warden::audit::show::{self, Filter, Format, ShowError};
+use mcp_warden::audit::{NoteSigner, NoteVerifier, Store, write_private};
+
+mod check;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Generate a checkpoint signing key: PATH.key (secret, mode 0600) and PATH.pub
+    Keygen {
+        /// The key name (by convention the log's origin)
+        #[arg(long)]
+        name: String,
+        /// Where to write the key files, without extension
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a whole log: exit 0 verified, 1 tampered, 2 incomplete, 3 could not verify
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The checkpoint verifier key (a `.pub` file)
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The auditor's state file: checked against, and updated when the log verifies
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+        /// Judge staleness at this moment (RFC 3339 or epoch seconds) instead of now
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print records, oldest first (reads only; `verify` checks them)
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Records at or after this time (RFC 3339 or epoch seconds)
+        #[arg(long)]
+        from: Option<String>,
+        /// Records before this time (RFC 3339 or epoch seconds)
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this principal id (as recorded: pseudonyms stay pseudonyms)
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only this exposed tool (or prompt, or resource URI)
+        #[arg(long)]
+        tool: Option<String>,
+        /// Only this decision
+        #[arg(long)]
+        decision: Option<Decision>,
+        /// Print the canonical record lines (JSON lines) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an inclusion proof of one record against the newest checkpoint covering it
+    Prove {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The record's index
+        #[arg(long)]
+        index: u64,
+        /// Use only checkpoints that verify with this key
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Write the proof here instead of to standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof or disclosure file offline: exit 0 valid, 1 invalid, 3 unreadable
+    VerifyProof {
+        /// The proof or disclosure file
+        file: PathBuf,
+        /// The checkpoint verifier key (a `.pub` file)
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Disclose one argument value of a record, with the proof that it was committed to
+    Disclose {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The record's index
+        #[arg(long)]
+        index: u64,
+        /// The argument's RFC 6901 path, e.g. `/amount` (`""` for the whole arguments)
+        #[arg(long, allow_hyphen_values = true)]
+        field: String,
+        /// The writer's openings directory (`<state_dir>/openings`)
+        #[arg(long)]
+        openings: PathBuf,
+        /// Use only checkpoints that verify with this key
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Write the disclosure here instead of to standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The log's store: file:///dir, s3://bucket/prefix
+    #[arg(long)]
+    store: String,
+    /// A store option (S3: endpoint, region, allow_http, ...), repeatable
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    store_option: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl StoreArgs {
+    /// Opens the store for reading: a `file://` store must already exist (opening one
+    /// would otherwise create an empty directory and report an empty log).
+    fn open(&self) -> anyhow::Result<Store> {
+        if let Ok(url) = url::Url::parse(&self.store)
+            && url.scheme() == "file"
+        {
+            let dir = url
+                .to_file_path()
+                .map_err(|()| anyhow::anyhow!("`{}` is not an absolute local path", self.store))?;
+            if !dir.is_dir() {
+                bail!("the audit store {} is not a directory", dir.display());
+            }
+        }
+        let options: BTreeMap<String, String> = self.store_option.iter().cloned().collect();
+        Ok(Store::open(&self.store, &options)?)
+    }
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Keygen { name, out } => keygen(&name, &out),
+        AuditCommand::Verify {
+            store,
+            public_key,
+            state,
+            json,
+            at,
+        } => Ok(ExitCode::from(
+            check::verify_log(&store, &public_key, state.as_deref(), json, at.as_deref()).await,
+        )),
+        AuditCommand::Show {
+            store,
+            from,
+            to,
+            principal,
+            tool,
+            decision,
+            json,
+        } => {
+            let filter = Filter {
+                from_us: from.as_deref().map(parse_time).transpose()?,
+                to_us: to.as_deref().map(parse_time).transpose()?,
+                principal,
+                tool,
+                decision: decision.map(|d| match d {
+                    Decision::Allow => "allow".to_owned(),
+                    Decision::Deny => "deny".to_owned(),
+                }),
+            };
+            let format = if json {
+                Format::JsonLines
+            } else {
+                Format::Table
+            };
+            let store = store.open()?;
+            let mut stdout = std::io::stdout().lock();
+            let shown = match show::show(&store, &filter, format, &mut stdout).await {
+                Ok(shown) => shown,
+                // The reader went away (`| head`): not an error.
+                Err(ShowError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if shown.skipped > 0 {
+                eprintln!(
+                    "warning: {} lines are not records; run `mcp-warden audit verify`",
+                    shown.skipped
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prove {
+            store,
+            index,
+            public_key,
+            out,
+        } => {
+            let key = public_key.as_deref().map(load_key).transpose()?;
+            let file = proof::prove(&store.open()?, key.as_ref(), index).await?;
+            write_json(&file, out.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Disclose {
+            store,
+            index,
+            field,
+            openings,
+            public_key,
+            out,
+        } => {
+            let key = public_key.as_deref().map(load_key).transpose()?;
+            let file = proof::prove(&store.open()?, key.as_ref(), index).await?;
+            let file = proof::disclose(file, &openings, &field)?;
+            write_json(&file, out.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyProof { file, public_key } => {
+            Ok(check::verify_proof(&file, &public_key))
+        }
+    }
+}
+
+fn keygen(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let with = |ext: &str| {
+        let mut path = OsString::from(out.as_os_str());
+        path.push(ext);
+        PathBuf::from(path)
+    };
+    let (secret, public) = (with(".key"), with(".pub"));
+    for path in [&secret, &public] {
+        if path.exists() {
+            bail!("{} exists; refusing to overwrite a key", path.display());
+        }
+    }
+    let (_, skey, vkey) = NoteSigner::generate(name)?;
+    write_private(&secret, &skey).with_context(|| secret.display().to_string())?;
+    write_new(&public, &format!("{vkey}\n")).with_context(|| public.display().to_string())?;
+    println!(
+        "wrote {} (keep it secret) and {}",
+        secret.display(),
+        public.display()
+    );
+    println!("{vkey}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    NoteVerifier::from_vkey(&text)
+        .with_context(|| format!("{} is not a verifier key", path.display()))
+}
+
+/// Seconds since the epoch, or RFC 3339 (fractions of a second are dropped), as µs.
+fn parse_time(text: &str) -> anyhow::Result<u64> {
+    let seconds = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>().context("epoch seconds out of range")?
+    } else {
+        let s = mcp_warden::authz::parse_rfc3339(text)?;
+        u64::try_from(s).with_context(|| format!("`{text}` is before 1970"))?
+    };
+    seconds
+        .checked_mul(1_000_000)
+        .with_context(|| format!("`{text}` is too far in the future"))
+}
+
+fn write_json(value: &impl serde::Serialize, out: Option<&Path>) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    match out {
+        Some(path) => {
+            write_new(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

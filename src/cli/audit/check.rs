@@ -1,0 +1,177 @@
+//! The checking subcommands' output: `audit verify` (findings, summary, JSON, state
+//! update) and `audit verify-proof`, with their exit statuses.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use mcp_warden::audit::NoteVerifier;
+use mcp_warden::audit::proof::{self, DisclosureFile, ProofFile};
+use mcp_warden::audit::verify::{self, Class, Report, State};
+
+use super::{StoreArgs, load_key, parse_time};
+
+/// `audit verify`: every failure to start is "could not verify" (3), never 1 or 0.
+pub async fn verify_log(
+    store: &StoreArgs,
+    public_key: &Path,
+    state_path: Option<&Path>,
+    json: bool,
+    at: Option<&str>,
+) -> u8 {
+    let setup = async {
+        let key = load_key(public_key)?;
+        let now_us = match at {
+            Some(at) => parse_time(at)?,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+        };
+        let state = state_path.map(State::load).transpose()?.flatten();
+        Ok::<_, anyhow::Error>((store.open()?, key, now_us, state))
+    };
+    let (store, key, now_us, state) = match setup.await {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("could not verify: {e:#}");
+            return 3;
+        }
+    };
+    let report = verify::verify(&store, &key, state.as_ref(), now_us).await;
+    let mut code = report.exit_code();
+    let mut saved = None;
+    if let (Some(path), Some(new)) = (state_path, report.state()) {
+        match new.save(path) {
+            Ok(()) => saved = Some(path),
+            Err(e) => {
+                eprintln!("could not verify: the log verified but {e}");
+                code = 3;
+            }
+        }
+    }
+    if json {
+        println!("{}", json_report(&report, code, saved.is_some()));
+    } else {
+        for finding in &report.findings {
+            println!("{finding}");
+        }
+        println!("{}", summary(&report, code));
+        if let Some(path) = saved {
+            println!("state saved to {}", path.display());
+        }
+    }
+    code
+}
+
+fn status(code: u8) -> &'static str {
+    match code {
+        0 => "verified",
+        1 => "tampered",
+        2 => "incomplete",
+        _ => "could not verify",
+    }
+}
+
+fn summary(report: &Report, code: u8) -> String {
+    let mut line = format!(
+        "{}: {} records in {} segments, {} checkpoints",
+        status(code),
+        report.records,
+        report.segments,
+        report.checkpoints
+    );
+    if let Some((c, _)) = &report.newest {
+        line.push_str(&format!("; newest signed checkpoint: {} records", c.size));
+    }
+    if !report.findings.is_empty() {
+        line.push_str(&format!(
+            "; findings: {} tampered, {} incomplete, {} could not verify",
+            report.count(Class::Tampered),
+            report.count(Class::Incomplete),
+            report.count(Class::CouldNotVerify)
+        ));
+    }
+    line
+}
+
+fn json_report(report: &Report, code: u8, state_saved: bool) -> serde_json::Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let findings: Vec<serde_json::Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            v["class"] = serde_json::to_value(f.class()).unwrap_or_default();
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "status": status(code),
+        "exit_code": code,
+        "origin": report.origin,
+        "records": report.records,
+        "segments": report.segments,
+        "checkpoints": report.checkpoints,
+        "newest": report.newest.as_ref().map(|(c, _)| serde_json::json!({
+            "size": c.size,
+            "root": b64.encode(c.root),
+        })),
+        "counts": {
+            "tampered": report.count(Class::Tampered),
+            "incomplete": report.count(Class::Incomplete),
+            "could_not_verify": report.count(Class::CouldNotVerify),
+        },
+        "findings": findings,
+        "state_saved": state_saved,
+    })
+}
+
+/// `audit verify-proof`: 0 valid, 1 invalid, 3 unreadable.
+pub fn verify_proof(file: &Path, public_key: &Path) -> ExitCode {
+    let read = || -> anyhow::Result<(NoteVerifier, serde_json::Value)> {
+        let key = load_key(public_key)?;
+        let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let value = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        Ok((key, value))
+    };
+    let (key, value) = match read() {
+        Ok(read) => read,
+        Err(e) => {
+            eprintln!("could not verify: {e:#}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = if value.get("path").is_some() {
+        serde_json::from_value::<DisclosureFile>(value)
+            .map_err(|e| format!("not a disclosure file: {e}"))
+            .and_then(|d| {
+                proof::check_disclosure(&d, &key).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "valid: record {} of {} is in a signed checkpoint, and its argument `{}` was {}",
+                    d.proof.index, d.proof.origin, d.path, d.value
+                ))
+            })
+    } else {
+        serde_json::from_value::<ProofFile>(value)
+            .map_err(|e| format!("not a proof file: {e}"))
+            .and_then(|p| {
+                proof::check_proof(&p, &key).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "valid: record {} of {} is in a signed checkpoint",
+                    p.index, p.origin
+                ))
+            })
+    };
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("invalid: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
