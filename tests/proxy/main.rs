@@ -3,6 +3,7 @@
 mod common;
 
 mod audit;
+mod audit_tamper;
 mod authn;
 mod authz;
 mod bad_input;
