@@ -394,3 +394,116 @@ async fn every_tampering_of_a_log_on_s3_is_detected() {
     })
     .await;
 }
+
+/// The golden vectors in `audit/vectors/`: a clean log and each tampering of it, with the
+/// verdict every verifier of audit/FORMAT.md must reach. `MCP_WARDEN_WRITE_VECTORS=1`
+/// rewrites them from a fresh log.
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("audit/vectors")
+}
+
+#[tokio::test]
+async fn the_golden_vectors_verify_as_recorded() {
+    let dir = vectors_dir();
+    if std::env::var("MCP_WARDEN_WRITE_VECTORS").as_deref() == Ok("1") {
+        write_vectors(&dir).await;
+    }
+    let key = dir.join("key.pub");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "vectors present: {}", cases.len());
+    for case in cases {
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+        let mut args = vec![
+            "--store".to_owned(),
+            format!("file://{}", case.join("store").display()),
+            "--at".to_owned(),
+            expected["at"].as_u64().unwrap().to_string(),
+        ];
+        if case.join("state.json").exists() {
+            // A copy: verification may update the state, the vector must not change.
+            let copy = scratch("vector-state").join("state.json");
+            std::fs::copy(case.join("state.json"), &copy).unwrap();
+            args.extend(["--state".to_owned(), copy.display().to_string()]);
+        }
+        let (code, kinds, report) = verify(&args, &key, &[]).await;
+        assert_eq!(
+            u64::from(code),
+            expected["exit_code"].as_u64().unwrap(),
+            "{}: {report:#}",
+            case.display()
+        );
+        if let Some(kind) = expected["finding"].as_str() {
+            assert!(kinds.iter().any(|k| k == kind), "{}: {report:#}", case.display());
+        }
+    }
+}
+
+async fn write_vectors(dir: &Path) {
+    let (clean, state_dir) = clean_log().await;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join("key.pub");
+    std::fs::copy(state_dir.join("signing.pub"), &key).unwrap();
+    let newest = clean
+        .keys()
+        .filter(|k| k.starts_with("checkpoints/"))
+        .filter_map(|k| k.trim_end_matches(".note").rsplit('-').next()?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+    // Judged one second after the newest checkpoint: fresh, whenever the vectors run.
+    let at = newest / 1_000_000 + 1;
+    let write = |name: &str, objects: &Objects, code: u8, finding: Option<&str>, at: u64| {
+        let case = dir.join(name);
+        for (k, v) in objects {
+            let path = case.join("store").join(k);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, v).unwrap();
+        }
+        let expected = serde_json::json!({"exit_code": code, "finding": finding, "at": at});
+        std::fs::write(
+            case.join("expected.json"),
+            serde_json::to_vec_pretty(&expected).unwrap(),
+        )
+        .unwrap();
+        case
+    };
+    let clean_case = write("00-clean", &clean, 0, None, at);
+    // The auditor's state after verifying the clean log, for the truncation vector.
+    let state = scratch("vector-state").join("state.json");
+    let args = vec![
+        "--store".to_owned(),
+        format!("file://{}", clean_case.join("store").display()),
+        "--at".to_owned(),
+        at.to_string(),
+        "--state".to_owned(),
+        state.display().to_string(),
+    ];
+    assert_eq!(verify(&args, &key, &[]).await.0, 0);
+    for (n, (name, objects, extra, code, finding)) in matrix(&clean, &state_dir.join("signing.pub"), &state)
+        .into_iter()
+        .enumerate()
+    {
+        let slug: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let when = extra
+            .iter()
+            .position(|a| a == "--at")
+            .map_or(at, |i| extra[i + 1].parse::<u64>().unwrap() - (now_us() / 1_000_000) + at);
+        let case = write(&format!("{:02}-{slug}", n + 1), &objects, code, Some(finding), when);
+        if extra.iter().any(|a| a == "--state") {
+            std::fs::copy(&state, case.join("state.json")).unwrap();
+        }
+    }
+}
