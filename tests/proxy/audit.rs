@@ -279,3 +279,139 @@ async fn a_crash_under_load_loses_no_acknowledged_record() {
     assert_eq!(all.iter().filter(|r| r["kind"] == "start").count(), 2);
     assert_eq!(all.last().unwrap()["kind"], "stop");
 }
+
+/// Runs `mcp-warden audit ARGS...`; returns (exit code, stdout).
+pub async fn audit_cli(args: &[&str]) -> (i32, String) {
+    let out = tokio::process::Command::new(warden_exe())
+        .arg("audit")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The auditor's tools on a log the proxy wrote: verify, show, prove one record and
+/// disclose one committed argument, each checked offline with the public key alone.
+#[tokio::test]
+async fn the_auditor_verifies_shows_proves_and_discloses() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let client = engineer(&proxy.url).await;
+    client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5})))
+        .await
+        .unwrap();
+    client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5000})))
+        .await
+        .unwrap_err();
+    client.cancel().await.unwrap();
+    proxy.handle.shutdown().await;
+
+    let url = format!("file://{}", store.display());
+    let key = state.join("signing.pub");
+    let key = key.to_str().unwrap();
+    let auditor = scratch("auditor").join("state.json");
+    let (code, out) = audit_cli(&[
+        "verify",
+        "--store",
+        &url,
+        "--public-key",
+        key,
+        "--state",
+        auditor.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = audit_cli(&["show", "--store", &url, "--decision", "deny", "--json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let denied: Vec<Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(denied.len(), 1, "{out}");
+    assert_eq!(denied[0]["resource"], "s__slow");
+    let index = denied[0]["index"].as_u64().unwrap().to_string();
+    let (code, table) = audit_cli(&["show", "--store", &url, "--tool", "s__slow"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(table.matches("s__slow").count(), 2, "{table}");
+
+    // One record proven against a signed checkpoint, offline.
+    let dir = scratch("proofs");
+    let proof = dir.join("proof.json");
+    let (code, out) = audit_cli(&[
+        "prove",
+        "--store",
+        &url,
+        "--index",
+        &index,
+        "--out",
+        proof.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        audit_cli(&["verify-proof", proof.to_str().unwrap(), "--public-key", key]).await;
+    assert_eq!(code, 0, "{out}");
+    let mut forged: Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    forged["record"] = json!(forged["record"].as_str().unwrap().replace("deny", "allow"));
+    let forged_path = dir.join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let (code, _) = audit_cli(&[
+        "verify-proof",
+        forged_path.to_str().unwrap(),
+        "--public-key",
+        key,
+    ])
+    .await;
+    assert_eq!(code, 1, "a changed record does not prove");
+
+    // The committed argument, disclosed and proven; a different value does not open.
+    let disclosure = dir.join("disclosure.json");
+    let openings = state.join("openings");
+    let (code, out) = audit_cli(&[
+        "disclose",
+        "--store",
+        &url,
+        "--index",
+        &index,
+        "--field",
+        "/ms",
+        "--openings",
+        openings.to_str().unwrap(),
+        "--out",
+        disclosure.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let disclosed: Value = serde_json::from_slice(&std::fs::read(&disclosure).unwrap()).unwrap();
+    assert_eq!(disclosed["value"], 5000);
+    let (code, out) = audit_cli(&[
+        "verify-proof",
+        disclosure.to_str().unwrap(),
+        "--public-key",
+        key,
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let mut lie = disclosed.clone();
+    lie["value"] = json!(500);
+    let lie_path = dir.join("lie.json");
+    std::fs::write(&lie_path, lie.to_string()).unwrap();
+    let (code, _) = audit_cli(&[
+        "verify-proof",
+        lie_path.to_str().unwrap(),
+        "--public-key",
+        key,
+    ])
+    .await;
+    assert_eq!(code, 1, "another value does not open the commitment");
+}

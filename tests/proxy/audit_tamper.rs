@@ -439,7 +439,11 @@ async fn the_golden_vectors_verify_as_recorded() {
             case.display()
         );
         if let Some(kind) = expected["finding"].as_str() {
-            assert!(kinds.iter().any(|k| k == kind), "{}: {report:#}", case.display());
+            assert!(
+                kinds.iter().any(|k| k == kind),
+                "{}: {report:#}",
+                case.display()
+            );
         }
     }
 }
@@ -453,7 +457,13 @@ async fn write_vectors(dir: &Path) {
     let newest = clean
         .keys()
         .filter(|k| k.starts_with("checkpoints/"))
-        .filter_map(|k| k.trim_end_matches(".note").rsplit('-').next()?.parse::<u64>().ok())
+        .filter_map(|k| {
+            k.trim_end_matches(".note")
+                .rsplit('-')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .max()
         .unwrap();
     // Judged one second after the newest checkpoint: fresh, whenever the vectors run.
@@ -485,9 +495,10 @@ async fn write_vectors(dir: &Path) {
         state.display().to_string(),
     ];
     assert_eq!(verify(&args, &key, &[]).await.0, 0);
-    for (n, (name, objects, extra, code, finding)) in matrix(&clean, &state_dir.join("signing.pub"), &state)
-        .into_iter()
-        .enumerate()
+    for (n, (name, objects, extra, code, finding)) in
+        matrix(&clean, &state_dir.join("signing.pub"), &state)
+            .into_iter()
+            .enumerate()
     {
         let slug: String = name
             .chars()
@@ -497,11 +508,16 @@ async fn write_vectors(dir: &Path) {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("-");
-        let when = extra
-            .iter()
-            .position(|a| a == "--at")
-            .map_or(at, |i| extra[i + 1].parse::<u64>().unwrap() - (now_us() / 1_000_000) + at);
-        let case = write(&format!("{:02}-{slug}", n + 1), &objects, code, Some(finding), when);
+        let when = extra.iter().position(|a| a == "--at").map_or(at, |i| {
+            extra[i + 1].parse::<u64>().unwrap() - (now_us() / 1_000_000) + at
+        });
+        let case = write(
+            &format!("{:02}-{slug}", n + 1),
+            &objects,
+            code,
+            Some(finding),
+            when,
+        );
         if extra.iter().any(|a| a == "--state") {
             std::fs::copy(&state, case.join("state.json")).unwrap();
         }
