@@ -17,6 +17,7 @@
 mod commit;
 pub mod entry;
 pub mod jcs;
+pub mod lock;
 pub mod merkle;
 pub mod note;
 pub mod proof;
@@ -79,6 +80,18 @@ pub struct AuditSettings {
     pub pseudonym_key: Option<PathBuf>,
     /// Argument paths recorded in clear, by exposed tool name (`*`: every tool).
     pub disclose: BTreeMap<String, Vec<String>>,
+    /// What to do about an S3 bucket without Object Lock.
+    pub object_lock: ObjectLock,
+}
+
+/// The startup check of an S3 bucket's Object Lock configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectLock {
+    /// Refuse to start unless Object Lock is on with compliance-mode default retention.
+    Require,
+    /// Warn when it is not.
+    Check,
+    Off,
 }
 
 /// Shared state of the writer, read on every request.
@@ -138,6 +151,7 @@ impl Audit {
         let signer = load_signer(settings, &dir)?;
         let store = Store::open(&settings.store, &settings.store_options)
             .map_err(|e| AuditError::Open(e.to_string()))?;
+        check_lock(&store, settings.object_lock).await?;
         let state = match wal::TreeState::load(&dir).map_err(AuditError::Open)? {
             Some(state) => state,
             None => rebuild::from_store(&store, &settings.origin)
@@ -326,6 +340,36 @@ impl Audit {
             .send(msg)
             .map_err(|_| AuditError::Closed)
     }
+}
+
+/// Checks the bucket's Object Lock configuration as `mode` asks.
+async fn check_lock(store: &Store, mode: ObjectLock) -> Result<(), AuditError> {
+    let Some(bucket) = &store.bucket else {
+        return Ok(());
+    };
+    if mode == ObjectLock::Off {
+        return Ok(());
+    }
+    let problem = match lock::status(bucket).await {
+        Ok(status) if status.is_compliant() => return Ok(()),
+        Ok(status) if status.enabled => format!(
+            "bucket `{}` has Object Lock on but no default retention in COMPLIANCE mode ({})",
+            bucket.bucket,
+            status.mode.as_deref().unwrap_or("none")
+        ),
+        Ok(_) => format!("bucket `{}` does not have Object Lock on", bucket.bucket),
+        Err(e) => format!(
+            "could not read the Object Lock configuration of bucket `{}`: {e}",
+            bucket.bucket
+        ),
+    };
+    if mode == ObjectLock::Require {
+        return Err(AuditError::Open(format!(
+            "{problem}; `object_lock = \"require\"` refuses to write the audit log there"
+        )));
+    }
+    tracing::warn!("{problem}: audit segments there are not write-once");
+    Ok(())
 }
 
 /// The signing key: the configured file, or `signing.key` in the state directory (created

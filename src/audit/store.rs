@@ -50,6 +50,8 @@ pub struct Store {
     pub prefix: Path,
     /// The directory of a `file://` store, whose objects are made read-only after writing.
     local_root: Option<PathBuf>,
+    /// The bucket of an `s3://` store, for its Object Lock check.
+    pub bucket: Option<super::lock::Bucket>,
     url: String,
 }
 
@@ -97,6 +99,7 @@ impl Store {
                 Ok(Store {
                     inner: Arc::new(fs),
                     prefix: Path::default(),
+                    bucket: None,
                     local_root: Some(dir),
                     url: url.to_owned(),
                 })
@@ -104,6 +107,7 @@ impl Store {
             "memory" => Ok(Store {
                 inner: Arc::new(InMemory::new()),
                 prefix: Path::default(),
+                bucket: None,
                 local_root: None,
                 url: url.to_owned(),
             }),
@@ -130,10 +134,20 @@ impl Store {
                         .map_err(|_| bad(format!("unknown S3 option `{k}`")))?;
                     builder = builder.with_config(key, v);
                 }
-                let s3 = builder.build().map_err(|e| bad(e.to_string()))?;
+                let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+                let region = builder
+                    .get_config_value(&AmazonS3ConfigKey::Region)
+                    .unwrap_or_else(|| "us-east-1".to_owned());
+                let s3 = Arc::new(builder.build().map_err(|e| bad(e.to_string()))?);
                 Ok(Store {
-                    inner: Arc::new(s3),
+                    inner: s3.clone(),
                     prefix: Path::from(prefix),
+                    bucket: Some(super::lock::Bucket {
+                        s3,
+                        endpoint,
+                        bucket: bucket.to_owned(),
+                        region,
+                    }),
                     local_root: None,
                     url: url.to_owned(),
                 })

@@ -39,6 +39,7 @@ fn settings(state: &std::path::Path, store: &std::path::Path) -> AuditSettings {
         heartbeat: Duration::from_secs(60),
         pseudonym_key: None,
         disclose: BTreeMap::new(),
+        object_lock: super::ObjectLock::Check,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::validate::Issues;
-use crate::audit::{AuditSettings, Durability};
+use crate::audit::{AuditSettings, Durability, ObjectLock};
 
 /// The section as written.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -37,6 +37,9 @@ pub struct AuditSection {
     pub heartbeat_secs: Option<u64>,
     /// A key file: principal ids are recorded as HMAC-SHA256 pseudonyms.
     pub pseudonym_key: Option<String>,
+    /// S3 only: `require` refuses to start unless the bucket has Object Lock on with a
+    /// default retention in compliance mode; `check` (the default) warns; `off` skips it.
+    pub object_lock: Option<String>,
     /// Argument paths (RFC 6901) recorded in clear, by exposed tool name; `*` for all.
     #[serde(default)]
     pub disclose: BTreeMap<String, Vec<String>>,
@@ -81,6 +84,24 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
             Durability::BeforeResponse
         }
     };
+    let object_lock = match s.object_lock.as_deref() {
+        None | Some("check") => ObjectLock::Check,
+        Some("require") => ObjectLock::Require,
+        Some("off") => ObjectLock::Off,
+        Some(other) => {
+            issues.push(
+                "audit.object_lock",
+                format!("`{other}`: use `require`, `check` or `off`"),
+            );
+            ObjectLock::Check
+        }
+    };
+    if object_lock == ObjectLock::Require && !store.starts_with("s3://") {
+        issues.push(
+            "audit.object_lock",
+            "`require` applies to s3:// stores only",
+        );
+    }
     let seal_ms = s.seal_interval_ms.unwrap_or(1_000);
     if !(10..=60_000).contains(&seal_ms) {
         issues.push("audit.seal_interval_ms", "must be between 10 and 60000");
@@ -120,6 +141,7 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
         heartbeat: Duration::from_secs(heartbeat),
         pseudonym_key: s.pseudonym_key.clone().map(PathBuf::from),
         disclose: s.disclose.clone(),
+        object_lock,
     })
 }
 

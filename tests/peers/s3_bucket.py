@@ -2,13 +2,14 @@
 SECURITY.md asks operators to set up the audit bucket. Used by the tests against a real
 S3-compatible server on loopback.
 
-usage: s3_bucket.py ENDPOINT BUCKET
+usage: s3_bucket.py ENDPOINT BUCKET [--no-lock]
 """
 import sys
 
 import boto3
 
 endpoint, bucket = sys.argv[1], sys.argv[2]
+lock = "--no-lock" not in sys.argv[3:]
 s3 = boto3.client(
     "s3",
     endpoint_url=endpoint,
@@ -16,6 +17,10 @@ s3 = boto3.client(
     aws_access_key_id="test",
     aws_secret_access_key="test",
 )
+if not lock:
+    s3.create_bucket(Bucket=bucket)
+    print("ok")
+    sys.exit(0)
 s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
 s3.put_object_lock_configuration(
     Bucket=bucket,

@@ -40,6 +40,7 @@ async fn clean_log() -> (Objects, PathBuf) {
         heartbeat: Duration::from_secs(60),
         pseudonym_key: None,
         disclose: BTreeMap::new(),
+        object_lock: mcp_warden::audit::ObjectLock::Check,
     };
     let audit = Audit::open(&settings).await.unwrap();
     for n in 0..30 {

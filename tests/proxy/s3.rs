@@ -69,6 +69,21 @@ impl Moto {
         Some(Moto { endpoint, process })
     }
 
+    /// Creates another bucket, without Object Lock.
+    pub async fn plain_bucket(&self, bucket: &str) {
+        let out = tokio::process::Command::new(root().join(".ci/venv/bin/python"))
+            .arg(root().join("tests/peers/s3_bucket.py"))
+            .args([&self.endpoint, bucket, "--no-lock"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Freezes (`-STOP`) or resumes (`-CONT`) the server process: an outage that keeps
     /// its data (moto holds everything in memory).
     pub fn signal(&self, sig: &str) {
@@ -174,4 +189,27 @@ async fn the_log_goes_to_an_object_lock_bucket_and_survives_an_outage() {
         }
     }
     assert_eq!(all.last().unwrap()["kind"], "stop");
+}
+
+#[tokio::test]
+async fn a_bucket_without_object_lock_is_refused_when_required() {
+    let Some(moto) = Moto::start("locked").await else {
+        return;
+    };
+    moto.plain_bucket("plain").await;
+    let state = scratch("state");
+    let config = engineer_config(
+        "s3://plain/log",
+        &state,
+        &format!("object_lock = \"require\"\n{}", moto.options()),
+    );
+    let config = mcp_warden::Config::from_toml_str(&config).unwrap();
+    let refused = mcp_warden::Proxy::from_config(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("does not have Object Lock on"),
+        "{refused}"
+    );
 }
