@@ -244,3 +244,21 @@ fn recovery_cuts_a_torn_tail_and_refuses_a_broken_chain() {
     std::fs::write(wal_path(&dir, 0), &broken).unwrap();
     assert!(recover(&dir, &genesis).is_err());
 }
+
+#[tokio::test]
+async fn an_idle_log_still_writes_heartbeat_checkpoints() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let mut s = settings(&state, &store);
+    s.heartbeat = Duration::from_secs(1);
+    let audit = Audit::open(&s).await.unwrap();
+    audit.append(request(0), None).await.unwrap();
+    assert!(audit.flush(Duration::from_secs(5)).await);
+    let count = || std::fs::read_dir(store.join("checkpoints")).unwrap().count();
+    let before = count();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert!(count() >= before + 2, "{before} -> {}", count());
+    let (_, _, newest) = read_store(&store, audit.verifier_key());
+    assert_eq!(newest.size, 1, "heartbeats commit to the same records");
+    assert!(newest.extensions.iter().any(|e| e == "heartbeat 1"));
+    audit.close(Duration::from_secs(5)).await;
+}
