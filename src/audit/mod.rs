@@ -323,13 +323,13 @@ impl Audit {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(mut uploader) = uploader {
-            if tokio::time::timeout(timeout, &mut uploader).await.is_err() {
-                tracing::warn!(
-                    "the audit store did not take every segment before shutdown; they stay in the write-ahead log"
-                );
-                uploader.abort();
-            }
+        if let Some(mut uploader) = uploader
+            && tokio::time::timeout(timeout, &mut uploader).await.is_err()
+        {
+            tracing::warn!(
+                "the audit store did not take every segment before shutdown; they stay in the write-ahead log"
+            );
+            uploader.abort();
         }
     }
 

@@ -253,7 +253,11 @@ async fn an_idle_log_still_writes_heartbeat_checkpoints() {
     let audit = Audit::open(&s).await.unwrap();
     audit.append(request(0), None).await.unwrap();
     assert!(audit.flush(Duration::from_secs(5)).await);
-    let count = || std::fs::read_dir(store.join("checkpoints")).unwrap().count();
+    let count = || {
+        std::fs::read_dir(store.join("checkpoints"))
+            .unwrap()
+            .count()
+    };
     let before = count();
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert!(count() >= before + 2, "{before} -> {}", count());

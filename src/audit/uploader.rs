@@ -43,10 +43,8 @@ impl Uploader {
         let mut open = true;
         // Startup (and every restart) writes a checkpoint of what the store already holds,
         // unless a segment is about to bring a newer one.
-        if queue.is_empty() {
-            if self.checkpoint().await.is_ok() {
-                last_checkpoint = tokio::time::Instant::now();
-            }
+        if queue.is_empty() && self.checkpoint().await.is_ok() {
+            last_checkpoint = tokio::time::Instant::now();
         }
         loop {
             while let Some(sealed) = queue.front() {

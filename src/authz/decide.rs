@@ -112,15 +112,15 @@ impl Engine {
         };
         // The caller's entity merged into the action's entities; memoised per caller and
         // tool on the hot path (the whole-set reference path always builds it afresh).
-        let fresh = || -> Result<Prepared, Decision> {
+        let fresh = || -> Result<Prepared, Box<Decision>> {
             let p = principal_entity(&self.types, principal, &self.attributes)
-                .map_err(|e| Decision::deny(e.to_string()))?;
+                .map_err(|e| Box::new(Decision::deny(e.to_string())))?;
             let entities = target
                 .action
                 .entities
                 .clone()
                 .add_entities(std::iter::once(p.entity).chain(target.entity), None)
-                .map_err(|e| Decision::deny_with("the entities could not be built", e))?;
+                .map_err(|e| Box::new(Decision::deny_with("the entities could not be built", e)))?;
             Ok(Prepared {
                 uid: p.uid,
                 parents: p.parents,
@@ -135,7 +135,7 @@ impl Engine {
         };
         let principal = match prepared {
             Ok(p) => p,
-            Err(denied) => return denied,
+            Err(denied) => return *denied,
         };
         let mut pairs = Vec::with_capacity(2);
         match request_value(facts) {

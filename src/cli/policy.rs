@@ -146,7 +146,7 @@ fn files_with_extension(
 fn catalog(path: &PathBuf) -> anyhow::Result<Vec<ToolInfo>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
-    Ok(parse_catalog(&text).with_context(|| path.display().to_string())?)
+    parse_catalog(&text).with_context(|| path.display().to_string())
 }
 
 async fn live_tools(config: &Config) -> anyhow::Result<Vec<ToolInfo>> {

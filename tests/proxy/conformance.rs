@@ -28,7 +28,7 @@ fn suite_bin() -> Option<PathBuf> {
 /// Runs the suite (or one scenario) against `url`: scenario -> (passed, failed), and the
 /// suite's output.
 async fn run_suite(
-    bin: &PathBuf,
+    bin: &std::path::Path,
     url: &str,
     scenario: Option<&str>,
 ) -> (BTreeMap<String, (u32, u32)>, String) {
@@ -87,7 +87,12 @@ async fn run_suite(
 /// Every scenario that passed direct must pass through the proxy. Some scenarios wait a fixed
 /// time for notifications (e.g. 200 ms for log messages), so on a loaded machine a failure is
 /// run again on its own, up to twice, before it counts; retried scenarios are printed.
-async fn compare(bin: &PathBuf, url: &str, direct: &BTreeMap<String, (u32, u32)>, how: &str) {
+async fn compare(
+    bin: &std::path::Path,
+    url: &str,
+    direct: &BTreeMap<String, (u32, u32)>,
+    how: &str,
+) {
     let (proxied, _) = run_suite(bin, url, None).await;
     let mut regressions = Vec::new();
     for (scenario, (passed, failed)) in direct {

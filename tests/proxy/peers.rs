@@ -48,7 +48,7 @@ struct EverythingHttp {
     _child: tokio::process::Child,
 }
 
-async fn everything_http(node_modules: &PathBuf) -> EverythingHttp {
+async fn everything_http(node_modules: &std::path::Path) -> EverythingHttp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
