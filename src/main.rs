@@ -169,10 +169,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let path = config.server.path.clone();
             let proxy = Proxy::from_config(config).await?;
             let handle = proxy.handle();
+            // Registered before the proxy says it listens: a SIGTERM right after that line
+            // must drain, not kill.
+            let terminate = Terminate::register();
             tokio::spawn({
                 let handle = handle.clone();
                 async move {
-                    wait_for_signal().await;
+                    terminate.wait().await;
                     tracing::info!("shutting down");
                     handle.shutdown().await;
                 }
@@ -196,22 +199,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM (unix) or Ctrl-C: the signal to shut down gracefully.
+struct Terminate {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Terminate {
+    fn register() -> Terminate {
+        Terminate {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
