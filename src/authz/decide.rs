@@ -125,11 +125,24 @@ impl Engine {
                 uid: p.uid,
                 parents: p.parents,
                 entities,
+                merged: None,
             })
         };
         let prepared = match op {
             Operation::CallTool { tool, .. } if !whole => {
-                self.memo.get_or_try(principal, tool, fresh)
+                self.memo.get_or_try(principal, tool, || {
+                    // The caller's buckets of the slice as one set: one evaluator call per
+                    // decision instead of one per bucket.
+                    let mut p = fresh()?;
+                    p.merged = merge(
+                        target
+                            .action
+                            .slice
+                            .by_principal
+                            .buckets(&p.uid, p.parents.iter()),
+                    );
+                    Ok(p)
+                })
             }
             _ => fresh().map(Arc::new),
         };
@@ -171,6 +184,8 @@ impl Engine {
         let entities = &principal.entities;
         let (slice, sets) = if whole {
             (&self.whole, vec![&self.whole.enforcing])
+        } else if let Some(merged) = &principal.merged {
+            (&target.action.slice, vec![merged])
         } else {
             let slice = &target.action.slice;
             (
@@ -353,6 +368,21 @@ impl Engine {
             Operation::ListRoots { backend: b } => backend("list_roots", b),
         }
     }
+}
+
+/// One policy set holding every policy of `sets` (disjoint parts of one slice); `None` when
+/// they cannot be combined (then each is evaluated on its own, with the same result).
+fn merge(sets: Vec<&PolicySet>) -> Option<PolicySet> {
+    let mut merged = PolicySet::new();
+    for set in sets {
+        for policy in set.policies() {
+            merged.add(policy.clone()).ok()?;
+        }
+        if set.templates().next().is_some() {
+            return None;
+        }
+    }
+    Some(merged)
 }
 
 /// "policy `a`" / "policies `a`, `b`".

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cedar_policy::{Entities, EntityUid};
+use cedar_policy::{Entities, EntityUid, PolicySet};
 
 use crate::authn::principal::Principal;
 
@@ -21,6 +21,8 @@ pub(crate) struct Prepared {
     pub uid: EntityUid,
     pub parents: Vec<EntityUid>,
     pub entities: Entities,
+    /// The caller's buckets of the tool's slice merged into one set.
+    pub merged: Option<PolicySet>,
 }
 
 /// Prepared entries by principal, then by tool (looked up without allocating a key).

@@ -292,11 +292,7 @@ impl ServerHandler for Audited {
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.to_string();
         // Committed to in the record; not copied when there is no log.
-        let arguments = self
-            .hub
-            .audit
-            .as_ref()
-            .and(request.arguments.clone());
+        let arguments = self.hub.audit.as_ref().and(request.arguments.clone());
         let ctx2 = ctx.clone();
         let args = arguments.as_ref().map(|a| (name.as_str(), a));
         self.run(
