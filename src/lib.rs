@@ -8,7 +8,7 @@
 //! http (axum + rmcp streamable HTTP) -> mcp::ProxySession (one per client session)
 //!   -> mcp::catalog (exposed name -> backend + its own name; the ONE place for
 //!      namespaces, aliases and filters)
-//!   -> stack::dispatch (the call stack; layer order lives there)
+//!   -> stack::build (the call stack; layer order lives there)
 //!   -> backend::Backend::request (shared connection, cancellation, origin tracking)
 //! ```
 //!

@@ -32,12 +32,15 @@ use crate::{
 pub struct ProxySession {
     hub: Arc<Hub>,
     id: u64,
+    /// The call stack (its layers' shared state lives in the hub).
+    stack: stack::CallService,
 }
 
 impl ProxySession {
     pub fn new(hub: Arc<Hub>) -> Self {
         let id = hub.sessions.next_id();
-        Self { hub, id }
+        let stack = stack::build(&hub);
+        Self { hub, id, stack }
     }
 
     /// The session's number in this proxy.
@@ -88,7 +91,8 @@ impl ProxySession {
             origin: self.origin(ctx),
             cancel: ctx.ct.clone(),
         };
-        stack::dispatch(&self.hub, call).await
+        use tower::ServiceExt;
+        self.stack.clone().oneshot(call).await
     }
 
     /// Forwards a request that may come back input-required, answering the input rounds

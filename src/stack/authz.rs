@@ -6,10 +6,16 @@
 //! nothing downstream (no rate-limit token, no cache lookup, no backend connection), and an
 //! audit record (above it) must see its decision.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmcp::model::JsonObject;
 
+use rmcp::model::ServerResult;
+use tower::{Layer, Service};
+
+use super::Call;
+use super::layer::{Around, CallFuture, Step, forward};
 use crate::{
     authn::Principal,
     authz::{Decision, Operation, RequestFacts, facts_at},
@@ -127,5 +133,39 @@ fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
             would_change: shadow.would_change.to_string(),
         };
         hub.metrics.shadow.get_or_create(&labels).inc();
+    }
+}
+
+/// The authorization layer of the call stack.
+#[derive(Clone)]
+pub struct AuthzLayer {
+    hub: Arc<Hub>,
+}
+
+impl AuthzLayer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        AuthzLayer { hub }
+    }
+}
+
+impl<S> Layer<S> for AuthzLayer {
+    type Service = Around<AuthzLayer, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Around::new(self.clone(), inner)
+    }
+}
+
+impl Step for AuthzLayer {
+    fn run<S>(&self, call: Call, next: S) -> CallFuture
+    where
+        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        let facts = facts(call.origin.transport(), &call.origin.session.to_string());
+        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
+            return Box::pin(std::future::ready(Err(denied)));
+        }
+        Box::pin(forward(next, call))
     }
 }

@@ -1,21 +1,28 @@
 //! The call stack: what every forwarded request passes through after the catalog resolved
-//! its target. The order of the layers is written here and nowhere else:
+//! its target — tower services over our own [`Call`], built in [`build`], the ONE place
+//! that orders the layers:
 //!
 //! ```text
-//! audit -> authz -> limits -> guards -> cache -> coalesce -> router -> backend
+//! (audit, around the whole request in mcp::Audited) -> drain -> authz
+//!     -> [limits -> guards -> cache -> coalesce] -> router -> backend
 //! ```
 //!
-//! Today the stack holds drain accounting, authorization and the router; audit goes above
-//! authorization and governance between it and the router, each with a comment saying why
-//! it sits where it does.
+//! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
+//! cache) lives behind an `Arc` the layer was given, so every clone of the stack — one
+//! per session — shares it.
 
 pub mod audit;
 pub mod authz;
+mod drain;
+mod layer;
+mod router;
 
 use std::sync::Arc;
 
 use rmcp::model::{ClientRequest, ServerResult};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 
 pub use authz::Op;
 
@@ -35,22 +42,19 @@ pub struct Call {
     pub cancel: CancellationToken,
 }
 
-/// Runs `call` through the stack.
-pub async fn dispatch(hub: &Arc<Hub>, call: Call) -> Result<ServerResult, CallError> {
-    // Drain accounting outermost: shutdown waits for everything that got past this line.
-    if hub.stopping.is_cancelled() {
-        return Err(CallError::ShuttingDown);
-    }
-    let _in_flight = hub.drain.enter();
-    // Authorization: nothing below runs without an Allow from Cedar.
-    let facts = authz::facts(call.origin.transport(), &call.origin.session.to_string());
-    authz::authorize(hub, &call.origin.principal, &call.op, &facts)?;
-    // Router: the namespace was resolved by the catalog; send to that backend's connection.
-    let backend = hub
-        .backends
-        .get(call.backend)
-        .ok_or_else(|| CallError::Internal("unknown backend".to_owned()))?;
-    backend
-        .request(call.request, call.origin, call.cancel)
-        .await
+/// The whole stack as one cloneable service.
+pub type CallService = BoxCloneSyncService<Call, ServerResult, CallError>;
+
+/// Builds the stack, outer layer first.
+pub fn build(hub: &Arc<Hub>) -> CallService {
+    let stack = ServiceBuilder::new()
+        // Drain accounting outermost: shutdown stops taking calls here and waits for
+        // everything that got past this line.
+        .layer(drain::DrainLayer::new(hub.clone()))
+        // Authorization: nothing below runs without an Allow from Cedar; a denied call
+        // costs nothing downstream (no rate-limit token, no cache lookup, no backend).
+        .layer(authz::AuthzLayer::new(hub.clone()))
+        // Router: the namespace was resolved by the catalog; send to that backend.
+        .service(router::Router::new(hub.clone()));
+    BoxCloneSyncService::new(stack)
 }
