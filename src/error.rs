@@ -8,6 +8,10 @@ use serde_json::json;
 /// JSON-RPC error code of a policy denial (implementation-defined server error range).
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
 
+/// JSON-RPC error code of a call refused by a rate limit (`data.retryAfterMs` says when
+/// to retry).
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
+
 /// Why a call did not get a result from its backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -38,6 +42,9 @@ pub enum CallError {
     Backend(McpError),
     #[error("{0}")]
     Internal(String),
+    /// Refused by a rate limit; retry after the given time.
+    #[error("rate limited by `{rule}`: retry after {retry_after_ms} ms")]
+    RateLimited { rule: String, retry_after_ms: u64 },
     /// The audit log cannot take the request's record: refused (fail closed).
     #[error("{0}")]
     Audit(String),
@@ -68,6 +75,14 @@ impl CallError {
             | CallError::ShuttingDown
             | CallError::Internal(_)
             | CallError::Audit(_) => McpError::new(ErrorCode::INTERNAL_ERROR, message, None),
+            CallError::RateLimited {
+                rule,
+                retry_after_ms,
+            } => McpError::new(
+                RATE_LIMITED,
+                message,
+                Some(json!({ "rule": rule, "retryAfterMs": retry_after_ms })),
+            ),
             CallError::Backend(error) => error.clone(),
         }
     }

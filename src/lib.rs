@@ -30,6 +30,7 @@ pub mod backend;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod governance;
 mod http;
 pub mod hub;
 pub mod mcp;

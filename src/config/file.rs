@@ -24,6 +24,9 @@ pub struct FileConfig {
     /// The tamper-evident audit log.
     #[serde(default)]
     pub audit: Option<super::audit::AuditSection>,
+    /// Traffic governance: rate limits.
+    #[serde(default)]
+    pub limits: Option<crate::governance::LimitsSection>,
     /// The `.cedar` files of `authz.policies`, read by the loader (not part of the TOML).
     #[serde(skip)]
     pub policy_files: Vec<PolicyFile>,

@@ -33,6 +33,8 @@ pub struct Config {
     pub authz: AuthzSettings,
     /// The audit log; `None` when the file has no `[audit]` section.
     pub audit: Option<crate::audit::AuditSettings>,
+    /// Rate limits (empty when the file has no `[limits]`).
+    pub limits: crate::governance::LimitsSettings,
 }
 
 #[derive(Debug, Clone)]

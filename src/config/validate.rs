@@ -54,6 +54,10 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     );
     let authz = super::authz::authz(file, &mut issues);
     let audit = super::audit::audit(file.audit.as_ref(), &mut issues);
+    let (limits, problems) = crate::governance::config::validate(file.limits.as_ref());
+    for (path, message) in problems {
+        issues.push(path, message);
+    }
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             server,
@@ -61,6 +65,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             auth,
             authz,
             audit,
+            limits,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

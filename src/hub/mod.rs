@@ -57,6 +57,8 @@ pub struct Hub {
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Audit>>,
+    /// Shared state of the governance layers.
+    pub governance: Arc<crate::governance::Governance>,
 }
 
 impl Hub {
@@ -90,6 +92,7 @@ impl Hub {
             authz: authz::AuthzState::new(config),
             metrics: Arc::default(),
             audit,
+            governance: Arc::new(crate::governance::Governance::new(&config.limits)),
         })
     }
 

@@ -17,7 +17,7 @@ use crate::audit::entry::Openings;
 use crate::audit::record::{OutcomeField, hex};
 use crate::audit::{Entry, Kind, jcs};
 use crate::authn::Principal;
-use crate::error::{CallError, FORBIDDEN};
+use crate::error::{CallError, FORBIDDEN, RATE_LIMITED};
 use crate::hub::Hub;
 use crate::stack::audit::{Slot, scope};
 
@@ -145,6 +145,8 @@ fn outcome<T: Recorded>(
         Err(e) => OutcomeField {
             status: if denied || e.code == FORBIDDEN {
                 "denied"
+            } else if e.code == RATE_LIMITED {
+                "rate_limited"
             } else {
                 "error"
             }

@@ -3,8 +3,8 @@
 //! that orders the layers:
 //!
 //! ```text
-//! (audit, around the whole request in mcp::Audited) -> drain -> authz
-//!     -> [limits -> guards -> cache -> coalesce] -> router -> backend
+//! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
+//!     -> [guards -> cache -> coalesce] -> router -> backend
 //! ```
 //!
 //! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authz;
 mod drain;
 mod layer;
+mod limits;
 mod router;
 
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // Authorization: nothing below runs without an Allow from Cedar; a denied call
         // costs nothing downstream (no rate-limit token, no cache lookup, no backend).
         .layer(authz::AuthzLayer::new(hub.clone()))
+        // Rate limits: after authorization (a denied call spends no token), before guards
+        // and the cache (a cached answer still counts: quotas meter callers).
+        .layer(limits::LimitsLayer::new(hub.clone()))
         // Router: the namespace was resolved by the catalog; send to that backend.
         .service(router::Router::new(hub.clone()));
     BoxCloneSyncService::new(stack)

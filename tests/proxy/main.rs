@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod cli;
 mod conformance;
+mod governance;
 mod inputs;
 mod lifecycle;
 mod peers;

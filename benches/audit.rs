@@ -1,0 +1,727 @@
+//! Audit log harness: durable appends (throughput, and latency next to one bare fsync on the
+//! same disk), `async` appends, verification throughput, and inclusion proofs (size, check
+//! time), each against a baseline measured in the same run.
+//!
+//! `cargo bench --bench audit` runs the full measurement; under `cargo test` it runs a short
+//! smoke pass so the harness itself stays working. Everything is written under
+//! `target/tmp/bench-audit/` (the disk the project is on) and removed at the end.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mcp_warden::Config;
+use mcp_warden::audit::entry::Openings;
+use mcp_warden::audit::merkle::{CompactTree, leaf_hash};
+use mcp_warden::audit::note::Checkpoint;
+use mcp_warden::audit::proof::{ProofFile, check_proof, prove};
+use mcp_warden::audit::record::{
+    DecisionField, GENESIS_PREV, OutcomeField, PrincipalField, VERSION, hex,
+};
+use mcp_warden::audit::store::{checkpoint_key, segment_key};
+use mcp_warden::audit::verify::{Report, verify};
+use mcp_warden::audit::{
+    Audit, AuditSettings, Entry, Kind, NoteSigner, NoteVerifier, Record, Store,
+};
+use serde_json::{Value, json};
+
+const ORIGIN: &str = "bench/audit";
+/// A SHA-256 in hex, as the policy, schema and result hashes of a record.
+const SOME_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+struct Settings {
+    /// Rounds of (bare fsyncs, then lone appends), interleaved so drift hits both alike.
+    rounds: usize,
+    per_round: usize,
+    /// How long the concurrent appenders run.
+    concurrent_for: Duration,
+    async_appends: usize,
+    /// Records of the log the writer builds for verification and proofs.
+    log_records: u64,
+    segment_records: u64,
+    /// Records of the log built directly (without the writer) for the large proof.
+    large_log: u64,
+    /// Repetitions of each verification and proof check (best and median reported).
+    repeats: usize,
+    proof_checks: usize,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// p50, p99 and mean of a set of durations.
+struct Dist {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    n: usize,
+}
+
+fn dist(mut v: Vec<Duration>) -> Dist {
+    v.sort();
+    let total: Duration = v.iter().sum();
+    Dist {
+        p50: pct(&v, 0.50),
+        p99: pct(&v, 0.99),
+        mean: total / v.len() as u32,
+        n: v.len(),
+    }
+}
+
+/// The file system holding `dir`, from /proc/self/mounts (the longest mount point above it).
+fn filesystem(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (device, at, kind) = (f.next()?, f.next()?, f.next()?);
+            dir.starts_with(at)
+                .then(|| (at.len(), format!("{kind} on {device}, mounted at {at}")))
+        })
+        .max_by_key(|m| m.0)
+        .map_or_else(|| "unknown".to_owned(), |m| m.1)
+}
+
+/// CPU time of the calling thread so far (Linux).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        text.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
+/// The `[audit]` section as the proxy would read it, for a log under `dir`.
+fn settings(dir: &Path, durability: &str, segment_records: u64) -> AuditSettings {
+    let store = url::Url::from_directory_path(dir.join("store")).unwrap();
+    let config = Config::from_toml_str(&format!(
+        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n\
+         [audit]\norigin = {ORIGIN:?}\nstore = {:?}\nstate_dir = {:?}\ndurability = {durability:?}\n\
+         segment_records = {segment_records}\n\
+         [[backends]]\nname = \"demo\"\nurl = \"http://127.0.0.1:9/mcp\"\n",
+        store.as_str(),
+        dir.join("state").display().to_string(),
+    ))
+    .unwrap();
+    config.audit.unwrap()
+}
+
+async fn open(dir: &Path, durability: &str, segment_records: u64) -> Arc<Audit> {
+    let _ = std::fs::remove_dir_all(dir);
+    Audit::open(&settings(dir, durability, segment_records))
+        .await
+        .unwrap()
+}
+
+fn file_store(dir: &Path) -> Store {
+    let url = url::Url::from_directory_path(dir.join("store")).unwrap();
+    Store::open(url.as_str(), &BTreeMap::new()).unwrap()
+}
+
+/// A `tools/call` record as the proxy writes it: principal, decision, policy and schema
+/// hashes, committed arguments (with their openings), outcome with the result's hash.
+fn entry(audit: &Audit, i: u64) -> (Entry, Option<Openings>) {
+    let mut e = Entry::new(Kind::Request);
+    e.request_id = Some(i.to_string());
+    e.session = Some("4c1f0a9e8b7d4e2fa1c3b5d7e9f01234".to_owned());
+    e.principal = Some(PrincipalField {
+        id: format!("user-{}@example.com", i % 50),
+        kind: "User".to_owned(),
+        roles: vec!["dev".to_owned()],
+        tenant: Some("acme".to_owned()),
+        issuer: Some("https://idp.example.com/".to_owned()),
+    });
+    e.action = Some("tools/call".to_owned());
+    e.resource = Some("demo__echo".to_owned());
+    e.decision = Some(DecisionField {
+        effect: "allow".to_owned(),
+        policies: vec!["echo".to_owned()],
+        errors: Vec::new(),
+        shadow: Vec::new(),
+        reason: "allowed by policy `echo`".to_owned(),
+    });
+    e.policy_hash = Some(format!("sha256:{SOME_HASH}"));
+    e.schema_hash = Some(format!("sha256:{SOME_HASH}"));
+    let args = json!({"text": "benchmark payload", "count": i % 100});
+    let (field, openings) = audit
+        .entries()
+        .arguments("demo__echo", args.as_object().unwrap());
+    e.arguments = Some(field);
+    e.outcome = Some(OutcomeField {
+        status: "ok".to_owned(),
+        code: None,
+        latency_us: 400 + i % 300,
+        result_hash: Some(SOME_HASH.to_owned()),
+    });
+    (e, Some(openings))
+}
+
+/// `(index, time_us)` of every record in the segments of the file store under `dir`.
+fn record_times(dir: &Path) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let segments = dir.join("store").join("segments");
+    for file in std::fs::read_dir(segments).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            out.push((v["index"].as_u64().unwrap(), v["time_us"].as_u64().unwrap()));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Records per fsync batch, read from the log itself: the sequencer stamps a batch's
+/// records back to back, then fsyncs; a gap of at least `gap` between consecutive records
+/// (within `lo..=hi`) starts a new batch. A pause inside a batch counts as a new batch, so
+/// this errs towards smaller batches.
+fn batches(times: &[(u64, u64)], lo: u64, hi: u64, gap: Duration) -> (u64, f64) {
+    let gap = gap.as_micros() as u64;
+    let span: Vec<u64> = times
+        .iter()
+        .filter(|(i, _)| (lo..=hi).contains(i))
+        .map(|t| t.1)
+        .collect();
+    let count = 1 + span.windows(2).filter(|w| w[1] - w[0] >= gap).count() as u64;
+    (count, span.len() as f64 / count as f64)
+}
+
+/// Bare fsync: 300 bytes appended, then fdatasync, in the WAL's own directory.
+fn bare_fsync(file: &mut std::fs::File) -> Duration {
+    let mut line = [b'x'; 300];
+    line[299] = b'\n';
+    let start = Instant::now();
+    file.write_all(&line).unwrap();
+    file.sync_data().unwrap();
+    start.elapsed()
+}
+
+struct Concurrent {
+    appenders: usize,
+    latency: Dist,
+    records_per_s: f64,
+    appended: u64,
+    batches: u64,
+    per_batch: f64,
+}
+
+/// `appenders` tasks, each appending one record at a time with `before-response`.
+async fn concurrent(dir: &Path, appenders: usize, s: &Settings, gap: Duration) -> Concurrent {
+    let audit = open(dir, "before-response", 10_000).await;
+    for i in 0..50 {
+        let (e, o) = entry(&audit, i);
+        audit.append(e, o).await.unwrap();
+    }
+    let deadline = Instant::now() + s.concurrent_for;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..appenders)
+        .map(|t| {
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let (mut lo, mut hi) = (u64::MAX, 0);
+                let mut i = t as u64;
+                while Instant::now() < deadline {
+                    let (e, o) = entry(&audit, i);
+                    let start = Instant::now();
+                    let index = audit.append(e, o).await.unwrap();
+                    latencies.push(start.elapsed());
+                    lo = lo.min(index);
+                    hi = hi.max(index);
+                    i += appenders as u64;
+                }
+                (latencies, lo, hi)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for task in tasks {
+        let (l, a, b) = task.await.unwrap();
+        all.extend(l);
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    let elapsed = started.elapsed();
+    assert!(audit.flush(Duration::from_secs(60)).await);
+    audit.close(Duration::from_secs(10)).await;
+    let appended = all.len() as u64;
+    let (batches, per_batch) = batches(&record_times(dir), lo, hi, gap);
+    Concurrent {
+        appenders,
+        latency: dist(all),
+        records_per_s: appended as f64 / elapsed.as_secs_f64(),
+        appended,
+        batches,
+        per_batch,
+    }
+}
+
+/// Verification of `store`, on one thread (a current-thread runtime on its own OS thread):
+/// wall time and that thread's CPU time, best and median of `repeats`.
+fn verify_on_one_thread(
+    store: &Store,
+    key: &NoteVerifier,
+    at_us: u64,
+    repeats: usize,
+) -> (Report, Vec<Duration>, Vec<Duration>) {
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+                    let mut last = None;
+                    for _ in 0..repeats {
+                        let cpu = thread_cpu();
+                        let start = Instant::now();
+                        let report = rt.block_on(verify(store, key, None, at_us));
+                        walls.push(start.elapsed());
+                        if let (Some(a), Some(b)) = (cpu, thread_cpu()) {
+                            cpus.push(b - a);
+                        }
+                        last = Some(report);
+                    }
+                    walls.sort();
+                    cpus.sort();
+                    (last.unwrap(), walls, cpus)
+                })
+                .join()
+                .unwrap()
+        })
+    })
+}
+
+fn assert_verified(report: &Report, records: u64, what: &str) {
+    let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
+    assert_eq!(
+        report.exit_code(),
+        0,
+        "{what}: the log does not verify: {findings:#?}"
+    );
+    assert_eq!(report.records, records, "{what}: records read");
+}
+
+fn print_verify(label: &str, report: &Report, walls: &[Duration], cpus: &[Duration]) {
+    let n = report.records as f64;
+    let best = walls[0];
+    let median = walls[walls.len() / 2];
+    let cpu = cpus.first().copied();
+    println!(
+        "{label:<44} {:>9} {:>4} {:>9.1} {:>9.1} {:>12.0} {:>12}",
+        report.records,
+        report.segments,
+        best.as_secs_f64() * 1e3,
+        median.as_secs_f64() * 1e3,
+        n / median.as_secs_f64(),
+        cpu.map_or_else(
+            || "n/a".to_owned(),
+            |c| format!("{:.0}", n / c.as_secs_f64())
+        ),
+    );
+}
+
+/// Copies every object of the file store under `dir` into a memory store.
+async fn to_memory(dir: &Path) -> Store {
+    let memory = Store::open("memory://", &BTreeMap::new()).unwrap();
+    let root = dir.join("store");
+    for sub in ["segments", "checkpoints"] {
+        for file in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = file.unwrap().path();
+            let key = format!("{sub}/{}", path.file_name().unwrap().to_str().unwrap());
+            memory
+                .create(&key.as_str().into(), std::fs::read(&path).unwrap())
+                .await
+                .unwrap();
+        }
+    }
+    memory
+}
+
+/// Proofs of the first, middle and last records of `store` (a log of `size` records): file
+/// bytes as `audit prove` writes them, hashes, time to prove, time to parse and check.
+async fn proofs(store: &Store, key: &NoteVerifier, size: u64, s: &Settings) {
+    for index in [0, size / 2, size - 1] {
+        let start = Instant::now();
+        let file = prove(store, Some(key), index).await.unwrap();
+        let proving = start.elapsed();
+        let mut text = serde_json::to_string_pretty(&file).unwrap();
+        text.push('\n');
+        let (mut parse_check, mut check) = (Vec::new(), Vec::new());
+        for _ in 0..s.proof_checks {
+            let start = Instant::now();
+            let parsed: ProofFile = serde_json::from_str(&text).unwrap();
+            check_proof(&parsed, key).unwrap();
+            parse_check.push(start.elapsed());
+            let start = Instant::now();
+            check_proof(&file, key).unwrap();
+            check.push(start.elapsed());
+        }
+        let (parse_check, check) = (dist(parse_check), dist(check));
+        println!(
+            "{size:>9} {index:>9} {:>7} {:>6} {:>11.1} {:>11.1} {:>11.1} {:>9.1}",
+            text.len(),
+            file.proof.len(),
+            us(check.p50),
+            us(check.p99),
+            us(parse_check.p50),
+            proving.as_secs_f64() * 1e3,
+        );
+    }
+}
+
+/// A log of `records` records built without the writer (the same bytes the sequencer and
+/// uploader produce: canonical records chained by `prev`, a segment of `per_segment`
+/// records and a signed checkpoint after each) in a memory store. Returns the store, the
+/// key and the time of the newest checkpoint.
+async fn build_directly(
+    audit: &Audit,
+    records: u64,
+    per_segment: u64,
+) -> (Store, NoteVerifier, u64) {
+    let store = Store::open("memory://", &BTreeMap::new()).unwrap();
+    let (signer, _, vkey) = NoteSigner::generate(ORIGIN).unwrap();
+    let verifier = NoteVerifier::from_vkey(&vkey).unwrap();
+    let templates: Vec<Entry> = (0..64).map(|i| entry(audit, i).0).collect();
+    let base = now_us() - records;
+    let mut tree = CompactTree::new();
+    let mut prev = GENESIS_PREV.to_owned();
+    let mut segment = Vec::new();
+    let mut first = 0;
+    let mut last_time = base;
+    for index in 0..records {
+        let mut e = templates[(index % 64) as usize].clone();
+        e.request_id = Some(index.to_string());
+        last_time = base + index;
+        let record = Record {
+            v: VERSION,
+            origin: ORIGIN.to_owned(),
+            index,
+            time_us: last_time,
+            replica: "r0".to_owned(),
+            prev,
+            entry: e,
+        };
+        let bytes = record.canonical();
+        let leaf = leaf_hash(&bytes);
+        tree.append(leaf);
+        prev = hex(&leaf);
+        segment.extend_from_slice(&bytes);
+        segment.push(b'\n');
+        if tree.size() - first == per_segment || index + 1 == records {
+            store
+                .create(
+                    &segment_key(&store.prefix, first),
+                    std::mem::take(&mut segment),
+                )
+                .await
+                .unwrap();
+            let time_us = last_time + 1;
+            let body = Checkpoint {
+                origin: ORIGIN.to_owned(),
+                size: tree.size(),
+                root: tree.root(),
+                extensions: vec![format!("time {time_us}"), "heartbeat 60".to_owned()],
+            };
+            let note = signer.sign(&body.to_text()).unwrap();
+            store
+                .create(
+                    &checkpoint_key(&store.prefix, tree.size(), time_us),
+                    note.into_bytes(),
+                )
+                .await
+                .unwrap();
+            first = tree.size();
+        }
+    }
+    (store, verifier, last_time + 1)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let s = if full {
+        Settings {
+            rounds: 5,
+            per_round: 400,
+            concurrent_for: Duration::from_secs(3),
+            async_appends: 20_000,
+            log_records: 100_000,
+            segment_records: 10_000,
+            large_log: 1_000_000,
+            repeats: 5,
+            proof_checks: 2_000,
+        }
+    } else {
+        Settings {
+            rounds: 1,
+            per_round: 20,
+            concurrent_for: Duration::from_millis(200),
+            async_appends: 200,
+            log_records: 300,
+            segment_records: 100,
+            large_log: 2_000,
+            repeats: 1,
+            proof_checks: 5,
+        }
+    };
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-audit");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    println!("audit log in {} ({})", work.display(), filesystem(&work));
+
+    // 1. A lone request: one record at a time with `before-response`, in rounds interleaved
+    //    with bare fsyncs (300 bytes + fdatasync) in the WAL's directory.
+    let dir = work.join("lone");
+    let audit = open(&dir, "before-response", 10_000).await;
+    for i in 0..50 {
+        let (e, o) = entry(&audit, i);
+        audit.append(e, o).await.unwrap();
+    }
+    let mut probe = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("state").join("wal").join("fsync-probe"))
+        .unwrap();
+    for _ in 0..20 {
+        bare_fsync(&mut probe);
+    }
+    let (mut fsyncs, mut lone, mut building) = (Vec::new(), Vec::new(), Vec::new());
+    let mut i = 50;
+    for _ in 0..s.rounds {
+        for _ in 0..s.per_round {
+            fsyncs.push(bare_fsync(&mut probe));
+        }
+        for _ in 0..s.per_round {
+            let start = Instant::now();
+            let (e, o) = entry(&audit, i);
+            building.push(start.elapsed());
+            let start = Instant::now();
+            audit.append(e, o).await.unwrap();
+            lone.push(start.elapsed());
+            i += 1;
+        }
+    }
+    assert!(audit.flush(Duration::from_secs(30)).await);
+    audit.close(Duration::from_secs(10)).await;
+    let record_bytes = {
+        let times = record_times(&dir);
+        let bytes: u64 = std::fs::read_dir(dir.join("store").join("segments"))
+            .unwrap()
+            .map(|f| f.unwrap().metadata().unwrap().len())
+            .sum();
+        bytes / times.len() as u64
+    };
+    let mut sorted = fsyncs.clone();
+    sorted.sort();
+    // Consecutive records further apart than half the fastest 1% of fsyncs were not
+    // stamped in the same batch.
+    let gap = pct(&sorted, 0.01) / 2;
+    let (fsync, lone, building) = (dist(fsyncs), dist(lone), dist(building));
+
+    // 2. Concurrent appenders.
+    let mut crowds = Vec::new();
+    for appenders in [8, 64] {
+        crowds.push(concurrent(&work.join(format!("c{appenders}")), appenders, &s, gap).await);
+    }
+
+    // 3. `async`: the time `append` takes to return.
+    let dir = work.join("async");
+    let audit = open(&dir, "async", 10_000).await;
+    for i in 0..100 {
+        let (e, o) = entry(&audit, i);
+        audit.append(e, o).await.unwrap();
+    }
+    let mut quick = Vec::with_capacity(s.async_appends);
+    for i in 0..s.async_appends as u64 {
+        let (e, o) = entry(&audit, i);
+        let start = Instant::now();
+        audit.append(e, o).await.unwrap();
+        quick.push(start.elapsed());
+    }
+    assert!(audit.flush(Duration::from_secs(30)).await);
+    audit.close(Duration::from_secs(10)).await;
+    let quick = dist(quick);
+
+    println!(
+        "\nappend latency ({} byte records; audit off adds nothing, so the append is the added latency)",
+        record_bytes
+    );
+    println!(
+        "{:<52} {:>8} {:>9} {:>9} {:>9} {:>11} {:>9}",
+        "", "n", "p50 µs", "p99 µs", "mean µs", "records/s", "per fsync"
+    );
+    let row = |name: &str, d: &Dist, rate: Option<f64>, per: Option<f64>| {
+        println!(
+            "{name:<52} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>9}",
+            d.n,
+            us(d.p50),
+            us(d.p99),
+            us(d.mean),
+            rate.map_or_else(String::new, |r| format!("{r:.0}")),
+            per.map_or_else(String::new, |p| format!("{p:.1}")),
+        )
+    };
+    row(
+        "bare fsync (300 B write + fdatasync, same dir)",
+        &fsync,
+        None,
+        None,
+    );
+    row(
+        "before-response, 1 appender (lone request)",
+        &lone,
+        Some(1.0 / lone.mean.as_secs_f64()),
+        None,
+    );
+    for c in &crowds {
+        row(
+            &format!("before-response, {} appenders", c.appenders),
+            &c.latency,
+            Some(c.records_per_s),
+            Some(c.per_batch),
+        );
+    }
+    row(
+        "async, 1 appender (time for append to return)",
+        &quick,
+        None,
+        None,
+    );
+    row(
+        "building the entry (2 argument commitments)",
+        &building,
+        None,
+        None,
+    );
+    for c in &crowds {
+        println!(
+            "{} appenders: {} records in {} fsync batches (gaps ≥ {:.0} µs between record times); \
+             throughput × bare fsync p50 = {:.1} records per fsync",
+            c.appenders,
+            c.appended,
+            c.batches,
+            us(gap),
+            c.records_per_s * fsync.p50.as_secs_f64(),
+        );
+    }
+    let top = crowds.iter().map(|c| c.records_per_s).fold(0.0, f64::max);
+    let ratio = us(lone.p50) / us(fsync.p50);
+    println!(
+        "target ≥ 20,000 records/s durable: {} ({top:.0}/s, 64 appenders)",
+        verdict(top >= 20_000.0)
+    );
+    println!(
+        "target lone before-response p50 ≤ 1.2× bare fsync p50: {} ({:.1} µs vs {:.1} µs, {ratio:.2}×)",
+        verdict(ratio <= 1.2),
+        us(lone.p50),
+        us(fsync.p50)
+    );
+    println!(
+        "target async append p50 ≤ 10 µs: {} ({:.1} µs)",
+        verdict(us(quick.p50) <= 10.0),
+        us(quick.p50)
+    );
+
+    // 4. Verification of a log the writer made.
+    let dir = work.join("log");
+    let audit = open(&dir, "async", s.segment_records).await;
+    let start = Instant::now();
+    let producers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let audit = audit.clone();
+            let n = s.log_records / 4 + u64::from(p < s.log_records % 4);
+            tokio::spawn(async move {
+                for i in 0..n {
+                    let (e, o) = entry(&audit, i * 4 + p);
+                    audit.append(e, o).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.unwrap();
+    }
+    assert!(audit.flush(Duration::from_secs(120)).await);
+    let written = start.elapsed();
+    let key = NoteVerifier::from_vkey(audit.verifier_key()).unwrap();
+    audit.close(Duration::from_secs(10)).await;
+    println!(
+        "\nverification (one thread; records/s from the median wall time, and per CPU-second of the verifying thread)"
+    );
+    println!(
+        "writer-built log: {} records appended with `async` and uploaded in {:.2} s ({:.0} records/s)",
+        s.log_records,
+        written.as_secs_f64(),
+        s.log_records as f64 / written.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>9} {:>4} {:>9} {:>9} {:>12} {:>12}",
+        "", "records", "segs", "best ms", "median ms", "records/s", "rec/CPU-s"
+    );
+    let store = file_store(&dir);
+    let (report, walls, cpus) = verify_on_one_thread(&store, &key, now_us(), s.repeats);
+    assert_verified(&report, s.log_records, "file store");
+    print_verify("writer-built log, file store", &report, &walls, &cpus);
+    let memory = to_memory(&dir).await;
+    let (report, walls, cpus) = verify_on_one_thread(&memory, &key, now_us(), s.repeats);
+    assert_verified(&report, s.log_records, "memory store");
+    print_verify("writer-built log, memory store", &report, &walls, &cpus);
+    let per_core = report.records as f64 / walls[walls.len() / 2].as_secs_f64();
+
+    // 5. The large log, built directly; then proofs on both.
+    let audit = open(&work.join("entries"), "async", 10_000).await;
+    let start = Instant::now();
+    let (large, large_key, at) = build_directly(&audit, s.large_log, s.segment_records).await;
+    let built = start.elapsed();
+    audit.close(Duration::from_secs(10)).await;
+    let (report, walls, cpus) = verify_on_one_thread(&large, &large_key, at, s.repeats.min(3));
+    assert_verified(&report, s.large_log, "large log");
+    print_verify(
+        &format!(
+            "directly built log ({:.1} s to build), memory",
+            built.as_secs_f64()
+        ),
+        &report,
+        &walls,
+        &cpus,
+    );
+    println!(
+        "target ≥ 500,000 records/s per core: {} ({per_core:.0}/s, writer-built log, memory store)",
+        verdict(per_core >= 500_000.0)
+    );
+
+    println!(
+        "\ninclusion proofs (file as `audit prove` writes it; check = check_proof; parse + check from the file's text)"
+    );
+    println!(
+        "{:>9} {:>9} {:>7} {:>6} {:>11} {:>11} {:>11} {:>9}",
+        "leaves", "index", "bytes", "hashes", "check p50", "check p99", "parse+chk", "prove ms"
+    );
+    proofs(&memory, &key, s.log_records, &s).await;
+    proofs(&large, &large_key, s.large_log, &s).await;
+
+    drop((large, memory));
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}

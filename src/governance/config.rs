@@ -1,0 +1,124 @@
+//! `[limits]`: traffic governance as the operator writes it, and its validation (no I/O,
+//! every problem with its path).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use globset::{Glob, GlobSetBuilder};
+use serde::Deserialize;
+
+use super::rate::{KeyPart, RateRule};
+
+/// The section as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Token-bucket rate limits; a call must pass every rule that applies to it.
+    #[serde(default)]
+    pub rate: Vec<RateSection>,
+}
+
+/// One `[[limits.rate]]` rule.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSection {
+    /// Names the rule in errors, logs and audit records.
+    pub id: Option<String>,
+    /// What the buckets are keyed by: any of `principal`, `role`, `tenant`, `backend`,
+    /// `tool` (e.g. `["tenant", "tool"]` for per-tenant per-tool quotas). Empty: one
+    /// bucket for every call the rule applies to.
+    #[serde(default)]
+    pub by: Vec<KeyPart>,
+    pub per_second: Option<u32>,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    /// Calls allowed at once before the rate applies (default: the rate's count).
+    pub burst: Option<u32>,
+    /// Exposed tool globs the rule applies to (default: every call).
+    pub tools: Option<Vec<String>>,
+    /// Backends the rule applies to.
+    pub backends: Option<Vec<String>>,
+    /// Roles the rule applies to (and, with `by = ["role"]`, the roles it keys by).
+    pub roles: Option<Vec<String>>,
+}
+
+/// Validated governance settings.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsSettings {
+    pub rate: Vec<RateRule>,
+}
+
+/// Validates the section; problems are `(path, message)`.
+pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String, String)>) {
+    let mut issues = Vec::new();
+    let mut rate = Vec::new();
+    let Some(section) = section else {
+        return (LimitsSettings::default(), issues);
+    };
+    let mut ids = std::collections::HashSet::new();
+    for (i, r) in section.rate.iter().enumerate() {
+        let path = format!("limits.rate[{i}]");
+        let id = r.id.clone().unwrap_or_else(|| format!("rate-{i}"));
+        if !ids.insert(id.clone()) {
+            issues.push((
+                format!("{path}.id"),
+                format!("`{id}` is used by another rule"),
+            ));
+        }
+        let counts = [
+            (r.per_second, Duration::from_secs(1)),
+            (r.per_minute, Duration::from_secs(60)),
+            (r.per_hour, Duration::from_secs(3_600)),
+        ];
+        let given: Vec<(u32, Duration)> = counts
+            .iter()
+            .filter_map(|(n, unit)| n.map(|n| (n, *unit)))
+            .collect();
+        let (count, unit) = match given.as_slice() {
+            [(n, unit)] if *n > 0 => (*n, *unit),
+            [_] => {
+                issues.push((path.clone(), "the rate must be at least 1".to_owned()));
+                continue;
+            }
+            _ => {
+                issues.push((
+                    path.clone(),
+                    "set exactly one of per_second, per_minute, per_hour".to_owned(),
+                ));
+                continue;
+            }
+        };
+        let burst = match NonZeroU32::new(r.burst.unwrap_or(count)) {
+            Some(b) => b,
+            None => {
+                issues.push((format!("{path}.burst"), "must be at least 1".to_owned()));
+                continue;
+            }
+        };
+        let tools = match &r.tools {
+            Some(globs) => {
+                let mut set = GlobSetBuilder::new();
+                for g in globs {
+                    match Glob::new(g) {
+                        Ok(g) => {
+                            set.add(g);
+                        }
+                        Err(e) => issues.push((format!("{path}.tools"), e.to_string())),
+                    }
+                }
+                set.build().ok()
+            }
+            None => None,
+        };
+        rate.push(RateRule {
+            id,
+            by: r.by.clone(),
+            period: unit / count,
+            burst,
+            tools,
+            backends: r.backends.clone(),
+            roles: r.roles.clone(),
+        });
+    }
+    (LimitsSettings { rate }, issues)
+}
