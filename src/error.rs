@@ -29,8 +29,17 @@ pub enum CallError {
     Forbidden(String),
     #[error("backend `{0}` is unavailable")]
     Unavailable(String),
-    #[error("backend `{backend}` did not answer within {seconds} s")]
-    Timeout { backend: String, seconds: u64 },
+    #[error("backend `{backend}` did not answer within {ms} ms")]
+    Timeout { backend: String, ms: u64 },
+    /// The backend (or this caller) has too many calls in flight and the queue is full.
+    #[error("backend `{0}` is busy: too many calls in flight, try again shortly")]
+    Busy(String),
+    /// The backend's circuit breaker is open after repeated failures.
+    #[error("backend `{backend}` is failing: circuit open, retry after {retry_after_ms} ms")]
+    CircuitOpen {
+        backend: String,
+        retry_after_ms: u64,
+    },
     #[error("backend `{0}` closed the connection during the call")]
     Closed(String),
     #[error("request cancelled")]
@@ -64,8 +73,17 @@ impl CallError {
                 message,
                 Some(json!({ "uri": uri })),
             ),
+            CallError::CircuitOpen {
+                backend,
+                retry_after_ms,
+            } => McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                message,
+                Some(json!({ "backend": backend, "retryAfterMs": retry_after_ms })),
+            ),
             CallError::Unavailable(backend)
             | CallError::Closed(backend)
+            | CallError::Busy(backend)
             | CallError::Timeout { backend, .. } => McpError::new(
                 ErrorCode::INTERNAL_ERROR,
                 message,
@@ -94,7 +112,7 @@ impl CallError {
             ServiceError::McpError(e) => CallError::Backend(e),
             ServiceError::Timeout { timeout } => CallError::Timeout {
                 backend: backend.to_owned(),
-                seconds: timeout.as_secs(),
+                ms: timeout.as_millis() as u64,
             },
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
                 CallError::Closed(backend.to_owned())
@@ -104,6 +122,23 @@ impl CallError {
                 tracing::warn!(backend, error = %other, "backend request failed");
                 CallError::Internal(format!("backend `{backend}` failed"))
             }
+        }
+    }
+}
+
+impl CallError {
+    /// Whether this says something about the backend's health (for circuit breakers):
+    /// `Some(false)` a failure, `Some(true)` a sound answer (including the backend's own
+    /// refusals of bad requests), `None` when it says nothing (cancelled, refused before
+    /// reaching the backend).
+    pub fn backend_health(&self) -> Option<bool> {
+        match self {
+            CallError::Timeout { .. }
+            | CallError::Closed(_)
+            | CallError::Unavailable(_)
+            | CallError::Internal(_) => Some(false),
+            CallError::Backend(e) => Some(e.code != ErrorCode::INTERNAL_ERROR),
+            _ => None,
         }
     }
 }

@@ -196,4 +196,9 @@ pub struct BackendSection {
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).
     pub protocol: Option<String>,
+    /// Concurrency and circuit-breaker settings for this backend (over `[limits]`).
+    pub limits: Option<crate::governance::config::BackendLimitsSection>,
+    /// Per tool (the backend's own tool name): timeouts and the like.
+    #[serde(default)]
+    pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
 }

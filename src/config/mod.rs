@@ -63,6 +63,10 @@ pub struct BackendSettings {
     pub protocol: BackendProtocol,
     /// Operator-set hints, by the backend's own tool name.
     pub hints: BTreeMap<String, file::HintSection>,
+    /// Overrides of the global `[limits]` for this backend.
+    pub limits: Option<crate::governance::config::BackendLimitsSection>,
+    /// Per-tool timeouts, by the backend's own tool name.
+    pub tool_timeouts: BTreeMap<String, Duration>,
 }
 
 /// How the proxy opens a backend connection.

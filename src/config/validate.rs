@@ -1,6 +1,7 @@
 //! The one validation pass: every rule, every path, no I/O. Startup and `check` both call
 //! [`validate`], so what `check` accepts is exactly what `serve` runs.
 
+use std::collections::BTreeMap;
 use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -207,6 +208,24 @@ fn backend(
             BackendProtocol::Initialize
         }
     };
+    let mut tool_timeouts = BTreeMap::new();
+    for (tool, t) in &b.tools {
+        match t.timeout_ms {
+            Some(0) => issues.push(
+                at(&format!("tools.{tool}.timeout_ms")),
+                "must be at least 1",
+            ),
+            Some(ms) => {
+                tool_timeouts.insert(tool.clone(), Duration::from_millis(ms));
+            }
+            None => {}
+        }
+    }
+    if let Some(l) = &b.limits {
+        for (problem_at, message) in crate::governance::config::check_backend_limits(l) {
+            issues.push(at(&format!("limits.{problem_at}")), message);
+        }
+    }
     if issues.0.len() != before {
         return None;
     }
@@ -221,6 +240,8 @@ fn backend(
         optional: b.optional.unwrap_or(true),
         protocol,
         hints: b.hints.clone(),
+        limits: b.limits.clone(),
+        tool_timeouts,
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSetBuilder};
 use serde::Deserialize;
 
+use super::breaker::BreakerSettings;
 use super::rate::{KeyPart, RateRule};
 
 /// The section as written.
@@ -16,6 +17,63 @@ pub struct LimitsSection {
     /// Token-bucket rate limits; a call must pass every rule that applies to it.
     #[serde(default)]
     pub rate: Vec<RateSection>,
+    /// Calls in flight per backend (default 64); a backend's `limits` overrides it.
+    pub concurrency: Option<usize>,
+    /// Calls waiting for a slot per backend before "busy" (default 256).
+    pub queue: Option<usize>,
+    /// Calls in flight per principal, across backends (default: no limit).
+    pub principal_concurrency: Option<usize>,
+    /// Calls a principal may have waiting before "busy" (default 16).
+    pub principal_queue: Option<usize>,
+    /// Circuit breakers of every backend (a backend's `limits.breaker` overrides it).
+    pub breaker: Option<BreakerSettings>,
+}
+
+/// A backend's `limits`: overrides of the global ones.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendLimitsSection {
+    pub concurrency: Option<usize>,
+    pub queue: Option<usize>,
+    pub breaker: Option<BreakerSettings>,
+}
+
+/// A backend's `tools.<name>` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSection {
+    /// The longest a call of this tool may take; the backend is told to cancel it then.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Problems in a backend's `limits` (paths relative to it).
+pub fn check_backend_limits(l: &BackendLimitsSection) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if l.concurrency == Some(0) {
+        out.push(("concurrency".to_owned(), "must be at least 1".to_owned()));
+    }
+    if let Some(b) = &l.breaker {
+        out.extend(
+            check_breaker(b)
+                .into_iter()
+                .map(|(p, m)| (format!("breaker.{p}"), m)),
+        );
+    }
+    out
+}
+
+fn check_breaker(b: &BreakerSettings) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) {
+        out.push(("failure_ratio".to_owned(), "must be in (0, 1]".to_owned()));
+    }
+    if b.window == 0 {
+        out.push(("window".to_owned(), "must be at least 1".to_owned()));
+    }
+    if b.open_ms == 0 {
+        out.push(("open_ms".to_owned(), "must be at least 1".to_owned()));
+    }
+    out
 }
 
 /// One `[[limits.rate]]` rule.
@@ -46,15 +104,47 @@ pub struct RateSection {
 #[derive(Debug, Clone, Default)]
 pub struct LimitsSettings {
     pub rate: Vec<RateRule>,
+    pub concurrency: usize,
+    pub queue: usize,
+    pub principal_concurrency: Option<usize>,
+    pub principal_queue: usize,
+    pub breaker: BreakerSettings,
 }
 
 /// Validates the section; problems are `(path, message)`.
 pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String, String)>) {
     let mut issues = Vec::new();
     let mut rate = Vec::new();
-    let Some(section) = section else {
-        return (LimitsSettings::default(), issues);
+    let defaults = LimitsSettings {
+        rate: Vec::new(),
+        concurrency: 64,
+        queue: 256,
+        principal_concurrency: None,
+        principal_queue: 16,
+        breaker: BreakerSettings::default(),
     };
+    let Some(section) = section else {
+        return (defaults, issues);
+    };
+    if section.concurrency == Some(0) {
+        issues.push((
+            "limits.concurrency".to_owned(),
+            "must be at least 1".to_owned(),
+        ));
+    }
+    if section.principal_concurrency == Some(0) {
+        issues.push((
+            "limits.principal_concurrency".to_owned(),
+            "must be at least 1".to_owned(),
+        ));
+    }
+    if let Some(b) = &section.breaker {
+        issues.extend(
+            check_breaker(b)
+                .into_iter()
+                .map(|(p, m)| (format!("limits.breaker.{p}"), m)),
+        );
+    }
     let mut ids = std::collections::HashSet::new();
     for (i, r) in section.rate.iter().enumerate() {
         let path = format!("limits.rate[{i}]");
@@ -120,5 +210,15 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
             roles: r.roles.clone(),
         });
     }
-    (LimitsSettings { rate }, issues)
+    (
+        LimitsSettings {
+            rate,
+            concurrency: section.concurrency.unwrap_or(defaults.concurrency),
+            queue: section.queue.unwrap_or(defaults.queue),
+            principal_concurrency: section.principal_concurrency,
+            principal_queue: section.principal_queue.unwrap_or(defaults.principal_queue),
+            breaker: section.breaker.clone().unwrap_or_default(),
+        },
+        issues,
+    )
 }

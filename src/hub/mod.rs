@@ -92,7 +92,7 @@ impl Hub {
             authz: authz::AuthzState::new(config),
             metrics: Arc::default(),
             audit,
-            governance: Arc::new(crate::governance::Governance::new(&config.limits)),
+            governance: Arc::new(crate::governance::Governance::new(config)),
         })
     }
 

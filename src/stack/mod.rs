@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
-//!     -> [guards -> cache -> coalesce] -> router -> backend
+//!     -> [guards -> cache -> coalesce] -> breaker -> concurrency -> timeout -> router
 //! ```
 //!
 //! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod authz;
+mod backend;
 mod drain;
 mod layer;
 mod limits;
@@ -58,6 +59,12 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
         .layer(limits::LimitsLayer::new(hub.clone()))
+        // Per backend: breaker (a failing backend is answered at once, and sees the
+        // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
+        // (per tool; dropping the call cancels it at the backend).
+        .layer(backend::BreakerLayer::new(hub.clone()))
+        .layer(backend::ConcurrencyLayer::new(hub.clone()))
+        .layer(backend::TimeoutLayer::new(hub.clone()))
         // Router: the namespace was resolved by the catalog; send to that backend.
         .service(router::Router::new(hub.clone()));
     BoxCloneSyncService::new(stack)

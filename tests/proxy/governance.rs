@@ -74,3 +74,46 @@ async fn a_rate_limit_per_role_is_shared_by_the_roles_principals() {
     }
     ann.peer().list_all_tools().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
+    // `slow` times out at 100 ms: two timeouts in a row open the breaker for 500 ms.
+    let config = with_auth(&stdio_backend(
+        "s",
+        "tools.slow.timeout_ms = 100\nlimits.breaker = { consecutive_failures = 2, min_calls = 100, open_ms = 500 }\n",
+    ));
+    let proxy = TestProxy::start(&config).await;
+    let (client, _) = connect(&proxy.url).await;
+    for _ in 0..2 {
+        let timed_out = client
+            .peer()
+            .call_tool(call("s__slow", json!({"ms": 2000})))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            timed_out.contains("did not answer within 100 ms"),
+            "{timed_out}"
+        );
+    }
+    // Open: answered at once, without calling the backend, with when to retry.
+    let started = std::time::Instant::now();
+    let open = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "hi"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(open.contains("circuit open"), "{open}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    // After the open interval a probe goes through; its success closes the breaker.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for _ in 0..3 {
+        let ok = client
+            .peer()
+            .call_tool(call("s__echo", json!({"text": "hi"})))
+            .await
+            .unwrap();
+        assert_eq!(first_text(&ok), "hi");
+    }
+}
