@@ -179,6 +179,24 @@ impl ProxyHandle {
         }
     }
 
+    /// Drops cached results: of one exposed tool, of one backend, or (both `None`) all.
+    pub fn invalidate_cache(&self, tool: Option<&str>, backend: Option<&str>) {
+        let cache = &self.hub.governance.cache;
+        if let Some(tool) = tool {
+            cache.invalidate_tool(tool);
+        }
+        if let Some(name) = backend
+            && let Some(b) = self.hub.backends.iter().find(|b| b.name() == name)
+        {
+            cache.invalidate_backend(b.index);
+        }
+        if tool.is_none() && backend.is_none() {
+            for b in &self.hub.backends {
+                cache.invalidate_backend(b.index);
+            }
+        }
+    }
+
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.hub.stopping.is_cancelled()

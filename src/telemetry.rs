@@ -27,6 +27,12 @@ pub struct ShadowLabels {
     pub would_change: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit` or `miss`.
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub decisions: Family<DecisionLabels, Counter>,
@@ -34,6 +40,10 @@ pub struct Metrics {
     pub auth_failures: Counter,
     /// Requests refused because the audit log could not take their record (fail closed).
     pub audit_refusals: Counter,
+    /// Response cache lookups by outcome.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Calls that joined an identical call in flight instead of calling the backend.
+    pub coalesced: Counter,
 }
 
 impl Default for Metrics {
@@ -43,6 +53,18 @@ impl Default for Metrics {
         let shadow = Family::<ShadowLabels, Counter>::default();
         let auth_failures = Counter::default();
         let audit_refusals = Counter::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        let coalesced = Counter::default();
+        registry.register(
+            "mcp_warden_cache_lookups",
+            "Response cache lookups by outcome",
+            cache.clone(),
+        );
+        registry.register(
+            "mcp_warden_coalesced_calls",
+            "Calls that shared an identical call in flight",
+            coalesced.clone(),
+        );
         registry.register(
             "mcp_warden_authz_decisions",
             "Authorization decisions by operation",
@@ -69,6 +91,8 @@ impl Default for Metrics {
             shadow,
             auth_failures,
             audit_refusals,
+            cache,
+            coalesced,
         }
     }
 }

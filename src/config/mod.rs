@@ -65,8 +65,8 @@ pub struct BackendSettings {
     pub hints: BTreeMap<String, file::HintSection>,
     /// Overrides of the global `[limits]` for this backend.
     pub limits: Option<crate::governance::config::BackendLimitsSection>,
-    /// Per-tool timeouts, by the backend's own tool name.
-    pub tool_timeouts: BTreeMap<String, Duration>,
+    /// Per-tool settings (timeouts, cache, coalescing), by the backend's own tool name.
+    pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
 }
 
 /// How the proxy opens a backend connection.

@@ -1,7 +1,6 @@
 //! The one validation pass: every rule, every path, no I/O. Startup and `check` both call
 //! [`validate`], so what `check` accepts is exactly what `serve` runs.
 
-use std::collections::BTreeMap;
 use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -208,17 +207,24 @@ fn backend(
             BackendProtocol::Initialize
         }
     };
-    let mut tool_timeouts = BTreeMap::new();
+    let no_cache = b.limits.as_ref().and_then(|l| l.no_cache).unwrap_or(false);
     for (tool, t) in &b.tools {
-        match t.timeout_ms {
-            Some(0) => issues.push(
+        if t.timeout_ms == Some(0) {
+            issues.push(
                 at(&format!("tools.{tool}.timeout_ms")),
                 "must be at least 1",
+            );
+        }
+        match t.cache_ttl_secs {
+            Some(0) => issues.push(
+                at(&format!("tools.{tool}.cache_ttl_secs")),
+                "must be at least 1",
             ),
-            Some(ms) => {
-                tool_timeouts.insert(tool.clone(), Duration::from_millis(ms));
-            }
-            None => {}
+            Some(_) if no_cache => issues.push(
+                at(&format!("tools.{tool}.cache_ttl_secs")),
+                "this backend is `no_cache`: its results are never cached",
+            ),
+            _ => {}
         }
     }
     if let Some(l) = &b.limits {
@@ -241,7 +247,7 @@ fn backend(
         protocol,
         hints: b.hints.clone(),
         limits: b.limits.clone(),
-        tool_timeouts,
+        tools: b.tools.clone(),
     })
 }
 

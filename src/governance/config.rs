@@ -27,6 +27,8 @@ pub struct LimitsSection {
     pub principal_queue: Option<usize>,
     /// Circuit breakers of every backend (a backend's `limits.breaker` overrides it).
     pub breaker: Option<BreakerSettings>,
+    /// Size bound of the response cache, in bytes (default 64 MiB).
+    pub cache_max_bytes: Option<u64>,
 }
 
 /// A backend's `limits`: overrides of the global ones.
@@ -36,6 +38,8 @@ pub struct BackendLimitsSection {
     pub concurrency: Option<usize>,
     pub queue: Option<usize>,
     pub breaker: Option<BreakerSettings>,
+    /// Never cache this backend's results, whatever its tools say.
+    pub no_cache: Option<bool>,
 }
 
 /// A backend's `tools.<name>` table.
@@ -44,6 +48,11 @@ pub struct BackendLimitsSection {
 pub struct ToolSection {
     /// The longest a call of this tool may take; the backend is told to cancel it then.
     pub timeout_ms: Option<u64>,
+    /// Cache successful results this long (opt-in; per caller, never across principals).
+    pub cache_ttl_secs: Option<u64>,
+    /// Let identical concurrent calls share one backend call (default: on for cacheable
+    /// tools, off otherwise — two identical writes are two intended actions).
+    pub coalesce: Option<bool>,
 }
 
 /// Problems in a backend's `limits` (paths relative to it).
@@ -109,6 +118,7 @@ pub struct LimitsSettings {
     pub principal_concurrency: Option<usize>,
     pub principal_queue: usize,
     pub breaker: BreakerSettings,
+    pub cache_max_bytes: u64,
 }
 
 /// Validates the section; problems are `(path, message)`.
@@ -122,6 +132,7 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
         principal_concurrency: None,
         principal_queue: 16,
         breaker: BreakerSettings::default(),
+        cache_max_bytes: 64 << 20,
     };
     let Some(section) = section else {
         return (defaults, issues);
@@ -218,6 +229,7 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
             principal_concurrency: section.principal_concurrency,
             principal_queue: section.principal_queue.unwrap_or(defaults.principal_queue),
             breaker: section.breaker.clone().unwrap_or_default(),
+            cache_max_bytes: section.cache_max_bytes.unwrap_or(defaults.cache_max_bytes),
         },
         issues,
     )

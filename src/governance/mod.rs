@@ -4,11 +4,13 @@
 //! stack draws from the same buckets, slots and breakers.
 
 pub mod breaker;
+pub mod cache;
+pub mod coalesce;
 pub mod concurrency;
 pub mod config;
 pub mod rate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use breaker::Breakers;
@@ -26,6 +28,10 @@ pub struct BackendGovernance {
     pub breakers: Breakers,
     /// Per tool (the backend's own name).
     pub tool_timeouts: BTreeMap<String, Duration>,
+    /// Cacheable tools and their TTL (empty for a `no_cache` backend).
+    pub cache_ttl: BTreeMap<String, Duration>,
+    /// Tools whose identical concurrent calls share one backend call.
+    pub coalesce: BTreeSet<String>,
 }
 
 /// The governance state of one proxy.
@@ -35,6 +41,8 @@ pub struct Governance {
     pub backends: Vec<BackendGovernance>,
     /// In-flight limits per principal, when configured.
     pub principals: Option<Gates>,
+    pub cache: cache::ResponseCache,
+    pub coalescer: coalesce::Coalescer,
 }
 
 impl Governance {
@@ -45,6 +53,19 @@ impl Governance {
             .iter()
             .map(|b| {
                 let o = b.limits.clone().unwrap_or_default();
+                let no_cache = o.no_cache.unwrap_or(false);
+                let cache_ttl: BTreeMap<String, Duration> = b
+                    .tools
+                    .iter()
+                    .filter(|_| !no_cache)
+                    .filter_map(|(t, s)| Some((t.clone(), Duration::from_secs(s.cache_ttl_secs?))))
+                    .collect();
+                let coalesce = b
+                    .tools
+                    .iter()
+                    .filter(|(t, s)| s.coalesce.unwrap_or(cache_ttl.contains_key(*t)))
+                    .map(|(t, _)| t.clone())
+                    .collect();
                 BackendGovernance {
                     name: b.name.clone(),
                     gate: Gate::new(
@@ -52,7 +73,15 @@ impl Governance {
                         o.queue.unwrap_or(l.queue),
                     ),
                     breakers: Breakers::new(o.breaker.unwrap_or_else(|| l.breaker.clone())),
-                    tool_timeouts: b.tool_timeouts.clone(),
+                    tool_timeouts: b
+                        .tools
+                        .iter()
+                        .filter_map(|(t, s)| {
+                            Some((t.clone(), Duration::from_millis(s.timeout_ms?)))
+                        })
+                        .collect(),
+                    cache_ttl,
+                    coalesce,
                 }
             })
             .collect();
@@ -62,6 +91,8 @@ impl Governance {
             principals: l
                 .principal_concurrency
                 .map(|n| Gates::new(n, l.principal_queue)),
+            cache: cache::ResponseCache::new(l.cache_max_bytes),
+            coalescer: coalesce::Coalescer::default(),
         }
     }
 

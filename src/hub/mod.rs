@@ -125,6 +125,8 @@ impl Hub {
     /// Replaces what backend `index` offers (`None`: it is down), rebuilds the catalog and
     /// tells clients which lists changed.
     pub async fn set_lists(&self, index: usize, new: Option<BackendLists>) {
+        // What a backend answered before it changed (or went away) is not its answer now.
+        self.governance.cache.invalidate_backend(index);
         let (changed, rebuilt) = {
             let mut lists = lock(&self.lists);
             let old = std::mem::replace(&mut lists[index], new);

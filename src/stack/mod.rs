@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
-//!     -> [guards -> cache -> coalesce] -> breaker -> concurrency -> timeout -> router
+//!     -> [guards] -> cache -> coalesce -> breaker -> concurrency -> timeout -> router
 //! ```
 //!
 //! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
@@ -18,6 +18,7 @@ mod drain;
 mod layer;
 mod limits;
 mod router;
+mod share;
 
 use std::sync::Arc;
 
@@ -59,6 +60,10 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
         .layer(limits::LimitsLayer::new(hub.clone()))
+        // Cache, then coalescing: a hit costs no backend call and no slot; identical
+        // concurrent misses share one call. Both key on the caller's scope.
+        .layer(share::CacheLayer::new(hub.clone()))
+        .layer(share::CoalesceLayer::new(hub.clone()))
         // Per backend: breaker (a failing backend is answered at once, and sees the
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).

@@ -74,6 +74,18 @@ pub fn definitions() -> Vec<Tool> {
                 "required": ["text"],
             }),
         ),
+        tool(
+            "counted",
+            "Counts the call, waits `ms` milliseconds, returns `call <n>` (n counts every `counted` call this server answered)",
+            json!({
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string", "description": "Any text (calls with different keys are different calls)"},
+                    "ms": {"type": "integer", "minimum": 0, "description": "How long to wait, in milliseconds"},
+                },
+                "required": ["key"],
+            }),
+        ),
         structured_tool(),
         ask_llm::definition(),
     ]
@@ -116,6 +128,12 @@ pub async fn call(
         "get_roots" => interactive::roots(context).await,
         "touch_resource" => Ok(touch_resource(state, string_argument(arguments, "uri")?).await),
         "echo" => Ok(text_result(string_argument(arguments, "text")?)),
+        "counted" => {
+            let n = state.count_call();
+            let ms = arguments.get("ms").and_then(|v| v.as_u64()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(text_result(format!("call {n}")))
+        }
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
         DYNAMIC_TOOL if state.has_dynamic_tool() => Ok(text_result("dynamic")),
         _ => Err(McpError::invalid_params(

@@ -21,6 +21,7 @@ type Subscriptions = HashMap<String, HashMap<SessionId, Peer<RoleServer>>>;
 pub struct SharedState {
     next_session: AtomicU64,
     cancelled_calls: AtomicU64,
+    counted_calls: AtomicU64,
     dynamic_tool: AtomicBool,
     subscriptions: Mutex<Subscriptions>,
 }
@@ -32,6 +33,11 @@ impl SharedState {
 
     pub fn record_cancellation(&self) {
         self.cancelled_calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts one `counted` call; returns how many there were, this one included.
+    pub fn count_call(&self) -> u64 {
+        self.counted_calls.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     pub fn cancelled_calls(&self) -> u64 {

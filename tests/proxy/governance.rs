@@ -117,3 +117,68 @@ async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
         assert_eq!(first_text(&ok), "hi");
     }
 }
+
+fn counted(key: &str, ms: u64) -> rmcp::model::CallToolRequestParams {
+    call("s__counted", json!({"key": key, "ms": ms}))
+}
+
+#[tokio::test]
+async fn the_cache_never_crosses_principals() {
+    let config = format!(
+        "[auth]\n{}[authz]\npolicy = {}\n{}",
+        tokens(&[("ann-t", "ann", "analyst"), ("bob-t", "bob", "analyst")]),
+        lit(mcp_warden::config::ALLOW_ALL),
+        stdio_backend("s", "tools.counted.cache_ttl_secs = 60\n")
+    );
+    let proxy = TestProxy::start(&config).await;
+    let (ann, bob) = (
+        as_token(&proxy.url, "ann-t").await,
+        as_token(&proxy.url, "bob-t").await,
+    );
+    let first = first_text(&ann.peer().call_tool(counted("k", 0)).await.unwrap());
+    // Ann's repeat is served from the cache (the backend's count does not move)...
+    let again = first_text(&ann.peer().call_tool(counted("k", 0)).await.unwrap());
+    assert_eq!(again, first);
+    // ...Bob, same role, same call, is never served Ann's result.
+    let bob_first = first_text(&bob.peer().call_tool(counted("k", 0)).await.unwrap());
+    assert_ne!(bob_first, first, "a cached result crossed principals");
+    assert_eq!(
+        first_text(&bob.peer().call_tool(counted("k", 0)).await.unwrap()),
+        bob_first
+    );
+    // Other arguments are another entry; invalidation drops the tool's entries.
+    let other = first_text(&ann.peer().call_tool(counted("other", 0)).await.unwrap());
+    assert_ne!(other, first);
+    proxy.handle.invalidate_cache(Some("s__counted"), None);
+    let fresh = first_text(&ann.peer().call_tool(counted("k", 0)).await.unwrap());
+    assert_ne!(fresh, first, "invalidated");
+}
+
+#[tokio::test]
+async fn fifty_identical_concurrent_calls_make_one_backend_call() {
+    let proxy = TestProxy::start(&with_auth(&stdio_backend(
+        "s",
+        "tools.counted.coalesce = true\n",
+    )))
+    .await;
+    let (client, _) = connect(&proxy.url).await;
+    let peer = client.peer().clone();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let peer = peer.clone();
+            tokio::spawn(
+                async move { first_text(&peer.call_tool(counted("same", 400)).await.unwrap()) },
+            )
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| a == "call 1"), "{answers:?}");
+    // Not cached: the next call, after the shared one ended, reaches the backend.
+    assert_eq!(
+        first_text(&peer.call_tool(counted("same", 0)).await.unwrap()),
+        "call 2"
+    );
+}

@@ -1,0 +1,146 @@
+//! The cache and coalescing layers: answers shared between calls — only between calls of
+//! the same principal with the same claims (the key includes the caller's scope), only
+//! for tools the operator opted in, and always below authorization, so every call is
+//! still decided.
+
+use std::sync::Arc;
+
+use rmcp::model::{ClientRequest, ServerResult};
+use tower::{Layer, Service};
+
+use super::Call;
+use super::layer::{Around, CallFuture, Step, forward};
+use crate::governance::cache::{key, scope};
+use crate::{error::CallError, hub::Hub};
+
+#[derive(Clone)]
+pub struct CacheLayer {
+    hub: Arc<Hub>,
+}
+
+#[derive(Clone)]
+pub struct CoalesceLayer {
+    hub: Arc<Hub>,
+}
+
+impl CacheLayer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        CacheLayer { hub }
+    }
+}
+
+impl CoalesceLayer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        CoalesceLayer { hub }
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = Around<CacheLayer, S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Around::new(self.clone(), inner)
+    }
+}
+
+impl<S> Layer<S> for CoalesceLayer {
+    type Service = Around<CoalesceLayer, S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Around::new(self.clone(), inner)
+    }
+}
+
+/// The backend's own tool name and the call's key, for a tool call.
+fn tool_call(call: &Call) -> Option<(String, [u8; 32])> {
+    let ClientRequest::CallToolRequest(r) = &call.request else {
+        return None;
+    };
+    let exposed = match &call.op {
+        super::Op::CallTool { tool, .. } => tool.as_str(),
+        _ => return None,
+    };
+    let k = key(
+        exposed,
+        r.params.arguments.as_ref(),
+        &scope(&call.origin.principal),
+    );
+    Some((r.params.name.to_string(), k))
+}
+
+fn cacheable(result: &ServerResult) -> bool {
+    matches!(result, ServerResult::CallToolResult(r) if r.is_error != Some(true))
+}
+
+impl Step for CacheLayer {
+    fn run<S>(&self, call: Call, next: S) -> CallFuture
+    where
+        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        let gov = self.hub.governance.clone();
+        let ttl = gov.backends.get(call.backend).and_then(|g| {
+            let (tool, k) = tool_call(&call)?;
+            Some((*g.cache_ttl.get(&tool)?, k))
+        });
+        let Some((ttl, k)) = ttl else {
+            return Box::pin(forward(next, call));
+        };
+        if let Some(hit) = gov.cache.get(&k) {
+            self.hub
+                .metrics
+                .cache
+                .get_or_create(&crate::telemetry::CacheLabels {
+                    outcome: "hit".to_owned(),
+                })
+                .inc();
+            return Box::pin(std::future::ready(Ok((*hit).clone())));
+        }
+        self.hub
+            .metrics
+            .cache
+            .get_or_create(&crate::telemetry::CacheLabels {
+                outcome: "miss".to_owned(),
+            })
+            .inc();
+        let (backend, exposed) = match &call.op {
+            super::Op::CallTool { tool, .. } => (call.backend, tool.clone()),
+            _ => (call.backend, String::new()),
+        };
+        Box::pin(async move {
+            let result = forward(next, call).await?;
+            if cacheable(&result) {
+                gov.cache.insert(k, backend, &exposed, result.clone(), ttl);
+            }
+            Ok(result)
+        })
+    }
+}
+
+impl Step for CoalesceLayer {
+    fn run<S>(&self, call: Call, next: S) -> CallFuture
+    where
+        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        let gov = self.hub.governance.clone();
+        let shared = gov.backends.get(call.backend).and_then(|g| {
+            let (tool, k) = tool_call(&call)?;
+            g.coalesce.contains(&tool).then_some(k)
+        });
+        let Some(k) = shared else {
+            return Box::pin(forward(next, call));
+        };
+        let metrics = self.hub.metrics.clone();
+        Box::pin(async move {
+            // The shared call must not end when its first caller cancels: it gets a token
+            // of its own (the backend still hears of it if every caller goes away only
+            // when the call ends; that is the price of sharing).
+            let mut call = call;
+            call.cancel = tokio_util::sync::CancellationToken::new();
+            let (outcome, joined) = gov.coalescer.run(k, forward(next, call)).await;
+            if joined {
+                metrics.coalesced.inc();
+            }
+            outcome
+        })
+    }
+}
