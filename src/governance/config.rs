@@ -29,6 +29,8 @@ pub struct LimitsSection {
     pub breaker: Option<BreakerSettings>,
     /// Size bound of the response cache, in bytes (default 64 MiB).
     pub cache_max_bytes: Option<u64>,
+    /// `redis://host:port/db`: rate-limit buckets shared by every replica.
+    pub redis: Option<String>,
 }
 
 /// A backend's `limits`: overrides of the global ones.
@@ -119,6 +121,7 @@ pub struct LimitsSettings {
     pub principal_queue: usize,
     pub breaker: BreakerSettings,
     pub cache_max_bytes: u64,
+    pub redis: Option<String>,
 }
 
 /// Validates the section; problems are `(path, message)`.
@@ -133,6 +136,7 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
         principal_queue: 16,
         breaker: BreakerSettings::default(),
         cache_max_bytes: 64 << 20,
+        redis: None,
     };
     let Some(section) = section else {
         return (defaults, issues);
@@ -147,6 +151,14 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
         issues.push((
             "limits.principal_concurrency".to_owned(),
             "must be at least 1".to_owned(),
+        ));
+    }
+    if let Some(url) = &section.redis
+        && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        issues.push((
+            "limits.redis".to_owned(),
+            format!("`{url}` is not a redis:// URL"),
         ));
     }
     if let Some(b) = &section.breaker {
@@ -230,6 +242,7 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
             principal_queue: section.principal_queue.unwrap_or(defaults.principal_queue),
             breaker: section.breaker.clone().unwrap_or_default(),
             cache_max_bytes: section.cache_max_bytes.unwrap_or(defaults.cache_max_bytes),
+            redis: section.redis.clone(),
         },
         issues,
     )

@@ -9,6 +9,7 @@ pub mod coalesce;
 pub mod concurrency;
 pub mod config;
 pub mod rate;
+pub mod shared;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub struct Governance {
     pub principals: Option<Gates>,
     pub cache: cache::ResponseCache,
     pub coalescer: coalesce::Coalescer,
+    /// Rate-limit buckets shared through Redis, when configured.
+    shared: Option<shared::SharedCounters>,
 }
 
 impl Governance {
@@ -93,14 +96,29 @@ impl Governance {
                 .map(|n| Gates::new(n, l.principal_queue)),
             cache: cache::ResponseCache::new(l.cache_max_bytes),
             coalescer: coalesce::Coalescer::default(),
+            // The URL was checked at validation; a client that still cannot be built is
+            // reported and the limits hold per process.
+            shared: l.redis.as_deref().and_then(|url| {
+                shared::SharedCounters::new(url)
+                    .map_err(|e| tracing::error!(error = %e, "Redis client for shared rate limits"))
+                    .ok()
+            }),
         }
     }
 
     /// Checks every rate rule that applies to the call; the first that refuses wins.
-    pub fn check_rate(&self, subject: &Subject<'_>) -> Result<(), Limited> {
+    pub async fn check_rate(&self, subject: &Subject<'_>) -> Result<(), Limited> {
         for limiter in &self.limiters {
-            limiter.check(subject)?;
+            match &self.shared {
+                Some(shared) => limiter.check_shared(shared, subject).await?,
+                None => limiter.check(subject)?,
+            }
         }
         Ok(())
+    }
+
+    /// Whether any rate rule is configured (the layer skips its work otherwise).
+    pub fn has_rate_limits(&self) -> bool {
+        !self.limiters.is_empty()
     }
 }

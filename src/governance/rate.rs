@@ -134,6 +134,42 @@ impl Limiter {
         Ok(())
     }
 
+    /// Like [`Limiter::check`], on the buckets every replica shares in Redis; falls back
+    /// to this process's buckets when Redis cannot be asked.
+    pub async fn check_shared(
+        &self,
+        shared: &super::shared::SharedCounters,
+        s: &Subject<'_>,
+    ) -> Result<(), Limited> {
+        let Some(keys) = self.keys(s) else {
+            return Ok(());
+        };
+        for key in keys {
+            let bucket = format!("{}{key}", self.rule.id);
+            match shared
+                .take(&bucket, self.rule.period, self.rule.burst.get())
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(wait)) => {
+                    return Err(Limited {
+                        rule: self.rule.id.clone(),
+                        retry_after: wait,
+                    });
+                }
+                Err(()) => {
+                    if let Err(not_until) = self.buckets.check_key(&key) {
+                        return Err(Limited {
+                            rule: self.rule.id.clone(),
+                            retry_after: not_until.wait_time_from(self.clock.now()),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The bucket keys of a call; `None` when the rule does not apply to it. A `role` key
     /// yields one bucket per (matching) role the principal holds.
     fn keys(&self, s: &Subject<'_>) -> Option<Vec<String>> {
@@ -274,5 +310,16 @@ mod tests {
             call(&globex, "t1").is_ok(),
             "another tenant, another bucket"
         );
+    }
+
+    #[tokio::test]
+    async fn without_redis_the_local_buckets_still_limit() {
+        let shared =
+            crate::governance::shared::SharedCounters::new("redis://127.0.0.1:1/").unwrap();
+        let l = Limiter::new(rule(vec![KeyPart::Principal], None));
+        let alice = principal("alice", &[]);
+        assert!(l.check_shared(&shared, &subject(&alice)).await.is_ok());
+        assert!(l.check_shared(&shared, &subject(&alice)).await.is_ok());
+        assert!(l.check_shared(&shared, &subject(&alice)).await.is_err());
     }
 }

@@ -47,18 +47,25 @@ impl Step for LimitsLayer {
             Op::CallTool { tool, .. } => Some(tool.as_str()),
             _ => None,
         };
-        let subject = Subject {
-            principal: &call.origin.principal,
-            backend: &backend,
-            tool,
-        };
-        if let Err(limited) = self.hub.governance.check_rate(&subject) {
-            tracing::info!(rule = %limited.rule, principal = %call.origin.principal.id, "rate limited");
-            return Box::pin(std::future::ready(Err(CallError::RateLimited {
-                rule: limited.rule,
-                retry_after_ms: limited.retry_after.as_millis().max(1) as u64,
-            })));
+        if !self.hub.governance.has_rate_limits() {
+            return Box::pin(forward(next, call));
         }
-        Box::pin(forward(next, call))
+        let tool = tool.map(str::to_owned);
+        let governance = self.hub.governance.clone();
+        Box::pin(async move {
+            let subject = Subject {
+                principal: &call.origin.principal,
+                backend: &backend,
+                tool: tool.as_deref(),
+            };
+            if let Err(limited) = governance.check_rate(&subject).await {
+                tracing::info!(rule = %limited.rule, principal = %call.origin.principal.id, "rate limited");
+                return Err(CallError::RateLimited {
+                    rule: limited.rule,
+                    retry_after_ms: limited.retry_after.as_millis().max(1) as u64,
+                });
+            }
+            forward(next, call).await
+        })
     }
 }

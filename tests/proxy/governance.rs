@@ -182,3 +182,100 @@ async fn fifty_identical_concurrent_calls_make_one_backend_call() {
         "call 2"
     );
 }
+
+/// A redis-server on a free loopback port (`.ci/install-peers` unpacks it into
+/// `.ci/redis`); `None` (skip) outside CI when it is not installed. Killed on drop.
+struct Redis {
+    url: String,
+    _process: tokio::process::Child,
+}
+
+impl Redis {
+    async fn start() -> Option<Redis> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/redis");
+        let server = root.join("usr/bin/redis-server");
+        if !server.exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server is not installed: run .ci/run"
+            );
+            eprintln!("skipped: redis-server not installed (run .ci/run once)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = tokio::process::Command::new(server)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .env("LD_LIBRARY_PATH", root.join("usr/lib/x86_64-linux-gnu"))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        Some(Redis {
+            url: format!("redis://127.0.0.1:{port}/"),
+            _process: process,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_redis_shared_limit_holds_across_two_proxy_processes() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let config = format!(
+        "[auth]\n{}[authz]\npolicy = {}\n[limits]\nredis = {}\n[[limits.rate]]\nid = \"per-caller\"\nby = [\"principal\"]\nper_minute = 4\nburst = 4\n{}",
+        tokens(&[("ann-t", "ann", "analyst")]),
+        lit(mcp_warden::config::ALLOW_ALL),
+        lit(&redis.url),
+        stdio_backend("s", "")
+    );
+    let dir = std::env::temp_dir().join(format!("mcp-warden-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let (_one, url_one) = spawn_warden(&path).await;
+    let (_two, url_two) = spawn_warden(&path).await;
+    let (a, b) = (
+        as_token(&url_one, "ann-t").await,
+        as_token(&url_two, "ann-t").await,
+    );
+    let echo = || call("s__echo", json!({"text": "hi"}));
+    // Four calls in all, alternating replicas: each replica alone would allow four more.
+    for client in [&a, &b, &a, &b] {
+        client.peer().call_tool(echo()).await.unwrap();
+    }
+    for client in [&a, &b] {
+        let refused = client
+            .peer()
+            .call_tool(echo())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("rate limited by `per-caller`"),
+            "{refused}"
+        );
+    }
+}
