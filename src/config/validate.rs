@@ -209,6 +209,12 @@ fn backend(
     };
     let no_cache = b.limits.as_ref().and_then(|l| l.no_cache).unwrap_or(false);
     for (tool, t) in &b.tools {
+        if t.retries.is_some_and(|n| n > 0) && t.idempotent != Some(true) {
+            issues.push(
+                at(&format!("tools.{tool}.retries")),
+                "only calls of tools marked `idempotent = true` are retried",
+            );
+        }
         if t.timeout_ms == Some(0) {
             issues.push(
                 at(&format!("tools.{tool}.timeout_ms")),

@@ -55,6 +55,11 @@ pub struct ToolSection {
     /// Let identical concurrent calls share one backend call (default: on for cacheable
     /// tools, off otherwise — two identical writes are two intended actions).
     pub coalesce: Option<bool>,
+    /// The operator vouches that repeating a call is harmless: failed calls (timeouts,
+    /// lost connections) may be retried. Never assumed from the backend's own hints.
+    pub idempotent: Option<bool>,
+    /// Retries of an idempotent call (default 2; 0 turns retries off).
+    pub retries: Option<u32>,
 }
 
 /// Problems in a backend's `limits` (paths relative to it).

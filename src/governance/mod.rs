@@ -9,6 +9,7 @@ pub mod coalesce;
 pub mod concurrency;
 pub mod config;
 pub mod rate;
+pub mod retry;
 pub mod shared;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,9 @@ pub struct BackendGovernance {
     pub cache_ttl: BTreeMap<String, Duration>,
     /// Tools whose identical concurrent calls share one backend call.
     pub coalesce: BTreeSet<String>,
+    /// Idempotent tools and how many retries their calls may get.
+    pub retries: BTreeMap<String, u32>,
+    pub retry_budget: retry::RetryBudget,
 }
 
 /// The governance state of one proxy.
@@ -85,6 +89,15 @@ impl Governance {
                         .collect(),
                     cache_ttl,
                     coalesce,
+                    retries: b
+                        .tools
+                        .iter()
+                        .filter(|(_, s)| s.idempotent == Some(true))
+                        .map(|(t, s)| (t.clone(), s.retries.unwrap_or(2)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    // Retries may add a fifth to the calls made, plus a reserve of three.
+                    retry_budget: retry::RetryBudget::new(0.2, 3),
                 }
             })
             .collect();

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
-//!     -> [guards] -> cache -> coalesce -> breaker -> concurrency -> timeout -> router
+//!     -> [guards] -> cache -> coalesce -> retry -> breaker -> concurrency -> timeout
+//!     -> router
 //! ```
 //!
 //! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
@@ -17,6 +18,7 @@ mod backend;
 mod drain;
 mod layer;
 mod limits;
+mod retry;
 mod router;
 mod share;
 
@@ -64,6 +66,9 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // concurrent misses share one call. Both key on the caller's scope.
         .layer(share::CacheLayer::new(hub.clone()))
         .layer(share::CoalesceLayer::new(hub.clone()))
+        // Retries of idempotent tools' failed calls, above the breaker so every attempt
+        // is admitted and counted by it.
+        .layer(retry::RetryLayer::new(hub.clone()))
         // Per backend: breaker (a failing backend is answered at once, and sees the
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).

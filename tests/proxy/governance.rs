@@ -279,3 +279,43 @@ async fn a_redis_shared_limit_holds_across_two_proxy_processes() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_calls_of_idempotent_tools_are_retried() {
+    // `counted` times out at 100 ms; marked idempotent, a timed-out call is tried 3 times.
+    let retried = TestProxy::start(&with_auth(&stdio_backend(
+        "s",
+        "tools.counted = { timeout_ms = 100, idempotent = true, retries = 2 }\n",
+    )))
+    .await;
+    let (client, _) = connect(&retried.url).await;
+    let failed = client
+        .peer()
+        .call_tool(counted("k", 300))
+        .await
+        .unwrap_err();
+    assert!(
+        failed.to_string().contains("did not answer within 100 ms"),
+        "{failed}"
+    );
+    let next = first_text(&client.peer().call_tool(counted("k", 0)).await.unwrap());
+    assert_eq!(
+        next, "call 4",
+        "one call and two retries reached the backend"
+    );
+
+    // The same tool not marked idempotent: one attempt, never repeated.
+    let plain = TestProxy::start(&with_auth(&stdio_backend(
+        "s",
+        "tools.counted = { timeout_ms = 100 }\n",
+    )))
+    .await;
+    let (client, _) = connect(&plain.url).await;
+    client
+        .peer()
+        .call_tool(counted("k", 300))
+        .await
+        .unwrap_err();
+    let next = first_text(&client.peer().call_tool(counted("k", 0)).await.unwrap());
+    assert_eq!(next, "call 2");
+}

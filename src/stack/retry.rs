@@ -1,0 +1,106 @@
+//! The retry layer: a call of a tool the operator marked `idempotent` that failed for a
+//! reason of the backend's health (timeout, lost connection) is tried again, up to the
+//! tool's `retries`, with backoff, while the backend's retry budget lasts. Never for other
+//! tools — a write is not repeated behind the caller's back — and never after the breaker
+//! opened or the client cancelled. It sits above the breaker so every attempt is counted
+//! and admitted by it.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rmcp::model::{ClientRequest, ServerResult};
+use tower::{Layer, Service, ServiceExt};
+
+use super::Call;
+use super::layer::CallFuture;
+use crate::{error::CallError, hub::Hub};
+
+#[derive(Clone)]
+pub struct RetryLayer {
+    hub: Arc<Hub>,
+}
+
+impl RetryLayer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        RetryLayer { hub }
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            hub: self.hub.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Retry<S> {
+    hub: Arc<Hub>,
+    inner: S,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+impl<S> Service<Call> for Retry<S>
+where
+    S: Service<Call, Response = ServerResult, Error = CallError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = ServerResult;
+    type Error = CallError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> CallFuture {
+        let inner = self.inner.clone();
+        let hub = self.hub.clone();
+        let retries = hub.governance.backends.get(call.backend).and_then(|g| {
+            let ClientRequest::CallToolRequest(r) = &call.request else {
+                return None;
+            };
+            g.retries.get(r.params.name.as_ref()).copied()
+        });
+        let Some(retries) = retries else {
+            return Box::pin(inner.oneshot(call));
+        };
+        Box::pin(async move {
+            let budget = &hub.governance.backends[call.backend].retry_budget;
+            budget.deposit();
+            let mut backoff = FIRST_BACKOFF;
+            let mut attempt = 0;
+            loop {
+                let again = Call {
+                    backend: call.backend,
+                    request: call.request.clone(),
+                    op: call.op.clone(),
+                    origin: call.origin.clone(),
+                    cancel: call.cancel.clone(),
+                };
+                let result = inner.clone().oneshot(again).await;
+                let retryable = matches!(&result, Err(e) if e.backend_health() == Some(false));
+                if !retryable
+                    || attempt >= retries
+                    || call.cancel.is_cancelled()
+                    || !budget.withdraw()
+                {
+                    return result;
+                }
+                attempt += 1;
+                tracing::info!(backend = %hub.governance.backends[call.backend].name, attempt, "retrying an idempotent call");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = call.cancel.cancelled() => return Err(CallError::Cancelled),
+                }
+                backoff *= 2;
+            }
+        })
+    }
+}
