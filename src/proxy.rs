@@ -197,6 +197,21 @@ impl ProxyHandle {
         }
     }
 
+    /// Every circuit breaker's state: (backend, tenant or `""`, `closed`/`open`/`half_open`).
+    pub fn breaker_states(&self) -> Vec<(String, String, &'static str)> {
+        self.hub
+            .governance
+            .backends
+            .iter()
+            .flat_map(|g| {
+                g.breakers
+                    .states()
+                    .into_iter()
+                    .map(|(tenant, s)| (g.name.clone(), tenant, s.as_str()))
+            })
+            .collect()
+    }
+
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.hub.stopping.is_cancelled()

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
@@ -33,6 +33,13 @@ pub struct CacheLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    pub backend: String,
+    /// The tenant of a per-tenant breaker (`""`: the backend's own).
+    pub tenant: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub decisions: Family<DecisionLabels, Counter>,
@@ -44,6 +51,8 @@ pub struct Metrics {
     pub cache: Family<CacheLabels, Counter>,
     /// Calls that joined an identical call in flight instead of calling the backend.
     pub coalesced: Counter,
+    /// Circuit breaker state: 0 closed, 1 half open, 2 open.
+    pub breakers: Family<BreakerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -55,6 +64,12 @@ impl Default for Metrics {
         let audit_refusals = Counter::default();
         let cache = Family::<CacheLabels, Counter>::default();
         let coalesced = Counter::default();
+        let breakers = Family::<BreakerLabels, Gauge>::default();
+        registry.register(
+            "mcp_warden_breaker_state",
+            "Circuit breaker state per backend (and tenant): 0 closed, 1 half open, 2 open",
+            breakers.clone(),
+        );
         registry.register(
             "mcp_warden_cache_lookups",
             "Response cache lookups by outcome",
@@ -93,6 +108,7 @@ impl Default for Metrics {
             audit_refusals,
             cache,
             coalesced,
+            breakers,
         }
     }
 }

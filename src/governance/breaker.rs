@@ -195,18 +195,27 @@ impl Breakers {
 
     /// The state of every breaker of this backend, by key (`""`: the backend's own).
     pub fn states(&self) -> Vec<(String, State)> {
-        let open_for = Duration::from_millis(self.settings.open_ms);
         self.lock()
             .iter()
-            .map(|(k, b)| {
-                let state = if b.state == State::Open && b.opened_at.elapsed() >= open_for {
-                    State::HalfOpen
-                } else {
-                    b.state
-                };
-                (k.clone(), state)
-            })
+            .map(|(k, b)| (k.clone(), self.shown(b)))
             .collect()
+    }
+
+    /// The state of one breaker.
+    pub fn state_of(&self, key: &str) -> State {
+        self.lock()
+            .get(key)
+            .map_or(State::Closed, |b| self.shown(b))
+    }
+
+    /// An open breaker whose interval is over lets the next call probe: half open.
+    fn shown(&self, b: &Breaker) -> State {
+        let open_for = Duration::from_millis(self.settings.open_ms);
+        if b.state == State::Open && b.opened_at.elapsed() >= open_for {
+            State::HalfOpen
+        } else {
+            b.state
+        }
     }
 }
 

@@ -56,7 +56,8 @@ impl Step for BreakerLayer {
             let Some(g) = hub.governance.backends.get(call.backend) else {
                 return forward(next, call).await;
             };
-            let key = g.breakers.key(call.origin.principal.tenant.as_deref());
+            let call_tenant = call.origin.principal.tenant.clone();
+            let key = g.breakers.key(call_tenant.as_deref());
             let ticket = g
                 .breakers
                 .admit(key)
@@ -70,6 +71,22 @@ impl Step for BreakerLayer {
                 Err(e) => e.backend_health(),
             };
             g.breakers.record(ticket, health);
+            // The state as metrics show it, for this breaker.
+            let tenant = g.breakers.key(call_tenant.as_deref());
+            {
+                let value = match g.breakers.state_of(&tenant) {
+                    crate::governance::breaker::State::Closed => 0,
+                    crate::governance::breaker::State::HalfOpen => 1,
+                    crate::governance::breaker::State::Open => 2,
+                };
+                hub.metrics
+                    .breakers
+                    .get_or_create(&crate::telemetry::BreakerLabels {
+                        backend: g.name.clone(),
+                        tenant,
+                    })
+                    .set(value);
+            }
             result
         })
     }

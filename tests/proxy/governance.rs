@@ -106,6 +106,20 @@ async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
         .to_string();
     assert!(open.contains("circuit open"), "{open}");
     assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(
+        proxy.handle.breaker_states(),
+        [("s".to_owned(), String::new(), "open")]
+    );
+    let metrics = reqwest::get(format!("{}/metrics", proxy.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcp_warden_breaker_state{backend=\"s\",tenant=\"\"} 2"),
+        "{metrics}"
+    );
     // After the open interval a probe goes through; its success closes the breaker.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     for _ in 0..3 {
@@ -116,6 +130,10 @@ async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
             .unwrap();
         assert_eq!(first_text(&ok), "hi");
     }
+    assert_eq!(
+        proxy.handle.breaker_states(),
+        [("s".to_owned(), String::new(), "closed")]
+    );
 }
 
 fn counted(key: &str, ms: u64) -> rmcp::model::CallToolRequestParams {
