@@ -167,3 +167,72 @@ command = "x"
         );
     }
 }
+
+#[test]
+fn governance_settings_are_checked_with_paths() {
+    let errs = errors(&format!(
+        r#"{ANON}
+[limits]
+redis = "http://cache:6379"
+breaker = {{ failure_ratio = 2.0 }}
+[[limits.rate]]
+id = "a"
+per_second = 1
+per_minute = 60
+[[limits.rate]]
+id = "b"
+[[backends]]
+name = "s"
+command = "x"
+limits = {{ no_cache = true, concurrency = 0 }}
+tools.t = {{ cache_ttl_secs = 5, retries = 2 }}
+tools.u = {{ timeout_ms = 0 }}
+"#
+    ));
+    for want in [
+        "limits.redis: `http://cache:6379` is not a redis:// URL",
+        "limits.breaker.failure_ratio: must be in (0, 1]",
+        "limits.rate[0]: set exactly one of per_second, per_minute, per_hour",
+        "limits.rate[1]: set exactly one of per_second, per_minute, per_hour",
+        "backends[0].limits.concurrency: must be at least 1",
+        "backends[0].tools.t.cache_ttl_secs: this backend is `no_cache`: its results are never cached",
+        "backends[0].tools.t.retries: only calls of tools marked `idempotent = true` are retried",
+        "backends[0].tools.u.timeout_ms: must be at least 1",
+    ] {
+        assert!(
+            errs.iter().any(|e| e == want),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn governance_settings_resolve_per_backend_and_tool() {
+    let config = ok(r#"
+[limits]
+concurrency = 10
+[[limits.rate]]
+id = "tenant-tool"
+by = ["tenant", "tool"]
+per_minute = 600
+burst = 50
+tools = ["trading__*"]
+[[backends]]
+name = "trading"
+command = "x"
+limits = { concurrency = 2, breaker = { consecutive_failures = 3 } }
+tools.quote = { cache_ttl_secs = 30, timeout_ms = 500, idempotent = true }
+"#);
+    let g = crate::governance::Governance::new(&config);
+    let b = &g.backends[0];
+    assert_eq!(b.cache_ttl["quote"], std::time::Duration::from_secs(30));
+    assert!(b.coalesce.contains("quote"), "cacheable implies coalesced");
+    assert_eq!(b.retries["quote"], 2);
+    assert_eq!(
+        b.tool_timeouts["quote"],
+        std::time::Duration::from_millis(500)
+    );
+    let rule = &config.limits.rate[0];
+    assert_eq!(rule.period, std::time::Duration::from_millis(100));
+    assert_eq!(rule.burst.get(), 50);
+}
