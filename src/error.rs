@@ -12,6 +12,9 @@ pub const FORBIDDEN: ErrorCode = ErrorCode(-32003);
 /// to retry).
 pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
 
+/// JSON-RPC error code of a call (or result) stopped by a guard rule.
+pub const BLOCKED: ErrorCode = ErrorCode(-32030);
+
 /// Why a call did not get a result from its backend.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
@@ -51,6 +54,9 @@ pub enum CallError {
     Backend(McpError),
     #[error("{0}")]
     Internal(String),
+    /// Stopped by a guard: names the rule and where, never the matched text.
+    #[error("{0}")]
+    Blocked(String),
     /// Refused by a rate limit; retry after the given time.
     #[error("rate limited by `{rule}`: retry after {retry_after_ms} ms")]
     RateLimited { rule: String, retry_after_ms: u64 },
@@ -68,6 +74,7 @@ impl CallError {
                 McpError::new(ErrorCode::INVALID_PARAMS, message, None)
             }
             CallError::Forbidden(_) => McpError::new(FORBIDDEN, message, None),
+            CallError::Blocked(_) => McpError::new(BLOCKED, message, None),
             CallError::UnknownResource(uri) => McpError::new(
                 ErrorCode::RESOURCE_NOT_FOUND,
                 message,

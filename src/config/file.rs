@@ -27,6 +27,9 @@ pub struct FileConfig {
     /// Traffic governance: rate limits.
     #[serde(default)]
     pub limits: Option<crate::governance::LimitsSection>,
+    /// Argument and result guards: size limits, content rules, redaction.
+    #[serde(default)]
+    pub guards: Option<crate::governance::config::GuardsSection>,
     /// The `.cedar` files of `authz.policies`, read by the loader (not part of the TOML).
     #[serde(skip)]
     pub policy_files: Vec<PolicyFile>,

@@ -35,6 +35,8 @@ pub struct Config {
     pub audit: Option<crate::audit::AuditSettings>,
     /// Rate limits (empty when the file has no `[limits]`).
     pub limits: crate::governance::LimitsSettings,
+    /// Guards as written (they compiled at validation).
+    pub guards: crate::governance::config::GuardsSection,
 }
 
 #[derive(Debug, Clone)]

@@ -58,6 +58,12 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     for (path, message) in problems {
         issues.push(path, message);
     }
+    let guards = file.guards.clone().unwrap_or_default();
+    if let Err(problems) = crate::governance::guards::Guards::build(&guards.global, &guards.tools) {
+        for (path, message) in problems {
+            issues.push(path, message);
+        }
+    }
     match server {
         Some(server) if issues.0.is_empty() => Ok(Config {
             server,
@@ -66,6 +72,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             authz,
             audit,
             limits,
+            guards,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

@@ -252,3 +252,26 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
         issues,
     )
 }
+
+/// `[guards]`: the global guard settings, with per-tool ones under `tools."<tool>"`.
+#[derive(Debug, Default, Clone)]
+pub struct GuardsSection {
+    pub global: super::guards::GuardConfig,
+    pub tools: std::collections::BTreeMap<String, super::guards::GuardConfig>,
+}
+
+impl<'de> Deserialize<'de> for GuardsSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // `tools` is split off first: the settings themselves refuse unknown keys.
+        let mut table = toml::Table::deserialize(d)?;
+        let tools = match table.remove("tools") {
+            Some(t) => t.try_into().map_err(D::Error::custom)?,
+            None => Default::default(),
+        };
+        let global = toml::Value::Table(table)
+            .try_into()
+            .map_err(D::Error::custom)?;
+        Ok(GuardsSection { global, tools })
+    }
+}

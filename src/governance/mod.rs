@@ -8,6 +8,7 @@ pub mod cache;
 pub mod coalesce;
 pub mod concurrency;
 pub mod config;
+pub mod guards;
 pub mod rate;
 pub mod retry;
 pub mod shared;
@@ -50,6 +51,7 @@ pub struct Governance {
     pub coalescer: coalesce::Coalescer,
     /// Rate-limit buckets shared through Redis, when configured.
     shared: Option<shared::SharedCounters>,
+    pub guards: guards::Guards,
 }
 
 impl Governance {
@@ -111,6 +113,12 @@ impl Governance {
             coalescer: coalesce::Coalescer::default(),
             // The URL was checked at validation; a client that still cannot be built is
             // reported and the limits hold per process.
+            // Validation compiled them already; the empty set is only a fallback.
+            guards: guards::Guards::build(&config.guards.global, &config.guards.tools)
+                .unwrap_or_else(|_| {
+                    guards::Guards::build(&Default::default(), &Default::default())
+                        .expect("the built-in guards compile")
+                }),
             shared: l.redis.as_deref().and_then(|url| {
                 shared::SharedCounters::new(url)
                     .map_err(|e| tracing::error!(error = %e, "Redis client for shared rate limits"))

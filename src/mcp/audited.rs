@@ -17,7 +17,7 @@ use crate::audit::entry::Openings;
 use crate::audit::record::{OutcomeField, hex};
 use crate::audit::{Entry, Kind, jcs};
 use crate::authn::Principal;
-use crate::error::{CallError, FORBIDDEN, RATE_LIMITED};
+use crate::error::{BLOCKED, CallError, FORBIDDEN, RATE_LIMITED};
 use crate::hub::Hub;
 use crate::stack::audit::{Slot, scope};
 
@@ -55,11 +55,23 @@ impl Audited {
         let (mut entry, openings) = self.entry(ctx, action, resource, arguments);
         let slot = Arc::new(Mutex::new(Slot::default()));
         let result = scope(slot.clone(), handle).await;
-        let decision = slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .decision
-            .take();
+        let (decision, guard, redactions) = {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                slot.decision.take(),
+                slot.guard.take(),
+                std::mem::take(&mut slot.redactions),
+            )
+        };
+        if let Some((rule, path)) = guard {
+            entry.detail.insert("guard".to_owned(), rule);
+            entry.detail.insert("guard_path".to_owned(), path);
+        }
+        for (rule, n) in redactions {
+            entry
+                .detail
+                .insert(format!("redacted.{rule}"), n.to_string());
+        }
         let denied = decision.as_ref().is_some_and(|d| !d.allowed);
         if let Some(d) = &decision {
             entry.decision = Some(audit.entries().decision(d));
@@ -147,6 +159,8 @@ fn outcome<T: Recorded>(
                 "denied"
             } else if e.code == RATE_LIMITED {
                 "rate_limited"
+            } else if e.code == BLOCKED {
+                "blocked"
             } else {
                 "error"
             }

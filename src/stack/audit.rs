@@ -17,6 +17,10 @@ pub struct Slot {
     /// The first decision taken for the request (its own action); later ones, such as
     /// input requests decided during the call, do not replace it.
     pub decision: Option<Decision>,
+    /// The guard rule that blocked the call and where (never the matched text).
+    pub guard: Option<(String, String)>,
+    /// Replacements made in the result, by redaction rule.
+    pub redactions: std::collections::BTreeMap<String, usize>,
 }
 
 tokio::task_local! {
@@ -34,6 +38,24 @@ pub fn note_decision(decision: &Decision) {
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.decision.is_none() {
             slot.decision = Some(decision.clone());
+        }
+    });
+}
+
+/// Records the guard rule that blocked the current request.
+pub fn note_guard(rule: &str, path: &str) {
+    let _ = SLOT.try_with(|slot| {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.guard = Some((rule.to_owned(), path.to_owned()));
+    });
+}
+
+/// Records what redaction replaced in the current request's result.
+pub fn note_redactions(by_rule: &std::collections::BTreeMap<String, usize>) {
+    let _ = SLOT.try_with(|slot| {
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        for (rule, n) in by_rule {
+            *slot.redactions.entry(rule.clone()).or_default() += n;
         }
     });
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
-//!     -> [guards] -> cache -> coalesce -> retry -> breaker -> concurrency -> timeout
+//!     -> guards -> cache -> coalesce -> retry -> breaker -> concurrency -> timeout
 //!     -> router
 //! ```
 //!
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod authz;
 mod backend;
 mod drain;
+mod guards;
 mod layer;
 mod limits;
 mod retry;
@@ -62,6 +63,10 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
         .layer(limits::LimitsLayer::new(hub.clone()))
+        // Guards: arguments checked before anything below sees them, results before they
+        // leave; before the cache, so a stored result was guarded and a blocked call
+        // never reaches it.
+        .layer(guards::GuardsLayer::new(hub.clone()))
         // Cache, then coalescing: a hit costs no backend call and no slot; identical
         // concurrent misses share one call. Both key on the caller's scope.
         .layer(share::CacheLayer::new(hub.clone()))

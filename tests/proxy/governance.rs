@@ -337,3 +337,41 @@ async fn only_calls_of_idempotent_tools_are_retried() {
     let next = first_text(&client.peer().call_tool(counted("k", 0)).await.unwrap());
     assert_eq!(next, "call 2");
 }
+
+#[tokio::test]
+async fn guards_block_a_traversal_path_and_redact_a_result() {
+    let proxy = TestProxy::start(&with_auth(&format!(
+        "[guards.tools.\"s__echo\"]\nredact_builtin = [\"email\"]\n{}",
+        stdio_backend("s", "")
+    )))
+    .await;
+    let (client, _) = connect(&proxy.url).await;
+    // The built-in rules are on for every tool: a traversal never reaches the backend, and
+    // the error names the rule and where, not the value.
+    let refused = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "../../../etc/shadow"})))
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(text.contains("blocked by guard rule"), "{text}");
+    assert!(text.contains("`/text`"), "{text}");
+    assert!(
+        !text.contains("shadow"),
+        "the matched text is not repeated: {text}"
+    );
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error")
+    };
+    assert_eq!(e.code, mcp_warden::error::BLOCKED);
+    // The result leaves with the configured pattern redacted.
+    let answer = client
+        .peer()
+        .call_tool(call(
+            "s__echo",
+            json!({"text": "write to ann@example.com today"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&answer), "write to [redacted:email] today");
+}

@@ -1,0 +1,79 @@
+//! The guards layer: content checks on a tool call's arguments before anything below sees
+//! them, and on its result before it leaves — size limits, deny rules, redaction
+//! (`governance::guards`). After rate limits (a blocked call still spent its token: probing
+//! for what passes is metered) and before the cache (a cached result was guarded when it
+//! was stored, and a blocked call never reaches it).
+
+use std::sync::Arc;
+
+use rmcp::model::ServerResult;
+use tower::{Layer, Service};
+
+use super::layer::{Around, CallFuture, Step, forward};
+use super::{Call, Op};
+use crate::{error::CallError, hub::Hub};
+
+#[derive(Clone)]
+pub struct GuardsLayer {
+    hub: Arc<Hub>,
+}
+
+impl GuardsLayer {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        GuardsLayer { hub }
+    }
+}
+
+impl<S> Layer<S> for GuardsLayer {
+    type Service = Around<GuardsLayer, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Around::new(self.clone(), inner)
+    }
+}
+
+fn blocked(b: crate::governance::guards::Blocked) -> CallError {
+    super::audit::note_guard(&b.rule, &b.path);
+    tracing::info!(rule = %b.rule, path = %b.path, "blocked by a guard");
+    CallError::Blocked(b.to_string())
+}
+
+impl Step for GuardsLayer {
+    fn run<S>(&self, call: Call, next: S) -> CallFuture
+    where
+        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
+        S::Future: Send,
+    {
+        let Op::CallTool { tool, arguments } = &call.op else {
+            return Box::pin(forward(next, call));
+        };
+        let guards = &self.hub.governance.guards;
+        if let Err(b) = guards.check_arguments(tool, arguments) {
+            return Box::pin(std::future::ready(Err(blocked(b))));
+        }
+        if !guards.guards_results(tool) {
+            return Box::pin(forward(next, call));
+        }
+        let tool = tool.clone();
+        let governance = self.hub.governance.clone();
+        Box::pin(async move {
+            let result = forward(next, call).await?;
+            let ServerResult::CallToolResult(r) = &result else {
+                return Ok(result);
+            };
+            let mut value = serde_json::to_value(r)
+                .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
+            let redactions = governance
+                .guards
+                .check_result(&tool, &mut value)
+                .map_err(blocked)?;
+            if redactions.is_empty() {
+                return Ok(result);
+            }
+            super::audit::note_redactions(&redactions.by_rule);
+            let redacted = serde_json::from_value(value)
+                .map_err(|e| CallError::Internal(format!("redacted result: {e}")))?;
+            Ok(ServerResult::CallToolResult(redacted))
+        })
+    }
+}
