@@ -375,3 +375,35 @@ async fn guards_block_a_traversal_path_and_redact_a_result() {
         .unwrap();
     assert_eq!(first_text(&answer), "write to [redacted:email] today");
 }
+
+#[tokio::test]
+async fn refusals_by_governance_are_audited_with_their_rule() {
+    let (store, state) = (
+        crate::audit::scratch("store"),
+        crate::audit::scratch("state"),
+    );
+    let config = with_auth(&format!(
+        "{}[[limits.rate]]\nid = \"tight\"\nper_minute = 1\nburst = 1\n{}",
+        crate::audit::audit_section(&format!("file://{}", store.display()), &state, ""),
+        stdio_backend("s", "")
+    ));
+    let proxy = TestProxy::start(&config).await;
+    let (client, _) = connect(&proxy.url).await;
+    client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "AKIAABCDEFGHIJKLMNOP"})))
+        .await
+        .unwrap_err();
+    client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "fine"})))
+        .await
+        .unwrap_err();
+    let all = crate::audit::records(&store, &state);
+    let calls: Vec<_> = all.iter().filter(|r| r["action"] == "tools/call").collect();
+    assert_eq!(calls[0]["outcome"]["status"], "blocked");
+    assert_eq!(calls[0]["detail"]["guard"], "aws_access_key_id");
+    assert_eq!(calls[0]["detail"]["guard_path"], "/text");
+    assert!(!calls[0].to_string().contains("AKIAABCDEFGHIJKLMNOP"));
+    assert_eq!(calls[1]["outcome"]["status"], "rate_limited");
+}
