@@ -1,5 +1,6 @@
 //! End-to-end load harness: `tools/call` latency and throughput against the demo backend
-//! directly and through the proxy, in the same run, reported as added µs and as ratios.
+//! directly and through the proxy (without an audit log, and with one in each durability
+//! mode), in the same run, reported as added µs and as ratios.
 //!
 //! `cargo bench --bench e2e` runs the full measurement; under `cargo test` it runs a short
 //! smoke pass so the harness itself stays working.
@@ -85,18 +86,48 @@ async fn stdio_client() -> Client {
 }
 
 async fn measure(client: Client, tool: &str, s: &Settings) -> Figures {
-    let peer = client.peer().clone();
-    for _ in 0..50 {
-        peer.call_tool(echo(tool)).await.unwrap();
+    measure_together(vec![(client, tool)], 1, s).await.remove(0)
+}
+
+type Peer = rmcp::service::Peer<rmcp::RoleClient>;
+
+/// Latency of several paths, measured in `rounds` that take turns (so that drift on a shared
+/// machine hits them alike), then the throughput of each in turn.
+async fn measure_together(paths: Vec<(Client, &str)>, rounds: usize, s: &Settings) -> Vec<Figures> {
+    let peers: Vec<(Peer, &str)> = paths
+        .iter()
+        .map(|(c, tool)| (c.peer().clone(), *tool))
+        .collect();
+    for (peer, tool) in &peers {
+        for _ in 0..50 {
+            peer.call_tool(echo(tool)).await.unwrap();
+        }
     }
-    let mut latencies = Vec::with_capacity(s.sequential_calls);
-    for _ in 0..s.sequential_calls {
-        let start = Instant::now();
-        peer.call_tool(echo(tool)).await.unwrap();
-        latencies.push(start.elapsed());
+    let mut latencies = vec![Vec::with_capacity(s.sequential_calls); peers.len()];
+    for _ in 0..rounds {
+        for ((peer, tool), latencies) in peers.iter().zip(&mut latencies) {
+            for _ in 0..s.sequential_calls / rounds {
+                let start = Instant::now();
+                peer.call_tool(echo(tool)).await.unwrap();
+                latencies.push(start.elapsed());
+            }
+        }
     }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let mut figures = Vec::new();
+    for ((peer, tool), mut latencies) in peers.into_iter().zip(latencies) {
+        latencies.sort();
+        let pct =
+            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        figures.push(Figures {
+            p50: pct(0.50),
+            p99: pct(0.99),
+            calls_per_s: throughput(peer, tool, s).await,
+        });
+    }
+    figures
+}
+
+async fn throughput(peer: Peer, tool: &str, s: &Settings) -> f64 {
     let deadline = Instant::now() + s.throughput_for;
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..s.concurrency)
@@ -115,11 +146,7 @@ async fn measure(client: Client, tool: &str, s: &Settings) -> Figures {
         w.await.unwrap();
     }
     let calls = count.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    Figures {
-        p50: pct(0.50),
-        p99: pct(0.99),
-        calls_per_s: calls / started.elapsed().as_secs_f64(),
-    }
+    calls / started.elapsed().as_secs_f64()
 }
 
 fn us(d: Duration) -> f64 {
@@ -165,19 +192,56 @@ async fn main() {
     let secured = Proxy::from_config(secured).await.unwrap();
     let secured_handle = secured.handle();
     let secured_url = serve(secured.into_router()).await;
+    // The same backend behind a proxy that writes the audit log, in each durability mode,
+    // to a local directory on the project's disk.
+    let logs = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-e2e-audit");
+    let _ = std::fs::remove_dir_all(&logs);
+    let mut audited = Vec::new();
+    for durability in ["async", "before-response"] {
+        let dir = logs.join(durability);
+        let store = url::Url::from_directory_path(dir.join("store")).unwrap();
+        let config = Config::from_toml_str(&format!(
+            "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n\
+             [audit]\norigin = \"bench/audit\"\nstore = {:?}\nstate_dir = {:?}\ndurability = {durability:?}\n\
+             [[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n",
+            store.as_str(),
+            dir.join("state").display().to_string(),
+        ))
+        .unwrap();
+        let proxy = Proxy::from_config(config).await.unwrap();
+        let handle = proxy.handle();
+        audited.push((serve(proxy.into_router()).await, handle));
+    }
 
+    // The proxy without and with the audit log: latencies taken in turns, ten rounds.
+    let mut together = measure_together(
+        vec![
+            (http_client(&proxied).await, "demo__echo"),
+            (http_client(&audited[0].0).await, "demo__echo"),
+            (http_client(&audited[1].0).await, "demo__echo"),
+        ],
+        10,
+        &s,
+    )
+    .await
+    .into_iter();
+    let (without_log, log_async, log_before_response) = (
+        together.next().unwrap(),
+        together.next().unwrap(),
+        together.next().unwrap(),
+    );
+    let direct = measure(http_client(&backend).await, "echo", &s).await;
     let rows = [
-        (
-            "HTTP backend, direct",
-            measure(http_client(&backend).await, "echo", &s).await,
-        ),
-        (
-            "HTTP backend, via proxy",
-            measure(http_client(&proxied).await, "demo__echo", &s).await,
-        ),
+        ("HTTP backend, direct", direct),
+        ("HTTP backend, via proxy", without_log),
         (
             "HTTP backend, via proxy, token + 100 policies",
             measure(token_client(&secured_url, token).await, "demo__echo", &s).await,
+        ),
+        ("HTTP backend, via proxy, audit log async", log_async),
+        (
+            "HTTP backend, via proxy, audit log before-response",
+            log_before_response,
         ),
         (
             "stdio backend, direct",
@@ -193,12 +257,12 @@ async fn main() {
         s.sequential_calls, s.concurrency, s.throughput_for
     );
     println!(
-        "{:<46} {:>9} {:>9} {:>10}",
+        "{:<50} {:>9} {:>9} {:>10}",
         "", "p50 µs", "p99 µs", "calls/s"
     );
     for (name, f) in &rows {
         println!(
-            "{name:<46} {:>9.0} {:>9.0} {:>10.0}",
+            "{name:<50} {:>9.0} {:>9.0} {:>10.0}",
             us(f.p50),
             us(f.p99),
             f.calls_per_s
@@ -210,9 +274,17 @@ async fn main() {
         us(secured.p50) - us(open.p50),
         us(secured.p99) - us(open.p99),
     );
+    for (mode, with) in [("async", &rows[3].1), ("before-response", &rows[4].1)] {
+        println!(
+            "the audit log ({mode}) adds p50 +{:.0} µs, p99 +{:.0} µs to the proxy (anonymous, one permit-all policy); throughput {:.2}x",
+            us(with.p50) - us(open.p50),
+            us(with.p99) - us(open.p99),
+            with.calls_per_s / open.calls_per_s,
+        );
+    }
     for (label, direct, through) in [
         ("HTTP", &rows[0].1, &rows[1].1),
-        ("stdio", &rows[3].1, &rows[4].1),
+        ("stdio", &rows[5].1, &rows[6].1),
     ] {
         println!(
             "{label} backend: proxy adds p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
@@ -225,4 +297,8 @@ async fn main() {
     }
     handle.shutdown().await;
     secured_handle.shutdown().await;
+    for (_, handle) in audited {
+        handle.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&logs);
 }
