@@ -270,13 +270,13 @@ async fn main() {
     }
     let (open, secured) = (&rows[1].1, &rows[2].1);
     println!(
-        "authentication + 100-policy authorization add p50 +{:.0} µs, p99 +{:.0} µs to the proxy (anonymous, one permit-all policy)",
+        "authentication + 100-policy authorization add p50 {:+.0} µs, p99 {:+.0} µs to the proxy (anonymous, one permit-all policy)",
         us(secured.p50) - us(open.p50),
         us(secured.p99) - us(open.p99),
     );
     for (mode, with) in [("async", &rows[3].1), ("before-response", &rows[4].1)] {
         println!(
-            "the audit log ({mode}) adds p50 +{:.0} µs, p99 +{:.0} µs to the proxy (anonymous, one permit-all policy); throughput {:.2}x",
+            "the audit log ({mode}) adds p50 {:+.0} µs, p99 {:+.0} µs to the proxy (anonymous, one permit-all policy); throughput {:.2}x",
             us(with.p50) - us(open.p50),
             us(with.p99) - us(open.p99),
             with.calls_per_s / open.calls_per_s,
@@ -287,7 +287,7 @@ async fn main() {
         ("stdio", &rows[5].1, &rows[6].1),
     ] {
         println!(
-            "{label} backend: proxy adds p50 +{:.0} µs ({:.2}x), p99 +{:.0} µs ({:.2}x); throughput {:.2}x of direct",
+            "{label} backend: proxy adds p50 {:+.0} µs ({:.2}x), p99 {:+.0} µs ({:.2}x); throughput {:.2}x of direct",
             us(through.p50) - us(direct.p50),
             us(through.p50) / us(direct.p50),
             us(through.p99) - us(direct.p99),
@@ -295,10 +295,72 @@ async fn main() {
             through.calls_per_s / direct.calls_per_s,
         );
     }
+    governance(&backend, &s).await;
     handle.shutdown().await;
     secured_handle.shutdown().await;
     for (_, handle) in audited {
         handle.shutdown().await;
     }
     let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// The governance layers' cost, in the same run: the same backend behind three proxies —
+/// governance off (no rate rules, built-in guard rules off), on (two rate rules, a
+/// per-principal concurrency limit, a per-tool timeout, every built-in guard rule), and on
+/// with the tool cacheable (every call after the first is a cache hit). Latencies in turns.
+async fn governance(backend: &str, s: &Settings) {
+    let base =
+        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n";
+    let rules = "[limits]\nprincipal_concurrency = 64\n\
+        [[limits.rate]]\nid = \"per-principal\"\nby = [\"principal\"]\nper_second = 1000000\n\
+        [[limits.rate]]\nid = \"tenant-tool\"\nby = [\"tenant\", \"tool\"]\nper_second = 1000000\n";
+    let configs = [
+        format!(
+            "{base}[guards]\nbuiltin_rules = false\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n"
+        ),
+        format!(
+            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\ntools.echo = {{ timeout_ms = 5000 }}\n"
+        ),
+        format!(
+            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\ntools.echo = {{ timeout_ms = 5000, cache_ttl_secs = 3600 }}\n"
+        ),
+    ];
+    let mut urls = Vec::new();
+    let mut handles = Vec::new();
+    for c in configs {
+        let proxy = Proxy::from_config(Config::from_toml_str(&c).unwrap())
+            .await
+            .unwrap();
+        handles.push(proxy.handle());
+        urls.push(serve(proxy.into_router()).await);
+    }
+    let mut clients = Vec::new();
+    for url in &urls {
+        clients.push((http_client(url).await, "demo__echo"));
+    }
+    let figures = measure_together(clients, 10, s).await;
+    println!("\ngovernance layers, same backend, latencies taken in turns:");
+    let names = [
+        "governance off (no rate rules, no guard rules)",
+        "governance on (2 rate rules, guards, limits, timeout)",
+        "governance on, cache hit",
+    ];
+    for (name, f) in names.iter().zip(&figures) {
+        println!(
+            "{name:<55} {:>9.0} {:>9.0} {:>10.0}",
+            us(f.p50),
+            us(f.p99),
+            f.calls_per_s
+        );
+    }
+    println!(
+        "governance adds p50 {:+.1} µs, p99 {:+.1} µs; a cache hit answers in {:.0} µs p50 ({:+.0} µs against a call through governance)",
+        us(figures[1].p50) - us(figures[0].p50),
+        us(figures[1].p99) - us(figures[0].p99),
+        us(figures[2].p50),
+        us(figures[2].p50) - us(figures[1].p50),
+    );
+    for h in handles {
+        h.shutdown().await;
+    }
 }
