@@ -28,23 +28,32 @@ fn principal() -> Principal {
     }
 }
 
+/// The synthetic engine of `n` policies and the tool its benchmarks call.
+fn engine_of(n: usize) -> (Engine, String) {
+    let engine = Engine::build(
+        &synthetic_policies(n),
+        &synthetic_catalog(n),
+        &synthetic_attributes(),
+        BuildMode::Strict,
+    )
+    .expect("synthetic policies validate");
+    (engine, synthetic_tool(synthetic_tool_count(n) / 2))
+}
+
+fn arguments() -> serde_json::Map<String, serde_json::Value> {
+    json!({"amount": 250, "symbol": "S1"})
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     let principal = principal();
     let facts = facts_at(1_795_000_000, "127.0.0.1", "http", "s1");
-    let arguments = json!({"amount": 250, "symbol": "S1"})
-        .as_object()
-        .cloned()
-        .unwrap();
+    let arguments = arguments();
     for n in [10, 100, 1_000, 10_000] {
-        let engine = Engine::build(
-            &synthetic_policies(n),
-            &synthetic_catalog(n),
-            &synthetic_attributes(),
-            BuildMode::Strict,
-        )
-        .expect("synthetic policies validate");
-        let tool = synthetic_tool(synthetic_tool_count(n) / 2);
+        let (engine, tool) = engine_of(n);
         let op = Operation::CallTool {
             tool: &tool,
             arguments: &arguments,
@@ -69,24 +78,14 @@ fn bench(c: &mut Criterion) {
 fn percentiles(_: &mut Criterion) {
     let principal = principal();
     let facts = facts_at(1_795_000_000, "127.0.0.1", "http", "s1");
-    let arguments = json!({"amount": 250, "symbol": "S1"})
-        .as_object()
-        .cloned()
-        .unwrap();
+    let arguments = arguments();
     println!("\nsingle decisions (sliced), 50,000 each:");
     println!(
         "{:>8} {:>9} {:>9} {:>9}",
         "policies", "p50 µs", "p99 µs", "p99.9 µs"
     );
     for n in [10, 100, 1_000, 10_000] {
-        let engine = Engine::build(
-            &synthetic_policies(n),
-            &synthetic_catalog(n),
-            &synthetic_attributes(),
-            BuildMode::Strict,
-        )
-        .expect("synthetic policies validate");
-        let tool = synthetic_tool(synthetic_tool_count(n) / 2);
+        let (engine, tool) = engine_of(n);
         let op = Operation::CallTool {
             tool: &tool,
             arguments: &arguments,

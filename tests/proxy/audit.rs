@@ -6,13 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use rmcp::{
-    ServiceExt,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
-
 use crate::common::*;
 
 const ENGINEER: &str = "engineer-token";
@@ -98,13 +91,8 @@ pub fn records_from(store: &Path, state: &Path) -> Vec<Value> {
     out
 }
 
-pub async fn engineer(url: &str) -> rmcp::service::RunningService<rmcp::RoleClient, TestClient> {
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-        .auth_header(ENGINEER.to_owned());
-    TestClient::default()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
+pub async fn engineer(url: &str) -> Client {
+    connect_as(url, ENGINEER).await.0
 }
 
 fn calls<'r>(records: &'r [Value], tool: &str) -> Vec<&'r Value> {

@@ -3,13 +3,6 @@
 
 use serde_json::json;
 
-use rmcp::{
-    ServiceExt,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
-
 use crate::common::*;
 
 const ANALYST: &str = "analyst-token";
@@ -58,18 +51,6 @@ fn config() -> String {
     )
 }
 
-async fn as_principal(url: &str, token: &str) -> (Client, TestClient) {
-    let handler = TestClient::default();
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let client = handler
-        .clone()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap();
-    (client, handler)
-}
-
 async fn tool_names(client: &Client) -> Vec<String> {
     client
         .peer()
@@ -84,9 +65,9 @@ async fn tool_names(client: &Client) -> Vec<String> {
 #[tokio::test]
 async fn each_principal_sees_only_the_tools_it_may_call() {
     let proxy = TestProxy::start(&config()).await;
-    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
     assert_eq!(tool_names(&analyst).await, ["s__echo"]);
-    let (engineer, _) = as_principal(&proxy.url, ENGINEER).await;
+    let (engineer, _) = connect_as(&proxy.url, ENGINEER).await;
     let all = tool_names(&engineer).await;
     assert!(
         all.len() > 10 && all.contains(&"s__slow".to_owned()),
@@ -99,7 +80,7 @@ async fn each_principal_sees_only_the_tools_it_may_call() {
 #[tokio::test]
 async fn calls_are_decided_with_their_typed_arguments() {
     let proxy = TestProxy::start(&config()).await;
-    let (engineer, _) = as_principal(&proxy.url, ENGINEER).await;
+    let (engineer, _) = connect_as(&proxy.url, ENGINEER).await;
     let quick = engineer
         .peer()
         .call_tool(call("s__slow", json!({"ms": 10})))
@@ -139,7 +120,7 @@ async fn calls_are_decided_with_their_typed_arguments() {
 #[tokio::test]
 async fn a_hidden_tool_reads_exactly_like_an_unknown_one() {
     let proxy = TestProxy::start(&config()).await;
-    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
     let hidden = analyst
         .peer()
         .call_tool(call("s__crash", json!({})))
@@ -171,7 +152,7 @@ async fn a_hidden_tool_reads_exactly_like_an_unknown_one() {
 #[tokio::test]
 async fn a_backends_sampling_request_is_decided_for_the_caller() {
     let proxy = TestProxy::start(&config()).await;
-    let (agent, seen) = as_principal(&proxy.url, AGENT).await;
+    let (agent, seen) = connect_as(&proxy.url, AGENT).await;
     let result = agent
         .peer()
         .call_tool(call("s__test_sampling", json!({"prompt": "hi"})))
@@ -183,7 +164,7 @@ async fn a_backends_sampling_request_is_decided_for_the_caller() {
         "the client was never asked"
     );
     assert!(!first_text(&result).contains(SAMPLED_TEXT), "{result:?}");
-    let (engineer, seen) = as_principal(&proxy.url, ENGINEER).await;
+    let (engineer, seen) = connect_as(&proxy.url, ENGINEER).await;
     let result = engineer
         .peer()
         .call_tool(call("s__test_sampling", json!({"prompt": "hi"})))
@@ -229,7 +210,7 @@ async fn operator_hints_override_what_a_backend_claims() {
 #[tokio::test]
 async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels() {
     let proxy = TestProxy::start(&config()).await;
-    let (analyst, _) = as_principal(&proxy.url, ANALYST).await;
+    let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
     analyst
         .peer()
         .call_tool(call("s__echo", json!({"text": "hi"})))
@@ -242,12 +223,7 @@ async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels(
         .send()
         .await
         .unwrap();
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&proxy.base).await;
     assert!(
         metrics.contains(
             r#"mcp_warden_authz_decisions_total{operation="call_tool",decision="allow"} 1"#

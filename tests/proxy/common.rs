@@ -349,3 +349,29 @@ pub fn signal(child: &tokio::process::Child, signal: &str) {
             .success()
     );
 }
+
+/// A client presenting `token` as its bearer token.
+pub async fn connect_as(url: &str, token: &str) -> (Client, TestClient) {
+    use rmcp::transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    };
+    let handler = TestClient::default();
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
+    let client = handler
+        .clone()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap();
+    (client, handler)
+}
+
+/// The proxy's `/metrics` text.
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -2,25 +2,10 @@
 
 use serde_json::json;
 
-use rmcp::{
-    ServiceExt,
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
-
 use crate::common::*;
 
-async fn as_token(
-    url: &str,
-    token: &str,
-) -> rmcp::service::RunningService<rmcp::RoleClient, TestClient> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    TestClient::default()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
+async fn as_token(url: &str, token: &str) -> Client {
+    connect_as(url, token).await.0
 }
 
 fn tokens(list: &[(&str, &str, &str)]) -> String {
@@ -110,12 +95,7 @@ async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
         proxy.handle.breaker_states(),
         [("s".to_owned(), String::new(), "open")]
     );
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&proxy.base).await;
     assert!(
         metrics.contains("mcp_warden_breaker_state{backend=\"s\",tenant=\"\"} 2"),
         "{metrics}"
