@@ -215,6 +215,7 @@ impl Audit {
             seal_interval: settings.seal_interval,
             uploads: uploads_tx,
             health: health.clone(),
+            openings_file: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -281,6 +282,8 @@ impl Audit {
         } else {
             (None, None)
         };
+        let openings =
+            openings.map(|(salts, arguments)| sequencer::opening_tail(&salts, arguments));
         self.send(Msg::Append(Box::new(Pending {
             entry,
             openings,

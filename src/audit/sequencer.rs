@@ -26,7 +26,9 @@ use super::{AuditError, Health};
 /// One entry on its way in, with the salts of its argument commitments.
 pub(crate) struct Pending {
     pub entry: Entry,
-    pub openings: Option<(BTreeMap<String, [u8; 32]>, serde_json::Value)>,
+    /// The opening line of the entry's argument commitments without its index: built by
+    /// the caller, so the sequencer only prefixes the index (see [`opening_tail`]).
+    pub openings: Option<Vec<u8>>,
     /// Answered with the record's index once it is durable.
     pub done: Option<oneshot::Sender<Result<u64, AuditError>>>,
 }
@@ -49,6 +51,8 @@ pub(crate) struct Sequencer {
     pub seal_interval: Duration,
     pub uploads: mpsc::UnboundedSender<Sealed>,
     pub health: Arc<Health>,
+    /// The openings file of the current segment, by its first index.
+    pub openings_file: Option<(u64, std::fs::File)>,
 }
 
 impl Sequencer {
@@ -56,7 +60,7 @@ impl Sequencer {
     pub fn run(mut self, rx: Receiver<Msg>) {
         let mut opened = Instant::now();
         let mut buffer = Vec::with_capacity(64 * 1024);
-        let mut openings = Vec::new();
+        let mut openings: Vec<u8> = Vec::new();
         let mut waiters = Vec::new();
         loop {
             let deadline = opened + self.seal_interval;
@@ -86,8 +90,9 @@ impl Sequencer {
                             continue;
                         }
                         let index = self.sequence(entry, &mut buffer);
-                        if let Some((salts, arguments)) = o {
-                            openings.push(opening(index, &salts, arguments));
+                        if let Some(tail) = o {
+                            openings.extend_from_slice(format!("{{\"index\":{index},").as_bytes());
+                            openings.extend_from_slice(&tail);
                         }
                         waiters.push((index, done));
                     }
@@ -189,33 +194,39 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Appends openings (salts and values) to the current segment's openings file. They are
-    /// not part of the log; losing them only loses the ability to disclose.
-    fn write_openings(&self, lines: &mut Vec<Vec<u8>>) {
-        let path = self
-            .dir
-            .join("openings")
-            .join(format!("{:020}.jsonl", self.wal.first));
-        let result = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| {
-                use std::io::Write;
-                for line in lines.iter() {
-                    f.write_all(line)?;
+    /// Appends openings (salts and values) to the current segment's openings file, kept
+    /// open for the segment. They are not part of the log; losing them only loses the
+    /// ability to disclose.
+    fn write_openings(&mut self, lines: &mut Vec<u8>) {
+        use std::io::Write;
+        let first = self.wal.first;
+        if self.openings_file.as_ref().is_none_or(|(f, _)| *f != first) {
+            let path = self.dir.join("openings").join(format!("{first:020}.jsonl"));
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(file) => self.openings_file = Some((first, file)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not open the argument openings file");
+                    self.openings_file = None;
+                    lines.clear();
+                    return;
                 }
-                Ok(())
-            });
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "could not write argument openings");
+            }
+        }
+        if let Some((_, file)) = self.openings_file.as_mut()
+            && let Err(e) = file.write_all(lines)
+        {
+            tracing::warn!(error = %e, "could not write argument openings");
         }
         lines.clear();
     }
 }
 
-fn opening(
-    index: u64,
+/// The opening line of one record, less its leading `{"index":N,`: salts and values.
+pub(crate) fn opening_tail(
     salts: &BTreeMap<String, [u8; 32]>,
     arguments: serde_json::Value,
 ) -> Vec<u8> {
@@ -225,11 +236,12 @@ fn opening(
         .map(|(k, v)| (k.clone(), serde_json::Value::String(b64.encode(v))))
         .collect();
     let mut line = serde_json::to_vec(&serde_json::json!({
-        "index": index,
         "salts": salts,
         "arguments": arguments,
     }))
-    .unwrap_or_default();
+    .unwrap_or_else(|_| b"{}".to_vec());
+    // Drop the object's opening brace: the sequencer writes `{"index":N,` before it.
+    line.remove(0);
     line.push(b'\n');
     line
 }

@@ -67,28 +67,43 @@ pub fn records(store: &Path, state: &Path) -> Vec<Value> {
     records_from(store, state)
 }
 
-/// [`records`] from a directory holding `segments/`.
+/// [`records`] from a directory holding `segments/`. The proxy may be running: a WAL file
+/// uploaded and removed while it is read makes the whole read start again, and a WAL line
+/// still being written is left out.
 pub fn records_from(store: &Path, state: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [store.join("segments"), state.join("wal")] {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
-        found.sort();
-        files.extend(found);
-    }
-    let mut out: Vec<Value> = Vec::new();
-    for f in files {
-        for line in std::fs::read(&f).unwrap().split(|&b| b == b'\n') {
-            if !line.is_empty() {
-                out.push(serde_json::from_slice(line).unwrap());
+    let mut attempts = 0;
+    'again: loop {
+        let mut out: Vec<Value> = Vec::new();
+        for (dir, live) in [(store.join("segments"), false), (state.join("wal"), true)] {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| d.map(|e| e.unwrap().path()).collect())
+                .unwrap_or_default();
+            found.sort();
+            for f in found {
+                let Ok(bytes) = std::fs::read(&f) else {
+                    continue 'again;
+                };
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    match serde_json::from_slice(line) {
+                        Ok(v) => out.push(v),
+                        Err(_) if live => break,
+                        Err(e) => panic!("{}: {e}", f.display()),
+                    }
+                }
             }
         }
+        // A segment and a not-yet-deleted WAL file may hold the same records.
+        out.sort_by_key(|r| r["index"].as_u64());
+        out.dedup_by_key(|r| r["index"].as_u64());
+        // A WAL file uploaded between listing the segments and listing the WAL leaves a
+        // hole: read again.
+        let contiguous = out.iter().enumerate().all(|(i, r)| r["index"] == i as u64);
+        if !contiguous && attempts < 50 {
+            attempts += 1;
+            continue 'again;
+        }
+        return out;
     }
-    // A segment and a not-yet-deleted WAL file may hold the same records.
-    out.sort_by_key(|r| r["index"].as_u64());
-    out.dedup_by_key(|r| r["index"].as_u64());
-    out
 }
 
 pub async fn engineer(url: &str) -> Client {
