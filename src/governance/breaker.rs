@@ -148,20 +148,25 @@ impl Breakers {
     }
 
     /// Records how an admitted call ended (`None`: it neither failed nor succeeded, e.g.
-    /// the client cancelled it).
-    pub fn record(&self, ticket: Ticket, success: Option<bool>) {
-        let s = &self.settings;
+    /// the client cancelled it). Returns the breaker's key and new state when the call
+    /// changed it (for metrics: updated on transitions only, not per call).
+    pub fn record(&self, ticket: Ticket, success: Option<bool>) -> Option<(String, State)> {
         let mut all = self.lock();
-        let Some(b) = all.get_mut(&ticket.key) else {
-            return;
-        };
+        let b = all.get_mut(&ticket.key)?;
+        let before = b.state;
+        self.apply(b, ticket.probe, success);
+        (b.state != before || ticket.probe).then_some((ticket.key, b.state))
+    }
+
+    fn apply(&self, b: &mut Breaker, probe: bool, success: Option<bool>) {
+        let s = &self.settings;
         let Some(ok) = success else {
-            if ticket.probe {
+            if probe {
                 b.probes_out = b.probes_out.saturating_sub(1);
             }
             return;
         };
-        if ticket.probe && b.state == State::HalfOpen {
+        if probe && b.state == State::HalfOpen {
             if ok {
                 b.probes_ok += 1;
                 if b.probes_ok >= s.half_open_probes.max(1) {
@@ -199,13 +204,6 @@ impl Breakers {
             .iter()
             .map(|(k, b)| (k.clone(), self.shown(b)))
             .collect()
-    }
-
-    /// The state of one breaker.
-    pub fn state_of(&self, key: &str) -> State {
-        self.lock()
-            .get(key)
-            .map_or(State::Closed, |b| self.shown(b))
     }
 
     /// An open breaker whose interval is over lets the next call probe: half open.

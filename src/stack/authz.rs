@@ -6,16 +6,15 @@
 //! nothing downstream (no rate-limit token, no cache lookup, no backend connection), and an
 //! audit record (above it) must see its decision.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmcp::model::JsonObject;
 
 use rmcp::model::ServerResult;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Call;
-use super::layer::{Around, CallFuture, Step, forward};
+use super::layer::{CallFuture, Step, forward, hub_layer};
 use crate::{
     authn::Principal,
     authz::{Decision, Operation, RequestFacts, facts_at},
@@ -136,25 +135,10 @@ fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
     }
 }
 
-/// The authorization layer of the call stack.
-#[derive(Clone)]
-pub struct AuthzLayer {
-    hub: Arc<Hub>,
-}
-
-impl AuthzLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        AuthzLayer { hub }
-    }
-}
-
-impl<S> Layer<S> for AuthzLayer {
-    type Service = Around<AuthzLayer, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
+hub_layer!(
+    /// The authorization layer of the call stack.
+    AuthzLayer
+);
 
 impl Step for AuthzLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture

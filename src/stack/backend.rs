@@ -9,37 +9,14 @@
 //!   dropped, which sends the backend MCP cancellation, and counts as a breaker failure
 //!   (the breaker sees the timeout's error because it sits outside).
 
-use std::sync::Arc;
-
 use rmcp::model::{ClientRequest, ServerResult};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Call;
-use super::layer::{Around, CallFuture, Step, forward};
-use crate::{error::CallError, hub::Hub};
-
-macro_rules! hub_layer {
-    ($name:ident) => {
-        #[derive(Clone)]
-        pub struct $name {
-            hub: Arc<Hub>,
-        }
-
-        impl $name {
-            pub fn new(hub: Arc<Hub>) -> Self {
-                $name { hub }
-            }
-        }
-
-        impl<S> Layer<S> for $name {
-            type Service = Around<$name, S>;
-
-            fn layer(&self, inner: S) -> Self::Service {
-                Around::new(self.clone(), inner)
-            }
-        }
-    };
-}
+use super::layer::{CallFuture, Step, forward, hub_layer};
+use crate::error::CallError;
+use crate::governance::breaker::State;
+use crate::telemetry::BreakerLabels;
 
 hub_layer!(BreakerLayer);
 hub_layer!(ConcurrencyLayer);
@@ -56,8 +33,7 @@ impl Step for BreakerLayer {
             let Some(g) = hub.governance.backends.get(call.backend) else {
                 return forward(next, call).await;
             };
-            let call_tenant = call.origin.principal.tenant.clone();
-            let key = g.breakers.key(call_tenant.as_deref());
+            let key = g.breakers.key(call.origin.principal.tenant.as_deref());
             let ticket = g
                 .breakers
                 .admit(key)
@@ -70,22 +46,17 @@ impl Step for BreakerLayer {
                 Ok(_) => Some(true),
                 Err(e) => e.backend_health(),
             };
-            g.breakers.record(ticket, health);
-            // The state as metrics show it, for this breaker.
-            let tenant = g.breakers.key(call_tenant.as_deref());
-            {
-                let value = match g.breakers.state_of(&tenant) {
-                    crate::governance::breaker::State::Closed => 0,
-                    crate::governance::breaker::State::HalfOpen => 1,
-                    crate::governance::breaker::State::Open => 2,
+            if let Some((tenant, state)) = g.breakers.record(ticket, health) {
+                let value = match state {
+                    State::Closed => 0,
+                    State::HalfOpen => 1,
+                    State::Open => 2,
                 };
-                hub.metrics
-                    .breakers
-                    .get_or_create(&crate::telemetry::BreakerLabels {
-                        backend: g.name.clone(),
-                        tenant,
-                    })
-                    .set(value);
+                let labels = BreakerLabels {
+                    backend: g.name.clone(),
+                    tenant,
+                };
+                hub.metrics.breakers.get_or_create(&labels).set(value);
             }
             result
         })

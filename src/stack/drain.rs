@@ -1,33 +1,14 @@
 //! Drain accounting: once shutdown begins no call gets past this layer, and shutdown waits
 //! for every call that did.
 
-use std::sync::Arc;
-
 use rmcp::model::ServerResult;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Call;
-use super::layer::{Around, CallFuture, Step, forward};
-use crate::{error::CallError, hub::Hub};
+use super::layer::{CallFuture, Step, forward, hub_layer};
+use crate::error::CallError;
 
-#[derive(Clone)]
-pub struct DrainLayer {
-    hub: Arc<Hub>,
-}
-
-impl DrainLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        DrainLayer { hub }
-    }
-}
-
-impl<S> Layer<S> for DrainLayer {
-    type Service = Around<DrainLayer, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
+hub_layer!(DrainLayer);
 
 impl Step for DrainLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture

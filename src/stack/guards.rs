@@ -4,33 +4,14 @@
 //! for what passes is metered) and before the cache (a cached result was guarded when it
 //! was stored, and a blocked call never reaches it).
 
-use std::sync::Arc;
-
 use rmcp::model::ServerResult;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::layer::{Around, CallFuture, Step, forward};
+use super::layer::{CallFuture, Step, forward, hub_layer};
 use super::{Call, Op};
-use crate::{error::CallError, hub::Hub};
+use crate::error::CallError;
 
-#[derive(Clone)]
-pub struct GuardsLayer {
-    hub: Arc<Hub>,
-}
-
-impl GuardsLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        GuardsLayer { hub }
-    }
-}
-
-impl<S> Layer<S> for GuardsLayer {
-    type Service = Around<GuardsLayer, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
+hub_layer!(GuardsLayer);
 
 fn blocked(b: crate::governance::guards::Blocked) -> CallError {
     super::audit::note_guard(&b.rule, &b.path);

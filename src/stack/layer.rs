@@ -87,3 +87,31 @@ where
 {
     next.oneshot(call).await
 }
+
+/// A layer whose [`Step`] needs only the hub: the struct, its constructor and its
+/// `tower::Layer` impl (which wraps the next service in [`Around`]).
+macro_rules! hub_layer {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            hub: std::sync::Arc<crate::hub::Hub>,
+        }
+
+        impl $name {
+            pub fn new(hub: std::sync::Arc<crate::hub::Hub>) -> Self {
+                $name { hub }
+            }
+        }
+
+        impl<S> tower::Layer<S> for $name {
+            type Service = super::layer::Around<$name, S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                super::layer::Around::new(self.clone(), inner)
+            }
+        }
+    };
+}
+
+pub(crate) use hub_layer;

@@ -2,34 +2,15 @@
 //! token) and before guards and the cache (a cached answer still counts against a quota:
 //! quotas meter callers, not backend load).
 
-use std::sync::Arc;
-
 use rmcp::model::ServerResult;
-use tower::{Layer, Service};
+use tower::Service;
 
-use super::layer::{Around, CallFuture, Step, forward};
+use super::layer::{CallFuture, Step, forward, hub_layer};
 use super::{Call, Op};
+use crate::error::CallError;
 use crate::governance::rate::Subject;
-use crate::{error::CallError, hub::Hub};
 
-#[derive(Clone)]
-pub struct LimitsLayer {
-    hub: Arc<Hub>,
-}
-
-impl LimitsLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        LimitsLayer { hub }
-    }
-}
-
-impl<S> Layer<S> for LimitsLayer {
-    type Service = Around<LimitsLayer, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
+hub_layer!(LimitsLayer);
 
 impl Step for LimitsLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
@@ -37,26 +18,21 @@ impl Step for LimitsLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let backend = self
-            .hub
-            .backends
-            .get(call.backend)
-            .map(|b| b.name().to_owned())
-            .unwrap_or_default();
-        let tool = match &call.op {
-            Op::CallTool { tool, .. } => Some(tool.as_str()),
-            _ => None,
-        };
+        // Most proxies configure no rate rule: then this layer costs one branch.
         if !self.hub.governance.has_rate_limits() {
             return Box::pin(forward(next, call));
         }
-        let tool = tool.map(str::to_owned);
-        let governance = self.hub.governance.clone();
+        let hub = self.hub.clone();
         Box::pin(async move {
+            let governance = &hub.governance;
+            let backend = hub.backends.get(call.backend).map_or("", |b| b.name());
             let subject = Subject {
                 principal: &call.origin.principal,
-                backend: &backend,
-                tool: tool.as_deref(),
+                backend,
+                tool: match &call.op {
+                    Op::CallTool { tool, .. } => Some(tool.as_str()),
+                    _ => None,
+                },
             };
             if let Err(limited) = governance.check_rate(&subject).await {
                 tracing::info!(rule = %limited.rule, principal = %call.origin.principal.id, "rate limited");

@@ -3,51 +3,16 @@
 //! for tools the operator opted in, and always below authorization, so every call is
 //! still decided.
 
-use std::sync::Arc;
-
 use rmcp::model::{ClientRequest, ServerResult};
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::Call;
-use super::layer::{Around, CallFuture, Step, forward};
+use super::layer::{CallFuture, Step, forward, hub_layer};
+use crate::error::CallError;
 use crate::governance::cache::{key, scope};
-use crate::{error::CallError, hub::Hub};
 
-#[derive(Clone)]
-pub struct CacheLayer {
-    hub: Arc<Hub>,
-}
-
-#[derive(Clone)]
-pub struct CoalesceLayer {
-    hub: Arc<Hub>,
-}
-
-impl CacheLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        CacheLayer { hub }
-    }
-}
-
-impl CoalesceLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        CoalesceLayer { hub }
-    }
-}
-
-impl<S> Layer<S> for CacheLayer {
-    type Service = Around<CacheLayer, S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
-
-impl<S> Layer<S> for CoalesceLayer {
-    type Service = Around<CoalesceLayer, S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Around::new(self.clone(), inner)
-    }
-}
+hub_layer!(CacheLayer);
+hub_layer!(CoalesceLayer);
 
 /// The backend's own tool name and the call's key, for a tool call.
 fn tool_call(call: &Call) -> Option<(String, [u8; 32])> {
