@@ -90,6 +90,7 @@ impl ProxySession {
             op,
             origin: self.origin(ctx),
             cancel: ctx.ct.clone(),
+            share_key: Default::default(),
         };
         use tower::ServiceExt;
         self.stack.clone().oneshot(call).await

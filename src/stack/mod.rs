@@ -46,6 +46,8 @@ pub struct Call {
     pub origin: Origin,
     /// Cancelled when the client cancels the request.
     pub cancel: CancellationToken,
+    /// The cache and coalescing key, once a layer needed it.
+    pub share_key: std::sync::OnceLock<[u8; 32]>,
 }
 
 /// The whole stack as one cloneable service.

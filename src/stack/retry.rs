@@ -83,6 +83,7 @@ where
                     op: call.op.clone(),
                     origin: call.origin.clone(),
                     cancel: call.cancel.clone(),
+                    share_key: call.share_key.clone(),
                 };
                 let result = inner.clone().oneshot(again).await;
                 let retryable = matches!(&result, Err(e) if e.backend_health() == Some(false));

@@ -14,21 +14,27 @@ use crate::governance::cache::{key, scope};
 hub_layer!(CacheLayer);
 hub_layer!(CoalesceLayer);
 
-/// The backend's own tool name and the call's key, for a tool call.
-fn tool_call(call: &Call) -> Option<(String, [u8; 32])> {
-    let ClientRequest::CallToolRequest(r) = &call.request else {
-        return None;
-    };
-    let exposed = match &call.op {
-        super::Op::CallTool { tool, .. } => tool.as_str(),
-        _ => return None,
-    };
-    let k = key(
-        exposed,
-        r.params.arguments.as_ref(),
-        &scope(&call.origin.principal),
-    );
-    Some((r.params.name.to_string(), k))
+/// The backend's own name of a tool call's tool.
+fn tool_name(call: &Call) -> Option<&str> {
+    match &call.request {
+        ClientRequest::CallToolRequest(r) => Some(r.params.name.as_ref()),
+        _ => None,
+    }
+}
+
+/// The call's cache and coalescing key, computed once per call (both layers use it).
+fn share_key(call: &Call) -> [u8; 32] {
+    *call.share_key.get_or_init(|| {
+        let arguments = match &call.request {
+            ClientRequest::CallToolRequest(r) => r.params.arguments.as_ref(),
+            _ => None,
+        };
+        let exposed = match &call.op {
+            super::Op::CallTool { tool, .. } => tool.as_str(),
+            _ => "",
+        };
+        key(exposed, arguments, &scope(&call.origin.principal))
+    })
 }
 
 fn cacheable(result: &ServerResult) -> bool {
@@ -42,10 +48,12 @@ impl Step for CacheLayer {
         S::Future: Send,
     {
         let gov = self.hub.governance.clone();
-        let ttl = gov.backends.get(call.backend).and_then(|g| {
-            let (tool, k) = tool_call(&call)?;
-            Some((*g.cache_ttl.get(&tool)?, k))
-        });
+        // The key is computed only for tools configured for it.
+        let ttl = gov
+            .backends
+            .get(call.backend)
+            .and_then(|g| g.cache_ttl.get(tool_name(&call)?).copied())
+            .map(|ttl| (ttl, share_key(&call)));
         let Some((ttl, k)) = ttl else {
             return Box::pin(forward(next, call));
         };
@@ -87,10 +95,11 @@ impl Step for CoalesceLayer {
         S::Future: Send,
     {
         let gov = self.hub.governance.clone();
-        let shared = gov.backends.get(call.backend).and_then(|g| {
-            let (tool, k) = tool_call(&call)?;
-            g.coalesce.contains(&tool).then_some(k)
-        });
+        let shared = gov
+            .backends
+            .get(call.backend)
+            .filter(|g| tool_name(&call).is_some_and(|t| g.coalesce.contains(t)))
+            .map(|_| share_key(&call));
         let Some(k) = shared else {
             return Box::pin(forward(next, call));
         };
