@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::jcs;
@@ -28,38 +28,35 @@ pub fn commitment(path: &str, value: &Value, salt: &[u8; 32]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The commitments of `arguments` (path -> hex) and their salts (path -> salt).
-pub fn commit(
-    arguments: &Map<String, Value>,
-) -> (BTreeMap<String, String>, BTreeMap<String, [u8; 32]>) {
-    let mut leaves = Vec::new();
-    let whole = Value::Object(arguments.clone());
-    collect(&whole, String::new(), &mut leaves);
+/// The commitments of the arguments object `whole` (path -> hex) and their salts (path ->
+/// salt): one for the whole object, one per leaf up to [`MAX_LEAVES`].
+pub fn commit(whole: &Value) -> (BTreeMap<String, String>, BTreeMap<String, [u8; 32]>) {
+    let mut leaves = vec![(String::new(), whole)];
+    collect(whole, String::new(), &mut leaves);
+    // One draw from the OS for every salt of the record.
+    let mut random = vec![[0u8; 32]; leaves.len()];
+    fill(random.as_flattened_mut());
     let mut commitments = BTreeMap::new();
     let mut salts = BTreeMap::new();
-    let mut add = |path: String, value: &Value| {
-        let salt = salt();
+    for ((path, value), salt) in leaves.into_iter().zip(random) {
         commitments.insert(path.clone(), hex(&commitment(&path, value, &salt)));
         salts.insert(path, salt);
-    };
-    add(String::new(), &whole);
-    for (path, value) in leaves.into_iter().take(MAX_LEAVES) {
-        add(path, value);
     }
     (commitments, salts)
 }
 
 /// The leaves of `value` with their RFC 6901 paths, depth first in key order.
 fn collect<'v>(value: &'v Value, path: String, out: &mut Vec<(String, &'v Value)>) {
-    if out.len() >= MAX_LEAVES {
+    // The whole object is the first entry of `out`.
+    if out.len() > MAX_LEAVES {
         return;
     }
     match value {
         Value::Object(map) if !map.is_empty() => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for k in keys {
-                collect(&map[k], format!("{path}/{}", escape(k)), out);
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            members.sort_unstable_by_key(|m| m.0);
+            for (k, v) in members {
+                collect(v, format!("{path}/{}", escape(k)), out);
             }
         }
         Value::Array(items) if !items.is_empty() => {
@@ -82,24 +79,22 @@ pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
     value.pointer(path)
 }
 
-fn salt() -> [u8; 32] {
-    let mut salt = [0u8; 32];
+fn fill(salts: &mut [u8]) {
     // The OS random source failing is not recoverable; an all-zero salt would still commit
     // correctly but would let low-entropy values be guessed, so refuse loudly instead.
-    getrandom::fill(&mut salt).expect("the operating system's random source failed");
-    salt
+    getrandom::fill(salts).expect("the operating system's random source failed");
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     use super::*;
 
     #[test]
     fn commits_every_leaf_and_the_whole() {
         let args = json!({"amount": 5, "order": {"items": ["a", {"x/y": true}]}, "e": {}});
-        let (c, salts) = commit(args.as_object().unwrap());
+        let (c, salts) = commit(&args);
         let paths: Vec<&str> = c.keys().map(String::as_str).collect();
         assert_eq!(
             paths,
@@ -114,7 +109,7 @@ mod tests {
     #[test]
     fn a_different_value_or_salt_does_not_open() {
         let args = json!({"amount": 5});
-        let (c, salts) = commit(args.as_object().unwrap());
+        let (c, salts) = commit(&args);
         let salt = salts["/amount"];
         assert_ne!(hex(&commitment("/amount", &json!(6), &salt)), c["/amount"]);
         assert_ne!(
@@ -130,7 +125,7 @@ mod tests {
     #[test]
     fn leaves_are_bounded() {
         let many: Map<String, Value> = (0..1000).map(|i| (format!("k{i}"), json!(i))).collect();
-        let (c, _) = commit(&many);
+        let (c, _) = commit(&Value::Object(many));
         assert_eq!(c.len(), MAX_LEAVES + 1);
     }
 }

@@ -94,8 +94,8 @@ impl EntryBuilder {
         tool: &str,
         arguments: &Map<String, Value>,
     ) -> (ArgumentsField, Openings) {
-        let (commitments, salts) = commit(arguments);
         let whole = Value::Object(arguments.clone());
+        let (commitments, salts) = commit(&whole);
         let mut disclosed = BTreeMap::new();
         for paths in [self.disclose.get("*"), self.disclose.get(tool)]
             .into_iter()

@@ -33,7 +33,7 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
         Value::Object(map) => {
             // Members sorted by their keys' UTF-16 code units (RFC 8785 §3.2.3).
             let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            members.sort_by(|a, b| utf16_order(a.0, b.0));
             out.push(b'{');
             for (i, (key, item)) in members.into_iter().enumerate() {
                 if i > 0 {
@@ -48,16 +48,45 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// The order of object members: by their keys' UTF-16 code units (RFC 8785 §3.2.3).
+pub fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// The members of a map with string keys in canonical order. A `BTreeMap` iterates in UTF-8
+/// byte order, which is UTF-16 order unless a key holds a character from U+E000 up (lead
+/// byte 0xEE or more): only then are the members sorted again.
+pub fn members<V>(map: &std::collections::BTreeMap<String, V>) -> Vec<(&String, &V)> {
+    let mut members: Vec<(&String, &V)> = map.iter().collect();
+    if map.keys().any(|k| k.bytes().any(|b| b >= 0xEE)) {
+        members.sort_by(|a, b| utf16_order(a.0, b.0));
+    }
+    members
+}
+
+/// An integer as JCS prints it: plain decimal below 2^53 in absolute value, otherwise as
+/// the IEEE-754 double it becomes.
+pub fn integer(out: &mut Vec<u8>, i: i128) {
+    if i.unsigned_abs() < (1 << 53) {
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    } else {
+        double(out, i as f64);
+    }
+}
+
 /// Numbers are IEEE-754 doubles printed as ECMAScript does (RFC 8785 §3.2.2.3). Integers
 /// below 2^53 print as plain decimals.
 fn number(out: &mut Vec<u8>, n: &serde_json::Number) {
-    if let Some(i) = n.as_i64()
-        && i.unsigned_abs() < (1 << 53)
-    {
-        out.extend_from_slice(i.to_string().as_bytes());
-        return;
+    if let Some(i) = n.as_i64() {
+        return integer(out, i.into());
     }
-    let f = n.as_f64().unwrap_or(0.0);
+    if let Some(u) = n.as_u64() {
+        return integer(out, u.into());
+    }
+    double(out, n.as_f64().unwrap_or(0.0));
+}
+
+fn double(out: &mut Vec<u8>, f: f64) {
     if f == 0.0 {
         // Negative zero prints as 0.
         out.push(b'0');
@@ -67,7 +96,8 @@ fn number(out: &mut Vec<u8>, n: &serde_json::Number) {
     out.extend_from_slice(buffer.format_finite(f).as_bytes());
 }
 
-fn string(out: &mut Vec<u8>, s: &str) {
+/// A string, escaped minimally (RFC 8785 §3.2.2.2).
+pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {

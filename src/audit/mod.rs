@@ -283,7 +283,7 @@ impl Audit {
             (None, None)
         };
         let openings =
-            openings.map(|(salts, arguments)| sequencer::opening_tail(&salts, arguments));
+            openings.map(|(salts, arguments)| sequencer::opening_tail(&salts, &arguments));
         self.send(Msg::Append(Box::new(Pending {
             entry,
             openings,

@@ -2,6 +2,8 @@
 //! what the sequencer adds (origin, index, time, replica, previous hash), and the canonical
 //! bytes both the Merkle tree and the hash chain are computed over.
 
+mod canonical;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +128,8 @@ impl Entry {
     }
 }
 
+pub use canonical::Place;
+
 /// A sequenced record: the entry plus its place in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -142,9 +146,21 @@ pub struct Record {
 impl Record {
     /// The canonical bytes (RFC 8785) the leaf hash and the segment line are made of.
     pub fn canonical(&self) -> Vec<u8> {
-        // Serializing these types to a JSON value cannot fail: no maps with non-string keys.
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
-        jcs::to_vec(&value)
+        let mut out = Vec::with_capacity(1024);
+        self.place().write(&mut out, &self.entry);
+        out
+    }
+
+    /// The members the sequencer adds, borrowed.
+    pub fn place(&self) -> Place<'_> {
+        Place {
+            v: self.v,
+            origin: &self.origin,
+            index: self.index,
+            time_us: self.time_us,
+            replica: &self.replica,
+            prev: &self.prev,
+        }
     }
 
     /// Parses one segment line, requiring it to be exactly canonical.

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use tokio::sync::{mpsc, oneshot};
 
+use super::jcs;
 use super::merkle::CompactTree;
-use super::record::{Entry, Record, VERSION, link};
+use super::record::{Entry, Place, VERSION, link};
 use super::wal::{ActiveWal, Sealed, TreeState};
 use super::{AuditError, Health};
 
@@ -158,20 +159,19 @@ impl Sequencer {
         // Never backwards, so time gaps and ranges read the way the log was written.
         self.last_time_us = self.last_time_us.max(now);
         let index = self.tree.size();
-        let record = Record {
+        let start = buffer.len();
+        Place {
             v: VERSION,
-            origin: self.origin.clone(),
+            origin: &self.origin,
             index,
             time_us: self.last_time_us,
-            replica: self.replica.clone(),
-            prev: std::mem::take(&mut self.prev),
-            entry,
-        };
-        let bytes = record.canonical();
-        let (hash, next) = link(&bytes);
+            replica: &self.replica,
+            prev: &self.prev,
+        }
+        .write(buffer, &entry);
+        let (hash, next) = link(&buffer[start..]);
         self.tree.append(hash);
         self.prev = next;
-        buffer.extend_from_slice(&bytes);
         buffer.push(b'\n');
         index
     }
@@ -228,20 +228,22 @@ impl Sequencer {
 /// The opening line of one record, less its leading `{"index":N,`: salts and values.
 pub(crate) fn opening_tail(
     salts: &BTreeMap<String, [u8; 32]>,
-    arguments: serde_json::Value,
+    arguments: &serde_json::Value,
 ) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let salts: serde_json::Map<String, serde_json::Value> = salts
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(b64.encode(v))))
-        .collect();
-    let mut line = serde_json::to_vec(&serde_json::json!({
-        "salts": salts,
-        "arguments": arguments,
-    }))
-    .unwrap_or_else(|_| b"{}".to_vec());
-    // Drop the object's opening brace: the sequencer writes `{"index":N,` before it.
-    line.remove(0);
-    line.push(b'\n');
+    let mut line = Vec::with_capacity(64 + 80 * salts.len());
+    line.extend_from_slice(b"\"salts\":{");
+    for (i, (path, salt)) in salts.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        jcs::string(&mut line, path);
+        line.extend_from_slice(b":\"");
+        line.extend_from_slice(b64.encode(salt).as_bytes());
+        line.push(b'"');
+    }
+    line.extend_from_slice(b"},\"arguments\":");
+    jcs::write(&mut line, arguments);
+    line.extend_from_slice(b"}\n");
     line
 }

@@ -235,7 +235,7 @@ fn entry(index: u64, stop: bool) -> (Entry, Option<Value>) {
         reason: "policy".to_owned(),
     });
     let arguments = json!({"symbol": "ACME", "amount": index});
-    let (commitments, salts) = commit(arguments.as_object().unwrap());
+    let (commitments, salts) = commit(&arguments);
     entry.arguments = Some(ArgumentsField {
         commitments,
         disclosed: BTreeMap::new(),
