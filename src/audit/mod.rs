@@ -6,7 +6,8 @@
 //! The write path, in order:
 //!
 //! ```text
-//! Audit::append -> sequencer thread (number, chain, WAL + one fsync per batch) -> caller
+//! Audit::append -> queue -> leader: the request itself, or the background thread
+//!                  (number, chain, WAL + one fsync per batch) -> caller
 //!               -> seal (≤ seal_interval or segment_records) -> uploader task
 //!                  (segment put, create-only -> signed checkpoint -> tree.json -> drop WAL)
 //! ```
@@ -17,6 +18,7 @@
 mod commit;
 pub mod entry;
 pub mod jcs;
+mod leader;
 pub mod lock;
 pub mod merkle;
 pub mod note;
@@ -38,7 +40,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -49,6 +51,7 @@ pub use note::{NoteSigner, NoteVerifier};
 pub use record::{Entry, Kind, Record};
 pub use store::Store;
 
+use leader::{Lead, Writer};
 use sequencer::{Msg, Pending, Sequencer};
 use uploader::Uploader;
 
@@ -119,15 +122,24 @@ pub enum AuditError {
 
 /// The writer's handle.
 pub struct Audit {
-    tx: RwLock<Option<std::sync::mpsc::Sender<Msg>>>,
+    writer: Arc<Writer>,
     health: Arc<Health>,
     durability: Durability,
     stored: watch::Receiver<u64>,
-    sequencer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The background leader.
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
     uploader: Mutex<Option<tokio::task::JoinHandle<()>>>,
     entries: EntryBuilder,
     origin: String,
     vkey: String,
+}
+
+impl Drop for Audit {
+    /// A log dropped without [`Audit::close`] still commits and seals what it holds (its
+    /// background leader finishes on its own).
+    fn drop(&mut self) {
+        self.writer.close();
+    }
 }
 
 impl std::fmt::Debug for Audit {
@@ -213,21 +225,25 @@ impl Audit {
             wal: active,
             segment_records: settings.segment_records.max(1),
             seal_interval: settings.seal_interval,
-            uploads: uploads_tx,
+            uploads: Some(uploads_tx),
             health: health.clone(),
             openings_file: None,
+            opened: std::time::Instant::now(),
+            buffer: Vec::with_capacity(64 * 1024),
+            openings: Vec::new(),
         };
-        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = Arc::new(Writer::new(sequencer));
+        let background = writer.clone();
         let thread = std::thread::Builder::new()
-            .name("audit-sequencer".to_owned())
-            .spawn(move || sequencer.run(rx))
+            .name("audit-writer".to_owned())
+            .spawn(move || background.run())
             .map_err(|e| AuditError::Open(e.to_string()))?;
         Ok(Arc::new(Audit {
-            tx: RwLock::new(Some(tx)),
+            writer,
             health,
             durability: settings.durability,
             stored: stored_rx,
-            sequencer: Mutex::new(Some(thread)),
+            background: Mutex::new(Some(thread)),
             uploader: Mutex::new(Some(uploader)),
             entries: EntryBuilder::new(settings)?,
             origin: settings.origin.clone(),
@@ -269,37 +285,53 @@ impl Audit {
 
     /// Appends `entry`; with `BeforeResponse` durability, returns once it is durable.
     /// `openings` are the argument salts and values to keep beside the log.
+    ///
+    /// A `before-response` append that finds no batch being committed commits one itself
+    /// on this thread (inside `block_in_place`) unless the runtime is single-threaded; see
+    /// [`leader`].
     pub async fn append(
         &self,
         entry: Entry,
         openings: Option<entry::Openings>,
     ) -> Result<u64, AuditError> {
         self.ready()?;
-        let wait = self.durability == Durability::BeforeResponse;
-        let (done, answer) = if wait {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
         let openings =
             openings.map(|(salts, arguments)| sequencer::opening_tail(&salts, &arguments));
-        self.send(Msg::Append(Box::new(Pending {
+        if self.durability == Durability::Async {
+            let pending = Pending {
+                entry,
+                openings,
+                done: None,
+            };
+            self.writer
+                .submit(Msg::Append(Box::new(pending)), Lead::Background)?;
+            return Ok(u64::MAX);
+        }
+        let (done, answer) = oneshot::channel();
+        let pending = Pending {
             entry,
             openings,
-            done,
-        })))?;
-        match answer {
-            Some(rx) => rx.await.map_err(|_| AuditError::Closed)?,
-            None => Ok(u64::MAX),
+            done: Some(done),
+        };
+        let lead = request_lead();
+        self.writer.submit(Msg::Append(Box::new(pending)), lead)?;
+        if lead == Lead::Caller {
+            // Should this future be dropped while it yields, the record still gets a leader.
+            let nudge = Nudge(&self.writer);
+            tokio::task::yield_now().await;
+            std::mem::forget(nudge);
+            if self.writer.try_lead() {
+                tokio::task::block_in_place(|| self.writer.lead_once());
+            }
         }
+        answer.await.map_err(|_| AuditError::Closed)?
     }
 
     /// Seals what is in the WAL and waits (up to `timeout`) until the store holds every
     /// record appended so far. False when the store did not catch up in time.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.send(Msg::Seal(tx)).is_err() || rx.await.is_err() {
+        if self.writer.submit(Msg::Seal(tx), Lead::Background).is_err() || rx.await.is_err() {
             return false;
         }
         let target = self.health.durable.load(Ordering::Acquire);
@@ -309,12 +341,13 @@ impl Audit {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Stops the sequencer (sealing what is left) and gives the uploader up to `timeout`
-    /// to drain; whatever it could not upload stays in the WAL for the next start.
+    /// Stops the writer (committing and sealing what is left) and gives the uploader up
+    /// to `timeout` to drain; whatever it could not upload stays in the WAL for the next
+    /// start.
     pub async fn close(&self, timeout: Duration) {
-        self.tx.write().unwrap_or_else(|e| e.into_inner()).take();
+        self.writer.close();
         let thread = self
-            .sequencer
+            .background
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
@@ -335,13 +368,25 @@ impl Audit {
             uploader.abort();
         }
     }
+}
 
-    fn send(&self, msg: Msg) -> Result<(), AuditError> {
-        let tx = self.tx.read().unwrap_or_else(|e| e.into_inner());
-        tx.as_ref()
-            .ok_or(AuditError::Closed)?
-            .send(msg)
-            .map_err(|_| AuditError::Closed)
+/// Wakes the background leader when dropped (see [`Writer::nudge`]).
+struct Nudge<'w>(&'w Writer);
+
+impl Drop for Nudge<'_> {
+    fn drop(&mut self) {
+        self.0.nudge();
+    }
+}
+
+/// Who commits a `before-response` record that finds no leader: the request itself, on a
+/// multi-threaded runtime (its worker hands its other tasks to another thread for the
+/// fsync); on a single-threaded one blocking would stall every task, so the background
+/// leader does.
+fn request_lead() -> Lead {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => Lead::Caller,
+        _ => Lead::Background,
     }
 }
 

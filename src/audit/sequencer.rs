@@ -1,8 +1,7 @@
-//! The sequencer: one thread that gives records their place in the log and makes them
-//! durable. It takes every entry waiting in its queue as one batch, numbers and chains
-//! them, writes the batch to the WAL with a single fdatasync, and only then answers the
-//! callers waiting for durability — group commit with the fsync itself as the window: a
-//! lone record waits one fsync, records arriving during an fsync share the next one.
+//! The sequencer: the state that gives records their place in the log and makes them
+//! durable, one batch at a time. Whoever leads the group commit ([`super::leader`]) hands
+//! it every entry waiting as one batch; it numbers and chains them, writes the batch to the
+//! WAL with a single fdatasync, and only then answers the callers waiting for durability.
 //!
 //! It also seals: the WAL file becomes a segment after `segment_records` records or
 //! `seal_interval`, whichever comes first, and goes to the uploader. If the WAL cannot be
@@ -12,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -50,105 +48,113 @@ pub(crate) struct Sequencer {
     pub wal: ActiveWal,
     pub segment_records: u64,
     pub seal_interval: Duration,
-    pub uploads: mpsc::UnboundedSender<Sealed>,
+    /// To the uploader; dropped at [`Sequencer::finish`], which lets the uploader end.
+    pub uploads: Option<mpsc::UnboundedSender<Sealed>>,
     pub health: Arc<Health>,
     /// The openings file of the current segment, by its first index.
     pub openings_file: Option<(u64, std::fs::File)>,
+    /// When the current WAL file started to fill (or was last found empty).
+    pub opened: Instant,
+    /// The batch's lines, and its opening lines; kept to reuse their allocations.
+    pub buffer: Vec<u8>,
+    pub openings: Vec<u8>,
 }
 
 impl Sequencer {
-    /// Runs until every sender is gone, then seals what is left.
-    pub fn run(mut self, rx: Receiver<Msg>) {
-        let mut opened = Instant::now();
-        let mut buffer = Vec::with_capacity(64 * 1024);
-        let mut openings: Vec<u8> = Vec::new();
-        let mut waiters = Vec::new();
-        loop {
-            let deadline = opened + self.seal_interval;
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            let first = match rx.recv_timeout(timeout) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut seal_requests = Vec::new();
-            for msg in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-                .take(8_192)
-            {
-                match msg {
-                    Msg::Append(p) => {
-                        let Pending {
-                            entry,
-                            openings: o,
-                            done,
-                        } = *p;
-                        if !self.health.wal_ok.load(Ordering::Acquire) {
-                            if let Some(done) = done {
-                                let _ = done.send(Err(AuditError::WalFailed));
-                            }
-                            continue;
+    /// Sequences `batch`, makes it durable with one fdatasync, answers its callers, and
+    /// seals when the segment is full, its interval is up, or a seal was asked for. An
+    /// empty batch only checks the interval.
+    pub fn commit(&mut self, batch: Vec<Msg>) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let mut openings = std::mem::take(&mut self.openings);
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut seal_requests = Vec::new();
+        for msg in batch {
+            match msg {
+                Msg::Append(p) => {
+                    let Pending {
+                        entry,
+                        openings: o,
+                        done,
+                    } = *p;
+                    if !self.health.wal_ok.load(Ordering::Acquire) {
+                        if let Some(done) = done {
+                            let _ = done.send(Err(AuditError::WalFailed));
                         }
-                        let index = self.sequence(entry, &mut buffer);
-                        if let Some(tail) = o {
-                            openings.extend_from_slice(format!("{{\"index\":{index},").as_bytes());
-                            openings.extend_from_slice(&tail);
-                        }
-                        waiters.push((index, done));
+                        continue;
                     }
-                    Msg::Seal(done) => seal_requests.push(done),
-                }
-            }
-            if !buffer.is_empty() {
-                let written = self.wal.append_durably(&buffer);
-                buffer.clear();
-                match written {
-                    Ok(()) => {
-                        self.health
-                            .durable
-                            .store(self.tree.size(), Ordering::Release);
-                        for (index, done) in waiters.drain(..) {
-                            if let Some(done) = done {
-                                let _ = done.send(Ok(index));
-                            }
-                        }
-                        if !openings.is_empty() {
-                            self.write_openings(&mut openings);
-                        }
+                    let index = self.sequence(entry, &mut buffer);
+                    if let Some(tail) = o {
+                        openings.extend_from_slice(b"{\"index\":");
+                        openings.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+                        openings.push(b',');
+                        openings.extend_from_slice(&tail);
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, path = %self.wal.path.display(), "the audit write-ahead log cannot be written: failing closed");
-                        self.health.wal_ok.store(false, Ordering::Release);
-                        for (_, done) in waiters.drain(..) {
-                            if let Some(done) = done {
-                                let _ = done.send(Err(AuditError::WalFailed));
-                            }
-                        }
-                        openings.clear();
-                    }
+                    waiters.push((index, done));
                 }
-            }
-            let pending = self.tree.size() - self.wal.first;
-            if pending > 0
-                && (pending >= self.segment_records
-                    || opened.elapsed() >= self.seal_interval
-                    || !seal_requests.is_empty())
-            {
-                if self.seal().is_err() {
-                    self.health.wal_ok.store(false, Ordering::Release);
-                }
-                opened = Instant::now();
-            } else if pending == 0 {
-                opened = Instant::now();
-            }
-            for done in seal_requests {
-                let _ = done.send(());
+                Msg::Seal(done) => seal_requests.push(done),
             }
         }
+        if !buffer.is_empty() {
+            let written = self.wal.append_durably(&buffer);
+            buffer.clear();
+            match written {
+                Ok(()) => {
+                    self.health
+                        .durable
+                        .store(self.tree.size(), Ordering::Release);
+                    for (index, done) in waiters.drain(..) {
+                        if let Some(done) = done {
+                            let _ = done.send(Ok(index));
+                        }
+                    }
+                    if !openings.is_empty() {
+                        self.write_openings(&mut openings);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %self.wal.path.display(), "the audit write-ahead log cannot be written: failing closed");
+                    self.health.wal_ok.store(false, Ordering::Release);
+                    for (_, done) in waiters.drain(..) {
+                        if let Some(done) = done {
+                            let _ = done.send(Err(AuditError::WalFailed));
+                        }
+                    }
+                    openings.clear();
+                }
+            }
+        }
+        self.buffer = buffer;
+        self.openings = openings;
+        let pending = self.tree.size() - self.wal.first;
+        if pending > 0
+            && (pending >= self.segment_records
+                || self.opened.elapsed() >= self.seal_interval
+                || !seal_requests.is_empty())
+        {
+            if self.seal().is_err() {
+                self.health.wal_ok.store(false, Ordering::Release);
+            }
+            self.opened = Instant::now();
+        } else if pending == 0 {
+            self.opened = Instant::now();
+        }
+        for done in seal_requests {
+            let _ = done.send(());
+        }
+    }
+
+    /// When the current WAL file is sealed at the latest (if it holds records by then).
+    pub fn seal_deadline(&self) -> Instant {
+        self.opened + self.seal_interval
+    }
+
+    /// At shutdown: seals what is left and lets the uploader end once it has it.
+    pub fn finish(&mut self) {
         if self.tree.size() > self.wal.first {
             let _ = self.seal();
         }
+        self.uploads = None;
     }
 
     /// Numbers, timestamps and chains one entry; appends its line to `buffer`.
@@ -190,7 +196,9 @@ impl Sequencer {
             after: TreeState::of(&self.tree, &self.prev, self.last_time_us),
             root: self.tree.root(),
         };
-        let _ = self.uploads.send(sealed);
+        if let Some(uploads) = &self.uploads {
+            let _ = uploads.send(sealed);
+        }
         Ok(())
     }
 

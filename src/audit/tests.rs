@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::merkle::{CompactTree, leaf_hash};
@@ -113,6 +114,46 @@ async fn records_are_sealed_uploaded_and_chained() {
     // Nothing left to upload: the WAL directory holds only the open (empty) file.
     let wal: Vec<_> = std::fs::read_dir(state.join("wal")).unwrap().collect();
     assert_eq!(wal.len(), 1);
+    audit.close(Duration::from_secs(5)).await;
+}
+
+/// On a multi-threaded runtime requests lead their own batches; those arriving meanwhile
+/// follow. Each append returns only once its record is durable, every index is given once,
+/// and the chain holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_lead_and_follow() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let mut s = settings(&state, &store);
+    s.segment_records = 64;
+    let audit = Audit::open(&s).await.unwrap();
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let audit = audit.clone();
+            tokio::spawn(async move {
+                let mut indices = Vec::new();
+                for n in 0..100 {
+                    let index = audit.append(request(t * 100 + n), None).await.unwrap();
+                    let durable = audit.health.durable.load(Ordering::Acquire);
+                    assert!(
+                        durable > index,
+                        "record {index} returned before it was durable"
+                    );
+                    indices.push(index);
+                }
+                indices
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..800).collect::<Vec<u64>>());
+    assert!(audit.flush(Duration::from_secs(10)).await);
+    let (records, lines, checkpoint) = read_store(&store, audit.verifier_key());
+    assert_eq!(records.len(), 800);
+    assert_chained(&records, &lines, &checkpoint);
     audit.close(Duration::from_secs(5)).await;
 }
 

@@ -210,6 +210,7 @@ impl Parser<'_> {
         let start = self.i;
         let mut escaped = false;
         loop {
+            self.i = plain_run(self.b, self.i);
             match *self.b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
@@ -250,6 +251,27 @@ impl Parser<'_> {
         }
         Some(if negative { -magnitude } else { magnitude })
     }
+}
+
+/// The end of the run of string bytes from `i` that need no look: everything but `"`, `\\`
+/// and control characters. Eight bytes at a time: a byte is flagged when it equals `"` or
+/// `\\` (XOR leaves it zero) or is below 0x20. The classic zero-byte test may also flag a
+/// byte above a true hit, never one below it, so the lowest flag is exact.
+fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let hits = zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
 }
 
 /// The length after the backslash of an escape RFC 8785 writes, if it is one.

@@ -111,3 +111,35 @@ async fn never_accepts_what_the_reference_rejects() {
         }
     }
 }
+
+/// The eight-bytes-at-a-time scan stops at the first `"`, `\` or control character, or
+/// leaves fewer than eight bytes for the byte loop; bytes around the thresholds and with
+/// the high bit set would expose a wrong flag.
+#[test]
+fn the_word_scan_stops_where_the_byte_scan_does() {
+    let alphabet = [
+        0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        b'a',
+    ];
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..20_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 40) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|k| alphabet[((seed >> (k % 60)) as usize + k * 7) % alphabet.len()])
+            .collect();
+        for i in 0..=len {
+            let first_hit = bytes[i..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .map_or(len, |p| i + p);
+            let end = plain_run(&bytes, i);
+            assert!(
+                end == first_hit || (end < first_hit && end + 8 > len),
+                "{bytes:x?} from {i}: {end}, the first hit is at {first_hit}"
+            );
+        }
+    }
+}
