@@ -584,11 +584,27 @@ async fn main() {
             proof_checks: 2,
         }
     };
+    // `cargo bench --bench audit -- appends` (or `verify`) runs one part.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-audit");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
     println!("audit log in {} ({})", work.display(), filesystem(&work));
+    if run("appends") {
+        appends(&work, &s, full).await;
+    }
+    if run("verify") {
+        verification(&work, &s, full).await;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
 
+/// Sections 1 to 3: durable appends alone and in crowds, and `async` appends.
+async fn appends(work: &Path, s: &Settings, full: bool) {
     // 1. A lone request: one record at a time with `before-response`, in rounds interleaved
     //    with bare fsyncs in the WAL's directory, so drift on the disk hits both alike.
     let dir = work.join("lone");
@@ -702,7 +718,7 @@ async fn main() {
     let mut crowds = Vec::new();
     for (appenders, in_memory) in [(8, false), (64, false), (64, true)] {
         let dir = work.join(format!("c{appenders}{}", if in_memory { "m" } else { "" }));
-        crowds.push(concurrent(&dir, appenders, in_memory, &s, gap).await);
+        crowds.push(concurrent(&dir, appenders, in_memory, s, gap).await);
     }
 
     // 3. `async`: the time `append` takes to return.
@@ -884,7 +900,10 @@ async fn main() {
         verdict(full, us(quick.p50) <= 10.0),
         us(quick.p50)
     );
+}
 
+/// Sections 4 and 5: verification throughput, and inclusion proofs.
+async fn verification(work: &Path, s: &Settings, full: bool) {
     // 4. Verification of a log the writer made.
     let dir = work.join("log");
     let audit = open(&dir, "async", s.segment_records).await;
@@ -986,11 +1005,10 @@ async fn main() {
         "{:>9} {:>9} {:>7} {:>6} {:>11} {:>11} {:>11} {:>9}",
         "leaves", "index", "bytes", "hashes", "check p50", "check p99", "parse+chk", "prove ms"
     );
-    proofs(&store, &key, s.log_records, &s).await;
-    proofs(&large, &large_key, s.large_log, &s).await;
+    proofs(&store, &key, s.log_records, s).await;
+    proofs(&large, &large_key, s.large_log, s).await;
 
     drop((large, memory));
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 fn verdict(full: bool, met: bool) -> &'static str {

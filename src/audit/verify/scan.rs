@@ -173,10 +173,19 @@ impl Pass<'_> {
                 data
             }
         };
-        for line in body.split(|&b| b == b'\n') {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', body).chain([body.len()]) {
             let index = self.position.unwrap_or(first);
-            self.line(key, index, line, ranges.as_deref_mut(), timeline, findings);
+            self.line(
+                key,
+                index,
+                &body[start..end],
+                ranges.as_deref_mut(),
+                timeline,
+                findings,
+            );
             self.position = Some(index.saturating_add(1));
+            start = end + 1;
         }
     }
 
@@ -303,9 +312,10 @@ impl Pass<'_> {
 /// Whether `text` is the lowercase hex of `hash`.
 fn hex_is(text: &str, hash: &Hash) -> bool {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let text = text.as_bytes();
-    text.len() == 64
-        && hash.iter().enumerate().all(|(i, b)| {
-            text[2 * i] == DIGITS[(b >> 4) as usize] && text[2 * i + 1] == DIGITS[(b & 15) as usize]
-        })
+    let mut want = [0u8; 64];
+    for (pair, b) in want.chunks_exact_mut(2).zip(hash) {
+        pair[0] = DIGITS[(b >> 4) as usize];
+        pair[1] = DIGITS[(b & 15) as usize];
+    }
+    text.as_bytes() == want
 }
