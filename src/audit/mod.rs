@@ -6,8 +6,7 @@
 //! The write path, in order:
 //!
 //! ```text
-//! Audit::append -> queue -> leader: the request itself, or the background thread
-//!                  (number, chain, WAL + one fsync per batch) -> caller
+//! Audit::append -> queue -> writer thread (number, chain, WAL + one fsync per batch) -> caller
 //!               -> seal (≤ seal_interval or segment_records) -> uploader task
 //!                  (segment put, create-only -> signed checkpoint -> tree.json -> drop WAL)
 //! ```
@@ -18,7 +17,6 @@
 mod commit;
 pub mod entry;
 pub mod jcs;
-mod leader;
 pub mod lock;
 pub mod merkle;
 pub mod note;
@@ -33,6 +31,7 @@ pub(crate) mod testlog;
 mod uploader;
 pub mod verify;
 mod wal;
+mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -51,16 +50,16 @@ pub use note::{NoteSigner, NoteVerifier};
 pub use record::{Entry, Kind, Record};
 pub use store::Store;
 
-use leader::{Lead, Writer};
 use sequencer::{Msg, Pending, Sequencer};
 use uploader::Uploader;
+use writer::Writer;
 
 /// When a response may leave relative to its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// Only after the record is durable in the WAL (the default).
     BeforeResponse,
-    /// At once; the record is durable within one group-commit fsync.
+    /// At once; the record is durable within the group-commit window and one fsync.
     Async,
 }
 
@@ -76,6 +75,8 @@ pub struct AuditSettings {
     pub signing_key: Option<PathBuf>,
     pub replica: String,
     pub durability: Durability,
+    /// `async` only: how long a record may wait for others before their one fsync.
+    pub group_commit: Duration,
     pub segment_records: u64,
     pub seal_interval: Duration,
     pub heartbeat: Duration,
@@ -126,7 +127,7 @@ pub struct Audit {
     health: Arc<Health>,
     durability: Durability,
     stored: watch::Receiver<u64>,
-    /// The background leader.
+    /// The writer thread.
     background: Mutex<Option<std::thread::JoinHandle<()>>>,
     uploader: Mutex<Option<tokio::task::JoinHandle<()>>>,
     entries: EntryBuilder,
@@ -136,7 +137,7 @@ pub struct Audit {
 
 impl Drop for Audit {
     /// A log dropped without [`Audit::close`] still commits and seals what it holds (its
-    /// background leader finishes on its own).
+    /// writer thread finishes on its own).
     fn drop(&mut self) {
         self.writer.close();
     }
@@ -225,18 +226,22 @@ impl Audit {
             wal: active,
             segment_records: settings.segment_records.max(1),
             seal_interval: settings.seal_interval,
-            uploads: Some(uploads_tx),
+            uploads: uploads_tx,
             health: health.clone(),
             openings_file: None,
             opened: std::time::Instant::now(),
             buffer: Vec::with_capacity(64 * 1024),
             openings: Vec::new(),
         };
-        let writer = Arc::new(Writer::new(sequencer));
-        let background = writer.clone();
+        let window = match settings.durability {
+            Durability::Async => settings.group_commit,
+            Durability::BeforeResponse => Duration::ZERO,
+        };
+        let writer = Arc::new(Writer::new(window));
+        let thread_writer = writer.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".to_owned())
-            .spawn(move || background.run())
+            .spawn(move || thread_writer.run(sequencer))
             .map_err(|e| AuditError::Open(e.to_string()))?;
         Ok(Arc::new(Audit {
             writer,
@@ -285,10 +290,6 @@ impl Audit {
 
     /// Appends `entry`; with `BeforeResponse` durability, returns once it is durable.
     /// `openings` are the argument salts and values to keep beside the log.
-    ///
-    /// A `before-response` append that finds no batch being committed commits one itself
-    /// on this thread (inside `block_in_place`) unless the runtime is single-threaded; see
-    /// [`leader`].
     pub async fn append(
         &self,
         entry: Entry,
@@ -297,41 +298,29 @@ impl Audit {
         self.ready()?;
         let openings =
             openings.map(|(salts, arguments)| sequencer::opening_tail(&salts, &arguments));
-        if self.durability == Durability::Async {
-            let pending = Pending {
-                entry,
-                openings,
-                done: None,
-            };
-            self.writer
-                .submit(Msg::Append(Box::new(pending)), Lead::Background)?;
-            return Ok(u64::MAX);
-        }
-        let (done, answer) = oneshot::channel();
-        let pending = Pending {
+        let (done, answer) = match self.durability {
+            Durability::BeforeResponse => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            Durability::Async => (None, None),
+        };
+        self.writer.submit(Msg::Append(Box::new(Pending {
             entry,
             openings,
-            done: Some(done),
-        };
-        let lead = request_lead();
-        self.writer.submit(Msg::Append(Box::new(pending)), lead)?;
-        if lead == Lead::Caller {
-            // Should this future be dropped while it yields, the record still gets a leader.
-            let nudge = Nudge(&self.writer);
-            tokio::task::yield_now().await;
-            std::mem::forget(nudge);
-            if self.writer.try_lead() {
-                tokio::task::block_in_place(|| self.writer.lead_once());
-            }
+            done,
+        })))?;
+        match answer {
+            Some(rx) => rx.await.map_err(|_| AuditError::Closed)?,
+            None => Ok(u64::MAX),
         }
-        answer.await.map_err(|_| AuditError::Closed)?
     }
 
     /// Seals what is in the WAL and waits (up to `timeout`) until the store holds every
     /// record appended so far. False when the store did not catch up in time.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.writer.submit(Msg::Seal(tx), Lead::Background).is_err() || rx.await.is_err() {
+        if self.writer.submit(Msg::Seal(tx)).is_err() || rx.await.is_err() {
             return false;
         }
         let target = self.health.durable.load(Ordering::Acquire);
@@ -367,26 +356,6 @@ impl Audit {
             );
             uploader.abort();
         }
-    }
-}
-
-/// Wakes the background leader when dropped (see [`Writer::nudge`]).
-struct Nudge<'w>(&'w Writer);
-
-impl Drop for Nudge<'_> {
-    fn drop(&mut self) {
-        self.0.nudge();
-    }
-}
-
-/// Who commits a `before-response` record that finds no leader: the request itself, on a
-/// multi-threaded runtime (its worker hands its other tasks to another thread for the
-/// fsync); on a single-threaded one blocking would stall every task, so the background
-/// leader does.
-fn request_lead() -> Lead {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => Lead::Caller,
-        _ => Lead::Background,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The sequencer: the state that gives records their place in the log and makes them
-//! durable, one batch at a time. Whoever leads the group commit ([`super::leader`]) hands
-//! it every entry waiting as one batch; it numbers and chains them, writes the batch to the
-//! WAL with a single fdatasync, and only then answers the callers waiting for durability.
+//! durable, one batch at a time. The writer thread ([`super::writer`]) hands it every entry
+//! waiting as one batch; it numbers and chains them, writes the batch to the WAL with a
+//! single fdatasync, and only then answers the callers waiting for durability.
 //!
 //! It also seals: the WAL file becomes a segment after `segment_records` records or
 //! `seal_interval`, whichever comes first, and goes to the uploader. If the WAL cannot be
@@ -48,8 +48,7 @@ pub(crate) struct Sequencer {
     pub wal: ActiveWal,
     pub segment_records: u64,
     pub seal_interval: Duration,
-    /// To the uploader; dropped at [`Sequencer::finish`], which lets the uploader end.
-    pub uploads: Option<mpsc::UnboundedSender<Sealed>>,
+    pub uploads: mpsc::UnboundedSender<Sealed>,
     pub health: Arc<Health>,
     /// The openings file of the current segment, by its first index.
     pub openings_file: Option<(u64, std::fs::File)>,
@@ -149,12 +148,11 @@ impl Sequencer {
         self.opened + self.seal_interval
     }
 
-    /// At shutdown: seals what is left and lets the uploader end once it has it.
+    /// At shutdown: seals what is left.
     pub fn finish(&mut self) {
         if self.tree.size() > self.wal.first {
             let _ = self.seal();
         }
-        self.uploads = None;
     }
 
     /// Numbers, timestamps and chains one entry; appends its line to `buffer`.
@@ -196,9 +194,7 @@ impl Sequencer {
             after: TreeState::of(&self.tree, &self.prev, self.last_time_us),
             root: self.tree.root(),
         };
-        if let Some(uploads) = &self.uploads {
-            let _ = uploads.send(sealed);
-        }
+        let _ = self.uploads.send(sealed);
         Ok(())
     }
 

@@ -29,6 +29,10 @@ pub struct AuditSection {
     pub replica: Option<String>,
     /// `before-response` (default) or `async`.
     pub durability: Option<String>,
+    /// `async` only: microseconds a record may wait for others before their one fsync
+    /// (default 1,000; at most 2,000). `before-response` never waits: the fsync in progress
+    /// is its window.
+    pub group_commit_us: Option<u64>,
     /// Records per segment at most (default 10,000).
     pub segment_records: Option<u64>,
     /// Milliseconds before an open segment is sealed (default 1,000; at most 60,000).
@@ -106,6 +110,16 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
     if !(10..=60_000).contains(&seal_ms) {
         issues.push("audit.seal_interval_ms", "must be between 10 and 60000");
     }
+    let group_commit_us = s.group_commit_us.unwrap_or(1_000);
+    if group_commit_us > 2_000 {
+        issues.push("audit.group_commit_us", "must be at most 2000");
+    }
+    if s.group_commit_us.is_some() && durability != Durability::Async {
+        issues.push(
+            "audit.group_commit_us",
+            "applies to `durability = \"async\"` only: a before-response record is committed at once",
+        );
+    }
     let heartbeat = s.heartbeat_secs.unwrap_or(60);
     if !(1..=86_400).contains(&heartbeat) {
         issues.push("audit.heartbeat_secs", "must be between 1 and 86400");
@@ -136,6 +150,7 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
         signing_key: s.signing_key.clone().map(PathBuf::from),
         replica: s.replica.clone().unwrap_or_else(|| "r0".to_owned()),
         durability,
+        group_commit: Duration::from_micros(group_commit_us),
         segment_records,
         seal_interval: Duration::from_millis(seal_ms),
         heartbeat: Duration::from_secs(heartbeat),

@@ -35,6 +35,7 @@ async fn clean_log() -> (Objects, PathBuf) {
         signing_key: None,
         replica: "r1".to_owned(),
         durability: Durability::BeforeResponse,
+        group_commit: Duration::ZERO,
         segment_records: 5,
         // Sealed by size only (five records each), however slowly the test runs.
         seal_interval: Duration::from_secs(3_600),

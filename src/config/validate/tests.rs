@@ -236,3 +236,28 @@ tools.quote = { cache_ttl_secs = 30, timeout_ms = 500, idempotent = true }
     assert_eq!(rule.period, std::time::Duration::from_millis(100));
     assert_eq!(rule.burst.get(), 50);
 }
+
+#[test]
+fn the_group_commit_window_is_bounded_and_async_only() {
+    let audit = |extra: &str| {
+        format!(
+            "[audit]\nstore = \"memory://\"\n{extra}\n[[backends]]\nname = \"a\"\ncommand = \"x\"\n"
+        )
+    };
+    let config = ok(&audit("durability = \"async\""));
+    let settings = config.audit.unwrap();
+    assert_eq!(settings.group_commit, std::time::Duration::from_millis(1));
+    let config = ok(&audit("durability = \"async\"\ngroup_commit_us = 0"));
+    assert!(config.audit.unwrap().group_commit.is_zero());
+    let errs = errors(&audit("durability = \"async\"\ngroup_commit_us = 2001"));
+    assert!(
+        errs.iter().any(|e| e.contains("audit.group_commit_us")),
+        "{errs:?}"
+    );
+    let errs = errors(&audit("group_commit_us = 500"));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("applies to `durability = \"async\"` only")),
+        "{errs:?}"
+    );
+}
