@@ -875,16 +875,20 @@ async fn appends(work: &Path, s: &Settings, full: bool) {
         .filter(|c| !c.in_memory)
         .map(|c| c.records_per_s)
         .fold(0.0, f64::max);
-    let ratio = us(append.p50) / us(fsync.p50);
+    // The physical floor of a record is a bare fsync of as many bytes: a 1,071-byte append
+    // fills a new disk block every few records, a 300-byte one far less often.
+    let ratio = us(append.p50) / us(fsync_record.p50);
     println!(
         "target ≥ 20,000 records/s durable: {} ({top:.0}/s)",
         verdict(full, top >= 20_000.0)
     );
     println!(
-        "target lone before-response p50 ≤ 1.2× bare fsync p50: {} ({:.1} µs vs {:.1} µs, {ratio:.2}×)",
+        "target lone before-response p50 ≤ 1.2× bare fsync p50: {} ({:.1} µs vs {:.1} µs for a \
+         bare fsync of one record's bytes, {ratio:.2}×; {:.2}× the 300-byte one)",
         verdict(full, ratio <= 1.2),
         us(append.p50),
-        us(fsync.p50)
+        us(fsync_record.p50),
+        us(append.p50) / us(fsync.p50),
     );
     println!(
         "lone append p50 over a bare fsync of one record: +{:.1} µs = hand-off to the writer \

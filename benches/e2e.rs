@@ -149,6 +149,34 @@ async fn throughput(peer: Peer, tool: &str, s: &Settings) -> f64 {
     calls / started.elapsed().as_secs_f64()
 }
 
+/// p50 of `n` bare fsyncs (a 300-byte line appended to a file in `dir`, then `fdatasync`),
+/// back to back and 1 ms apart: the physical floor of a `before-response` record.
+async fn bare_fsync(dir: &std::path::Path, n: usize) -> (Duration, Duration) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("fsync-probe"))
+        .unwrap();
+    let mut line = vec![b'x'; 300];
+    line[299] = b'\n';
+    let one = |file: &mut std::fs::File| {
+        let start = Instant::now();
+        file.write_all(&line).unwrap();
+        file.sync_data().unwrap();
+        start.elapsed()
+    };
+    let mut back_to_back: Vec<Duration> = (0..n).map(|_| one(&mut file)).collect();
+    let mut paced = Vec::with_capacity(n / 4);
+    for _ in 0..n / 4 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        paced.push(one(&mut file));
+    }
+    back_to_back.sort();
+    paced.sort();
+    (back_to_back[n / 2], paced[paced.len() / 2])
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -282,6 +310,17 @@ async fn main() {
             with.calls_per_s / open.calls_per_s,
         );
     }
+    let (fsync, fsync_paced) = bare_fsync(&logs, s.sequential_calls.min(2_000)).await;
+    let added = us(rows[4].1.p50) - us(open.p50);
+    println!(
+        "before-response adds {added:.0} µs p50 = {:.2}x a bare fsync on the same disk ({:.0} µs back to back), \
+         {:.2}x one taken 1 ms apart ({:.0} µs; calls here are {:.0} µs apart)",
+        added / us(fsync),
+        us(fsync),
+        added / us(fsync_paced),
+        us(fsync_paced),
+        us(open.p50),
+    );
     for (label, direct, through) in [
         ("HTTP", &rows[0].1, &rows[1].1),
         ("stdio", &rows[5].1, &rows[6].1),
