@@ -132,6 +132,7 @@ pub struct Audit {
     uploader: Mutex<Option<tokio::task::JoinHandle<()>>>,
     entries: EntryBuilder,
     origin: String,
+    replica: String,
     vkey: String,
 }
 
@@ -217,8 +218,6 @@ impl Audit {
         };
         let uploader = tokio::spawn(uploader.run(uploads_rx, recovered.sealed));
         let sequencer = Sequencer {
-            origin: settings.origin.clone(),
-            replica: settings.replica.clone(),
             dir: dir.clone(),
             tree: recovered.tree,
             prev: recovered.prev,
@@ -252,6 +251,7 @@ impl Audit {
             uploader: Mutex::new(Some(uploader)),
             entries: EntryBuilder::new(settings)?,
             origin: settings.origin.clone(),
+            replica: settings.replica.clone(),
             vkey,
         }))
     }
@@ -305,8 +305,11 @@ impl Audit {
             }
             Durability::Async => (None, None),
         };
+        // Built here, on the request's task: the writer thread only places it.
+        let record = record::Template::new(&self.origin, &self.replica, &entry);
+        drop(entry);
         self.writer.submit(Msg::Append(Box::new(Pending {
-            entry,
+            record,
             openings,
             done,
         })))?;

@@ -128,7 +128,7 @@ impl Entry {
     }
 }
 
-pub use canonical::Place;
+pub use canonical::{Place, Template};
 
 /// A sequenced record: the entry plus its place in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,13 +18,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jcs;
 use super::merkle::CompactTree;
-use super::record::{Entry, Place, VERSION, link};
+use super::record::{Template, link};
 use super::wal::{ActiveWal, Sealed, TreeState};
 use super::{AuditError, Health};
 
-/// One entry on its way in, with the salts of its argument commitments.
+/// One record on its way in, with the salts of its argument commitments.
 pub(crate) struct Pending {
-    pub entry: Entry,
+    /// The record's bytes, built by the caller, but for its place in the log.
+    pub record: Template,
     /// The opening line of the entry's argument commitments without its index: built by
     /// the caller, so the sequencer only prefixes the index (see [`opening_tail`]).
     pub openings: Option<Vec<u8>>,
@@ -39,8 +40,6 @@ pub(crate) enum Msg {
 }
 
 pub(crate) struct Sequencer {
-    pub origin: String,
-    pub replica: String,
     pub dir: PathBuf,
     pub tree: CompactTree,
     pub prev: String,
@@ -72,7 +71,7 @@ impl Sequencer {
             match msg {
                 Msg::Append(p) => {
                     let Pending {
-                        entry,
+                        record,
                         openings: o,
                         done,
                     } = *p;
@@ -82,7 +81,7 @@ impl Sequencer {
                         }
                         continue;
                     }
-                    let index = self.sequence(entry, &mut buffer);
+                    let index = self.sequence(&record, &mut buffer);
                     if let Some(tail) = o {
                         openings.extend_from_slice(b"{\"index\":");
                         openings.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
@@ -155,8 +154,8 @@ impl Sequencer {
         }
     }
 
-    /// Numbers, timestamps and chains one entry; appends its line to `buffer`.
-    fn sequence(&mut self, entry: Entry, buffer: &mut Vec<u8>) -> u64 {
+    /// Numbers, timestamps and chains one record; appends its line to `buffer`.
+    fn sequence(&mut self, record: &Template, buffer: &mut Vec<u8>) -> u64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -164,15 +163,7 @@ impl Sequencer {
         self.last_time_us = self.last_time_us.max(now);
         let index = self.tree.size();
         let start = buffer.len();
-        Place {
-            v: VERSION,
-            origin: &self.origin,
-            index,
-            time_us: self.last_time_us,
-            replica: &self.replica,
-            prev: &self.prev,
-        }
-        .write(buffer, &entry);
+        record.place(buffer, index, self.last_time_us, &self.prev);
         let (hash, next) = link(&buffer[start..]);
         self.tree.append(hash);
         self.prev = next;

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use super::super::jcs;
-use super::{ArgumentsField, DecisionField, Entry, Kind, OutcomeField, PrincipalField};
+use super::{
+    ArgumentsField, DecisionField, Entry, GENESIS_PREV, Kind, OutcomeField, PrincipalField, VERSION,
+};
 
 /// The members a sequencer adds to an entry.
 pub struct Place<'a> {
@@ -21,11 +23,59 @@ pub struct Place<'a> {
 impl Place<'_> {
     /// Appends the canonical bytes of the record made of this place and `entry` to `out`.
     pub fn write(&self, out: &mut Vec<u8>, entry: &Entry) {
-        write(out, self, entry)
+        write(out, self, entry, &mut Marks::default())
     }
 }
 
-fn write(out: &mut Vec<u8>, place: &Place, entry: &Entry) {
+/// A record's canonical bytes before the writer places it in the log: everything but
+/// `index`, `prev` and `time_us`, which only the writer knows (written as `0`, 64 zeros and
+/// `0`). The request's own task builds it, so the writer thread only copies bytes in and
+/// hashes them, and the entry is dropped where it was made.
+pub struct Template {
+    bytes: Vec<u8>,
+    marks: Marks,
+}
+
+/// Where the values of `index`, `prev` (its first hex digit) and `time_us` start.
+#[derive(Default)]
+struct Marks {
+    index: usize,
+    prev: usize,
+    time_us: usize,
+}
+
+impl Template {
+    pub fn new(origin: &str, replica: &str, entry: &Entry) -> Template {
+        let place = Place {
+            v: VERSION,
+            origin,
+            index: 0,
+            time_us: 0,
+            replica,
+            prev: GENESIS_PREV,
+        };
+        let mut bytes = Vec::with_capacity(1024);
+        let mut marks = Marks::default();
+        write(&mut bytes, &place, entry, &mut marks);
+        Template { bytes, marks }
+    }
+
+    /// Appends the record's canonical bytes at `index` and `time_us`, chained to `prev`
+    /// (lowercase hex of the previous leaf hash, 64 digits).
+    pub fn place(&self, out: &mut Vec<u8>, index: u64, time_us: u64, prev: &str) {
+        debug_assert!(prev.len() == 64 && prev.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (b, m) = (&self.bytes, &self.marks);
+        out.extend_from_slice(&b[..m.index]);
+        jcs::integer(out, index.into());
+        out.extend_from_slice(&b[m.index + 1..m.prev]);
+        out.extend_from_slice(prev.as_bytes());
+        out.extend_from_slice(&b[m.prev + 64..m.time_us]);
+        jcs::integer(out, time_us.into());
+        out.extend_from_slice(&b[m.time_us + 1..]);
+    }
+}
+
+fn write(out: &mut Vec<u8>, place: &Place, entry: &Entry, marks: &mut Marks) {
     let mut o = Object::open(out);
     o.opt_str("action", entry.action.as_deref());
     if let Some(a) = &entry.arguments {
@@ -37,14 +87,18 @@ fn write(out: &mut Vec<u8>, place: &Place, entry: &Entry) {
     if !entry.detail.is_empty() {
         string_map(o.key("detail"), &entry.detail);
     }
-    o.int("index", place.index.into());
+    let out = o.key("index");
+    marks.index = out.len();
+    jcs::integer(out, place.index.into());
     o.str("kind", kind(entry.kind));
     o.str("origin", place.origin);
     if let Some(x) = &entry.outcome {
         outcome(o.key("outcome"), x);
     }
     o.opt_str("policy_hash", entry.policy_hash.as_deref());
-    o.str("prev", place.prev);
+    let out = o.key("prev");
+    marks.prev = out.len() + 1;
+    jcs::string(out, place.prev);
     if let Some(p) = &entry.principal {
         principal(o.key("principal"), p);
     }
@@ -53,7 +107,9 @@ fn write(out: &mut Vec<u8>, place: &Place, entry: &Entry) {
     o.opt_str("resource", entry.resource.as_deref());
     o.opt_str("schema_hash", entry.schema_hash.as_deref());
     o.opt_str("session", entry.session.as_deref());
-    o.int("time_us", place.time_us.into());
+    let out = o.key("time_us");
+    marks.time_us = out.len();
+    jcs::integer(out, place.time_us.into());
     o.int("v", place.v.into());
     o.close();
 }
@@ -358,6 +414,7 @@ mod tests {
             time_us in any::<u64>(),
             origin in text(),
             replica in text(),
+            prev in "[0-9a-f]{64}",
         ) {
             let record = Record {
                 v: VERSION,
@@ -365,13 +422,18 @@ mod tests {
                 index,
                 time_us,
                 replica,
-                prev: "ab".repeat(32),
+                prev: prev.clone(),
                 entry,
             };
             prop_assert_eq!(
                 String::from_utf8(record.canonical()).unwrap(),
                 String::from_utf8(through_value(&record)).unwrap()
             );
+            let mut placed = b"earlier lines\n".to_vec();
+            Template::new(&record.origin, &record.replica, &record.entry)
+                .place(&mut placed, index, time_us, &record.prev);
+            let canonical = record.canonical();
+            prop_assert_eq!(&placed[14..], canonical.as_slice());
         }
     }
 }
