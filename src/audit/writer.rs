@@ -5,7 +5,7 @@
 //! batching window — a lone record waits one fsync, never a timer. With `async` nobody
 //! waits, so the writer also gathers records for up to the group-commit window
 //! (`group_commit_us`, ≤ 2 ms) before it commits: fewer fsyncs, each for more records, and
-//! the request path is not woken per record.
+//! the writer thread is woken once per window rather than once per record.
 //!
 //! Requests do not lead their own batches. Measured end to end (`benches/e2e.rs`), a request
 //! committing on its own worker — inline or in `block_in_place` — added as much or more
@@ -86,6 +86,17 @@ impl Writer {
     /// The writer thread: commits whatever waits, seals on time (an empty batch checks the
     /// seal interval), and after [`Writer::close`] commits what is left, seals and returns.
     pub fn run(&self, mut sequencer: Sequencer) {
+        // Should this thread ever end early (a panic), nothing queued may wait forever:
+        // the queue closes and drops what it holds, which answers every waiter `Closed`.
+        struct Closing<'w>(&'w Writer);
+        impl Drop for Closing<'_> {
+            fn drop(&mut self) {
+                let mut q = lock(&self.0.queue);
+                q.closed = true;
+                q.items.clear();
+            }
+        }
+        let _closing = Closing(self);
         let mut q = lock(&self.queue);
         loop {
             let now = Instant::now();

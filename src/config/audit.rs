@@ -33,7 +33,8 @@ pub struct AuditSection {
     /// (default 1,000; at most 2,000). `before-response` never waits: the fsync in progress
     /// is its window.
     pub group_commit_us: Option<u64>,
-    /// Records per segment at most (default 10,000).
+    /// Records per segment (default 10,000): a segment is sealed once it holds that many;
+    /// the batch that reaches the count is not split, so a segment may hold a batch more.
     pub segment_records: Option<u64>,
     /// Milliseconds before an open segment is sealed (default 1,000; at most 60,000).
     pub seal_interval_ms: Option<u64>,
