@@ -253,9 +253,9 @@ impl Parser<'_> {
     }
 }
 
-/// The end of the run of string bytes from `i` that need no look: everything but `"`, `\\`
+/// The end of the run of string bytes from `i` that need no look: everything but `"`, `\`
 /// and control characters. Eight bytes at a time: a byte is flagged when it equals `"` or
-/// `\\` (XOR leaves it zero) or is below 0x20. The classic zero-byte test may also flag a
+/// `\` (XOR leaves it zero) or is below 0x20. The classic zero-byte test may also flag a
 /// byte above a true hit, never one below it, so the lowest flag is exact.
 fn plain_run(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
