@@ -561,8 +561,8 @@ async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let s = if full {
         Settings {
-            rounds: 5,
-            per_round: 400,
+            rounds: 50,
+            per_round: 40,
             concurrent_for: Duration::from_secs(3),
             async_appends: 20_000,
             log_records: 100_000,
