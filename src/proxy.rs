@@ -152,7 +152,13 @@ impl Proxy {
 impl ProxyHandle {
     /// Stops taking calls, waits up to the drain timeout for calls in flight, closes
     /// client streams, then stops the backends (children are killed if they linger).
+    /// Runs once: a second call (a signal, then the server returning) waits for the first
+    /// to finish, and writes no second stop record.
     pub async fn shutdown(&self) {
+        self.hub.stopped.get_or_init(|| self.shut_down()).await;
+    }
+
+    async fn shut_down(&self) {
         let hub = &self.hub;
         hub.stopping.cancel();
         if !hub.drain.wait_idle(hub.server.drain_timeout).await {

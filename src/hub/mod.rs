@@ -49,6 +49,8 @@ pub struct Hub {
     pub close_streams: CancellationToken,
     /// Cancelled last: supervisors close their backends.
     pub shutdown: CancellationToken,
+    /// Set once the whole shutdown has run: later calls wait for the first one.
+    pub stopped: tokio::sync::OnceCell<()>,
     /// Notifications for 2026-07-28 clients listening with `subscriptions/listen`.
     pub changes: broadcast::Sender<ServerNotification>,
     log_level: Mutex<Option<LoggingLevel>>,
@@ -86,6 +88,7 @@ impl Hub {
             stopping: CancellationToken::new(),
             close_streams: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+            stopped: tokio::sync::OnceCell::new(),
             changes: broadcast::channel(64).0,
             log_level: Mutex::new(None),
             drain: Arc::default(),
