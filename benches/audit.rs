@@ -7,7 +7,6 @@
 //! `target/tmp/bench-audit/` (the disk the project is on) and removed at the end.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,6 +26,10 @@ use mcp_warden::audit::{
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+
+#[path = "shared/fsync.rs"]
+mod fsync;
+use fsync::bare_fsync;
 
 const ORIGIN: &str = "bench/audit";
 /// A SHA-256 in hex, as the policy, schema and result hashes of a record.
@@ -216,16 +219,6 @@ fn batches(times: &[(u64, u64)], lo: u64, hi: u64, gap: Duration) -> (u64, f64) 
         .collect();
     let count = 1 + span.windows(2).filter(|w| w[1] - w[0] >= gap).count() as u64;
     (count, span.len() as f64 / count as f64)
-}
-
-/// Bare fsync: `bytes` appended (a line of that length), then fdatasync.
-fn bare_fsync(file: &mut std::fs::File, bytes: usize) -> Duration {
-    let mut line = vec![b'x'; bytes];
-    line[bytes - 1] = b'\n';
-    let start = Instant::now();
-    file.write_all(&line).unwrap();
-    file.sync_data().unwrap();
-    start.elapsed()
 }
 
 /// A thread doing one bare fsync (`bytes` appended to `path`) per request, asked and answered

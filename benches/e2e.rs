@@ -13,6 +13,10 @@ use std::{
 use mcp_warden::{Config, Proxy};
 use rmcp::{ServiceExt, model::CallToolRequestParams, transport::StreamableHttpClientTransport};
 
+#[path = "shared/fsync.rs"]
+mod fsync;
+use fsync::bare_fsync;
+
 struct Settings {
     sequential_calls: usize,
     concurrency: usize,
@@ -151,26 +155,17 @@ async fn throughput(peer: Peer, tool: &str, s: &Settings) -> f64 {
 
 /// p50 of `n` bare fsyncs (a 300-byte line appended to a file in `dir`, then `fdatasync`),
 /// back to back and 1 ms apart: the physical floor of a `before-response` record.
-async fn bare_fsync(dir: &std::path::Path, n: usize) -> (Duration, Duration) {
-    use std::io::Write;
+async fn bare_fsyncs(dir: &std::path::Path, n: usize) -> (Duration, Duration) {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("fsync-probe"))
         .unwrap();
-    let mut line = vec![b'x'; 300];
-    line[299] = b'\n';
-    let one = |file: &mut std::fs::File| {
-        let start = Instant::now();
-        file.write_all(&line).unwrap();
-        file.sync_data().unwrap();
-        start.elapsed()
-    };
-    let mut back_to_back: Vec<Duration> = (0..n).map(|_| one(&mut file)).collect();
+    let mut back_to_back: Vec<Duration> = (0..n).map(|_| bare_fsync(&mut file, 300)).collect();
     let mut paced = Vec::with_capacity(n / 4);
     for _ in 0..n / 4 {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        paced.push(one(&mut file));
+        paced.push(bare_fsync(&mut file, 300));
     }
     back_to_back.sort();
     paced.sort();
@@ -310,7 +305,7 @@ async fn main() {
             with.calls_per_s / open.calls_per_s,
         );
     }
-    let (fsync, fsync_paced) = bare_fsync(&logs, s.sequential_calls.min(2_000)).await;
+    let (fsync, fsync_paced) = bare_fsyncs(&logs, s.sequential_calls.min(2_000)).await;
     let added = us(rows[4].1.p50) - us(open.p50);
     println!(
         "before-response adds {added:.0} µs p50 = {:.2}x a bare fsync on the same disk ({:.0} µs back to back), \
