@@ -16,7 +16,7 @@ use super::listing::{self, SegmentObject};
 use super::subtrees::RangeRoots;
 use super::timeline::Timeline;
 use crate::audit::merkle::{CompactTree, Hash, leaf_hash};
-use crate::audit::record::VERSION;
+use crate::audit::record::{VERSION, hex_hash};
 use crate::audit::store::Store;
 
 /// Segments fetched ahead of the one being checked.
@@ -311,11 +311,5 @@ impl Pass<'_> {
 
 /// Whether `text` is the lowercase hex of `hash`.
 fn hex_is(text: &str, hash: &Hash) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut want = [0u8; 64];
-    for (pair, b) in want.chunks_exact_mut(2).zip(hash) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
-    }
-    text.as_bytes() == want
+    text.as_bytes() == hex_hash(hash)
 }
