@@ -201,7 +201,7 @@ impl Audit {
             conflict: AtomicBool::new(false),
             durable: AtomicU64::new(recovered.tree.size()),
         });
-        let active = wal::ActiveWal::create(&dir, recovered.tree.size())
+        let active = wal::ActiveWal::create(&dir, recovered.tree.size(), wal::PREALLOCATE)
             .map_err(|e| AuditError::Open(format!("{}: {e}", dir.display())))?;
         let (uploads_tx, uploads_rx) = mpsc::unbounded_channel();
         let (stored_tx, stored_rx) = watch::channel(stored_size);

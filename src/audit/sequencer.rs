@@ -19,8 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::jcs;
 use super::merkle::CompactTree;
 use super::record::{Template, link};
-use super::wal::{ActiveWal, Sealed, TreeState};
+use super::wal::{ActiveWal, MAX_UNSYNCED, Sealed, TreeState, recycle};
 use super::{AuditError, Health};
+
+/// Where a caller waits for its record's index, or the reason it has none.
+pub(crate) type Done = oneshot::Sender<Result<u64, AuditError>>;
 
 /// One record on its way in, with the salts of its argument commitments.
 pub(crate) struct Pending {
@@ -30,7 +33,14 @@ pub(crate) struct Pending {
     /// the caller, so the sequencer only prefixes the index (see [`opening_tail`]).
     pub openings: Option<Vec<u8>>,
     /// Answered with the record's index once it is durable.
-    pub done: Option<oneshot::Sender<Result<u64, AuditError>>>,
+    pub done: Option<Done>,
+}
+
+/// What one fdatasync covers: lines, their openings, and who waits for them.
+struct Part {
+    lines: Vec<u8>,
+    openings: Vec<u8>,
+    waiters: Vec<(u64, Option<Done>)>,
 }
 
 pub(crate) enum Msg {
@@ -59,20 +69,22 @@ pub(crate) struct Sequencer {
 }
 
 impl Sequencer {
-    /// Sequences `batch`, makes it durable with one fdatasync, answers its callers, and
-    /// seals when the segment is full, its interval is up, or a seal was asked for. An
-    /// empty batch only checks the interval.
+    /// Sequences `batch`, makes it durable with one fdatasync (one per [`MAX_UNSYNCED`]
+    /// bytes), answers its callers, and seals when the segment is full, its interval is
+    /// up, or a seal was asked for. An empty batch only checks the interval.
     pub fn commit(&mut self, batch: Vec<Msg>) {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let mut openings = std::mem::take(&mut self.openings);
-        let mut waiters = Vec::with_capacity(batch.len());
+        let mut part = Part {
+            lines: std::mem::take(&mut self.buffer),
+            openings: std::mem::take(&mut self.openings),
+            waiters: Vec::with_capacity(batch.len()),
+        };
         let mut seal_requests = Vec::new();
         for msg in batch {
             match msg {
                 Msg::Append(p) => {
                     let Pending {
                         record,
-                        openings: o,
+                        openings,
                         done,
                     } = *p;
                     if !self.health.wal_ok.load(Ordering::Acquire) {
@@ -81,49 +93,35 @@ impl Sequencer {
                         }
                         continue;
                     }
-                    let index = self.sequence(&record, &mut buffer);
-                    if let Some(tail) = o {
-                        openings.extend_from_slice(b"{\"index\":");
-                        openings.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
-                        openings.push(b',');
-                        openings.extend_from_slice(&tail);
+                    if !part.lines.is_empty()
+                        && part.lines.len() + record.placed_len() > MAX_UNSYNCED
+                    {
+                        self.write(&mut part);
+                        if !self.health.wal_ok.load(Ordering::Acquire) {
+                            if let Some(done) = done {
+                                let _ = done.send(Err(AuditError::WalFailed));
+                            }
+                            continue;
+                        }
                     }
-                    waiters.push((index, done));
+                    let index = self.sequence(&record, &mut part.lines);
+                    if let Some(tail) = openings {
+                        part.openings.extend_from_slice(b"{\"index\":");
+                        part.openings
+                            .extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+                        part.openings.push(b',');
+                        part.openings.extend_from_slice(&tail);
+                    }
+                    part.waiters.push((index, done));
                 }
                 Msg::Seal(done) => seal_requests.push(done),
             }
         }
-        if !buffer.is_empty() {
-            let written = self.wal.append_durably(&buffer);
-            buffer.clear();
-            match written {
-                Ok(()) => {
-                    self.health
-                        .durable
-                        .store(self.tree.size(), Ordering::Release);
-                    for (index, done) in waiters.drain(..) {
-                        if let Some(done) = done {
-                            let _ = done.send(Ok(index));
-                        }
-                    }
-                    if !openings.is_empty() {
-                        self.write_openings(&mut openings);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, path = %self.wal.path.display(), "the audit write-ahead log cannot be written: failing closed");
-                    self.health.wal_ok.store(false, Ordering::Release);
-                    for (_, done) in waiters.drain(..) {
-                        if let Some(done) = done {
-                            let _ = done.send(Err(AuditError::WalFailed));
-                        }
-                    }
-                    openings.clear();
-                }
-            }
+        if !part.lines.is_empty() {
+            self.write(&mut part);
         }
-        self.buffer = buffer;
-        self.openings = openings;
+        self.buffer = part.lines;
+        self.openings = part.openings;
         let pending = self.tree.size() - self.wal.first;
         if pending > 0
             && (pending >= self.segment_records
@@ -142,15 +140,50 @@ impl Sequencer {
         }
     }
 
+    /// Writes a part of a batch with one fdatasync and answers its callers; if the WAL
+    /// cannot be written, fails the log closed.
+    fn write(&mut self, part: &mut Part) {
+        let written = self.wal.append_durably(&part.lines);
+        part.lines.clear();
+        match written {
+            Ok(()) => {
+                self.health
+                    .durable
+                    .store(self.tree.size(), Ordering::Release);
+                for (index, done) in part.waiters.drain(..) {
+                    if let Some(done) = done {
+                        let _ = done.send(Ok(index));
+                    }
+                }
+                if !part.openings.is_empty() {
+                    self.write_openings(&mut part.openings);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.wal.path.display(), "the audit write-ahead log cannot be written: failing closed");
+                self.health.wal_ok.store(false, Ordering::Release);
+                for (_, done) in part.waiters.drain(..) {
+                    if let Some(done) = done {
+                        let _ = done.send(Err(AuditError::WalFailed));
+                    }
+                }
+                part.openings.clear();
+            }
+        }
+    }
+
     /// When the current WAL file is sealed at the latest (if it holds records by then).
     pub fn seal_deadline(&self) -> Instant {
         self.opened + self.seal_interval
     }
 
-    /// At shutdown: seals what is left.
-    pub fn finish(&mut self) {
+    /// At shutdown: seals what is left without starting another file; a file without
+    /// records goes back to being the spare.
+    pub fn finish(self) {
         if self.tree.size() > self.wal.first {
-            let _ = self.seal();
+            let _ = self.uploads.send(self.sealed(&self.wal));
+        } else if let Err(e) = recycle(&self.dir, &self.wal.path) {
+            tracing::debug!(error = %e, "could not keep the unused write-ahead log file as the spare");
         }
     }
 
@@ -173,20 +206,25 @@ impl Sequencer {
 
     /// Hands the current WAL file to the uploader and starts the next one.
     fn seal(&mut self) -> Result<(), AuditError> {
-        let next = ActiveWal::create(&self.dir, self.tree.size()).map_err(|e| {
+        let next = ActiveWal::create(&self.dir, self.tree.size(), 0).map_err(|e| {
             tracing::error!(error = %e, "cannot start a new write-ahead log file: failing closed");
             AuditError::WalFailed
         })?;
         let done = std::mem::replace(&mut self.wal, next);
-        let sealed = Sealed {
-            first: done.first,
+        let _ = self.uploads.send(self.sealed(&done));
+        Ok(())
+    }
+
+    /// `wal`, holding every record so far, as a segment to upload.
+    fn sealed(&self, wal: &ActiveWal) -> Sealed {
+        Sealed {
+            first: wal.first,
             end: self.tree.size(),
-            path: done.path,
+            path: wal.path.clone(),
+            len: wal.len,
             after: TreeState::of(&self.tree, &self.prev, self.last_time_us),
             root: self.tree.root(),
-        };
-        let _ = self.uploads.send(sealed);
-        Ok(())
+        }
     }
 
     /// Appends openings (salts and values) to the current segment's openings file, kept

@@ -1,5 +1,5 @@
 //! The writer against a real directory store: sealing and uploading, the chain across a
-//! restart, a second writer, failing closed, and WAL recovery.
+//! restart, a second writer, failing closed, and WAL files written over once uploaded.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,9 +112,45 @@ async fn records_are_sealed_uploaded_and_chained() {
     // Segments hold at most `segment_records` records.
     let count = std::fs::read_dir(store.join("segments")).unwrap().count();
     assert!(count >= 3, "{count} segments");
-    // Nothing left to upload: the WAL directory holds only the open (empty) file.
-    let wal: Vec<_> = std::fs::read_dir(state.join("wal")).unwrap().collect();
-    assert_eq!(wal.len(), 1);
+    // Nothing left to upload: the WAL directory holds only the open file and the spare.
+    let mut wal: Vec<_> = std::fs::read_dir(state.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    wal.sort();
+    assert_eq!(wal, ["00000000000000000010.wal", "spare"]);
+    audit.close(Duration::from_secs(5)).await;
+}
+
+/// An uploaded WAL file is written over by a later one (no metadata to sync per batch),
+/// and a segment holds only its records, not the older bytes after them.
+#[tokio::test]
+async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let audit = Audit::open(&settings(&state, &store)).await.unwrap();
+    let file = |first: u64| state.join("wal").join(format!("{first:020}.wal"));
+    // The file opened at startup was written ahead with zeros.
+    assert_eq!(
+        std::fs::metadata(file(0)).unwrap().len(),
+        super::wal::PREALLOCATE
+    );
+    for n in 0..8 {
+        audit.append(request(n), None).await.unwrap();
+        if n % 4 == 3 {
+            // Segments of 4: sealed now; flush waits for the upload (and the recycling).
+            assert!(audit.flush(Duration::from_secs(10)).await);
+        }
+    }
+    // The startup file, uploaded, became the spare, and record 8 is written over it.
+    audit.append(request(8), None).await.unwrap();
+    let reused = std::fs::read(file(8)).unwrap();
+    assert_eq!(reused.len() as u64, super::wal::PREALLOCATE);
+    let first_line = &reused[..reused.iter().position(|&b| b == b'\n').unwrap()];
+    assert_eq!(Record::parse_canonical(first_line).unwrap().1.index, 8);
+    assert!(audit.flush(Duration::from_secs(10)).await);
+    let (records, lines, checkpoint) = read_store(&store, audit.verifier_key());
+    assert_eq!(records.len(), 9);
+    assert_chained(&records, &lines, &checkpoint);
     audit.close(Duration::from_secs(5)).await;
 }
 
@@ -277,44 +313,6 @@ async fn async_records_are_durable_within_the_group_commit_window() {
     let lines = std::fs::read(wal.unwrap().path()).unwrap();
     assert_eq!(lines.iter().filter(|&&b| b == b'\n').count(), 20);
     audit.close(Duration::from_secs(5)).await;
-}
-
-#[test]
-fn recovery_cuts_a_torn_tail_and_refuses_a_broken_chain() {
-    use super::wal::{TreeState, recover, wal_path};
-    let dir = scratch("wal");
-    std::fs::create_dir_all(dir.join("wal")).unwrap();
-    let mut prev = GENESIS_PREV.to_owned();
-    let mut text = Vec::new();
-    for index in 0..3 {
-        let r = Record {
-            v: 1,
-            origin: "o".to_owned(),
-            index,
-            time_us: 1,
-            replica: "r".to_owned(),
-            prev: prev.clone(),
-            entry: request(index),
-        };
-        let bytes = r.canonical();
-        prev = hex(&leaf_hash(&bytes));
-        text.extend_from_slice(&bytes);
-        text.push(b'\n');
-    }
-    let genesis = TreeState::of(&CompactTree::new(), GENESIS_PREV, 0);
-    let mut torn = text.clone();
-    torn.extend_from_slice(br#"{"index":3,"ki"#);
-    std::fs::write(wal_path(&dir, 0), &torn).unwrap();
-    let recovered = recover(&dir, &genesis).unwrap();
-    assert_eq!(recovered.replayed, 3);
-    assert_eq!(recovered.sealed.len(), 1);
-    assert_eq!(std::fs::read(wal_path(&dir, 0)).unwrap(), text);
-    // A record that does not continue the chain is corruption, not a torn write.
-    let mut broken = text.clone();
-    let at = broken.windows(4).position(|w| w == b"tool").unwrap();
-    broken[at] = b'T';
-    std::fs::write(wal_path(&dir, 0), &broken).unwrap();
-    assert!(recover(&dir, &genesis).is_err());
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The uploader: moves sealed WAL files to the object store in order — the segment with a
-//! create-only put, then its signed checkpoint, then `tree.json`, then it deletes the WAL
-//! file. While the store is unreachable it retries with backoff and the WAL keeps
+//! create-only put, then its signed checkpoint, then `tree.json`, then the WAL file becomes
+//! the spare the next seal writes over. While the store is unreachable it retries with backoff and the WAL keeps
 //! everything; when nothing new was sealed for a heartbeat interval it writes a checkpoint
 //! anyway, so an idle log still shows it is alive. A segment key that holds other bytes
 //! means a second writer: the log stops and the proxy refuses traffic.
@@ -17,7 +17,7 @@ use super::Health;
 use super::merkle::Hash;
 use super::note::{Checkpoint, NoteSigner};
 use super::store::{Store, StoreError, checkpoint_key, segment_key};
-use super::wal::Sealed;
+use super::wal::{self, Sealed};
 
 pub(crate) struct Uploader {
     pub store: Store,
@@ -95,8 +95,10 @@ impl Uploader {
     }
 
     async fn upload(&mut self, sealed: &Sealed) -> Result<(), StoreError> {
-        let bytes = tokio::fs::read(&sealed.path)
+        let (path, len) = (sealed.path.clone(), sealed.len);
+        let bytes = tokio::task::spawn_blocking(move || wal::read_records(&path, len))
             .await
+            .map_err(|e| StoreError::Local(e.to_string()))?
             .map_err(|e| StoreError::Local(format!("{}: {e}", sealed.path.display())))?;
         let key = segment_key(&self.store.prefix, sealed.first);
         self.store.create(&key, bytes).await?;
@@ -105,11 +107,11 @@ impl Uploader {
         let dir = self.dir.clone();
         let after = sealed.after.clone();
         let path = sealed.path.clone();
-        // tree.json first, then the WAL file: a crash in between leaves a file recovery
-        // recognises as uploaded.
+        // tree.json first, then the WAL file is recycled: a crash in between leaves a file
+        // recovery recognises as uploaded.
         tokio::task::spawn_blocking(move || {
             after.save(&dir)?;
-            std::fs::remove_file(&path)
+            wal::recycle(&dir, &path)
         })
         .await
         .map_err(|e| StoreError::Local(e.to_string()))?

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::audit::{engineer_config, records_from, scratch};
+use crate::audit::{engineer_config, records_from, scratch, wal_files};
 use crate::common::*;
 
 fn root() -> PathBuf {
@@ -169,11 +169,11 @@ async fn the_log_goes_to_an_object_lock_bucket_and_survives_an_outage() {
     }
     client.cancel().await.unwrap();
     proxy.handle.shutdown().await;
-    let wal: u64 = std::fs::read_dir(state.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
-    assert_eq!(wal, 0, "everything reached the bucket");
+    assert_eq!(
+        wal_files(&state),
+        Vec::<String>::new(),
+        "everything reached the bucket"
+    );
     let all = s3_records(&moto, bucket, &state).await;
     for (i, r) in all.iter().enumerate() {
         assert_eq!(r["index"], i as u64);

@@ -60,6 +60,11 @@ impl Template {
         Template { bytes, marks }
     }
 
+    /// About how many bytes the placed record takes (its line, within a few bytes).
+    pub fn placed_len(&self) -> usize {
+        self.bytes.len() + 64 + 2 * 20
+    }
+
     /// Appends the record's canonical bytes at `index` and `time_us`, chained to `prev`
     /// (lowercase hex of the previous leaf hash, 64 digits).
     pub fn place(&self, out: &mut Vec<u8>, index: u64, time_us: u64, prev: &str) {
