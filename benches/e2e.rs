@@ -15,7 +15,7 @@ use rmcp::{ServiceExt, model::CallToolRequestParams, transport::StreamableHttpCl
 
 #[path = "shared/fsync.rs"]
 mod fsync;
-use fsync::bare_fsync;
+use fsync::{Overwrite, bare_fsync};
 
 struct Settings {
     sequential_calls: usize,
@@ -153,23 +153,46 @@ async fn throughput(peer: Peer, tool: &str, s: &Settings) -> f64 {
     calls / started.elapsed().as_secs_f64()
 }
 
-/// p50 of `n` bare fsyncs (a 300-byte line appended to a file in `dir`, then `fdatasync`),
-/// back to back and 1 ms apart: the physical floor of a `before-response` record.
-async fn bare_fsyncs(dir: &std::path::Path, n: usize) -> (Duration, Duration) {
+/// p50s of bare fsyncs of a record-sized line in `dir` (the physical floor of a
+/// `before-response` record), back to back and 1 ms apart (calls here come about that far
+/// apart), appended and written over zeros on disk (the WAL's way).
+struct Floor {
+    append: Duration,
+    append_paced: Duration,
+    over: Duration,
+    over_paced: Duration,
+}
+
+async fn bare_fsyncs(dir: &std::path::Path, n: usize) -> Floor {
+    const LINE: usize = 1_000;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("fsync-probe"))
         .unwrap();
-    let mut back_to_back: Vec<Duration> = (0..n).map(|_| bare_fsync(&mut file, 300)).collect();
-    let mut paced = Vec::with_capacity(n / 4);
+    let mut over = Overwrite::create(&dir.join("overwrite-probe"), 8 << 20);
+    let p50 = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut append, mut written_over) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        append.push(bare_fsync(&mut file, LINE));
+        written_over.push(over.fsync(LINE));
+    }
+    let (mut append_paced, mut over_paced) = (Vec::new(), Vec::new());
     for _ in 0..n / 4 {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        paced.push(bare_fsync(&mut file, 300));
+        append_paced.push(bare_fsync(&mut file, LINE));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        over_paced.push(over.fsync(LINE));
     }
-    back_to_back.sort();
-    paced.sort();
-    (back_to_back[n / 2], paced[paced.len() / 2])
+    Floor {
+        append: p50(append),
+        append_paced: p50(append_paced),
+        over: p50(written_over),
+        over_paced: p50(over_paced),
+    }
 }
 
 fn us(d: Duration) -> f64 {
@@ -305,16 +328,21 @@ async fn main() {
             with.calls_per_s / open.calls_per_s,
         );
     }
-    let (fsync, fsync_paced) = bare_fsyncs(&logs, s.sequential_calls.min(2_000)).await;
+    let floor = bare_fsyncs(&logs, s.sequential_calls.min(2_000)).await;
     let added = us(rows[4].1.p50) - us(open.p50);
     println!(
-        "before-response adds {added:.0} µs p50 = {:.2}x a bare fsync on the same disk ({:.0} µs back to back), \
-         {:.2}x one taken 1 ms apart ({:.0} µs; calls here are {:.0} µs apart)",
-        added / us(fsync),
-        us(fsync),
-        added / us(fsync_paced),
-        us(fsync_paced),
+        "before-response adds {added:.0} µs p50 (calls here are {:.0} µs apart) = {:.2}x a bare fsync \
+         appending 1 KB on the same disk ({:.0} µs back to back), {:.2}x one 1 ms apart ({:.0} µs); \
+         {:.2}x one written over zeros ({:.0} µs back to back), {:.2}x 1 ms apart ({:.0} µs)",
         us(open.p50),
+        added / us(floor.append),
+        us(floor.append),
+        added / us(floor.append_paced),
+        us(floor.append_paced),
+        added / us(floor.over),
+        us(floor.over),
+        added / us(floor.over_paced),
+        us(floor.over_paced),
     );
     for (label, direct, through) in [
         ("HTTP", &rows[0].1, &rows[1].1),

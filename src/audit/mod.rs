@@ -8,7 +8,8 @@
 //! ```text
 //! Audit::append -> queue -> writer thread (number, chain, WAL + one fsync per batch) -> caller
 //!               -> seal (≤ seal_interval or segment_records) -> uploader task
-//!                  (segment put, create-only -> signed checkpoint -> tree.json -> drop WAL)
+//!                  (segment put, create-only -> signed checkpoint -> tree.json
+//!                   -> the WAL file becomes the spare the next seal writes over)
 //! ```
 //!
 //! `durability = "before-response"` makes the caller wait for the fsync of its batch;

@@ -280,3 +280,6 @@ pub(crate) fn opening_tail(
     line.extend_from_slice(b"}\n");
     line
 }
+
+#[cfg(test)]
+mod tests;

@@ -107,6 +107,8 @@ pub struct ActiveWal {
     pub path: PathBuf,
     /// Bytes of records written (and synced) so far.
     pub len: u64,
+    /// Writes made durable so far, one fdatasync each.
+    pub syncs: u64,
 }
 
 impl ActiveWal {
@@ -142,6 +144,7 @@ impl ActiveWal {
             first,
             path,
             len: 0,
+            syncs: 0,
         })
     }
 
@@ -151,6 +154,7 @@ impl ActiveWal {
         self.file.write_all(bytes)?;
         self.file.sync_data()?;
         self.len += bytes.len() as u64;
+        self.syncs += 1;
         Ok(())
     }
 }
