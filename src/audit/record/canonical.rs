@@ -60,9 +60,10 @@ impl Template {
         Template { bytes, marks }
     }
 
-    /// About how many bytes the placed record takes (its line, within a few bytes).
+    /// The most bytes the placed record's line can take: the template, `prev` (64 hex
+    /// digits), `index` and `time_us` (at most 20 digits each) and the line feed.
     pub fn placed_len(&self) -> usize {
-        self.bytes.len() + 64 + 2 * 20
+        self.bytes.len() + 64 + 2 * 20 + 1
     }
 
     /// Appends the record's canonical bytes at `index` and `time_us`, chained to `prev`
