@@ -87,22 +87,16 @@ impl Sequencer {
                         openings,
                         done,
                     } = *p;
+                    if !part.lines.is_empty()
+                        && part.lines.len() + record.placed_len() > MAX_UNSYNCED
+                    {
+                        self.write(&mut part);
+                    }
                     if !self.health.wal_ok.load(Ordering::Acquire) {
                         if let Some(done) = done {
                             let _ = done.send(Err(AuditError::WalFailed));
                         }
                         continue;
-                    }
-                    if !part.lines.is_empty()
-                        && part.lines.len() + record.placed_len() > MAX_UNSYNCED
-                    {
-                        self.write(&mut part);
-                        if !self.health.wal_ok.load(Ordering::Acquire) {
-                            if let Some(done) = done {
-                                let _ = done.send(Err(AuditError::WalFailed));
-                            }
-                            continue;
-                        }
                     }
                     let index = self.sequence(&record, &mut part.lines);
                     if let Some(tail) = openings {
