@@ -33,6 +33,7 @@ pub mod error;
 pub mod governance;
 mod http;
 pub mod hub;
+mod ids;
 pub mod mcp;
 mod proxy;
 pub mod stack;

@@ -156,6 +156,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stdio,
             bind,
         } => {
+            // First of all: SIGHUP's default action would kill the proxy with no drain and no
+            // stop record (terminals and supervisors send it freely).
+            hold_hangup();
             let mut config = source.load()?;
             if let Some(bind) = bind {
                 config.server.bind = bind;
@@ -195,6 +198,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             handle.shutdown().await;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// SIGHUP is logged and otherwise ignored: the proxy keeps serving on the configuration it
+/// started with (there is no reload yet). Never dies on it.
+fn hold_hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::warn!(
+                            "SIGHUP received: configuration reload is not supported; still serving the configuration loaded at start"
+                        );
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
         }
     }
 }

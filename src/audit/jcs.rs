@@ -64,26 +64,26 @@ pub fn members<V>(map: &std::collections::BTreeMap<String, V>) -> Vec<(&String, 
     members
 }
 
-/// An integer as JCS prints it: plain decimal below 2^53 in absolute value, otherwise as
-/// the IEEE-754 double it becomes.
+/// An integer in plain decimal, exactly. A record's own integers stay below 2^53, where
+/// this is what RFC 8785 prints; above it this is what [`number`] prints for an integer a
+/// client sent, so a record re-serialized from its parsed value has the same bytes.
 pub fn integer(out: &mut Vec<u8>, i: i128) {
-    if i.unsigned_abs() < (1 << 53) {
-        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
-    } else {
-        double(out, i as f64);
-    }
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
-/// Numbers are IEEE-754 doubles printed as ECMAScript does (RFC 8785 §3.2.2.3). Integers
-/// below 2^53 print as plain decimals.
+/// A number a client sent: an integer that fits 64 bits prints as its exact decimal (what
+/// the backend received), everything else as the IEEE-754 double it is, printed as
+/// ECMAScript does (RFC 8785 §3.2.2.3). Below 2^53 the two agree; above it RFC 8785 would
+/// round the integer to a double, and the record would name another value than the one
+/// forwarded (audit/FORMAT.md §2).
 fn number(out: &mut Vec<u8>, n: &serde_json::Number) {
     if let Some(i) = n.as_i64() {
-        return integer(out, i.into());
+        integer(out, i.into());
+    } else if let Some(u) = n.as_u64() {
+        integer(out, u.into());
+    } else {
+        double(out, n.as_f64().unwrap_or(0.0));
     }
-    if let Some(u) = n.as_u64() {
-        return integer(out, u.into());
-    }
-    double(out, n.as_f64().unwrap_or(0.0));
 }
 
 fn double(out: &mut Vec<u8>, f: f64) {
@@ -166,6 +166,10 @@ mod tests {
             (json!(4.5), "4.5"),
             (json!(-1), "-1"),
             (json!(1.0), "1"),
+            // Integers of 64 bits stay exact (a deliberate difference from RFC 8785).
+            (json!(9007199254740993_u64), "9007199254740993"),
+            (json!(u64::MAX), "18446744073709551615"),
+            (json!(i64::MIN), "-9223372036854775808"),
         ];
         for (v, want) in cases {
             assert_eq!(jcs(v.clone()), want, "{v}");

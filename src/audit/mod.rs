@@ -21,6 +21,7 @@ pub mod jcs;
 pub mod lock;
 pub mod merkle;
 pub mod note;
+mod owner;
 pub mod proof;
 mod rebuild;
 pub mod record;
@@ -34,6 +35,8 @@ pub mod verify;
 mod wal;
 mod writer;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod tests;
 
@@ -163,6 +166,8 @@ impl Audit {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| AuditError::Open(format!("{}: {e}", dir.join(sub).display())))?;
         }
+        // Before anything in the directory is read: a second process is refused here.
+        let owner = owner::Ownership::take(&dir).map_err(AuditError::Open)?;
         let signer = load_signer(settings, &dir)?;
         let store = Store::open(&settings.store, &settings.store_options)
             .map_err(|e| AuditError::Open(e.to_string()))?;
@@ -216,6 +221,7 @@ impl Audit {
             health: health.clone(),
             head,
             stored: stored_tx,
+            _owner: owner.clone(),
         };
         let uploader = tokio::spawn(uploader.run(uploads_rx, recovered.sealed));
         let sequencer = Sequencer {
@@ -232,6 +238,7 @@ impl Audit {
             opened: std::time::Instant::now(),
             buffer: Vec::with_capacity(64 * 1024),
             openings: Vec::new(),
+            _owner: owner,
         };
         let window = match settings.durability {
             Durability::Async => settings.group_commit,

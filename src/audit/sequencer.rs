@@ -66,6 +66,8 @@ pub(crate) struct Sequencer {
     /// The batch's lines, and its opening lines; kept to reuse their allocations.
     pub buffer: Vec<u8>,
     pub openings: Vec<u8>,
+    /// The state directory stays this process's until the writer thread ends.
+    pub _owner: super::owner::Ownership,
 }
 
 impl Sequencer {

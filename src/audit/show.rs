@@ -151,8 +151,7 @@ fn cells(value: &Value) -> [String; 9] {
         value
             .pointer(pointer)
             .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_owned()
+            .map_or_else(|| "-".to_owned(), printable)
     };
     let int = |pointer: &str| value.pointer(pointer).and_then(Value::as_u64);
     [
@@ -166,6 +165,36 @@ fn cells(value: &Value) -> [String; 9] {
         text("/outcome/status"),
         int("/outcome/latency_us").map_or("-".into(), latency),
     ]
+}
+
+/// A client-chosen string made safe for one table cell: control characters (C0, DEL, C1),
+/// line and paragraph separators and bidirectional formatting characters print as
+/// `\u{..}` escapes, and a backslash as `\\`, so no tool name or client name can start a
+/// row of its own, move the cursor, recolour the terminal or reorder what is shown.
+fn printable(s: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            )
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !s.chars().any(|c| c == '\\' || unsafe_char(c)) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn latency(us: u64) -> String {
@@ -268,5 +297,23 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("-"), "{line}");
+    }
+
+    #[test]
+    fn client_chosen_text_cannot_forge_rows_or_drive_the_terminal() {
+        // A tool name with a line feed and a fake row, an escape sequence, a C1 CSI, a
+        // right-to-left override and a line separator.
+        let forged =
+            "t\n42       2026-01-01T00:00:00.000000Z request admin tools/call pay allow ok";
+        let r = json!({"index": 1, "time_us": 0, "kind": "request",
+            "principal": {"id": "eve\u{1b}[2J\u{9b}31m"},
+            "resource": forged, "action": "a\u{202e}b\u{2028}c\\u{1b}"});
+        let line = row(&cells(&r));
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert!(line.contains("t\\u{a}42"), "{line}");
+        assert!(line.contains("eve\\u{1b}[2J\\u{9b}31m"), "{line}");
+        // A literal backslash is escaped too, so the escapes cannot be forged.
+        assert!(line.contains("a\\u{202e}b\\u{2028}c\\\\u{1b}"), "{line}");
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Uploader {
     pub head: (u64, Hash),
     /// Records the store holds, published for `flush` and the metrics.
     pub stored: watch::Sender<u64>,
+    /// The state directory stays this process's while uploads may still touch it.
+    pub _owner: super::owner::Ownership,
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);

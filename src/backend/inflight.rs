@@ -24,6 +24,8 @@ use rmcp::{
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub session: u64,
+    /// The session id as the client knows it, for the records of what the call causes.
+    pub recorded_session: Option<String>,
     /// Who made the call: server-initiated requests it causes are decided for them.
     pub principal: Arc<Principal>,
     pub peer: Peer<RoleServer>,

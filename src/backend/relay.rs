@@ -86,15 +86,22 @@ impl Service<RoleClient> for Relay {
             }
         };
         let facts = crate::stack::authz::facts(origin.transport(), &origin.session.to_string());
-        let permitted = self
-            .hub()
-            .is_some_and(|hub| crate::stack::authz::allowed(&hub, &origin.principal, op, &facts));
-        if !permitted {
-            return Err(McpError::new(
+        let hub = self.hub();
+        let decision = hub
+            .as_ref()
+            .and_then(|hub| crate::stack::authz::decide(hub, &origin.principal, op, &facts));
+        let action = request_method(&request);
+        if !decision.as_ref().is_some_and(|d| d.allowed) {
+            let error = McpError::new(
                 ErrorCode::INVALID_REQUEST,
                 "denied by the gateway's policy",
                 None,
-            ));
+            );
+            if let Some(hub) = &hub {
+                hub.record_relayed(&origin, action, &self.name, decision.as_ref(), Err(&error))
+                    .await;
+            }
+            return Err(error);
         }
         let mut request = request;
         // Deliver on the stream of the call that caused it. Sent from a fresh task so the
@@ -104,7 +111,7 @@ impl Service<RoleClient> for Relay {
             .insert(OriginatingRequestId(origin.request_id.clone()));
         let peer = origin.peer.clone();
         let sent = tokio::spawn(async move { peer.send_request(request).await }).await;
-        match sent {
+        let answer = match sent {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(rmcp::ServiceError::McpError(e))) => Err(e),
             Ok(Err(e)) => Err(McpError::new(
@@ -117,7 +124,18 @@ impl Service<RoleClient> for Relay {
                 "relay failed",
                 None,
             )),
+        };
+        if let Some(hub) = &hub {
+            hub.record_relayed(
+                &origin,
+                action,
+                &self.name,
+                decision.as_ref(),
+                answer.as_ref().map(|_| ()),
+            )
+            .await;
         }
+        answer
     }
 
     async fn handle_notification(
@@ -182,5 +200,15 @@ impl Service<RoleClient> for Relay {
             .build();
         info.client_info = Implementation::new("mcp-warden", env!("CARGO_PKG_VERSION"));
         info
+    }
+}
+
+/// The MCP method of a server request the gateway relays, as its record names it.
+fn request_method(request: &ServerRequest) -> &'static str {
+    match request {
+        ServerRequest::CreateMessageRequest(_) => "sampling/createMessage",
+        ServerRequest::ElicitRequest(_) => "elicitation/create",
+        ServerRequest::ListRootsRequest(_) => "roots/list",
+        _ => "server request",
     }
 }

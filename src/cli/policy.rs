@@ -149,8 +149,12 @@ fn catalog(path: &PathBuf) -> anyhow::Result<Vec<ToolInfo>> {
     parse_catalog(&text).with_context(|| path.display().to_string())
 }
 
+/// The tools the configured backends serve now. The policy tools never open the audit
+/// log: it belongs to the proxy serving this configuration, which may be running.
 async fn live_tools(config: &Config) -> anyhow::Result<Vec<ToolInfo>> {
-    let proxy = mcp_warden::Proxy::from_config(config.clone()).await?;
+    let mut config = config.clone();
+    config.audit = None;
+    let proxy = mcp_warden::Proxy::from_config(config).await?;
     let handle = proxy.handle();
     let tools = handle.tool_infos();
     handle.shutdown().await;

@@ -290,22 +290,37 @@ impl Guards {
             });
         }
         let mut redactions = Redactions::default();
-        if !g.redact.is_empty() {
-            let mut stack: Vec<&mut Value> = vec![result];
-            while let Some(value) = stack.pop() {
-                match value {
-                    Value::String(s) => {
-                        for set in &g.redact {
-                            set.apply(s, &mut redactions);
-                        }
-                    }
-                    Value::Array(items) => stack.extend(items.iter_mut()),
-                    Value::Object(members) => stack.extend(members.values_mut()),
-                    _ => {}
-                }
-            }
-        }
+        redact_strings(&g.redact, result, &mut redactions);
         Ok(redactions)
+    }
+
+    /// Screens the argument values a call's audit record is to hold in clear
+    /// (`[audit] disclose`): a value in which a deny rule finds anything (in a string or an
+    /// object key) is withheld whole, and the tool's redactions apply to the strings of the
+    /// rest. Returns the withheld paths with the rule that matched. It runs whatever stopped
+    /// the call: a call that authorization refused never reached the guards layer, and its
+    /// secret must not reach the signed record either.
+    pub fn screen_disclosed(
+        &self,
+        tool: &str,
+        disclosed: &mut BTreeMap<String, Value>,
+    ) -> (Vec<(String, String)>, Redactions) {
+        let g = self.for_tool(tool);
+        let mut withheld = Vec::new();
+        if !g.deny.is_empty() {
+            disclosed.retain(|path, value| match deny_hit(&g.deny, value) {
+                Some(rule) => {
+                    withheld.push((path.clone(), rule.id.clone()));
+                    false
+                }
+                None => true,
+            });
+        }
+        let mut redactions = Redactions::default();
+        for value in disclosed.values_mut() {
+            redact_strings(&g.redact, value, &mut redactions);
+        }
+        (withheld, redactions)
     }
 
     /// Whether results of this tool need [`check_result`](Self::check_result) at all (a size
@@ -340,6 +355,47 @@ impl Guards {
 
 /// The first rule (in report order) that matches `text`. The common case, no match, is one
 /// pass of each set's DFA.
+/// The first deny rule that matches any string or object key in `value`.
+fn deny_hit<'g>(sets: &'g [Arc<DenySet>], value: &Value) -> Option<&'g DenySource> {
+    if let Value::String(s) = value {
+        return first_match(sets, s);
+    }
+    let mut walk = Walk::new(Root::of(value));
+    while let Some(node) = walk.next() {
+        let hit = node
+            .key
+            .and_then(|key| first_match(sets, key))
+            .or(match node.value {
+                Value::String(s) => first_match(sets, s),
+                _ => None,
+            });
+        if hit.is_some() {
+            return hit;
+        }
+    }
+    None
+}
+
+/// Applies `sets` to every string in `value` (object keys are left as they are).
+fn redact_strings(sets: &[Arc<RedactSet>], value: &mut Value, redactions: &mut Redactions) {
+    if sets.is_empty() {
+        return;
+    }
+    let mut stack: Vec<&mut Value> = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(s) => {
+                for set in sets {
+                    set.apply(s, redactions);
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(members) => stack.extend(members.values_mut()),
+            _ => {}
+        }
+    }
+}
+
 fn first_match<'g>(sets: &'g [Arc<DenySet>], text: &str) -> Option<&'g DenySource> {
     sets.iter().find_map(|set| set.first_match(text))
 }

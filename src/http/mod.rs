@@ -2,13 +2,12 @@
 //! authentication layer, the protected-resource metadata, and the health probes.
 
 pub mod auth;
+mod sessions;
 
 use std::sync::Arc;
 
 use axum::{Json, Router, http::StatusCode, middleware, routing::get};
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
 use crate::{hub::Hub, mcp::Audited};
@@ -21,7 +20,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
     let factory_hub = hub.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(Audited::new(factory_hub.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions::Sessions::new(
+            rmcp::transport::streamable_http_server::session::local::SessionConfig::DEFAULT_KEEP_ALIVE,
+        )),
         config,
     );
     let ready_hub = hub.clone();

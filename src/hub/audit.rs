@@ -65,4 +65,45 @@ impl Hub {
             tracing::error!(error = %e, "could not record a refused request");
         }
     }
+
+    /// A request a backend sent to a client (sampling, elicitation, roots), decided for
+    /// the principal whose call caused it: relayed or refused, it has its record, in the
+    /// causing call's session.
+    pub async fn record_relayed(
+        &self,
+        origin: &crate::backend::Origin,
+        action: &str,
+        backend: &str,
+        decision: Option<&crate::authz::Decision>,
+        result: Result<(), &rmcp::ErrorData>,
+    ) {
+        let Some(audit) = &self.audit else { return };
+        let mut entry = Entry::new(Kind::Request);
+        entry.request_id = Some(crate::ids::request_id());
+        entry.session = origin.recorded_session.clone();
+        entry.principal = Some(audit.entries().principal(&origin.principal));
+        entry.action = Some(action.to_owned());
+        entry.resource = Some(backend.to_owned());
+        entry.detail.insert(
+            "caused_by".to_owned(),
+            crate::ids::client_id(&origin.request_id.to_string()),
+        );
+        let denied = !decision.is_some_and(|d| d.allowed);
+        entry.decision = decision.map(|d| audit.entries().decision(d));
+        entry.outcome = Some(OutcomeField {
+            status: match result {
+                Ok(()) => "ok",
+                Err(_) if denied => "denied",
+                Err(_) => "error",
+            }
+            .to_owned(),
+            code: result.err().map(|e| i64::from(e.code.0)),
+            latency_us: 0,
+            result_hash: None,
+        });
+        if let Err(e) = audit.append(entry, None).await {
+            self.metrics.audit_refusals.inc();
+            tracing::error!(error = %e, "could not record a relayed server request");
+        }
+    }
 }

@@ -105,13 +105,26 @@ impl Audited {
         };
         let mut entry = Entry::new(Kind::Request);
         let parts = ctx.extensions.get::<http::request::Parts>();
+        // The proxy names each request itself; what the client chose is kept beside it.
         entry.request_id = Some(
             parts
-                .and_then(|p| p.headers.get("x-request-id"))
-                .and_then(|v| v.to_str().ok())
-                .map_or_else(|| ctx.id.to_string(), str::to_owned),
+                .and_then(|p| p.extensions.get::<crate::ids::RequestId>())
+                .map_or_else(crate::ids::request_id, |id| id.0.clone()),
         );
-        entry.session = Some(self.inner.id().to_string());
+        if let Some(client) = parts
+            .and_then(|p| p.headers.get("x-request-id"))
+            .and_then(|v| v.to_str().ok())
+        {
+            entry.detail.insert(
+                "client_request_id".to_owned(),
+                crate::ids::client_id(client),
+            );
+        }
+        entry.detail.insert(
+            "jsonrpc_id".to_owned(),
+            crate::ids::client_id(&ctx.id.to_string()),
+        );
+        entry.session = self.inner.recorded_session(ctx);
         let principal = parts
             .and_then(|p| p.extensions.get::<Principal>().cloned())
             .unwrap_or_else(Principal::local);
@@ -120,7 +133,27 @@ impl Audited {
         entry.resource = resource;
         let mut openings = None;
         if let Some((tool, args)) = arguments {
-            let (field, opened) = audit.entries().arguments(tool, args);
+            let (mut field, opened) = audit.entries().arguments(tool, args);
+            // Guard verdicts and redactions apply before anything is recorded in clear.
+            let (withheld, redactions) = self
+                .hub
+                .governance
+                .guards
+                .screen_disclosed(tool, &mut field.disclosed);
+            if !withheld.is_empty() {
+                let list: Vec<String> = withheld
+                    .iter()
+                    .map(|(path, rule)| format!("{path} ({rule})"))
+                    .collect();
+                entry
+                    .detail
+                    .insert("disclosure_withheld".to_owned(), list.join(", "));
+            }
+            for (rule, n) in redactions.by_rule {
+                entry
+                    .detail
+                    .insert(format!("disclosure_redacted.{rule}"), n.to_string());
+            }
             entry.arguments = Some(field);
             openings = Some(opened);
         }

@@ -32,6 +32,8 @@ use crate::{
 pub struct ProxySession {
     hub: Arc<Hub>,
     id: u64,
+    /// The session id records carry when the transport has none (`serve --stdio`).
+    own_session: std::sync::OnceLock<String>,
     /// The call stack (its layers' shared state lives in the hub).
     stack: stack::CallService,
 }
@@ -40,7 +42,32 @@ impl ProxySession {
     pub fn new(hub: Arc<Hub>) -> Self {
         let id = hub.sessions.next_id();
         let stack = stack::build(&hub);
-        Self { hub, id, stack }
+        Self {
+            hub,
+            id,
+            own_session: std::sync::OnceLock::new(),
+            stack,
+        }
+    }
+
+    /// The session id as the client knows it, for records: the `Mcp-Session-Id` it sends
+    /// (for the `initialize` request that opens the session, the id it is about to get);
+    /// over stdio an id made once for the process's one session; none for a stateless
+    /// request.
+    pub fn recorded_session(&self, ctx: &RequestContext<RoleServer>) -> Option<String> {
+        match ctx.extensions.get::<http::request::Parts>() {
+            Some(parts) => parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(crate::ids::client_id)
+                .or_else(|| {
+                    ctx.extensions
+                        .get::<crate::ids::OpenedSession>()
+                        .map(|s| s.0.to_string())
+                }),
+            None => Some(self.own_session.get_or_init(crate::ids::session_id).clone()),
+        }
     }
 
     /// The session's number in this proxy.
@@ -51,6 +78,7 @@ impl ProxySession {
     fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
         Origin {
             session: self.id,
+            recorded_session: self.recorded_session(ctx),
             principal: principal(ctx),
             peer: ctx.peer.clone(),
             request_id: ctx.id.clone(),

@@ -88,16 +88,24 @@ pub fn authorize(
 /// Decides an operation that has no call of its own (lists, server-initiated requests,
 /// logging level): true when allowed.
 pub fn allowed(hub: &Hub, principal: &Principal, op: Operation<'_>, facts: &RequestFacts) -> bool {
-    let Some(engine) = hub.authz() else {
-        return false;
-    };
+    decide(hub, principal, op, facts).is_some_and(|d| d.allowed)
+}
+
+/// [`allowed`], with the decision itself (none while authorization is not ready: a deny).
+pub fn decide(
+    hub: &Hub,
+    principal: &Principal,
+    op: Operation<'_>,
+    facts: &RequestFacts,
+) -> Option<Decision> {
+    let engine = hub.authz()?;
     let decision = engine.decide(principal, &op, facts);
     count(hub, &op, &decision);
     super::audit::note_decision(&decision);
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
     }
-    decision.allowed
+    Some(decision)
 }
 
 /// Decisions and shadow outcomes, for the metrics.

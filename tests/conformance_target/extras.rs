@@ -86,6 +86,14 @@ pub fn definitions() -> Vec<Tool> {
                 "required": ["key"],
             }),
         ),
+        tool(
+            "show_arguments",
+            "Returns its arguments as JSON text, exactly as this server parsed them",
+            json!({
+                "type": "object",
+                "properties": {"amount": {"type": "number", "description": "Any number"}},
+            }),
+        ),
         structured_tool(),
         ask_llm::definition(),
     ]
@@ -134,6 +142,9 @@ pub async fn call(
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(text_result(format!("call {n}")))
         }
+        "show_arguments" => Ok(text_result(
+            serde_json::to_string(arguments).unwrap_or_default(),
+        )),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
         DYNAMIC_TOOL if state.has_dynamic_tool() => Ok(text_result("dynamic")),
         _ => Err(McpError::invalid_params(

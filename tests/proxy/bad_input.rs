@@ -65,6 +65,20 @@ async fn malformed_unknown_oversized_and_foreign_session_requests_get_clear_erro
         malformed.status()
     );
 
+    // A number beyond the double range cannot be relayed or recorded as sent: refused
+    // whole, never forwarded as infinity or as another number.
+    let out_of_range = post(
+        url,
+        Some(&id),
+        r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"s__echo","arguments":{"text":"x","n":1e400}}}"#,
+    )
+    .await;
+    assert!(
+        out_of_range.status().is_client_error(),
+        "a number out of range: {}",
+        out_of_range.status()
+    );
+
     let unknown = post(
         url,
         Some(&id),

@@ -37,6 +37,7 @@ fn a_batch_beyond_the_unsynced_limit_is_written_in_parts() {
         opened: Instant::now(),
         buffer: Vec::new(),
         openings: Vec::new(),
+        _owner: crate::audit::owner::Ownership::take(&dir).unwrap(),
     };
     let mut entry = Entry::new(Kind::Request);
     entry.action = Some("tools/call".to_owned());

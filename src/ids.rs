@@ -1,0 +1,82 @@
+//! Identifiers the proxy makes for its own records: request ids, and session ids where the
+//! transport has none (`serve --stdio`). A request id is this process's random boot id and
+//! a counter, so it is unique across restarts and replicas without a random draw per
+//! request; clients never choose it (what a client sends as `x-request-id` is recorded
+//! beside it, never instead of it).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static BOOT: OnceLock<String> = OnceLock::new();
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// 64 random bits as hex, drawn once per process.
+fn boot() -> &'static str {
+    BOOT.get_or_init(random_hex)
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    // Without the OS random source there is nothing unique to draw on: refuse loudly.
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    format!("{:016x}", u64::from_be_bytes(bytes))
+}
+
+/// A new request id: `<boot>-<n>` (`n` in hex, from 1).
+pub fn request_id() -> String {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("{}-{n:x}", boot())
+}
+
+/// A new session id for a transport that has none of its own.
+pub fn session_id() -> String {
+    format!("{}-{}", boot(), random_hex())
+}
+
+/// A client-chosen identifier as recorded: at most [`MAX_CLIENT_ID`] bytes (cut at a
+/// character boundary), so a client cannot make records large with it.
+pub fn client_id(value: &str) -> String {
+    if value.len() <= MAX_CLIENT_ID {
+        return value.to_owned();
+    }
+    let mut end = MAX_CLIENT_ID;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
+}
+
+/// The request id the HTTP layer assigned (and returned to the client), in the request's
+/// extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The id of the session an `initialize` request opens, put in the request's extensions
+/// by the HTTP session manager: the id every later request of the session sends.
+#[derive(Debug, Clone)]
+pub struct OpenedSession(pub std::sync::Arc<str>);
+
+/// The longest client-chosen identifier recorded whole.
+pub const MAX_CLIENT_ID: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_carry_the_boot_id() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| id.starts_with(boot())));
+        assert_ne!(session_id(), session_id());
+    }
+
+    #[test]
+    fn client_ids_are_bounded_at_a_character_boundary() {
+        assert_eq!(client_id("abc"), "abc");
+        let long = "é".repeat(200);
+        let cut = client_id(&long);
+        assert!(cut.len() <= MAX_CLIENT_ID + '…'.len_utf8(), "{}", cut.len());
+        assert!(cut.ends_with('…'));
+    }
+}
