@@ -261,3 +261,136 @@ async fn sighup_does_not_stop_the_proxy() {
     let (code, out) = verify(&store, &state).await;
     assert_eq!(code, 0, "{out}");
 }
+
+const ACCEPT: &str = "application/json, text/event-stream";
+
+/// A raw JSON-RPC POST as the engineer, with the client's own `x-request-id`.
+async fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .bearer_auth("engineer-token")
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("x-request-id", "same-every-time")
+        .body(body.to_string());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.send().await.unwrap()
+}
+
+/// The proxy names every request itself (a client's `x-request-id` is kept beside it, never
+/// instead of it), and every record of a session — its `initialize` included — names the
+/// session id the client uses; ids differ across restarts.
+#[tokio::test]
+async fn records_carry_the_proxys_request_id_and_the_clients_session_id() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let config = write_config(&store, &state, "");
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let (mut proxy, url) = spawn_warden(&config).await;
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+        let response = post(&url, None, init).await;
+        assert!(response.status().is_success());
+        let session = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = response.text().await;
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        post(&url, Some(&session), initialized).await;
+        for id in [2, 2] {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "s__echo", "arguments": {"text": "hi"}}});
+            let response = post(&url, Some(&session), call).await;
+            assert!(response.status().is_success());
+            let _ = response.text().await;
+        }
+        signal(&proxy, "-TERM");
+        assert!(proxy.wait().await.unwrap().success());
+        sessions.push(session);
+    }
+    let all = records(&store, &state);
+    let requests: Vec<&Value> = all.iter().filter(|r| r["kind"] == "request").collect();
+    assert_eq!(requests.len(), 6, "{requests:?}");
+    let ids: std::collections::HashSet<&str> = requests
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 6, "request ids are unique: {ids:?}");
+    for (i, r) in requests.iter().enumerate() {
+        assert_eq!(r["detail"]["client_request_id"], "same-every-time");
+        assert_ne!(r["request_id"], "same-every-time");
+        assert_eq!(r["session"], sessions[i / 3].as_str(), "{r}");
+    }
+    assert_eq!(requests[0]["action"], "initialize");
+    assert_eq!(requests[1]["detail"]["jsonrpc_id"], "2");
+    // Another process, another boot id.
+    let boot = |r: &Value| {
+        r["request_id"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(boot(requests[0]), boot(requests[3]));
+}
+
+/// A backend's sampling request that policy refuses, and an elicitation it allows, each
+/// have a record in the causing call's session, naming the call that caused it.
+#[tokio::test]
+async fn relayed_server_requests_are_recorded_allowed_or_denied() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let config = write_config(&store, &state, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        r#"@id(\"no-long-sleeps\")"#,
+        r#"@id(\"no-sampling\")\nforbid(principal, action == Mcp::Action::\"create_message\", resource);\n\n@id(\"no-long-sleeps\")"#,
+    );
+    assert!(text.contains("no-sampling"));
+    std::fs::write(&config, text).unwrap();
+    let (mut proxy, url) = spawn_warden(&config).await;
+    let client = engineer(&url).await;
+    let elicited = client
+        .peer()
+        .call_tool(call("s__test_elicitation", json!({"message": "who?"})))
+        .await
+        .unwrap();
+    assert!(first_text(&elicited).contains("ada"), "{elicited:?}");
+    let sampled = client
+        .peer()
+        .call_tool(call("s__test_sampling", json!({"prompt": "hi"})))
+        .await;
+    signal(&proxy, "-TERM");
+    assert!(proxy.wait().await.unwrap().success());
+    let all = records(&store, &state);
+    let find = |action: &str| {
+        all.iter()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} record ({sampled:?})"))
+    };
+    let denied = find("sampling/createMessage");
+    assert_eq!(denied["resource"], "s");
+    assert_eq!(denied["decision"]["effect"], "deny");
+    assert_eq!(denied["decision"]["policies"][0], "no-sampling");
+    assert_eq!(denied["outcome"]["status"], "denied");
+    let allowed = find("elicitation/create");
+    assert_eq!(allowed["decision"]["effect"], "allow");
+    assert_eq!(allowed["outcome"]["status"], "ok");
+    for relayed in [denied, allowed] {
+        let cause = all
+            .iter()
+            .find(|r| {
+                r["action"] == "tools/call"
+                    && r["detail"]["jsonrpc_id"] == relayed["detail"]["caused_by"]
+            })
+            .expect("the causing call's record");
+        assert_eq!(relayed["session"], cause["session"]);
+        assert_eq!(relayed["principal"], cause["principal"]);
+    }
+    let (code, out) = verify(&store, &state).await;
+    assert_eq!(code, 0, "{out}");
+}
