@@ -5,10 +5,27 @@
 //! header lookup and never reaches MCP code. It also owns session ownership: a session
 //! belongs to the principal that opened it, and a request presenting another principal's
 //! session id is answered exactly like an unknown session (404).
+//!
+//! Failures are bounded: every client-controlled field of their record is cut to a small
+//! size (`hub::audit::MAX_FIELD_BYTES`), and each client address may have at most
+//! `auth.failures_per_minute` of them recorded; past that it gets 429 with `Retry-After`,
+//! one record says the limit was reached, and the rest are only counted
+//! (`mcp_warden_http_rejections_total{reason="auth_failure_limit"}`).
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    net::{IpAddr, Ipv4Addr},
+    num::NonZeroU32,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use governor::{
+    Quota, RateLimiter, clock::Clock, middleware::NoOpMiddleware,
+    state::keyed::DashMapStateStore,
 };
 
 use axum::{
@@ -21,58 +38,109 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{audit::Kind, authn::Authenticator};
+use super::client::{ClientAddr, client_addr, limit_key, peer_of};
+use crate::{
+    audit::Kind, authn::Authenticator, governance::rate::TokioClock, hub::audit::bounded,
+    telemetry::Rejection,
+};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// Checks of the failure limiter between sweeps of its idle buckets.
+const SWEEP_EVERY: u32 = 1_024;
+
+type Limiter =
+    RateLimiter<IpAddr, DashMapStateStore<IpAddr>, TokioClock, NoOpMiddleware<Duration>>;
+
+/// Authentication failures per client address: how many are recorded, and one record per
+/// minute saying a client went over that.
+struct FailureLimit {
+    recorded: Limiter,
+    noted: Limiter,
+    clock: TokioClock,
+    checks: AtomicU32,
+}
+
+/// A failure over the limit: when to retry, and whether to record that the limit was hit.
+struct OverLimit {
+    retry_after: Duration,
+    note: bool,
+}
+
+impl FailureLimit {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let clock = TokioClock::default();
+        FailureLimit {
+            recorded: RateLimiter::new(
+                Quota::per_minute(per_minute),
+                DashMapStateStore::default(),
+                clock.clone(),
+            ),
+            noted: RateLimiter::new(
+                Quota::per_minute(NonZeroU32::MIN),
+                DashMapStateStore::default(),
+                clock.clone(),
+            ),
+            clock,
+            checks: AtomicU32::new(0),
+        }
+    }
+
+    /// Counts one failure of `client`; `Some` when it is over the limit.
+    fn check(&self, client: ClientAddr) -> Option<OverLimit> {
+        // Requests whose peer is unknown (a host application without connect info) share
+        // one bucket: limited together rather than not at all.
+        let key = limit_key(client.0.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.recorded.retain_recent();
+            self.noted.retain_recent();
+        }
+        let not_until = self.recorded.check_key(&key).err()?;
+        Some(OverLimit {
+            retry_after: not_until.wait_time_from(self.clock.now()),
+            note: self.noted.check_key(&key).is_ok(),
+        })
+    }
+}
 
 pub struct AuthState {
     pub authn: Arc<Authenticator>,
     /// Where refused requests are recorded.
     hub: Arc<crate::hub::Hub>,
     metrics: Arc<crate::telemetry::Metrics>,
-    /// The protected resource's URL (RFC 9728 `resource`) when configured; otherwise it is
-    /// the MCP endpoint on the host the client used.
-    resource: Option<String>,
-    /// Path of the MCP endpoint.
-    path: String,
+    /// The protected resource's URL (RFC 9728 `resource`), from configuration only: never
+    /// from a request's `Host`.
+    resource: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<ipnet::IpNet>,
+    failures: FailureLimit,
     /// Session id -> key of the principal that opened it.
     owners: Mutex<HashMap<String, String>>,
 }
 
 impl AuthState {
-    pub fn new(
-        hub: Arc<crate::hub::Hub>,
-        authn: Arc<Authenticator>,
-        metrics: Arc<crate::telemetry::Metrics>,
-        resource: Option<String>,
-        path: String,
-    ) -> Self {
+    /// `resource` is the configured `auth.resource`, else the MCP endpoint on `listening`
+    /// (the address the proxy listens on; validation allows that only on loopback).
+    pub fn new(hub: Arc<crate::hub::Hub>, listening: std::net::SocketAddr) -> Self {
+        let resource = hub
+            .auth
+            .resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{listening}{}", hub.server.path));
         AuthState {
-            hub,
-            authn,
-            metrics,
+            authn: hub.authn.clone(),
+            metrics: hub.metrics.clone(),
             resource,
-            path,
+            trusted_proxies: hub.server.trusted_proxies.clone(),
+            failures: FailureLimit::new(hub.auth.failures_per_minute),
             owners: Mutex::default(),
-        }
-    }
-
-    fn resource(&self, headers: &axum::http::HeaderMap) -> String {
-        match &self.resource {
-            Some(resource) => resource.clone(),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                format!("http://{host}{}", self.path)
-            }
+            hub,
         }
     }
 
     /// RFC 9728 §3.1: the well-known path inserted between the resource's origin and path.
-    fn metadata_url(&self, headers: &axum::http::HeaderMap) -> String {
-        let resource = self.resource(headers);
+    fn metadata_url(&self) -> String {
+        let resource = &self.resource;
         let after_scheme = resource.find("://").map_or(0, |i| i + 3);
         let path_at = resource[after_scheme..]
             .find('/')
@@ -88,11 +156,8 @@ impl AuthState {
 
 /// `WWW-Authenticate` for a 401: where the metadata is, and `invalid_token` when a token
 /// was presented. Nothing about why it was refused.
-fn unauthorized(state: &AuthState, headers: &axum::http::HeaderMap, presented: bool) -> Response {
-    let mut challenge = format!(
-        "Bearer resource_metadata=\"{}\"",
-        state.metadata_url(headers)
-    );
+fn unauthorized(state: &AuthState, presented: bool) -> Response {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
     if presented {
         challenge.push_str(", error=\"invalid_token\"");
     }
@@ -109,6 +174,20 @@ fn unauthorized(state: &AuthState, headers: &axum::http::HeaderMap, presented: b
     response
 }
 
+/// 429 for a client over its authentication failure limit.
+fn too_many_failures(retry_after: Duration) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({"error": "too many failed authentications"})),
+    )
+        .into_response();
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
@@ -118,6 +197,12 @@ pub async fn require_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let client = client_addr(
+        peer_of(request.extensions()),
+        request.headers(),
+        &state.trusted_proxies,
+    );
+    request.extensions_mut().insert(client);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -126,11 +211,30 @@ pub async fn require_auth(
     let principal = match state.authn.authenticate(authorization).await {
         Ok(principal) => principal,
         Err(e) => {
-            tracing::info!(reason = %e, "authentication failed");
             state.metrics.auth_failures.inc();
-            let detail = BTreeMap::from([("reason".to_owned(), e.to_string())]);
+            if let Some(over) = state.failures.check(client) {
+                state.metrics.reject(Rejection::AuthFailureLimit);
+                if over.note {
+                    tracing::warn!(client = %client.text(), "authentication failures over the limit: counted, not recorded, for a while");
+                    let detail = BTreeMap::from([
+                        ("client".to_owned(), client.text()),
+                        (
+                            "reason".to_owned(),
+                            "over `auth.failures_per_minute`: further failures from this client are counted, not recorded".to_owned(),
+                        ),
+                    ]);
+                    refused(&state, &request, Kind::AuthFailure, 429, detail).await;
+                }
+                return too_many_failures(over.retry_after);
+            }
+            let reason = bounded(&e.to_string());
+            tracing::info!(reason = %reason, client = %client.text(), "authentication failed");
+            let detail = BTreeMap::from([
+                ("client".to_owned(), client.text()),
+                ("reason".to_owned(), reason),
+            ]);
             refused(&state, &request, Kind::AuthFailure, 401, detail).await;
-            return unauthorized(&state, request.headers(), presented);
+            return unauthorized(&state, presented);
         }
     };
     let key = principal.key();
@@ -147,6 +251,7 @@ pub async fn require_auth(
             tracing::warn!(principal = %principal.id, "refused a session opened by another principal");
         }
         let detail = BTreeMap::from([
+            ("client".to_owned(), client.text()),
             ("principal".to_owned(), principal.id.clone()),
             (
                 "reason".to_owned(),
@@ -207,12 +312,9 @@ fn refused(
 }
 
 /// RFC 9728 protected-resource metadata.
-pub async fn metadata(
-    State(state): State<Arc<AuthState>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+pub async fn metadata(State(state): State<Arc<AuthState>>) -> Response {
     Json(json!({
-        "resource": state.resource(&headers),
+        "resource": state.resource,
         "authorization_servers": state.authn.issuer_names(),
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-warden",

@@ -8,6 +8,23 @@ use crate::audit::{AuditError, Entry, Kind};
 
 use super::Hub;
 
+/// The most bytes of one client-controlled field a refusal record keeps (a claim quoted in a
+/// reason, a path, a request id). Longer values are cut at a character boundary and marked
+/// with `…`, so an unauthenticated request cannot make the log write more than a few KiB.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`] (plus the `…` marking the cut).
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 impl Hub {
     /// A `start`, `stop` or `policy` record with the policy and schema in force.
     pub async fn record_lifecycle(&self, kind: Kind) -> Result<(), AuditError> {
@@ -35,7 +52,8 @@ impl Hub {
     }
 
     /// A request refused at the HTTP layer: `status` is the HTTP status it got and
-    /// `reason` why (kept in the log, never told to the client).
+    /// `reason` why (kept in the log, never told to the client). Every field the client
+    /// could have chosen is cut to [`MAX_FIELD_BYTES`].
     pub async fn record_refusal(
         &self,
         kind: Kind,
@@ -46,14 +64,17 @@ impl Hub {
     ) {
         let Some(audit) = &self.audit else { return };
         let mut entry = Entry::new(kind);
-        entry.request_id = request_id;
-        entry.action = Some(action);
-        entry.detail = detail;
+        entry.request_id = request_id.as_deref().map(bounded);
+        entry.action = Some(bounded(&action));
+        entry.detail = detail
+            .into_iter()
+            .map(|(key, value)| (key, bounded(&value)))
+            .collect();
         entry.outcome = Some(OutcomeField {
-            status: if status == 401 {
-                "unauthenticated"
-            } else {
-                "error"
+            status: match status {
+                401 => "unauthenticated",
+                429 => "rate_limited",
+                _ => "error",
             }
             .to_owned(),
             code: Some(i64::from(status)),
@@ -64,5 +85,20 @@ impl Hub {
             self.metrics.audit_refusals.inc();
             tracing::error!(error = %e, "could not record a refused request");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_cuts_long_fields_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(10_000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_FIELD_BYTES + '…'.len_utf8(), "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded(&"a".repeat(MAX_FIELD_BYTES)).len(), MAX_FIELD_BYTES);
     }
 }

@@ -105,12 +105,19 @@ impl Audited {
         };
         let mut entry = Entry::new(Kind::Request);
         let parts = ctx.extensions.get::<http::request::Parts>();
-        entry.request_id = Some(
-            parts
+        // Both the header and the JSON-RPC id are the client's choice: bounded.
+        entry.request_id = Some(crate::hub::audit::bounded(
+            &parts
                 .and_then(|p| p.headers.get("x-request-id"))
                 .and_then(|v| v.to_str().ok())
                 .map_or_else(|| ctx.id.to_string(), str::to_owned),
-        );
+        ));
+        if let Some(client) =
+            parts.and_then(|p| p.extensions.get::<crate::http::client::ClientAddr>())
+            && client.0.is_some()
+        {
+            entry.detail.insert("client".to_owned(), client.text());
+        }
         entry.session = Some(self.inner.id().to_string());
         let principal = parts
             .and_then(|p| p.extensions.get::<Principal>().cloned())
