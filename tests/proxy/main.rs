@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod conformance;
 mod governance;
+mod http_limits;
 mod inputs;
 mod lifecycle;
 mod peers;
