@@ -149,7 +149,9 @@ impl Proxy {
             };
             let stop = hub.shutdown.clone();
             tokio::spawn(async move {
-                if let Err(e) = crate::http::serve::serve(admin, router, admin_limits, None, stop).await {
+                if let Err(e) =
+                    crate::http::serve::serve(admin, router, admin_limits, None, stop).await
+                {
                     tracing::error!(error = %e, "the admin listener stopped");
                 }
             });

@@ -196,7 +196,11 @@ fn connection_limits(s: &super::file::ServerSection, issues: &mut Issues) -> Con
 fn parse_net(text: &str) -> Option<ipnet::IpNet> {
     text.parse::<ipnet::IpNet>()
         .ok()
-        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+        .or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        })
         .map(|net| net.trunc())
 }
 
@@ -207,7 +211,9 @@ fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSettings> {
         Ok(_) => {
             issues.push(
                 "admin.bind",
-                format!("`{bind}` must be a loopback address: the admin listener is not authenticated"),
+                format!(
+                    "`{bind}` must be a loopback address: the admin listener is not authenticated"
+                ),
             );
             None
         }

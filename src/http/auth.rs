@@ -24,8 +24,7 @@ use std::{
 };
 
 use governor::{
-    Quota, RateLimiter, clock::Clock, middleware::NoOpMiddleware,
-    state::keyed::DashMapStateStore,
+    Quota, RateLimiter, clock::Clock, middleware::NoOpMiddleware, state::keyed::DashMapStateStore,
 };
 
 use axum::{
@@ -48,8 +47,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// Checks of the failure limiter between sweeps of its idle buckets.
 const SWEEP_EVERY: u32 = 1_024;
 
-type Limiter =
-    RateLimiter<IpAddr, DashMapStateStore<IpAddr>, TokioClock, NoOpMiddleware<Duration>>;
+type Limiter = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, TokioClock, NoOpMiddleware<Duration>>;
 
 /// Authentication failures per client address: how many are recorded, and one record per
 /// minute saying a client went over that.

@@ -48,7 +48,8 @@ pub async fn read_body(
             return refuse(StatusCode::REQUEST_TIMEOUT, "request body too slow");
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// A refusal that also closes the connection: what is left of the body is never read.

@@ -115,7 +115,10 @@ mod tests {
             ip("203.0.113.7"),
             "an untrusted peer's header is ignored"
         );
-        assert_eq!(client_addr(ip("10.1.2.3"), &h, &trusted).0, ip("198.51.100.9"));
+        assert_eq!(
+            client_addr(ip("10.1.2.3"), &h, &trusted).0,
+            ip("198.51.100.9")
+        );
         assert_eq!(client_addr(None, &h, &trusted).0, None);
     }
 
@@ -124,7 +127,10 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         // The client forged the leftmost entry; the first proxy appended the real one.
         let h = headers(&["1.1.1.1, 198.51.100.9", "10.0.0.5"]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted).0, ip("198.51.100.9"));
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &h, &trusted).0,
+            ip("198.51.100.9")
+        );
         // Garbage stops the walk at the last trusted hop.
         let h = headers(&["198.51.100.9, not-an-ip"]);
         assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted).0, ip("10.0.0.1"));
@@ -133,7 +139,10 @@ mod tests {
         assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted).0, ip("10.0.0.7"));
         // Ports and IPv6 brackets.
         let h = headers(&["[2001:db8::1]:443"]);
-        assert_eq!(client_addr(ip("10.0.0.1"), &h, &trusted).0, ip("2001:db8::1"));
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), &h, &trusted).0,
+            ip("2001:db8::1")
+        );
         // An IPv4 peer seen on an IPv6 socket.
         assert_eq!(
             client_addr(ip("::ffff:127.0.0.1"), &HeaderMap::new(), &[]).text(),

@@ -97,7 +97,11 @@ mod tests {
         assert_eq!(bounded("short"), "short");
         let long = "é".repeat(10_000);
         let cut = bounded(&long);
-        assert!(cut.len() <= MAX_FIELD_BYTES + '…'.len_utf8(), "{}", cut.len());
+        assert!(
+            cut.len() <= MAX_FIELD_BYTES + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
         assert!(cut.ends_with('…'));
         assert_eq!(bounded(&"a".repeat(MAX_FIELD_BYTES)).len(), MAX_FIELD_BYTES);
     }

@@ -74,7 +74,11 @@ async fn slow_and_idle_clients_are_cut_off_and_a_normal_client_is_still_served()
     for _ in 0..12 {
         idle.push(TcpStream::connect(&at).await.unwrap());
     }
-    assert_eq!(healthz(&proxy.base).await, 200, "served beside 12 idle connections");
+    assert_eq!(
+        healthz(&proxy.base).await,
+        200,
+        "served beside 12 idle connections"
+    );
     // Fill the rest of the slots; everything past them is refused at once, clearly.
     let opened_at = Instant::now();
     let mut more = Vec::new();
@@ -92,22 +96,29 @@ async fn slow_and_idle_clients_are_cut_off_and_a_normal_client_is_still_served()
         assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
         refused += 1;
     }
-    assert!(refused >= 6, "at most 16 connections are held; refused {refused}");
+    assert!(
+        refused >= 6,
+        "at most 16 connections are held; refused {refused}"
+    );
     // The idle ones are closed once the header read timeout passes, not left open.
     for tcp in idle.iter_mut().chain(more.iter_mut()) {
         assert!(
-            read_until_closed(tcp, Duration::from_secs(5)).await.is_some(),
+            read_until_closed(tcp, Duration::from_secs(5))
+                .await
+                .is_some(),
             "an idle connection was left open"
         );
     }
     assert!(opened_at.elapsed() < Duration::from_secs(5));
-    assert_eq!(healthz(&proxy.base).await, 200, "served once the idle ones are gone");
+    assert_eq!(
+        healthz(&proxy.base).await,
+        200,
+        "served once the idle ones are gone"
+    );
 
     // A body trickled a byte every 200 ms is cut off at the body read timeout.
     let mut trickle = TcpStream::connect(&at).await.unwrap();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n"
-    );
+    let head = "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n";
     trickle.write_all(head.as_bytes()).await.unwrap();
     let started = Instant::now();
     let mut answer = None;
@@ -125,7 +136,11 @@ async fn slow_and_idle_clients_are_cut_off_and_a_normal_client_is_still_served()
     }
     let answer = answer.expect("the trickled body was never cut off");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 
     for (reason, at_least) in [
         ("connection_limit", 6),
@@ -224,7 +239,11 @@ async fn authentication_failures_are_bounded_and_limited_per_client() {
     proxy.handle.shutdown().await;
     let all = records(&store, &state);
     let failures: Vec<&Value> = all.iter().filter(|r| r["kind"] == "auth_failure").collect();
-    assert_eq!(failures.len(), 6, "5 failures and one saying the limit was hit");
+    assert_eq!(
+        failures.len(),
+        6,
+        "5 failures and one saying the limit was hit"
+    );
     for record in &failures {
         let size = record.to_string().len();
         assert!(size < 2048, "a record of {size} bytes");
@@ -261,8 +280,8 @@ async fn connect_with(url: &str, forwarded_for: Option<&str>) -> Client {
             http::HeaderValue::from_str(ip).unwrap(),
         );
     }
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-        .custom_headers(headers);
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).custom_headers(headers);
     TestClient::default()
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
@@ -297,7 +316,10 @@ async fn policies_see_the_client_address_and_forwarded_for_only_from_trusted_pro
     ))
     .await;
     let forged = connect_with(&untrusted.url, Some("203.0.113.7")).await;
-    assert!(echo_allowed(&forged).await, "an untrusted X-Forwarded-For is ignored");
+    assert!(
+        echo_allowed(&forged).await,
+        "an untrusted X-Forwarded-For is ignored"
+    );
 
     // Behind a trusted proxy (loopback here), the forwarded address is the client's.
     let trusted = TestProxy::start(&format!(
@@ -307,7 +329,10 @@ async fn policies_see_the_client_address_and_forwarded_for_only_from_trusted_pro
     ))
     .await;
     let forwarded = connect_with(&trusted.url, Some("203.0.113.7")).await;
-    assert!(!echo_allowed(&forwarded).await, "the forwarded client is forbidden");
+    assert!(
+        !echo_allowed(&forwarded).await,
+        "the forwarded client is forbidden"
+    );
     let other = connect_with(&trusted.url, Some("198.51.100.1, 127.0.0.1")).await;
     assert!(echo_allowed(&other).await);
 }
@@ -332,7 +357,10 @@ async fn the_protected_resource_is_named_by_configuration_not_by_the_host_header
         .unwrap();
     assert_eq!(response.status(), 401);
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-    assert_eq!(challenge, format!("Bearer resource_metadata=\"{expected}\""));
+    assert_eq!(
+        challenge,
+        format!("Bearer resource_metadata=\"{expected}\"")
+    );
     let metadata: Value = client
         .get(&expected)
         .header("host", "evil.example")
@@ -352,7 +380,9 @@ async fn metrics_and_readiness_are_on_the_admin_listener_only() {
     for path in ["/metrics", "/readyz"] {
         let data = reqwest::get(format!("{}{path}", proxy.base)).await.unwrap();
         assert_eq!(data.status(), 404, "{path} on the data listener");
-        let admin = reqwest::get(format!("{}{path}", proxy.admin)).await.unwrap();
+        let admin = reqwest::get(format!("{}{path}", proxy.admin))
+            .await
+            .unwrap();
         assert_eq!(admin.status(), 200, "{path} on the admin listener");
     }
     assert_eq!(healthz(&proxy.base).await, 200, "liveness stays on both");
