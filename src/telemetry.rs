@@ -59,6 +59,9 @@ pub enum Rejection {
     BodyTimeout,
     /// A body over `server.max_body_bytes`: 413.
     BodyTooLarge,
+    /// A response write waited over `server.write_timeout_ms` for the client to read:
+    /// closed.
+    WriteTimeout,
     /// Authentication failures from one client address over `auth.failures_per_minute`:
     /// 429, counted here instead of recorded one by one.
     AuthFailureLimit,
@@ -72,6 +75,7 @@ impl Rejection {
             Rejection::HeaderTooLarge => "header_too_large",
             Rejection::BodyTimeout => "body_timeout",
             Rejection::BodyTooLarge => "body_too_large",
+            Rejection::WriteTimeout => "write_timeout",
             Rejection::AuthFailureLimit => "auth_failure_limit",
         }
     }

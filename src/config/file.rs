@@ -169,6 +169,10 @@ pub struct ServerSection {
     /// Time a request has to send its whole body once its head has arrived, in
     /// milliseconds; default 30 000.
     pub body_read_timeout_ms: Option<u64>,
+    /// How long a response write may wait for the client to read (a client that stops
+    /// reading is cut off), in milliseconds; default 30 000. Streams that are merely
+    /// quiet are not affected.
+    pub write_timeout_ms: Option<u64>,
     /// Largest request head (request line and headers); default 32 KiB.
     pub max_header_bytes: Option<usize>,
     /// Addresses (CIDRs) of reverse proxies whose `X-Forwarded-For` is believed; default

@@ -64,6 +64,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// How long one write may wait for the client to read.
+    pub write_timeout: Duration,
     pub max_header_bytes: usize,
 }
 
@@ -73,6 +75,7 @@ impl Default for ConnectionLimits {
             max_connections: 512,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_header_bytes: 32 * 1024,
         }
     }

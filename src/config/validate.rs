@@ -188,6 +188,12 @@ fn connection_limits(s: &super::file::ServerSection, issues: &mut Issues) -> Con
             "server.body_read_timeout_ms",
             issues,
         ),
+        write_timeout: ms(
+            s.write_timeout_ms,
+            d.write_timeout,
+            "server.write_timeout_ms",
+            issues,
+        ),
         max_header_bytes,
     }
 }

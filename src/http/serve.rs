@@ -3,12 +3,23 @@
 //! 503 with `Retry-After` and closed); a request head must arrive complete within
 //! `server.header_read_timeout_ms` — counted from when the connection opens or its previous
 //! response ends, so a connection that sits idle is closed too — and be at most
-//! `server.max_header_bytes` (431). Bodies are bounded in time by [`super::body`].
+//! `server.max_header_bytes` (431). Bodies are bounded in time by [`super::body`]. A
+//! client that stops reading its responses is cut off once a write has waited
+//! `server.write_timeout_ms` (otherwise it would hold its connection, and a slot, forever:
+//! no head is being read then, so the head timeout does not run).
 //!
 //! Why not `axum::serve`: it sets neither a head size nor a head read time, and has no
 //! connection limit. hyper's own HTTP/1 settings do the first two; a semaphore the third.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, server::conn::http1};
@@ -16,7 +27,12 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
 };
-use tokio::{io::AsyncWriteExt, net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpListener,
+    sync::Semaphore,
+    time::Sleep,
+};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -93,6 +109,12 @@ pub async fn serve(
         // rmcp writes SSE replies in several small writes: without this, Nagle's
         // algorithm adds tens of milliseconds to every response.
         let _ = tcp.set_nodelay(true);
+        let tcp = WriteDeadline {
+            inner: tcp,
+            limit: limits.write_timeout,
+            stalled: None,
+            metrics: metrics.clone(),
+        };
         let connection = builder.serve_connection(TokioIo::new(tcp), service(&router, peer));
         let connection = graceful.watch(connection);
         let metrics = metrics.clone();
@@ -136,4 +158,97 @@ fn service(
         request.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(request)
     })
+}
+
+/// A socket whose writes may not wait longer than `limit` for the client to read.
+struct WriteDeadline<T> {
+    inner: T,
+    limit: Duration,
+    /// Running while a write waits.
+    stalled: Option<Pin<Box<Sleep>>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl<T> WriteDeadline<T> {
+    /// After the inner write said `Pending`: still waiting, or past the limit (an error
+    /// that ends the connection).
+    fn waiting<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                if let Some(m) = &self.metrics {
+                    m.reject(Rejection::WriteTimeout);
+                }
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                )))
+            }
+        }
+    }
+
+    fn progressed<R>(&mut self, ready: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        self.stalled = None;
+        ready
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.waiting(cx),
+            ready => this.progressed(ready),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.waiting(cx),
+            ready => this.progressed(ready),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.waiting(cx),
+            ready => this.progressed(ready),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_shutdown(cx) {
+            Poll::Pending => this.waiting(cx),
+            ready => this.progressed(ready),
+        }
+    }
 }

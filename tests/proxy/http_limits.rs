@@ -156,6 +156,46 @@ async fn slow_and_idle_clients_are_cut_off_and_a_normal_client_is_still_served()
     }
 }
 
+/// A client that sends requests but never reads the answers: once a write has waited
+/// `write_timeout_ms` the connection is closed (the head timeout does not run while the
+/// server is writing, so without this it would hold its slot forever).
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let proxy = TestProxy::start(&format!(
+        "[server]\nwrite_timeout_ms = 1000\nheader_read_timeout_ms = 60000\n{}",
+        stdio_backend("s", "")
+    ))
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket
+        .connect(addr(&proxy.base).parse().unwrap())
+        .await
+        .unwrap();
+    let (_read_half_never_read, mut write) = tcp.into_split();
+    let started = Instant::now();
+    // Pipelined requests, never reading a response; the server stops reading them once
+    // its writes wait, and closes the connection at the write timeout.
+    let writer = tokio::spawn(async move {
+        let batch = b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".repeat(200);
+        while write.write_all(&batch).await.is_ok() {}
+    });
+    tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("the connection was never closed")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        metric(
+            &proxy.admin,
+            "mcp_warden_http_rejections_total{reason=\"write_timeout\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(healthz(&proxy.base).await, 200);
+}
+
 /// A request head over `max_header_bytes` gets 431 and is counted; one under it is served.
 #[tokio::test]
 async fn an_oversized_request_head_gets_431() {

@@ -277,6 +277,7 @@ fn connection_bounds_have_secure_defaults_and_are_checked_with_paths() {
 max_connections = 10
 header_read_timeout_ms = 500
 body_read_timeout_ms = 700
+write_timeout_ms = 900
 max_header_bytes = 16384
 trusted_proxies = ["10.0.0.0/8", "192.168.1.7", "fd00::/8"]
 [admin]
@@ -290,6 +291,10 @@ command = "demo-server"
         config.server.connections.body_read_timeout,
         Duration::from_millis(700)
     );
+    assert_eq!(
+        config.server.connections.write_timeout,
+        Duration::from_millis(900)
+    );
     assert_eq!(config.server.trusted_proxies.len(), 3);
     assert_eq!(config.admin.bind.to_string(), "[::1]:9000");
     let errs = errors(&format!(
@@ -299,6 +304,7 @@ command = "demo-server"
 max_connections = 0
 header_read_timeout_ms = 0
 body_read_timeout_ms = 0
+write_timeout_ms = 0
 max_header_bytes = 100
 trusted_proxies = ["10.0.0.0/33", "proxy.example"]
 [admin]
@@ -313,6 +319,7 @@ command = "demo-server"
         "server.max_connections:",
         "server.header_read_timeout_ms:",
         "server.body_read_timeout_ms:",
+        "server.write_timeout_ms:",
         "server.max_header_bytes:",
         "server.trusted_proxies[0]:",
         "server.trusted_proxies[1]:",
