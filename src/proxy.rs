@@ -113,7 +113,10 @@ impl Proxy {
     /// `/healthz`, to merge into a host application's router. Serve it with connect info
     /// (`into_make_service_with_connect_info::<SocketAddr>`) so policies and records see
     /// the client's address, and set `auth.resource`: without it the resource is named
-    /// after `server.bind`.
+    /// after `server.bind`. The router carries authentication (with its failure limit)
+    /// and the body deadline; the connection bounds of `[server]` (count, head size and
+    /// read time, write time) belong to the listener, which [`Proxy::serve`] provides and
+    /// a host application's server must provide itself.
     pub fn into_router(self) -> axum::Router {
         crate::http::router(self.hub.clone(), self.hub.server.bind)
     }
