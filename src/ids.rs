@@ -33,19 +33,6 @@ pub fn session_id() -> String {
     format!("{}-{}", boot(), random_hex())
 }
 
-/// A client-chosen identifier as recorded: at most [`MAX_CLIENT_ID`] bytes (cut at a
-/// character boundary), so a client cannot make records large with it.
-pub fn client_id(value: &str) -> String {
-    if value.len() <= MAX_CLIENT_ID {
-        return value.to_owned();
-    }
-    let mut end = MAX_CLIENT_ID;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &value[..end])
-}
-
 /// The request id the HTTP layer assigned (and returned to the client), in the request's
 /// extensions.
 #[derive(Debug, Clone)]
@@ -55,9 +42,6 @@ pub struct RequestId(pub String);
 /// by the HTTP session manager: the id every later request of the session sends.
 #[derive(Debug, Clone)]
 pub struct OpenedSession(pub std::sync::Arc<str>);
-
-/// The longest client-chosen identifier recorded whole.
-pub const MAX_CLIENT_ID: usize = 128;
 
 #[cfg(test)]
 mod tests {
@@ -69,14 +53,5 @@ mod tests {
         assert_eq!(ids.len(), 1000);
         assert!(ids.iter().all(|id| id.starts_with(boot())));
         assert_ne!(session_id(), session_id());
-    }
-
-    #[test]
-    fn client_ids_are_bounded_at_a_character_boundary() {
-        assert_eq!(client_id("abc"), "abc");
-        let long = "é".repeat(200);
-        let cut = client_id(&long);
-        assert!(cut.len() <= MAX_CLIENT_ID + '…'.len_utf8(), "{}", cut.len());
-        assert!(cut.ends_with('…'));
     }
 }

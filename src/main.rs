@@ -32,6 +32,9 @@ enum Command {
         /// Listen address, overriding `server.bind`
         #[arg(long)]
         bind: Option<SocketAddr>,
+        /// Admin listener (`/metrics`, `/readyz`), overriding `admin.bind`; loopback only
+        #[arg(long)]
+        admin_bind: Option<SocketAddr>,
     },
     /// Validate a configuration exactly as `serve` would, without starting anything
     Check {
@@ -155,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             source,
             stdio,
             bind,
+            admin_bind,
         } => {
             // First of all: SIGHUP's default action would kill the proxy with no drain and no
             // stop record (terminals and supervisors send it freely).
@@ -163,11 +167,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bind) = bind {
                 config.server.bind = bind;
             }
+            if let Some(bind) = admin_bind {
+                config.admin.bind = bind;
+            }
             anyhow::ensure!(
                 !config.auth.anonymous || config.server.bind.ip().is_loopback(),
                 "auth.anonymous: only allowed when binding a loopback address, not {}",
                 config.server.bind
             );
+            if config.auth.resource.is_none()
+                && let Err(message) = mcp_warden::config::resource_needed(config.server.bind)
+            {
+                anyhow::bail!("auth.resource: {message}");
+            }
+            anyhow::ensure!(
+                config.admin.bind.ip().is_loopback(),
+                "admin.bind: must be a loopback address (the admin listener is not authenticated), not {}",
+                config.admin.bind
+            );
+            let admin_addr = config.admin.bind;
             let addr = config.server.bind;
             let path = config.server.path.clone();
             let proxy = Proxy::from_config(config).await?;
@@ -189,12 +207,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("cannot listen on {addr}"))?;
+                let admin = tokio::net::TcpListener::bind(admin_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {admin_addr} (admin.bind)"))?;
                 let local = listener.local_addr()?;
+                tracing::info!(
+                    "admin (metrics, readiness) on http://{}",
+                    admin.local_addr()?
+                );
                 tracing::info!(
                     tools = handle.tool_names().len(),
                     "mcp-warden listening on http://{local}{path}"
                 );
-                proxy.serve(listener).await?;
+                proxy.serve_with_admin(listener, Some(admin)).await?;
             }
             handle.shutdown().await;
             Ok(ExitCode::SUCCESS)

@@ -20,6 +20,8 @@ use crate::{
 };
 
 const RESPONSE_FLUSH: Duration = Duration::from_millis(200);
+/// Connections the admin listener takes at once (scrapers and probes, not clients).
+const ADMIN_CONNECTIONS: usize = 32;
 /// How long shutdown waits for the audit store to take the last segments.
 const AUDIT_CLOSE: Duration = Duration::from_secs(10);
 
@@ -107,27 +109,66 @@ impl Proxy {
         }
     }
 
-    /// The MCP endpoint (at the configured path) plus `/healthz` and `/readyz`, to serve or
-    /// to merge into a host application's router.
+    /// The MCP endpoint (at the configured path), its protected-resource metadata and
+    /// `/healthz`, to merge into a host application's router. Serve it with connect info
+    /// (`into_make_service_with_connect_info::<SocketAddr>`) so policies and records see
+    /// the client's address, and set `auth.resource`: without it the resource is named
+    /// after `server.bind`. The router carries authentication (with its failure limit)
+    /// and the body deadline; the connection bounds of `[server]` (count, head size and
+    /// read time, write time) belong to the listener, which [`Proxy::serve`] provides and
+    /// a host application's server must provide itself.
     pub fn into_router(self) -> axum::Router {
-        crate::http::router(self.hub.clone())
+        crate::http::router(self.hub.clone(), self.hub.server.bind)
     }
 
-    /// Serves HTTP on `listener` until [`ProxyHandle::shutdown`] (or a signal handled by
-    /// the caller) stops it.
+    /// `/metrics`, `/readyz` and `/healthz`: what the admin listener serves. Keep it off
+    /// any address callers can reach.
+    pub fn admin_router(&self) -> axum::Router {
+        crate::http::admin_router(self.hub.clone())
+    }
+
+    /// Serves the MCP endpoint on `listener` until [`ProxyHandle::shutdown`] (or a signal
+    /// handled by the caller) stops it. No admin listener: see [`Proxy::serve_with_admin`].
     pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
-        use axum::serve::ListenerExt;
+        self.serve_with_admin(listener, None).await
+    }
+
+    /// Serves the MCP endpoint on `listener` and, when given, `/metrics`, `/readyz` and
+    /// `/healthz` on `admin`, both with the connection bounds of `[server]`. The admin
+    /// listener keeps answering during shutdown (`/readyz` then says not ready) and stops
+    /// with the proxy.
+    pub async fn serve_with_admin(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+    ) -> Result<(), Error> {
         let hub = self.hub.clone();
-        let listener = listener.tap_io(|tcp| {
-            // rmcp writes SSE replies in several small writes: without this, Nagle's
-            // algorithm adds tens of milliseconds to every response.
-            let _ = tcp.set_nodelay(true);
-        });
-        let router = self.into_router();
-        let closed = hub.close_streams.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { closed.cancelled().await })
-            .await?;
+        let limits = hub.server.connections;
+        if let Some(admin) = admin {
+            let router = self.admin_router();
+            let admin_limits = crate::config::ConnectionLimits {
+                max_connections: ADMIN_CONNECTIONS.min(limits.max_connections),
+                ..limits
+            };
+            let stop = hub.shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    crate::http::serve::serve(admin, router, admin_limits, None, stop).await
+                {
+                    tracing::error!(error = %e, "the admin listener stopped");
+                }
+            });
+        }
+        let listening = listener.local_addr()?;
+        let router = crate::http::router(hub.clone(), listening);
+        crate::http::serve::serve(
+            listener,
+            router,
+            limits,
+            Some(hub.metrics.clone()),
+            hub.close_streams.clone(),
+        )
+        .await?;
         Ok(())
     }
 

@@ -40,6 +40,53 @@ pub struct BreakerLabels {
     pub tenant: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectionLabels {
+    /// Which bound: see [`Rejection`].
+    pub reason: &'static str,
+}
+
+/// A client refused at the HTTP layer for going over a bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// `server.max_connections` reached: 503 and closed.
+    ConnectionLimit,
+    /// No complete request head within `server.header_read_timeout_ms`: closed.
+    HeaderTimeout,
+    /// A request head over `server.max_header_bytes`: 431.
+    HeaderTooLarge,
+    /// No complete body within `server.body_read_timeout_ms`: 408.
+    BodyTimeout,
+    /// A body over `server.max_body_bytes`: 413.
+    BodyTooLarge,
+    /// A response write waited over `server.write_timeout_ms` for the client to read:
+    /// closed.
+    WriteTimeout,
+    /// Authentication failures from one client address over `auth.failures_per_minute`:
+    /// 429, counted here instead of recorded one by one.
+    AuthFailureLimit,
+    /// A new session over `server.max_sessions_per_principal`: 429.
+    SessionsPerPrincipal,
+    /// A new session over `server.max_sessions`: 503.
+    SessionsTotal,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::ConnectionLimit => "connection_limit",
+            Rejection::HeaderTimeout => "header_timeout",
+            Rejection::HeaderTooLarge => "header_too_large",
+            Rejection::BodyTimeout => "body_timeout",
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::WriteTimeout => "write_timeout",
+            Rejection::AuthFailureLimit => "auth_failure_limit",
+            Rejection::SessionsPerPrincipal => "sessions_per_principal",
+            Rejection::SessionsTotal => "sessions_total",
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub decisions: Family<DecisionLabels, Counter>,
@@ -53,6 +100,10 @@ pub struct Metrics {
     pub coalesced: Counter,
     /// Circuit breaker state: 0 closed, 1 half open, 2 open.
     pub breakers: Family<BreakerLabels, Gauge>,
+    /// Clients refused for going over a bound, by bound.
+    pub rejections: Family<RejectionLabels, Counter>,
+    /// Client connections open now (data listener).
+    pub connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +116,18 @@ impl Default for Metrics {
         let cache = Family::<CacheLabels, Counter>::default();
         let coalesced = Counter::default();
         let breakers = Family::<BreakerLabels, Gauge>::default();
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        let connections = Gauge::default();
+        registry.register(
+            "mcp_warden_http_rejections",
+            "Clients refused at the HTTP layer for going over a bound, by bound",
+            rejections.clone(),
+        );
+        registry.register(
+            "mcp_warden_http_connections",
+            "Client connections open on the MCP listener",
+            connections.clone(),
+        );
         registry.register(
             "mcp_warden_breaker_state",
             "Circuit breaker state per backend (and tenant): 0 closed, 1 half open, 2 open",
@@ -109,11 +172,22 @@ impl Default for Metrics {
             cache,
             coalesced,
             breakers,
+            rejections,
+            connections,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a client refused for going over `bound`.
+    pub fn reject(&self, bound: Rejection) {
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                reason: bound.as_str(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

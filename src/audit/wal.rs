@@ -224,8 +224,10 @@ pub fn recover(dir: &Path, state: &TreeState) -> Result<Recovered, String> {
         }
         let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut len = 0;
+        let mut why = "the file ends".to_owned();
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             let Some(text) = line.strip_suffix(b"\n") else {
+                why = "a line without its line feed".to_owned();
                 break;
             };
             match Record::parse_canonical(text) {
@@ -237,10 +239,24 @@ pub fn recover(dir: &Path, state: &TreeState) -> Result<Recovered, String> {
                     len += line.len();
                     replayed += 1;
                 }
-                _ => break,
+                Ok((_, r)) if r.index != tree.size() => {
+                    why = format!("record {} where record {} was due", r.index, tree.size());
+                    break;
+                }
+                Ok(_) => {
+                    why = format!(
+                        "a record {} that does not link to the one before",
+                        tree.size()
+                    );
+                    break;
+                }
+                Err(e) => {
+                    why = e;
+                    break;
+                }
             }
         }
-        check_tail(&path, &bytes[len..], tree.size())?;
+        check_tail(&path, &bytes[len..], len, tree.size(), &why)?;
         if tree.size() == first {
             fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             continue;
@@ -268,7 +284,7 @@ pub fn recover(dir: &Path, state: &TreeState) -> Result<Recovered, String> {
 /// [`MAX_UNSYNCED`] bytes are the batch a crash cut short: never acknowledged, dropped,
 /// and said so. Such a line further on was acknowledged, so the record before it was
 /// damaged after it was synced: an error.
-fn check_tail(path: &Path, tail: &[u8], next: u64) -> Result<(), String> {
+fn check_tail(path: &Path, tail: &[u8], offset: usize, next: u64, why: &str) -> Result<(), String> {
     let mut at = 0;
     let mut cut = Vec::new();
     for line in tail.split_inclusive(|&b| b == b'\n') {
@@ -279,11 +295,18 @@ fn check_tail(path: &Path, tail: &[u8], next: u64) -> Result<(), String> {
         {
             if end > MAX_UNSYNCED {
                 return Err(format!(
-                    "{}: the chain breaks at record {next}, yet record {} lies {at} bytes \
-                     further on: it was acknowledged as durable, so this is damage, not a \
-                     torn write",
-                    path.display(),
-                    r.index,
+                    "{file}: the chain breaks at record {next} (byte {offset}: {why}), yet \
+                     record {found} lies {at} bytes further on: it was acknowledged as \
+                     durable, so this is damage, not a torn write. The proxy does not start \
+                     on a damaged log and has changed nothing. To go on: keep a copy of the \
+                     file as evidence; then either repair line {next} if you know what \
+                     damaged it, or cut the file at byte {offset} (`truncate -s {offset} \
+                     {file}`), which drops record {next} and everything after it from the \
+                     log (they stay only in your copy) and lets the chain continue from \
+                     record {last}",
+                    file = path.display(),
+                    found = r.index,
+                    last = next.saturating_sub(1),
                 ));
             }
             cut.push(r.index);

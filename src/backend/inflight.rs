@@ -33,6 +33,8 @@ pub struct Origin {
     pub progress_token: Option<ProgressToken>,
     /// The client came over stdio (`serve --stdio`).
     pub stdio: bool,
+    /// The client's address (`""` when unknown), for policies deciding what its call causes.
+    pub client: String,
 }
 
 impl Origin {

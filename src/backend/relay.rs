@@ -85,7 +85,11 @@ impl Service<RoleClient> for Relay {
                 ));
             }
         };
-        let facts = crate::stack::authz::facts(origin.transport(), &origin.session.to_string());
+        let facts = crate::stack::authz::facts(
+            &origin.client,
+            origin.transport(),
+            &origin.session.to_string(),
+        );
         let hub = self.hub();
         let decision = hub
             .as_ref()

@@ -13,8 +13,11 @@ use crate::authn::principal::{Principal, PrincipalKind};
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
     pub anonymous: bool,
-    /// The protected resource's URL, for metadata and `WWW-Authenticate`.
+    /// The protected resource's URL, for metadata and `WWW-Authenticate`; `None` (loopback
+    /// binds only): the MCP endpoint on the address the proxy listens on.
     pub resource: Option<String>,
+    /// Authentication failures recorded per client address and minute (also the burst).
+    pub failures_per_minute: u32,
     /// Declared claim attributes, by name.
     pub attributes: BTreeMap<String, AttrKind>,
     pub issuers: Vec<IssuerSettings>,
@@ -60,6 +63,22 @@ pub struct TokenSettings {
     pub principal: Principal,
 }
 
+/// Authentication failures recorded per client address and minute, by default.
+pub const DEFAULT_FAILURES_PER_MINUTE: u32 = 60;
+
+/// Without `auth.resource`, the URL in metadata and `WWW-Authenticate` is built from the
+/// bind address, which only names the server clients use when it is loopback. The `Host`
+/// header is never used: a client could make the proxy advertise any URL.
+pub fn resource_needed(bind: SocketAddr) -> Result<(), String> {
+    if bind.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(format!(
+            "required when `server.bind` (`{bind}`) is not a loopback address: the URL clients use for this server"
+        ))
+    }
+}
+
 pub(super) fn auth(
     section: Option<&AuthSection>,
     bind: Option<SocketAddr>,
@@ -99,6 +118,16 @@ pub(super) fn auth(
             "auth.resource",
             format!("`{resource}` must be an http(s) URL"),
         );
+    }
+    if a.resource.is_none()
+        && let Some(bind) = bind
+        && let Err(message) = resource_needed(bind)
+    {
+        issues.push("auth.resource", message);
+    }
+    let failures_per_minute = a.failures_per_minute.unwrap_or(DEFAULT_FAILURES_PER_MINUTE);
+    if failures_per_minute == 0 {
+        issues.push("auth.failures_per_minute", "must be at least 1");
     }
     let mut attributes = BTreeMap::new();
     for (name, kind) in &a.attributes {
@@ -148,6 +177,7 @@ pub(super) fn auth(
     AuthSettings {
         anonymous,
         resource: a.resource.clone(),
+        failures_per_minute,
         attributes,
         issuers,
         tokens,

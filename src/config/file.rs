@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub struct FileConfig {
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub admin: AdminSection,
     /// Path of an `mcpServers` JSON file (Claude Desktop, Claude Code, Cursor) whose servers
     /// are added as backends. Relative to the config file.
     #[serde(default)]
@@ -65,9 +67,14 @@ pub struct PolicyFile {
 pub struct AuthSection {
     /// Every caller is the principal `anonymous` (role `anonymous`). Only on a loopback bind.
     pub anonymous: Option<bool>,
-    /// The URL clients use for this server, named in protected-resource metadata; default
-    /// `http://<bind><path>`.
+    /// The URL clients use for this server, named in protected-resource metadata and
+    /// `WWW-Authenticate`; default `http://<bind><path>`, and required when `server.bind`
+    /// is not a loopback address.
     pub resource: Option<String>,
+    /// Authentication failures recorded per client address and minute (a burst of as
+    /// many); beyond it the client gets 429 and the failures are counted, not recorded;
+    /// default 60.
+    pub failures_per_minute: Option<u32>,
     /// Claim attributes the policies may use: attribute name -> `string`, `long`, `bool`
     /// or `set` (of strings).
     #[serde(default)]
@@ -153,6 +160,41 @@ pub struct ServerSection {
     pub allowed_hosts: Option<Vec<String>>,
     /// How long shutdown waits for in-flight calls, in milliseconds; default 10 000.
     pub drain_timeout_ms: Option<u64>,
+    /// Open client connections at most; one more is answered 503 and closed; default 512.
+    pub max_connections: Option<usize>,
+    /// Time a connection has to send a complete request head, counted from when it opens or
+    /// its previous response ends (so it also closes idle connections), in milliseconds;
+    /// default 10 000.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a request has to send its whole body once its head has arrived, in
+    /// milliseconds; default 30 000.
+    pub body_read_timeout_ms: Option<u64>,
+    /// How long a response write may wait for the client to read (a client that stops
+    /// reading is cut off), in milliseconds; default 30 000. Streams that are merely
+    /// quiet are not affected.
+    pub write_timeout_ms: Option<u64>,
+    /// Largest request head (request line and headers); default 32 KiB.
+    pub max_header_bytes: Option<usize>,
+    /// Addresses (CIDRs) of reverse proxies whose `X-Forwarded-For` is believed; default
+    /// none: the client address is the peer address.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Open MCP sessions at most, all principals together; one more is answered 503;
+    /// default 10 000.
+    pub max_sessions: Option<usize>,
+    /// Open MCP sessions one principal may hold; one more is answered 429; default 64.
+    pub max_sessions_per_principal: Option<usize>,
+    /// A session with no request and no open stream for this long ends, in seconds;
+    /// default 300.
+    pub session_idle_timeout_s: Option<u64>,
+}
+
+/// `[admin]`: the listener for `/metrics`, `/readyz` and `/healthz`, apart from the MCP
+/// endpoint and unauthenticated: loopback only.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `host:port` on a loopback address; default `127.0.0.1:8809`.
+    pub bind: Option<String>,
 }
 
 /// `[[backends]]`: one MCP server behind the proxy.

@@ -11,7 +11,10 @@ pub mod mcp_json;
 mod validate;
 
 pub use audit::AuditSection;
-pub use auth::{AttrKind, AuthSettings, IssuerSettings, KeySource, TokenSettings};
+pub use auth::{
+    AttrKind, AuthSettings, DEFAULT_FAILURES_PER_MINUTE, IssuerSettings, KeySource, TokenSettings,
+    resource_needed,
+};
 pub use authz::{ALLOW_ALL, AuthzSettings};
 
 use std::{
@@ -28,6 +31,7 @@ pub use validate::{MAX_NAME_LEN, validate};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerSettings,
+    pub admin: AdminSettings,
     pub backends: Vec<BackendSettings>,
     pub auth: AuthSettings,
     pub authz: AuthzSettings,
@@ -48,6 +52,44 @@ pub struct ServerSettings {
     pub page_size: usize,
     pub allowed_hosts: Vec<String>,
     pub drain_timeout: Duration,
+    /// Bounds on client connections (count, head size, read times).
+    pub connections: ConnectionLimits,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open MCP sessions at most, in total and per principal.
+    pub max_sessions: usize,
+    pub max_sessions_per_principal: usize,
+    /// A session idle this long ends.
+    pub session_idle_timeout: Duration,
+}
+
+/// What one client connection may hold and how long it may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// How long one write may wait for the client to read.
+    pub write_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// `[admin]`: where `/metrics`, `/readyz` and `/healthz` are served (loopback only).
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub bind: SocketAddr,
 }
 
 #[derive(Debug, Clone)]

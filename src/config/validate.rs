@@ -6,12 +6,15 @@ use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration}
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{
-    BackendProtocol, BackendSettings, Config, ConfigError, ConfigIssue, NameFilter, ServerSettings,
-    Transport,
+    AdminSettings, BackendProtocol, BackendSettings, Config, ConfigError, ConfigIssue,
+    ConnectionLimits, NameFilter, ServerSettings, Transport,
     file::{BackendSection, FileConfig},
 };
 
 const DEFAULT_BIND: &str = "127.0.0.1:8808";
+const DEFAULT_ADMIN_BIND: &str = "127.0.0.1:8809";
+/// hyper's smallest read buffer: a head limit below it cannot be enforced.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
 const DEFAULT_ENV_ALLOW: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ"];
 /// MCP tool names: 1 to 128 characters from this set.
 const NAME_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.";
@@ -33,6 +36,7 @@ impl Issues {
 pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
     let server = server(file, &mut issues);
+    let admin = admin(file, &mut issues);
     let separator = server
         .as_ref()
         .map_or("__", |s| s.separator.as_str())
@@ -64,9 +68,10 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             issues.push(path, message);
         }
     }
-    match server {
-        Some(server) if issues.0.is_empty() => Ok(Config {
+    match (server, admin) {
+        (Some(server), Some(admin)) if issues.0.is_empty() => Ok(Config {
             server,
+            admin,
             backends,
             auth,
             authz,
@@ -118,6 +123,39 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
         .clone()
         .unwrap_or_else(|| ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec());
     let drain_timeout = Duration::from_millis(s.drain_timeout_ms.unwrap_or(10_000));
+    let connections = connection_limits(s, issues);
+    let trusted_proxies = s
+        .trusted_proxies
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, net)| match parse_net(net) {
+            Some(net) => Some(net),
+            None => {
+                issues.push(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("`{net}` is not an address or CIDR such as `10.0.0.0/8`"),
+                );
+                None
+            }
+        })
+        .collect();
+    let max_sessions = s.max_sessions.unwrap_or(10_000);
+    if max_sessions == 0 {
+        issues.push("server.max_sessions", "must be at least 1");
+    }
+    let max_sessions_per_principal = s.max_sessions_per_principal.unwrap_or(64);
+    if max_sessions_per_principal == 0 {
+        issues.push("server.max_sessions_per_principal", "must be at least 1");
+    }
+    let session_idle_timeout = match s.session_idle_timeout_s {
+        Some(0) => {
+            issues.push("server.session_idle_timeout_s", "must be greater than 0");
+            Duration::from_secs(300)
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => Duration::from_secs(300),
+    };
     Some(ServerSettings {
         bind: bind?,
         path,
@@ -126,7 +164,92 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
         page_size,
         allowed_hosts,
         drain_timeout,
+        connections,
+        trusted_proxies,
+        max_sessions,
+        max_sessions_per_principal,
+        session_idle_timeout,
     })
+}
+
+fn connection_limits(s: &super::file::ServerSection, issues: &mut Issues) -> ConnectionLimits {
+    let d = ConnectionLimits::default();
+    let max_connections = s.max_connections.unwrap_or(d.max_connections);
+    if max_connections == 0 {
+        issues.push("server.max_connections", "must be at least 1");
+    }
+    let max_header_bytes = s.max_header_bytes.unwrap_or(d.max_header_bytes);
+    if !(MIN_HEADER_BYTES..=1024 * 1024).contains(&max_header_bytes) {
+        issues.push(
+            "server.max_header_bytes",
+            format!("must be between {MIN_HEADER_BYTES} and 1048576"),
+        );
+    }
+    let ms = |v: Option<u64>, default: Duration, path: &str, issues: &mut Issues| match v {
+        Some(0) => {
+            issues.push(path, "must be greater than 0");
+            default
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => default,
+    };
+    ConnectionLimits {
+        max_connections,
+        header_read_timeout: ms(
+            s.header_read_timeout_ms,
+            d.header_read_timeout,
+            "server.header_read_timeout_ms",
+            issues,
+        ),
+        body_read_timeout: ms(
+            s.body_read_timeout_ms,
+            d.body_read_timeout,
+            "server.body_read_timeout_ms",
+            issues,
+        ),
+        write_timeout: ms(
+            s.write_timeout_ms,
+            d.write_timeout,
+            "server.write_timeout_ms",
+            issues,
+        ),
+        max_header_bytes,
+    }
+}
+
+/// An address or a CIDR (`10.0.0.0/8`, `::1`).
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| {
+            text.parse::<std::net::IpAddr>()
+                .ok()
+                .map(ipnet::IpNet::from)
+        })
+        .map(|net| net.trunc())
+}
+
+fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSettings> {
+    let bind = file.admin.bind.as_deref().unwrap_or(DEFAULT_ADMIN_BIND);
+    match bind.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Some(AdminSettings { bind: addr }),
+        Ok(_) => {
+            issues.push(
+                "admin.bind",
+                format!(
+                    "`{bind}` must be a loopback address: the admin listener is not authenticated"
+                ),
+            );
+            None
+        }
+        Err(_) => {
+            issues.push(
+                "admin.bind",
+                format!("`{bind}` is not a `host:port` socket address"),
+            );
+            None
+        }
+    }
 }
 
 fn name_char(c: char) -> bool {

@@ -5,11 +5,14 @@
 //! header lookup and never reaches MCP code. It also owns session ownership: a session
 //! belongs to the principal that opened it, and a request presenting another principal's
 //! session id is answered exactly like an unknown session (404).
+//!
+//! Failures are bounded: every client-controlled field of their record is cut to a small
+//! size (`hub::audit::MAX_FIELD_BYTES`), and each client address may have at most
+//! `auth.failures_per_minute` of them recorded; past that it gets 429 with `Retry-After`,
+//! one record says the limit was reached, and the rest are only counted
+//! (`mcp_warden_http_rejections_total{reason="auth_failure_limit"}`).
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use axum::{
     Json,
@@ -21,58 +24,57 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{audit::Kind, authn::Authenticator};
+use super::client::{ClientAddr, client_addr, peer_of};
+use super::failures::FailureLimit;
+use super::owners::{Full, Owners};
+use crate::{
+    audit::Kind, authn::Authenticator, authn::Principal, hub::audit::bounded, ids,
+    telemetry::Rejection,
+};
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// The response header that tells the client the proxy's id for its request (the
+/// `request_id` of its audit record).
+pub const REQUEST_ID_HEADER: &str = "warden-request-id";
 
 pub struct AuthState {
     pub authn: Arc<Authenticator>,
     /// Where refused requests are recorded.
     hub: Arc<crate::hub::Hub>,
     metrics: Arc<crate::telemetry::Metrics>,
-    /// The protected resource's URL (RFC 9728 `resource`) when configured; otherwise it is
-    /// the MCP endpoint on the host the client used.
-    resource: Option<String>,
-    /// Path of the MCP endpoint.
-    path: String,
-    /// Session id -> key of the principal that opened it.
-    owners: Mutex<HashMap<String, String>>,
+    /// The protected resource's URL (RFC 9728 `resource`), from configuration only: never
+    /// from a request's `Host`.
+    resource: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<ipnet::IpNet>,
+    failures: FailureLimit,
+    /// Who owns each session; how many sessions each principal may hold.
+    owners: Owners,
 }
 
 impl AuthState {
-    pub fn new(
-        hub: Arc<crate::hub::Hub>,
-        authn: Arc<Authenticator>,
-        metrics: Arc<crate::telemetry::Metrics>,
-        resource: Option<String>,
-        path: String,
-    ) -> Self {
+    /// `resource` is the configured `auth.resource`, else the MCP endpoint on `listening`
+    /// (the address the proxy listens on; validation allows that only on loopback).
+    pub fn new(hub: Arc<crate::hub::Hub>, listening: std::net::SocketAddr, owners: Owners) -> Self {
+        let resource = hub
+            .auth
+            .resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{listening}{}", hub.server.path));
         AuthState {
-            hub,
-            authn,
-            metrics,
+            authn: hub.authn.clone(),
+            metrics: hub.metrics.clone(),
             resource,
-            path,
-            owners: Mutex::default(),
-        }
-    }
-
-    fn resource(&self, headers: &axum::http::HeaderMap) -> String {
-        match &self.resource {
-            Some(resource) => resource.clone(),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                format!("http://{host}{}", self.path)
-            }
+            trusted_proxies: hub.server.trusted_proxies.clone(),
+            failures: FailureLimit::new(hub.auth.failures_per_minute),
+            owners,
+            hub,
         }
     }
 
     /// RFC 9728 §3.1: the well-known path inserted between the resource's origin and path.
-    fn metadata_url(&self, headers: &axum::http::HeaderMap) -> String {
-        let resource = self.resource(headers);
+    fn metadata_url(&self) -> String {
+        let resource = &self.resource;
         let after_scheme = resource.find("://").map_or(0, |i| i + 3);
         let path_at = resource[after_scheme..]
             .find('/')
@@ -80,19 +82,12 @@ impl AuthState {
         let (origin, path) = resource.split_at(path_at);
         format!("{origin}/.well-known/oauth-protected-resource{path}")
     }
-
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.owners.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// `WWW-Authenticate` for a 401: where the metadata is, and `invalid_token` when a token
 /// was presented. Nothing about why it was refused.
-fn unauthorized(state: &AuthState, headers: &axum::http::HeaderMap, presented: bool) -> Response {
-    let mut challenge = format!(
-        "Bearer resource_metadata=\"{}\"",
-        state.metadata_url(headers)
-    );
+fn unauthorized(state: &AuthState, presented: bool) -> Response {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", state.metadata_url());
     if presented {
         challenge.push_str(", error=\"invalid_token\"");
     }
@@ -109,6 +104,20 @@ fn unauthorized(state: &AuthState, headers: &axum::http::HeaderMap, presented: b
     response
 }
 
+/// 429 for a client over its authentication failure limit.
+fn too_many_failures(retry_after: Duration) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({"error": "too many failed authentications"})),
+    )
+        .into_response();
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
 fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
@@ -118,6 +127,25 @@ pub async fn require_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
+    // The proxy names every request; the name goes into its record and back to the client.
+    let request_id = ids::request_id();
+    request
+        .extensions_mut()
+        .insert(ids::RequestId(request_id.clone()));
+    let mut response = authenticated(&state, request, next).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> Response {
+    let client = client_addr(
+        peer_of(request.extensions()),
+        request.headers(),
+        &state.trusted_proxies,
+    );
+    request.extensions_mut().insert(client);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -126,11 +154,24 @@ pub async fn require_auth(
     let principal = match state.authn.authenticate(authorization).await {
         Ok(principal) => principal,
         Err(e) => {
-            tracing::info!(reason = %e, "authentication failed");
             state.metrics.auth_failures.inc();
-            let detail = BTreeMap::from([("reason".to_owned(), e.to_string())]);
-            refused(&state, &request, Kind::AuthFailure, 401, detail).await;
-            return unauthorized(&state, request.headers(), presented);
+            if let Some(over) = state.failures.check(client) {
+                state.metrics.reject(Rejection::AuthFailureLimit);
+                if over.note {
+                    tracing::warn!(client = %client.text(), "authentication failures over the limit: counted, not recorded, for a while");
+                    let detail = BTreeMap::from([(
+                        "reason".to_owned(),
+                        "over `auth.failures_per_minute`: further failures from this client are counted, not recorded".to_owned(),
+                    )]);
+                    refused(state, &request, Kind::AuthFailure, 429, detail).await;
+                }
+                return too_many_failures(over.retry_after);
+            }
+            let reason = bounded(&e.to_string());
+            tracing::info!(reason = %reason, client = %client.text(), "authentication failed");
+            let detail = BTreeMap::from([("reason".to_owned(), reason)]);
+            refused(state, &request, Kind::AuthFailure, 401, detail).await;
+            return unauthorized(state, presented);
         }
     };
     let key = principal.key();
@@ -139,30 +180,40 @@ pub async fn require_auth(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let Some(session) = &session
-        && state.owners().get(session) != Some(&key)
-    {
-        let foreign = state.owners().contains_key(session);
+    let owner = session.as_deref().and_then(|s| state.owners.owner(s));
+    if session.is_some() && owner.as_ref() != Some(&key) {
+        let foreign = owner.is_some();
         if foreign {
-            tracing::warn!(principal = %principal.id, "refused a session opened by another principal");
+            tracing::warn!("refused a session opened by another principal");
         }
-        let detail = BTreeMap::from([
-            ("principal".to_owned(), principal.id.clone()),
-            (
-                "reason".to_owned(),
-                if foreign {
-                    "session of another principal"
-                } else {
-                    "unknown session"
-                }
-                .to_owned(),
-            ),
-        ]);
-        refused(&state, &request, Kind::Request, 404, detail).await;
+        let reason = if foreign {
+            "session of another principal"
+        } else {
+            "unknown session"
+        };
+        request.extensions_mut().insert(principal);
+        let detail = BTreeMap::from([("reason".to_owned(), reason.to_owned())]);
+        refused(state, &request, Kind::Request, 404, detail).await;
         return unknown_session();
     }
+    // A request without a session may open one (`initialize`); one declaring a stateless
+    // revision never does.
+    let reservation =
+        if session.is_none() && request.method() == Method::POST && !stateless(&request) {
+            match state.owners.reserve(&key).await {
+                Ok(place) => Some(place),
+                Err(full) => {
+                    request.extensions_mut().insert(principal);
+                    return sessions_full(state, &request, full).await;
+                }
+            }
+        } else {
+            None
+        };
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(principal);
+    // What a refusal record needs, should the MCP transport refuse the request.
+    let refusal = Refusal::of(&request);
     let response: Response<Body> = next.run(request).await;
     match session {
         None => {
@@ -170,19 +221,139 @@ pub async fn require_auth(
                 .headers()
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
+                && let Some(place) = reservation
             {
-                state.owners().insert(new.to_owned(), key);
+                place.bind(new);
             }
         }
         Some(session) => {
             if (deleting && response.status().is_success())
                 || response.status() == StatusCode::NOT_FOUND
             {
-                state.owners().remove(&session);
+                state.owners.forget(&session);
             }
         }
     }
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        // Refused before an MCP handler saw it (malformed JSON-RPC, a session rmcp no longer
+        // has, a body too large or too slow): the handler wrote no record, so this does.
+        let reason = format!(
+            "refused by the MCP transport: {}",
+            status.canonical_reason().unwrap_or("error")
+        );
+        let detail = BTreeMap::from([("reason".to_owned(), reason)]);
+        refusal
+            .record(state, Kind::Request, detail, status.as_u16())
+            .await;
+    }
     response
+}
+
+/// Whether the request declares the stateless revision (2026-07-28 or later).
+fn stateless(request: &Request) -> bool {
+    request
+        .headers()
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v >= "2026-07-28")
+}
+
+/// 429 (this principal's sessions) or 503 (all sessions) for a session over the limit,
+/// once it is recorded.
+fn sessions_full(
+    state: &AuthState,
+    request: &Request,
+    full: Full,
+) -> impl Future<Output = Response> + Send + 'static {
+    let (status, rejection, error) = match full {
+        Full::Principal(n) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Rejection::SessionsPerPrincipal,
+            format!(
+                "too many sessions: this caller already holds {n} (`server.max_sessions_per_principal`); close one or let it expire"
+            ),
+        ),
+        Full::Total(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::SessionsTotal,
+            format!(
+                "too many sessions: the proxy holds its maximum of {n} (`server.max_sessions`)"
+            ),
+        ),
+    };
+    state.metrics.reject(rejection);
+    let detail = BTreeMap::from([("reason".to_owned(), error.clone())]);
+    let record = refused(state, request, Kind::Request, status.as_u16(), detail);
+    async move {
+        record.await;
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        response
+    }
+}
+
+/// What the record of a refused request holds: the proxy's request id, the client's own
+/// (bounded), the client address, the principal when known, the method and path.
+struct Refusal {
+    request_id: Option<String>,
+    client_request_id: Option<String>,
+    client: ClientAddr,
+    principal: Option<Principal>,
+    session: Option<String>,
+    action: String,
+}
+
+impl Refusal {
+    fn of(request: &Request) -> Refusal {
+        let headers = request.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(bounded);
+        Refusal {
+            request_id: request
+                .extensions()
+                .get::<ids::RequestId>()
+                .map(|id| id.0.clone()),
+            client_request_id: text("x-request-id"),
+            client: request
+                .extensions()
+                .get::<ClientAddr>()
+                .copied()
+                .unwrap_or(ClientAddr(None)),
+            principal: request.extensions().get::<Principal>().cloned(),
+            session: text(SESSION_HEADER),
+            action: format!("http {} {}", request.method(), request.uri().path()),
+        }
+    }
+
+    fn record(
+        self,
+        state: &AuthState,
+        kind: Kind,
+        mut detail: BTreeMap<String, String>,
+        status: u16,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        if self.client.0.is_some() {
+            detail.insert("client".to_owned(), self.client.text());
+        }
+        if let Some(id) = self.client_request_id {
+            detail.insert("client_request_id".to_owned(), id);
+        }
+        let hub = state.hub.clone();
+        async move {
+            hub.record_refusal(crate::hub::audit::Refused {
+                kind,
+                request_id: self.request_id,
+                session: self.session,
+                principal: self.principal,
+                action: self.action,
+                status,
+                detail,
+            })
+            .await;
+        }
+    }
 }
 
 /// Records a request refused before MCP saw it.
@@ -193,26 +364,13 @@ fn refused(
     status: u16,
     detail: BTreeMap<String, String>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let action = format!("http {} {}", request.method(), request.uri().path());
-    let hub = state.hub.clone();
-    async move {
-        hub.record_refusal(kind, request_id, action, status, detail)
-            .await;
-    }
+    Refusal::of(request).record(state, kind, detail, status)
 }
 
 /// RFC 9728 protected-resource metadata.
-pub async fn metadata(
-    State(state): State<Arc<AuthState>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+pub async fn metadata(State(state): State<Arc<AuthState>>) -> Response {
     Json(json!({
-        "resource": state.resource(&headers),
+        "resource": state.resource,
         "authorization_servers": state.authn.issuer_names(),
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-warden",

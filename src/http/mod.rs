@@ -1,10 +1,18 @@
-//! The HTTP face: the streamable-HTTP MCP endpoint (rmcp inside axum) behind the
-//! authentication layer, the protected-resource metadata, and the health probes.
+//! The HTTP face. Two listeners: the data listener serves the streamable-HTTP MCP endpoint
+//! behind the authentication layer, the protected-resource metadata and `/healthz`; the
+//! admin listener (`[admin] bind`, loopback only) serves `/metrics`, `/readyz` and
+//! `/healthz`, which say things about the proxy that callers have no business reading.
+//! Both are served by [`serve::serve`], which bounds every connection.
 
 pub mod auth;
+pub mod body;
+pub mod client;
+mod failures;
+mod owners;
+pub mod serve;
 mod sessions;
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Json, Router, http::StatusCode, middleware, routing::get};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -12,35 +20,42 @@ use serde_json::json;
 
 use crate::{hub::Hub, mcp::Audited};
 
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The data listener's routes. `listening` is the address clients reach the proxy on,
+/// which names the protected resource when `auth.resource` is not configured.
+pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hub.server.allowed_hosts.clone())
         .with_cancellation_token(hub.close_streams.child_token())
         .with_max_request_body_bytes(hub.server.max_body_bytes);
     let factory_hub = hub.clone();
+    let sessions = Arc::new(sessions::Sessions::new(hub.server.session_idle_timeout));
     let mcp = StreamableHttpService::new(
         move || Ok(Audited::new(factory_hub.clone())),
-        Arc::new(sessions::Sessions::new(
-            rmcp::transport::streamable_http_server::session::local::SessionConfig::DEFAULT_KEEP_ALIVE,
-        )),
+        sessions.clone(),
         config,
     );
-    let ready_hub = hub.clone();
-    let auth = Arc::new(auth::AuthState::new(
-        hub.clone(),
-        hub.authn.clone(),
-        hub.metrics.clone(),
-        hub.auth.resource.clone(),
-        hub.server.path.clone(),
-    ));
-    // Authentication wraps only the MCP endpoint: probes and metadata stay public.
-    let protected =
-        Router::new()
-            .nest_service(&hub.server.path, mcp)
-            .layer(middleware::from_fn_with_state(
-                auth.clone(),
-                auth::require_auth,
-            ));
+    let owners = owners::Owners::new(
+        sessions,
+        owners::SessionLimits {
+            total: hub.server.max_sessions,
+            per_principal: hub.server.max_sessions_per_principal,
+        },
+    );
+    let auth = Arc::new(auth::AuthState::new(hub.clone(), listening, owners));
+    let body = Arc::new(body::BodyLimits {
+        timeout: hub.server.connections.body_read_timeout,
+        max_bytes: hub.server.max_body_bytes,
+        metrics: hub.metrics.clone(),
+    });
+    // Authentication wraps only the MCP endpoint, and runs first (the outer layer): an
+    // unauthenticated request is refused on its head, before its body is read.
+    let protected = Router::new()
+        .nest_service(&hub.server.path, mcp)
+        .layer(middleware::from_fn_with_state(body, body::read_body))
+        .layer(middleware::from_fn_with_state(
+            auth.clone(),
+            auth::require_auth,
+        ));
     let metadata = Router::new()
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
         .route(
@@ -51,6 +66,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .merge(protected)
         .merge(metadata)
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+/// The admin listener's routes: metrics, readiness and liveness.
+pub fn admin_router(hub: Arc<Hub>) -> Router {
+    let ready_hub = hub.clone();
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

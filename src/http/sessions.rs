@@ -31,6 +31,14 @@ impl Sessions {
         inner.session_config = config;
         Sessions { inner }
     }
+
+    /// Which of `ids` are live sessions (one look at the table).
+    pub async fn alive(&self, ids: &[String]) -> Vec<bool> {
+        let sessions = self.inner.sessions.read().await;
+        ids.iter()
+            .map(|id| sessions.contains_key(id.as_str()))
+            .collect()
+    }
 }
 
 impl SessionManager for Sessions {

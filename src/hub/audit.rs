@@ -8,6 +8,40 @@ use crate::audit::{AuditError, Entry, Kind};
 
 use super::Hub;
 
+/// The most bytes of one client-controlled field a refusal record keeps (a claim quoted in a
+/// reason, a path, a request id). Longer values are cut at a character boundary and marked
+/// with `…`, so an unauthenticated request cannot make the log write more than a few KiB.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`] (plus the `…` marking the cut).
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A request refused before an MCP handler saw it, as its record holds it.
+pub struct Refused {
+    pub kind: Kind,
+    /// The proxy's id for the request.
+    pub request_id: Option<String>,
+    /// The session the request named, if any.
+    pub session: Option<String>,
+    /// Who sent it, once authenticated (recorded as the audit log's settings say:
+    /// pseudonymised where configured).
+    pub principal: Option<crate::authn::Principal>,
+    /// `http <method> <path>`.
+    pub action: String,
+    /// The HTTP status it got.
+    pub status: u16,
+    pub detail: BTreeMap<String, String>,
+}
+
 impl Hub {
     /// A `start`, `stop` or `policy` record with the policy and schema in force.
     pub async fn record_lifecycle(&self, kind: Kind) -> Result<(), AuditError> {
@@ -35,28 +69,30 @@ impl Hub {
     }
 
     /// A request refused at the HTTP layer: `status` is the HTTP status it got and
-    /// `reason` why (kept in the log, never told to the client).
-    pub async fn record_refusal(
-        &self,
-        kind: Kind,
-        request_id: Option<String>,
-        action: String,
-        status: u16,
-        detail: BTreeMap<String, String>,
-    ) {
+    /// `detail.reason` why (kept in the log, never told to the client).
+    pub async fn record_refusal(&self, refused: Refused) {
         let Some(audit) = &self.audit else { return };
-        let mut entry = Entry::new(kind);
-        entry.request_id = request_id;
-        entry.action = Some(action);
-        entry.detail = detail;
+        let mut entry = Entry::new(refused.kind);
+        entry.request_id = refused.request_id;
+        entry.session = refused.session.as_deref().map(bounded);
+        entry.principal = refused
+            .principal
+            .as_ref()
+            .map(|p| audit.entries().principal(p));
+        entry.action = Some(bounded(&refused.action));
+        entry.detail = refused
+            .detail
+            .into_iter()
+            .map(|(key, value)| (key, bounded(&value)))
+            .collect();
         entry.outcome = Some(OutcomeField {
-            status: if status == 401 {
-                "unauthenticated"
-            } else {
-                "error"
+            status: match refused.status {
+                401 => "unauthenticated",
+                429 => "rate_limited",
+                _ => "error",
             }
             .to_owned(),
-            code: Some(i64::from(status)),
+            code: Some(i64::from(refused.status)),
             latency_us: 0,
             result_hash: None,
         });
@@ -86,7 +122,7 @@ impl Hub {
         entry.resource = Some(backend.to_owned());
         entry.detail.insert(
             "caused_by".to_owned(),
-            crate::ids::client_id(&origin.request_id.to_string()),
+            crate::hub::audit::bounded(&origin.request_id.to_string()),
         );
         let denied = !decision.is_some_and(|d| d.allowed);
         entry.decision = decision.map(|d| audit.entries().decision(d));
@@ -105,5 +141,24 @@ impl Hub {
             self.metrics.audit_refusals.inc();
             tracing::error!(error = %e, "could not record a relayed server request");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_cuts_long_fields_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(10_000);
+        let cut = bounded(&long);
+        assert!(
+            cut.len() <= MAX_FIELD_BYTES + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded(&"a".repeat(MAX_FIELD_BYTES)).len(), MAX_FIELD_BYTES);
     }
 }

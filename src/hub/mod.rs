@@ -3,7 +3,7 @@
 //! an `Arc<Hub>`; the catalog inside is an immutable snapshot swapped whole on change.
 #![allow(deprecated)] // logging, roots and sampling (SEP-2577) are still relayed
 
-mod audit;
+pub(crate) mod audit;
 mod authz;
 
 pub use authz::{attribute_decls, describe as describe_policy_errors, policy_sources, tool_info};

@@ -117,13 +117,19 @@ impl Audited {
         {
             entry.detail.insert(
                 "client_request_id".to_owned(),
-                crate::ids::client_id(client),
+                crate::hub::audit::bounded(client),
             );
         }
         entry.detail.insert(
             "jsonrpc_id".to_owned(),
-            crate::ids::client_id(&ctx.id.to_string()),
+            crate::hub::audit::bounded(&ctx.id.to_string()),
         );
+        if let Some(client) =
+            parts.and_then(|p| p.extensions.get::<crate::http::client::ClientAddr>())
+            && client.0.is_some()
+        {
+            entry.detail.insert("client".to_owned(), client.text());
+        }
         entry.session = self.inner.recorded_session(ctx);
         let principal = parts
             .and_then(|p| p.extensions.get::<Principal>().cloned())

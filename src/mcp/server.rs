@@ -60,7 +60,7 @@ impl ProxySession {
                 .headers
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok())
-                .map(crate::ids::client_id)
+                .map(crate::hub::audit::bounded)
                 .or_else(|| {
                     ctx.extensions
                         .get::<crate::ids::OpenedSession>()
@@ -84,6 +84,7 @@ impl ProxySession {
             request_id: ctx.id.clone(),
             progress_token: ctx.meta.get_progress_token(),
             stdio: ctx.extensions.get::<http::request::Parts>().is_none(),
+            client: client(ctx),
         }
     }
 
@@ -94,7 +95,7 @@ impl ProxySession {
         } else {
             "stdio"
         };
-        stack::authz::facts(transport, &self.id.to_string())
+        stack::authz::facts(&client(ctx), transport, &self.id.to_string())
     }
 
     fn backend_name(&self, index: usize) -> String {
@@ -617,4 +618,13 @@ impl ServerHandler for ProxySession {
         }
         Ok(())
     }
+}
+
+/// The client address the HTTP layer found for this request (`""` over stdio).
+pub(crate) fn client(ctx: &RequestContext<RoleServer>) -> String {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<crate::http::client::ClientAddr>())
+        .map(|c| c.text())
+        .unwrap_or_default()
 }

@@ -44,13 +44,14 @@ impl Op {
     }
 }
 
-/// Request facts for policies: the time now (UTC) and where the request came from.
-pub fn facts(transport: &str, session: &str) -> RequestFacts {
+/// Request facts for policies: the time now (UTC) and where the request came from
+/// (`client`: the client address, `""` when unknown, as over stdio).
+pub fn facts(client: &str, transport: &str, session: &str) -> RequestFacts {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    facts_at(now, "", transport, session)
+    facts_at(now, client, transport, session)
 }
 
 /// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
@@ -154,7 +155,11 @@ impl Step for AuthzLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let facts = facts(call.origin.transport(), &call.origin.session.to_string());
+        let facts = facts(
+            &call.origin.client,
+            call.origin.transport(),
+            &call.origin.session.to_string(),
+        );
         if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
             return Box::pin(std::future::ready(Err(denied)));
         }

@@ -223,7 +223,7 @@ async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels(
         .send()
         .await
         .unwrap();
-    let metrics = metrics_text(&proxy.base).await;
+    let metrics = metrics_text(&proxy.admin).await;
     assert!(
         metrics.contains(
             r#"mcp_warden_authz_decisions_total{operation="call_tool",decision="allow"} 1"#

@@ -375,3 +375,33 @@ fn policy_validate_reads_the_tools_of_live_backends() {
     );
     assert!(stdout.contains("1 policies valid against"), "{stdout}");
 }
+
+/// A public bind without `auth.resource` (the URL would come from somewhere a client
+/// controls) and a public admin listener are refused at start, even via `--bind`.
+#[test]
+fn serve_refuses_a_public_bind_without_a_resource_url_and_a_public_admin_listener() {
+    let config = temp_file(
+        "public.toml",
+        &format!(
+            "[auth]\n[[auth.tokens]]\nsha256 = \"{}\"\nid = \"t\"\n[authz]\npolicy = {}\n{}",
+            mcp_warden::authn::token_hash_hex("t"),
+            lit(mcp_warden::config::ALLOW_ALL),
+            stdio_backend("s", "")
+        ),
+    );
+    for (args, expected) in [
+        (["--bind", "0.0.0.0:0"], "auth.resource"),
+        (["--admin-bind", "0.0.0.0:0"], "admin.bind"),
+    ] {
+        let out = Command::new(warden_exe())
+            .arg("serve")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}

@@ -96,6 +96,8 @@ impl HttpTarget {
 pub struct TestProxy {
     pub url: String,
     pub base: String,
+    /// The admin listener (`/metrics`, `/readyz`).
+    pub admin: String,
     pub handle: ProxyHandle,
 }
 
@@ -128,12 +130,15 @@ impl TestProxy {
         let proxy = Proxy::from_config(config).await.expect("proxy starts");
         let handle = proxy.handle();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(proxy.serve(listener));
+        let admin_addr = admin.local_addr().unwrap();
+        tokio::spawn(proxy.serve_with_admin(listener, Some(admin)));
         let base = format!("http://{addr}");
         Self {
             url: format!("{base}{path}"),
             base,
+            admin: format!("http://{admin_addr}"),
             handle,
         }
     }
@@ -315,7 +320,14 @@ pub async fn eventually_listed(client: &Client, name: &str) -> bool {
 pub async fn spawn_warden(config: &std::path::Path) -> (tokio::process::Child, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut proxy = tokio::process::Command::new(warden_exe())
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-bind",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(config)
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -366,9 +378,9 @@ pub async fn connect_as(url: &str, token: &str) -> (Client, TestClient) {
     (client, handler)
 }
 
-/// The proxy's `/metrics` text.
-pub async fn metrics_text(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
+/// The proxy's `/metrics` text, from its admin listener.
+pub async fn metrics_text(admin: &str) -> String {
+    reqwest::get(format!("{admin}/metrics"))
         .await
         .unwrap()
         .text()

@@ -95,7 +95,7 @@ async fn a_breaker_opens_on_a_failing_backend_and_recovers() {
         proxy.handle.breaker_states(),
         [("s".to_owned(), String::new(), "open")]
     );
-    let metrics = metrics_text(&proxy.base).await;
+    let metrics = metrics_text(&proxy.admin).await;
     assert!(
         metrics.contains("mcp_warden_breaker_state{backend=\"s\",tenant=\"\"} 2"),
         "{metrics}"

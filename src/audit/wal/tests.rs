@@ -109,6 +109,14 @@ fn a_damaged_record_followed_by_acknowledged_ones_stops_startup() {
     file[at] = b'T';
     let err = recover_file(&file).err().expect("damage must stop startup");
     assert!(err.contains("chain breaks at record 1"), "{err}");
+    // It says what it found and how to go on; following that works.
+    let offset = all[0].len();
+    assert!(
+        err.contains(&format!("byte {offset}: a record 1 that does not link")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("truncate -s {offset} ")), "{err}");
+    assert_eq!(recover_file(&file[..offset]).unwrap().replayed, 1);
     // Within one batch's reach of the damage, the same shape is a torn batch.
     let short = lines(4).concat();
     let mut torn = short.clone();

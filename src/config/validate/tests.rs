@@ -133,7 +133,7 @@ fn auth_is_required_and_anonymous_only_on_loopback() {
         .into_iter()
         .map(|i| i.path)
         .collect();
-    assert_eq!(errs, ["auth.anonymous"]);
+    assert_eq!(errs, ["auth.anonymous", "auth.resource"]);
 }
 
 #[test]
@@ -260,4 +260,90 @@ fn the_group_commit_window_is_bounded_and_async_only() {
             .any(|e| e.contains("applies to `durability = \"async\"` only")),
         "{errs:?}"
     );
+}
+
+#[test]
+fn connection_bounds_have_secure_defaults_and_are_checked_with_paths() {
+    let config = ok("[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n");
+    assert_eq!(
+        config.server.connections,
+        crate::config::ConnectionLimits::default()
+    );
+    assert_eq!(config.server.connections.max_header_bytes, 32 * 1024);
+    assert_eq!(config.admin.bind.to_string(), "127.0.0.1:8809");
+    assert!(config.server.trusted_proxies.is_empty());
+    let config = ok(r#"
+[server]
+max_connections = 10
+header_read_timeout_ms = 500
+body_read_timeout_ms = 700
+write_timeout_ms = 900
+max_header_bytes = 16384
+trusted_proxies = ["10.0.0.0/8", "192.168.1.7", "fd00::/8"]
+[admin]
+bind = "[::1]:9000"
+[[backends]]
+name = "demo"
+command = "demo-server"
+"#);
+    assert_eq!(config.server.connections.max_connections, 10);
+    assert_eq!(
+        config.server.connections.body_read_timeout,
+        Duration::from_millis(700)
+    );
+    assert_eq!(
+        config.server.connections.write_timeout,
+        Duration::from_millis(900)
+    );
+    assert_eq!(config.server.trusted_proxies.len(), 3);
+    assert_eq!(config.admin.bind.to_string(), "[::1]:9000");
+    let errs = errors(&format!(
+        "{ANON}{}",
+        r#"
+[server]
+max_connections = 0
+header_read_timeout_ms = 0
+body_read_timeout_ms = 0
+write_timeout_ms = 0
+max_header_bytes = 100
+trusted_proxies = ["10.0.0.0/33", "proxy.example"]
+[admin]
+bind = "0.0.0.0:8809"
+[[backends]]
+name = "demo"
+command = "demo-server"
+"#
+    ));
+    let joined = errors_joined(&errs);
+    for expected in [
+        "server.max_connections:",
+        "server.header_read_timeout_ms:",
+        "server.body_read_timeout_ms:",
+        "server.write_timeout_ms:",
+        "server.max_header_bytes:",
+        "server.trusted_proxies[0]:",
+        "server.trusted_proxies[1]:",
+        "admin.bind: `0.0.0.0:8809` must be a loopback address",
+    ] {
+        assert!(joined.contains(expected), "missing {expected} in {joined}");
+    }
+}
+
+#[test]
+fn a_public_bind_needs_the_resource_url_and_failures_are_limited() {
+    let tokens = "[[auth.tokens]]\nsha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\nid = \"t\"\n[authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n";
+    let errs = errors(&format!(
+        "[server]\nbind = \"0.0.0.0:8443\"\n[auth]\nfailures_per_minute = 0\n{tokens}"
+    ));
+    let joined = errors_joined(&errs);
+    assert!(joined.contains("auth.resource: required when"), "{joined}");
+    assert!(joined.contains("auth.failures_per_minute:"), "{joined}");
+    let config = Config::from_toml_str(&format!(
+        "[server]\nbind = \"0.0.0.0:8443\"\n[auth]\nresource = \"https://mcp.example.com/mcp\"\n{tokens}"
+    ))
+    .unwrap();
+    assert_eq!(config.auth.failures_per_minute, 60);
+    // Loopback without it: the resource is the endpoint on the listening address.
+    let config = Config::from_toml_str(&format!("[auth]\n{tokens}")).unwrap();
+    assert_eq!(config.auth.resource, None);
 }
