@@ -51,6 +51,7 @@
 //! ```
 
 mod build;
+mod paths;
 pub mod rules;
 #[cfg(test)]
 mod tests;
@@ -244,7 +245,7 @@ impl Guards {
         while let Some(node) = walk.next() {
             if !g.deny.is_empty() {
                 if let Some(key) = node.key
-                    && let Some(rule) = first_match(&g.deny, key)
+                    && let Some(rule) = deny_match(&g.deny, key)
                 {
                     return Err(Blocked {
                         rule: rule.id.clone(),
@@ -253,7 +254,7 @@ impl Guards {
                     });
                 }
                 if let Value::String(s) = node.value
-                    && let Some(rule) = first_match(&g.deny, s)
+                    && let Some(rule) = deny_match(&g.deny, s)
                 {
                     return Err(Blocked {
                         rule: rule.id.clone(),
@@ -358,15 +359,15 @@ impl Guards {
 /// The first deny rule that matches any string or object key in `value`.
 fn deny_hit<'g>(sets: &'g [Arc<DenySet>], value: &Value) -> Option<&'g DenySource> {
     if let Value::String(s) = value {
-        return first_match(sets, s);
+        return deny_match(sets, s);
     }
     let mut walk = Walk::new(Root::of(value));
     while let Some(node) = walk.next() {
         let hit = node
             .key
-            .and_then(|key| first_match(sets, key))
+            .and_then(|key| deny_match(sets, key))
             .or(match node.value {
-                Value::String(s) => first_match(sets, s),
+                Value::String(s) => deny_match(sets, s),
                 _ => None,
             });
         if hit.is_some() {
@@ -394,6 +395,13 @@ fn redact_strings(sets: &[Arc<RedactSet>], value: &mut Value, redactions: &mut R
             _ => {}
         }
     }
+}
+
+/// The first deny rule that matches `text` as written, or as the path it spells another way
+/// (`/etc//shadow`, `/etc/./shadow`, `/etc/%73hadow`: see [`paths`]).
+fn deny_match<'g>(sets: &'g [Arc<DenySet>], text: &str) -> Option<&'g DenySource> {
+    first_match(sets, text)
+        .or_else(|| paths::normalized(text).and_then(|path| first_match(sets, &path)))
 }
 
 fn first_match<'g>(sets: &'g [Arc<DenySet>], text: &str) -> Option<&'g DenySource> {

@@ -111,6 +111,12 @@ pub(super) fn attacks() -> Vec<(&'static str, Vec<String>)> {
                 "/home/ci/.git-credentials".into(),
                 "~/.netrc".into(),
                 "C:\\Windows\\System32\\config\\SAM".into(),
+                // Other spellings of the same paths.
+                "/etc//shadow".into(),
+                "/etc/./shadow".into(),
+                "/etc/%73hadow".into(),
+                "%2Fetc%2Fpasswd".into(),
+                "/home/alice/.ssh//id_rsa".into(),
             ],
         ),
         (

@@ -1,0 +1,102 @@
+//! The other spelling of a path: deny rules see a string as written and, when it could
+//! name a path some other way, also as normalized — percent-escapes decoded once,
+//! backslashes as slashes, runs of slashes as one, `.` segments dropped. `/etc//shadow`,
+//! `/etc/./shadow`, `/etc/%73hadow` and `\etc\shadow` all read `/etc/shadow`. (`..`
+//! segments are the `path_traversal` rule's: they are kept, so that rule still sees them.)
+
+use std::borrow::Cow;
+
+/// The normalized spelling of `text`, when it differs from `text`.
+pub(super) fn normalized(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let needed = memchr::memchr2(b'%', b'\\', b).is_some()
+        || memchr::memmem::find(b, b"//").is_some()
+        || memchr::memmem::find(b, b"/.").is_some();
+    if !needed {
+        return None;
+    }
+    let decoded = percent_decoded(text);
+    let mut out = String::with_capacity(decoded.len());
+    let mut segments = decoded.split(['/', '\\']).peekable();
+    let mut first = true;
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if !first && (segment.is_empty() || segment == ".") {
+            // `a//b`, `a/./b`: nothing between the slashes. A trailing `/` or `/.` still
+            // names a directory: keep one slash.
+            if last {
+                out.push('/');
+            }
+            continue;
+        }
+        if !first {
+            out.push('/');
+        }
+        out.push_str(segment);
+        first = false;
+    }
+    (out != text).then_some(out)
+}
+
+/// `%XX` escapes decoded once; the text as it is when it has none or they are not UTF-8.
+fn percent_decoded(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                b.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                b.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(_) => Cow::Borrowed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+
+    #[test]
+    fn other_spellings_of_a_path_read_as_the_path() {
+        for spelled in [
+            "/etc//shadow",
+            "/etc/./shadow",
+            "//etc///./shadow",
+            "/etc/%73hadow",
+            "%2Fetc%2Fshadow",
+            "\\etc\\shadow",
+            "/etc/././/shadow",
+        ] {
+            assert_eq!(
+                normalized(spelled).as_deref(),
+                Some("/etc/shadow"),
+                "{spelled}"
+            );
+        }
+        assert_eq!(
+            normalized("/home/me/.ssh/./").as_deref(),
+            Some("/home/me/.ssh/")
+        );
+        // `..` stays for the traversal rule; plain text and plain paths need nothing.
+        assert_eq!(normalized("/a//../b").as_deref(), Some("/a/../b"));
+        assert_eq!(normalized("/etc/shadow"), None);
+        assert_eq!(normalized("hello world"), None);
+        assert_eq!(normalized("100%"), None);
+        // Escapes that are not UTF-8 leave the text as it is.
+        assert_eq!(normalized("/etc/%ff%fe"), None);
+    }
+}
