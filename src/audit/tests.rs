@@ -251,6 +251,26 @@ async fn a_second_writer_is_detected_and_traffic_refused() {
     b.close(Duration::from_secs(1)).await;
 }
 
+/// A WAL file removed behind the proxy's back (once, another process sharing the state
+/// directory did): the record written into it is not acknowledged, and the log refuses
+/// traffic instead of serving unrecorded.
+#[tokio::test]
+async fn a_wal_file_removed_behind_the_writer_fails_closed() {
+    let (state, store) = (scratch("state"), scratch("store"));
+    let mut s = settings(&state, &store);
+    s.seal_interval = Duration::from_secs(3600);
+    let audit = Audit::open(&s).await.unwrap();
+    audit.append(request(0), None).await.unwrap();
+    let wal = state.join("wal").join(format!("{:020}.wal", 0));
+    std::fs::remove_file(&wal).unwrap();
+    assert!(matches!(
+        audit.append(request(1), None).await,
+        Err(AuditError::WalFailed)
+    ));
+    assert!(matches!(audit.ready(), Err(AuditError::WalFailed)));
+    audit.close(Duration::from_secs(1)).await;
+}
+
 #[tokio::test]
 async fn an_unwritable_wal_fails_closed() {
     let (state, store) = (scratch("state"), scratch("store"));

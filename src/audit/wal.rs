@@ -103,6 +103,8 @@ pub struct Sealed {
 /// The file records are being written to, from its start.
 pub struct ActiveWal {
     file: File,
+    /// The file's identity (device, inode), to notice the path naming another file.
+    identity: (u64, u64),
     pub first: u64,
     pub path: PathBuf,
     /// Bytes of records written (and synced) so far.
@@ -140,6 +142,7 @@ impl ActiveWal {
         };
         sync_dir(&dir.join("wal"))?;
         Ok(ActiveWal {
+            identity: identity(&file.metadata()?),
             file,
             first,
             path,
@@ -153,10 +156,30 @@ impl ActiveWal {
     pub fn append_durably(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
         self.file.sync_data()?;
+        // Records written to a file nobody can find again are not durable: the file was
+        // removed or replaced behind the proxy's back (one stat per fsync).
+        if fs::metadata(&self.path).map(|m| identity(&m)).ok() != Some(self.identity) {
+            return Err(io::Error::other(format!(
+                "{} is no longer the file the proxy writes (removed or replaced by another \
+                 process)",
+                self.path.display()
+            )));
+        }
         self.len += bytes.len() as u64;
         self.syncs += 1;
         Ok(())
     }
+}
+
+#[cfg(unix)]
+fn identity(m: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(_: &fs::Metadata) -> (u64, u64) {
+    (0, 0)
 }
 
 pub fn wal_path(dir: &Path, first: u64) -> PathBuf {
