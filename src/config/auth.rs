@@ -43,6 +43,8 @@ pub struct IssuerSettings {
     pub leeway: Duration,
     pub refresh: Duration,
     pub min_refresh: Duration,
+    /// Longest accepted token lifetime (`exp` - `iat`, or `exp` - now without `iat`).
+    pub max_lifetime: Duration,
     pub subject_claim: String,
     pub roles_claim: Option<String>,
     pub tenant_claim: Option<String>,
@@ -227,6 +229,7 @@ fn issuer(
     let leeway = seconds(s.leeway_s, 30, "leeway_s", issues);
     let refresh = seconds(s.refresh_s, 300, "refresh_s", issues);
     let min_refresh = seconds(s.min_refresh_s, 30, "min_refresh_s", issues);
+    let max_lifetime = seconds(s.max_lifetime_s, 86_400, "max_lifetime_s", issues);
     let kind = kind(s.kind.as_deref(), &at("kind"), issues);
     if !s.tenants.is_empty() && s.tenant_claim.is_none() {
         issues.push(at("tenants"), "needs `tenant_claim`");
@@ -255,6 +258,7 @@ fn issuer(
         leeway,
         refresh,
         min_refresh,
+        max_lifetime,
         subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".to_owned()),
         roles_claim: s.roles_claim.clone(),
         tenant_claim: s.tenant_claim.clone(),

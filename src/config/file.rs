@@ -95,6 +95,9 @@ pub struct IssuerSection {
     pub refresh_s: Option<u64>,
     /// Least time between two refreshes caused by an unknown `kid`, in seconds; default 30.
     pub min_refresh_s: Option<u64>,
+    /// Longest lifetime a token may have (from `iat`, or from now when it has none), in
+    /// seconds; default 86 400 (24 h). A token valid for longer is refused.
+    pub max_lifetime_s: Option<u64>,
     /// Claim paths (dot-separated) of the principal's parts.
     pub subject_claim: Option<String>,
     pub roles_claim: Option<String>,

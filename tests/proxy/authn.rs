@@ -177,6 +177,20 @@ async fn the_attack_matrix_is_refused_with_401() {
     escalated["realm_access"]["roles"] = json!(["admin"]);
     parts[1] = URL_SAFE_NO_PAD.encode(escalated.to_string());
     let tampered = parts.join(".");
+    let mut forever = good.clone();
+    forever["exp"] = json!(253_402_300_799u64); // 9999-12-31
+    let mut issued_long_ago = good.clone();
+    issued_long_ago["iat"] = json!(now() - 3 * 86_400);
+    let critical = {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".to_owned());
+        header.crit = Some(vec!["urn:example:must-understand".to_owned()]);
+        header
+            .extras
+            .insert("urn:example:must-understand", "anything");
+        let key = EncodingKey::from_rsa_pem(&key_file("rsa1.pem")).unwrap();
+        encode(&header, &good, &key).unwrap()
+    };
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing token", None),
         ("alg none", Some(none)),
@@ -209,6 +223,15 @@ async fn the_attack_matrix_is_refused_with_401() {
             Some(sign("rsa2.pem", Algorithm::RS256, "rsa-1", &good)),
         ),
         ("tampered payload", Some(tampered)),
+        (
+            "exp in the year 9999",
+            Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &forever)),
+        ),
+        (
+            "issued for longer than the maximum lifetime",
+            Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &issued_long_ago)),
+        ),
+        ("an unknown critical header extension", Some(critical)),
         (
             "another tenant",
             Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &other_tenant)),
@@ -350,4 +373,25 @@ async fn a_principal_cannot_use_another_principals_session() {
         post(&alice, Some(&session), list).await.unwrap().status(),
         200
     );
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
+    let idp = Idp::start(vec![jwk("rsa1"), jwk("rsa2")]).await;
+    let proxy = proxy_for(&idp).await;
+    let token = sign("rsa2.pem", Algorithm::RS256, "rsa-2", &claims("alice"));
+    assert_eq!(attempt(&proxy, Some(&token)).await.0, 200, "verified and cached");
+    assert_eq!(attempt(&proxy, Some(&token)).await.0, 200, "served from the cache");
+    // The identity provider withdraws the key (compromised); the next refresh sees it.
+    idp.keys.lock().unwrap().retain(|k| k["kid"] != "rsa-2");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past min_refresh
+    let unknown = sign("rsa1.pem", Algorithm::RS256, "rsa-9", &claims("bob"));
+    assert_eq!(attempt(&proxy, Some(&unknown)).await.0, 401, "forces a refresh");
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        401,
+        "the cached verification went with its key"
+    );
+    let other = sign("rsa1.pem", Algorithm::RS256, "rsa-1", &claims("carol"));
+    assert_eq!(attempt(&proxy, Some(&other)).await.0, 200, "other keys still work");
 }
