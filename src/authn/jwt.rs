@@ -132,6 +132,8 @@ mod tests {
             kind: PrincipalKind::User,
             claims: BTreeMap::new(),
             tenants: Vec::new(),
+            principal_prefix: None,
+            reserved_prefixes: Vec::new(),
         }
     }
 

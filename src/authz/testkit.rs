@@ -105,6 +105,7 @@ pub(crate) fn principal(id: &str, roles: &[&str]) -> Principal {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: Some("acme".to_owned()),
         issuer: None,
+        namespace: None,
         attributes: BTreeMap::new(),
     }
 }

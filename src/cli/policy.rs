@@ -321,6 +321,8 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         #[serde(default)]
         roles: Vec<String>,
         tenant: Option<String>,
+        /// The issuer's `principal_prefix` (`id` already carries it).
+        namespace: Option<String>,
         #[serde(default)]
         attributes: std::collections::BTreeMap<String, mcp_warden::authn::AttrValue>,
     }
@@ -335,6 +337,7 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         roles: g.roles,
         tenant: g.tenant,
         issuer: None,
+        namespace: g.namespace,
         attributes: g.attributes,
     })
 }

@@ -109,6 +109,11 @@ pub struct IssuerSection {
     /// Attribute name -> claim path, for attributes declared in `auth.attributes`.
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
+    /// The namespace of this issuer's principals: with `principal_prefix = "partner"`, a
+    /// token with `sub = "admin"` is `Mcp::User::"partner/admin"` (roles and tenant are
+    /// prefixed alike) and is in `Mcp::Issuer::"partner"`. Required when more than one
+    /// issuer, or an issuer and static tokens, are configured.
+    pub principal_prefix: Option<String>,
     /// Tenants this proxy serves; a token for any other tenant (or none) is refused.
     /// Empty: any tenant.
     #[serde(default)]
