@@ -144,7 +144,7 @@ impl Hub {
             let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
             let catalog = Catalog::build(&settings, &lists, &self.server.separator);
             for c in &catalog.collisions {
-                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, "name already exposed by another backend (or too long); left out");
+                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, reason = c.reason, "name left out of the catalog");
             }
             let learned = self.authz.learn(&catalog, &settings);
             *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);

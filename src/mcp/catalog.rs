@@ -37,12 +37,64 @@ pub struct Target {
     pub name: String,
 }
 
-/// A name collision found while building: the later item is left out and reported.
+/// An item left out while building, and why: a name in another backend's namespace or
+/// taken by an alias (decided by configuration alone, whichever backends are up), a name
+/// the same backend lists twice, or one too long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
     pub kind: &'static str,
     pub exposed: String,
     pub backend: String,
+    pub reason: &'static str,
+}
+
+/// The names configuration reserves, whichever backends are up: every configured
+/// namespace's prefix (`pay__`, and `pay+` for URIs) and every alias.
+#[derive(Default)]
+struct Reserved {
+    /// `<namespace><separator>` of every prefixed backend.
+    names: Vec<String>,
+    /// `<namespace>+` of every prefixed backend.
+    uris: Vec<String>,
+    /// Alias -> (backend, the backend's own tool name).
+    aliases: BTreeMap<String, (usize, String)>,
+}
+
+impl Reserved {
+    fn new(backends: &[BackendSettings], separator: &str) -> Self {
+        let mut reserved = Reserved::default();
+        for (i, b) in backends.iter().enumerate() {
+            if !b.namespace.is_empty() {
+                reserved.names.push(format!("{}{separator}", b.namespace));
+                reserved.uris.push(format!("{}+", b.namespace));
+            }
+            for (from, to) in &b.aliases {
+                reserved.aliases.insert(to.clone(), (i, from.clone()));
+            }
+        }
+        reserved
+    }
+
+    /// Why an unprefixed backend may not expose `name` (its own, unaliased name), if so.
+    fn name(&self, backend: usize, name: &str, tool: bool) -> Option<&'static str> {
+        if self.names.iter().any(|p| name.starts_with(p.as_str())) {
+            return Some("in the namespace of another backend");
+        }
+        match self.aliases.get(name) {
+            Some((b, from)) if tool && (*b != backend || from != name) => {
+                Some("an alias of another tool")
+            }
+            _ => None,
+        }
+    }
+
+    /// Why an unprefixed backend may not expose `uri`, if so.
+    fn uri(&self, uri: &str) -> Option<&'static str> {
+        self.uris
+            .iter()
+            .any(|p| uri.starts_with(p.as_str()))
+            .then_some("in the namespace of another backend")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,14 +140,30 @@ impl Catalog {
                 catalog.namespaces.insert(b.namespace.clone(), i);
             }
         }
+        // What may be exposed is decided by configuration, never by which backends are up:
+        // an unprefixed backend's `pay__transfer` is never served as `pay`'s, even while
+        // `pay` is down.
+        let reserved = Reserved::new(backends, separator);
+        let mut refused = Vec::new();
         for (i, (b, lists)) in backends.iter().zip(lists).enumerate() {
             let Some(lists) = lists else { continue };
+            let unprefixed = b.namespace.is_empty();
+            let mut left_out = |kind, exposed: &str, reason: Option<&'static str>| match reason {
+                Some(reason) if unprefixed => {
+                    refused.push((kind, exposed.to_owned(), i, reason));
+                    true
+                }
+                _ => false,
+            };
             for tool in &lists.tools {
                 if !b.filter.allows(&tool.name) {
                     continue;
                 }
                 let exposed = match b.aliases.get(tool.name.as_ref()) {
                     Some(alias) => alias.clone(),
+                    None if left_out("tool", &tool.name, reserved.name(i, &tool.name, true)) => {
+                        continue;
+                    }
                     None => prefixed(&b.namespace, separator, &tool.name),
                 };
                 let mut item = tool.clone();
@@ -114,7 +182,9 @@ impl Catalog {
                 );
             }
             for prompt in &lists.prompts {
-                if !b.filter.allows(&prompt.name) {
+                if !b.filter.allows(&prompt.name)
+                    || left_out("prompt", &prompt.name, reserved.name(i, &prompt.name, false))
+                {
                     continue;
                 }
                 let exposed = prefixed(&b.namespace, separator, &prompt.name);
@@ -134,6 +204,9 @@ impl Catalog {
                 );
             }
             for resource in &lists.resources {
+                if left_out("resource", &resource.uri, reserved.uri(&resource.uri)) {
+                    continue;
+                }
                 let exposed = expose_uri(&b.namespace, &resource.uri);
                 let mut item = resource.clone();
                 item.uri = exposed.clone();
@@ -151,6 +224,13 @@ impl Catalog {
                 );
             }
             for template in &lists.templates {
+                if left_out(
+                    "resource template",
+                    &template.uri_template,
+                    reserved.uri(&template.uri_template),
+                ) {
+                    continue;
+                }
                 let exposed = expose_uri(&b.namespace, &template.uri_template);
                 let mut item = template.clone();
                 item.uri_template = exposed.clone();
@@ -167,6 +247,14 @@ impl Catalog {
                     },
                 );
             }
+        }
+        for (kind, exposed, i, reason) in refused {
+            catalog.collisions.push(Collision {
+                kind,
+                exposed,
+                backend: backends[i].name.clone(),
+                reason,
+            });
         }
         catalog
     }
@@ -295,18 +383,24 @@ fn insert<T>(
     backend: &BackendSettings,
     entry: Entry<T>,
 ) {
-    if exposed.is_empty()
-        || map.contains_key(&exposed)
-        || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN)
-    {
-        collisions.push(Collision {
-            kind,
-            exposed,
-            backend: backend.name.clone(),
-        });
-        return;
-    }
-    map.insert(exposed, entry);
+    let reason =
+        if exposed.is_empty() || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN) {
+            "empty or too long"
+        } else if map.contains_key(&exposed) {
+            // Configuration rules out collisions between backends (namespaces that cannot
+            // overlap, at most one unprefixed backend, reserved names above): this is one
+            // backend listing a name twice.
+            "listed twice"
+        } else {
+            map.insert(exposed, entry);
+            return;
+        };
+    collisions.push(Collision {
+        kind,
+        exposed,
+        backend: backend.name.clone(),
+        reason,
+    });
 }
 
 /// Cursors name the last key of the previous page, so a page boundary stays correct when

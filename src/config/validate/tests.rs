@@ -297,3 +297,36 @@ fn issuers_must_not_share_a_namespace_of_principals() {
     let errs = errors(&with(issuer("https://a", Some("partner")) + &token("partner/admin")));
     assert!(errs.iter().any(|e| e.starts_with("auth.tokens[0]: `partner/admin` lies in the namespace")), "{errs:?}");
 }
+
+#[test]
+fn exposed_names_cannot_depend_on_which_backend_is_up() {
+    let errs = errors(
+        r#"
+[auth]
+anonymous = true
+[authz]
+policy = "permit(principal, action, resource);"
+[[backends]]
+name = "pay"
+command = "x"
+[[backends]]
+name = "a"
+namespace = ""
+command = "x"
+aliases = { send = "pay__send" }
+[[backends]]
+name = "b"
+namespace = ""
+command = "x"
+"#,
+    );
+    let joined = errors_joined(&errs);
+    assert!(
+        joined.contains("backends[2].namespace: only one backend may have `namespace = \"\"`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("backends[1].aliases.send: `pay__send` lies in the namespace of backend `pay`"),
+        "{joined}"
+    );
+}
