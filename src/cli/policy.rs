@@ -86,7 +86,8 @@ impl PolicySet {
             } else if let Some(path) = &self.tools {
                 catalog(path)?
             } else if let Some(catalog) = &config.authz.catalog {
-                parse_catalog(&catalog.text).with_context(|| catalog.file.clone())?
+                mcp_warden::hub::saved_tools(&config, &catalog.text)
+                    .with_context(|| catalog.file.clone())?
             } else {
                 Vec::new()
             };
@@ -352,7 +353,8 @@ pub fn check_config(config: &Config) -> Result<String, String> {
                 .to_owned(),
         );
     };
-    let tools = parse_catalog(&catalog.text).map_err(|e| format!("{}: {e}", catalog.file))?;
+    let tools = mcp_warden::hub::saved_tools(config, &catalog.text)
+        .map_err(|e| format!("{}: {e}", catalog.file))?;
     let (policies, attributes) = (policy_sources(config), attribute_decls(config));
     match Engine::build(&policies, &tools, &attributes, BuildMode::Strict) {
         Ok(engine) => Ok(format!(

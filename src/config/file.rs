@@ -199,10 +199,14 @@ pub struct BackendSection {
     pub aliases: BTreeMap<String, String>,
     /// Start without this backend instead of failing when it is down; default true.
     pub optional: Option<bool>,
-    /// Annotation hints the operator sets for the backend's tools, overriding what the
-    /// backend claims (a backend may lie): backend tool name -> hints.
+    /// Annotation hints the operator sets (confirms) for the backend's tools, overriding
+    /// what the backend claims (a backend may lie): backend tool name -> hints.
     #[serde(default)]
     pub hints: BTreeMap<String, HintSection>,
+    /// Whether the backend's own annotations (`readOnlyHint`, `destructiveHint`, ...)
+    /// count; default false: they are claims, and only `hints` set here place a tool in
+    /// `read` or mark it non-destructive.
+    pub trust_hints: Option<bool>,
     /// How the proxy opens its connection: `initialize` (default; the 2025-11-25
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).

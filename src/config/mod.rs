@@ -65,6 +65,8 @@ pub struct BackendSettings {
     pub protocol: BackendProtocol,
     /// Operator-set hints, by the backend's own tool name.
     pub hints: BTreeMap<String, file::HintSection>,
+    /// Whether the backend's own annotations count (else only `hints` do).
+    pub trust_hints: bool,
     /// Overrides of the global `[limits]` for this backend.
     pub limits: Option<crate::governance::config::BackendLimitsSection>,
     /// Per-tool settings (timeouts, cache, coalescing), by the backend's own tool name.

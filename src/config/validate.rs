@@ -259,6 +259,7 @@ fn backend(
         optional: b.optional.unwrap_or(true),
         protocol,
         hints: b.hints.clone(),
+        trust_hints: b.trust_hints.unwrap_or(false),
         limits: b.limits.clone(),
         tools: b.tools.clone(),
     })

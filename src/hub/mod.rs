@@ -6,7 +6,10 @@
 mod audit;
 mod authz;
 
-pub use authz::{attribute_decls, describe as describe_policy_errors, policy_sources, tool_info};
+pub use authz::{
+    attribute_decls, describe as describe_policy_errors, policy_sources, saved_tools, tool_info,
+    vetted,
+};
 
 use std::{
     collections::{HashMap, HashSet},
