@@ -242,7 +242,7 @@ impl ProxyHandle {
             .map(|e| {
                 let settings = &backends[e.backend].settings;
                 let mut info = crate::hub::tool_info(&e.item, &settings.name);
-                info.hints = crate::hub::vetted(info.hints, settings, &e.original);
+                crate::hub::vet(&mut info, settings, &e.original);
                 info
             })
             .collect()

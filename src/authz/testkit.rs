@@ -30,6 +30,7 @@ pub(crate) fn tool(
             read_only,
             ..Hints::default()
         },
+        refuse_undeclared: false,
     }
 }
 

@@ -207,6 +207,11 @@ pub struct BackendSection {
     /// count; default false: they are claims, and only `hints` set here place a tool in
     /// `read` or mark it non-destructive.
     pub trust_hints: Option<bool>,
+    /// Globs over the backend's own tool names whose calls are refused when they carry an
+    /// argument the tool's schema does not declare (at any level); `["*"]` for every tool.
+    /// Tools whose schema says `additionalProperties: false` refuse them regardless.
+    #[serde(default)]
+    pub refuse_undeclared_arguments: Vec<String>,
     /// How the proxy opens its connection: `initialize` (default; the 2025-11-25
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).

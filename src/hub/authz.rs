@@ -58,7 +58,7 @@ impl AuthzState {
         for entry in catalog.tools() {
             let backend = &backends[entry.backend];
             let mut info = tool_info(&entry.item, &backend.name);
-            info.hints = vetted(info.hints, backend, &entry.original);
+            vet(&mut info, backend, &entry.original);
             if known.get(&info.exposed) != Some(&info) {
                 known.insert(info.exposed.clone(), info);
                 changed = true;
@@ -83,6 +83,16 @@ impl AuthzState {
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
         Ok(())
     }
+}
+
+/// What the operator's configuration of `backend` says about its tool `original`: which
+/// hints count ([`vetted`]) and whether undeclared arguments are refused.
+pub fn vet(info: &mut ToolInfo, backend: &BackendSettings, original: &str) {
+    info.hints = vetted(info.hints, backend, original);
+    info.refuse_undeclared = backend
+        .refuse_undeclared
+        .as_ref()
+        .is_some_and(|globs| globs.is_match(original));
 }
 
 /// The hints a tool's policies see. A backend's annotations are claims: they count only
@@ -111,7 +121,7 @@ pub fn saved_tools(config: &Config, text: &str) -> Result<Vec<ToolInfo>, crate::
     for t in &mut tools {
         if let Some(b) = config.backends.iter().find(|b| b.name == t.backend) {
             let original = original_name(b, &t.exposed, &config.server.separator);
-            t.hints = vetted(t.hints, b, &original);
+            vet(t, b, &original);
         }
     }
     Ok(tools)
@@ -173,6 +183,7 @@ pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
             idempotent: a.and_then(|a| a.idempotent_hint),
             open_world: a.and_then(|a| a.open_world_hint),
         },
+        refuse_undeclared: false,
     }
 }
 
@@ -262,5 +273,75 @@ mod tests {
         let ro: Vec<_> = tools.iter().map(|t| t.hints.read_only).collect();
         assert_eq!(ro, [Some(true), None, None, Some(true)]);
         assert_eq!(tools[2].hints.destructive, None);
+    }
+}
+
+#[cfg(test)]
+mod undeclared {
+    use std::sync::Arc;
+
+    use rmcp::model::Tool;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        authn::Principal,
+        authz::{Operation, facts_at},
+        mcp::catalog::BackendLists,
+    };
+
+    fn decide(backend: &str, schema: serde_json::Value, args: serde_json::Value) -> bool {
+        let config = Config::from_toml_str(&format!(
+            "[auth]\nanonymous = true\n[authz]\npolicy = '''\n\
+             permit(principal, action == Mcp::Action::\"pay__transfer\", resource)\n\
+             when {{ context.arguments.amount < 500 }};\n'''\n\
+             [[backends]]\nname = \"pay\"\ncommand = \"x\"\n{backend}\n"
+        ))
+        .unwrap();
+        let tool = Tool::new(
+            "transfer",
+            "d",
+            Arc::new(schema.as_object().cloned().unwrap_or_default()),
+        );
+        let lists = [Some(BackendLists {
+            tools: vec![tool],
+            ..Default::default()
+        })];
+        let catalog = Catalog::build(&config.backends, &lists, "__");
+        let state = AuthzState::new(&config);
+        state.learn(&catalog, &config.backends);
+        state.rebuild(BuildMode::Strict).unwrap();
+        let args = args.as_object().cloned().unwrap_or_default();
+        let facts = facts_at(1_767_787_200, "127.0.0.1", "http", "s1");
+        state
+            .engine()
+            .unwrap()
+            .decide(
+                &Principal::anonymous(),
+                &Operation::CallTool {
+                    tool: "pay__transfer",
+                    arguments: &args,
+                },
+                &facts,
+            )
+            .allowed
+    }
+
+    #[test]
+    fn undeclared_arguments_are_refused_by_schema_or_by_the_operator() {
+        let open = json!({"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]});
+        let mut closed = open.clone();
+        closed["additionalProperties"] = json!(false);
+        let fine = json!({"amount": 100});
+        let sneaky = json!({"amount": 100, "amount_override": 100_000});
+        assert!(decide("", open.clone(), fine.clone()));
+        assert!(decide("", open.clone(), sneaky.clone()), "open schema, no operator rule");
+        assert!(decide("", closed.clone(), fine.clone()));
+        assert!(!decide("", closed, sneaky.clone()), "additionalProperties: false");
+        let rule = "refuse_undeclared_arguments = [\"trans*\"]";
+        assert!(decide(rule, open.clone(), fine));
+        assert!(!decide(rule, open.clone(), sneaky.clone()), "the operator's rule");
+        assert!(!decide(rule, open.clone(), json!({"amount": 100, "Amount": 1})));
+        assert!(decide("refuse_undeclared_arguments = [\"other\"]", open, sneaky));
     }
 }

@@ -8,7 +8,7 @@ mod authz;
 
 pub use authz::{
     attribute_decls, describe as describe_policy_errors, policy_sources, saved_tools, tool_info,
-    vetted,
+    vet, vetted,
 };
 
 use std::{
