@@ -1,5 +1,5 @@
-//! The guards layer: content checks on a tool call's arguments before anything below sees
-//! them, and on its result before it leaves — size limits, deny rules, redaction
+//! The guards layer: content checks on a tool call's arguments (and a completion's
+//! argument) before anything below sees them, and on its result before it leaves — size limits, deny rules, redaction
 //! (`governance::guards`). After rate limits (a blocked call still spent its token: probing
 //! for what passes is metered) and before the cache (a cached result was guarded when it
 //! was stored, and a blocked call never reaches it).
@@ -25,10 +25,19 @@ impl Step for GuardsLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let Op::CallTool { tool, arguments } = &call.op else {
-            return Box::pin(forward(next, call));
-        };
         let guards = &self.hub.governance.guards;
+        let (tool, arguments) = match &call.op {
+            Op::CallTool { tool, arguments } => (tool, arguments),
+            // What a client types into a completion reaches the backend as much as a tool
+            // argument does: the global rules apply to it (no tool's overrides).
+            Op::Complete { argument, .. } => {
+                if let Err(b) = guards.check_arguments("", argument) {
+                    return Box::pin(std::future::ready(Err(blocked(b))));
+                }
+                return Box::pin(forward(next, call));
+            }
+            _ => return Box::pin(forward(next, call)),
+        };
         if let Err(b) = guards.check_arguments(tool, arguments) {
             return Box::pin(std::future::ready(Err(blocked(b))));
         }
