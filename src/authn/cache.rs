@@ -88,7 +88,11 @@ mod tests {
     fn an_entry_goes_with_its_key() {
         let cache = TokenCache::default();
         cache.insert([1; 32], Principal::anonymous(), (100, 1, [9; 32]), 50);
-        assert!(cache.get(&[1; 32], 60, |i, k| i == 1 && k == &[9; 32]).is_some());
+        assert!(
+            cache
+                .get(&[1; 32], 60, |i, k| i == 1 && k == &[9; 32])
+                .is_some()
+        );
         assert!(cache.get(&[1; 32], 60, |_, k| k == &[8; 32]).is_none());
         // dropped for good, even if the key came back
         assert!(cache.get(&[1; 32], 60, |_, _| true).is_none());

@@ -41,7 +41,9 @@ impl Issuer {
         if let Some(crit) = &header.crit {
             // RFC 7515 §4.1.11: a recipient must refuse a JWS whose `crit` lists an
             // extension it does not understand; this verifier understands none.
-            return Err(format!("critical header extensions {crit:?} are not understood"));
+            return Err(format!(
+                "critical header extensions {crit:?} are not understood"
+            ));
         }
         let mut keys = self.jwks.keys();
         if keys.find(header.kid.as_deref()).is_none()
@@ -86,7 +88,12 @@ impl Issuer {
 /// A token may live at most `max_lifetime`: counted from `iat` when it has one (which may
 /// not lie in the future), and in any case from now. Without this, a token with `exp` in
 /// the year 9999 would be a credential forever.
-fn lifetime(claims: &Value, expires: u64, now: u64, settings: &IssuerSettings) -> Result<(), String> {
+fn lifetime(
+    claims: &Value,
+    expires: u64,
+    now: u64,
+    settings: &IssuerSettings,
+) -> Result<(), String> {
     let (max, leeway) = (settings.max_lifetime.as_secs(), settings.leeway.as_secs());
     if expires.saturating_sub(now) > max.saturating_add(leeway) {
         return Err(format!("token lifetime exceeds the maximum of {max} s"));
@@ -113,8 +120,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{KeySource, IssuerSettings};
     use crate::authn::principal::PrincipalKind;
+    use crate::config::{IssuerSettings, KeySource};
 
     fn settings() -> IssuerSettings {
         IssuerSettings {

@@ -167,7 +167,11 @@ pub(super) fn auth(
 /// (the "home" source) may not use names in another's namespace: its static tokens are
 /// checked here, its tokens' claims when they are mapped (`reserved_prefixes`).
 fn namespaces(a: &AuthSection, issuers: &mut [IssuerSettings], issues: &mut Issues) {
-    let bare = a.issuers.iter().filter(|s| s.principal_prefix.is_none()).count()
+    let bare = a
+        .issuers
+        .iter()
+        .filter(|s| s.principal_prefix.is_none())
+        .count()
         + usize::from(!a.tokens.is_empty());
     let mut seen: Vec<String> = Vec::new();
     for (i, s) in a.issuers.iter().enumerate() {
@@ -180,7 +184,10 @@ fn namespaces(a: &AuthSection, issuers: &mut [IssuerSettings], issues: &mut Issu
             ),
             None => {}
             Some(p) if p.is_empty() || p.contains('/') || p.chars().any(char::is_whitespace) => {
-                issues.push(&path, format!("`{p}` must be non-empty, without `/` or spaces"))
+                issues.push(
+                    &path,
+                    format!("`{p}` must be non-empty, without `/` or spaces"),
+                )
             }
             Some(p) if seen.iter().any(|s| s == p) => {
                 issues.push(&path, format!("`{p}` is the prefix of an earlier issuer"))
@@ -195,7 +202,9 @@ fn namespaces(a: &AuthSection, issuers: &mut [IssuerSettings], issues: &mut Issu
             if let Some(p) = taken(name) {
                 issues.push(
                     format!("auth.tokens[{i}]"),
-                    format!("`{name}` lies in the namespace of the issuer with principal_prefix `{p}`"),
+                    format!(
+                        "`{name}` lies in the namespace of the issuer with principal_prefix `{p}`"
+                    ),
                 );
             }
         }

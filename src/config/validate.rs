@@ -260,13 +260,15 @@ fn backend(
         protocol,
         hints: b.hints.clone(),
         trust_hints: b.trust_hints.unwrap_or(false),
-        refuse_undeclared: (!b.refuse_undeclared_arguments.is_empty()).then(|| {
-            glob_set(
-                &b.refuse_undeclared_arguments,
-                &at("refuse_undeclared_arguments"),
-                issues,
-            )
-        }).flatten(),
+        refuse_undeclared: (!b.refuse_undeclared_arguments.is_empty())
+            .then(|| {
+                glob_set(
+                    &b.refuse_undeclared_arguments,
+                    &at("refuse_undeclared_arguments"),
+                    issues,
+                )
+            })
+            .flatten(),
         limits: b.limits.clone(),
         tools: b.tools.clone(),
     })

@@ -116,7 +116,10 @@ pub fn vetted(claimed: Hints, backend: &BackendSettings, original: &str) -> Hint
 
 /// A saved tool catalog read as the running proxy would see it: the annotations of a
 /// configured backend's tools count only as [`vetted`] allows.
-pub fn saved_tools(config: &Config, text: &str) -> Result<Vec<ToolInfo>, crate::authz::CatalogError> {
+pub fn saved_tools(
+    config: &Config,
+    text: &str,
+) -> Result<Vec<ToolInfo>, crate::authz::CatalogError> {
     let mut tools = parse_catalog(text)?;
     for t in &mut tools {
         if let Some(b) = config.backends.iter().find(|b| b.name == t.backend) {
@@ -261,7 +264,8 @@ mod tests {
 
     #[test]
     fn a_saved_catalog_is_read_with_the_same_trust() {
-        let config = config("aliases = { wipe = \"db_wipe\" }\nhints = { drop = { read_only = true } }");
+        let config =
+            config("aliases = { wipe = \"db_wipe\" }\nhints = { drop = { read_only = true } }");
         let text = json!([
             {"name": "db__drop", "backend": "db", "annotations": {"readOnlyHint": false}},
             {"name": "db__delete_all_records", "backend": "db", "annotations": {"readOnlyHint": true}},
@@ -335,13 +339,30 @@ mod undeclared {
         let fine = json!({"amount": 100});
         let sneaky = json!({"amount": 100, "amount_override": 100_000});
         assert!(decide("", open.clone(), fine.clone()));
-        assert!(decide("", open.clone(), sneaky.clone()), "open schema, no operator rule");
+        assert!(
+            decide("", open.clone(), sneaky.clone()),
+            "open schema, no operator rule"
+        );
         assert!(decide("", closed.clone(), fine.clone()));
-        assert!(!decide("", closed, sneaky.clone()), "additionalProperties: false");
+        assert!(
+            !decide("", closed, sneaky.clone()),
+            "additionalProperties: false"
+        );
         let rule = "refuse_undeclared_arguments = [\"trans*\"]";
         assert!(decide(rule, open.clone(), fine));
-        assert!(!decide(rule, open.clone(), sneaky.clone()), "the operator's rule");
-        assert!(!decide(rule, open.clone(), json!({"amount": 100, "Amount": 1})));
-        assert!(decide("refuse_undeclared_arguments = [\"other\"]", open, sneaky));
+        assert!(
+            !decide(rule, open.clone(), sneaky.clone()),
+            "the operator's rule"
+        );
+        assert!(!decide(
+            rule,
+            open.clone(),
+            json!({"amount": 100, "Amount": 1})
+        ));
+        assert!(decide(
+            "refuse_undeclared_arguments = [\"other\"]",
+            open,
+            sneaky
+        ));
     }
 }

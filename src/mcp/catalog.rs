@@ -183,7 +183,11 @@ impl Catalog {
             }
             for prompt in &lists.prompts {
                 if !b.filter.allows(&prompt.name)
-                    || left_out("prompt", &prompt.name, reserved.name(i, &prompt.name, false))
+                    || left_out(
+                        "prompt",
+                        &prompt.name,
+                        reserved.name(i, &prompt.name, false),
+                    )
                 {
                     continue;
                 }
@@ -383,18 +387,22 @@ fn insert<T>(
     backend: &BackendSettings,
     entry: Entry<T>,
 ) {
-    let reason =
-        if exposed.is_empty() || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN) {
-            "empty or too long"
-        } else if map.contains_key(&exposed) {
+    use std::collections::btree_map::Entry as Slot;
+    let too_long = kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN;
+    let reason = if exposed.is_empty() || too_long {
+        "empty or too long"
+    } else {
+        match map.entry(exposed.clone()) {
+            Slot::Vacant(slot) => {
+                slot.insert(entry);
+                return;
+            }
             // Configuration rules out collisions between backends (namespaces that cannot
             // overlap, at most one unprefixed backend, reserved names above): this is one
             // backend listing a name twice.
-            "listed twice"
-        } else {
-            map.insert(exposed, entry);
-            return;
-        };
+            Slot::Occupied(_) => "listed twice",
+        }
+    };
     collisions.push(Collision {
         kind,
         exposed,

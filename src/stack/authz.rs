@@ -25,10 +25,22 @@ use crate::{
 /// What a call does, in the exposed names policies are written against.
 #[derive(Debug, Clone)]
 pub enum Op {
-    CallTool { tool: String, arguments: JsonObject },
-    ReadResource { backend: String, uri: String },
-    Subscribe { backend: String, uri: String },
-    GetPrompt { backend: String, prompt: String },
+    CallTool {
+        tool: String,
+        arguments: JsonObject,
+    },
+    ReadResource {
+        backend: String,
+        uri: String,
+    },
+    Subscribe {
+        backend: String,
+        uri: String,
+    },
+    GetPrompt {
+        backend: String,
+        prompt: String,
+    },
     /// A completion for an argument of a prompt or resource template: decided as
     /// `complete` AND as the operation it completes for (`reference`: get that prompt, read
     /// that template), so it answers nothing about what the principal may not use.

@@ -229,7 +229,12 @@ async fn the_attack_matrix_is_refused_with_401() {
         ),
         (
             "issued for longer than the maximum lifetime",
-            Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &issued_long_ago)),
+            Some(sign(
+                "rsa1.pem",
+                Algorithm::RS256,
+                "rsa-1",
+                &issued_long_ago,
+            )),
         ),
         ("an unknown critical header extension", Some(critical)),
         (
@@ -380,20 +385,36 @@ async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
     let idp = Idp::start(vec![jwk("rsa1"), jwk("rsa2")]).await;
     let proxy = proxy_for(&idp).await;
     let token = sign("rsa2.pem", Algorithm::RS256, "rsa-2", &claims("alice"));
-    assert_eq!(attempt(&proxy, Some(&token)).await.0, 200, "verified and cached");
-    assert_eq!(attempt(&proxy, Some(&token)).await.0, 200, "served from the cache");
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        200,
+        "verified and cached"
+    );
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        200,
+        "served from the cache"
+    );
     // The identity provider withdraws the key (compromised); the next refresh sees it.
     idp.keys.lock().unwrap().retain(|k| k["kid"] != "rsa-2");
     tokio::time::sleep(Duration::from_millis(1100)).await; // past min_refresh
     let unknown = sign("rsa1.pem", Algorithm::RS256, "rsa-9", &claims("bob"));
-    assert_eq!(attempt(&proxy, Some(&unknown)).await.0, 401, "forces a refresh");
+    assert_eq!(
+        attempt(&proxy, Some(&unknown)).await.0,
+        401,
+        "forces a refresh"
+    );
     assert_eq!(
         attempt(&proxy, Some(&token)).await.0,
         401,
         "the cached verification went with its key"
     );
     let other = sign("rsa1.pem", Algorithm::RS256, "rsa-1", &claims("carol"));
-    assert_eq!(attempt(&proxy, Some(&other)).await.0, 200, "other keys still work");
+    assert_eq!(
+        attempt(&proxy, Some(&other)).await.0,
+        200,
+        "other keys still work"
+    );
 }
 
 /// A partner identity provider's token with `sub=admin` satisfied

@@ -349,7 +349,12 @@ permit(principal in Mcp::Role::"engineer", action in [Mcp::Action::"get_prompt",
     assert!(complete(&engineer, prompt(), "te").await.is_ok());
     assert!(complete(&engineer, template(), "1").await.is_ok());
     assert_eq!(
-        engineer.peer().list_all_resource_templates().await.unwrap().len(),
+        engineer
+            .peer()
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
@@ -362,10 +367,18 @@ permit(principal in Mcp::Role::"engineer", action in [Mcp::Action::"get_prompt",
         "no completion for a template one may not read"
     );
     assert!(
-        analyst.peer().list_all_resource_templates().await.unwrap().is_empty(),
+        analyst
+            .peer()
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .is_empty(),
         "templates are filtered like resources"
     );
     let blocked = complete(&engineer, prompt(), "x; rm -rf / #").await;
-    let blocked = format!("{:?}", blocked.expect_err("the completion argument is guarded"));
+    let blocked = format!(
+        "{:?}",
+        blocked.expect_err("the completion argument is guarded")
+    );
     assert!(blocked.contains("blocked"), "{blocked}");
 }

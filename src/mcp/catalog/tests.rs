@@ -78,7 +78,11 @@ fn an_alias_is_reserved_whether_or_not_its_backend_is_up() {
             "`find_code` is gh's alias, never the unprefixed backend's tool"
         );
         assert_eq!(c.tool("echo").map(|e| e.backend), Some(1));
-        let refused: Vec<_> = c.collisions.iter().map(|c| (c.exposed.as_str(), c.backend.as_str())).collect();
+        let refused: Vec<_> = c
+            .collisions
+            .iter()
+            .map(|c| (c.exposed.as_str(), c.backend.as_str()))
+            .collect();
         assert_eq!(refused, [("find_code", "local")]);
     }
 }
@@ -102,7 +106,10 @@ command = "y"
         Some(BackendLists {
             tools: vec![tool("pay__transfer"), tool("echo")],
             prompts: vec![Prompt::new("pay__greet", None::<String>, None)],
-            resources: vec![Resource::new("pay+file:///x", "x"), Resource::new("file:///y", "y")],
+            resources: vec![
+                Resource::new("pay+file:///x", "x"),
+                Resource::new("file:///y", "y"),
+            ],
             templates: vec![ResourceTemplate::new("pay+git://{id}", "t")],
         })
     };
@@ -112,12 +119,26 @@ command = "y"
         assert_eq!(c.tool("pay__transfer").map(|e| e.backend), up.then_some(0));
         assert!(c.prompt("pay__greet").is_none());
         assert_eq!(c.tool("echo").map(|e| e.backend), Some(1));
-        let uris: Vec<_> = c.resources_page(None, 10, |_| true).unwrap().items.into_iter().map(|r| r.uri).collect();
+        let uris: Vec<_> = c
+            .resources_page(None, 10, |_| true)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.uri)
+            .collect();
         assert_eq!(uris, ["file:///y"]);
         assert_eq!(c.templates_page(None, 10, |_| true).unwrap().items.len(), 0);
         assert_eq!(c.resolve_uri("pay+file:///x").map(|t| t.backend), Some(0));
         let refused: Vec<_> = c.collisions.iter().map(|c| c.exposed.as_str()).collect();
-        assert_eq!(refused, ["pay__transfer", "pay__greet", "pay+file:///x", "pay+git://{id}"]);
+        assert_eq!(
+            refused,
+            [
+                "pay__transfer",
+                "pay__greet",
+                "pay+file:///x",
+                "pay+git://{id}"
+            ]
+        );
     }
 }
 
