@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
 
 use crate::config::BackendSettings;
 
@@ -168,6 +168,7 @@ impl Catalog {
                 };
                 let mut item = tool.clone();
                 item.name = exposed.clone().into();
+                item.annotations = vetted_annotations(item.annotations.take(), b, &tool.name);
                 insert(
                     &mut catalog.tools,
                     &mut catalog.collisions,
@@ -361,6 +362,32 @@ impl Catalog {
     pub fn separator(&self) -> &str {
         &self.separator
     }
+}
+
+/// The annotations clients see are the ones policies see: a backend's hints only where the
+/// operator trusts that backend, the operator's own per tool (a client may auto-approve a
+/// tool it believes read-only, so a backend's unconfirmed claim is not passed on).
+fn vetted_annotations(
+    claimed: Option<ToolAnnotations>,
+    backend: &BackendSettings,
+    original: &str,
+) -> Option<ToolAnnotations> {
+    let mut a = claimed.unwrap_or_default();
+    let hints = crate::hub::vetted(
+        crate::authz::Hints {
+            read_only: a.read_only_hint,
+            destructive: a.destructive_hint,
+            idempotent: a.idempotent_hint,
+            open_world: a.open_world_hint,
+        },
+        backend,
+        original,
+    );
+    a.read_only_hint = hints.read_only;
+    a.destructive_hint = hints.destructive;
+    a.idempotent_hint = hints.idempotent;
+    a.open_world_hint = hints.open_world;
+    (a != ToolAnnotations::default()).then_some(a)
 }
 
 fn prefixed(namespace: &str, separator: &str, name: &str) -> String {

@@ -236,3 +236,62 @@ fn resource_uris_are_rewritten_reversibly() {
     );
     let _ = BTreeMap::<String, String>::new();
 }
+
+#[test]
+fn clients_see_only_the_hints_the_operator_trusts() {
+    let b = backends(
+        r#"
+[[backends]]
+name = "db"
+command = "x"
+hints = { search = { read_only = true } }
+[[backends]]
+name = "ok"
+command = "y"
+trust_hints = true
+"#,
+    );
+    let annotated = |name: &str| {
+        let mut t = tool(name);
+        t.annotations = Some(
+            rmcp::model::ToolAnnotations::new()
+                .read_only(true)
+                .destructive(false),
+        );
+        t
+    };
+    let lists = |names: &[&str]| {
+        Some(BackendLists {
+            tools: names.iter().map(|n| annotated(n)).collect(),
+            ..Default::default()
+        })
+    };
+    let c = Catalog::build(
+        &b,
+        &[lists(&["delete_all_records", "search"]), lists(&["get"])],
+        "__",
+    );
+    let hints = |name: &str| {
+        c.tool(name)
+            .unwrap()
+            .item
+            .annotations
+            .as_ref()
+            .map(|a| (a.read_only_hint, a.destructive_hint))
+    };
+    assert_eq!(
+        hints("db__delete_all_records"),
+        None,
+        "an untrusted claim is not passed on"
+    );
+    assert_eq!(
+        hints("db__search"),
+        Some((Some(true), None)),
+        "the operator's word"
+    );
+    assert_eq!(
+        hints("ok__get"),
+        Some((Some(true), Some(false))),
+        "a trusted backend's"
+    );
+}
