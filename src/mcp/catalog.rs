@@ -330,9 +330,9 @@ impl Catalog {
         }
         if let Some((ns, rest)) = exposed.split_once('+')
             && let Some(&backend) = self.namespaces.get(ns)
-            && !rest.is_empty()
         {
-            return Some(Target {
+            // In a namespace: that backend's, or nothing (never the unprefixed backend's).
+            return (!rest.is_empty()).then(|| Target {
                 backend,
                 name: rest.to_owned(),
             });
