@@ -382,3 +382,33 @@ permit(principal in Mcp::Role::"engineer", action in [Mcp::Action::"get_prompt",
     );
     assert!(blocked.contains("blocked"), "{blocked}");
 }
+
+/// An argument the tool's schema does not declare never reaches the backend where the
+/// operator refuses them: Cedar never saw it.
+#[tokio::test]
+async fn undeclared_arguments_are_refused_before_the_backend() {
+    let toml = stdio_backend("s", "refuse_undeclared_arguments = [\"echo\"]");
+    let proxy = TestProxy::start(&toml).await;
+    let (client, _) = connect(&proxy.url).await;
+    let peer = client.peer();
+    assert!(
+        peer.call_tool(call("s__echo", json!({"text": "hi"})))
+            .await
+            .is_ok()
+    );
+    let refused = peer
+        .call_tool(call("s__echo", json!({"text": "hi", "Text": "override"})))
+        .await
+        .expect_err("an undeclared argument is refused");
+    assert!(
+        format!("{refused:?}").contains("`Text` is not declared"),
+        "{refused:?}"
+    );
+    // Other tools of the backend keep today's behaviour: the extra key is dropped from
+    // the policy context, and the call is decided on the declared ones.
+    assert!(
+        peer.call_tool(call("s__test_simple_text", json!({"extra": 1})))
+            .await
+            .is_ok()
+    );
+}

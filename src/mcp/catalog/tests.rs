@@ -129,7 +129,11 @@ command = "y"
         assert_eq!(uris, ["file:///y"]);
         assert_eq!(c.templates_page(None, 10, |_| true).unwrap().items.len(), 0);
         assert_eq!(c.resolve_uri("pay+file:///x").map(|t| t.backend), Some(0));
-        assert_eq!(c.resolve_uri("pay+"), None, "never the unprefixed backend's");
+        assert_eq!(
+            c.resolve_uri("pay+"),
+            None,
+            "never the unprefixed backend's"
+        );
         assert_eq!(c.resolve_uri("other+x").map(|t| t.backend), Some(1));
         let refused: Vec<_> = c.collisions.iter().map(|c| c.exposed.as_str()).collect();
         assert_eq!(
