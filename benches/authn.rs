@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let static_hash = mcp_warden::authn::token_hash_hex("bench-static-token");
     let toml = format!(
-        "[auth]\n[[auth.issuers]]\nissuer = \"https://idp.bench\"\naudiences = [\"mcp-warden\"]\njwks_file = {:?}\n\
+        "[auth]\n[[auth.issuers]]\nissuer = \"https://idp.bench\"\naudiences = [\"mcp-warden\"]\njwks_file = {:?}\nprincipal_prefix = \"idp\"\n\
          [[auth.tokens]]\nsha256 = \"{static_hash}\"\nid = \"bot\"\n\
          [authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"x\"\ncommand = \"x\"\n",
         jwks.display().to_string()

@@ -24,6 +24,7 @@ fn principal() -> Principal {
         roles: vec!["r1".to_owned(), "r3".to_owned()],
         tenant: Some("acme".to_owned()),
         issuer: None,
+        namespace: None,
         attributes,
     }
 }

@@ -276,16 +276,16 @@ impl ProxyHandle {
 
     /// What authorization knows of every exposed tool now (for `policy validate --live`).
     pub fn tool_infos(&self) -> Vec<crate::authz::ToolInfo> {
-        let names: Vec<String> = self
-            .hub
-            .backends
-            .iter()
-            .map(|b| b.name().to_owned())
-            .collect();
+        let backends = &self.hub.backends;
         self.hub
             .catalog()
             .tools()
-            .map(|e| crate::hub::tool_info(&e.item, &names[e.backend]))
+            .map(|e| {
+                let settings = &backends[e.backend].settings;
+                let mut info = crate::hub::tool_info(&e.item, &settings.name);
+                crate::hub::vet(&mut info, settings, &e.original);
+                info
+            })
             .collect()
     }
 

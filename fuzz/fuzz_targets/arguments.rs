@@ -23,6 +23,7 @@ fn engine() -> &'static Engine {
             backend: "t".to_owned(),
             input_schema: schema.as_object().cloned().unwrap(),
             hints: Default::default(),
+            refuse_undeclared: false,
         };
         let policy = "permit(principal, action == Mcp::Action::\"t__trade\", resource) when { context.arguments.amount < 500 };\n\
                       forbid(principal, action == Mcp::Action::\"t__trade\", resource) when { context.arguments has symbol && context.arguments.symbol == \"X\" };";

@@ -87,12 +87,92 @@ pub fn principal(
         };
         attributes.insert(name.clone(), value);
     }
+    // Everything the issuer says about who the caller is lives in the issuer's namespace:
+    // a partner's `sub=admin` (or role `admin`) is never taken for the proxy's own.
+    let (id, roles, tenant) = match &issuer.principal_prefix {
+        None => {
+            let names = std::iter::once(&id).chain(&roles).chain(&tenant);
+            for name in names {
+                if let Some(p) = issuer
+                    .reserved_prefixes
+                    .iter()
+                    .find(|p| name.starts_with(&format!("{p}/")))
+                {
+                    return Err(format!("`{name}` lies in the namespace of issuer `{p}`"));
+                }
+            }
+            (id, roles, tenant)
+        }
+        Some(prefix) => (
+            format!("{prefix}/{id}"),
+            roles.iter().map(|r| format!("{prefix}/{r}")).collect(),
+            tenant.map(|t| format!("{prefix}/{t}")),
+        ),
+    };
     Ok(Principal {
         id,
         kind,
         roles,
         tenant,
         issuer: Some(issuer.issuer.clone()),
+        namespace: issuer.principal_prefix.clone(),
         attributes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::KeySource;
+
+    fn issuer(prefix: Option<&str>, reserved: &[&str]) -> IssuerSettings {
+        IssuerSettings {
+            issuer: "https://idp.test".to_owned(),
+            audiences: vec!["a".to_owned()],
+            keys: KeySource::File("/nonexistent".into()),
+            leeway: Duration::from_secs(30),
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(86_400),
+            subject_claim: "sub".to_owned(),
+            roles_claim: Some("roles".to_owned()),
+            tenant_claim: Some("tenant".to_owned()),
+            kind_claim: None,
+            kind: PrincipalKind::User,
+            claims: BTreeMap::new(),
+            tenants: Vec::new(),
+            principal_prefix: prefix.map(str::to_owned),
+            reserved_prefixes: reserved.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_prefixed_issuer_names_everything_in_its_namespace() {
+        let claims = json!({"sub": "admin", "roles": ["payer"], "tenant": "acme"});
+        let p = principal(&claims, &issuer(Some("partner"), &[]), &BTreeMap::new()).unwrap();
+        assert_eq!(p.id, "partner/admin");
+        assert_eq!(p.roles, ["partner/payer"]);
+        assert_eq!(p.tenant.as_deref(), Some("partner/acme"));
+        assert_eq!(p.namespace.as_deref(), Some("partner"));
+        let home = principal(&claims, &issuer(None, &["partner"]), &BTreeMap::new()).unwrap();
+        assert_eq!((home.id.as_str(), home.namespace), ("admin", None));
+    }
+
+    #[test]
+    fn the_home_issuer_cannot_name_principals_in_another_namespace() {
+        let home = issuer(None, &["partner"]);
+        for claims in [
+            json!({"sub": "partner/admin"}),
+            json!({"sub": "x", "roles": ["partner/payer"]}),
+            json!({"sub": "x", "tenant": "partner/acme"}),
+        ] {
+            let err = principal(&claims, &home, &BTreeMap::new()).unwrap_err();
+            assert!(err.contains("namespace of issuer `partner`"), "{err}");
+        }
+        assert!(principal(&json!({"sub": "partnerx/admin"}), &home, &BTreeMap::new()).is_ok());
+    }
 }

@@ -15,12 +15,16 @@ use jsonwebtoken::{
     Algorithm, DecodingKey,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm},
 };
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::config::KeySource;
 
 pub struct Key {
     pub kid: Option<String>,
+    /// SHA-256 of the key's JWK as published: what a cached verification remembers, so
+    /// it is honoured only while the same key is still in the set.
+    pub fingerprint: [u8; 32],
     pub key: DecodingKey,
     pub algorithms: Vec<Algorithm>,
 }
@@ -47,6 +51,11 @@ impl KeySet {
             })
             .collect();
         Ok(KeySet { keys })
+    }
+
+    /// Whether the set still holds the key with this fingerprint.
+    pub fn holds(&self, fingerprint: &[u8; 32]) -> bool {
+        self.keys.iter().any(|k| &k.fingerprint == fingerprint)
     }
 
     /// The key a token names; a token without `kid` may use the only key of a set.
@@ -102,8 +111,12 @@ fn key(jwk: &Jwk) -> Result<Key, String> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key: {e}"))?;
+    let published = serde_json::to_vec(jwk).map_err(|e| format!("unusable key: {e}"))?;
+    let mut fingerprint = [0u8; 32];
+    fingerprint.copy_from_slice(&Sha256::digest(&published));
     Ok(Key {
         kid: jwk.common.key_id.clone(),
+        fingerprint,
         key,
         algorithms,
     })

@@ -1,6 +1,8 @@
 //! One trusted issuer: verify a JWT against its keys and turn its claims into a principal.
 //! `iss`, `aud`, `exp` and `nbf` are always checked (with the configured leeway); the
-//! algorithm must be one the key allows.
+//! algorithm must be one the key allows; a token may not live longer than the issuer's
+//! `max_lifetime`; a header naming critical extensions (`crit`, RFC 7515 §4.1.11) is
+//! refused, since this verifier understands none of them.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -15,10 +17,12 @@ pub struct Issuer {
     pub jwks: Arc<Jwks>,
 }
 
-/// A verified token: who, and until when (epoch seconds).
+/// A verified token: who, until when (epoch seconds), and with which key.
 pub struct Verified {
     pub principal: Principal,
     pub expires: u64,
+    /// The fingerprint of the key that verified it ([`super::jwks::Key::fingerprint`]).
+    pub key: [u8; 32],
 }
 
 impl Issuer {
@@ -31,8 +35,16 @@ impl Issuer {
         &self,
         token: &str,
         declared: &BTreeMap<String, AttrKind>,
+        now: u64,
     ) -> Result<Verified, String> {
         let header = decode_header(token).map_err(|e| format!("malformed token header: {e}"))?;
+        if let Some(crit) = &header.crit {
+            // RFC 7515 §4.1.11: a recipient must refuse a JWS whose `crit` lists an
+            // extension it does not understand; this verifier understands none.
+            return Err(format!(
+                "critical header extensions {crit:?} are not understood"
+            ));
+        }
         let mut keys = self.jwks.keys();
         if keys.find(header.kid.as_deref()).is_none()
             && let Some(kid) = header.kid.as_deref()
@@ -63,7 +75,87 @@ impl Issuer {
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or("`exp` must be a number")?;
+        lifetime(&data.claims, expires, now, &self.settings)?;
         let principal = claims::principal(&data.claims, &self.settings, declared)?;
-        Ok(Verified { principal, expires })
+        Ok(Verified {
+            principal,
+            expires,
+            key: key.fingerprint,
+        })
+    }
+}
+
+/// A token may live at most `max_lifetime`: counted from `iat` when it has one (which may
+/// not lie in the future), and in any case from now. Without this, a token with `exp` in
+/// the year 9999 would be a credential forever.
+fn lifetime(
+    claims: &Value,
+    expires: u64,
+    now: u64,
+    settings: &IssuerSettings,
+) -> Result<(), String> {
+    let (max, leeway) = (settings.max_lifetime.as_secs(), settings.leeway.as_secs());
+    if expires.saturating_sub(now) > max.saturating_add(leeway) {
+        return Err(format!("token lifetime exceeds the maximum of {max} s"));
+    }
+    match claims.get("iat") {
+        None => Ok(()),
+        Some(iat) => {
+            let iat = iat.as_u64().ok_or("`iat` must be a number")?;
+            if iat > now.saturating_add(leeway) {
+                Err("`iat` lies in the future".to_owned())
+            } else if expires.saturating_sub(iat) > max.saturating_add(leeway) {
+                Err(format!("token lifetime exceeds the maximum of {max} s"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::authn::principal::PrincipalKind;
+    use crate::config::{IssuerSettings, KeySource};
+
+    fn settings() -> IssuerSettings {
+        IssuerSettings {
+            issuer: "https://idp.test".to_owned(),
+            audiences: vec!["a".to_owned()],
+            keys: KeySource::File("/nonexistent".into()),
+            leeway: Duration::from_secs(30),
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(86_400),
+            subject_claim: "sub".to_owned(),
+            roles_claim: None,
+            tenant_claim: None,
+            kind_claim: None,
+            kind: PrincipalKind::User,
+            claims: BTreeMap::new(),
+            tenants: Vec::new(),
+            principal_prefix: None,
+            reserved_prefixes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_token_may_not_outlive_the_maximum_lifetime() {
+        let s = settings();
+        let now = 1_000_000;
+        assert!(lifetime(&json!({}), now + 3_600, now, &s).is_ok());
+        assert!(lifetime(&json!({"iat": now}), now + 86_400, now, &s).is_ok());
+        // exp in the year 9999
+        assert!(lifetime(&json!({}), 253_402_300_799, now, &s).is_err());
+        assert!(lifetime(&json!({"iat": now}), 253_402_300_799, now, &s).is_err());
+        // issued long ago for a long time, even if little of it is left
+        assert!(lifetime(&json!({"iat": now - 200_000}), now + 60, now, &s).is_err());
+        assert!(lifetime(&json!({"iat": now + 3_600}), now + 7_200, now, &s).is_err());
+        assert!(lifetime(&json!({"iat": "yesterday"}), now + 60, now, &s).is_err());
     }
 }

@@ -148,16 +148,25 @@ impl Authenticator {
             return Ok(principal);
         }
         let now = now();
-        if let Some(principal) = self.cache.get(&hash, now) {
+        let key_held = |issuer: usize, key: &[u8; 32]| {
+            self.issuers
+                .get(issuer)
+                .is_some_and(|i| i.jwks.keys().holds(key))
+        };
+        if let Some(principal) = self.cache.get(&hash, now, key_held) {
             return Ok(principal);
         }
-        let issuer = self.issuer_of(token)?;
+        let (index, issuer) = self.issuer_of(token)?;
         let verified = issuer
-            .verify(token, &self.attributes)
+            .verify(token, &self.attributes, now)
             .await
             .map_err(AuthError::Invalid)?;
-        self.cache
-            .insert(hash, verified.principal.clone(), verified.expires, now);
+        self.cache.insert(
+            hash,
+            verified.principal.clone(),
+            (verified.expires, index, verified.key),
+            now,
+        );
         Ok(verified.principal)
     }
 
@@ -175,7 +184,7 @@ impl Authenticator {
 
     /// The issuer a token claims (read before verification only to choose whose keys to
     /// verify it with; the verification then checks `iss` again).
-    fn issuer_of(&self, token: &str) -> Result<&jwt::Issuer, AuthError> {
+    fn issuer_of(&self, token: &str) -> Result<(usize, &jwt::Issuer), AuthError> {
         let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| AuthError::Invalid("not a JWT".to_owned()))?;
         let iss = claims
@@ -184,7 +193,8 @@ impl Authenticator {
             .unwrap_or_default();
         self.issuers
             .iter()
-            .find(|i| i.settings.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.settings.issuer == iss)
             .ok_or_else(|| AuthError::Invalid(format!("untrusted issuer `{iss}`")))
     }
 }

@@ -45,6 +45,10 @@ pub struct Principal {
     pub tenant: Option<String>,
     /// The issuer that vouched for it (`None` for static tokens and anonymous).
     pub issuer: Option<String>,
+    /// The issuer's `principal_prefix`, when it has one: `id`, `roles` and `tenant` then
+    /// already read `<prefix>/<value>`, and Cedar puts the principal in
+    /// `Mcp::Issuer::"<prefix>"`. Principals of different issuers never share an id.
+    pub namespace: Option<String>,
     /// Typed attributes mapped from claims, by attribute name.
     pub attributes: BTreeMap<String, AttrValue>,
 }
@@ -58,6 +62,7 @@ impl Principal {
             roles: vec!["anonymous".to_owned()],
             tenant: None,
             issuer: None,
+            namespace: None,
             attributes: BTreeMap::new(),
         }
     }
@@ -70,6 +75,7 @@ impl Principal {
             roles: vec!["local".to_owned()],
             tenant: None,
             issuer: None,
+            namespace: None,
             attributes: BTreeMap::new(),
         }
     }

@@ -4,7 +4,7 @@
 //! unions, free-form objects, unbounded floats, integers beyond 64 bits) is left out of the
 //! type — policies cannot name it — and reported, never guessed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -21,10 +21,15 @@ pub(crate) enum ArgType {
     Record(RecordType),
 }
 
-/// A record type: declared fields, in name order.
+/// A record type: typed fields, in name order; every declared property name (typed or
+/// not); and whether other names are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct RecordType {
     pub fields: BTreeMap<String, Field>,
+    pub declared: BTreeSet<String>,
+    /// `additionalProperties: false`, or the operator refuses undeclared arguments: a key
+    /// not in `declared` denies the call (Cedar would never see it, the backend would).
+    pub closed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +50,16 @@ pub(crate) fn arguments_type(
 ) -> RecordType {
     match input_schema.get("properties") {
         Some(Value::Object(props)) => record(tool, props, input_schema, untyped),
-        _ => RecordType::default(),
+        _ => RecordType {
+            closed: closed(input_schema),
+            ..RecordType::default()
+        },
     }
+}
+
+/// Whether a schema refuses properties it does not declare.
+fn closed(schema: &Map<String, Value>) -> bool {
+    schema.get("additionalProperties") == Some(&Value::Bool(false))
 }
 
 fn record(
@@ -70,7 +83,11 @@ fn record(
             Err(why) => untyped.push((here, why)),
         }
     }
-    RecordType { fields }
+    RecordType {
+        fields,
+        declared: props.keys().cloned().collect(),
+        closed: closed(schema),
+    }
 }
 
 fn arg_type(
@@ -193,6 +210,16 @@ impl ArgType {
 }
 
 impl RecordType {
+    /// Refuses undeclared names here and in every nested record.
+    pub(crate) fn close_all(&mut self) {
+        self.closed = true;
+        for field in self.fields.values_mut() {
+            if let ArgType::Record(inner) = &mut field.ty {
+                inner.close_all();
+            }
+        }
+    }
+
     pub(crate) fn schema_json(&self) -> Value {
         let attributes: Map<String, Value> = self
             .fields

@@ -1,8 +1,10 @@
 //! Tool arguments to Cedar values, built along the tool's declared type and never through
 //! Cedar's JSON parser: arguments are caller-controlled, and Cedar's JSON reads
 //! `{"__extn": ..}` and `{"__entity": ..}` as extension values and entity references. Here
-//! every string is a string, undeclared keys are dropped (no policy can name them) and a
-//! value that does not fit its declared type is a denial with a reason.
+//! every string is a string, undeclared keys are dropped (no policy can name them) — or,
+//! where the schema says `additionalProperties: false` or the operator refuses undeclared
+//! arguments, deny the call (the backend would get what Cedar never saw) — and a value
+//! that does not fit its declared type is a denial with a reason.
 
 use cedar_policy::RestrictedExpression;
 use serde_json::{Map, Number, Value};
@@ -21,6 +23,8 @@ pub(crate) enum ArgumentError {
     Missing { path: String },
     #[error("argument `{path}` is out of range for a cedar value")]
     Range { path: String },
+    #[error("argument `{path}` is not declared by the tool's schema")]
+    Undeclared { path: String },
 }
 
 /// Converts the arguments of a call to the `context.arguments` record.
@@ -36,13 +40,21 @@ fn record_value(
     object: &Map<String, Value>,
     prefix: &str,
 ) -> Result<RestrictedExpression, ArgumentError> {
-    let mut pairs = Vec::with_capacity(ty.fields.len());
-    for (name, field) in &ty.fields {
-        let path = if prefix.is_empty() {
-            name.clone()
+    let at = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
         } else {
             format!("{prefix}.{name}")
-        };
+        }
+    };
+    if ty.closed
+        && let Some(name) = object.keys().find(|k| !ty.declared.contains(*k))
+    {
+        return Err(ArgumentError::Undeclared { path: at(name) });
+    }
+    let mut pairs = Vec::with_capacity(ty.fields.len());
+    for (name, field) in &ty.fields {
+        let path = at(name);
         match object.get(name) {
             Some(value) => pairs.push((name.clone(), value_of(&field.ty, value, &path)?)),
             None if field.required => return Err(ArgumentError::Missing { path }),

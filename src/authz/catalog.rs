@@ -57,6 +57,7 @@ pub fn parse_catalog(text: &str) -> Result<Vec<ToolInfo>, CatalogError> {
                     idempotent: e.annotations.idempotent_hint,
                     open_world: e.annotations.open_world_hint,
                 },
+                refuse_undeclared: false,
             })
         })
         .collect()

@@ -79,10 +79,11 @@ impl Engine {
         let typed: Vec<(&ToolInfo, RecordType)> = accepted
             .iter()
             .map(|t| {
-                (
-                    *t,
-                    arguments_type(&t.exposed, &t.input_schema, &mut untyped),
-                )
+                let mut args = arguments_type(&t.exposed, &t.input_schema, &mut untyped);
+                if t.refuse_undeclared {
+                    args.close_all();
+                }
+                (*t, args)
             })
             .collect();
         let tool_schemas: Vec<ToolSchema<'_>> = typed

@@ -24,6 +24,7 @@ pub(crate) struct Types {
     pub service: EntityTypeName,
     pub role: EntityTypeName,
     pub tenant: EntityTypeName,
+    pub issuer: EntityTypeName,
     pub backend: EntityTypeName,
     pub tool: EntityTypeName,
     pub resource: EntityTypeName,
@@ -45,6 +46,7 @@ impl Types {
             service: t("Service"),
             role: t("Role"),
             tenant: t("Tenant"),
+            issuer: t("Issuer"),
             backend: t("Backend"),
             tool: t("Tool"),
             resource: t("Resource"),
@@ -106,6 +108,9 @@ pub(crate) fn principal_entity(
         .collect();
     if let Some(tenant) = &principal.tenant {
         parents.push(Types::uid(&types.tenant, tenant));
+    }
+    if let Some(namespace) = &principal.namespace {
+        parents.push(Types::uid(&types.issuer, namespace));
     }
     parents.sort();
     parents.dedup();

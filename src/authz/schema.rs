@@ -114,7 +114,7 @@ fn generated_json<'t>(
         entity_types.insert(
             name.to_owned(),
             json!({
-                "memberOfTypes": ["Role", "Tenant"],
+                "memberOfTypes": ["Role", "Tenant", "Issuer"],
                 "shape": { "type": "Record", "attributes": shape.clone() },
             }),
         );

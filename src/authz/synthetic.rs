@@ -53,6 +53,7 @@ pub fn synthetic_catalog(n: usize) -> Vec<ToolInfo> {
                     read_only: Some(i % 3 == 0),
                     ..Hints::default()
                 },
+                refuse_undeclared: false,
             }
         })
         .collect()

@@ -102,6 +102,8 @@ struct CasePrincipal {
     roles: Vec<String>,
     tenant: Option<String>,
     issuer: Option<String>,
+    /// The issuer's `principal_prefix` (`id`, `roles` and `tenant` already carry it).
+    namespace: Option<String>,
     #[serde(default)]
     attributes: BTreeMap<String, AttrValue>,
 }
@@ -225,6 +227,7 @@ fn decide_case(engine: &Engine, case: &Case) -> Result<Decision, String> {
         roles: p.roles.clone(),
         tenant: p.tenant.clone(),
         issuer: p.issuer.clone(),
+        namespace: p.namespace.clone(),
         attributes: p.attributes.clone(),
     };
     let epoch = match &case.time {

@@ -30,6 +30,7 @@ pub(crate) fn tool(
             read_only,
             ..Hints::default()
         },
+        refuse_undeclared: false,
     }
 }
 
@@ -105,6 +106,7 @@ pub(crate) fn principal(id: &str, roles: &[&str]) -> Principal {
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         tenant: Some("acme".to_owned()),
         issuer: None,
+        namespace: None,
         attributes: BTreeMap::new(),
     }
 }

@@ -21,6 +21,9 @@ pub struct ToolInfo {
     /// The tool's JSON Schema `inputSchema`.
     pub input_schema: serde_json::Map<String, serde_json::Value>,
     pub hints: Hints,
+    /// Refuse arguments the schema does not declare, at every level, even where it allows
+    /// `additionalProperties` (the operator's `refuse_undeclared_arguments`).
+    pub refuse_undeclared: bool,
 }
 
 /// The tool's MCP annotations (possibly overridden by operator config: a backend may lie).

@@ -86,7 +86,8 @@ impl PolicySet {
             } else if let Some(path) = &self.tools {
                 catalog(path)?
             } else if let Some(catalog) = &config.authz.catalog {
-                parse_catalog(&catalog.text).with_context(|| catalog.file.clone())?
+                mcp_warden::hub::saved_tools(&config, &catalog.text)
+                    .with_context(|| catalog.file.clone())?
             } else {
                 Vec::new()
             };
@@ -325,6 +326,8 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         #[serde(default)]
         roles: Vec<String>,
         tenant: Option<String>,
+        /// The issuer's `principal_prefix` (`id` already carries it).
+        namespace: Option<String>,
         #[serde(default)]
         attributes: std::collections::BTreeMap<String, mcp_warden::authn::AttrValue>,
     }
@@ -339,6 +342,7 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         roles: g.roles,
         tenant: g.tenant,
         issuer: None,
+        namespace: g.namespace,
         attributes: g.attributes,
     })
 }
@@ -353,7 +357,8 @@ pub fn check_config(config: &Config) -> Result<String, String> {
                 .to_owned(),
         );
     };
-    let tools = parse_catalog(&catalog.text).map_err(|e| format!("{}: {e}", catalog.file))?;
+    let tools = mcp_warden::hub::saved_tools(config, &catalog.text)
+        .map_err(|e| format!("{}: {e}", catalog.file))?;
     let (policies, attributes) = (policy_sources(config), attribute_decls(config));
     match Engine::build(&policies, &tools, &attributes, BuildMode::Strict) {
         Ok(engine) => Ok(format!(

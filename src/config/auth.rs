@@ -46,6 +46,8 @@ pub struct IssuerSettings {
     pub leeway: Duration,
     pub refresh: Duration,
     pub min_refresh: Duration,
+    /// Longest accepted token lifetime (`exp` - `iat`, or `exp` - now without `iat`).
+    pub max_lifetime: Duration,
     pub subject_claim: String,
     pub roles_claim: Option<String>,
     pub tenant_claim: Option<String>,
@@ -55,6 +57,11 @@ pub struct IssuerSettings {
     pub claims: BTreeMap<String, String>,
     /// Tenants served; empty: any.
     pub tenants: Vec<String>,
+    /// Prefix of this issuer's principal ids, roles and tenant (`<prefix>/<value>`).
+    pub principal_prefix: Option<String>,
+    /// For the one issuer without a prefix: the other issuers' prefixes. A token whose
+    /// subject, role or tenant starts with `<prefix>/` is refused.
+    pub reserved_prefixes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,12 +160,13 @@ pub(super) fn auth(
         };
         attributes.insert(name.clone(), kind);
     }
-    let issuers = a
+    let mut issuers: Vec<IssuerSettings> = a
         .issuers
         .iter()
         .enumerate()
         .filter_map(|(i, s)| issuer(i, s, &attributes, issues))
         .collect();
+    namespaces(a, &mut issuers, issues);
     let mut tokens: Vec<TokenSettings> = Vec::new();
     for (i, t) in a.tokens.iter().enumerate() {
         if let Some(t) = token(i, t, issues) {
@@ -181,6 +189,58 @@ pub(super) fn auth(
         attributes,
         issuers,
         tokens,
+    }
+}
+
+/// Principals of different sources (each issuer; the static tokens as one) must never share
+/// an id. Every source but one needs its own `principal_prefix`; the one left without
+/// (the "home" source) may not use names in another's namespace: its static tokens are
+/// checked here, its tokens' claims when they are mapped (`reserved_prefixes`).
+fn namespaces(a: &AuthSection, issuers: &mut [IssuerSettings], issues: &mut Issues) {
+    let bare = a
+        .issuers
+        .iter()
+        .filter(|s| s.principal_prefix.is_none())
+        .count()
+        + usize::from(!a.tokens.is_empty());
+    let mut seen: Vec<String> = Vec::new();
+    for (i, s) in a.issuers.iter().enumerate() {
+        let path = format!("auth.issuers[{i}].principal_prefix");
+        match s.principal_prefix.as_deref() {
+            None if bare > 1 => issues.push(
+                &path,
+                "required: only one source of principals (one issuer, or the static tokens) \
+                 may go without a prefix, so principals of different issuers never share an id",
+            ),
+            None => {}
+            Some(p) if p.is_empty() || p.contains('/') || p.chars().any(char::is_whitespace) => {
+                issues.push(
+                    &path,
+                    format!("`{p}` must be non-empty, without `/` or spaces"),
+                )
+            }
+            Some(p) if seen.iter().any(|s| s == p) => {
+                issues.push(&path, format!("`{p}` is the prefix of an earlier issuer"))
+            }
+            Some(p) => seen.push(p.to_owned()),
+        }
+    }
+    let taken = |name: &str| seen.iter().find(|p| name.starts_with(&format!("{p}/")));
+    for (i, t) in a.tokens.iter().enumerate() {
+        let names = t.id.iter().chain(&t.roles).chain(&t.tenant);
+        for name in names {
+            if let Some(p) = taken(name) {
+                issues.push(
+                    format!("auth.tokens[{i}]"),
+                    format!(
+                        "`{name}` lies in the namespace of the issuer with principal_prefix `{p}`"
+                    ),
+                );
+            }
+        }
+    }
+    for issuer in issuers.iter_mut().filter(|i| i.principal_prefix.is_none()) {
+        issuer.reserved_prefixes = seen.clone();
     }
 }
 
@@ -257,6 +317,7 @@ fn issuer(
     let leeway = seconds(s.leeway_s, 30, "leeway_s", issues);
     let refresh = seconds(s.refresh_s, 300, "refresh_s", issues);
     let min_refresh = seconds(s.min_refresh_s, 30, "min_refresh_s", issues);
+    let max_lifetime = seconds(s.max_lifetime_s, 86_400, "max_lifetime_s", issues);
     let kind = kind(s.kind.as_deref(), &at("kind"), issues);
     if !s.tenants.is_empty() && s.tenant_claim.is_none() {
         issues.push(at("tenants"), "needs `tenant_claim`");
@@ -285,6 +346,7 @@ fn issuer(
         leeway,
         refresh,
         min_refresh,
+        max_lifetime,
         subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".to_owned()),
         roles_claim: s.roles_claim.clone(),
         tenant_claim: s.tenant_claim.clone(),
@@ -292,6 +354,8 @@ fn issuer(
         kind,
         claims: s.claims.clone(),
         tenants: s.tenants.clone(),
+        principal_prefix: s.principal_prefix.clone(),
+        reserved_prefixes: Vec::new(),
     })
 }
 
@@ -318,6 +382,7 @@ fn token(i: usize, t: &TokenSection, issues: &mut Issues) -> Option<TokenSetting
             roles: t.roles.clone(),
             tenant: t.tenant.clone(),
             issuer: None,
+            namespace: None,
             attributes: BTreeMap::new(),
         },
     })

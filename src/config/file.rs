@@ -102,6 +102,9 @@ pub struct IssuerSection {
     pub refresh_s: Option<u64>,
     /// Least time between two refreshes caused by an unknown `kid`, in seconds; default 30.
     pub min_refresh_s: Option<u64>,
+    /// Longest lifetime a token may have (from `iat`, or from now when it has none), in
+    /// seconds; default 86 400 (24 h). A token valid for longer is refused.
+    pub max_lifetime_s: Option<u64>,
     /// Claim paths (dot-separated) of the principal's parts.
     pub subject_claim: Option<String>,
     pub roles_claim: Option<String>,
@@ -113,6 +116,11 @@ pub struct IssuerSection {
     /// Attribute name -> claim path, for attributes declared in `auth.attributes`.
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
+    /// The namespace of this issuer's principals: with `principal_prefix = "partner"`, a
+    /// token with `sub = "admin"` is `Mcp::User::"partner/admin"` (roles and tenant are
+    /// prefixed alike) and is in `Mcp::Issuer::"partner"`. Required when more than one
+    /// issuer, or an issuer and static tokens, are configured.
+    pub principal_prefix: Option<String>,
     /// Tenants this proxy serves; a token for any other tenant (or none) is refused.
     /// Empty: any tenant.
     #[serde(default)]
@@ -233,10 +241,19 @@ pub struct BackendSection {
     pub aliases: BTreeMap<String, String>,
     /// Start without this backend instead of failing when it is down; default true.
     pub optional: Option<bool>,
-    /// Annotation hints the operator sets for the backend's tools, overriding what the
-    /// backend claims (a backend may lie): backend tool name -> hints.
+    /// Annotation hints the operator sets (confirms) for the backend's tools, overriding
+    /// what the backend claims (a backend may lie): backend tool name -> hints.
     #[serde(default)]
     pub hints: BTreeMap<String, HintSection>,
+    /// Whether the backend's own annotations (`readOnlyHint`, `destructiveHint`, ...)
+    /// count; default false: they are claims, and only `hints` set here place a tool in
+    /// `read` or mark it non-destructive.
+    pub trust_hints: Option<bool>,
+    /// Globs over the backend's own tool names whose calls are refused when they carry an
+    /// argument the tool's schema does not declare (at any level); `["*"]` for every tool.
+    /// Tools whose schema says `additionalProperties: false` refuse them regardless.
+    #[serde(default)]
+    pub refuse_undeclared_arguments: Vec<String>,
     /// How the proxy opens its connection: `initialize` (default; the 2025-11-25
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).

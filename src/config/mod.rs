@@ -107,6 +107,10 @@ pub struct BackendSettings {
     pub protocol: BackendProtocol,
     /// Operator-set hints, by the backend's own tool name.
     pub hints: BTreeMap<String, file::HintSection>,
+    /// Whether the backend's own annotations count (else only `hints` do).
+    pub trust_hints: bool,
+    /// Tools (the backend's own names) whose calls may carry only declared arguments.
+    pub refuse_undeclared: Option<globset::GlobSet>,
     /// Overrides of the global `[limits]` for this backend.
     pub limits: Option<crate::governance::config::BackendLimitsSection>,
     /// Per-tool settings (timeouts, cache, coalescing), by the backend's own tool name.

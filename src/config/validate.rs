@@ -382,6 +382,16 @@ fn backend(
         optional: b.optional.unwrap_or(true),
         protocol,
         hints: b.hints.clone(),
+        trust_hints: b.trust_hints.unwrap_or(false),
+        refuse_undeclared: (!b.refuse_undeclared_arguments.is_empty())
+            .then(|| {
+                glob_set(
+                    &b.refuse_undeclared_arguments,
+                    &at("refuse_undeclared_arguments"),
+                    issues,
+                )
+            })
+            .flatten(),
         limits: b.limits.clone(),
         tools: b.tools.clone(),
     })
@@ -481,11 +491,39 @@ fn glob_set(globs: &[String], path: &str, issues: &mut Issues) -> Option<GlobSet
 
 /// Rules across backends: unique names; namespaces that can never produce the same exposed
 /// name (`a` + `__` is a prefix of `a_` + `__`, so `a___x` would be ambiguous); aliases
-/// that do not collide with each other.
+/// that do not collide with each other nor lie in another backend's namespace; at most one
+/// unprefixed backend (two could both list a name, and which one served it would depend on
+/// which was up). The catalog leaves out an unprefixed backend's names that lie in a
+/// namespace or equal an alias, so no exposed name ever depends on which backend is up.
 fn cross_backend(backends: &[BackendSettings], separator: &str, issues: &mut Issues) {
     let mut names = BTreeSet::new();
     let mut aliases = BTreeSet::new();
+    let mut unprefixed = None;
     for (i, b) in backends.iter().enumerate() {
+        if b.namespace.is_empty() {
+            if let Some(first) = unprefixed {
+                issues.push(
+                    format!("backends[{i}].namespace"),
+                    format!(
+                        "only one backend may have `namespace = \"\"` (backends[{first}] has it): \
+                         both could expose the same name"
+                    ),
+                );
+            }
+            unprefixed.get_or_insert(i);
+        }
+        for (from, to) in &b.aliases {
+            if let Some(other) = backends.iter().find(|o| {
+                o.name != b.name
+                    && !o.namespace.is_empty()
+                    && to.starts_with(&format!("{}{separator}", o.namespace))
+            }) {
+                issues.push(
+                    format!("backends[{i}].aliases.{from}"),
+                    format!("`{to}` lies in the namespace of backend `{}`", other.name),
+                );
+            }
+        }
         if !names.insert(b.name.as_str()) {
             issues.push(
                 format!("backends[{i}].name"),

@@ -295,6 +295,14 @@ impl Guards {
         Ok(redactions)
     }
 
+    /// Applies the tool's redactions to every string in `value`, without a size limit: for
+    /// what is not a result, such as a backend's error.
+    pub fn redact(&self, tool: &str, value: &mut Value) -> Redactions {
+        let mut redactions = Redactions::default();
+        redact_strings(&self.for_tool(tool).redact, value, &mut redactions);
+        redactions
+    }
+
     /// Screens the argument values a call's audit record is to hold in clear
     /// (`[audit] disclose`): a value in which a deny rule finds anything (in a string or an
     /// object key) is withheld whole, and the tool's redactions apply to the strings of the

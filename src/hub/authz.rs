@@ -29,7 +29,7 @@ impl AuthzState {
         let (policies, attributes) = (policy_sources(config), attribute_decls(config));
         let mut known = BTreeMap::new();
         if let Some(catalog) = &config.authz.catalog {
-            match parse_catalog(&catalog.text) {
+            match saved_tools(config, &catalog.text) {
                 Ok(tools) => known.extend(tools.into_iter().map(|t| (t.exposed.clone(), t))),
                 Err(e) => {
                     tracing::warn!(file = %catalog.file, error = %e, "saved tool catalog ignored")
@@ -58,14 +58,7 @@ impl AuthzState {
         for entry in catalog.tools() {
             let backend = &backends[entry.backend];
             let mut info = tool_info(&entry.item, &backend.name);
-            // The operator's hints win over the backend's own annotations.
-            if let Some(o) = backend.hints.get(&entry.original) {
-                let h = &mut info.hints;
-                h.read_only = o.read_only.or(h.read_only);
-                h.destructive = o.destructive.or(h.destructive);
-                h.idempotent = o.idempotent.or(h.idempotent);
-                h.open_world = o.open_world.or(h.open_world);
-            }
+            vet(&mut info, backend, &entry.original);
             if known.get(&info.exposed) != Some(&info) {
                 known.insert(info.exposed.clone(), info);
                 changed = true;
@@ -89,6 +82,62 @@ impl AuthzState {
         }
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
         Ok(())
+    }
+}
+
+/// What the operator's configuration of `backend` says about its tool `original`: which
+/// hints count ([`vetted`]) and whether undeclared arguments are refused.
+pub fn vet(info: &mut ToolInfo, backend: &BackendSettings, original: &str) {
+    info.hints = vetted(info.hints, backend, original);
+    info.refuse_undeclared = backend
+        .refuse_undeclared
+        .as_ref()
+        .is_some_and(|globs| globs.is_match(original));
+}
+
+/// The hints a tool's policies see. A backend's annotations are claims: they count only
+/// when the operator trusts that backend (`trust_hints`); otherwise the MCP defaults apply
+/// (not read-only, destructive, not idempotent, open world) — a tool is never put in `read`
+/// on a backend's word. The operator's own `hints` (per tool) win either way.
+pub fn vetted(claimed: Hints, backend: &BackendSettings, original: &str) -> Hints {
+    let mut h = if backend.trust_hints {
+        claimed
+    } else {
+        Hints::default()
+    };
+    if let Some(o) = backend.hints.get(original) {
+        h.read_only = o.read_only.or(h.read_only);
+        h.destructive = o.destructive.or(h.destructive);
+        h.idempotent = o.idempotent.or(h.idempotent);
+        h.open_world = o.open_world.or(h.open_world);
+    }
+    h
+}
+
+/// A saved tool catalog read as the running proxy would see it: the annotations of a
+/// configured backend's tools count only as [`vetted`] allows.
+pub fn saved_tools(
+    config: &Config,
+    text: &str,
+) -> Result<Vec<ToolInfo>, crate::authz::CatalogError> {
+    let mut tools = parse_catalog(text)?;
+    for t in &mut tools {
+        if let Some(b) = config.backends.iter().find(|b| b.name == t.backend) {
+            let original = original_name(b, &t.exposed, &config.server.separator);
+            vet(t, b, &original);
+        }
+    }
+    Ok(tools)
+}
+
+/// The backend's own name of an exposed tool (alias, or namespace + separator + name).
+fn original_name(backend: &BackendSettings, exposed: &str, separator: &str) -> String {
+    if let Some((from, _)) = backend.aliases.iter().find(|(_, to)| *to == exposed) {
+        return from.clone();
+    }
+    match exposed.strip_prefix(&format!("{}{separator}", backend.namespace)) {
+        Some(name) if !backend.namespace.is_empty() => name.to_owned(),
+        _ => exposed.to_owned(),
     }
 }
 
@@ -137,6 +186,7 @@ pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
             idempotent: a.and_then(|a| a.idempotent_hint),
             open_world: a.and_then(|a| a.open_world_hint),
         },
+        refuse_undeclared: false,
     }
 }
 
@@ -147,4 +197,172 @@ pub fn describe(errors: &[PolicyError]) -> String {
         .map(|e| format!("{}:{}:{}: {}", e.file, e.line, e.column, e.message))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rmcp::model::{Tool, ToolAnnotations};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        authn::Principal,
+        authz::{Operation, facts_at},
+        mcp::catalog::BackendLists,
+    };
+
+    fn config(backend: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[auth]\nanonymous = true\n[authz]\npolicy = '''\n\
+             permit(principal, action in Mcp::Action::\"read\", resource);\n'''\n\
+             [[backends]]\nname = \"db\"\ncommand = \"x\"\n{backend}\n"
+        ))
+        .unwrap()
+    }
+
+    /// A backend's `readOnlyHint: true` put `delete_all_records` in `read`, and the call ran.
+    fn allowed(backend: &str) -> bool {
+        let config = config(backend);
+        let mut tool = Tool::new("delete_all_records", "d", Arc::new(serde_json::Map::new()));
+        tool.annotations = Some(ToolAnnotations::new().read_only(true).destructive(false));
+        let lists = [Some(BackendLists {
+            tools: vec![tool],
+            ..Default::default()
+        })];
+        let catalog = Catalog::build(&config.backends, &lists, "__");
+        let state = AuthzState::new(&config);
+        state.learn(&catalog, &config.backends);
+        state.rebuild(BuildMode::Strict).unwrap();
+        let args = serde_json::Map::new();
+        let facts = facts_at(1_767_787_200, "127.0.0.1", "http", "s1");
+        let d = state.engine().unwrap().decide(
+            &Principal::anonymous(),
+            &Operation::CallTool {
+                tool: "db__delete_all_records",
+                arguments: &args,
+            },
+            &facts,
+        );
+        d.allowed
+    }
+
+    #[test]
+    fn a_backends_hints_count_only_where_the_operator_trusts_or_confirms_them() {
+        assert!(!allowed(""), "untrusted by default: not in `read`");
+        assert!(allowed("trust_hints = true"));
+        assert!(
+            allowed("hints = { delete_all_records = { read_only = true } }"),
+            "confirmed by the operator"
+        );
+        assert!(
+            !allowed("trust_hints = true\nhints = { delete_all_records = { read_only = false } }"),
+            "the operator's word wins over a trusted backend's"
+        );
+    }
+
+    #[test]
+    fn a_saved_catalog_is_read_with_the_same_trust() {
+        let config =
+            config("aliases = { wipe = \"db_wipe\" }\nhints = { drop = { read_only = true } }");
+        let text = json!([
+            {"name": "db__drop", "backend": "db", "annotations": {"readOnlyHint": false}},
+            {"name": "db__delete_all_records", "backend": "db", "annotations": {"readOnlyHint": true}},
+            {"name": "db_wipe", "backend": "db", "annotations": {"readOnlyHint": true, "destructiveHint": false}},
+            {"name": "other__x", "backend": "other", "annotations": {"readOnlyHint": true}},
+        ])
+        .to_string();
+        let tools = saved_tools(&config, &text).unwrap();
+        let ro: Vec<_> = tools.iter().map(|t| t.hints.read_only).collect();
+        assert_eq!(ro, [Some(true), None, None, Some(true)]);
+        assert_eq!(tools[2].hints.destructive, None);
+    }
+}
+
+#[cfg(test)]
+mod undeclared {
+    use std::sync::Arc;
+
+    use rmcp::model::Tool;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        authn::Principal,
+        authz::{Operation, facts_at},
+        mcp::catalog::BackendLists,
+    };
+
+    fn decide(backend: &str, schema: serde_json::Value, args: serde_json::Value) -> bool {
+        let config = Config::from_toml_str(&format!(
+            "[auth]\nanonymous = true\n[authz]\npolicy = '''\n\
+             permit(principal, action == Mcp::Action::\"pay__transfer\", resource)\n\
+             when {{ context.arguments.amount < 500 }};\n'''\n\
+             [[backends]]\nname = \"pay\"\ncommand = \"x\"\n{backend}\n"
+        ))
+        .unwrap();
+        let tool = Tool::new(
+            "transfer",
+            "d",
+            Arc::new(schema.as_object().cloned().unwrap_or_default()),
+        );
+        let lists = [Some(BackendLists {
+            tools: vec![tool],
+            ..Default::default()
+        })];
+        let catalog = Catalog::build(&config.backends, &lists, "__");
+        let state = AuthzState::new(&config);
+        state.learn(&catalog, &config.backends);
+        state.rebuild(BuildMode::Strict).unwrap();
+        let args = args.as_object().cloned().unwrap_or_default();
+        let facts = facts_at(1_767_787_200, "127.0.0.1", "http", "s1");
+        state
+            .engine()
+            .unwrap()
+            .decide(
+                &Principal::anonymous(),
+                &Operation::CallTool {
+                    tool: "pay__transfer",
+                    arguments: &args,
+                },
+                &facts,
+            )
+            .allowed
+    }
+
+    #[test]
+    fn undeclared_arguments_are_refused_by_schema_or_by_the_operator() {
+        let open = json!({"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]});
+        let mut closed = open.clone();
+        closed["additionalProperties"] = json!(false);
+        let fine = json!({"amount": 100});
+        let sneaky = json!({"amount": 100, "amount_override": 100_000});
+        assert!(decide("", open.clone(), fine.clone()));
+        assert!(
+            decide("", open.clone(), sneaky.clone()),
+            "open schema, no operator rule"
+        );
+        assert!(decide("", closed.clone(), fine.clone()));
+        assert!(
+            !decide("", closed, sneaky.clone()),
+            "additionalProperties: false"
+        );
+        let rule = "refuse_undeclared_arguments = [\"trans*\"]";
+        assert!(decide(rule, open.clone(), fine));
+        assert!(
+            !decide(rule, open.clone(), sneaky.clone()),
+            "the operator's rule"
+        );
+        assert!(!decide(
+            rule,
+            open.clone(),
+            json!({"amount": 100, "Amount": 1})
+        ));
+        assert!(decide(
+            "refuse_undeclared_arguments = [\"other\"]",
+            open,
+            sneaky
+        ));
+    }
 }

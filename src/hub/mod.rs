@@ -6,7 +6,10 @@
 pub(crate) mod audit;
 mod authz;
 
-pub use authz::{attribute_decls, describe as describe_policy_errors, policy_sources, tool_info};
+pub use authz::{
+    attribute_decls, describe as describe_policy_errors, policy_sources, saved_tools, tool_info,
+    vet, vetted,
+};
 
 use std::{
     collections::{HashMap, HashSet},
@@ -144,7 +147,7 @@ impl Hub {
             let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
             let catalog = Catalog::build(&settings, &lists, &self.server.separator);
             for c in &catalog.collisions {
-                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, "name already exposed by another backend (or too long); left out");
+                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, reason = c.reason, "name left out of the catalog");
             }
             let learned = self.authz.learn(&catalog, &settings);
             *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
 
 use crate::config::BackendSettings;
 
@@ -37,12 +37,64 @@ pub struct Target {
     pub name: String,
 }
 
-/// A name collision found while building: the later item is left out and reported.
+/// An item left out while building, and why: a name in another backend's namespace or
+/// taken by an alias (decided by configuration alone, whichever backends are up), a name
+/// the same backend lists twice, or one too long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
     pub kind: &'static str,
     pub exposed: String,
     pub backend: String,
+    pub reason: &'static str,
+}
+
+/// The names configuration reserves, whichever backends are up: every configured
+/// namespace's prefix (`pay__`, and `pay+` for URIs) and every alias.
+#[derive(Default)]
+struct Reserved {
+    /// `<namespace><separator>` of every prefixed backend.
+    names: Vec<String>,
+    /// `<namespace>+` of every prefixed backend.
+    uris: Vec<String>,
+    /// Alias -> (backend, the backend's own tool name).
+    aliases: BTreeMap<String, (usize, String)>,
+}
+
+impl Reserved {
+    fn new(backends: &[BackendSettings], separator: &str) -> Self {
+        let mut reserved = Reserved::default();
+        for (i, b) in backends.iter().enumerate() {
+            if !b.namespace.is_empty() {
+                reserved.names.push(format!("{}{separator}", b.namespace));
+                reserved.uris.push(format!("{}+", b.namespace));
+            }
+            for (from, to) in &b.aliases {
+                reserved.aliases.insert(to.clone(), (i, from.clone()));
+            }
+        }
+        reserved
+    }
+
+    /// Why an unprefixed backend may not expose `name` (its own, unaliased name), if so.
+    fn name(&self, backend: usize, name: &str, tool: bool) -> Option<&'static str> {
+        if self.names.iter().any(|p| name.starts_with(p.as_str())) {
+            return Some("in the namespace of another backend");
+        }
+        match self.aliases.get(name) {
+            Some((b, from)) if tool && (*b != backend || from != name) => {
+                Some("an alias of another tool")
+            }
+            _ => None,
+        }
+    }
+
+    /// Why an unprefixed backend may not expose `uri`, if so.
+    fn uri(&self, uri: &str) -> Option<&'static str> {
+        self.uris
+            .iter()
+            .any(|p| uri.starts_with(p.as_str()))
+            .then_some("in the namespace of another backend")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,18 +140,35 @@ impl Catalog {
                 catalog.namespaces.insert(b.namespace.clone(), i);
             }
         }
+        // What may be exposed is decided by configuration, never by which backends are up:
+        // an unprefixed backend's `pay__transfer` is never served as `pay`'s, even while
+        // `pay` is down.
+        let reserved = Reserved::new(backends, separator);
+        let mut refused = Vec::new();
         for (i, (b, lists)) in backends.iter().zip(lists).enumerate() {
             let Some(lists) = lists else { continue };
+            let unprefixed = b.namespace.is_empty();
+            let mut left_out = |kind, exposed: &str, reason: Option<&'static str>| match reason {
+                Some(reason) if unprefixed => {
+                    refused.push((kind, exposed.to_owned(), i, reason));
+                    true
+                }
+                _ => false,
+            };
             for tool in &lists.tools {
                 if !b.filter.allows(&tool.name) {
                     continue;
                 }
                 let exposed = match b.aliases.get(tool.name.as_ref()) {
                     Some(alias) => alias.clone(),
+                    None if left_out("tool", &tool.name, reserved.name(i, &tool.name, true)) => {
+                        continue;
+                    }
                     None => prefixed(&b.namespace, separator, &tool.name),
                 };
                 let mut item = tool.clone();
                 item.name = exposed.clone().into();
+                item.annotations = vetted_annotations(item.annotations.take(), b, &tool.name);
                 insert(
                     &mut catalog.tools,
                     &mut catalog.collisions,
@@ -114,7 +183,13 @@ impl Catalog {
                 );
             }
             for prompt in &lists.prompts {
-                if !b.filter.allows(&prompt.name) {
+                if !b.filter.allows(&prompt.name)
+                    || left_out(
+                        "prompt",
+                        &prompt.name,
+                        reserved.name(i, &prompt.name, false),
+                    )
+                {
                     continue;
                 }
                 let exposed = prefixed(&b.namespace, separator, &prompt.name);
@@ -134,6 +209,9 @@ impl Catalog {
                 );
             }
             for resource in &lists.resources {
+                if left_out("resource", &resource.uri, reserved.uri(&resource.uri)) {
+                    continue;
+                }
                 let exposed = expose_uri(&b.namespace, &resource.uri);
                 let mut item = resource.clone();
                 item.uri = exposed.clone();
@@ -151,6 +229,13 @@ impl Catalog {
                 );
             }
             for template in &lists.templates {
+                if left_out(
+                    "resource template",
+                    &template.uri_template,
+                    reserved.uri(&template.uri_template),
+                ) {
+                    continue;
+                }
                 let exposed = expose_uri(&b.namespace, &template.uri_template);
                 let mut item = template.clone();
                 item.uri_template = exposed.clone();
@@ -167,6 +252,14 @@ impl Catalog {
                     },
                 );
             }
+        }
+        for (kind, exposed, i, reason) in refused {
+            catalog.collisions.push(Collision {
+                kind,
+                exposed,
+                backend: backends[i].name.clone(),
+                reason,
+            });
         }
         catalog
     }
@@ -237,9 +330,9 @@ impl Catalog {
         }
         if let Some((ns, rest)) = exposed.split_once('+')
             && let Some(&backend) = self.namespaces.get(ns)
-            && !rest.is_empty()
         {
-            return Some(Target {
+            // In a namespace: that backend's, or nothing (never the unprefixed backend's).
+            return (!rest.is_empty()).then(|| Target {
                 backend,
                 name: rest.to_owned(),
             });
@@ -271,6 +364,32 @@ impl Catalog {
     }
 }
 
+/// The annotations clients see are the ones policies see: a backend's hints only where the
+/// operator trusts that backend, the operator's own per tool (a client may auto-approve a
+/// tool it believes read-only, so a backend's unconfirmed claim is not passed on).
+fn vetted_annotations(
+    claimed: Option<ToolAnnotations>,
+    backend: &BackendSettings,
+    original: &str,
+) -> Option<ToolAnnotations> {
+    let mut a = claimed.unwrap_or_default();
+    let hints = crate::hub::vetted(
+        crate::authz::Hints {
+            read_only: a.read_only_hint,
+            destructive: a.destructive_hint,
+            idempotent: a.idempotent_hint,
+            open_world: a.open_world_hint,
+        },
+        backend,
+        original,
+    );
+    a.read_only_hint = hints.read_only;
+    a.destructive_hint = hints.destructive;
+    a.idempotent_hint = hints.idempotent;
+    a.open_world_hint = hints.open_world;
+    (a != ToolAnnotations::default()).then_some(a)
+}
+
 fn prefixed(namespace: &str, separator: &str, name: &str) -> String {
     if namespace.is_empty() {
         name.to_owned()
@@ -295,18 +414,28 @@ fn insert<T>(
     backend: &BackendSettings,
     entry: Entry<T>,
 ) {
-    if exposed.is_empty()
-        || map.contains_key(&exposed)
-        || (kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN)
-    {
-        collisions.push(Collision {
-            kind,
-            exposed,
-            backend: backend.name.clone(),
-        });
-        return;
-    }
-    map.insert(exposed, entry);
+    use std::collections::btree_map::Entry as Slot;
+    let too_long = kind == "tool" && exposed.len() > crate::config::MAX_NAME_LEN;
+    let reason = if exposed.is_empty() || too_long {
+        "empty or too long"
+    } else {
+        match map.entry(exposed.clone()) {
+            Slot::Vacant(slot) => {
+                slot.insert(entry);
+                return;
+            }
+            // Configuration rules out collisions between backends (namespaces that cannot
+            // overlap, at most one unprefixed backend, reserved names above): this is one
+            // backend listing a name twice.
+            Slot::Occupied(_) => "listed twice",
+        }
+    };
+    collisions.push(Collision {
+        kind,
+        exposed,
+        backend: backend.name.clone(),
+        reason,
+    });
 }
 
 /// Cursors name the last key of the previous page, so a page boundary stays correct when

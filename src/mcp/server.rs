@@ -412,6 +412,7 @@ impl ServerHandler for ProxySession {
         let op = Op::GetPrompt {
             backend: self.backend_name(target.backend),
             prompt: request.name.clone(),
+            arguments: request.arguments.clone().unwrap_or_default(),
         };
         request.name = target.name;
         scrub(&mut request.meta);
@@ -461,8 +462,18 @@ impl ServerHandler for ProxySession {
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing =
             stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
+        // A template is listed only to whom may read it (`read_resource` on the template's
+        // exposed URI), like resources: what one may not read, one does not see.
+        let visible = |e: &Entry<ResourceTemplate>| {
+            let backend = self.backend_name(e.backend);
+            let op = Operation::ReadResource {
+                backend: &backend,
+                uri: &e.item.uri_template,
+            };
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+        };
         paged(
-            catalog.templates_page(cursor(&request), self.page_size(), |_| listing),
+            catalog.templates_page(cursor(&request), self.page_size(), visible),
             ListResourceTemplatesResult::with_all_items,
             |r, c| r.next_cursor = c,
         )
@@ -519,18 +530,25 @@ impl ServerHandler for ProxySession {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let catalog = self.hub.catalog();
-        let backend = match &mut request.r#ref {
+        let (backend, reference) = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
                 let target = catalog
                     .resolve_prompt(&prompt.name)
                     .ok_or_else(|| CallError::UnknownPrompt(prompt.name.clone()))?;
-                prompt.name = target.name;
-                target.backend
+                let reference = Op::GetPrompt {
+                    backend: self.backend_name(target.backend),
+                    prompt: std::mem::replace(&mut prompt.name, target.name),
+                    arguments: serde_json::Map::new(),
+                };
+                (target.backend, reference)
             }
             Reference::Resource(resource) => {
                 let target = resolve_uri(&catalog, &resource.uri)?;
-                resource.uri = target.name;
-                target.backend
+                let reference = Op::ReadResource {
+                    backend: self.backend_name(target.backend),
+                    uri: std::mem::replace(&mut resource.uri, target.name),
+                };
+                (target.backend, reference)
             }
             _ => {
                 return Err(
@@ -539,9 +557,19 @@ impl ServerHandler for ProxySession {
             }
         };
         scrub(&mut request.meta);
+        let mut argument = serde_json::Map::new();
+        argument.insert(
+            "argument".to_owned(),
+            serde_json::json!({ request.argument.name.clone(): request.argument.value.clone() }),
+        );
+        if let Some(resolved) = request.context.as_ref().and_then(|c| c.arguments.as_ref()) {
+            argument.insert("context".to_owned(), serde_json::json!(resolved));
+        }
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
         let op = Op::Complete {
             backend: self.backend_name(backend),
+            reference: Box::new(reference),
+            argument,
         };
         match self.forward(backend, request, op, &ctx).await? {
             ServerResult::CompleteResult(result) => Ok(result),

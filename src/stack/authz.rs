@@ -25,11 +25,34 @@ use crate::{
 /// What a call does, in the exposed names policies are written against.
 #[derive(Debug, Clone)]
 pub enum Op {
-    CallTool { tool: String, arguments: JsonObject },
-    ReadResource { backend: String, uri: String },
-    Subscribe { backend: String, uri: String },
-    GetPrompt { backend: String, prompt: String },
-    Complete { backend: String },
+    CallTool {
+        tool: String,
+        arguments: JsonObject,
+    },
+    ReadResource {
+        backend: String,
+        uri: String,
+    },
+    Subscribe {
+        backend: String,
+        uri: String,
+    },
+    GetPrompt {
+        backend: String,
+        prompt: String,
+        /// The prompt's arguments, for the guards (empty for a completion's reference).
+        arguments: JsonObject,
+    },
+    /// A completion for an argument of a prompt or resource template: decided as
+    /// `complete` AND as the operation it completes for (`reference`: get that prompt, read
+    /// that template), so it answers nothing about what the principal may not use.
+    /// `argument` holds the argument being completed and the context's resolved ones, for
+    /// the guards.
+    Complete {
+        backend: String,
+        reference: Box<Op>,
+        argument: JsonObject,
+    },
 }
 
 impl Op {
@@ -38,8 +61,10 @@ impl Op {
             Op::CallTool { tool, arguments } => Operation::CallTool { tool, arguments },
             Op::ReadResource { backend, uri } => Operation::ReadResource { backend, uri },
             Op::Subscribe { backend, uri } => Operation::Subscribe { backend, uri },
-            Op::GetPrompt { backend, prompt } => Operation::GetPrompt { backend, prompt },
-            Op::Complete { backend } => Operation::Complete { backend },
+            Op::GetPrompt {
+                backend, prompt, ..
+            } => Operation::GetPrompt { backend, prompt },
+            Op::Complete { backend, .. } => Operation::Complete { backend },
         }
     }
 }
@@ -62,6 +87,9 @@ pub fn authorize(
     op: &Op,
     facts: &RequestFacts,
 ) -> Result<Decision, CallError> {
+    if let Op::Complete { reference, .. } = op {
+        authorize(hub, principal, reference, facts)?;
+    }
     let Some(engine) = hub.authz() else {
         return Err(CallError::Forbidden(
             "authorization is not ready".to_owned(),

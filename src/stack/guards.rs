@@ -1,15 +1,30 @@
-//! The guards layer: content checks on a tool call's arguments before anything below sees
-//! them, and on its result before it leaves — size limits, deny rules, redaction
+//! The guards layer: content checks on what a client sends before anything below sees it,
+//! and on what comes back before it leaves — size limits, deny rules, redaction
 //! (`governance::guards`). After rate limits (a blocked call still spent its token: probing
 //! for what passes is metered) and before the cache (a cached result was guarded when it
 //! was stored, and a blocked call never reaches it).
+//!
+//! What is checked, by operation (a tool's or prompt's own settings apply by its exposed
+//! name, the global ones otherwise):
+//!
+//! | operation | on the way in | on the way back |
+//! |---|---|---|
+//! | `tools/call` | arguments | result, error |
+//! | `prompts/get` | arguments | messages, error |
+//! | `resources/read`, `resources/subscribe` | the URI (as `/uri`) | contents (`max_result_bytes` too), error |
+//! | `completion/complete` | the argument and its context | values, error |
+//!
+//! A backend's error message and data are redacted like a result: a backend that puts a
+//! password in an error does not get it past the proxy.
 
-use rmcp::model::ServerResult;
+use rmcp::model::{JsonObject, ServerResult};
+use serde_json::Value;
 use tower::Service;
 
 use super::layer::{CallFuture, Step, forward, hub_layer};
 use super::{Call, Op};
 use crate::error::CallError;
+use crate::governance::Governance;
 
 hub_layer!(GuardsLayer);
 
@@ -19,42 +34,113 @@ fn blocked(b: crate::governance::guards::Blocked) -> CallError {
     CallError::Blocked(b.to_string())
 }
 
+/// What a request puts before the backend, and the name whose guard settings apply.
+fn inbound(op: &Op) -> Option<(&str, std::borrow::Cow<'_, JsonObject>)> {
+    use std::borrow::Cow;
+    match op {
+        Op::CallTool { tool, arguments } => Some((tool, Cow::Borrowed(arguments))),
+        Op::GetPrompt {
+            prompt, arguments, ..
+        } => Some((prompt, Cow::Borrowed(arguments))),
+        Op::ReadResource { uri, .. } | Op::Subscribe { uri, .. } => {
+            let mut map = JsonObject::new();
+            map.insert("uri".to_owned(), Value::String(uri.clone()));
+            Some(("", Cow::Owned(map)))
+        }
+        // What a client types into a completion reaches the backend as much as a tool
+        // argument does: the global rules apply to it (no tool's overrides).
+        Op::Complete { argument, .. } => Some(("", Cow::Borrowed(argument))),
+    }
+}
+
 impl Step for GuardsLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
     where
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let Op::CallTool { tool, arguments } = &call.op else {
+        let guards = &self.hub.governance.guards;
+        let Some((name, arguments)) = inbound(&call.op) else {
             return Box::pin(forward(next, call));
         };
-        let guards = &self.hub.governance.guards;
-        if let Err(b) = guards.check_arguments(tool, arguments) {
+        if let Err(b) = guards.check_arguments(name, &arguments) {
             return Box::pin(std::future::ready(Err(blocked(b))));
         }
-        if !guards.guards_results(tool) {
+        if !guards.guards_results(name) {
             return Box::pin(forward(next, call));
         }
-        let tool = tool.clone();
+        let name = name.to_owned();
         let governance = self.hub.governance.clone();
         Box::pin(async move {
-            let result = forward(next, call).await?;
-            let ServerResult::CallToolResult(r) = &result else {
-                return Ok(result);
-            };
-            let mut value = serde_json::to_value(r)
-                .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
-            let redactions = governance
-                .guards
-                .check_result(&tool, &mut value)
-                .map_err(blocked)?;
-            if redactions.is_empty() {
-                return Ok(result);
+            match forward(next, call).await {
+                Ok(result) => outbound(&governance, &name, result),
+                Err(CallError::Backend(mut e)) => {
+                    redact_error(&governance, &name, &mut e);
+                    Err(CallError::Backend(e))
+                }
+                Err(e) => Err(e),
             }
-            super::audit::note_redactions(&redactions.by_rule);
-            let redacted = serde_json::from_value(value)
-                .map_err(|e| CallError::Internal(format!("redacted result: {e}")))?;
-            Ok(ServerResult::CallToolResult(redacted))
         })
     }
+}
+
+/// A result as it may leave: within `max_result_bytes`, redacted. Tool, prompt, resource
+/// and completion results; anything else (an input-required round) passes as it is.
+fn outbound(
+    governance: &Governance,
+    name: &str,
+    result: ServerResult,
+) -> Result<ServerResult, CallError> {
+    if !matches!(
+        result,
+        ServerResult::CallToolResult(_)
+            | ServerResult::GetPromptResult(_)
+            | ServerResult::ReadResourceResult(_)
+            | ServerResult::CompleteResult(_)
+    ) {
+        return Ok(result);
+    }
+    let mut value = serde_json::to_value(&result)
+        .map_err(|e| CallError::Internal(format!("result not serializable: {e}")))?;
+    let redactions = governance
+        .guards
+        .check_result(name, &mut value)
+        .map_err(blocked)?;
+    if redactions.is_empty() {
+        return Ok(result);
+    }
+    super::audit::note_redactions(&redactions.by_rule);
+    let redacted = match result {
+        ServerResult::CallToolResult(_) => {
+            serde_json::from_value(value).map(ServerResult::CallToolResult)
+        }
+        ServerResult::GetPromptResult(_) => {
+            serde_json::from_value(value).map(ServerResult::GetPromptResult)
+        }
+        ServerResult::ReadResourceResult(_) => {
+            serde_json::from_value(value).map(ServerResult::ReadResourceResult)
+        }
+        ServerResult::CompleteResult(_) => {
+            serde_json::from_value(value).map(ServerResult::CompleteResult)
+        }
+        other => Ok(other),
+    };
+    redacted.map_err(|e| CallError::Internal(format!("redacted result: {e}")))
+}
+
+/// A backend's error, redacted like a result (its message and its data).
+fn redact_error(governance: &Governance, name: &str, e: &mut rmcp::ErrorData) {
+    let mut value = serde_json::json!({"message": e.message, "data": e.data});
+    let redactions = governance.guards.redact(name, &mut value);
+    if redactions.is_empty() {
+        return;
+    }
+    super::audit::note_redactions(&redactions.by_rule);
+    if let Some(message) = value["message"].as_str() {
+        e.message = message.to_owned().into();
+    }
+    e.data = match value["data"].take() {
+        Value::Null => None,
+        data => Some(data),
+    };
 }

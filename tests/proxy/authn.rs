@@ -96,7 +96,7 @@ async fn proxy_for(idp: &Idp) -> TestProxy {
     let toml = format!(
         "[auth]\nattributes = {{ email = \"string\" }}\n\
          [[auth.issuers]]\nissuer = {}\naudiences = [{}]\njwks_url = {}\nmin_refresh_s = 1\nleeway_s = 5\n\
-         roles_claim = \"realm_access.roles\"\ntenant_claim = \"tenant\"\ntenants = [\"acme\"]\nclaims = {{ email = \"email\" }}\n\
+         principal_prefix = \"idp\"\nroles_claim = \"realm_access.roles\"\ntenant_claim = \"tenant\"\ntenants = [\"acme\"]\nclaims = {{ email = \"email\" }}\n\
          [[auth.tokens]]\nsha256 = \"{hash}\"\nid = \"ci-bot\"\nkind = \"service\"\nroles = [\"ci\"]\n{}",
         lit(ISSUER),
         lit(AUDIENCE),
@@ -177,6 +177,20 @@ async fn the_attack_matrix_is_refused_with_401() {
     escalated["realm_access"]["roles"] = json!(["admin"]);
     parts[1] = URL_SAFE_NO_PAD.encode(escalated.to_string());
     let tampered = parts.join(".");
+    let mut forever = good.clone();
+    forever["exp"] = json!(253_402_300_799u64); // 9999-12-31
+    let mut issued_long_ago = good.clone();
+    issued_long_ago["iat"] = json!(now() - 3 * 86_400);
+    let critical = {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".to_owned());
+        header.crit = Some(vec!["urn:example:must-understand".to_owned()]);
+        header
+            .extras
+            .insert("urn:example:must-understand", "anything");
+        let key = EncodingKey::from_rsa_pem(&key_file("rsa1.pem")).unwrap();
+        encode(&header, &good, &key).unwrap()
+    };
     let cases: Vec<(&str, Option<String>)> = vec![
         ("missing token", None),
         ("alg none", Some(none)),
@@ -209,6 +223,20 @@ async fn the_attack_matrix_is_refused_with_401() {
             Some(sign("rsa2.pem", Algorithm::RS256, "rsa-1", &good)),
         ),
         ("tampered payload", Some(tampered)),
+        (
+            "exp in the year 9999",
+            Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &forever)),
+        ),
+        (
+            "issued for longer than the maximum lifetime",
+            Some(sign(
+                "rsa1.pem",
+                Algorithm::RS256,
+                "rsa-1",
+                &issued_long_ago,
+            )),
+        ),
+        ("an unknown critical header extension", Some(critical)),
         (
             "another tenant",
             Some(sign("rsa1.pem", Algorithm::RS256, "rsa-1", &other_tenant)),
@@ -349,5 +377,102 @@ async fn a_principal_cannot_use_another_principals_session() {
     assert_eq!(
         post(&alice, Some(&session), list).await.unwrap().status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
+    let idp = Idp::start(vec![jwk("rsa1"), jwk("rsa2")]).await;
+    let proxy = proxy_for(&idp).await;
+    let token = sign("rsa2.pem", Algorithm::RS256, "rsa-2", &claims("alice"));
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        200,
+        "verified and cached"
+    );
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        200,
+        "served from the cache"
+    );
+    // The identity provider withdraws the key (compromised); the next refresh sees it.
+    idp.keys.lock().unwrap().retain(|k| k["kid"] != "rsa-2");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past min_refresh
+    let unknown = sign("rsa1.pem", Algorithm::RS256, "rsa-9", &claims("bob"));
+    assert_eq!(
+        attempt(&proxy, Some(&unknown)).await.0,
+        401,
+        "forces a refresh"
+    );
+    assert_eq!(
+        attempt(&proxy, Some(&token)).await.0,
+        401,
+        "the cached verification went with its key"
+    );
+    let other = sign("rsa1.pem", Algorithm::RS256, "rsa-1", &claims("carol"));
+    assert_eq!(
+        attempt(&proxy, Some(&other)).await.0,
+        200,
+        "other keys still work"
+    );
+}
+
+/// A partner identity provider's token with `sub=admin` satisfied
+/// `principal == Mcp::User::"admin"` and ran a payment tool. Each issuer now has its own
+/// namespace of principals, and policies name it.
+#[tokio::test]
+async fn a_partner_admin_is_not_the_proxys_admin() {
+    const PARTNER: &str = "https://partner.test";
+    let idp = Idp::start(vec![jwk("rsa1")]).await;
+    let policies = r#"
+permit(principal, action == Mcp::Action::"list_tools", resource);
+permit(principal == Mcp::User::"corp/admin", action == Mcp::Action::"s__echo", resource);
+permit(principal in Mcp::Issuer::"partner", action == Mcp::Action::"s__test_simple_text", resource);
+"#;
+    let issuer = |iss: &str, prefix: &str| {
+        format!(
+            "[[auth.issuers]]\nissuer = {}\naudiences = [{}]\njwks_url = {}\nprincipal_prefix = \"{prefix}\"\n",
+            lit(iss),
+            lit(AUDIENCE),
+            lit(&idp.url)
+        )
+    };
+    let toml = format!(
+        "[auth]\n{}{}[authz]\npolicy = {}\n{}",
+        issuer(ISSUER, "corp"),
+        issuer(PARTNER, "partner"),
+        lit(policies),
+        stdio_backend("s", "")
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut partner_admin = claims("admin");
+    partner_admin["iss"] = json!(PARTNER);
+    let tools = |token: String| {
+        let url = proxy.url.clone();
+        async move {
+            let client = client_with(&url, &token).await;
+            let mut names: Vec<String> = client
+                .peer()
+                .list_all_tools()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect();
+            names.sort();
+            let echo = client
+                .peer()
+                .call_tool(call("s__echo", json!({"text": "hi"})))
+                .await;
+            (names, echo.is_ok())
+        }
+    };
+    let corp = sign("rsa1.pem", Algorithm::RS256, "rsa-1", &claims("admin"));
+    let partner = sign("rsa1.pem", Algorithm::RS256, "rsa-1", &partner_admin);
+    assert_eq!(tools(corp).await, (vec!["s__echo".to_owned()], true));
+    assert_eq!(
+        tools(partner).await,
+        (vec!["s__test_simple_text".to_owned()], false),
+        "the partner's admin is in the partner's namespace only"
     );
 }

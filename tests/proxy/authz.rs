@@ -34,13 +34,15 @@ forbid(principal is Mcp::Agent, action == Mcp::Action::"create_message", resourc
 forbid(principal, action == Mcp::Action::"s__echo", resource);
 "#;
 
+fn token_entry(secret: &str, id: &str, kind: &str, role: &str) -> String {
+    format!(
+        "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\n",
+        mcp_warden::authn::token_hash_hex(secret)
+    )
+}
+
 fn config() -> String {
-    let token = |secret: &str, id: &str, kind: &str, role: &str| {
-        format!(
-            "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nkind = \"{kind}\"\nroles = [\"{role}\"]\n",
-            mcp_warden::authn::token_hash_hex(secret)
-        )
-    };
+    let token = token_entry;
     format!(
         "[auth]\n{}{}{}[authz]\npolicy = {}\n{}",
         token(ANALYST, "ann", "user", "analyst"),
@@ -310,5 +312,103 @@ async fn a_tool_whose_new_schema_breaks_a_policy_is_quarantined() {
     assert!(
         eventually_listed(&client, "s__dynamic_tool").await,
         "the control proxy lists the new tool"
+    );
+}
+
+/// `completion/complete` answered for a prompt whose `prompts/get` was forbidden, its
+/// argument was not guarded, and `resources/templates/list` was not filtered per principal.
+#[tokio::test]
+async fn completions_and_templates_are_decided_like_what_they_refer_to() {
+    use rmcp::model::{ArgumentInfo, CompleteRequestParams, Reference};
+    let policies = r#"
+permit(principal, action in [Mcp::Action::"list_prompts", Mcp::Action::"list_resources", Mcp::Action::"complete"], resource);
+permit(principal in Mcp::Role::"engineer", action in [Mcp::Action::"get_prompt", Mcp::Action::"read_resource"], resource);
+"#;
+    let toml = format!(
+        "[auth]\n{}{}[authz]\npolicy = {}\n{}",
+        token_entry(ANALYST, "ann", "user", "analyst"),
+        token_entry(ENGINEER, "eve", "user", "engineer"),
+        lit(policies),
+        stdio_backend("s", "")
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let complete = |client: &Client, reference: Reference, value: &str| {
+        let peer = client.peer().clone();
+        let value = value.to_owned();
+        async move {
+            peer.complete(CompleteRequestParams::new(
+                reference,
+                ArgumentInfo::new("arg1", value),
+            ))
+            .await
+        }
+    };
+    let prompt = || Reference::for_prompt("s__test_prompt_with_arguments");
+    let template = || Reference::for_resource("s+test://template/{id}/data");
+    let (engineer, _) = connect_as(&proxy.url, ENGINEER).await;
+    assert!(complete(&engineer, prompt(), "te").await.is_ok());
+    assert!(complete(&engineer, template(), "1").await.is_ok());
+    assert_eq!(
+        engineer
+            .peer()
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
+    assert!(
+        complete(&analyst, prompt(), "te").await.is_err(),
+        "no completion for a prompt one may not get"
+    );
+    assert!(
+        complete(&analyst, template(), "1").await.is_err(),
+        "no completion for a template one may not read"
+    );
+    assert!(
+        analyst
+            .peer()
+            .list_all_resource_templates()
+            .await
+            .unwrap()
+            .is_empty(),
+        "templates are filtered like resources"
+    );
+    let blocked = complete(&engineer, prompt(), "x; rm -rf / #").await;
+    let blocked = format!(
+        "{:?}",
+        blocked.expect_err("the completion argument is guarded")
+    );
+    assert!(blocked.contains("blocked"), "{blocked}");
+}
+
+/// An argument the tool's schema does not declare never reaches the backend where the
+/// operator refuses them: Cedar never saw it.
+#[tokio::test]
+async fn undeclared_arguments_are_refused_before_the_backend() {
+    let toml = stdio_backend("s", "refuse_undeclared_arguments = [\"echo\"]");
+    let proxy = TestProxy::start(&toml).await;
+    let (client, _) = connect(&proxy.url).await;
+    let peer = client.peer();
+    assert!(
+        peer.call_tool(call("s__echo", json!({"text": "hi"})))
+            .await
+            .is_ok()
+    );
+    let refused = peer
+        .call_tool(call("s__echo", json!({"text": "hi", "Text": "override"})))
+        .await
+        .expect_err("an undeclared argument is refused");
+    assert!(
+        format!("{refused:?}").contains("`Text` is not declared"),
+        "{refused:?}"
+    );
+    // Other tools of the backend keep today's behaviour: the extra key is dropped from
+    // the policy context, and the call is decided on the declared ones.
+    assert!(
+        peer.call_tool(call("s__test_simple_text", json!({"extra": 1})))
+            .await
+            .is_ok()
     );
 }

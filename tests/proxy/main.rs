@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod conformance;
 mod governance;
+mod guards_coverage;
 mod http_limits;
 mod inputs;
 mod lifecycle;

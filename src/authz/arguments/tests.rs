@@ -228,3 +228,65 @@ fn extension_and_entity_shapes_are_plain_data() {
     );
     assert!(d.allowed, "{d:?}");
 }
+
+/// `amount_override` and `Amount` were forwarded to the backend though Cedar never saw them.
+#[test]
+fn undeclared_arguments_are_refused_where_the_schema_or_the_operator_says_so() {
+    let schema = |closed: bool| {
+        object(json!({
+            "type": "object",
+            "properties": {
+                "amount": { "type": "integer" },
+                "memo": { "type": "null" },
+                "order": {
+                    "type": "object",
+                    "properties": { "qty": { "type": "integer" } },
+                    "additionalProperties": !closed,
+                },
+            },
+            "required": ["amount"],
+            "additionalProperties": !closed,
+        }))
+    };
+    let mut untyped = Vec::new();
+    let closed = arguments_type("t", &schema(true), &mut untyped);
+    let open = arguments_type("t", &schema(false), &mut untyped);
+    let mut tightened = open.clone();
+    tightened.close_all();
+    let undeclared = |path: &str| Some(ArgumentError::Undeclared { path: path.into() });
+    for ty in [&closed, &tightened] {
+        let check = |v| arguments_value(ty, &object(v)).err();
+        assert_eq!(
+            check(json!({"amount": 5, "memo": null, "order": {"qty": 1}})),
+            None
+        );
+        assert_eq!(
+            check(json!({"amount": 5, "amount_override": 9})),
+            undeclared("amount_override")
+        );
+        assert_eq!(
+            check(json!({"amount": 5, "Amount": 9})),
+            undeclared("Amount")
+        );
+        assert_eq!(
+            check(json!({"amount": 5, "order": {"qty": 1, "QTY": 9}})),
+            undeclared("order.QTY")
+        );
+    }
+    // An open schema without the operator's word: extra keys are dropped, as before.
+    assert_eq!(
+        arguments_value(&open, &object(json!({"amount": 5, "x": 1}))).err(),
+        None
+    );
+    // A schema without properties that is closed refuses every argument.
+    let empty = arguments_type(
+        "t",
+        &object(json!({"type": "object", "additionalProperties": false})),
+        &mut untyped,
+    );
+    assert_eq!(
+        arguments_value(&empty, &object(json!({"x": 1}))).err(),
+        undeclared("x")
+    );
+    assert_eq!(arguments_value(&empty, &object(json!({}))).err(), None);
+}

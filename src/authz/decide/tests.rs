@@ -382,3 +382,65 @@ fn the_entity_memo_never_answers_for_a_changed_principal() {
     let wrong_type = with_attr(bulk, "level", AttrValue::String("x".to_owned()));
     assert!(!call(&e, &wrong_type, "trading__execute_trade", args).allowed);
 }
+
+/// A partner identity provider's `sub=admin` satisfied `principal == Mcp::User::"admin"`.
+/// With each issuer in its own namespace, ids, roles and the issuer group keep them apart.
+#[test]
+fn a_principal_of_one_issuer_is_never_taken_for_one_of_another() {
+    use crate::config::{IssuerSettings, KeySource};
+    use std::{collections::BTreeMap, time::Duration};
+    let issuer = |iss: &str, prefix: &str| IssuerSettings {
+        issuer: iss.to_owned(),
+        audiences: vec!["warden".to_owned()],
+        keys: KeySource::File("/nonexistent".into()),
+        leeway: Duration::from_secs(30),
+        refresh: Duration::from_secs(300),
+        min_refresh: Duration::from_secs(30),
+        max_lifetime: Duration::from_secs(86_400),
+        subject_claim: "sub".to_owned(),
+        roles_claim: Some("roles".to_owned()),
+        tenant_claim: None,
+        kind_claim: None,
+        kind: crate::authn::PrincipalKind::User,
+        claims: BTreeMap::new(),
+        tenants: Vec::new(),
+        principal_prefix: Some(prefix.to_owned()),
+        reserved_prefixes: Vec::new(),
+    };
+    let claims = json!({"sub": "admin", "roles": ["trader"]});
+    let corp = crate::authn::principal_from_claims(
+        &claims,
+        &issuer("https://corp.test", "corp"),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let partner = crate::authn::principal_from_claims(
+        &claims,
+        &issuer("https://partner.test", "partner"),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(corp.id, "corp/admin");
+    assert_eq!(partner.id, "partner/admin");
+    assert_eq!(partner.roles, ["partner/trader"]);
+    let e = engine(
+        r#"
+@id("corp-admin")
+permit(principal == Mcp::User::"corp/admin", action == Mcp::Action::"trading__execute_trade", resource);
+@id("corp-traders")
+permit(principal in Mcp::Role::"corp/trader", action == Mcp::Action::"trading__quote", resource);
+@id("partners-quote")
+permit(principal in Mcp::Issuer::"partner", action == Mcp::Action::"github__create_issue", resource);
+@id("bare-admin")
+permit(principal == Mcp::User::"admin", action == Mcp::Action::"github__create_issue", resource);
+"#,
+    );
+    let trade = json!({"amount": 10, "symbol": "ACME"});
+    assert!(call(&e, &corp, "trading__execute_trade", trade.clone()).allowed);
+    let d = call(&e, &partner, "trading__execute_trade", trade);
+    assert!(!d.allowed, "a partner's admin is not corp's admin: {d:?}");
+    assert!(call(&e, &corp, "trading__quote", json!({"symbol": "A"})).allowed);
+    assert!(!call(&e, &partner, "trading__quote", json!({"symbol": "A"})).allowed);
+    assert!(call(&e, &partner, "github__create_issue", json!({"title": "t"})).allowed);
+    assert!(!call(&e, &corp, "github__create_issue", json!({"title": "t"})).allowed);
+}

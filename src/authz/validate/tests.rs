@@ -164,7 +164,7 @@ fn schema_text_is_complete_and_hashes_are_stable() {
     let text = e.schema_text();
     assert!(text.contains("namespace Mcp"));
     assert!(text.contains("action \"trading__execute_trade\" in"), "{text}");
-    assert!(text.contains("entity User in [Role, Tenant]"), "{text}");
+    assert!(text.contains("entity User in [Role, Tenant, Issuer]"), "{text}");
     let reparsed = cedar_policy::Schema::from_cedarschema_str(&text);
     assert!(reparsed.is_ok(), "the schema text parses back");
     let again = engine(LIMIT);

@@ -347,3 +347,111 @@ fn a_public_bind_needs_the_resource_url_and_failures_are_limited() {
     let config = Config::from_toml_str(&format!("[auth]\n{tokens}")).unwrap();
     assert_eq!(config.auth.resource, None);
 }
+
+#[test]
+fn issuers_must_not_share_a_namespace_of_principals() {
+    let issuer = |iss: &str, prefix: Option<&str>| {
+        format!(
+            "[[auth.issuers]]\nissuer = \"{iss}\"\naudiences = [\"a\"]\njwks_file = \"k.json\"\n{}",
+            prefix
+                .map(|p| format!("principal_prefix = \"{p}\"\n"))
+                .unwrap_or_default()
+        )
+    };
+    let token = |id: &str| {
+        format!(
+            "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\n",
+            "ab".repeat(32)
+        )
+    };
+    let tail = "[authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"d\"\ncommand = \"x\"\n";
+    let with = |auth: String| format!("[auth]\n{auth}{tail}");
+    // One source may go without a prefix; the others need theirs.
+    Config::from_toml_str(&with(issuer("https://a", None))).unwrap();
+    Config::from_toml_str(&with(
+        issuer("https://a", None) + &issuer("https://b", Some("b")),
+    ))
+    .unwrap();
+    let config = Config::from_toml_str(&with(
+        issuer("https://a", Some("a")) + &issuer("https://b", Some("b")) + &token("ci"),
+    ))
+    .unwrap();
+    assert!(config.auth.issuers[0].reserved_prefixes.is_empty());
+    let config = Config::from_toml_str(&with(
+        issuer("https://a", None) + &issuer("https://b", Some("b")),
+    ))
+    .unwrap();
+    assert_eq!(config.auth.issuers[0].reserved_prefixes, ["b"]);
+    let errs = errors(&with(issuer("https://a", None) + &token("ci")));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("auth.issuers[0].principal_prefix: required")),
+        "{errs:?}"
+    );
+    let errs = errors(&with(
+        issuer("https://a", None) + &issuer("https://b", None),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("auth.issuers[1].principal_prefix: required")),
+        "{errs:?}"
+    );
+    let errs = errors(&with(
+        issuer("https://a", Some("p")) + &issuer("https://b", Some("p")),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .starts_with("auth.issuers[1].principal_prefix: `p` is the prefix of an earlier")),
+        "{errs:?}"
+    );
+    let errs = errors(&with(issuer("https://a", Some("a/b")) + &token("ci")));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("auth.issuers[0].principal_prefix: `a/b` must be")),
+        "{errs:?}"
+    );
+    let errs = errors(&with(
+        issuer("https://a", Some("partner")) + &token("partner/admin"),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("auth.tokens[0]: `partner/admin` lies in the namespace")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn exposed_names_cannot_depend_on_which_backend_is_up() {
+    let errs = errors(
+        r#"
+[auth]
+anonymous = true
+[authz]
+policy = "permit(principal, action, resource);"
+[[backends]]
+name = "pay"
+command = "x"
+[[backends]]
+name = "a"
+namespace = ""
+command = "x"
+aliases = { send = "pay__send" }
+[[backends]]
+name = "b"
+namespace = ""
+command = "x"
+"#,
+    );
+    let joined = errors_joined(&errs);
+    assert!(
+        joined.contains("backends[2].namespace: only one backend may have `namespace = \"\"`"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains(
+            "backends[1].aliases.send: `pay__send` lies in the namespace of backend `pay`"
+        ),
+        "{joined}"
+    );
+}

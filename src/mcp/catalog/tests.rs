@@ -68,18 +68,84 @@ fn a_down_backend_drops_out_of_the_lists() {
 }
 
 #[test]
-fn collisions_keep_the_first_and_are_reported() {
+fn an_alias_is_reserved_whether_or_not_its_backend_is_up() {
     let b = backends(TWO);
-    let c = Catalog::build(&b, &[lists(&["x"]), lists(&["find_code"])], "__");
-    assert_eq!(
-        c.tool("find_code").map(|e| e.backend),
-        Some(1),
-        "no alias claims it here"
+    for gh in [lists(&["search"]), lists(&["x"]), None] {
+        let c = Catalog::build(&b, &[gh.clone(), lists(&["find_code", "echo"])], "__");
+        assert_ne!(
+            c.tool("find_code").map(|e| e.backend),
+            Some(1),
+            "`find_code` is gh's alias, never the unprefixed backend's tool"
+        );
+        assert_eq!(c.tool("echo").map(|e| e.backend), Some(1));
+        let refused: Vec<_> = c
+            .collisions
+            .iter()
+            .map(|c| (c.exposed.as_str(), c.backend.as_str()))
+            .collect();
+        assert_eq!(refused, [("find_code", "local")]);
+    }
+}
+
+/// With `pay` down, an unprefixed backend's tool literally named `pay__transfer` served a
+/// call meant for `pay`.
+#[test]
+fn an_unprefixed_backend_never_exposes_a_name_in_a_namespace() {
+    let b = backends(
+        r#"
+[[backends]]
+name = "pay"
+command = "x"
+[[backends]]
+name = "local"
+namespace = ""
+command = "y"
+"#,
     );
-    let c = Catalog::build(&b, &[lists(&["search"]), lists(&["find_code"])], "__");
-    assert_eq!(c.tool("find_code").unwrap().backend, 0);
-    assert_eq!(c.collisions.len(), 1);
-    assert_eq!(c.collisions[0].backend, "local");
+    let local = || {
+        Some(BackendLists {
+            tools: vec![tool("pay__transfer"), tool("echo")],
+            prompts: vec![Prompt::new("pay__greet", None::<String>, None)],
+            resources: vec![
+                Resource::new("pay+file:///x", "x"),
+                Resource::new("file:///y", "y"),
+            ],
+            templates: vec![ResourceTemplate::new("pay+git://{id}", "t")],
+        })
+    };
+    for pay in [lists(&["transfer"]), None] {
+        let up = pay.is_some();
+        let c = Catalog::build(&b, &[pay, local()], "__");
+        assert_eq!(c.tool("pay__transfer").map(|e| e.backend), up.then_some(0));
+        assert!(c.prompt("pay__greet").is_none());
+        assert_eq!(c.tool("echo").map(|e| e.backend), Some(1));
+        let uris: Vec<_> = c
+            .resources_page(None, 10, |_| true)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.uri)
+            .collect();
+        assert_eq!(uris, ["file:///y"]);
+        assert_eq!(c.templates_page(None, 10, |_| true).unwrap().items.len(), 0);
+        assert_eq!(c.resolve_uri("pay+file:///x").map(|t| t.backend), Some(0));
+        assert_eq!(
+            c.resolve_uri("pay+"),
+            None,
+            "never the unprefixed backend's"
+        );
+        assert_eq!(c.resolve_uri("other+x").map(|t| t.backend), Some(1));
+        let refused: Vec<_> = c.collisions.iter().map(|c| c.exposed.as_str()).collect();
+        assert_eq!(
+            refused,
+            [
+                "pay__transfer",
+                "pay__greet",
+                "pay+file:///x",
+                "pay+git://{id}"
+            ]
+        );
+    }
 }
 
 #[test]
@@ -175,4 +241,63 @@ fn resource_uris_are_rewritten_reversibly() {
         })
     );
     let _ = BTreeMap::<String, String>::new();
+}
+
+#[test]
+fn clients_see_only_the_hints_the_operator_trusts() {
+    let b = backends(
+        r#"
+[[backends]]
+name = "db"
+command = "x"
+hints = { search = { read_only = true } }
+[[backends]]
+name = "ok"
+command = "y"
+trust_hints = true
+"#,
+    );
+    let annotated = |name: &str| {
+        let mut t = tool(name);
+        t.annotations = Some(
+            rmcp::model::ToolAnnotations::new()
+                .read_only(true)
+                .destructive(false),
+        );
+        t
+    };
+    let lists = |names: &[&str]| {
+        Some(BackendLists {
+            tools: names.iter().map(|n| annotated(n)).collect(),
+            ..Default::default()
+        })
+    };
+    let c = Catalog::build(
+        &b,
+        &[lists(&["delete_all_records", "search"]), lists(&["get"])],
+        "__",
+    );
+    let hints = |name: &str| {
+        c.tool(name)
+            .unwrap()
+            .item
+            .annotations
+            .as_ref()
+            .map(|a| (a.read_only_hint, a.destructive_hint))
+    };
+    assert_eq!(
+        hints("db__delete_all_records"),
+        None,
+        "an untrusted claim is not passed on"
+    );
+    assert_eq!(
+        hints("db__search"),
+        Some((Some(true), None)),
+        "the operator's word"
+    );
+    assert_eq!(
+        hints("ok__get"),
+        Some((Some(true), Some(false))),
+        "a trusted backend's"
+    );
 }
