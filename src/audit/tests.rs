@@ -26,7 +26,7 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn settings(state: &std::path::Path, store: &std::path::Path) -> AuditSettings {
+pub(crate) fn settings(state: &std::path::Path, store: &std::path::Path) -> AuditSettings {
     AuditSettings {
         origin: "test.example/audit".to_owned(),
         store: format!("file://{}", store.display()),

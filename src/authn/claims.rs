@@ -122,31 +122,17 @@ pub fn principal(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
-    use crate::config::KeySource;
 
     fn issuer(prefix: Option<&str>, reserved: &[&str]) -> IssuerSettings {
         IssuerSettings {
-            issuer: "https://idp.test".to_owned(),
-            audiences: vec!["a".to_owned()],
-            keys: KeySource::File("/nonexistent".into()),
-            leeway: Duration::from_secs(30),
-            refresh: Duration::from_secs(300),
-            min_refresh: Duration::from_secs(30),
-            max_lifetime: Duration::from_secs(86_400),
-            subject_claim: "sub".to_owned(),
             roles_claim: Some("roles".to_owned()),
             tenant_claim: Some("tenant".to_owned()),
-            kind_claim: None,
-            kind: PrincipalKind::User,
-            claims: BTreeMap::new(),
-            tenants: Vec::new(),
             principal_prefix: prefix.map(str::to_owned),
             reserved_prefixes: reserved.iter().map(|p| (*p).to_owned()).collect(),
+            ..IssuerSettings::for_tests("https://idp.test")
         }
     }
 

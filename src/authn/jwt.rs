@@ -115,33 +115,13 @@ fn lifetime(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
-    use crate::authn::principal::PrincipalKind;
-    use crate::config::{IssuerSettings, KeySource};
+    use crate::config::IssuerSettings;
 
     fn settings() -> IssuerSettings {
-        IssuerSettings {
-            issuer: "https://idp.test".to_owned(),
-            audiences: vec!["a".to_owned()],
-            keys: KeySource::File("/nonexistent".into()),
-            leeway: Duration::from_secs(30),
-            refresh: Duration::from_secs(300),
-            min_refresh: Duration::from_secs(30),
-            max_lifetime: Duration::from_secs(86_400),
-            subject_claim: "sub".to_owned(),
-            roles_claim: None,
-            tenant_claim: None,
-            kind_claim: None,
-            kind: PrincipalKind::User,
-            claims: BTreeMap::new(),
-            tenants: Vec::new(),
-            principal_prefix: None,
-            reserved_prefixes: Vec::new(),
-        }
+        IssuerSettings::for_tests("https://idp.test")
     }
 
     #[test]

@@ -64,6 +64,32 @@ pub struct IssuerSettings {
     pub reserved_prefixes: Vec<String>,
 }
 
+#[cfg(test)]
+impl IssuerSettings {
+    /// An issuer as validation would make it from `issuer = "<issuer>"`, `audiences = ["a"]`
+    /// and a key file, everything else at its default: what unit tests start from.
+    pub(crate) fn for_tests(issuer: &str) -> IssuerSettings {
+        IssuerSettings {
+            issuer: issuer.to_owned(),
+            audiences: vec!["a".to_owned()],
+            keys: KeySource::File("/nonexistent".into()),
+            leeway: Duration::from_secs(30),
+            refresh: Duration::from_secs(300),
+            min_refresh: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(86_400),
+            subject_claim: "sub".to_owned(),
+            roles_claim: None,
+            tenant_claim: None,
+            kind_claim: None,
+            kind: PrincipalKind::User,
+            claims: BTreeMap::new(),
+            tenants: Vec::new(),
+            principal_prefix: None,
+            reserved_prefixes: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
     pub sha256: [u8; 32],

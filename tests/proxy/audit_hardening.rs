@@ -262,22 +262,14 @@ async fn sighup_does_not_stop_the_proxy() {
     assert_eq!(code, 0, "{out}");
 }
 
-const ACCEPT: &str = "application/json, text/event-stream";
-
 /// A raw JSON-RPC POST as the engineer, with the client's own `x-request-id`.
 async fn post(url: &str, session: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(url)
+    raw_post(url, session, body.to_string())
         .bearer_auth("engineer-token")
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
         .header("x-request-id", "same-every-time")
-        .body(body.to_string());
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request.send().await.unwrap()
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The proxy names every request itself (a client's `x-request-id` is kept beside it, never

@@ -4,23 +4,12 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const ACCEPT: &str = "application/json, text/event-stream";
-
 async fn post(
     url: &str,
     session: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(body);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request.send().await.unwrap()
+    raw_post(url, session, body).send().await.unwrap()
 }
 
 /// The JSON-RPC message in a JSON or SSE response body.

@@ -387,3 +387,25 @@ pub async fn metrics_text(admin: &str) -> String {
         .await
         .unwrap()
 }
+
+/// What a streamable-HTTP client accepts.
+pub const ACCEPT: &str = "application/json, text/event-stream";
+
+/// A raw JSON-RPC POST to `url` as a 2025-11-25 client would send it, in `session` if any:
+/// add credentials and headers, then send.
+pub fn raw_post(
+    url: &str,
+    session: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    let request = reqwest::Client::new()
+        .post(url)
+        .header("accept", ACCEPT)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body);
+    match session {
+        Some(session) => request.header("mcp-session-id", session),
+        None => request,
+    }
+}

@@ -11,8 +11,6 @@ use serde_json::{Value, json};
 use crate::audit::{audit_section, records, scratch};
 use crate::common::*;
 
-const ACCEPT: &str = "application/json, text/event-stream";
-
 /// Principals `alice` and `bob` (tokens `alice-token`, `bob-token`), allowed everything,
 /// the conformance target as `s`, the audit log in `store`/`state`, and `server`
 /// settings.
@@ -34,17 +32,11 @@ fn config(store: &Path, state: &Path, server: &str) -> String {
 }
 
 async fn post(url: &str, token: &str, session: Option<&str>, body: String) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
-        .post(url)
+    raw_post(url, session, body)
         .bearer_auth(token)
-        .header("accept", ACCEPT)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(body);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request.send().await.unwrap()
+        .send()
+        .await
+        .unwrap()
 }
 
 fn initialize() -> String {

@@ -387,25 +387,13 @@ fn the_entity_memo_never_answers_for_a_changed_principal() {
 /// With each issuer in its own namespace, ids, roles and the issuer group keep them apart.
 #[test]
 fn a_principal_of_one_issuer_is_never_taken_for_one_of_another() {
-    use crate::config::{IssuerSettings, KeySource};
-    use std::{collections::BTreeMap, time::Duration};
+    use crate::config::IssuerSettings;
+    use std::collections::BTreeMap;
     let issuer = |iss: &str, prefix: &str| IssuerSettings {
-        issuer: iss.to_owned(),
         audiences: vec!["warden".to_owned()],
-        keys: KeySource::File("/nonexistent".into()),
-        leeway: Duration::from_secs(30),
-        refresh: Duration::from_secs(300),
-        min_refresh: Duration::from_secs(30),
-        max_lifetime: Duration::from_secs(86_400),
-        subject_claim: "sub".to_owned(),
         roles_claim: Some("roles".to_owned()),
-        tenant_claim: None,
-        kind_claim: None,
-        kind: crate::authn::PrincipalKind::User,
-        claims: BTreeMap::new(),
-        tenants: Vec::new(),
         principal_prefix: Some(prefix.to_owned()),
-        reserved_prefixes: Vec::new(),
+        ..IssuerSettings::for_tests(iss)
     };
     let claims = json!({"sub": "admin", "roles": ["trader"]});
     let corp = crate::authn::principal_from_claims(
