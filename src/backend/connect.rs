@@ -59,7 +59,11 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                     .await
                     .map_err(|e| e.to_string())
             }
-            Transport::Http { url, headers } => {
+            Transport::Http {
+                url,
+                headers,
+                keep_alive,
+            } => {
                 let mut custom = HashMap::new();
                 let mut auth = None;
                 for (name, value) in headers {
@@ -81,7 +85,8 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                 if let Some(token) = auth {
                     config = config.auth_header(token);
                 }
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let transport =
+                    StreamableHttpClientTransport::with_client(http_client(*keep_alive)?, config);
                 relay
                     .serve_with_lifecycle(transport, lifecycle(settings.protocol))
                     .await
@@ -96,6 +101,41 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
             settings.connect_timeout.as_secs()
         )),
     }
+}
+
+/// The HTTP client of one backend connection: a keep-alive pool, so a call costs no new
+/// TCP connection (rmcp's own default client keeps none, and every call paid a connection
+/// set-up on both sides). Idle connections close after 4 s, before the 5 s keep-alive of
+/// common servers, so the proxy never sends a call on a socket the server is closing.
+/// Redirects are followed only within the backend's own origin: its credentials go nowhere
+/// else.
+fn http_client(keep_alive: bool) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .redirect(same_origin_redirects());
+    let builder = if keep_alive {
+        builder.pool_idle_timeout(std::time::Duration::from_secs(4))
+    } else {
+        builder.pool_max_idle_per_host(0)
+    };
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Up to 5 redirects, all to the origin (scheme, host, port) first asked.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if same && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 fn lifecycle(protocol: BackendProtocol) -> ClientLifecycleMode {

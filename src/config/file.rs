@@ -227,6 +227,10 @@ pub struct BackendSection {
     pub url: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// http: keep connections open and reuse them between calls; default true. Set it false
+    /// only for a server that answers ~40 ms late on a reused connection (one that writes
+    /// its answer in several small writes without `TCP_NODELAY`).
+    pub keep_alive: Option<bool>,
     /// Connecting and initializing, in milliseconds; default 30 000.
     pub connect_timeout_ms: Option<u64>,
     /// One request, in milliseconds; default 300 000.

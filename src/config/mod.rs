@@ -140,6 +140,8 @@ pub enum Transport {
     Http {
         url: String,
         headers: BTreeMap<String, String>,
+        /// Reuse connections between calls (keep-alive); `false` opens one per request.
+        keep_alive: bool,
     },
 }
 

@@ -452,6 +452,7 @@ fn transport(
             Some(Transport::Http {
                 url: url.clone(),
                 headers: b.headers.clone(),
+                keep_alive: b.keep_alive.unwrap_or(true),
             })
         }
         (Some(_), Some(_)) => {

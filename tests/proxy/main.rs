@@ -10,6 +10,7 @@ mod authz;
 mod bad_input;
 mod cli;
 mod conformance;
+mod connections;
 mod governance;
 mod guards_coverage;
 mod http_limits;
