@@ -199,6 +199,12 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// `BENCH_KEEP_ALIVE=false` has the proxies open a connection to the HTTP backend per
+/// request, as before connections were pooled (to compare the two with one build).
+fn keep_alive() -> bool {
+    std::env::var("BENCH_KEEP_ALIVE").map_or(true, |v| v != "false")
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -215,10 +221,11 @@ async fn main() {
             throughput_for: Duration::from_millis(200),
         }
     };
+    let keep_alive = keep_alive();
     let backend = serve(mcp_warden::demo::router()).await;
     let demo_exe = env!("CARGO_BIN_EXE_mcp-warden");
     let config = Config::from_toml_str(&format!(
-        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n\
+        "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\n\
          [[backends]]\nname = \"local\"\ncommand = {demo_exe:?}\nargs = [\"demo-server\"]\n"
     ))
     .unwrap();
@@ -230,7 +237,7 @@ async fn main() {
     let token = "bench-token";
     let secured = Config::from_toml_str(&format!(
         "[auth]\n[[auth.tokens]]\nsha256 = \"{}\"\nid = \"dev\"\nroles = [\"dev\"]\n\
-         [authz]\npolicy = {:?}\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n",
+         [authz]\npolicy = {:?}\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\n",
         mcp_warden::authn::token_hash_hex(token),
         policies()
     ))
@@ -249,7 +256,7 @@ async fn main() {
         let config = Config::from_toml_str(&format!(
             "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n\
              [audit]\norigin = \"bench/audit\"\nstore = {:?}\nstate_dir = {:?}\ndurability = {durability:?}\n\
-             [[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n",
+             [[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\n",
             store.as_str(),
             dir.join("state").display().to_string(),
         ))
@@ -371,6 +378,7 @@ async fn main() {
 /// per-principal concurrency limit, a per-tool timeout, every built-in guard rule), and on
 /// with the tool cacheable (every call after the first is a cache hit). Latencies in turns.
 async fn governance(backend: &str, s: &Settings) {
+    let keep_alive = keep_alive();
     let base =
         "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n";
     let rules = "[limits]\nprincipal_concurrency = 64\n\
@@ -378,13 +386,13 @@ async fn governance(backend: &str, s: &Settings) {
         [[limits.rate]]\nid = \"tenant-tool\"\nby = [\"tenant\", \"tool\"]\nper_second = 1000000\n";
     let configs = [
         format!(
-            "{base}[guards]\nbuiltin_rules = false\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\n"
+            "{base}[guards]\nbuiltin_rules = false\n[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\n"
         ),
         format!(
-            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\ntools.echo = {{ timeout_ms = 5000 }}\n"
+            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\ntools.echo = {{ timeout_ms = 5000 }}\n"
         ),
         format!(
-            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\ntools.echo = {{ timeout_ms = 5000, cache_ttl_secs = 3600 }}\n"
+            "{base}{rules}[[backends]]\nname = \"demo\"\nurl = \"{backend}\"\nkeep_alive = {keep_alive}\ntools.echo = {{ timeout_ms = 5000, cache_ttl_secs = 3600 }}\n"
         ),
     ];
     let mut urls = Vec::new();
