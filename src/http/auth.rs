@@ -2,9 +2,13 @@
 //! metadata (RFC 9728) that tells clients where to get a token.
 //!
 //! Why here: it runs before rmcp parses anything, so an unauthenticated request costs a
-//! header lookup and never reaches MCP code. It also owns session ownership: a session
-//! belongs to the principal that opened it, and a request presenting another principal's
-//! session id is answered exactly like an unknown session (404).
+//! header lookup and never reaches MCP code. It also enforces session ownership and the
+//! session limits ([`super::owners`]): a session belongs to the principal that opened it,
+//! and a request presenting another principal's session id is answered exactly like an
+//! unknown session (404). It names every request (`warden-request-id`, the `request_id` of
+//! its record) and records the requests refused before an MCP handler saw them — here, or
+//! by the MCP transport below (malformed JSON-RPC, a session it no longer has, a body too
+//! large or too slow).
 //!
 //! Failures are bounded: every client-controlled field of their record is cut to a small
 //! size (`hub::audit::MAX_FIELD_BYTES`), and each client address may have at most
