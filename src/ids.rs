@@ -38,6 +38,21 @@ pub fn session_id() -> String {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// Whether the MCP handler has written a request's record (in the request's extensions):
+/// the HTTP layer records a failed request itself only when no handler did.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Recorded {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// The id of the session an `initialize` request opens, put in the request's extensions
 /// by the HTTP session manager: the id every later request of the session sends.
 #[derive(Debug, Clone)]

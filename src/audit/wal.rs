@@ -322,8 +322,8 @@ fn check_tail(path: &Path, tail: &[u8], offset: usize, next: u64, why: &str) -> 
                      record {found} lies {at} bytes further on: it was acknowledged as \
                      durable, so this is damage, not a torn write. The proxy does not start \
                      on a damaged log and has changed nothing. To go on: keep a copy of the \
-                     file as evidence; then either repair line {next} if you know what \
-                     damaged it, or cut the file at byte {offset} (`truncate -s {offset} \
+                     file as evidence; then either repair record {next} (the line at byte \
+                     {offset}) if you know what damaged it, or cut the file at byte {offset} (`truncate -s {offset} \
                      {file}`), which drops record {next} and everything after it from the \
                      log (they stay only in your copy) and lets the chain continue from \
                      record {last}",

@@ -123,14 +123,17 @@ fn http_client(keep_alive: bool) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Up to 5 redirects, all to the origin (scheme, host, port) first asked.
+/// Up to 5 redirects that keep the method and body (307, 308), all to the origin (scheme,
+/// host, port) first asked. A 301, 302 or 303 would turn the POST into a GET without its
+/// message: not followed.
 fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
+        let keeps_body = matches!(attempt.status().as_u16(), 307 | 308);
         let same = attempt
             .previous()
             .first()
             .is_some_and(|first| first.origin() == attempt.url().origin());
-        if same && attempt.previous().len() <= 5 {
+        if keeps_body && same && attempt.previous().len() <= 5 {
             attempt.follow()
         } else {
             attempt.stop()

@@ -30,7 +30,7 @@ use serde_json::json;
 
 use super::client::{ClientAddr, client_addr, peer_of};
 use super::failures::FailureLimit;
-use super::owners::{Full, Owners};
+use super::owners::{Full, Owners, PendingSession};
 use crate::{
     audit::Kind, authn::Authenticator, authn::Principal, hub::audit::bounded, ids,
     telemetry::Rejection,
@@ -53,13 +53,17 @@ pub struct AuthState {
     trusted_proxies: Vec<ipnet::IpNet>,
     failures: FailureLimit,
     /// Who owns each session; how many sessions each principal may hold.
-    owners: Owners,
+    owners: Arc<Owners>,
 }
 
 impl AuthState {
     /// `resource` is the configured `auth.resource`, else the MCP endpoint on `listening`
     /// (the address the proxy listens on; validation allows that only on loopback).
-    pub fn new(hub: Arc<crate::hub::Hub>, listening: std::net::SocketAddr, owners: Owners) -> Self {
+    pub fn new(
+        hub: Arc<crate::hub::Hub>,
+        listening: std::net::SocketAddr,
+        owners: Arc<Owners>,
+    ) -> Self {
         let resource = hub
             .auth
             .resource
@@ -200,46 +204,24 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         refused(state, &request, Kind::Request, 404, detail).await;
         return unknown_session();
     }
-    // A request without a session may open one (`initialize`); one declaring a stateless
-    // revision never does.
-    let reservation =
-        if session.is_none() && request.method() == Method::POST && !stateless(&request) {
-            match state.owners.reserve(&key).await {
-                Ok(place) => Some(place),
-                Err(full) => {
-                    request.extensions_mut().insert(principal);
-                    return sessions_full(state, &request, full).await;
-                }
-            }
-        } else {
-            None
-        };
     let deleting = request.method() == Method::DELETE;
     request.extensions_mut().insert(principal);
+    // Set by the MCP handler once it has recorded the request: a status below says nothing
+    // then about whether a record exists.
+    let recorded = ids::Recorded::default();
+    request.extensions_mut().insert(recorded.clone());
     // What a refusal record needs, should the MCP transport refuse the request.
     let refusal = Refusal::of(&request);
     let response: Response<Body> = next.run(request).await;
-    match session {
-        None => {
-            if let Some(new) = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                && let Some(place) = reservation
-            {
-                place.bind(new);
-            }
-        }
-        Some(session) => {
-            if (deleting && response.status().is_success())
-                || response.status() == StatusCode::NOT_FOUND
-            {
-                state.owners.forget(&session);
-            }
+    if let Some(session) = session {
+        if deleting && response.status().is_success() {
+            state.owners.forget(&session);
+        } else if response.status() == StatusCode::NOT_FOUND {
+            state.owners.forget_if_gone(&session).await;
         }
     }
     let status = response.status();
-    if status.is_client_error() || status.is_server_error() {
+    if (status.is_client_error() || status.is_server_error()) && !recorded.is_set() {
         // Refused before an MCP handler saw it (malformed JSON-RPC, a session rmcp no longer
         // has, a body too large or too slow): the handler wrote no record, so this does.
         let reason = format!(
@@ -254,13 +236,50 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
     response
 }
 
-/// Whether the request declares the stateless revision (2026-07-28 or later).
-fn stateless(request: &Request) -> bool {
-    request
-        .headers()
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v >= "2026-07-28")
+/// The session limits, on a request whose body has been read (inside [`super::body`]): an
+/// `initialize` without a session — whatever revision it names — reserves a place for
+/// its caller or is refused (429 / 503), and the session manager binds the place to the
+/// session it opens. Other requests, stateless ones included, take no place.
+pub async fn limit_sessions(
+    State(state): State<Arc<AuthState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::POST || request.headers().contains_key(SESSION_HEADER) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    // Already read whole by the body layer: no copy.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let key = parts.extensions.get::<Principal>().map(Principal::key);
+    let Some(key) = key.filter(|_| is_initialize(&bytes)) else {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    };
+    match state.owners.reserve(&key).await {
+        Ok(place) => {
+            parts.extensions.insert(PendingSession::new(place));
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(full) => sessions_full(&state, &Request::from_parts(parts, Body::empty()), full).await,
+    }
+}
+
+/// Whether a JSON-RPC body is an `initialize` request (the only one that opens a session).
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Method<'_>>(body)
+        .ok()
+        .and_then(|m| m.method)
+        .is_some_and(|m| m == "initialize")
 }
 
 /// 429 (this principal's sessions) or 503 (all sessions) for a session over the limit,
@@ -287,6 +306,10 @@ fn sessions_full(
         ),
     };
     state.metrics.reject(rejection);
+    if let Some(recorded) = request.extensions().get::<ids::Recorded>() {
+        // Recorded here, with its reason: not again as a transport refusal.
+        recorded.set();
+    }
     let detail = BTreeMap::from([("reason".to_owned(), error.clone())]);
     let record = refused(state, request, Kind::Request, status.as_u16(), detail);
     async move {

@@ -34,13 +34,13 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         sessions.clone(),
         config,
     );
-    let owners = owners::Owners::new(
+    let owners = Arc::new(owners::Owners::new(
         sessions,
         owners::SessionLimits {
             total: hub.server.max_sessions,
             per_principal: hub.server.max_sessions_per_principal,
         },
-    );
+    ));
     let auth = Arc::new(auth::AuthState::new(hub.clone(), listening, owners));
     let body = Arc::new(body::BodyLimits {
         timeout: hub.server.connections.body_read_timeout,
@@ -51,6 +51,10 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     // unauthenticated request is refused on its head, before its body is read.
     let protected = Router::new()
         .nest_service(&hub.server.path, mcp)
+        .layer(middleware::from_fn_with_state(
+            auth.clone(),
+            auth::limit_sessions,
+        ))
         .layer(middleware::from_fn_with_state(body, body::read_body))
         .layer(middleware::from_fn_with_state(
             auth.clone(),

@@ -5,7 +5,9 @@
 //! without a request or an open stream (inside rmcp's session manager).
 //!
 //! Counting: the table holds the sessions handed out, and an `initialize` that passed the
-//! check holds a reservation until its answer, so concurrent attempts cannot overshoot.
+//! check holds a reservation until the session manager opens its session and binds it
+//! ([`PendingSession`]), so concurrent attempts cannot overshoot and a request abandoned
+//! after its session was opened still leaves it counted.
 //! Sessions that expired inside rmcp leave entries behind; they are swept when a limit
 //! would refuse, so a limit never counts a dead session and a sweep costs nothing until
 //! then.
@@ -47,15 +49,35 @@ pub struct Owners {
     limits: SessionLimits,
 }
 
-/// A place for one new session, held from the check until the answer to `initialize`.
-/// Dropped without [`Reservation::bind`], it is given back.
-pub struct Reservation<'o> {
-    owners: &'o Owners,
+/// A place for one new session, held from the check until the session manager opens the
+/// session. Dropped without [`Reservation::bind`] (no session was opened), it is given
+/// back.
+pub struct Reservation {
+    owners: Arc<Owners>,
     key: String,
     bound: bool,
 }
 
-impl Reservation<'_> {
+/// The reservation of an `initialize` request, in its extensions: the session manager
+/// binds it to the id of the session it opens, before anything can abandon the request.
+#[derive(Clone)]
+pub struct PendingSession(Arc<Mutex<Option<Reservation>>>);
+
+impl PendingSession {
+    pub fn new(place: Reservation) -> PendingSession {
+        PendingSession(Arc::new(Mutex::new(Some(place))))
+    }
+
+    /// The session `id` was opened for this request.
+    pub fn bind(&self, id: &str) {
+        let place = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(place) = place {
+            place.bind(id);
+        }
+    }
+}
+
+impl Reservation {
     /// The session was opened: it now holds the place.
     pub fn bind(mut self, session: &str) {
         self.bound = true;
@@ -67,7 +89,7 @@ impl Reservation<'_> {
     }
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.bound {
             release(&mut self.owners.table(), &self.key);
@@ -111,8 +133,16 @@ impl Owners {
         }
     }
 
+    /// Forgets `session` if the session manager no longer has it (a 404 can also come
+    /// from a request rmcp served statelessly, in a session that is alive).
+    pub async fn forget_if_gone(&self, session: &str) {
+        if !self.sessions.alive(&[session.to_owned()]).await[0] {
+            self.forget(session);
+        }
+    }
+
     /// A place for one more session of the principal `key`, or why not.
-    pub async fn reserve(&self, key: &str) -> Result<Reservation<'_>, Full> {
+    pub async fn reserve(self: &Arc<Self>, key: &str) -> Result<Reservation, Full> {
         if self.over(key).is_some() {
             self.sweep().await;
         }
@@ -127,7 +157,7 @@ impl Owners {
         *table.held.entry(key.to_owned()).or_default() += 1;
         table.total += 1;
         Ok(Reservation {
-            owners: self,
+            owners: self.clone(),
             key: key.to_owned(),
             bound: false,
         })
@@ -171,7 +201,7 @@ mod tests {
 
     use super::*;
 
-    fn owners(total: usize, per_principal: usize) -> (Arc<Sessions>, Owners) {
+    fn owners(total: usize, per_principal: usize) -> (Arc<Sessions>, Arc<Owners>) {
         let sessions = Arc::new(Sessions::new(Duration::from_secs(60)));
         let owners = Owners::new(
             sessions.clone(),
@@ -180,7 +210,7 @@ mod tests {
                 per_principal,
             },
         );
-        (sessions, owners)
+        (sessions, Arc::new(owners))
     }
 
     #[tokio::test]

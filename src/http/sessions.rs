@@ -16,6 +16,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use rmcp::transport::worker::WorkerTransport;
 
+use super::owners::PendingSession;
 use crate::ids::OpenedSession;
 
 /// rmcp's local sessions, which expire after `idle` without a request or an open stream.
@@ -55,6 +56,16 @@ impl SessionManager for Sessions {
         mut message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         if let ClientJsonRpcMessage::Request(request) = &mut message {
+            // The session exists from here on: it holds its caller's place whatever becomes
+            // of this request.
+            if let Some(pending) = request
+                .request
+                .extensions()
+                .get::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<PendingSession>())
+            {
+                pending.bind(id);
+            }
             request
                 .request
                 .extensions_mut()

@@ -81,7 +81,15 @@ impl Audited {
             entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));
         }
         entry.outcome = Some(outcome(&result, denied, started));
-        match audit.append(entry, openings).await {
+        let appended = audit.append(entry, openings).await;
+        if let Some(recorded) = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::ids::Recorded>())
+        {
+            recorded.set();
+        }
+        match appended {
             Ok(_) => result,
             Err(e) => {
                 self.hub.metrics.audit_refusals.inc();

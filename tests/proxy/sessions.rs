@@ -125,6 +125,36 @@ async fn sessions_are_bounded_per_principal_and_in_total_with_a_clear_error() {
     assert!(refused.iter().all(|r| r["principal"]["id"].is_string()));
 }
 
+/// An `initialize` naming the newest revision (header and body) still opens a stateful
+/// session in the transport: it counts like any other, and the stateless requests of that
+/// revision take no place.
+#[tokio::test]
+async fn an_initialize_of_any_revision_counts_and_stateless_requests_do_not() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let toml = config(&store, &state, "max_sessions_per_principal = 1");
+    let proxy = TestProxy::start(&toml).await;
+    open(&proxy.url, "alice-token").await.unwrap();
+    let newest = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = raw_post(&proxy.url, None, newest.to_string())
+        .bearer_auth("alice-token")
+        .header("mcp-protocol-version", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("mcp-session-id").is_none());
+    // A request that opens no session is not held to the session limit.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let response = raw_post(&proxy.url, None, list.to_string())
+        .bearer_auth("alice-token")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), 429);
+    proxy.handle.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_idle_session_expires_and_gives_its_place_back() {
     let (store, state) = (scratch("store"), scratch("state"));

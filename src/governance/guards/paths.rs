@@ -38,7 +38,8 @@ pub(super) fn normalized(text: &str) -> Option<String> {
     (out != text).then_some(out)
 }
 
-/// `%XX` escapes decoded once; the text as it is when it has none or they are not UTF-8.
+/// `%XX` escapes decoded once. Escapes that do not make UTF-8 become U+FFFD, so one bad
+/// escape cannot keep the others from being decoded (`/etc/%73hadow?x=%ff`).
 fn percent_decoded(text: &str) -> Cow<'_, str> {
     if !text.contains('%') {
         return Cow::Borrowed(text);
@@ -60,10 +61,7 @@ fn percent_decoded(text: &str) -> Cow<'_, str> {
             i += 1;
         }
     }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(_) => Cow::Borrowed(text),
-    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -96,7 +94,10 @@ mod tests {
         assert_eq!(normalized("/etc/shadow"), None);
         assert_eq!(normalized("hello world"), None);
         assert_eq!(normalized("100%"), None);
-        // Escapes that are not UTF-8 leave the text as it is.
-        assert_eq!(normalized("/etc/%ff%fe"), None);
+        // An escape that is not UTF-8 does not keep the others from being decoded.
+        assert_eq!(
+            normalized("/etc/%73hadow?x=%ff").as_deref(),
+            Some("/etc/shadow?x=\u{fffd}")
+        );
     }
 }
