@@ -26,6 +26,9 @@ pub struct Origin {
     pub session: u64,
     /// The session id as the client knows it, for the records of what the call causes.
     pub recorded_session: Option<String>,
+    /// The `request_id` of the call's own record (the proxy's id; the client's JSON-RPC id
+    /// where the transport has none of the proxy's).
+    pub recorded_request: String,
     /// Who made the call: server-initiated requests it causes are decided for them.
     pub principal: Arc<Principal>,
     pub peer: Peer<RoleServer>,

@@ -17,7 +17,7 @@ use rmcp::{
 use tokio::sync::mpsc;
 
 use super::inflight::Inflight;
-use crate::{authz::Operation, hub::Hub};
+use crate::{authz::Operation, error::CallError, hub::Hub};
 
 /// What changed at a backend, for its supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,9 @@ impl Service<RoleClient> for Relay {
                 None,
             );
             if let Some(hub) = &hub {
-                hub.record_relayed(&origin, action, &self.name, decision.as_ref(), Err(&error))
+                // Refused either way; a record that cannot be written changes nothing here.
+                let _ = hub
+                    .record_relayed(&origin, action, &self.name, decision.as_ref(), Err(&error))
                     .await;
             }
             return Err(error);
@@ -129,15 +131,19 @@ impl Service<RoleClient> for Relay {
                 None,
             )),
         };
-        if let Some(hub) = &hub {
-            hub.record_relayed(
-                &origin,
-                action,
-                &self.name,
-                decision.as_ref(),
-                answer.as_ref().map(|_| ()),
-            )
-            .await;
+        if let Some(hub) = &hub
+            && let Err(e) = hub
+                .record_relayed(
+                    &origin,
+                    action,
+                    &self.name,
+                    decision.as_ref(),
+                    answer.as_ref().map(|_| ()),
+                )
+                .await
+        {
+            // Fail closed: an answer without its record does not go back to the backend.
+            return Err(CallError::Audit(e.to_string()).to_mcp());
         }
         answer
     }

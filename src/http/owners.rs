@@ -47,6 +47,9 @@ pub struct Owners {
     table: Mutex<Table>,
     sessions: Arc<Sessions>,
     limits: SessionLimits,
+    /// When the table was last swept: at most one sweep a second, so a caller held at its
+    /// limit cannot make every attempt scan every session.
+    swept: Mutex<Option<std::time::Instant>>,
 }
 
 /// A place for one new session, held from the check until the session manager opens the
@@ -113,6 +116,7 @@ impl Owners {
             table: Mutex::default(),
             sessions,
             limits,
+            swept: Mutex::new(None),
         }
     }
 
@@ -174,8 +178,16 @@ impl Owners {
         }
     }
 
-    /// Forgets sessions that expired inside rmcp.
+    /// Forgets sessions that expired inside rmcp (at most once a second).
     async fn sweep(&self) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            if swept.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
+                return;
+            }
+            *swept = Some(now);
+        }
         let ids: Vec<String> = self.table().owner.keys().cloned().collect();
         let alive = self.sessions.alive(&ids).await;
         let mut table = self.table();

@@ -112,18 +112,19 @@ impl Hub {
         backend: &str,
         decision: Option<&crate::authz::Decision>,
         result: Result<(), &rmcp::ErrorData>,
-    ) {
-        let Some(audit) = &self.audit else { return };
+    ) -> Result<(), AuditError> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
         let mut entry = Entry::new(Kind::Request);
         entry.request_id = Some(crate::ids::request_id());
         entry.session = origin.recorded_session.clone();
         entry.principal = Some(audit.entries().principal(&origin.principal));
         entry.action = Some(action.to_owned());
         entry.resource = Some(backend.to_owned());
-        entry.detail.insert(
-            "caused_by".to_owned(),
-            crate::hub::audit::bounded(&origin.request_id.to_string()),
-        );
+        entry
+            .detail
+            .insert("caused_by".to_owned(), bounded(&origin.recorded_request));
         let denied = !decision.is_some_and(|d| d.allowed);
         entry.decision = decision.map(|d| audit.entries().decision(d));
         entry.outcome = Some(OutcomeField {
@@ -137,10 +138,10 @@ impl Hub {
             latency_us: 0,
             result_hash: None,
         });
-        if let Err(e) = audit.append(entry, None).await {
+        audit.append(entry, None).await.map(drop).inspect_err(|e| {
             self.metrics.audit_refusals.inc();
-            tracing::error!(error = %e, "could not record a relayed server request");
-        }
+            tracing::error!(error = %e, "could not record a relayed server request: refusing it");
+        })
     }
 }
 

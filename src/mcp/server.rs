@@ -79,6 +79,11 @@ impl ProxySession {
         Origin {
             session: self.id,
             recorded_session: self.recorded_session(ctx),
+            recorded_request: ctx
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|p| p.extensions.get::<crate::ids::RequestId>())
+                .map_or_else(|| ctx.id.to_string(), |id| id.0.clone()),
             principal: principal(ctx),
             peer: ctx.peer.clone(),
             request_id: ctx.id.clone(),

@@ -376,8 +376,7 @@ async fn relayed_server_requests_are_recorded_allowed_or_denied() {
         let cause = all
             .iter()
             .find(|r| {
-                r["action"] == "tools/call"
-                    && r["detail"]["jsonrpc_id"] == relayed["detail"]["caused_by"]
+                r["action"] == "tools/call" && r["request_id"] == relayed["detail"]["caused_by"]
             })
             .expect("the causing call's record");
         assert_eq!(relayed["session"], cause["session"]);
