@@ -204,7 +204,9 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         refused(state, &request, Kind::Request, 404, detail).await;
         return unknown_session();
     }
-    let deleting = request.method() == Method::DELETE;
+    let method = request.method().clone();
+    let method = &method;
+    let deleting = *method == Method::DELETE;
     request.extensions_mut().insert(principal);
     // Set by the MCP handler once it has recorded the request: a status below says nothing
     // then about whether a record exists.
@@ -221,14 +223,25 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         }
     }
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !recorded.is_set() {
-        // Refused before an MCP handler saw it (malformed JSON-RPC, a session rmcp no longer
-        // has, a body too large or too slow): the handler wrote no record, so this does.
-        let reason = format!(
-            "refused by the MCP transport: {}",
-            status.canonical_reason().unwrap_or("error")
-        );
-        let detail = BTreeMap::from([("reason".to_owned(), reason)]);
+    let failed = status.is_client_error() || status.is_server_error();
+    // A 200 to a POST is a handler's answer, streamed: its record may be written after the
+    // head leaves, so only what no handler serves is recorded here.
+    let unserved =
+        *method == Method::GET || *method == Method::DELETE || status == StatusCode::ACCEPTED;
+    if !recorded.is_set() && (failed || unserved) {
+        // No MCP handler records it: refused before one saw it (malformed JSON-RPC, a
+        // session rmcp no longer has, a body too large or too slow), or a request no
+        // handler serves (a notification or a client's answer to a server request: 202;
+        // the GET stream; the DELETE that ends a session). Recorded here, once.
+        let detail = if failed {
+            let reason = format!(
+                "refused by the MCP transport: {}",
+                status.canonical_reason().unwrap_or("error")
+            );
+            BTreeMap::from([("reason".to_owned(), reason)])
+        } else {
+            BTreeMap::new()
+        };
         refusal
             .record(state, Kind::Request, detail, status.as_u16())
             .await;

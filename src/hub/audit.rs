@@ -25,7 +25,8 @@ pub fn bounded(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-/// A request refused before an MCP handler saw it, as its record holds it.
+/// A request no MCP handler recorded (refused before one saw it, or one no handler
+/// serves: a notification, the GET stream, a session's DELETE), as its record holds it.
 pub struct Refused {
     pub kind: Kind,
     /// The proxy's id for the request.
@@ -87,6 +88,7 @@ impl Hub {
             .collect();
         entry.outcome = Some(OutcomeField {
             status: match refused.status {
+                200..=299 => "ok",
                 401 => "unauthenticated",
                 429 => "rate_limited",
                 _ => "error",

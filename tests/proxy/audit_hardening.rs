@@ -305,8 +305,18 @@ async fn records_carry_the_proxys_request_id_and_the_clients_session_id() {
         sessions.push(session);
     }
     let all = records(&store, &state);
-    let requests: Vec<&Value> = all.iter().filter(|r| r["kind"] == "request").collect();
+    // The MCP requests (the `notifications/initialized` each session sent has its own
+    // record, as a request no handler serves).
+    let requests: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["kind"] == "request" && r["action"] != "http POST /mcp")
+        .collect();
     assert_eq!(requests.len(), 6, "{requests:?}");
+    let notified = all
+        .iter()
+        .filter(|r| r["action"] == "http POST /mcp" && r["outcome"]["code"] == 202)
+        .count();
+    assert_eq!(notified, 2);
     let ids: std::collections::HashSet<&str> = requests
         .iter()
         .map(|r| r["request_id"].as_str().unwrap())

@@ -232,11 +232,11 @@ async fn twenty_thousand_session_attempts_by_one_principal_cost_little_memory() 
     assert!(proxy.wait().await.unwrap().success());
 }
 
-/// Requests refused before an MCP handler saw them — malformed JSON-RPC, a body too
-/// large, a session the transport no longer has — each have a record, whose request id the
-/// client got back in `warden-request-id`.
+/// Requests no MCP handler recorded — refused before one saw them (malformed JSON-RPC, a
+/// body too large) or served by none (a notification, the DELETE ending a session) — each
+/// have one record, whose request id the client got back in `warden-request-id`.
 #[tokio::test]
-async fn requests_refused_before_the_handler_are_recorded_with_the_id_the_client_got() {
+async fn requests_no_handler_recorded_are_recorded_with_the_id_the_client_got() {
     let (store, state) = (scratch("store"), scratch("state"));
     let toml = config(&store, &state, "max_body_bytes = 2048");
     let proxy = TestProxy::start(&toml).await;
@@ -258,8 +258,33 @@ async fn requests_refused_before_the_handler_are_recorded_with_the_id_the_client
             status,
         ));
     }
+    // A request no MCP handler serves has its record too: the DELETE that ends the session.
+    let response = reqwest::Client::new()
+        .delete(&proxy.url)
+        .bearer_auth("alice-token")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let deleted = response.headers()["warden-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     proxy.handle.shutdown().await;
     let all = records(&store, &state);
+    let record = all
+        .iter()
+        .find(|r| r["request_id"] == deleted.as_str())
+        .expect("a record of the DELETE");
+    assert_eq!(record["action"], "http DELETE /mcp");
+    assert_eq!(record["outcome"]["status"], "ok");
+    assert_eq!(record["session"], session.as_str());
+    // Exactly one record per request id.
+    let mut seen = std::collections::HashSet::new();
+    for r in all.iter().filter(|r| r["kind"] == "request") {
+        assert!(seen.insert(r["request_id"].as_str().unwrap()), "{r}");
+    }
     for (id, status) in ids {
         let record = all
             .iter()
