@@ -7,6 +7,10 @@
 //! belongs to. Over stdio nothing on the wire says which call it belongs to: it goes to the
 //! only session with calls in flight, and is refused when several sessions have calls in
 //! flight (refused, never guessed: a guess could hand one principal's data to another).
+//!
+//! A call is known here from before it is sent ([`Inflight::expect`]) until its answer: a
+//! fast backend can ask for sampling before the send returns the call's id, and such a
+//! request must find the call too.
 
 use std::{
     collections::HashMap,
@@ -24,11 +28,9 @@ use rmcp::{
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub session: u64,
-    /// The session id as the client knows it, for the records of what the call causes.
-    pub recorded_session: Option<String>,
-    /// The `request_id` of the call's own record (the proxy's id; the client's JSON-RPC id
-    /// where the transport has none of the proxy's).
-    pub recorded_request: String,
+    /// How the call's own record names it, for the records of what the call causes (none
+    /// when the proxy keeps no audit log: nothing to compute on the call's path then).
+    pub recorded: Option<RecordedAs>,
     /// Who made the call: server-initiated requests it causes are decided for them.
     pub principal: Arc<Principal>,
     pub peer: Peer<RoleServer>,
@@ -38,6 +40,16 @@ pub struct Origin {
     pub stdio: bool,
     /// The client's address (`""` when unknown), for policies deciding what its call causes.
     pub client: String,
+}
+
+/// The ids a call's record carries.
+#[derive(Debug, Clone)]
+pub struct RecordedAs {
+    /// The session id as the client knows it.
+    pub session: Option<String>,
+    /// The call's `request_id` (the proxy's id; the client's JSON-RPC id where the
+    /// transport has none of the proxy's).
+    pub request: String,
 }
 
 impl Origin {
@@ -51,12 +63,28 @@ impl Origin {
 struct Maps {
     by_id: HashMap<RequestId, Origin>,
     by_token: HashMap<ProgressToken, Origin>,
+    /// Calls being sent, whose backend id is not known yet, by a number of our own.
+    sending: HashMap<u64, Origin>,
+    next: u64,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Inflight(Arc<Mutex<Maps>>);
 
 impl Inflight {
+    /// Records a call about to be sent, until the returned guard drops (once it is
+    /// [`register`](Self::register)ed, or the send failed).
+    pub fn expect(&self, origin: Origin) -> Sending {
+        let mut maps = self.lock();
+        maps.next += 1;
+        let key = maps.next;
+        maps.sending.insert(key, origin);
+        Sending {
+            inflight: self.clone(),
+            key,
+        }
+    }
+
     /// Records a call; it is forgotten when the returned guard drops.
     pub fn register(&self, id: RequestId, token: ProgressToken, origin: Origin) -> Registration {
         let mut maps = self.lock();
@@ -80,10 +108,11 @@ impl Inflight {
         let maps = self.lock();
         if let Some(InboundStreamOrigin::OutboundRequest(id)) =
             extensions.get::<InboundStreamOrigin>()
+            && let Some(origin) = maps.by_id.get(id)
         {
-            return maps.by_id.get(id).cloned();
+            return Some(origin.clone());
         }
-        let mut origins = maps.by_id.values();
+        let mut origins = maps.by_id.values().chain(maps.sending.values());
         let first = origins.next()?;
         origins
             .all(|o| o.session == first.session)
@@ -94,6 +123,18 @@ impl Inflight {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A call being sent; forgotten when dropped.
+pub struct Sending {
+    inflight: Inflight,
+    key: u64,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.inflight.lock().sending.remove(&self.key);
     }
 }
 

@@ -18,7 +18,7 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use inflight::Origin;
+pub use inflight::{Origin, RecordedAs};
 pub use relay::ListKind;
 pub(crate) use supervisor::spawn_supervisor;
 
@@ -71,6 +71,8 @@ impl Backend {
             .peer()
             .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
         let options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
+        // Known before it is sent: the backend may ask for sampling before the send returns.
+        let sending = self.inflight.expect(origin.clone());
         let handle = peer
             .send_request_with_option(request, options)
             .await
@@ -78,6 +80,7 @@ impl Backend {
         let _registration =
             self.inflight
                 .register(handle.id.clone(), handle.progress_token.clone(), origin);
+        drop(sending);
         let mut on_drop = CancelOnDrop {
             peer: Some(peer),
             id: handle.id.clone(),

@@ -120,13 +120,16 @@ impl Hub {
         };
         let mut entry = Entry::new(Kind::Request);
         entry.request_id = Some(crate::ids::request_id());
-        entry.session = origin.recorded_session.clone();
+        let recorded = origin.recorded.as_ref();
+        entry.session = recorded.and_then(|r| r.session.clone());
         entry.principal = Some(audit.entries().principal(&origin.principal));
         entry.action = Some(action.to_owned());
         entry.resource = Some(backend.to_owned());
-        entry
-            .detail
-            .insert("caused_by".to_owned(), bounded(&origin.recorded_request));
+        if let Some(r) = recorded {
+            entry
+                .detail
+                .insert("caused_by".to_owned(), bounded(&r.request));
+        }
         let denied = !decision.is_some_and(|d| d.allowed);
         entry.decision = decision.map(|d| audit.entries().decision(d));
         entry.outcome = Some(OutcomeField {

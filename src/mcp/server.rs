@@ -17,7 +17,7 @@ use rmcp::{
 use crate::{
     authn::Principal,
     authz::{Operation, RequestFacts},
-    backend::Origin,
+    backend::{Origin, RecordedAs},
     error::CallError,
     hub::Hub,
     mcp::{
@@ -78,12 +78,14 @@ impl ProxySession {
     fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
         Origin {
             session: self.id,
-            recorded_session: self.recorded_session(ctx),
-            recorded_request: ctx
-                .extensions
-                .get::<http::request::Parts>()
-                .and_then(|p| p.extensions.get::<crate::ids::RequestId>())
-                .map_or_else(|| ctx.id.to_string(), |id| id.0.clone()),
+            recorded: self.hub.audit.is_some().then(|| RecordedAs {
+                session: self.recorded_session(ctx),
+                request: ctx
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|p| p.extensions.get::<crate::ids::RequestId>())
+                    .map_or_else(|| ctx.id.to_string(), |id| id.0.clone()),
+            }),
             principal: principal(ctx),
             peer: ctx.peer.clone(),
             request_id: ctx.id.clone(),
