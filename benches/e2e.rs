@@ -15,6 +15,8 @@ use rmcp::{ServiceExt, model::CallToolRequestParams, transport::StreamableHttpCl
 
 #[path = "shared/fsync.rs"]
 mod fsync;
+#[path = "shared/mcp_proxy.rs"]
+mod mcp_proxy;
 use fsync::{Overwrite, bare_fsync};
 
 struct Settings {
@@ -284,6 +286,24 @@ async fn main() {
         together.next().unwrap(),
     );
     let direct = measure(http_client(&backend).await, "echo", &s).await;
+    // The peer baseline in the same run, when installed.
+    let peer = mcp_proxy::start(&backend, demo_exe).await;
+    let peer_rows = match &peer {
+        Some(p) => vec![
+            (
+                "HTTP backend, via mcp-proxy",
+                measure(http_client(&p.url).await, "demo__echo", &s).await,
+            ),
+            (
+                "stdio backend, via mcp-proxy",
+                measure(http_client(&p.url).await, "local__echo", &s).await,
+            ),
+        ],
+        None => {
+            println!("mcp-proxy not found (MCP_PROXY_BIN or PATH): its rows are left out");
+            Vec::new()
+        }
+    };
     let rows = [
         ("HTTP backend, direct", direct),
         ("HTTP backend, via proxy", without_log),
@@ -313,13 +333,32 @@ async fn main() {
         "{:<50} {:>9} {:>9} {:>10}",
         "", "p50 µs", "p99 µs", "calls/s"
     );
-    for (name, f) in &rows {
+    for (name, f) in rows.iter().chain(&peer_rows) {
         println!(
             "{name:<50} {:>9.0} {:>9.0} {:>10.0}",
             us(f.p50),
             us(f.p99),
             f.calls_per_s
         );
+    }
+    if let [(_, http_peer), (_, stdio_peer)] = peer_rows.as_slice() {
+        for (path, ours, theirs) in [
+            ("HTTP backend, minimal path", &rows[1].1, http_peer),
+            ("HTTP backend, token + 100 policies", &rows[2].1, http_peer),
+            ("HTTP backend, audit log async", &rows[3].1, http_peer),
+            (
+                "HTTP backend, audit log before-response",
+                &rows[4].1,
+                http_peer,
+            ),
+            ("stdio backend, minimal path", &rows[6].1, stdio_peer),
+        ] {
+            println!(
+                "{path}: {:.2}x mcp-proxy's calls/s, p50 {:+.0} µs against it",
+                ours.calls_per_s / theirs.calls_per_s,
+                us(ours.p50) - us(theirs.p50),
+            );
+        }
     }
     let (open, secured) = (&rows[1].1, &rows[2].1);
     println!(
