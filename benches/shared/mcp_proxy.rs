@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// A running `mcp-proxy` and its MCP URL.
+/// A running `mcp-proxy` and its MCP URL (it serves MCP at `/`).
 pub struct McpProxy {
     _child: Child,
     pub url: String,
@@ -53,7 +53,7 @@ pub async fn start(http_backend: &str, demo_exe: &str) -> Option<McpProxy> {
         {
             return Some(McpProxy {
                 _child: child,
-                url: format!("http://127.0.0.1:{port}/mcp"),
+                url: format!("http://127.0.0.1:{port}/"),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
