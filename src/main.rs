@@ -49,9 +49,13 @@ enum Command {
     Audit(cli::audit::AuditCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
-    /// Run the built-in demo MCP server over stdio
+    /// Run the built-in demo MCP server over stdio, or over streamable HTTP at `/mcp`
     #[command(hide = true)]
-    DemoServer,
+    DemoServer {
+        /// Serve streamable HTTP on this address instead of stdio
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Args)]
@@ -90,7 +94,7 @@ fn main() -> ExitCode {
     };
     // Logs go to stderr: stdout belongs to the MCP stream in stdio modes. The demo backend
     // logs little: its stderr ends up in the proxy's log.
-    let default = if matches!(cli.command, Command::DemoServer) {
+    let default = if matches!(cli.command, Command::DemoServer { .. }) {
         "warn"
     } else {
         "info,rmcp=warn"
@@ -99,7 +103,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
         )
-        .with_ansi(!matches!(cli.command, Command::DemoServer))
+        .with_ansi(!matches!(cli.command, Command::DemoServer { .. }))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -150,8 +154,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", mcp_warden::authn::token_hash_hex(token));
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer => {
+        Command::DemoServer { http: None } => {
             mcp_warden::demo::run_stdio().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoServer { http: Some(addr) } => {
+            use axum::serve::ListenerExt;
+            // Answers go out in several small writes: without TCP_NODELAY each would wait
+            // for the client's delayed ACK.
+            let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, mcp_warden::demo::router()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve {

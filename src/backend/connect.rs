@@ -15,12 +15,17 @@ use rmcp::{
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::relay::Relay;
+use super::{direct::Endpoint, relay::Relay};
 use crate::config::{BackendProtocol, BackendSettings, Transport};
 
 pub type Connection = RunningService<RoleClient, Relay>;
 
-pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connection, String> {
+/// Opens the connection; for an HTTP backend also the [`Endpoint`] calls can be sent on
+/// directly, sharing the connection's pool and session.
+pub async fn connect(
+    settings: &BackendSettings,
+    relay: Relay,
+) -> Result<(Connection, Option<Endpoint>), String> {
     let serve = async {
         match &settings.transport {
             Transport::Stdio {
@@ -57,6 +62,7 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                 relay
                     .serve_with_lifecycle(process, lifecycle(settings.protocol))
                     .await
+                    .map(|connection| (connection, None))
                     .map_err(|e| e.to_string())
             }
             Transport::Http {
@@ -82,14 +88,16 @@ pub async fn connect(settings: &BackendSettings, relay: Relay) -> Result<Connect
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(custom)
                     .reinit_on_expired_session(true);
-                if let Some(token) = auth {
-                    config = config.auth_header(token);
+                if let Some(token) = &auth {
+                    config = config.auth_header(token.clone());
                 }
+                let endpoint = Endpoint::new(http_client(*keep_alive)?, url.as_str(), auth);
                 let transport =
-                    StreamableHttpClientTransport::with_client(http_client(*keep_alive)?, config);
+                    StreamableHttpClientTransport::with_client(endpoint.recording(), config);
                 relay
                     .serve_with_lifecycle(transport, lifecycle(settings.protocol))
                     .await
+                    .map(|connection| (connection, Some(endpoint)))
                     .map_err(|e| e.to_string())
             }
         }

@@ -19,8 +19,10 @@ use std::{
 
 use crate::authn::Principal;
 use rmcp::{
-    RoleServer,
-    model::{ProgressToken, RequestId},
+    ErrorData as McpError, RoleServer,
+    model::{
+        ClientResult, GetExtensions, ProgressToken, RequestId, ServerNotification, ServerRequest,
+    },
     service::{InboundStreamOrigin, Peer},
 };
 
@@ -40,7 +42,26 @@ pub struct Origin {
     pub stdio: bool,
     /// The client's address (`""` when unknown), for policies deciding what its call causes.
     pub client: String,
+    /// The call's own response stream, when the HTTP hot path serves it (`None`: the
+    /// session's rmcp peer routes what the call causes).
+    pub stream: Option<CallStream>,
 }
+
+/// A call's own response stream: what the backend sends for the call is written there,
+/// in order, before the call's result.
+#[derive(Debug, Clone)]
+pub struct CallStream(pub tokio::sync::mpsc::Sender<ToClient>);
+
+/// What goes to the client on a call's stream.
+#[derive(Debug)]
+pub enum ToClient {
+    Notify(ServerNotification),
+    /// A request the client must answer; the answer comes back through the sender.
+    Ask(ServerRequest, Answer),
+}
+
+/// The client's answer to a request sent on a call's stream.
+pub type Answer = tokio::sync::oneshot::Sender<Result<ClientResult, McpError>>;
 
 /// The ids a call's record carries.
 #[derive(Debug, Clone)]
@@ -56,6 +77,52 @@ impl Origin {
     /// How the client reached the proxy, for policies (`context.request.transport`).
     pub fn transport(&self) -> &'static str {
         if self.stdio { "stdio" } else { "http" }
+    }
+
+    /// Sends a notification the call caused to its client: on the call's own stream while
+    /// it is open, else through the session. A client that went away is not an error.
+    pub async fn notify(&self, notification: ServerNotification) {
+        let notification = match &self.stream {
+            Some(stream) => match stream.0.send(ToClient::Notify(notification)).await {
+                Ok(()) => return,
+                // The call was answered first (the backend sent this on another stream):
+                // the session's own stream still takes it.
+                Err(tokio::sync::mpsc::error::SendError(ToClient::Notify(n))) => n,
+                Err(_) => return,
+            },
+            None => notification,
+        };
+        let _ = self.peer.send_notification(notification).await;
+    }
+
+    /// Sends a request the call caused to its client and waits for the answer.
+    pub async fn ask(&self, mut request: ServerRequest) -> Result<ClientResult, McpError> {
+        if let Some(stream) = &self.stream {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let gone =
+                || McpError::internal_error("the client's call ended before it answered", None);
+            stream
+                .0
+                .send(ToClient::Ask(request, answer))
+                .await
+                .map_err(|_| gone())?;
+            return answered.await.map_err(|_| gone())?;
+        }
+        // Deliver on the stream of the call that caused it. Sent from a fresh task so the
+        // backend's request id (a task-local of the relay's handler) does not tag it instead.
+        request
+            .extensions_mut()
+            .insert(rmcp::service::OriginatingRequestId(self.request_id.clone()));
+        let peer = self.peer.clone();
+        match tokio::spawn(async move { peer.send_request(request).await }).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(rmcp::ServiceError::McpError(e))) => Err(e),
+            Ok(Err(e)) => Err(McpError::internal_error(
+                format!("client did not answer: {e}"),
+                None,
+            )),
+            Err(_) => Err(McpError::internal_error("relay failed", None)),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! authorization, governance) has already decided; here a request is sent as it is.
 
 mod connect;
+mod direct;
 mod inflight;
 mod relay;
 mod supervisor;
@@ -18,7 +19,7 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-pub use inflight::{Origin, RecordedAs};
+pub use inflight::{Answer, CallStream, Origin, RecordedAs, ToClient};
 pub use relay::ListKind;
 pub(crate) use supervisor::spawn_supervisor;
 
@@ -29,6 +30,9 @@ pub struct Backend {
     pub index: usize,
     pub settings: BackendSettings,
     peer: RwLock<Option<Peer<RoleClient>>>,
+    /// Where calls go directly (HTTP backends on the handshake revisions), with the relay
+    /// that takes what the backend sends on a call's stream.
+    direct: RwLock<Option<(direct::Endpoint, relay::Relay)>>,
     inflight: inflight::Inflight,
 }
 
@@ -38,6 +42,7 @@ impl Backend {
             index,
             settings,
             peer: RwLock::new(None),
+            direct: RwLock::new(None),
             inflight: Default::default(),
         }
     }
@@ -52,6 +57,17 @@ impl Backend {
 
     fn set_peer(&self, peer: Option<Peer<RoleClient>>) {
         *self.peer.write().unwrap_or_else(|p| p.into_inner()) = peer;
+    }
+
+    fn set_direct(&self, direct: Option<(direct::Endpoint, relay::Relay)>) {
+        *self.direct.write().unwrap_or_else(|p| p.into_inner()) = direct;
+    }
+
+    fn direct(&self) -> Option<(direct::Endpoint, relay::Relay)> {
+        self.direct
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn is_up(&self) -> bool {
@@ -70,6 +86,17 @@ impl Backend {
         let peer = self
             .peer()
             .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+        if let Some((endpoint, relay)) = self.direct() {
+            // In flight for messages the backend sends outside the call's stream (its GET
+            // stream), which go to the only session with calls in flight.
+            let _sending = self.inflight.expect(origin.clone());
+            let sent = endpoint
+                .request(self.name(), request.clone(), &origin, &relay, &cancel)
+                .await;
+            if let Some(result) = sent {
+                return result.map(complete_result_type);
+            }
+        }
         let options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
         // Known before it is sent: the backend may ask for sampling before the send returns.
         let sending = self.inflight.expect(origin.clone());

@@ -9,10 +9,10 @@ use std::sync::{Arc, Weak};
 use rmcp::{
     ErrorData as McpError, RoleClient,
     model::{
-        ClientCapabilities, ClientConfig, ClientResult, ErrorCode, GetExtensions, Implementation,
-        ListRootsResult, ServerNotification, ServerRequest,
+        ClientCapabilities, ClientConfig, ClientResult, ErrorCode, Implementation, ListRootsResult,
+        ServerNotification, ServerRequest,
     },
-    service::{NotificationContext, OriginatingRequestId, RequestContext, Service},
+    service::{NotificationContext, RequestContext, Service},
 };
 use tokio::sync::mpsc;
 
@@ -27,6 +27,7 @@ pub enum ListKind {
     Resources,
 }
 
+#[derive(Clone)]
 pub struct Relay {
     pub(super) index: usize,
     pub(super) name: String,
@@ -41,16 +42,18 @@ impl Relay {
     }
 }
 
-impl Service<RoleClient> for Relay {
-    async fn handle_request(
+impl Relay {
+    /// A request of the backend's (sampling, elicitation, roots), for the client whose
+    /// call caused it: `origin` when the transport said which call (a call's own response
+    /// stream), else as far as [`Inflight`] can tell.
+    pub async fn request(
         &self,
         request: ServerRequest,
-        context: RequestContext<RoleClient>,
+        origin: Option<super::Origin>,
     ) -> Result<ClientResult, McpError> {
         if let ServerRequest::PingRequest(_) = request {
             return Ok(ClientResult::empty(()));
         }
-        let origin = self.inflight.origin_of(&context.extensions);
         if origin.is_none() && matches!(request, ServerRequest::ListRootsRequest(_)) {
             // Outside any client call (servers often ask right after initialize) the proxy
             // has no roots of its own to offer.
@@ -109,28 +112,7 @@ impl Service<RoleClient> for Relay {
             }
             return Err(error);
         }
-        let mut request = request;
-        // Deliver on the stream of the call that caused it. Sent from a fresh task so the
-        // backend's request id (a task-local of this handler) does not tag it instead.
-        request
-            .extensions_mut()
-            .insert(OriginatingRequestId(origin.request_id.clone()));
-        let peer = origin.peer.clone();
-        let sent = tokio::spawn(async move { peer.send_request(request).await }).await;
-        let answer = match sent {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(rmcp::ServiceError::McpError(e))) => Err(e),
-            Ok(Err(e)) => Err(McpError::new(
-                ErrorCode::INTERNAL_ERROR,
-                format!("client did not answer: {e}"),
-                None,
-            )),
-            Err(_) => Err(McpError::new(
-                ErrorCode::INTERNAL_ERROR,
-                "relay failed",
-                None,
-            )),
-        };
+        let answer = origin.ask(request).await;
         if let Some(hub) = &hub
             && let Err(e) = hub
                 .record_relayed(
@@ -148,40 +130,36 @@ impl Service<RoleClient> for Relay {
         answer
     }
 
-    async fn handle_notification(
+    /// A notification of the backend's; `origin` as for [`Relay::request`].
+    pub async fn notification(
         &self,
         notification: ServerNotification,
-        context: NotificationContext<RoleClient>,
-    ) -> Result<(), McpError> {
+        origin: Option<super::Origin>,
+    ) {
         match notification {
             ServerNotification::ProgressNotification(mut progress) => {
                 // The backend saw the proxy's token; the client must see its own.
-                let origin = self.inflight.by_token(&progress.params.progress_token);
+                let origin =
+                    origin.or_else(|| self.inflight.by_token(&progress.params.progress_token));
                 if let Some(origin) = origin
-                    && let Some(token) = origin.progress_token
+                    && let Some(token) = origin.progress_token.clone()
                 {
                     progress.params.progress_token = token;
-                    let _ = origin
-                        .peer
-                        .send_notification(ServerNotification::ProgressNotification(progress))
+                    origin
+                        .notify(ServerNotification::ProgressNotification(progress))
                         .await;
                 }
             }
-            ServerNotification::LoggingMessageNotification(message) => {
-                match self.inflight.origin_of(&context.extensions) {
-                    Some(origin) => {
-                        let _ = origin
-                            .peer
-                            .send_notification(ServerNotification::LoggingMessageNotification(
-                                message,
-                            ))
-                            .await;
-                    }
-                    None => {
-                        tracing::debug!(backend = %self.name, "log message with no single client call in flight, not relayed")
-                    }
+            ServerNotification::LoggingMessageNotification(message) => match origin {
+                Some(origin) => {
+                    origin
+                        .notify(ServerNotification::LoggingMessageNotification(message))
+                        .await;
                 }
-            }
+                None => {
+                    tracing::debug!(backend = %self.name, "log message with no single client call in flight, not relayed")
+                }
+            },
             ServerNotification::ResourceUpdatedNotification(update) => {
                 if let Some(hub) = self.hub() {
                     hub.resource_updated(self.index, update.params).await;
@@ -198,6 +176,34 @@ impl Service<RoleClient> for Relay {
             }
             _ => {}
         }
+    }
+}
+
+impl Service<RoleClient> for Relay {
+    async fn handle_request(
+        &self,
+        request: ServerRequest,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ClientResult, McpError> {
+        let origin = match &request {
+            ServerRequest::PingRequest(_) => None,
+            _ => self.inflight.origin_of(&context.extensions),
+        };
+        self.request(request, origin).await
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ServerNotification,
+        context: NotificationContext<RoleClient>,
+    ) -> Result<(), McpError> {
+        let origin = match &notification {
+            ServerNotification::LoggingMessageNotification(_) => {
+                self.inflight.origin_of(&context.extensions)
+            }
+            _ => None,
+        };
+        self.notification(notification, origin).await;
         Ok(())
     }
 

@@ -40,13 +40,14 @@ pub(crate) fn spawn_supervisor(
                 hub: hub.clone(),
                 refresh: refresh_tx,
             };
+            let direct_relay = relay.clone();
             let connected = tokio::select! {
                 c = connect(&backend.settings, relay) => c,
                 _ = shutdown.cancelled() => return,
             };
             let started = tokio::time::Instant::now();
             match connected {
-                Ok(connection) => {
+                Ok((connection, endpoint)) => {
                     let peer = connection.peer().clone();
                     // The proxy keeps its own catalog; a client-side cache in rmcp would only
                     // serve stale lists.
@@ -54,6 +55,17 @@ pub(crate) fn spawn_supervisor(
                         .await;
                     let listener = listen_for_changes(&backend, &peer, listen_tx);
                     let lists = read_lists(&backend, &peer).await;
+                    // Calls go directly to an HTTP backend on the handshake revisions; on
+                    // 2026-07-28 (input rounds, per-request metadata) through rmcp's client.
+                    let handshake = peer.peer_info().is_some_and(|i| {
+                        i.protocol_version.as_str()
+                            < rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
+                    });
+                    backend.set_direct(
+                        endpoint
+                            .filter(|_| handshake)
+                            .map(|e| (e, direct_relay.clone())),
+                    );
                     // Connected first, then listed: a listed tool is always callable.
                     backend.set_peer(Some(peer.clone()));
                     if let Some(hub) = hub.upgrade() {
@@ -81,6 +93,7 @@ pub(crate) fn spawn_supervisor(
                                 stop.cancel();
                                 let _ = waiting.await;
                                 backend.set_peer(None);
+                                backend.set_direct(None);
                                 return;
                             }
                         }
@@ -89,6 +102,7 @@ pub(crate) fn spawn_supervisor(
                         l.abort();
                     }
                     backend.set_peer(None);
+                    backend.set_direct(None);
                     if let Some(hub) = hub.upgrade() {
                         hub.set_lists(backend.index, None).await;
                     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod client;
 mod failures;
+mod hot;
 mod owners;
 pub mod serve;
 mod sessions;
@@ -29,11 +30,24 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         .with_max_request_body_bytes(hub.server.max_body_bytes);
     let factory_hub = hub.clone();
     let sessions = Arc::new(sessions::Sessions::new(hub.server.session_idle_timeout));
+    let live = Arc::new(crate::mcp::live::LiveSessions::default());
+    let factory_live = live.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(Audited::new(factory_hub.clone())),
+        move || {
+            Ok(Audited::with_live(
+                factory_hub.clone(),
+                Some(factory_live.clone()),
+            ))
+        },
         sessions.clone(),
         config,
     );
+    let hot = Arc::new(hot::Hot {
+        live,
+        sessions: sessions.clone(),
+        allowed_hosts: hub.server.allowed_hosts.clone(),
+        touch_every_ms: (hub.server.session_idle_timeout.as_millis() / 4).max(1) as u64,
+    });
     let owners = Arc::new(owners::Owners::new(
         sessions,
         owners::SessionLimits {
@@ -49,8 +63,11 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     });
     // Authentication wraps only the MCP endpoint, and runs first (the outer layer): an
     // unauthenticated request is refused on its head, before its body is read.
+    // Innermost: the hot path, which serves a session's calls itself and hands the rest
+    // to rmcp (`hot`).
     let protected = Router::new()
         .nest_service(&hub.server.path, mcp)
+        .layer(middleware::from_fn_with_state(hot, hot::serve))
         .layer(middleware::from_fn_with_state(
             auth.clone(),
             auth::limit_sessions,

@@ -33,6 +33,16 @@ impl Sessions {
         Sessions { inner }
     }
 
+    /// Tells a session's worker the session is in use, which restarts its idle timer (the
+    /// hot path's calls do not pass through the worker). Closing a request-wise channel
+    /// that was never opened is the cheapest event the worker takes; it changes nothing.
+    pub async fn touch(&self, id: &str) {
+        let handle = self.inner.sessions.read().await.get(id).cloned();
+        if let Some(handle) = handle {
+            let _ = handle.close_request_wise_channel(u64::MAX).await;
+        }
+    }
+
     /// Which of `ids` are live sessions (one look at the table).
     pub async fn alive(&self, ids: &[String]) -> Vec<bool> {
         let sessions = self.inner.sessions.read().await;

@@ -4,7 +4,7 @@
 //! and only then answered. `Audited` is the handler rmcp serves; each request method
 //! delegates to the session through [`Audited::run`], notifications pass straight through.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use rmcp::model::*;
@@ -13,6 +13,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use sha2::{Digest, Sha256};
 
 use super::ProxySession;
+use super::live::LiveSessions;
 use crate::audit::entry::Openings;
 use crate::audit::record::{OutcomeField, hex};
 use crate::audit::{Entry, Kind, jcs};
@@ -21,18 +22,58 @@ use crate::error::{BLOCKED, CallError, FORBIDDEN, RATE_LIMITED};
 use crate::hub::Hub;
 use crate::stack::audit::{Slot, scope};
 
-/// A session whose requests are audited (a plain session when the proxy has no log).
+/// A session whose requests are audited (a plain session when the proxy has no log). A
+/// handle: rmcp holds one, and the HTTP hot path gets another for each request it serves
+/// itself (through [`LiveSessions`]).
+#[derive(Clone)]
 pub struct Audited {
+    shared: Arc<Shared>,
+}
+
+/// What a session's handles share.
+pub struct Shared {
     inner: ProxySession,
     hub: Arc<Hub>,
+    /// Where the session registers once initialized (HTTP sessions only).
+    live: Option<Arc<LiveSessions>>,
+    /// The transport's session id, once registered.
+    live_id: OnceLock<String>,
+}
+
+impl std::ops::Deref for Audited {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let (Some(live), Some(id)) = (&self.live, self.live_id.get()) {
+            live.remove(id);
+        }
+    }
 }
 
 impl Audited {
     pub fn new(hub: Arc<Hub>) -> Self {
+        Self::with_live(hub, None)
+    }
+
+    /// A session of the HTTP endpoint, which registers in `live` once initialized.
+    pub fn with_live(hub: Arc<Hub>, live: Option<Arc<LiveSessions>>) -> Self {
         Audited {
-            inner: ProxySession::new(hub.clone()),
-            hub,
+            shared: Arc::new(Shared {
+                inner: ProxySession::new(hub.clone()),
+                hub,
+                live,
+                live_id: OnceLock::new(),
+            }),
         }
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Audited { shared }
     }
 
     /// Runs one request: refuse when the log cannot take records, handle, record, answer.
@@ -492,6 +533,16 @@ impl ServerHandler for Audited {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        let id = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        if let (Some(live), Some(id)) = (&self.live, id)
+            && self.live_id.set(id.to_owned()).is_ok()
+        {
+            live.insert(id, Arc::downgrade(&self.shared), ctx.peer.clone());
+        }
         self.inner.on_initialized(ctx).await
     }
 

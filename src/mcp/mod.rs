@@ -4,6 +4,7 @@
 mod audited;
 pub mod catalog;
 mod inputs;
+pub mod live;
 mod server;
 
 pub use audited::Audited;

@@ -92,6 +92,7 @@ impl ProxySession {
             progress_token: ctx.meta.get_progress_token(),
             stdio: ctx.extensions.get::<http::request::Parts>().is_none(),
             client: client(ctx),
+            stream: ctx.extensions.get::<crate::backend::CallStream>().cloned(),
         }
     }
 

@@ -23,29 +23,11 @@ fn message(body: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|_| panic!("not JSON-RPC: {body}"))
 }
 
-async fn session(url: &str) -> String {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let response = post(url, None, init.to_string()).await;
-    assert!(response.status().is_success(), "{}", response.status());
-    let id = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let _ = response.text().await;
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(
-        post(url, Some(&id), initialized.to_string()).await.status(),
-        202
-    );
-    id
-}
-
 #[tokio::test]
 async fn malformed_unknown_oversized_and_foreign_session_requests_get_clear_errors() {
     let proxy = TestProxy::start(&stdio_backend("s", "")).await;
     let url = &proxy.url;
-    let id = session(url).await;
+    let id = raw_session(url).await;
 
     let malformed = post(url, Some(&id), "{not json").await;
     assert!(
@@ -118,7 +100,7 @@ async fn malformed_unknown_oversized_and_foreign_session_requests_get_clear_erro
     assert_eq!(bad_cursor["error"]["code"], -32602, "{bad_cursor}");
 
     // A session ended with DELETE is gone.
-    let other = session(url).await;
+    let other = raw_session(url).await;
     let deleted = reqwest::Client::new()
         .delete(url)
         .header("mcp-session-id", &other)

@@ -409,3 +409,36 @@ pub fn raw_post(
         None => request,
     }
 }
+
+/// A proxy in front of the conformance target twice: over stdio as `s`, over HTTP as `h`.
+pub async fn two_backends() -> (TestProxy, HttpTarget) {
+    let target = HttpTarget::start().await;
+    let toml = format!(
+        "{}{}",
+        stdio_backend("s", ""),
+        http_backend("h", &target.url, "")
+    );
+    (TestProxy::start(&toml).await, target)
+}
+
+/// Opens a session by hand (initialize, then initialized), as a client that may be asked
+/// for sampling; returns its id.
+pub async fn raw_session(url: &str) -> String {
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = raw_post(url, None, init.to_string()).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let id = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let done = raw_post(url, Some(&id), initialized.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 202);
+    id
+}

@@ -8,9 +8,22 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::common::*;
 
-/// Scenarios allowed to differ through the proxy, each with its reason. Empty: the proxy
-/// passes everything the target passes.
-const EXCEPTIONS: &[(&str, &str)] = &[];
+/// Scenarios allowed to differ through the proxy, each with its reason.
+const EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "server-sse-multiple-streams",
+        "the proxy answers a request that produces nothing but its result as plain JSON \
+     (the target always opens a stream); the suite then reports its stream check as INFO \
+     (\"SSE streams optional\"), not passed. The scenario still has no failure: checked below.",
+    ),
+    (
+        "server-sse-polling",
+        "the suite's test_reconnection call returns at once, so the proxy answers it as plain \
+     JSON, where the suite's priming-event and retry checks do not apply (INFO). The proxy's \
+     event streams do send a priming event, a retry interval and resumable event ids: \
+     hot_path::a_lost_call_stream_is_resumed_from_the_last_event_seen.",
+    ),
+];
 
 fn suite_bin() -> Option<PathBuf> {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/conformance/node_modules/.bin");
@@ -96,7 +109,16 @@ async fn compare(
     let (proxied, _) = run_suite(bin, url, None).await;
     let mut regressions = Vec::new();
     for (scenario, (passed, failed)) in direct {
-        if *failed > 0 || EXCEPTIONS.iter().any(|(s, _)| s == scenario) {
+        if *failed > 0 {
+            continue;
+        }
+        if EXCEPTIONS.iter().any(|(s, _)| s == scenario) {
+            // Allowed fewer passed checks, never a failed one.
+            assert!(
+                matches!(proxied.get(scenario), Some((_, 0))),
+                "{scenario} ({how}) failed through the proxy: {:?}",
+                proxied.get(scenario)
+            );
             continue;
         }
         if matches!(proxied.get(scenario), Some((p, 0)) if p >= passed) {

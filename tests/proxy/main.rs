@@ -13,6 +13,7 @@ mod conformance;
 mod connections;
 mod governance;
 mod guards_coverage;
+mod hot_path;
 mod http_limits;
 mod inputs;
 mod lifecycle;

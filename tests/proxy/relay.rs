@@ -10,16 +10,6 @@ use serde_json::json;
 use crate::common::*;
 
 /// Backend `s` over stdio and `h` over HTTP, both the conformance target.
-async fn two_backends() -> (TestProxy, HttpTarget) {
-    let target = HttpTarget::start().await;
-    let toml = format!(
-        "{}{}",
-        stdio_backend("s", ""),
-        http_backend("h", &target.url, "")
-    );
-    (TestProxy::start(&toml).await, target)
-}
-
 #[tokio::test]
 async fn lists_are_namespaced_across_stdio_and_http_backends() {
     let (proxy, _target) = two_backends().await;

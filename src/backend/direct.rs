@@ -1,0 +1,510 @@
+//! Calls to a streamable-HTTP backend sent by the proxy itself, beside rmcp's client: one
+//! POST on the backend connection's keep-alive pool, the answer read to its end and parsed
+//! once. rmcp still opens the connection (the `initialize` handshake), keeps the backend's
+//! GET stream, reads lists and reconnects; [`Recording`] wraps its HTTP client to learn the
+//! session id and headers it negotiated, and calls reuse them.
+//!
+//! What the backend sends on a call's response stream before its answer — progress,
+//! logging, sampling, elicitation, roots — belongs to that call: it goes to the relay with
+//! the call's own origin, in the order it came. A stream the backend closes before it
+//! answered is resumed with `Last-Event-ID` (SSE polling, as the reference server does).
+//!
+//! A session the backend no longer knows (404) hands the call to rmcp's client, which opens
+//! a new session; calls that follow use it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures::{StreamExt, stream::BoxStream};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use rmcp::{
+    ErrorData as McpError,
+    model::{
+        CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
+        GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
+    },
+    transport::streamable_http_client::{
+        SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+        StreamableHttpResponseLimits,
+    },
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sse_stream::{Sse, SseStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{Origin, relay::Relay};
+use crate::error::CallError;
+
+/// The largest answer read from a backend (a tool's result included).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+/// How many times a closed call stream is resumed before the call fails.
+const MAX_RESUMES: usize = 16;
+
+/// What the direct path needs of one HTTP backend connection.
+#[derive(Clone)]
+pub struct Endpoint {
+    client: reqwest::Client,
+    url: Arc<str>,
+    auth: Option<String>,
+    seen: Arc<Mutex<Option<Negotiated>>>,
+}
+
+/// What rmcp's client sends with every request of its session.
+#[derive(Clone)]
+struct Negotiated {
+    session: Arc<str>,
+    headers: HashMap<HeaderName, HeaderValue>,
+}
+
+/// The direct path's outcome: the call's answer, or `None` when rmcp's client must send
+/// it instead (no session yet, or the backend lost the session).
+pub type Direct = Option<Result<ServerResult, CallError>>;
+
+impl Endpoint {
+    pub fn new(client: reqwest::Client, url: &str, auth: Option<String>) -> Self {
+        Endpoint {
+            client,
+            url: Arc::from(url),
+            auth,
+            seen: Arc::default(),
+        }
+    }
+
+    /// rmcp's HTTP client, recording the session it negotiates into this endpoint.
+    pub fn recording(&self) -> Recording {
+        Recording {
+            inner: self.client.clone(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    fn negotiated(&self) -> Option<Negotiated> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn post(&self, session: &Negotiated, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut headers = HeaderMap::with_capacity(session.headers.len() + 4);
+        for (name, value) in &session.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if let Ok(id) = HeaderValue::from_str(&session.session) {
+            headers.insert("mcp-session-id", id);
+        }
+        let mut request = self
+            .client
+            .post(self.url.as_ref())
+            .headers(headers)
+            .body(body);
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        request
+    }
+
+    /// Sends one request and reads its answer. `relay` takes what the backend sends for
+    /// the call before answering, with the call's `origin`.
+    pub async fn request(
+        &self,
+        name: &str,
+        mut request: ClientRequest,
+        origin: &Origin,
+        relay: &Relay,
+        cancel: &CancellationToken,
+    ) -> Direct {
+        let session = self.negotiated()?;
+        let id = RequestId::String(crate::ids::request_id().into());
+        // The backend's progress names the proxy's token; it goes back to the client as the
+        // client's own (the relay maps it).
+        if origin.progress_token.is_some() {
+            request
+                .get_meta_mut()
+                .set_progress_token(ProgressToken(id.clone()));
+        }
+        let body = match serde_json::to_vec(&ClientJsonRpcMessage::request(request, id.clone())) {
+            Ok(body) => body,
+            Err(e) => return Some(Err(CallError::Internal(e.to_string()))),
+        };
+        let mut guard = CancelOnDrop {
+            endpoint: Some((self.clone(), session.clone())),
+            id: id.clone(),
+        };
+        let exchange = self.exchange(name, &session, body, &id, origin, relay);
+        let outcome = tokio::select! {
+            outcome = exchange => outcome,
+            _ = cancel.cancelled() => return Some(Err(CallError::Cancelled)),
+        };
+        guard.endpoint = None;
+        outcome
+    }
+
+    async fn exchange(
+        &self,
+        name: &str,
+        session: &Negotiated,
+        body: Vec<u8>,
+        id: &RequestId,
+        origin: &Origin,
+        relay: &Relay,
+    ) -> Direct {
+        let unavailable =
+            |e: &dyn std::fmt::Display| Some(Err(CallError::Unavailable(format!("{name}: {e}"))));
+        let response = match self.post(session, body).send().await {
+            Ok(response) => response,
+            Err(e) => return unavailable(&e),
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        if !status.is_success() {
+            return unavailable(&format!("HTTP {status}"));
+        }
+        let sse = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !sse {
+            let bytes = match read_bounded(response).await {
+                Ok(bytes) => bytes,
+                Err(e) => return unavailable(&e),
+            };
+            return match answer(name, &bytes, id) {
+                Some(result) => Some(result),
+                None => unavailable(&"the answer is not a JSON-RPC response to the call"),
+            };
+        }
+        let mut events: BoxStream<'static, Result<Sse, SseError>> =
+            SseStream::from_bytes_stream(response.bytes_stream()).boxed();
+        let mut last_event: Option<String> = None;
+        let mut resumes = 0;
+        loop {
+            match events.next().await {
+                Some(Ok(event)) => {
+                    if let Some(event_id) = &event.id {
+                        last_event = Some(event_id.to_string());
+                    }
+                    let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
+                        continue;
+                    };
+                    if let Some(result) = answer(name, data.as_bytes(), id) {
+                        return Some(result);
+                    }
+                    self.relay_message(session, data.as_bytes(), origin, relay)
+                        .await;
+                }
+                Some(Err(e)) => return unavailable(&e),
+                None => {
+                    // Closed before the answer: resume where it stopped, if it said where.
+                    let Some(from) = last_event.clone() else {
+                        return unavailable(
+                            &"the backend closed the call's stream without answering",
+                        );
+                    };
+                    resumes += 1;
+                    if resumes > MAX_RESUMES {
+                        return unavailable(&"the backend kept closing the call's stream");
+                    }
+                    match self.resume(session, &from).await {
+                        Ok(stream) => events = stream,
+                        Err(e) => return unavailable(&e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reopens a call's stream after `last_event` (GET with `Last-Event-ID`).
+    async fn resume(
+        &self,
+        session: &Negotiated,
+        last_event: &str,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, String> {
+        let mut request = self
+            .client
+            .get(self.url.as_ref())
+            .header(header::ACCEPT, "text/event-stream")
+            .header("mcp-session-id", session.session.as_ref())
+            .header("last-event-id", last_event);
+        for (name, value) in &session.headers {
+            request = request.header(name, value);
+        }
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "resuming the call's stream: HTTP {}",
+                response.status()
+            ));
+        }
+        Ok(SseStream::from_bytes_stream(response.bytes_stream()).boxed())
+    }
+
+    /// A message on a call's stream that is not its answer: a notification or a request
+    /// of the backend's, for the call's client.
+    async fn relay_message(
+        &self,
+        session: &Negotiated,
+        data: &[u8],
+        origin: &Origin,
+        relay: &Relay,
+    ) {
+        let message = match serde_json::from_slice::<ServerJsonRpcMessage>(data) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(backend = %relay.name, error = %e, "unreadable message on a call's stream, skipped");
+                return;
+            }
+        };
+        match message {
+            ServerJsonRpcMessage::Notification(notification) => {
+                relay
+                    .notification(notification.notification, Some(origin.clone()))
+                    .await;
+            }
+            ServerJsonRpcMessage::Request(request) => {
+                let answer = relay.request(request.request, Some(origin.clone())).await;
+                let reply = match answer {
+                    Ok(result) => ClientJsonRpcMessage::response(result, request.id),
+                    Err(error) => ClientJsonRpcMessage::error(error, Some(request.id)),
+                };
+                self.send_message(session, &reply).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Posts a response or notification of the proxy's to the backend (202 expected).
+    async fn send_message(&self, session: &Negotiated, message: &ClientJsonRpcMessage) {
+        let Ok(body) = serde_json::to_vec(message) else {
+            return;
+        };
+        if let Err(e) = self.post(session, body).send().await {
+            tracing::debug!(url = %self.url, error = %e, "a message to the backend was not delivered");
+        }
+    }
+}
+
+/// The call's answer, when `data` is the JSON-RPC response to `id`.
+fn answer(name: &str, data: &[u8], id: &RequestId) -> Option<Result<ServerResult, CallError>> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(default)]
+        id: Option<RequestId>,
+        #[serde(borrow, default)]
+        result: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        error: Option<&'a RawValue>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(data).ok()?;
+    if envelope.id.as_ref() != Some(id) {
+        return None;
+    }
+    Some(match (envelope.result, envelope.error) {
+        (Some(result), _) => serde_json::from_str::<ServerResult>(result.get())
+            .map_err(|e| CallError::Internal(format!("{name} sent an unreadable result: {e}"))),
+        (None, Some(error)) => match serde_json::from_str::<McpError>(error.get()) {
+            Ok(error) => Err(CallError::from_service(
+                name,
+                rmcp::ServiceError::McpError(error),
+            )),
+            Err(e) => Err(CallError::Internal(format!(
+                "{name} sent an unreadable error: {e}"
+            ))),
+        },
+        (None, None) => return None,
+    })
+}
+
+async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
+        return Err("the answer is too large".to_owned());
+    }
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err("the answer is too large".to_owned());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Tells the backend a call was abandoned (cancelled by the client, timed out, or its
+/// caller gone), unless it was answered first.
+struct CancelOnDrop {
+    endpoint: Option<(Endpoint, Negotiated)>,
+    id: RequestId,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some((endpoint, session)) = self.endpoint.take() else {
+            return;
+        };
+        let params = CancelledNotificationParam::new(
+            Some(self.id.clone()),
+            Some("cancelled by the client".to_owned()),
+        );
+        let message =
+            ClientJsonRpcMessage::notification(ClientNotification::CancelledNotification(
+                rmcp::model::CancelledNotification::new(params),
+            ));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { endpoint.send_message(&session, &message).await });
+        }
+    }
+}
+
+/// rmcp's HTTP client for one backend, unchanged but for one thing: it remembers the
+/// session id and headers of the requests rmcp sends, for [`Endpoint`].
+#[derive(Clone)]
+pub struct Recording {
+    inner: reqwest::Client,
+    seen: Arc<Mutex<Option<Negotiated>>>,
+}
+
+impl Recording {
+    fn record(&self, session: &Option<Arc<str>>, headers: &HashMap<HeaderName, HeaderValue>) {
+        let Some(session) = session else { return };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let same = seen
+            .as_ref()
+            .is_some_and(|s| s.session == *session && s.headers == *headers);
+        if !same {
+            *seen = Some(Negotiated {
+                session: session.clone(),
+                headers: headers.clone(),
+            });
+        }
+    }
+}
+
+type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
+
+impl StreamableHttpClient for Recording {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<StreamableHttpPostResponse> {
+        self.record(&session_id, &custom_headers);
+        self.inner
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> HttpResult<StreamableHttpPostResponse> {
+        self.record(&session_id, &custom_headers);
+        self.inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> HttpResult<StreamableHttpPostResponse> {
+        self.record(&session_id, &custom_headers);
+        self.inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<()> {
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.inner
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
+        self.inner
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
