@@ -33,6 +33,37 @@ struct Target<'e, 'a> {
     arguments: Option<(&'e RecordType, &'a Map<String, Value>)>,
 }
 
+/// The decision's context: the request facts and, for a tool, its typed arguments; a
+/// denial when they cannot be built (arguments that do not fit the tool's declared types
+/// are denied whether or not a policy reads them). When no policy `reads` the context,
+/// Cedar gets an empty one: evaluating the record into a context is the costly part.
+fn context_of(
+    facts: &RequestFacts,
+    arguments: Option<(&RecordType, &Map<String, Value>)>,
+    reads: bool,
+) -> Result<Context, Box<Decision>> {
+    let mut pairs = Vec::with_capacity(2);
+    match request_value(facts) {
+        Ok(value) => pairs.push(("request".to_owned(), value)),
+        Err(e) => {
+            return Err(Box::new(Decision::deny(format!(
+                "the request facts are invalid: {e}"
+            ))));
+        }
+    }
+    if let Some((ty, args)) = arguments {
+        match arguments_value(ty, args) {
+            Ok(value) => pairs.push(("arguments".to_owned(), value)),
+            Err(e) => return Err(Box::new(Decision::deny(e.to_string()))),
+        }
+    }
+    if !reads {
+        return Ok(Context::empty());
+    }
+    Context::from_pairs(pairs)
+        .map_err(|e| Box::new(Decision::deny_with("the context could not be built", e)))
+}
+
 impl Engine {
     /// Decides one request against the policies whose scope can match it.
     pub fn decide(
@@ -150,20 +181,10 @@ impl Engine {
             Ok(p) => p,
             Err(denied) => return *denied,
         };
-        let mut pairs = Vec::with_capacity(2);
-        match request_value(facts) {
-            Ok(value) => pairs.push(("request".to_owned(), value)),
-            Err(e) => return Decision::deny(format!("the request facts are invalid: {e}")),
-        }
-        if let Some((ty, args)) = target.arguments {
-            match arguments_value(ty, args) {
-                Ok(value) => pairs.push(("arguments".to_owned(), value)),
-                Err(e) => return Decision::deny(e.to_string()),
-            }
-        }
-        let context = match Context::from_pairs(pairs) {
+        let reads = whole || target.action.slice.reads_context;
+        let context = match context_of(facts, target.arguments, reads) {
             Ok(c) => c,
-            Err(e) => return Decision::deny_with("the context could not be built", e),
+            Err(denied) => return *denied,
         };
         // Without schema validation a type-mismatched `forbid` would be skipped into an
         // allow. The context is typed by construction (arguments along the tool's declared

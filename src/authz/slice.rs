@@ -44,6 +44,9 @@ pub(crate) struct Slice {
     pub by_principal: PrincipalIndex,
     pub shadow_permits: PolicySet,
     pub shadow_forbids: PolicySet,
+    /// Whether any of them reads `context`: a decision that none reads needs no context
+    /// built (a record of the request facts and typed arguments, ~10 µs).
+    pub reads_context: bool,
 }
 
 /// Enforcing policies by principal scope; every policy is in exactly one bucket.
@@ -115,7 +118,11 @@ impl Slice {
         let mut enforcing = Vec::new();
         let mut shadow_permits = Vec::new();
         let mut shadow_forbids = Vec::new();
+        let mut reads_context = false;
         for l in policies {
+            // Conservative: the word anywhere in the policy's text (a comment, a string)
+            // counts; a policy cannot read the context without writing it.
+            reads_context |= l.policy.to_string().contains("context");
             let bucket = match (l.mode, effect(&l.policy)) {
                 (Mode::Enforce, _) => &mut enforcing,
                 (Mode::Shadow, Effect::Permit) => &mut shadow_permits,
@@ -128,6 +135,7 @@ impl Slice {
             enforcing: set(enforcing)?,
             shadow_permits: set(shadow_permits)?,
             shadow_forbids: set(shadow_forbids)?,
+            reads_context,
         })
     }
 

@@ -22,8 +22,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use rmcp::{
     ErrorData as McpError,
     model::{
-        CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
-        GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
+        CallToolResult, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
+        ClientRequest, GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
     },
     transport::streamable_http_client::{
         SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
@@ -124,6 +124,7 @@ impl Endpoint {
     ) -> Direct {
         let session = self.negotiated()?;
         let id = RequestId::String(crate::ids::request_id().into());
+        let tool = matches!(request, ClientRequest::CallToolRequest(_));
         // The backend's progress names the proxy's token; it goes back to the client as the
         // client's own (the relay maps it).
         if origin.progress_token.is_some() {
@@ -139,7 +140,7 @@ impl Endpoint {
             endpoint: Some((self.clone(), session.clone())),
             id: id.clone(),
         };
-        let exchange = self.exchange(name, &session, body, &id, origin, relay);
+        let exchange = self.exchange(name, &session, body, (&id, tool), origin, relay);
         let outcome = tokio::select! {
             outcome = exchange => outcome,
             _ = cancel.cancelled() => return Some(Err(CallError::Cancelled)),
@@ -153,7 +154,7 @@ impl Endpoint {
         name: &str,
         session: &Negotiated,
         body: Vec<u8>,
-        id: &RequestId,
+        (id, tool): (&RequestId, bool),
         origin: &Origin,
         relay: &Relay,
     ) -> Direct {
@@ -180,7 +181,7 @@ impl Endpoint {
                 Ok(bytes) => bytes,
                 Err(e) => return unavailable(&e),
             };
-            return match answer(name, &bytes, id) {
+            return match answer(name, &bytes, id, tool) {
                 Some(result) => Some(result),
                 None => unavailable(&"the answer is not a JSON-RPC response to the call"),
             };
@@ -198,7 +199,7 @@ impl Endpoint {
                     let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
                         continue;
                     };
-                    if let Some(result) = answer(name, data.as_bytes(), id) {
+                    if let Some(result) = answer(name, data.as_bytes(), id, tool) {
                         return Some(result);
                     }
                     self.relay_message(session, data.as_bytes(), origin, relay)
@@ -298,8 +299,15 @@ impl Endpoint {
     }
 }
 
-/// The call's answer, when `data` is the JSON-RPC response to `id`.
-fn answer(name: &str, data: &[u8], id: &RequestId) -> Option<Result<ServerResult, CallError>> {
+/// The call's answer, when `data` is the JSON-RPC response to `id`. A tool's result is
+/// read as one directly (`tool`), unless it may be another kind (input rounds, a task):
+/// `ServerResult` is an untagged union of twenty kinds, tried in turn from a buffered copy.
+fn answer(
+    name: &str,
+    data: &[u8],
+    id: &RequestId,
+    tool: bool,
+) -> Option<Result<ServerResult, CallError>> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
         #[serde(default)]
@@ -313,9 +321,21 @@ fn answer(name: &str, data: &[u8], id: &RequestId) -> Option<Result<ServerResult
     if envelope.id.as_ref() != Some(id) {
         return None;
     }
+    let unreadable = |e: serde_json::Error| {
+        CallError::Internal(format!("{name} sent an unreadable result: {e}"))
+    };
     Some(match (envelope.result, envelope.error) {
-        (Some(result), _) => serde_json::from_str::<ServerResult>(result.get())
-            .map_err(|e| CallError::Internal(format!("{name} sent an unreadable result: {e}"))),
+        (Some(result), _)
+            if tool
+                && !result.get().contains("\"inputRequests\"")
+                && !result.get().contains("\"task\"") =>
+        {
+            match serde_json::from_str::<CallToolResult>(result.get()) {
+                Ok(result) => Ok(ServerResult::CallToolResult(result)),
+                Err(_) => serde_json::from_str::<ServerResult>(result.get()).map_err(unreadable),
+            }
+        }
+        (Some(result), _) => serde_json::from_str::<ServerResult>(result.get()).map_err(unreadable),
         (None, Some(error)) => match serde_json::from_str::<McpError>(error.get()) {
             Ok(error) => Err(CallError::from_service(
                 name,

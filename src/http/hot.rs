@@ -57,7 +57,7 @@ const JSON_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 pub struct Hot {
     pub live: Arc<LiveSessions>,
     pub sessions: Arc<Sessions>,
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: AllowedHosts,
     /// How often (ms) a session in use is shown to rmcp's worker, whose idle timer would
     /// otherwise expire it: a quarter of the idle timeout.
     pub touch_every_ms: u64,
@@ -276,32 +276,26 @@ struct PingParams {
 
 /// Whether the request's headers are ones rmcp would serve as they are; anything else
 /// goes to rmcp, whose refusal is the answer.
-fn headers_ok(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
+fn headers_ok(headers: &HeaderMap, allowed_hosts: &AllowedHosts) -> bool {
     let has = |name: &str| headers.contains_key(name);
     // Browsers' requests (Origin) and the SEP-2243 routing headers are checked by rmcp
     // against its own rules and the body.
     if has(header::ORIGIN.as_str()) || has("mcp-method") || has("mcp-name") {
         return false;
     }
-    let essence = |v: &str| {
-        v.split_once(';')
-            .map_or(v, |(e, _)| e)
-            .trim()
-            .to_ascii_lowercase()
-    };
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| essence(v) == "application/json");
-    let accepted: Vec<String> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(essence)
-        .collect();
-    let accepts = accepted.iter().any(|a| a == "application/json")
-        && accepted.iter().any(|a| a == "text/event-stream");
+        .is_some_and(|v| essence(v).eq_ignore_ascii_case("application/json"));
+    let accepts = |kind: &str| {
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|a| essence(a).eq_ignore_ascii_case(kind))
+    };
+    let accepts = accepts("application/json") && accepts("text/event-stream");
     let version = headers
         .get("mcp-protocol-version")
         .map(|v| {
@@ -315,8 +309,13 @@ fn headers_ok(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
     json && accepts && version && host_allowed(headers, allowed_hosts)
 }
 
+/// A media type without its parameters.
+fn essence(value: &str) -> &str {
+    value.split_once(';').map_or(value, |(e, _)| e).trim()
+}
+
 /// Whether a GET that resumes a stream is one rmcp would serve as it is.
-fn get_headers_ok(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
+fn get_headers_ok(headers: &HeaderMap, allowed_hosts: &AllowedHosts) -> bool {
     let accepts_sse = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -325,10 +324,29 @@ fn get_headers_ok(headers: &HeaderMap, allowed_hosts: &[String]) -> bool {
     accepts_sse && !headers.contains_key(header::ORIGIN) && host_allowed(headers, allowed_hosts)
 }
 
-/// rmcp's DNS-rebinding rule: the Host's name (and port, when the entry names one) is on
-/// the allow-list; an empty list allows any.
-fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
+/// rmcp's DNS-rebinding rule, its allow-list read once: the Host's name (and port, when
+/// the entry names one) is on the list; an empty list allows any.
+pub struct AllowedHosts(Vec<(String, Option<u16>)>);
+
+impl AllowedHosts {
+    pub fn new(entries: &[String]) -> Self {
+        let name = |h: &str| h.trim_matches(['[', ']']).to_ascii_lowercase();
+        AllowedHosts(
+            entries
+                .iter()
+                .map(|entry| entry.trim())
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| match entry.parse::<http::uri::Authority>() {
+                    Ok(a) => (name(a.host()), a.port_u16()),
+                    Err(_) => (name(entry), None),
+                })
+                .collect(),
+        )
+    }
+}
+
+fn host_allowed(headers: &HeaderMap, allowed: &AllowedHosts) -> bool {
+    if allowed.0.is_empty() {
         return true;
     }
     let Some(host) = headers
@@ -338,17 +356,11 @@ fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     else {
         return false;
     };
-    let name = |h: &str| h.trim_matches(['[', ']']).to_ascii_lowercase();
-    let (host_name, host_port) = (name(host.host()), host.port_u16());
-    allowed.iter().any(|entry| {
-        let entry = entry.trim();
-        match entry.parse::<http::uri::Authority>() {
-            Ok(a) => {
-                name(a.host()) == host_name && a.port_u16().is_none_or(|p| Some(p) == host_port)
-            }
-            Err(_) => name(entry) == host_name,
-        }
-    })
+    let (name, port) = (host.host().trim_matches(['[', ']']), host.port_u16());
+    allowed
+        .0
+        .iter()
+        .any(|(n, p)| n.eq_ignore_ascii_case(name) && p.is_none_or(|p| Some(p) == port))
 }
 
 /// Runs one call on the session's handler and answers it: JSON when nothing but the

@@ -45,7 +45,7 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     let hot = Arc::new(hot::Hot {
         live,
         sessions: sessions.clone(),
-        allowed_hosts: hub.server.allowed_hosts.clone(),
+        allowed_hosts: hot::AllowedHosts::new(&hub.server.allowed_hosts),
         touch_every_ms: (hub.server.session_idle_timeout.as_millis() / 4).max(1) as u64,
     });
     let owners = Arc::new(owners::Owners::new(
