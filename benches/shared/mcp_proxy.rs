@@ -1,12 +1,25 @@
 //! The `mcp-proxy` crate (`cargo install mcp-proxy --version 0.6.0`, no auth, no policy, no
 //! audit) in front of the same backends, as the peer baseline measured in the same run.
-//! Found as `$MCP_PROXY_BIN`, else `mcp-proxy` on `PATH`; without it the rows are left out
-//! and the harness says so.
+//! Found as `$MCP_PROXY_BIN`, else where `.ci/install-peers` puts it, else `mcp-proxy` on
+//! `PATH`; without it the rows are left out and the harness says so.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+
+/// Where the `mcp-proxy` binary is.
+pub fn binary() -> String {
+    if let Ok(bin) = std::env::var("MCP_PROXY_BIN") {
+        return bin;
+    }
+    let installed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/mcp-proxy/bin/mcp-proxy");
+    if installed.exists() {
+        return installed.display().to_string();
+    }
+    "mcp-proxy".to_owned()
+}
 
 /// A running `mcp-proxy` and its MCP URL (it serves MCP at `/`).
 pub struct McpProxy {
@@ -18,7 +31,7 @@ pub struct McpProxy {
 /// `demo_exe demo-server` over stdio, on a free loopback port; `None` when the binary is
 /// not installed.
 pub async fn start(http_backend: &str, demo_exe: &str) -> Option<McpProxy> {
-    let bin = std::env::var("MCP_PROXY_BIN").unwrap_or_else(|_| "mcp-proxy".to_owned());
+    let bin = binary();
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
         probe.local_addr().ok()?.port()

@@ -48,6 +48,8 @@ const MAX_RESUMES: usize = 16;
 pub struct Endpoint {
     client: reqwest::Client,
     url: Arc<str>,
+    /// `url` parsed once (each request would parse it again).
+    parsed: Option<reqwest::Url>,
     auth: Option<String>,
     seen: Arc<Mutex<Option<Negotiated>>>,
 }
@@ -68,6 +70,7 @@ impl Endpoint {
         Endpoint {
             client,
             url: Arc::from(url),
+            parsed: reqwest::Url::parse(url).ok(),
             auth,
             seen: Arc::default(),
         }
@@ -101,11 +104,12 @@ impl Endpoint {
         if let Ok(id) = HeaderValue::from_str(&session.session) {
             headers.insert("mcp-session-id", id);
         }
-        let mut request = self
-            .client
-            .post(self.url.as_ref())
-            .headers(headers)
-            .body(body);
+        let mut request = match &self.parsed {
+            Some(url) => self.client.post(url.clone()),
+            None => self.client.post(self.url.as_ref()),
+        }
+        .headers(headers)
+        .body(body);
         if let Some(token) = &self.auth {
             request = request.bearer_auth(token);
         }

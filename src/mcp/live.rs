@@ -42,6 +42,8 @@ pub struct LiveSession {
 
 /// How many call streams a session keeps for resumption; the oldest answered one goes.
 const KEPT_STREAMS: usize = 16;
+/// How long an answered call's stream stays resumable.
+const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The events of one call's stream, kept so that a client that lost the stream can pick
 /// it up again from the last event it saw.
@@ -50,6 +52,7 @@ pub struct StreamLog {
     events: Mutex<Vec<bytes::Bytes>>,
     changed: tokio::sync::Notify,
     done: std::sync::atomic::AtomicBool,
+    finished: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl StreamLog {
@@ -60,6 +63,7 @@ impl StreamLog {
 
     /// The call is answered: no event follows.
     pub fn finish(&self) {
+        let _ = self.finished.set(std::time::Instant::now());
         self.done.store(true, Ordering::Release);
         self.changed.notify_waiters();
     }
@@ -205,6 +209,7 @@ impl LiveSession {
         let number = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let log = Arc::new(StreamLog::default());
         let mut streams = lock(&self.streams);
+        streams.retain(|(_, l)| l.finished.get().is_none_or(|at| at.elapsed() < KEPT_FOR));
         if streams.len() >= KEPT_STREAMS {
             let oldest_done = streams
                 .iter()

@@ -9,11 +9,16 @@
 import net from "node:net";
 
 const HOST = process.env.PEER_BIND_HOST || "127.0.0.1";
+// For peers that listen on a fixed port (the SDK's examples): the port to use instead.
+const PORT_OVERRIDE = process.env.PEER_PORT_OVERRIDE;
 const originalListen = net.Server.prototype.listen;
 
 net.Server.prototype.listen = function (...args) {
   const first = args[0];
   if (typeof first === "number" || (typeof first === "string" && /^\d+$/.test(first))) {
+    if (PORT_OVERRIDE) {
+      args[0] = Number(PORT_OVERRIDE);
+    }
     // listen(port[, host][, backlog][, cb]): insert host when absent.
     if (typeof args[1] !== "string") {
       args.splice(1, 0, HOST);

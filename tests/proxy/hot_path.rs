@@ -297,3 +297,76 @@ async fn requests_rmcp_refuses_are_refused_the_same_on_the_hot_path() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+/// The TypeScript SDK's SSE-polling example server closes a call's stream mid-call (SEP-1699)
+/// and expects the client to come back with `Last-Event-ID`: through the proxy the call
+/// completes (it used to hang until `request_timeout`), and other calls go on meanwhile.
+#[tokio::test]
+async fn a_backend_that_closes_a_calls_stream_to_be_polled_is_resumed() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let modules = root.join(".ci/conformance/node_modules");
+    let example =
+        modules.join("@modelcontextprotocol/sdk/dist/esm/examples/server/ssePollingExample.js");
+    let node = modules.join(".bin/node");
+    if !example.exists() || !node.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the MCP SDK is not installed: run .ci/run"
+        );
+        eprintln!("skipped: the MCP SDK is not installed (run .ci/run once)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = tokio::process::Command::new(&node)
+        .arg("--import")
+        .arg(root.join("tests/peers/loopback.mjs"))
+        .arg(&example)
+        .env("PEER_PORT_OVERRIDE", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let proxy = TestProxy::start(&format!(
+        "{}{}",
+        stdio_backend("s", ""),
+        http_backend("poll", &format!("http://127.0.0.1:{port}/mcp"), "")
+    ))
+    .await;
+    let (client, _) = connect(&proxy.url).await;
+    let started = std::time::Instant::now();
+    let peer = client.peer().clone();
+    let long =
+        tokio::spawn(async move { peer.call_tool(call("poll__long-task", json!({}))).await });
+    // Meanwhile, other calls are served.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    client
+        .peer()
+        .call_tool(call("s__test_simple_text", json!({})))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), long)
+        .await
+        .expect("the polled call completes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first_text(&result), "Long task completed successfully!");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
