@@ -591,7 +591,8 @@ async fn main() {
     }
 
     // Fixed rates: direct, mcp-proxy and the full path (HTTP backend).
-    report.push_str("\nFixed rate (latency from the intended send time, µs)\n\n| path | offered/s | achieved/s | p50 | p99 |\n|---|---:|---:|---:|---:|\n");
+    println!("{report}");
+    report.push_str("\nFixed rate (latency from the intended send time, µs)\n\n| path | offered/s | answered/s | refused | p50 | p99 |\n|---|---:|---:|---:|---:|---:|\n");
     let paced: Vec<&Target> = targets
         .iter()
         .filter(|t| {
@@ -603,12 +604,18 @@ async fn main() {
     for &rate in &plan.rates {
         for t in &paced {
             let p = fixed_rate(t, rate, plan.run_for).await;
-            assert_eq!(p.failed, 0, "{}: calls failed at {rate}/s", t.name);
+            // Under load beyond what the machine sustains a proxy may refuse calls (the
+            // concurrency limit's "busy"): reported, and a failure only of the smoke pass.
+            assert!(
+                full || p.failed == 0,
+                "{}: calls failed at {rate}/s",
+                t.name
+            );
             report.push_str(&format!(
-                "| {} | {rate} | {:.0} | {:.0} | {:.0} |\n",
-                t.name, p.achieved, p.p50_us, p.p99_us
+                "| {} | {rate} | {:.0} | {} | {:.0} | {:.0} |\n",
+                t.name, p.achieved, p.failed, p.p50_us, p.p99_us
             ));
-            rows.push(json!({"kind": "rate", "rate": rate, "path": t.name, "achieved": p.achieved, "p50_us": p.p50_us, "p99_us": p.p99_us}));
+            rows.push(json!({"kind": "rate", "rate": rate, "path": t.name, "achieved": p.achieved, "refused": p.failed, "p50_us": p.p50_us, "p99_us": p.p99_us}));
         }
     }
     println!("{report}");

@@ -27,14 +27,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rmcp::{
-    ErrorData as McpError, RoleServer, ServerHandler,
+    ErrorData as McpError, RoleServer,
     model::{
-        CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities,
-        ClientRequest, ClientResult, GetPromptRequest, GetPromptRequestParams, ListPromptsRequest,
-        ListResourceTemplatesRequest, ListResourcesRequest, ListToolsRequest,
-        PaginatedRequestParams, PingRequest, ProtocolVersion, ReadResourceRequest,
-        ReadResourceRequestParams, RequestId, RequestMetaObject, ServerJsonRpcMessage,
-        ServerResult,
+        CallToolRequest, CallToolRequestParams, ClientRequest, ClientResult, GetPromptRequest,
+        GetPromptRequestParams, ListPromptsRequest, ListResourceTemplatesRequest,
+        ListResourcesRequest, ListToolsRequest, PaginatedRequestParams, PingRequest,
+        ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, RequestId,
+        RequestMetaObject, ServerJsonRpcMessage,
     },
     service::{RequestContext, Service},
 };
@@ -47,10 +46,7 @@ use super::sessions::Sessions;
 mod stream;
 use crate::{
     backend::CallStream,
-    mcp::{
-        Audited,
-        live::{LiveSession, LiveSessions},
-    },
+    mcp::live::{LiveSession, LiveSessions},
 };
 
 /// How long a call may take to be answered as plain JSON.
@@ -388,7 +384,9 @@ async fn call(
     let running = session.clone();
     let call_id = id.clone();
     let mut task = tokio::spawn(async move {
-        let result = dispatch(&handler, request, ctx).await;
+        // rmcp's own dispatch: it also shapes the result for the session's revision
+        // (no `resultType` for older clients, error codes), as it does for its own calls.
+        let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
         running.end_call(&call_id);
         let message = match result {
             Ok(result) => ServerJsonRpcMessage::response(result, call_id),
@@ -405,30 +403,6 @@ async fn call(
         _ = tokio::time::sleep(JSON_WAIT) => None,
     };
     stream::answer(session, first, rx, task)
-}
-
-/// The session's handler on one request, as rmcp's dispatch would run it; `tools/call`
-/// dispatched here (with rmcp's one check on it), the rest through rmcp's dispatch, boxed:
-/// its future, sized for every method, would otherwise be copied into every call's task.
-async fn dispatch(
-    handler: &Audited,
-    request: ClientRequest,
-    ctx: RequestContext<RoleServer>,
-) -> Result<ServerResult, McpError> {
-    let ClientRequest::CallToolRequest(request) = request else {
-        return Box::pin(Service::<RoleServer>::handle_request(handler, request, ctx)).await;
-    };
-    let tasks = ctx
-        .client_capabilities()
-        .is_some_and(|caps| caps.supports_tasks());
-    let response = handler.call_tool(request.params, ctx).await?;
-    // A task handle only to a client that declared tasks (SEP-2663), as rmcp checks.
-    if matches!(response, CallToolResponse::Task(_)) && !tasks {
-        return Err(McpError::missing_required_client_capability(
-            ClientCapabilities::builder().enable_tasks().build(),
-        ));
-    }
-    Ok(ServerResult::from(response))
 }
 
 fn json(body: Vec<u8>) -> Response {

@@ -67,6 +67,9 @@ async fn a_call_that_produces_only_its_result_is_answered_as_plain_json() {
         assert_eq!(content_type(&response), "application/json", "{backend}");
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["id"], 7);
+        // Shaped for the session's revision as rmcp shapes it: no `resultType` before
+        // 2026-07-28.
+        assert!(answer["result"].get("resultType").is_none(), "{answer}");
         assert!(
             answer["result"]["content"][0]["text"].is_string(),
             "{answer}"

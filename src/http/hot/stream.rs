@@ -2,7 +2,8 @@
 //! the call, in order, then its result. The stream opens with a priming event (an id, a
 //! retry interval, no data, as SEP-1699 recommends), and every event carries an id
 //! `w<stream>/<index>`: a client that lost the stream resumes it with a GET carrying
-//! `Last-Event-ID`, and gets every event after that one ([`resume`]).
+//! `Last-Event-ID`, and gets every event after that one ([`resume`]) — for 30 s after the
+//! call's answer, at most 16 streams per session (`mcp::live`).
 //!
 //! A task of its own moves the call's messages into the stream's log, so the call goes on
 //! (and is recorded) whether or not the client is still reading.
