@@ -51,6 +51,8 @@ struct Target {
     tool: String,
     token: Option<String>,
     pid: Option<u32>,
+    /// Bytes of padding in each call's text (echoed back: the result is as large).
+    pad: usize,
 }
 
 fn free_port() -> u16 {
@@ -227,8 +229,10 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 /// One `echo` call with arguments of its own; whether it succeeded.
 async fn call(client: &reqwest::Client, t: &Target, session: &str) -> bool {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut text = format!("payload {n}");
+    text.extend(std::iter::repeat_n('x', t.pad));
     let body = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
-        "params": {"name": t.tool, "arguments": {"text": format!("payload {n}")}}});
+        "params": {"name": t.tool, "arguments": {"text": text}}});
     let response = match post(client, t, Some(session), body.to_string())
         .send()
         .await
@@ -237,13 +241,13 @@ async fn call(client: &reqwest::Client, t: &Target, session: &str) -> bool {
         Err(e) => return failure(t, &e.to_string()),
     };
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    let answered = response.text().await.unwrap_or_default();
     let good = status.is_success()
-        && answer(&text).is_some_and(|v| {
+        && answer(&answered).is_some_and(|v| {
             v["result"]["isError"] != json!(true)
-                && v["result"]["content"][0]["text"] == json!(format!("payload {n}"))
+                && v["result"]["content"][0]["text"].as_str() == Some(text.as_str())
         });
-    good || failure(t, &format!("{status}: {text}"))
+    good || failure(t, &format!("{status}: {answered}"))
 }
 
 /// Reports the first few failures of a run; always false.
@@ -449,6 +453,7 @@ async fn main() {
         tool: "echo".into(),
         token: None,
         pid: None,
+        pad: 0,
     }];
     let minimal = format!(
         "[auth]\nanonymous = true\n[authz]\npolicy = \"permit(principal, action, resource);\"\n{}",
@@ -490,6 +495,7 @@ async fn main() {
                 tool: tool.into(),
                 token: token.clone(),
                 pid: child.id(),
+                pad: 0,
             });
         }
         children.push(child);
@@ -525,6 +531,7 @@ async fn main() {
                 tool: tool.into(),
                 token: None,
                 pid: peer.id(),
+                pad: 0,
             });
         }
         children.push(peer);
@@ -591,6 +598,52 @@ async fn main() {
     }
 
     // Fixed rates: direct, mcp-proxy and the full path (HTTP backend).
+    // Large results: 64 KiB echoed back, HTTP backend, the first concurrency.
+    let big: Vec<Target> = targets
+        .iter()
+        .filter(|t| t.name.ends_with("HTTP backend") && !t.name.contains("before-response"))
+        .map(|t| Target {
+            name: t
+                .name
+                .replace("HTTP backend", "HTTP backend, 64 KiB result"),
+            pad: 64 * 1024,
+            ..t.clone()
+        })
+        .collect();
+    let c = plan.concurrency[0];
+    let mut large: BTreeMap<String, Vec<Closed>> = BTreeMap::new();
+    for _ in 0..plan.rounds {
+        for t in &big {
+            let result = closed_loop(t, c, plan.run_for).await;
+            assert_eq!(result.failed, 0, "{}: calls failed", t.name);
+            large.entry(t.name.clone()).or_default().push(result);
+        }
+    }
+    report.push_str(&format!(
+        "\nLarge results (64 KiB echoed), {c} callers\n\n| path | calls/s | vs mcp-proxy | proxy CPU µs/call |\n|---|---:|---:|---:|\n"
+    ));
+    let rate_of = |name: &str| {
+        large
+            .get(name)
+            .map(|r| median(r.iter().map(|r| r.calls_per_s).collect()))
+    };
+    let peer_rate = rate_of("mcp-proxy, HTTP backend, 64 KiB result");
+    for t in &big {
+        let runs = &large[&t.name];
+        let rate = median(runs.iter().map(|r| r.calls_per_s).collect());
+        let cpu = median(runs.iter().filter_map(|r| r.cpu_us_per_call).collect());
+        report.push_str(&format!(
+            "| {} | {rate:.0} | {} | {} |\n",
+            t.name,
+            peer_rate.map_or("–".to_owned(), |p| format!("{:.2}×", rate / p)),
+            if cpu.is_finite() {
+                format!("{cpu:.0}")
+            } else {
+                "–".to_owned()
+            },
+        ));
+        rows.push(json!({"kind": "large", "callers": c, "path": t.name, "calls_per_s": rate, "cpu_us_per_call": cpu}));
+    }
     println!("{report}");
     report.push_str("\nFixed rate (latency from the intended send time, µs)\n\n| path | offered/s | answered/s | refused | p50 | p99 |\n|---|---:|---:|---:|---:|---:|\n");
     let paced: Vec<&Target> = targets
