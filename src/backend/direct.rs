@@ -410,13 +410,24 @@ impl Recording {
     fn record(&self, session: &Option<Arc<str>>, headers: &HashMap<HeaderName, HeaderValue>) {
         let Some(session) = session else { return };
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let same = seen
-            .as_ref()
-            .is_some_and(|s| s.session == *session && s.headers == *headers);
+        let same = seen.as_ref().is_some_and(|s| {
+            s.session == *session && s.headers.iter().all(|(n, v)| headers.get(n) == Some(v))
+        });
         if !same {
+            // Headers that describe one message (SEP-2243: `Mcp-Method`, `Mcp-Name`,
+            // `Mcp-Param-*`) are not the session's.
+            let headers = headers
+                .iter()
+                .filter(|(name, _)| {
+                    !name.as_str().starts_with("mcp-method")
+                        && !name.as_str().starts_with("mcp-name")
+                        && !name.as_str().starts_with("mcp-param-")
+                })
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
             *seen = Some(Negotiated {
                 session: session.clone(),
-                headers: headers.clone(),
+                headers,
             });
         }
     }
