@@ -133,6 +133,29 @@ struct Maps {
     /// Calls being sent, whose backend id is not known yet, by a number of our own.
     sending: HashMap<u64, Origin>,
     next: u64,
+    /// Calls that ended within [`GRACE`]: a backend that sends a call's messages on its GET
+    /// stream may deliver the last ones after the call's answer.
+    ended: std::collections::VecDeque<(std::time::Instant, Origin)>,
+}
+
+/// How long an ended call still counts, for messages that arrive outside its stream.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// At most this many ended calls are remembered (the oldest go first).
+const ENDED_MAX: usize = 256;
+
+impl Maps {
+    fn ended(&mut self, origin: Origin) {
+        let now = std::time::Instant::now();
+        while self
+            .ended
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > GRACE)
+            || self.ended.len() >= ENDED_MAX
+        {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((now, origin));
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -169,9 +192,22 @@ impl Inflight {
         self.lock().by_token.get(token).cloned()
     }
 
-    /// The origin of a backend request or notification, from the stream it arrived on or,
-    /// failing that, from the only session with calls in flight.
+    /// The origin of a backend request, from the stream it arrived on or, failing that,
+    /// from the only session with calls in flight; none when several sessions could be
+    /// meant.
     pub fn origin_of(&self, extensions: &rmcp::model::Extensions) -> Option<Origin> {
+        self.origin_within(extensions, false)
+    }
+
+    /// The origin of a backend notification: as [`Inflight::origin_of`], counting calls
+    /// that ended within [`GRACE`] too (a backend that sends a call's log messages on its
+    /// GET stream may deliver the last after the call's answer). Never for requests: a
+    /// request outside any call is not answered on a guess.
+    pub fn origin_of_notification(&self, extensions: &rmcp::model::Extensions) -> Option<Origin> {
+        self.origin_within(extensions, true)
+    }
+
+    fn origin_within(&self, extensions: &rmcp::model::Extensions, grace: bool) -> Option<Origin> {
         let maps = self.lock();
         if let Some(InboundStreamOrigin::OutboundRequest(id)) =
             extensions.get::<InboundStreamOrigin>()
@@ -179,7 +215,17 @@ impl Inflight {
         {
             return Some(origin.clone());
         }
-        let mut origins = maps.by_id.values().chain(maps.sending.values());
+        let now = std::time::Instant::now();
+        let recent = maps
+            .ended
+            .iter()
+            .filter(|(at, _)| grace && now.duration_since(*at) <= GRACE)
+            .map(|(_, o)| o);
+        let mut origins = maps
+            .by_id
+            .values()
+            .chain(maps.sending.values())
+            .chain(recent);
         let first = origins.next()?;
         origins
             .all(|o| o.session == first.session)
@@ -201,7 +247,10 @@ pub struct Sending {
 
 impl Drop for Sending {
     fn drop(&mut self) {
-        self.inflight.lock().sending.remove(&self.key);
+        let mut maps = self.inflight.lock();
+        if let Some(origin) = maps.sending.remove(&self.key) {
+            maps.ended(origin);
+        }
     }
 }
 
@@ -214,7 +263,9 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut maps = self.inflight.lock();
-        maps.by_id.remove(&self.id);
+        if let Some(origin) = maps.by_id.remove(&self.id) {
+            maps.ended(origin);
+        }
         maps.by_token.remove(&self.token);
     }
 }

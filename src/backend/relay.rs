@@ -199,7 +199,7 @@ impl Service<RoleClient> for Relay {
     ) -> Result<(), McpError> {
         let origin = match &notification {
             ServerNotification::LoggingMessageNotification(_) => {
-                self.inflight.origin_of(&context.extensions)
+                self.inflight.origin_of_notification(&context.extensions)
             }
             _ => None,
         };
