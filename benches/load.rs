@@ -672,6 +672,12 @@ async fn main() {
         }
     }
     println!("{report}");
+    if !full {
+        println!(
+            "(smoke pass: mcp-warden is a debug build here and mcp-proxy a release one; only \
+             `cargo bench --bench load` figures mean anything)"
+        );
+    }
     let out = out_dir();
     std::fs::write(out.join("report.md"), &report).unwrap();
     std::fs::write(
