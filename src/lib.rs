@@ -29,6 +29,7 @@ pub mod authz;
 pub mod backend;
 pub mod config;
 pub mod demo;
+mod envelope;
 pub mod error;
 pub mod governance;
 mod http;

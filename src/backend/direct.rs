@@ -30,13 +30,11 @@ use rmcp::{
         StreamableHttpResponseLimits,
     },
 };
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use sse_stream::{Sse, SseStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Origin, relay::Relay};
-use crate::error::CallError;
+use crate::{envelope::Envelope, error::CallError};
 
 /// The largest answer read from a backend (a tool's result included).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -312,16 +310,7 @@ fn answer(
     id: &RequestId,
     tool: bool,
 ) -> Option<Result<ServerResult, CallError>> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(default)]
-        id: Option<RequestId>,
-        #[serde(borrow, default)]
-        result: Option<&'a RawValue>,
-        #[serde(borrow, default)]
-        error: Option<&'a RawValue>,
-    }
-    let envelope: Envelope<'_> = serde_json::from_slice(data).ok()?;
+    let envelope = Envelope::parse(data)?;
     if envelope.id.as_ref() != Some(id) {
         return None;
     }

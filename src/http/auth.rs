@@ -285,14 +285,8 @@ pub async fn limit_sessions(
 /// Whether a JSON-RPC body is an `initialize` request (the only one that opens a session).
 /// A body without the word is not one: a byte search first, the parse only when it is there.
 fn is_initialize(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        method: Option<std::borrow::Cow<'a, str>>,
-    }
     memchr::memmem::find(body, b"initialize").is_some()
-        && serde_json::from_slice::<Probe<'_>>(body)
-            .ok()
+        && crate::envelope::Envelope::parse(body)
             .and_then(|m| m.method)
             .is_some_and(|m| m == "initialize")
 }

@@ -17,7 +17,7 @@
 //! Each call runs in a task of its own, as under rmcp: a client that goes away does not
 //! cancel a call half way through its audit record.
 
-use std::{borrow::Cow, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     body::Body,
@@ -46,6 +46,7 @@ use super::sessions::Sessions;
 mod stream;
 use crate::{
     backend::CallStream,
+    envelope::Envelope,
     mcp::live::{LiveSession, LiveSessions},
 };
 
@@ -68,16 +69,15 @@ pub async fn serve(State(hot): State<Arc<Hot>>, request: Request, next: Next) ->
     if request.method() != Method::POST && request.method() != Method::GET {
         return next.run(request).await;
     }
-    let session = request
+    let id = request
         .headers()
         .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|id| Some((id.to_owned(), hot.live.get(id)?)));
-    let Some((id, session)) = session else {
+        .and_then(|v| v.to_str().ok());
+    let Some((id, session)) = id.and_then(|id| Some((id, hot.live.get(id)?))) else {
         return next.run(request).await;
     };
     if session.due_for_touch(hot.touch_every_ms) {
-        hot.sessions.touch(&id).await;
+        hot.sessions.touch(id).await;
     }
     if request.method() == Method::GET {
         // A call stream of the hot path, resumed; every other GET is rmcp's.
@@ -100,10 +100,7 @@ pub async fn serve(State(hot): State<Arc<Hot>>, request: Request, next: Next) ->
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    let handled = match serde_json::from_slice::<Envelope<'_>>(&bytes) {
-        Ok(envelope) => handle(&session, envelope),
-        Err(_) => None,
-    };
+    let handled = Envelope::parse(&bytes).and_then(|envelope| handle(&session, envelope));
     match handled {
         Some(Handled::Accepted) => StatusCode::ACCEPTED.into_response(),
         Some(Handled::Call(call_of)) => {
@@ -117,23 +114,6 @@ pub async fn serve(State(hot): State<Arc<Hot>>, request: Request, next: Next) ->
     }
 }
 
-/// A JSON-RPC message, parsed once: params, result and error stay raw.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    jsonrpc: Cow<'a, str>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<RequestId>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-}
-
 enum Handled {
     Accepted,
     Call(Box<(ClientRequest, RequestMetaObject, RequestId)>),
@@ -141,7 +121,7 @@ enum Handled {
 
 /// What the hot path serves of this message; `None` hands it to rmcp.
 fn handle(session: &LiveSession, envelope: Envelope<'_>) -> Option<Handled> {
-    if envelope.jsonrpc != "2.0" {
+    if envelope.jsonrpc.as_deref() != Some("2.0") {
         return None;
     }
     match (envelope.method.as_deref(), envelope.id) {

@@ -200,11 +200,7 @@ impl Redis {
             eprintln!("skipped: redis-server not installed (run .ci/run once)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let process = tokio::process::Command::new(server)
             .args([
                 "--bind",
@@ -221,15 +217,7 @@ impl Redis {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+        wait_listening(port).await;
         Some(Redis {
             url: format!("redis://127.0.0.1:{port}/"),
             _process: process,

@@ -319,11 +319,7 @@ async fn a_backend_that_closes_a_calls_stream_to_be_polled_is_resumed() {
         eprintln!("skipped: the MCP SDK is not installed (run .ci/run once)");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _server = tokio::process::Command::new(&node)
         .arg("--import")
         .arg(root.join("tests/peers/loopback.mjs"))
@@ -334,15 +330,7 @@ async fn a_backend_that_closes_a_calls_stream_to_be_polled_is_resumed() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listening(port).await;
     let proxy = TestProxy::start(&format!(
         "{}{}",
         stdio_backend("s", ""),

@@ -49,11 +49,7 @@ struct EverythingHttp {
 }
 
 async fn everything_http(node_modules: &std::path::Path) -> EverythingHttp {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = tokio::process::Command::new("node")
         .arg("--import")
         .arg(root().join("tests/peers/loopback.mjs"))
@@ -65,15 +61,7 @@ async fn everything_http(node_modules: &std::path::Path) -> EverythingHttp {
         .kill_on_drop(true)
         .spawn()
         .expect("node");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_listening(port).await;
     EverythingHttp {
         url: format!("http://127.0.0.1:{port}/mcp"),
         _child: child,

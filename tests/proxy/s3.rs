@@ -46,15 +46,7 @@ impl Moto {
             .spawn()
             .unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_listening(port).await;
         let out = tokio::process::Command::new(venv.join("python"))
             .arg(root().join("tests/peers/s3_bucket.py"))
             .args([&endpoint, bucket])
