@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use mcp_warden::{Config, Proxy};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mcp-warden",

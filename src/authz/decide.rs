@@ -43,14 +43,8 @@ fn context_of(
     reads: bool,
 ) -> Result<Context, Box<Decision>> {
     let mut pairs = Vec::with_capacity(2);
-    match request_value(facts) {
-        Ok(value) => pairs.push(("request".to_owned(), value)),
-        Err(e) => {
-            return Err(Box::new(Decision::deny(format!(
-                "the request facts are invalid: {e}"
-            ))));
-        }
-    }
+    // Arguments that do not fit the tool's declared types are denied whether or not a
+    // policy reads them.
     if let Some((ty, args)) = arguments {
         match arguments_value(ty, args) {
             Ok(value) => pairs.push(("arguments".to_owned(), value)),
@@ -59,6 +53,14 @@ fn context_of(
     }
     if !reads {
         return Ok(Context::empty());
+    }
+    match request_value(facts) {
+        Ok(value) => pairs.push(("request".to_owned(), value)),
+        Err(e) => {
+            return Err(Box::new(Decision::deny(format!(
+                "the request facts are invalid: {e}"
+            ))));
+        }
     }
     Context::from_pairs(pairs)
         .map_err(|e| Box::new(Decision::deny_with("the context could not be built", e)))

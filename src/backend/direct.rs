@@ -36,6 +36,14 @@ use tokio_util::sync::CancellationToken;
 use super::{Origin, relay::Relay};
 use crate::{envelope::Envelope, error::CallError};
 
+/// A request as sent: the JSON-RPC frame around the typed request, serialized in place.
+#[derive(serde::Serialize)]
+struct Outgoing<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    #[serde(flatten)]
+    request: &'a ClientRequest,
+}
 /// The largest answer read from a backend (a tool's result included).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// How many times a closed call stream is resumed before the call fails.
@@ -119,7 +127,7 @@ impl Endpoint {
     pub async fn request(
         &self,
         name: &str,
-        mut request: ClientRequest,
+        request: &mut ClientRequest,
         origin: &Origin,
         relay: &Relay,
         cancel: &CancellationToken,
@@ -134,7 +142,13 @@ impl Endpoint {
                 .get_meta_mut()
                 .set_progress_token(ProgressToken(id.clone()));
         }
-        let body = match serde_json::to_vec(&ClientJsonRpcMessage::request(request, id.clone())) {
+        // By reference: a call this path cannot deliver goes through rmcp's client, which
+        // sets its own progress token.
+        let body = match serde_json::to_vec(&Outgoing {
+            jsonrpc: "2.0",
+            id: &id,
+            request,
+        }) {
             Ok(body) => body,
             Err(e) => return Some(Err(CallError::Internal(e.to_string()))),
         };

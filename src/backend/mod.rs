@@ -79,7 +79,7 @@ impl Backend {
     /// backend.
     pub async fn request(
         &self,
-        request: ClientRequest,
+        mut request: ClientRequest,
         origin: Origin,
         cancel: CancellationToken,
     ) -> Result<ServerResult, CallError> {
@@ -91,7 +91,7 @@ impl Backend {
             // stream), which go to the only session with calls in flight.
             let _sending = self.inflight.expect(origin.clone());
             let sent = endpoint
-                .request(self.name(), request.clone(), &origin, &relay, &cancel)
+                .request(self.name(), &mut request, &origin, &relay, &cancel)
                 .await;
             if let Some(result) = sent {
                 return result.map(complete_result_type);

@@ -160,7 +160,8 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok());
     let presented = authorization.is_some();
     let principal = match state.authn.authenticate(authorization).await {
-        Ok(principal) => principal,
+        // Shared by every layer that reads it (records, the call stack, session owners).
+        Ok(principal) => Arc::new(principal),
         Err(e) => {
             state.metrics.auth_failures.inc();
             if let Some(over) = state.failures.check(client) {
@@ -213,7 +214,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
     let recorded = ids::Recorded::default();
     request.extensions_mut().insert(recorded.clone());
     // What a refusal record needs, should the MCP transport refuse the request.
-    let refusal = Refusal::of(&request);
+    let refusal = state.hub.audit.is_some().then(|| Refusal::of(&request));
     let response: Response<Body> = next.run(request).await;
     if let Some(session) = session {
         if deleting && response.status().is_success() {
@@ -228,7 +229,10 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
     // head leaves, so only what no handler serves is recorded here.
     let unserved =
         *method == Method::GET || *method == Method::DELETE || status == StatusCode::ACCEPTED;
-    if !recorded.is_set() && (failed || unserved) {
+    if let Some(refusal) = refusal
+        && !recorded.is_set()
+        && (failed || unserved)
+    {
         // No MCP handler records it: refused before one saw it (malformed JSON-RPC, a
         // session rmcp no longer has, a body too large or too slow), or a request no
         // handler serves (a notification or a client's answer to a server request: 202;
@@ -266,7 +270,7 @@ pub async fn limit_sessions(
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
-    let key = parts.extensions.get::<Principal>().map(Principal::key);
+    let key = parts.extensions.get::<Arc<Principal>>().map(|p| p.key());
     let Some(key) = key.filter(|_| is_initialize(&bytes)) else {
         return next
             .run(Request::from_parts(parts, Body::from(bytes)))
@@ -337,7 +341,7 @@ struct Refusal {
     request_id: Option<String>,
     client_request_id: Option<String>,
     client: ClientAddr,
-    principal: Option<Principal>,
+    principal: Option<Arc<Principal>>,
     session: Option<String>,
     action: String,
 }
@@ -357,7 +361,7 @@ impl Refusal {
                 .get::<ClientAddr>()
                 .copied()
                 .unwrap_or(ClientAddr(None)),
-            principal: request.extensions().get::<Principal>().cloned(),
+            principal: request.extensions().get::<Arc<Principal>>().cloned(),
             session: text(SESSION_HEADER),
             action: format!("http {} {}", request.method(), request.uri().path()),
         }

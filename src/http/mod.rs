@@ -32,7 +32,7 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     let sessions = Arc::new(sessions::Sessions::new(hub.server.session_idle_timeout));
     let live = Arc::new(crate::mcp::live::LiveSessions::default());
     let factory_live = live.clone();
-    let mcp = StreamableHttpService::new(
+    let mcp = Arc::new(StreamableHttpService::new(
         move || {
             Ok(Audited::with_live(
                 factory_hub.clone(),
@@ -41,7 +41,15 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         },
         sessions.clone(),
         config,
-    );
+    ));
+    // Each layer above clones the service beneath it per request; rmcp's clones its
+    // config (the allowed hosts) and a cancellation token. Shared, a clone is a count.
+    let mcp = tower::service_fn(move |request: axum::extract::Request| {
+        let mcp = mcp.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(mcp.handle(request).await.map(axum::body::Body::new))
+        }
+    });
     let hot = Arc::new(hot::Hot {
         live,
         sessions: sessions.clone(),
@@ -65,18 +73,21 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     // unauthenticated request is refused on its head, before its body is read.
     // Innermost: the hot path, which serves a session's calls itself and hands the rest
     // to rmcp (`hot`).
-    let protected = Router::new()
-        .nest_service(&hub.server.path, mcp)
-        .layer(middleware::from_fn_with_state(hot, hot::serve))
+    // Composed as one service (outermost first), not as router layers: a router boxes
+    // each layer and clones the boxes beneath it on every request.
+    let endpoint = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
             auth.clone(),
-            auth::limit_sessions,
+            auth::require_auth,
         ))
         .layer(middleware::from_fn_with_state(body, body::read_body))
         .layer(middleware::from_fn_with_state(
             auth.clone(),
-            auth::require_auth,
-        ));
+            auth::limit_sessions,
+        ))
+        .layer(middleware::from_fn_with_state(hot, hot::serve))
+        .service(mcp);
+    let protected = Router::new().route_service(&hub.server.path, endpoint);
     let metadata = Router::new()
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
         .route(

@@ -35,7 +35,7 @@ pub struct Refused {
     pub session: Option<String>,
     /// Who sent it, once authenticated (recorded as the audit log's settings say:
     /// pseudonymised where configured).
-    pub principal: Option<crate::authn::Principal>,
+    pub principal: Option<std::sync::Arc<crate::authn::Principal>>,
     /// `http <method> <path>`.
     pub action: String,
     /// The HTTP status it got.

@@ -30,6 +30,14 @@ pub struct Audited {
     shared: Arc<Shared>,
 }
 
+/// A request's record as far as it is known before the request runs.
+struct Before {
+    entry: Entry,
+    openings: Option<Openings>,
+    /// The HTTP layer's flag: a record was written for this request.
+    recorded: Option<crate::ids::Recorded>,
+}
+
 /// What a session's handles share.
 pub struct Shared {
     inner: ProxySession,
@@ -76,16 +84,36 @@ impl Audited {
         Audited { shared }
     }
 
-    /// Runs one request: refuse when the log cannot take records, handle, record, answer.
-    async fn run<T: Recorded>(
+    /// What the record of a request needs from it before it runs (nothing without a log):
+    /// taken from the request's context before the context moves into the handler.
+    fn before(
         &self,
         ctx: &RequestContext<RoleServer>,
         action: &str,
         resource: Option<String>,
         arguments: Option<(&str, &JsonObject)>,
+    ) -> Option<Before> {
+        self.hub.audit.as_ref()?;
+        let (entry, openings) = self.entry(ctx, action, resource, arguments);
+        let recorded = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::ids::Recorded>())
+            .cloned();
+        Some(Before {
+            entry,
+            openings,
+            recorded,
+        })
+    }
+
+    /// Runs one request: refuse when the log cannot take records, handle, record, answer.
+    async fn run<T: Recorded>(
+        &self,
+        before: Option<Before>,
         handle: impl Future<Output = Result<T, McpError>>,
     ) -> Result<T, McpError> {
-        let Some(audit) = self.hub.audit.clone() else {
+        let (Some(audit), Some(before)) = (self.hub.audit.clone(), before) else {
             return handle.await;
         };
         if let Err(e) = audit.ready() {
@@ -93,7 +121,11 @@ impl Audited {
             return Err(CallError::Audit(e.to_string()).to_mcp());
         }
         let started = Instant::now();
-        let (mut entry, openings) = self.entry(ctx, action, resource, arguments);
+        let Before {
+            mut entry,
+            openings,
+            recorded,
+        } = before;
         let slot = Arc::new(Mutex::new(Slot::default()));
         let result = scope(slot.clone(), handle).await;
         let (decision, guard, redactions) = {
@@ -123,11 +155,7 @@ impl Audited {
         }
         entry.outcome = Some(outcome(&result, denied, started));
         let appended = audit.append(entry, openings).await;
-        if let Some(recorded) = ctx
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.extensions.get::<crate::ids::Recorded>())
-        {
+        if let Some(recorded) = recorded {
             recorded.set();
         }
         match appended {
@@ -181,8 +209,8 @@ impl Audited {
         }
         entry.session = self.inner.recorded_session(ctx);
         let principal = parts
-            .and_then(|p| p.extensions.get::<Principal>().cloned())
-            .unwrap_or_else(Principal::local);
+            .and_then(|p| p.extensions.get::<Arc<Principal>>().cloned())
+            .unwrap_or_else(|| Arc::new(Principal::local()));
         entry.principal = Some(audit.entries().principal(&principal));
         entry.action = Some(action.to_owned());
         entry.resource = resource;
@@ -331,15 +359,8 @@ macro_rules! delegate {
                 let $r = &request;
                 $resource
             };
-            let ctx2 = ctx.clone();
-            self.run(
-                &ctx2,
-                $method,
-                resource,
-                None,
-                self.inner.$name(request, ctx),
-            )
-            .await
+            let before = self.before(&ctx, $method, resource, None);
+            self.run(before, self.inner.$name(request, ctx)).await
         }
     };
 }
@@ -355,9 +376,8 @@ impl ServerHandler for Audited {
     }
 
     async fn ping(&self, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
-        let ctx2 = ctx.clone();
-        self.run(&ctx2, "ping", None, None, self.inner.ping(ctx))
-            .await
+        let before = self.before(&ctx, "ping", None, None);
+        self.run(before, self.inner.ping(ctx)).await
     }
 
     async fn initialize(
@@ -366,27 +386,13 @@ impl ServerHandler for Audited {
         ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         let client = Some(request.client_info.name.clone());
-        let ctx2 = ctx.clone();
-        self.run(
-            &ctx2,
-            "initialize",
-            client,
-            None,
-            self.inner.initialize(request, ctx),
-        )
-        .await
+        let before = self.before(&ctx, "initialize", client, None);
+        self.run(before, self.inner.initialize(request, ctx)).await
     }
 
     async fn discover(&self, ctx: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
-        let ctx2 = ctx.clone();
-        self.run(
-            &ctx2,
-            "server/discover",
-            None,
-            None,
-            self.inner.discover(ctx),
-        )
-        .await
+        let before = self.before(&ctx, "server/discover", None, None);
+        self.run(before, self.inner.discover(ctx)).await
     }
 
     async fn call_tool(
@@ -394,19 +400,14 @@ impl ServerHandler for Audited {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let name = request.name.to_string();
-        // Committed to in the record; not copied when there is no log.
-        let arguments = self.hub.audit.as_ref().and(request.arguments.clone());
-        let ctx2 = ctx.clone();
-        let args = arguments.as_ref().map(|a| (name.as_str(), a));
-        self.run(
-            &ctx2,
+        // The arguments are committed to in the record before the request moves on.
+        let before = self.before(
+            &ctx,
             "tools/call",
-            Some(name.clone()),
-            args,
-            self.inner.call_tool(request, ctx),
-        )
-        .await
+            Some(request.name.to_string()),
+            request.arguments.as_ref().map(|a| (&*request.name, a)),
+        );
+        self.run(before, self.inner.call_tool(request, ctx)).await
     }
 
     delegate!(
@@ -521,15 +522,13 @@ impl ServerHandler for Audited {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
-        let ctx = context.request_context().clone();
-        self.run(
-            &ctx,
+        let before = self.before(
+            context.request_context(),
             "subscriptions/listen",
             None,
             None,
-            self.inner.listen(context),
-        )
-        .await
+        );
+        self.run(before, self.inner.listen(context)).await
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {

@@ -258,8 +258,8 @@ impl Drop for ProxySession {
 fn principal(ctx: &RequestContext<RoleServer>) -> Arc<Principal> {
     ctx.extensions
         .get::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Principal>())
-        .map(|p| Arc::new(p.clone()))
+        .and_then(|parts| parts.extensions.get::<Arc<Principal>>())
+        .cloned()
         .unwrap_or_else(|| Arc::new(Principal::local()))
 }
 
@@ -367,7 +367,7 @@ impl ServerHandler for ProxySession {
         let backend = entry.backend;
         let op = Op::CallTool {
             tool: request.name.to_string(),
-            arguments: request.arguments.clone().unwrap_or_default(),
+            arguments: Arc::new(request.arguments.clone().unwrap_or_default()),
         };
         request.name = entry.original.clone().into();
         scrub(&mut request.meta);

@@ -27,7 +27,8 @@ use crate::{
 pub enum Op {
     CallTool {
         tool: String,
-        arguments: JsonObject,
+        /// Shared: the call is cloned for each input round and each retry.
+        arguments: std::sync::Arc<JsonObject>,
     },
     ReadResource {
         backend: String,
