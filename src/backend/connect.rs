@@ -91,7 +91,8 @@ pub async fn connect(
                 if let Some(token) = &auth {
                     config = config.auth_header(token.clone());
                 }
-                let endpoint = Endpoint::new(http_client(*keep_alive)?, url.as_str(), auth);
+                let endpoint =
+                    Endpoint::new(http_client(*keep_alive)?, url.as_str(), auth, *keep_alive);
                 let transport =
                     StreamableHttpClientTransport::with_client(endpoint.recording(), config);
                 relay

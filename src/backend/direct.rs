@@ -18,23 +18,25 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use rmcp::{
     ErrorData as McpError,
     model::{
         CallToolResult, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
         ClientRequest, GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
     },
-    transport::streamable_http_client::{
-        SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-        StreamableHttpResponseLimits,
-    },
+    transport::streamable_http_client::SseError,
 };
 use sse_stream::{Sse, SseStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Origin, relay::Relay};
 use crate::{envelope::Envelope, error::CallError};
+
+mod recording;
+mod wire;
+pub use recording::Recording;
+use wire::{Answer, Wire};
 
 /// A request as sent: the JSON-RPC frame around the typed request, serialized in place.
 #[derive(serde::Serialize)]
@@ -52,11 +54,13 @@ const MAX_RESUMES: usize = 16;
 /// What the direct path needs of one HTTP backend connection.
 #[derive(Clone)]
 pub struct Endpoint {
+    /// rmcp's client (see [`Recording`]).
     client: reqwest::Client,
     url: Arc<str>,
-    /// `url` parsed once (each request would parse it again).
-    parsed: Option<reqwest::Url>,
-    auth: Option<String>,
+    /// How calls reach the backend; `None` for a URL neither client takes (rmcp's then).
+    wire: Option<Wire>,
+    /// `Authorization: Bearer …`, marked sensitive.
+    auth: Option<HeaderValue>,
     seen: Arc<Mutex<Option<Negotiated>>>,
 }
 
@@ -72,12 +76,16 @@ struct Negotiated {
 pub type Direct = Option<Result<ServerResult, CallError>>;
 
 impl Endpoint {
-    pub fn new(client: reqwest::Client, url: &str, auth: Option<String>) -> Self {
+    pub fn new(client: reqwest::Client, url: &str, auth: Option<String>, keep_alive: bool) -> Self {
         Endpoint {
+            wire: Wire::new(client.clone(), url, keep_alive),
             client,
             url: Arc::from(url),
-            parsed: reqwest::Url::parse(url).ok(),
-            auth,
+            auth: auth.and_then(|token| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }),
             seen: Arc::default(),
         }
     }
@@ -94,32 +102,31 @@ impl Endpoint {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn post(&self, session: &Negotiated, body: Vec<u8>) -> reqwest::RequestBuilder {
+    /// The headers of every request on the session: what rmcp sends, the session id and
+    /// the credentials.
+    fn headers(&self, session: &Negotiated, accept: &'static str) -> HeaderMap {
         let mut headers = HeaderMap::with_capacity(session.headers.len() + 4);
         for (name, value) in &session.headers {
             headers.insert(name.clone(), value.clone());
         }
+        headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+        if let Ok(id) = HeaderValue::from_str(&session.session) {
+            headers.insert("mcp-session-id", id);
+        }
+        if let Some(auth) = &self.auth {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+
+    async fn post(&self, session: &Negotiated, body: Vec<u8>) -> Result<Answer, String> {
+        let wire = self.wire.as_ref().ok_or("no HTTP client for this URL")?;
+        let mut headers = self.headers(session, "application/json, text/event-stream");
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        if let Ok(id) = HeaderValue::from_str(&session.session) {
-            headers.insert("mcp-session-id", id);
-        }
-        let mut request = match &self.parsed {
-            Some(url) => self.client.post(url.clone()),
-            None => self.client.post(self.url.as_ref()),
-        }
-        .headers(headers)
-        .body(body);
-        if let Some(token) = &self.auth {
-            request = request.bearer_auth(token);
-        }
-        request
+        wire.send(Method::POST, headers, body).await
     }
 
     /// Sends one request and reads its answer. `relay` takes what the backend sends for
@@ -132,6 +139,7 @@ impl Endpoint {
         relay: &Relay,
         cancel: &CancellationToken,
     ) -> Direct {
+        self.wire.as_ref()?;
         let session = self.negotiated()?;
         let id = RequestId::String(crate::ids::request_id().into());
         let tool = matches!(request, ClientRequest::CallToolRequest(_));
@@ -176,23 +184,20 @@ impl Endpoint {
     ) -> Direct {
         let unavailable =
             |e: &dyn std::fmt::Display| Some(Err(CallError::Unavailable(format!("{name}: {e}"))));
-        let response = match self.post(session, body).send().await {
+        let response = match self.post(session, body).await {
             Ok(response) => response,
             Err(e) => return unavailable(&e),
         };
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let status = response.status;
+        // A session the backend lost, or a redirect the plain client does not follow:
+        // rmcp's client sends the call.
+        if status == StatusCode::NOT_FOUND || status.is_redirection() {
             return None;
         }
         if !status.is_success() {
             return unavailable(&format!("HTTP {status}"));
         }
-        let sse = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if !sse {
+        if !response.sse {
             let bytes = match read_bounded(response).await {
                 Ok(bytes) => bytes,
                 Err(e) => return unavailable(&e),
@@ -203,7 +208,7 @@ impl Endpoint {
             };
         }
         let mut events: BoxStream<'static, Result<Sse, SseError>> =
-            SseStream::from_bytes_stream(response.bytes_stream()).boxed();
+            SseStream::from_bytes_stream(response.body).boxed();
         let mut last_event: Option<String> = None;
         let mut resumes = 0;
         loop {
@@ -248,26 +253,18 @@ impl Endpoint {
         session: &Negotiated,
         last_event: &str,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, String> {
-        let mut request = self
-            .client
-            .get(self.url.as_ref())
-            .header(header::ACCEPT, "text/event-stream")
-            .header("mcp-session-id", session.session.as_ref())
-            .header("last-event-id", last_event);
-        for (name, value) in &session.headers {
-            request = request.header(name, value);
-        }
-        if let Some(token) = &self.auth {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
+        let wire = self.wire.as_ref().ok_or("no HTTP client for this URL")?;
+        let mut headers = self.headers(session, "text/event-stream");
+        let last = HeaderValue::from_str(last_event).map_err(|e| e.to_string())?;
+        headers.insert("last-event-id", last);
+        let response = wire.send(Method::GET, headers, Vec::new()).await?;
+        if !response.status.is_success() {
             return Err(format!(
                 "resuming the call's stream: HTTP {}",
-                response.status()
+                response.status
             ));
         }
-        Ok(SseStream::from_bytes_stream(response.bytes_stream()).boxed())
+        Ok(SseStream::from_bytes_stream(response.body).boxed())
     }
 
     /// A message on a call's stream that is not its answer: a notification or a request
@@ -309,7 +306,7 @@ impl Endpoint {
         let Ok(body) = serde_json::to_vec(message) else {
             return;
         };
-        if let Err(e) = self.post(session, body).send().await {
+        if let Err(e) = self.post(session, body).await {
             tracing::debug!(url = %self.url, error = %e, "a message to the backend was not delivered");
         }
     }
@@ -356,16 +353,15 @@ fn answer(
     })
 }
 
-async fn read_bounded(response: reqwest::Response) -> Result<Vec<u8>, String> {
+async fn read_bounded(mut response: Answer) -> Result<Vec<u8>, String> {
     if response
-        .content_length()
+        .content_length
         .is_some_and(|n| n > MAX_ANSWER as u64)
     {
         return Err("the answer is too large".to_owned());
     }
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
+    let mut body = Vec::with_capacity(response.content_length.unwrap_or(0) as usize);
+    while let Some(chunk) = response.body.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err("the answer is too large".to_owned());
@@ -398,151 +394,5 @@ impl Drop for CancelOnDrop {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move { endpoint.send_message(&session, &message).await });
         }
-    }
-}
-
-/// rmcp's HTTP client for one backend, unchanged but for one thing: it remembers the
-/// session id and headers of the requests rmcp sends, for [`Endpoint`].
-#[derive(Clone)]
-pub struct Recording {
-    inner: reqwest::Client,
-    seen: Arc<Mutex<Option<Negotiated>>>,
-}
-
-impl Recording {
-    fn record(&self, session: &Option<Arc<str>>, headers: &HashMap<HeaderName, HeaderValue>) {
-        let Some(session) = session else { return };
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let same = seen.as_ref().is_some_and(|s| {
-            s.session == *session && s.headers.iter().all(|(n, v)| headers.get(n) == Some(v))
-        });
-        if !same {
-            // Headers that describe one message (SEP-2243: `Mcp-Method`, `Mcp-Name`,
-            // `Mcp-Param-*`) are not the session's.
-            let headers = headers
-                .iter()
-                .filter(|(name, _)| {
-                    !name.as_str().starts_with("mcp-method")
-                        && !name.as_str().starts_with("mcp-name")
-                        && !name.as_str().starts_with("mcp-param-")
-                })
-                .map(|(n, v)| (n.clone(), v.clone()))
-                .collect();
-            *seen = Some(Negotiated {
-                session: session.clone(),
-                headers,
-            });
-        }
-    }
-}
-
-type HttpResult<T> = Result<T, StreamableHttpError<reqwest::Error>>;
-
-impl StreamableHttpClient for Recording {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> HttpResult<StreamableHttpPostResponse> {
-        self.record(&session_id, &custom_headers);
-        self.inner
-            .post_message(uri, message, session_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> HttpResult<StreamableHttpPostResponse> {
-        self.record(&session_id, &custom_headers);
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> HttpResult<StreamableHttpPostResponse> {
-        self.record(&session_id, &custom_headers);
-        self.inner
-            .post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            )
-            .await
-    }
-
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> HttpResult<()> {
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.inner
-            .delete_session(uri, session_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        self.inner
-            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
     }
 }
