@@ -24,7 +24,7 @@ use crate::{
         catalog::{BadCursor, Catalog, Entry, Page},
         inputs::{self, InputRound},
     },
-    stack::{self, Call, Op},
+    stack::{self, Call, CallData, Op},
 };
 
 /// The handler of one client session. For 2026-07-28 stateless requests rmcp makes one per
@@ -121,14 +121,14 @@ impl ProxySession {
         op: Op,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, CallError> {
-        let call = Call {
+        let call = Call::new(CallData {
             backend,
             request,
             op,
             origin: self.origin(ctx),
             cancel: ctx.ct.clone(),
             share_key: Default::default(),
-        };
+        });
         use tower::ServiceExt;
         self.stack.clone().oneshot(call).await
     }

@@ -28,8 +28,8 @@ tokio::task_local! {
 }
 
 /// Runs `fut` with `slot` as the request's audit slot.
-pub async fn scope<F: Future>(slot: Arc<Mutex<Slot>>, fut: F) -> F::Output {
-    SLOT.scope(slot, fut).await
+pub fn scope<F: Future>(slot: Arc<Mutex<Slot>>, fut: F) -> impl Future<Output = F::Output> {
+    SLOT.scope(slot, fut)
 }
 
 /// Records `decision` in the current request's slot, if there is one and it is the first.

@@ -34,8 +34,35 @@ pub use authz::Op;
 
 use crate::{backend::Origin, error::CallError, hub::Hub};
 
-/// One request on its way to a backend: the vocabulary every layer speaks.
-pub struct Call {
+/// One request on its way to a backend: the vocabulary every layer speaks. Boxed: each
+/// layer moves it on, and its parts are most of a kilobyte.
+pub struct Call(Box<CallData>);
+
+impl Call {
+    pub fn new(data: CallData) -> Call {
+        Call(Box::new(data))
+    }
+
+    pub fn into_data(self) -> CallData {
+        *self.0
+    }
+}
+
+impl std::ops::Deref for Call {
+    type Target = CallData;
+    fn deref(&self) -> &CallData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Call {
+    fn deref_mut(&mut self) -> &mut CallData {
+        &mut self.0
+    }
+}
+
+/// What a [`Call`] holds.
+pub struct CallData {
     /// Index of the backend that serves the target.
     pub backend: usize,
     /// The request with names and URIs already turned into the backend's own.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use rmcp::model::{ClientRequest, ServerResult};
 use tower::{Layer, Service, ServiceExt};
 
-use super::Call;
 use super::layer::CallFuture;
+use super::{Call, CallData};
 use crate::{error::CallError, hub::Hub};
 
 #[derive(Clone)]
@@ -77,14 +77,14 @@ where
             let mut backoff = FIRST_BACKOFF;
             let mut attempt = 0;
             loop {
-                let again = Call {
+                let again = Call::new(CallData {
                     backend: call.backend,
                     request: call.request.clone(),
                     op: call.op.clone(),
                     origin: call.origin.clone(),
                     cancel: call.cancel.clone(),
                     share_key: call.share_key.clone(),
-                };
+                });
                 let result = inner.clone().oneshot(again).await;
                 let retryable = matches!(&result, Err(e) if e.backend_health() == Some(false));
                 if !retryable

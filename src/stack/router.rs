@@ -39,6 +39,7 @@ impl Service<Call> for Router {
                 .get(call.backend)
                 .cloned()
                 .ok_or_else(|| CallError::Internal("unknown backend".to_owned()))?;
+            let call = call.into_data();
             backend
                 .request(call.request, call.origin, call.cancel)
                 .await
