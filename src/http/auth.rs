@@ -23,12 +23,12 @@ use axum::{
     body::Body,
     extract::{Request, State},
     http::{HeaderValue, Method, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde_json::json;
 
 use super::client::{ClientAddr, client_addr, peer_of};
+use super::endpoint::Next;
 use super::failures::FailureLimit;
 use super::owners::{Full, Owners, PendingSession};
 use crate::{
@@ -130,11 +130,7 @@ fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
 
-pub async fn require_auth(
-    State(state): State<Arc<AuthState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_auth(state: Arc<AuthState>, mut request: Request, next: Next) -> Response {
     // The proxy names every request; the name goes into its record and back to the client.
     let request_id = ids::request_id();
     request
@@ -257,11 +253,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
 /// `initialize` without a session — whatever revision it names — reserves a place for
 /// its caller or is refused (429 / 503), and the session manager binds the place to the
 /// session it opens. Other requests, stateless ones included, take no place.
-pub async fn limit_sessions(
-    State(state): State<Arc<AuthState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn limit_sessions(state: Arc<AuthState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST || request.headers().contains_key(SESSION_HEADER) {
         return next.run(request).await;
     }

@@ -13,14 +13,14 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json,
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
+use super::endpoint::Next;
 use crate::telemetry::{Metrics, Rejection};
 
 pub struct BodyLimits {
@@ -29,11 +29,7 @@ pub struct BodyLimits {
     pub metrics: Arc<Metrics>,
 }
 
-pub async fn read_body(
-    State(limits): State<Arc<BodyLimits>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn read_body(limits: Arc<BodyLimits>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let read = Limited::new(body, limits.max_bytes).collect();
     let bytes = match tokio::time::timeout(limits.timeout, read).await {

@@ -21,9 +21,8 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use rmcp::{
@@ -41,7 +40,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::sessions::Sessions;
+use super::{endpoint::Next, sessions::Sessions};
 
 mod stream;
 use crate::{
@@ -65,7 +64,7 @@ pub struct Hot {
 }
 
 /// The middleware: serves what it can, hands everything else to rmcp unchanged.
-pub async fn serve(State(hot): State<Arc<Hot>>, request: Request, next: Next) -> Response {
+pub async fn serve(hot: Arc<Hot>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST && request.method() != Method::GET {
         return next.run(request).await;
     }

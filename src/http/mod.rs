@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+mod endpoint;
 mod failures;
 mod hot;
 mod owners;
@@ -15,7 +16,7 @@ mod sessions;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Json, Router, http::StatusCode, middleware, routing::get};
+use axum::{Json, Router, http::StatusCode, routing::get};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
@@ -32,7 +33,7 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     let sessions = Arc::new(sessions::Sessions::new(hub.server.session_idle_timeout));
     let live = Arc::new(crate::mcp::live::LiveSessions::default());
     let factory_live = live.clone();
-    let mcp = Arc::new(StreamableHttpService::new(
+    let mcp = StreamableHttpService::new(
         move || {
             Ok(Audited::with_live(
                 factory_hub.clone(),
@@ -41,15 +42,7 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         },
         sessions.clone(),
         config,
-    ));
-    // Each layer above clones the service beneath it per request; rmcp's clones its
-    // config (the allowed hosts) and a cancellation token. Shared, a clone is a count.
-    let mcp = tower::service_fn(move |request: axum::extract::Request| {
-        let mcp = mcp.clone();
-        async move {
-            Ok::<_, std::convert::Infallible>(mcp.handle(request).await.map(axum::body::Body::new))
-        }
-    });
+    );
     let hot = Arc::new(hot::Hot {
         live,
         sessions: sessions.clone(),
@@ -69,24 +62,13 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         max_bytes: hub.server.max_body_bytes,
         metrics: hub.metrics.clone(),
     });
-    // Authentication wraps only the MCP endpoint, and runs first (the outer layer): an
-    // unauthenticated request is refused on its head, before its body is read.
-    // Innermost: the hot path, which serves a session's calls itself and hands the rest
-    // to rmcp (`hot`).
-    // Composed as one service (outermost first), not as router layers: a router boxes
-    // each layer and clones the boxes beneath it on every request.
-    let endpoint = tower::ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(
-            auth.clone(),
-            auth::require_auth,
-        ))
-        .layer(middleware::from_fn_with_state(body, body::read_body))
-        .layer(middleware::from_fn_with_state(
-            auth.clone(),
-            auth::limit_sessions,
-        ))
-        .layer(middleware::from_fn_with_state(hot, hot::serve))
-        .service(mcp);
+    // The endpoint's steps and their order: `endpoint`.
+    let endpoint = endpoint::service(endpoint::Endpoint {
+        auth: auth.clone(),
+        body,
+        hot,
+        mcp,
+    });
     let protected = Router::new().route_service(&hub.server.path, endpoint);
     let metadata = Router::new()
         .route("/.well-known/oauth-protected-resource", get(auth::metadata))
