@@ -65,6 +65,9 @@ pub struct Hot {
 
 /// The middleware: serves what it can, hands everything else to rmcp unchanged.
 pub async fn serve(hot: Arc<Hot>, request: Request, next: Next) -> Response {
+    if request.method() == Method::DELETE {
+        return end_session(&hot, request, next).await;
+    }
     if request.method() != Method::POST && request.method() != Method::GET {
         return next.run(request).await;
     }
@@ -111,6 +114,26 @@ pub async fn serve(hot: Arc<Hot>, request: Request, next: Next) -> Response {
                 .await
         }
     }
+}
+
+/// A session the client ends (rmcp answers the DELETE) takes its calls in flight with it,
+/// as rmcp does for the requests it serves: each is cancelled (its backend told), and the
+/// id serves nothing more here.
+async fn end_session(hot: &Hot, request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    if let Some(id) = id
+        && response.status().is_success()
+        && let Some(session) = hot.live.get(&id)
+    {
+        hot.live.remove(&id);
+        session.cancel_all();
+    }
+    response
 }
 
 enum Handled {

@@ -161,6 +161,13 @@ impl LiveSession {
         lock(&self.calls).remove(id);
     }
 
+    /// Cancels every call in flight (the session ended).
+    pub fn cancel_all(&self) {
+        for (_, token) in lock(&self.calls).drain() {
+            token.cancel();
+        }
+    }
+
     /// Cancels a call in flight; false when no such call is known here.
     pub fn cancel(&self, id: &RequestId) -> bool {
         match lock(&self.calls).remove(id) {

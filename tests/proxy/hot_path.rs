@@ -361,3 +361,68 @@ async fn a_backend_that_closes_a_calls_stream_to_be_polled_is_resumed() {
         started.elapsed()
     );
 }
+
+/// A session the client ends (DELETE) takes its calls in flight with it: each is
+/// cancelled at its backend, as rmcp does for the requests it serves itself.
+#[tokio::test]
+async fn ending_a_session_cancels_its_calls_in_flight() {
+    let (proxy, _target) = two_backends().await;
+    for backend in ["s", "h"] {
+        let id = raw_session(&proxy.url).await;
+        let slow = raw_post(
+            &proxy.url,
+            Some(&id),
+            tool_call(1, &format!("{backend}__slow"), json!({"ms": 20000}), None),
+        )
+        .send();
+        let call = tokio::spawn(async move { slow.await.map(|r| r.status()) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ended = reqwest::Client::new()
+            .delete(&proxy.url)
+            .header("mcp-session-id", &id)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert!(ended.status().is_success(), "{}", ended.status());
+        let again = raw_post(
+            &proxy.url,
+            Some(&id),
+            tool_call(3, &format!("{backend}__test_simple_text"), json!({}), None),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(again.status(), 404, "an ended session serves nothing more");
+        let other = raw_session(&proxy.url).await;
+        let mut count = String::new();
+        for _ in 0..100 {
+            let response = raw_post(
+                &proxy.url,
+                Some(&other),
+                tool_call(2, &format!("{backend}__cancelled_count"), json!({}), None),
+            )
+            .send()
+            .await
+            .unwrap();
+            let body = response.text().await.unwrap();
+            count = body
+                .split("\"text\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned();
+            if count == "1" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(count, "1", "backend `{backend}` saw its call cancelled");
+        // The call's own request ends too, whatever it answered.
+        tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("the call's request ended with its session")
+            .unwrap()
+            .ok();
+    }
+}
