@@ -67,3 +67,43 @@ async fn calls_to_an_http_backend_open_no_new_connections() {
         "640 concurrent calls opened {opened} connections"
     );
 }
+
+/// A backend whose URL answers with a same-origin 307 (a moved endpoint) is still called:
+/// the proxy's own plain-HTTP client does not follow redirects, so such a call goes
+/// through rmcp's client, which follows those within the backend's origin.
+#[tokio::test]
+async fn a_backend_behind_a_same_origin_redirect_is_still_called() {
+    let redirected = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let seen = redirected.clone();
+    let moved = axum::Router::new().route(
+        "/old",
+        axum::routing::any(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, "/mcp")],
+                )
+            }
+        }),
+    );
+    let app = moved.merge(mcp_warden::demo::router());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let proxy = TestProxy::start(&http_backend("demo", &format!("{origin}/old"), "")).await;
+    proxy.wait_backend_up("demo").await;
+    let (client, _) = connect(&proxy.url).await;
+    for n in 0..5 {
+        let result = client
+            .peer()
+            .call_tool(call("demo__echo", json!({ "text": format!("moved {n}") })))
+            .await
+            .unwrap();
+        assert!(first_text(&result).contains(&format!("moved {n}")));
+    }
+    assert!(
+        redirected.load(Ordering::SeqCst) >= 5,
+        "requests reached the old URL and were redirected"
+    );
+}
