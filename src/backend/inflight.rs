@@ -52,12 +52,13 @@ pub struct Origin {
 #[derive(Debug, Clone)]
 pub struct CallStream(pub tokio::sync::mpsc::Sender<ToClient>);
 
-/// What goes to the client on a call's stream.
+/// What goes to the client on a call's stream. Boxed: every call opens such a channel,
+/// whose first block holds 32 messages (10 KB unboxed), and most calls send none.
 #[derive(Debug)]
 pub enum ToClient {
-    Notify(ServerNotification),
+    Notify(Box<ServerNotification>),
     /// A request the client must answer; the answer comes back through the sender.
-    Ask(ServerRequest, Answer),
+    Ask(Box<(ServerRequest, Answer)>),
 }
 
 /// The client's answer to a request sent on a call's stream.
@@ -83,11 +84,15 @@ impl Origin {
     /// it is open, else through the session. A client that went away is not an error.
     pub async fn notify(&self, notification: ServerNotification) {
         let notification = match &self.stream {
-            Some(stream) => match stream.0.send(ToClient::Notify(notification)).await {
+            Some(stream) => match stream
+                .0
+                .send(ToClient::Notify(Box::new(notification)))
+                .await
+            {
                 Ok(()) => return,
                 // The call was answered first (the backend sent this on another stream):
                 // the session's own stream still takes it.
-                Err(tokio::sync::mpsc::error::SendError(ToClient::Notify(n))) => n,
+                Err(tokio::sync::mpsc::error::SendError(ToClient::Notify(n))) => *n,
                 Err(_) => return,
             },
             None => notification,
@@ -103,7 +108,7 @@ impl Origin {
                 || McpError::internal_error("the client's call ended before it answered", None);
             stream
                 .0
-                .send(ToClient::Ask(request, answer))
+                .send(ToClient::Ask(Box::new((request, answer))))
                 .await
                 .map_err(|_| gone())?;
             return answered.await.map_err(|_| gone())?;

@@ -93,8 +93,9 @@ struct Pump {
 impl Pump {
     fn push(&mut self, item: ToClient) {
         let message = match item {
-            ToClient::Notify(notification) => ServerJsonRpcMessage::notification(notification),
-            ToClient::Ask(request, answer) => {
+            ToClient::Notify(notification) => ServerJsonRpcMessage::notification(*notification),
+            ToClient::Ask(ask) => {
+                let (request, answer) = *ask;
                 let id = self.session.ask(answer);
                 self.asked.push(id.clone());
                 ServerJsonRpcMessage::request(request, RequestId::String(id.into()))
