@@ -25,6 +25,7 @@ pub type Connection = RunningService<RoleClient, Relay>;
 pub async fn connect(
     settings: &BackendSettings,
     relay: Relay,
+    protocol: BackendProtocol,
 ) -> Result<(Connection, Option<Endpoint>), String> {
     let serve = async {
         match &settings.transport {
@@ -60,7 +61,7 @@ pub async fn connect(
                     });
                 }
                 relay
-                    .serve_with_lifecycle(process, lifecycle(settings.protocol))
+                    .serve_with_lifecycle(process, lifecycle(protocol))
                     .await
                     .map(|connection| (connection, None))
                     .map_err(|e| e.to_string())
@@ -96,7 +97,7 @@ pub async fn connect(
                 let transport =
                     StreamableHttpClientTransport::with_client(endpoint.recording(), config);
                 relay
-                    .serve_with_lifecycle(transport, lifecycle(settings.protocol))
+                    .serve_with_lifecycle(transport, lifecycle(protocol))
                     .await
                     .map(|connection| (connection, Some(endpoint)))
                     .map_err(|e| e.to_string())

@@ -21,7 +21,8 @@ use crate::authn::Principal;
 use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
-        ClientResult, GetExtensions, ProgressToken, RequestId, ServerNotification, ServerRequest,
+        ClientCapabilities, ClientResult, GetExtensions, ProgressToken, RequestId,
+        ServerNotification, ServerRequest,
     },
     service::{InboundStreamOrigin, Peer},
 };
@@ -45,6 +46,10 @@ pub struct Origin {
     /// The call's own response stream, when the HTTP hot path serves it (`None`: the
     /// session's rmcp peer routes what the call causes).
     pub stream: Option<CallStream>,
+    /// The client's revision and capabilities as this request states them: a client on
+    /// 2026-07-28 carries its capabilities in each request (`None`: a client on the
+    /// handshake revisions, whose session holds them).
+    pub modern: Option<Arc<ClientCapabilities>>,
 }
 
 /// A call's own response stream: what the backend sends for the call is written there,
@@ -78,6 +83,22 @@ impl Origin {
     /// How the client reached the proxy, for policies (`context.request.transport`).
     pub fn transport(&self) -> &'static str {
         if self.stdio { "stdio" } else { "http" }
+    }
+
+    /// What the client can be asked (roots, sampling, elicitation), as a backend on
+    /// 2026-07-28 is told in each request: the client's own word, never more. The proxy's
+    /// shared connections declare all three; this call's client may support none.
+    pub fn capabilities(&self) -> ClientCapabilities {
+        let own = match &self.modern {
+            Some(caps) => Some((**caps).clone()),
+            None => self.peer.peer_info().map(|info| info.capabilities.clone()),
+        }
+        .unwrap_or_default();
+        let mut relayed = ClientCapabilities::default();
+        relayed.roots = own.roots;
+        relayed.sampling = own.sampling;
+        relayed.elicitation = own.elicitation;
+        relayed
     }
 
     /// Sends a notification the call caused to its client: on the call's own stream while

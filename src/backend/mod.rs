@@ -7,6 +7,7 @@
 mod connect;
 mod direct;
 mod inflight;
+mod listen;
 mod relay;
 mod supervisor;
 
@@ -30,6 +31,15 @@ pub struct Backend {
     pub index: usize,
     pub settings: BackendSettings,
     peer: RwLock<Option<Peer<RoleClient>>>,
+    /// With `protocol = "auto"`, an HTTP backend that speaks 2026-07-28 and still accepts
+    /// the handshake gets two connections: `peer` on the handshake (for clients on the
+    /// older revisions: server requests, subscriptions, logging as those clients know
+    /// them) and this one on 2026-07-28, for clients on 2026-07-28.
+    modern: RwLock<Option<Peer<RoleClient>>>,
+    /// The relay of the current connection, for what arrives outside any call.
+    relay: RwLock<Option<relay::Relay>>,
+    /// Older clients' resource subscriptions at a backend on 2026-07-28 alone.
+    listens: listen::Listens,
     /// Where calls go directly (HTTP backends on the handshake revisions), with the relay
     /// that takes what the backend sends on a call's stream.
     direct: RwLock<Option<(direct::Endpoint, relay::Relay)>>,
@@ -42,6 +52,9 @@ impl Backend {
             index,
             settings,
             peer: RwLock::new(None),
+            modern: RwLock::new(None),
+            relay: RwLock::new(None),
+            listens: Default::default(),
             direct: RwLock::new(None),
             inflight: Default::default(),
         }
@@ -57,6 +70,25 @@ impl Backend {
 
     fn set_peer(&self, peer: Option<Peer<RoleClient>>) {
         *self.peer.write().unwrap_or_else(|p| p.into_inner()) = peer;
+    }
+
+    fn set_relay(&self, relay: Option<relay::Relay>) {
+        if relay.is_none() {
+            self.listens.clear();
+        }
+        *self.relay.write().unwrap_or_else(|p| p.into_inner()) = relay;
+    }
+
+    fn set_modern(&self, peer: Option<Peer<RoleClient>>) {
+        *self.modern.write().unwrap_or_else(|p| p.into_inner()) = peer;
+    }
+
+    /// The connection a client on 2026-07-28 is served on, when it is not `peer`.
+    fn modern(&self) -> Option<Peer<RoleClient>> {
+        self.modern
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_direct(&self, direct: Option<(direct::Endpoint, relay::Relay)>) {
@@ -86,7 +118,40 @@ impl Backend {
         let peer = self
             .peer()
             .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
-        if let Some((endpoint, relay)) = self.direct() {
+        // A client on 2026-07-28 goes to the backend's 2026-07-28 connection, if it has a
+        // second one; subscriptions and the log level belong to the handshake session.
+        let modern = origin
+            .modern
+            .as_ref()
+            .filter(|_| !session_bound(&request))
+            .and_then(|_| self.modern());
+        if modern.is_none() && speaks_2026(&peer) {
+            // A client on an older revision subscribing at a backend that has no
+            // handshake session: a listen stream stands in for the subscription.
+            match &request {
+                ClientRequest::SubscribeRequest(r) => {
+                    let relay = self
+                        .relay
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone()
+                        .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+                    self.listens
+                        .subscribe(&peer, relay, r.params.uri.clone())
+                        .await
+                        .map_err(|e| CallError::from_service(self.name(), e))?;
+                    return Ok(ServerResult::empty(()));
+                }
+                ClientRequest::UnsubscribeRequest(r) => {
+                    self.listens.unsubscribe(&r.params.uri);
+                    return Ok(ServerResult::empty(()));
+                }
+                _ => {}
+            }
+        }
+        if modern.is_none()
+            && let Some((endpoint, relay)) = self.direct()
+        {
             // In flight for messages the backend sends outside the call's stream (its GET
             // stream), which go to the only session with calls in flight.
             let _sending = self.inflight.expect(origin.clone());
@@ -97,7 +162,16 @@ impl Backend {
                 return result.map(complete_result_type);
             }
         }
-        let options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
+        let peer = modern.unwrap_or(peer);
+        let mut options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
+        if speaks_2026(&peer) {
+            // Each request says what its client supports; rmcp would state the proxy's own
+            // (everything it can relay), and a backend could then ask a client that
+            // cannot answer.
+            let mut meta = rmcp::model::RequestMetaObject::new();
+            meta.set_client_capabilities(origin.capabilities());
+            options.meta = Some(meta);
+        }
         // Known before it is sent: the backend may ask for sampling before the send returns.
         let sending = self.inflight.expect(origin.clone());
         let handle = peer
@@ -122,6 +196,23 @@ impl Backend {
         }
         result.map(complete_result_type)
     }
+}
+
+/// Requests that only a handshake session has (removed from 2026-07-28).
+fn session_bound(request: &ClientRequest) -> bool {
+    matches!(
+        request,
+        ClientRequest::SubscribeRequest(_)
+            | ClientRequest::UnsubscribeRequest(_)
+            | ClientRequest::SetLevelRequest(_)
+    )
+}
+
+/// Whether a backend connection negotiated 2026-07-28 (no handshake, metadata per request).
+fn speaks_2026(peer: &Peer<RoleClient>) -> bool {
+    peer.peer_info().is_some_and(|i| {
+        i.protocol_version.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
+    })
 }
 
 /// Backends on revisions before 2026-07-28 send results without `resultType`; clients on

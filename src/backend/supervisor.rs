@@ -42,30 +42,42 @@ pub(crate) fn spawn_supervisor(
             };
             let direct_relay = relay.clone();
             let connected = tokio::select! {
-                c = connect(&backend.settings, relay) => c,
+                c = connect_both(&backend, relay) => c,
                 _ = shutdown.cancelled() => return,
             };
             let started = tokio::time::Instant::now();
             match connected {
-                Ok((connection, endpoint)) => {
-                    let peer = connection.peer().clone();
-                    // The proxy keeps its own catalog; a client-side cache in rmcp would only
-                    // serve stale lists.
-                    peer.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
-                        .await;
-                    let listener = listen_for_changes(&backend, &peer, listen_tx);
+                Ok(((connection, endpoint), second)) => {
+                    let first_peer = connection.peer().clone();
+                    let listener = listen_for_changes(&backend, &first_peer, listen_tx);
+                    // With a second connection on the handshake, that one is the backend's
+                    // main connection (lists, subscriptions, older clients' calls) and the
+                    // first serves clients on 2026-07-28.
+                    let (peer, endpoint, modern) = match &second {
+                        Some((legacy, legacy_endpoint)) => (
+                            legacy.peer().clone(),
+                            legacy_endpoint.clone(),
+                            Some(first_peer),
+                        ),
+                        None => (first_peer, endpoint, None),
+                    };
+                    for p in std::iter::once(&peer).chain(&modern) {
+                        // The proxy keeps its own catalog; a client-side cache in rmcp
+                        // would only serve stale lists.
+                        p.set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+                            .await;
+                    }
                     let lists = read_lists(&backend, &peer).await;
                     // Calls go directly to an HTTP backend on the handshake revisions; on
                     // 2026-07-28 (input rounds, per-request metadata) through rmcp's client.
-                    let handshake = peer.peer_info().is_some_and(|i| {
-                        i.protocol_version.as_str()
-                            < rmcp::model::ProtocolVersion::V_2026_07_28.as_str()
-                    });
+                    let handshake = !super::speaks_2026(&peer);
                     backend.set_direct(
                         endpoint
                             .filter(|_| handshake)
                             .map(|e| (e, direct_relay.clone())),
                     );
+                    backend.set_modern(modern);
+                    backend.set_relay(Some(direct_relay.clone()));
                     // Connected first, then listed: a listed tool is always callable.
                     backend.set_peer(Some(peer.clone()));
                     if let Some(hub) = hub.upgrade() {
@@ -78,9 +90,24 @@ pub(crate) fn spawn_supervisor(
                     }
                     let stop = connection.cancellation_token();
                     let mut waiting = Box::pin(connection.waiting());
+                    let (mut second_stop, mut second_waiting) = match second {
+                        Some((legacy, _)) => (
+                            Some(legacy.cancellation_token()),
+                            Some(Box::pin(legacy.waiting())),
+                        ),
+                        None => (None, None),
+                    };
+                    let second_ended = async {
+                        match &mut second_waiting {
+                            Some(w) => w.await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::pin!(second_ended);
                     let reason = loop {
                         tokio::select! {
                             quit = &mut waiting => break format!("{quit:?}"),
+                            quit = &mut second_ended => break format!("handshake connection: {quit:?}"),
                             Some(kind) = refresh_rx.recv() => {
                                 if let Some(hub) = hub.upgrade() {
                                     let mut lists = hub.lists_of(backend.index).unwrap_or_default();
@@ -91,8 +118,12 @@ pub(crate) fn spawn_supervisor(
                             _ = shutdown.cancelled() => {
                                 if let Some(l) = &listener { l.abort(); }
                                 stop.cancel();
+                                if let Some(s) = second_stop.take() { s.cancel(); }
                                 let _ = waiting.await;
+                                let _ = (&mut second_ended).await;
                                 backend.set_peer(None);
+                                backend.set_modern(None);
+                                backend.set_relay(None);
                                 backend.set_direct(None);
                                 return;
                             }
@@ -101,7 +132,14 @@ pub(crate) fn spawn_supervisor(
                     if let Some(l) = &listener {
                         l.abort();
                     }
+                    // Both connections go, and come back, together.
+                    stop.cancel();
+                    if let Some(s) = second_stop {
+                        s.cancel();
+                    }
                     backend.set_peer(None);
+                    backend.set_modern(None);
+                    backend.set_relay(None);
                     backend.set_direct(None);
                     if let Some(hub) = hub.upgrade() {
                         hub.set_lists(backend.index, None).await;
@@ -126,6 +164,35 @@ pub(crate) fn spawn_supervisor(
         }
     })
 }
+
+/// Connects; with `protocol = "auto"`, an HTTP backend that answers on 2026-07-28 is also
+/// offered the handshake (2025-11-25) on a second connection, for clients on the older
+/// revisions: through it they get what their revision has and 2026-07-28 removed (server
+/// requests mid-call, resource subscriptions, logging). A backend that refuses the
+/// handshake is served on 2026-07-28 alone, older clients bridged (`mcp::inputs`). A stdio
+/// backend gets no second connection: a second child would be a second server, with state
+/// of its own.
+async fn connect_both(
+    backend: &Backend,
+    relay: Relay,
+) -> Result<(ConnectionAndEndpoint, Option<ConnectionAndEndpoint>), String> {
+    let settings = &backend.settings;
+    let first = connect(settings, relay.clone(), settings.protocol).await?;
+    let http = matches!(settings.transport, crate::config::Transport::Http { .. });
+    if !http || !super::speaks_2026(first.0.peer()) {
+        return Ok((first, None));
+    }
+    match connect(settings, relay, crate::config::BackendProtocol::Initialize).await {
+        Ok(second) if !super::speaks_2026(second.0.peer()) => Ok((first, Some(second))),
+        Ok(_) => Ok((first, None)),
+        Err(reason) => {
+            tracing::info!(backend = %backend.name(), %reason, "backend serves 2026-07-28 only; clients on older revisions are bridged");
+            Ok((first, None))
+        }
+    }
+}
+
+type ConnectionAndEndpoint = (super::connect::Connection, Option<super::direct::Endpoint>);
 
 /// On 2026-07-28 a backend announces list changes only on a `subscriptions/listen` stream:
 /// open one and feed what it says to the supervisor, like `list_changed` on older revisions.

@@ -93,6 +93,8 @@ impl ProxySession {
             stdio: ctx.extensions.get::<http::request::Parts>().is_none(),
             client: client(ctx),
             stream: ctx.extensions.get::<crate::backend::CallStream>().cloned(),
+            modern: inputs::client_handles_inputs(ctx)
+                .then(|| Arc::new(ctx.meta.client_capabilities().unwrap_or_default())),
         }
     }
 

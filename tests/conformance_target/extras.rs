@@ -95,6 +95,11 @@ pub fn definitions() -> Vec<Tool> {
             }),
         ),
         structured_tool(),
+        tool(
+            "client_capabilities",
+            "Returns, as JSON text, the capabilities this request's client declared (per request on 2026-07-28, else the session's)",
+            no_arguments(),
+        ),
         ask_llm::definition(),
     ]
 }
@@ -146,6 +151,17 @@ pub async fn call(
             serde_json::to_string(arguments).unwrap_or_default(),
         )),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
+        "client_capabilities" => {
+            // 2026-07-28: what this request says; before: what the session's client said.
+            let capabilities = context
+                .meta
+                .client_capabilities()
+                .or_else(|| context.peer.peer_info().map(|i| i.capabilities.clone()))
+                .unwrap_or_default();
+            Ok(text_result(
+                serde_json::to_string(&capabilities).unwrap_or_default(),
+            ))
+        }
         DYNAMIC_TOOL if state.has_dynamic_tool() => Ok(text_result("dynamic")),
         _ => Err(McpError::invalid_params(
             format!("Unknown tool: {name}"),
@@ -186,6 +202,7 @@ async fn add_tool(
 /// Sends `notifications/resources/updated` to every subscriber of `uri`, dropping
 /// subscribers whose session has gone away.
 async fn touch_resource(state: &SharedState, uri: &str) -> CallToolResult {
+    state.touched(uri);
     for (session, peer) in state.subscribers(uri) {
         let notified = peer
             .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))

@@ -1,15 +1,20 @@
 //! `conformance_target`: an MCP server that implements every server scenario of the
-//! official MCP conformance suite (`@modelcontextprotocol/conformance` 0.1.16), plus a
+//! official MCP conformance suite (`@modelcontextprotocol/conformance` 0.1.16, and most of
+//! the 0.2.0 prerelease's), plus a
 //! handful of tools the proxy's integration tests use to drive a backend: slow and
 //! cancellable calls, a cancellation counter, a tool that kills the process, a tool
 //! that grows the tool list at runtime, roots, resource-update fan-out, echo,
-//! structured output and SEP-2322 multi round-trip sampling (`ask_llm`).
+//! structured output, SEP-2322 multi round-trip sampling (`ask_llm`), the capabilities a
+//! request's client declared (`client_capabilities`) and resource updates on 2026-07-28
+//! listen streams.
 //!
 //! Usage:
 //!
 //! ```text
 //! conformance_target --stdio                 serve over stdin/stdout
 //! conformance_target --http 127.0.0.1:PORT   serve streamable HTTP at /mcp
+//! conformance_target --http 127.0.0.1:PORT --modern-only
+//!                                            the same, on 2026-07-28 alone (no handshake)
 //! ```
 //!
 //! In HTTP mode the server prints exactly one line to stdout once the socket is bound,
@@ -45,19 +50,22 @@ use rmcp::{
 
 use crate::{server::ConformanceServer, state::SharedState};
 
-const USAGE: &str = "usage: conformance_target (--stdio | --http HOST:PORT)";
+const USAGE: &str = "usage: conformance_target (--stdio | --http HOST:PORT [--modern-only])";
 
 /// How the server talks to its client.
 enum Mode {
     Stdio,
-    Http(String),
+    Http(String, bool),
 }
 
 fn parse_args() -> Option<Mode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [flag] if flag == "--stdio" => Some(Mode::Stdio),
-        [flag, addr] if flag == "--http" => Some(Mode::Http(addr.clone())),
+        [flag, addr] if flag == "--http" => Some(Mode::Http(addr.clone(), false)),
+        [flag, addr, modern] if flag == "--http" && modern == "--modern-only" => {
+            Some(Mode::Http(addr.clone(), true))
+        }
         _ => None,
     }
 }
@@ -81,10 +89,13 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(2);
     };
     init_logging();
-    let state = Arc::new(SharedState::default());
     match mode {
-        Mode::Stdio => serve_stdio(state).await,
-        Mode::Http(addr) => serve_http(&addr, state).await,
+        Mode::Stdio => serve_stdio(Arc::new(SharedState::default())).await,
+        Mode::Http(addr, modern_only) => {
+            let mut state = SharedState::default();
+            state.modern_only = modern_only;
+            serve_http(&addr, Arc::new(state)).await
+        }
     }
 }
 

@@ -11,11 +11,13 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
         CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        Reference, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+        LoggingLevel, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+        ReadResourceResponse, Reference, ResourceUpdatedNotification,
+        ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerNotification,
+        SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
         UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 
 use crate::{
@@ -85,6 +87,49 @@ fn completion_candidates(reference: &Reference, argument: &str) -> &'static [&'s
 }
 
 impl ServerHandler for ConformanceServer {
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.state.modern_only {
+            std::borrow::Cow::Owned(vec![ProtocolVersion::V_2026_07_28])
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        }
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    /// A listen stream (2026-07-28): list changes are not sent; updates of the resources
+    /// it names are, when `touch_resource` touches them.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let mut touched = self.state.listen();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                uri = touched.recv() => match uri {
+                    Some(uri) if uris.contains(&uri) => {
+                        let update = ServerNotification::ResourceUpdatedNotification(
+                            ResourceUpdatedNotification::new(ResourceUpdatedNotificationParam::new(uri)),
+                        );
+                        if context.sink().send(update).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(capabilities()).with_server_info(Implementation::new(
             "mcp-warden-conformance-target",

@@ -24,6 +24,10 @@ pub struct SharedState {
     counted_calls: AtomicU64,
     dynamic_tool: AtomicBool,
     subscriptions: Mutex<Subscriptions>,
+    /// Open `subscriptions/listen` streams (2026-07-28): each hears of every touched URI.
+    listeners: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>,
+    /// Served on 2026-07-28 alone (`--modern-only`): no `initialize` handshake.
+    pub modern_only: bool,
 }
 
 impl SharedState {
@@ -77,6 +81,24 @@ impl SharedState {
             peers.remove(&session);
             !peers.is_empty()
         });
+    }
+
+    /// A new listen stream; it hears of every URI touched from now on.
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tx);
+        rx
+    }
+
+    /// Tells every open listen stream that `uri` changed.
+    pub fn touched(&self, uri: &str) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|tx| tx.send(uri.to_owned()).is_ok());
     }
 
     /// The sessions currently subscribed to `uri`.

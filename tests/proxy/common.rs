@@ -64,8 +64,18 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The target on 2026-07-28 alone: it refuses the `initialize` handshake.
+    pub async fn start_modern_only() -> Self {
+        Self::start_with(&["--modern-only"]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(target_exe())
             .args(["--http", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -272,6 +282,35 @@ pub fn first_text(result: &CallToolResult) -> String {
 }
 
 /// Polls `check` until it holds or a few seconds pass.
+/// Subscribes to backend `ns`'s `test://watched-resource` (exposed as
+/// `<ns>+test://watched-resource`), touches it with the target's `touch_resource` and waits
+/// for the update.
+#[allow(deprecated)] // resources/subscribe: what clients before 2026-07-28 use
+pub async fn subscribe_touch_and_see_the_update(client: &Client, seen: &TestClient, ns: &str) {
+    let exposed = format!("{ns}+test://watched-resource");
+    client
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new(exposed.clone()))
+        .await
+        .expect("subscribed");
+    client
+        .peer()
+        .call_tool(call(
+            &format!("{ns}__touch_resource"),
+            serde_json::json!({"uri": "test://watched-resource"}),
+        ))
+        .await
+        .unwrap();
+    eventually("resource update", || {
+        seen.seen
+            .lock()
+            .unwrap()
+            .resource_updates
+            .contains(&exposed)
+    })
+    .await;
+}
+
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..100 {
         if check() {

@@ -19,5 +19,6 @@ mod inputs;
 mod lifecycle;
 mod peers;
 mod relay;
+mod revisions;
 mod s3;
 mod sessions;

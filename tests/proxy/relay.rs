@@ -260,27 +260,7 @@ async fn a_client_cancel_reaches_the_backend() {
 async fn list_changed_and_resource_updates_are_relayed() {
     let (proxy, _target) = two_backends().await;
     let (client, seen) = connect(&proxy.url).await;
-    client
-        .peer()
-        .subscribe(SubscribeRequestParams::new("h+test://watched-resource"))
-        .await
-        .unwrap();
-    client
-        .peer()
-        .call_tool(call(
-            "h__touch_resource",
-            json!({"uri": "test://watched-resource"}),
-        ))
-        .await
-        .unwrap();
-    eventually("resource update", || {
-        seen.seen
-            .lock()
-            .unwrap()
-            .resource_updates
-            .contains(&"h+test://watched-resource".to_owned())
-    })
-    .await;
+    subscribe_touch_and_see_the_update(&client, &seen, "h").await;
     add_dynamic_tool(&client, &seen).await;
     assert!(
         eventually_listed(&client, "s__dynamic_tool").await,
