@@ -43,6 +43,11 @@ pub enum CallError {
         backend: String,
         retry_after_ms: u64,
     },
+    /// A backend run as one child per session has all its children in use.
+    #[error(
+        "backend `{backend}` runs one process per client session and all {max} are in use (`max_children`); try again when a session ends"
+    )]
+    NoChildLeft { backend: String, max: usize },
     #[error("backend `{0}` closed the connection during the call")]
     Closed(String),
     #[error("request cancelled")]
@@ -87,6 +92,11 @@ impl CallError {
                 ErrorCode::INTERNAL_ERROR,
                 message,
                 Some(json!({ "backend": backend, "retryAfterMs": retry_after_ms })),
+            ),
+            CallError::NoChildLeft { backend, max } => McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                message,
+                Some(json!({ "backend": backend, "maxChildren": max })),
             ),
             CallError::Unavailable(backend)
             | CallError::Closed(backend)

@@ -4,6 +4,7 @@
 //! Where this sits: the innermost part of the call path. Everything above (catalog,
 //! authorization, governance) has already decided; here a request is sent as it is.
 
+mod children;
 mod connect;
 mod direct;
 mod inflight;
@@ -40,6 +41,8 @@ pub struct Backend {
     relay: RwLock<Option<relay::Relay>>,
     /// Older clients' resource subscriptions at a backend on 2026-07-28 alone.
     listens: listen::Listens,
+    /// A stdio backend with `per_session = true`: each client session's own child.
+    children: Option<children::Children>,
     /// Where calls go directly (HTTP backends on the handshake revisions), with the relay
     /// that takes what the backend sends on a call's stream.
     direct: RwLock<Option<(direct::Endpoint, relay::Relay)>>,
@@ -50,13 +53,14 @@ impl Backend {
     pub fn new(index: usize, settings: BackendSettings) -> Self {
         Self {
             index,
-            settings,
             peer: RwLock::new(None),
             modern: RwLock::new(None),
             relay: RwLock::new(None),
             listens: Default::default(),
+            children: settings.per_session.map(children::Children::new),
             direct: RwLock::new(None),
             inflight: Default::default(),
+            settings,
         }
     }
 
@@ -77,6 +81,17 @@ impl Backend {
             self.listens.clear();
         }
         *self.relay.write().unwrap_or_else(|p| p.into_inner()) = relay;
+    }
+
+    fn relay(&self) -> Option<relay::Relay> {
+        self.relay.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A client session ended: a child of its own, if any, stops.
+    pub fn session_ended(&self, session: u64) {
+        if let Some(children) = &self.children {
+            children.session_ended(session);
+        }
     }
 
     fn set_modern(&self, peer: Option<Peer<RoleClient>>) {
@@ -118,6 +133,17 @@ impl Backend {
         let peer = self
             .peer()
             .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+        if let Some(children) = &self.children
+            && origin.modern.is_none()
+            && !session_bound(&request)
+        {
+            // The session's own child; what it asks belongs to this session alone.
+            let relay = self
+                .relay()
+                .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
+            let child = children.of(self, origin.session, relay).await?;
+            return Box::pin(child.backend().request(request, origin, cancel)).await;
+        }
         // A client on 2026-07-28 goes to the backend's 2026-07-28 connection, if it has a
         // second one; subscriptions and the log level belong to the handshake session.
         let modern = origin
@@ -131,10 +157,7 @@ impl Backend {
             match &request {
                 ClientRequest::SubscribeRequest(r) => {
                     let relay = self
-                        .relay
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone()
+                        .relay()
                         .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
                     self.listens
                         .subscribe(&peer, relay, r.params.uri.clone())

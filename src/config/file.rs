@@ -262,6 +262,17 @@ pub struct BackendSection {
     /// handshake) or `auto` (probe `server/discover` and speak 2026-07-28 when the backend
     /// serves it, else fall back to `initialize`).
     pub protocol: Option<String>,
+    /// stdio: one child per client session instead of one shared by all, for servers that
+    /// ask clients for sampling, elicitation or roots (over one shared pipe nothing says
+    /// which client a request is for, and the proxy refuses it when several sessions have
+    /// calls in flight); default false.
+    pub per_session: Option<bool>,
+    /// stdio, `per_session`: children at most (one per session); a session beyond gets a
+    /// clear error until one ends; default 16.
+    pub max_children: Option<usize>,
+    /// stdio, `per_session`: a session's child unused this long is stopped (started again on
+    /// its next call); seconds, default 300.
+    pub child_idle_timeout_s: Option<u64>,
     /// Concurrency and circuit-breaker settings for this backend (over `[limits]`).
     pub limits: Option<crate::governance::config::BackendLimitsSection>,
     /// Per tool (the backend's own tool name): timeouts and the like.

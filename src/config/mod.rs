@@ -115,6 +115,15 @@ pub struct BackendSettings {
     pub limits: Option<crate::governance::config::BackendLimitsSection>,
     /// Per-tool settings (timeouts, cache, coalescing), by the backend's own tool name.
     pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
+    /// stdio: one child per client session (`per_session = true`).
+    pub per_session: Option<PerSession>,
+}
+
+/// A stdio backend run as one child per client session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerSession {
+    pub max_children: usize,
+    pub idle_timeout: Duration,
 }
 
 /// How the proxy opens a backend connection.

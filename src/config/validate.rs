@@ -7,7 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{
     AdminSettings, BackendProtocol, BackendSettings, Config, ConfigError, ConfigIssue,
-    ConnectionLimits, NameFilter, ServerSettings, Transport,
+    ConnectionLimits, NameFilter, PerSession, ServerSettings, Transport,
     file::{BackendSection, FileConfig},
 };
 
@@ -363,6 +363,7 @@ fn backend(
             _ => {}
         }
     }
+    let per_session = per_session(b, &at, issues);
     if let Some(l) = &b.limits {
         for (problem_at, message) in crate::governance::config::check_backend_limits(l) {
             issues.push(at(&format!("limits.{problem_at}")), message);
@@ -394,6 +395,41 @@ fn backend(
             .flatten(),
         limits: b.limits.clone(),
         tools: b.tools.clone(),
+        per_session,
+    })
+}
+
+/// `per_session`, `max_children`, `child_idle_timeout_s`: stdio only, and the last two
+/// only with the first.
+fn per_session(
+    b: &BackendSection,
+    at: &dyn Fn(&str) -> String,
+    issues: &mut Issues,
+) -> Option<PerSession> {
+    let on = b.per_session.unwrap_or(false);
+    if on && b.command.is_none() {
+        issues.push(
+            at("per_session"),
+            "only for `command` backends (an HTTP backend's requests come on the stream of the call they belong to)",
+        );
+    }
+    for (field, set) in [
+        ("max_children", b.max_children.is_some()),
+        ("child_idle_timeout_s", b.child_idle_timeout_s.is_some()),
+    ] {
+        if set && !on {
+            issues.push(at(field), "only with `per_session = true`");
+        }
+    }
+    if b.max_children == Some(0) {
+        issues.push(at("max_children"), "must be at least 1");
+    }
+    if b.child_idle_timeout_s == Some(0) {
+        issues.push(at("child_idle_timeout_s"), "must be at least 1");
+    }
+    on.then(|| PerSession {
+        max_children: b.max_children.unwrap_or(16),
+        idle_timeout: Duration::from_secs(b.child_idle_timeout_s.unwrap_or(300)),
     })
 }
 

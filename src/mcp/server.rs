@@ -252,6 +252,9 @@ impl ProxySession {
 impl Drop for ProxySession {
     fn drop(&mut self) {
         self.hub.sessions.remove(self.id);
+        for backend in &self.hub.backends {
+            backend.session_ended(self.id);
+        }
     }
 }
 

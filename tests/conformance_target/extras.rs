@@ -95,6 +95,7 @@ pub fn definitions() -> Vec<Tool> {
             }),
         ),
         structured_tool(),
+        tool("pid", "Returns this server's process id", no_arguments()),
         tool(
             "client_capabilities",
             "Returns, as JSON text, the capabilities this request's client declared (per request on 2026-07-28, else the session's)",
@@ -151,6 +152,7 @@ pub async fn call(
             serde_json::to_string(arguments).unwrap_or_default(),
         )),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
+        "pid" => Ok(text_result(std::process::id().to_string())),
         "client_capabilities" => {
             // 2026-07-28: what this request says; before: what the session's client said.
             let capabilities = context

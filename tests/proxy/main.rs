@@ -18,6 +18,7 @@ mod http_limits;
 mod inputs;
 mod lifecycle;
 mod peers;
+mod per_session;
 mod relay;
 mod revisions;
 mod s3;
