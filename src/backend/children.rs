@@ -131,9 +131,9 @@ async fn start(parent: &Backend, mut relay: Relay) -> Result<Child, CallError> {
     let backend = Backend::new(parent.index, settings);
     relay.inflight = backend.inflight.clone();
     let hub = relay.hub.upgrade();
-    let (connection, _) = super::connect::connect(
+    let (connection, direct) = super::connect::connect(
         &parent.settings,
-        relay,
+        relay.clone(),
         parent.settings.protocol,
     )
     .await
@@ -141,6 +141,9 @@ async fn start(parent: &Backend, mut relay: Relay) -> Result<Child, CallError> {
         tracing::warn!(backend = %parent.name(), %reason, "a session's child could not start");
         CallError::Unavailable(parent.name().to_owned())
     })?;
+    if !super::speaks_2026(connection.peer()) {
+        backend.set_direct(direct.map(|d| (d, relay)));
+    }
     backend.set_peer(Some(connection.peer().clone()));
     if let Some(hub) = hub {
         hub.backend_up(&backend).await;

@@ -2,31 +2,37 @@
 //! streamable-HTTP server. The child's environment holds only the allow-listed variables
 //! of the proxy's own environment plus those configured; its stderr goes to the log.
 
-use std::{collections::HashMap, process::Stdio};
+use std::collections::HashMap;
 
 use rmcp::{
     RoleClient,
     model::ProtocolVersion,
     service::{ClientLifecycleMode, ClientServiceExt, RunningService},
     transport::{
-        StreamableHttpClientTransport, TokioChildProcess,
-        streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{direct::Endpoint, relay::Relay};
+use super::{direct::Endpoint, pipe::Pipe, relay::Relay};
 use crate::config::{BackendProtocol, BackendSettings, Transport};
 
 pub type Connection = RunningService<RoleClient, Relay>;
 
-/// Opens the connection; for an HTTP backend also the [`Endpoint`] calls can be sent on
-/// directly, sharing the connection's pool and session.
+/// Where calls go beside rmcp's client (on the handshake revisions).
+#[derive(Clone)]
+pub enum DirectPath {
+    Http(Endpoint),
+    Stdio(Pipe),
+}
+
+/// Opens the connection, and the path calls are sent on directly beside rmcp's client:
+/// an HTTP backend's [`Endpoint`] (its pool and session), a stdio backend's [`Pipe`].
 pub async fn connect(
     settings: &BackendSettings,
     relay: Relay,
     protocol: BackendProtocol,
-) -> Result<(Connection, Option<Endpoint>), String> {
+) -> Result<(Connection, Option<DirectPath>), String> {
     let serve = async {
         match &settings.transport {
             Transport::Stdio {
@@ -47,9 +53,7 @@ pub async fn connect(
                 if let Some(cwd) = cwd {
                     cmd.current_dir(cwd);
                 }
-                let (process, stderr) = TokioChildProcess::builder(cmd)
-                    .stderr(Stdio::piped())
-                    .spawn()
+                let (process, pipe, stderr) = super::pipe::spawn(cmd, relay.clone())
                     .map_err(|e| format!("cannot start `{command}`: {e}"))?;
                 if let Some(stderr) = stderr {
                     let name = settings.name.clone();
@@ -63,7 +67,7 @@ pub async fn connect(
                 relay
                     .serve_with_lifecycle(process, lifecycle(protocol))
                     .await
-                    .map(|connection| (connection, None))
+                    .map(|connection| (connection, Some(DirectPath::Stdio(pipe))))
                     .map_err(|e| e.to_string())
             }
             Transport::Http {
@@ -99,7 +103,7 @@ pub async fn connect(
                 relay
                     .serve_with_lifecycle(transport, lifecycle(protocol))
                     .await
-                    .map(|connection| (connection, Some(endpoint)))
+                    .map(|connection| (connection, Some(DirectPath::Http(endpoint))))
                     .map_err(|e| e.to_string())
             }
         }

@@ -40,11 +40,11 @@ use wire::{Answer, Wire};
 
 /// A request as sent: the JSON-RPC frame around the typed request, serialized in place.
 #[derive(serde::Serialize)]
-struct Outgoing<'a> {
-    jsonrpc: &'static str,
-    id: &'a RequestId,
+pub(super) struct Outgoing<'a> {
+    pub jsonrpc: &'static str,
+    pub id: &'a RequestId,
     #[serde(flatten)]
-    request: &'a ClientRequest,
+    pub request: &'a ClientRequest,
 }
 /// The largest answer read from a backend (a tool's result included).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -315,7 +315,7 @@ impl Endpoint {
 /// The call's answer, when `data` is the JSON-RPC response to `id`. A tool's result is
 /// read as one directly (`tool`), unless it may be another kind (input rounds, a task):
 /// `ServerResult` is an untagged union of twenty kinds, tried in turn from a buffered copy.
-fn answer(
+pub(super) fn answer(
     name: &str,
     data: &[u8],
     id: &RequestId,

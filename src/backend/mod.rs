@@ -9,6 +9,7 @@ mod connect;
 mod direct;
 mod inflight;
 mod listen;
+mod pipe;
 mod relay;
 mod supervisor;
 
@@ -45,7 +46,7 @@ pub struct Backend {
     children: Option<children::Children>,
     /// Where calls go directly (HTTP backends on the handshake revisions), with the relay
     /// that takes what the backend sends on a call's stream.
-    direct: RwLock<Option<(direct::Endpoint, relay::Relay)>>,
+    direct: RwLock<Option<(connect::DirectPath, relay::Relay)>>,
     inflight: inflight::Inflight,
 }
 
@@ -106,11 +107,11 @@ impl Backend {
             .clone()
     }
 
-    fn set_direct(&self, direct: Option<(direct::Endpoint, relay::Relay)>) {
+    fn set_direct(&self, direct: Option<(connect::DirectPath, relay::Relay)>) {
         *self.direct.write().unwrap_or_else(|p| p.into_inner()) = direct;
     }
 
-    fn direct(&self) -> Option<(direct::Endpoint, relay::Relay)> {
+    fn direct(&self) -> Option<(connect::DirectPath, relay::Relay)> {
         self.direct
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -172,18 +173,26 @@ impl Backend {
                 _ => {}
             }
         }
-        if modern.is_none()
-            && let Some((endpoint, relay)) = self.direct()
-        {
-            // In flight for messages the backend sends outside the call's stream (its GET
-            // stream), which go to the only session with calls in flight.
-            let _sending = self.inflight.expect(origin.clone());
-            let sent = endpoint
-                .request(self.name(), &mut request, &origin, &relay, &cancel)
-                .await;
-            if let Some(result) = sent {
-                return result.map(complete_result_type);
+        match self.direct().filter(|_| modern.is_none()) {
+            Some((connect::DirectPath::Http(endpoint), relay)) => {
+                // In flight for messages the backend sends outside the call's stream (its
+                // GET stream), which go to the only session with calls in flight.
+                let _sending = self.inflight.expect(origin.clone());
+                let sent = endpoint
+                    .request(self.name(), &mut request, &origin, &relay, &cancel)
+                    .await;
+                if let Some(result) = sent {
+                    return result.map(complete_result_type);
+                }
             }
+            Some((connect::DirectPath::Stdio(pipe), relay)) => {
+                let limits = (&cancel, self.settings.request_timeout);
+                return pipe
+                    .request(self.name(), &mut request, &origin, &relay, limits)
+                    .await
+                    .map(complete_result_type);
+            }
+            None => {}
         }
         let peer = modern.unwrap_or(peer);
         let mut options = PeerRequestOptions::with_timeout(self.settings.request_timeout);

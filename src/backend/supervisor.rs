@@ -192,7 +192,10 @@ async fn connect_both(
     }
 }
 
-type ConnectionAndEndpoint = (super::connect::Connection, Option<super::direct::Endpoint>);
+type ConnectionAndEndpoint = (
+    super::connect::Connection,
+    Option<super::connect::DirectPath>,
+);
 
 /// On 2026-07-28 a backend announces list changes only on a `subscriptions/listen` stream:
 /// open one and feed what it says to the supervisor, like `list_changed` on older revisions.

@@ -97,6 +97,11 @@ pub fn definitions() -> Vec<Tool> {
         structured_tool(),
         tool("pid", "Returns this server's process id", no_arguments()),
         tool(
+            "request_id",
+            "Returns the JSON-RPC id of this very request, as JSON",
+            no_arguments(),
+        ),
+        tool(
             "client_capabilities",
             "Returns, as JSON text, the capabilities this request's client declared (per request on 2026-07-28, else the session's)",
             no_arguments(),
@@ -153,6 +158,9 @@ pub async fn call(
         )),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
         "pid" => Ok(text_result(std::process::id().to_string())),
+        "request_id" => Ok(text_result(
+            serde_json::to_string(&context.id).unwrap_or_default(),
+        )),
         "client_capabilities" => {
             // 2026-07-28: what this request says; before: what the session's client said.
             let capabilities = context

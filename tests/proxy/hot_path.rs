@@ -426,3 +426,33 @@ async fn ending_a_session_cancels_its_calls_in_flight() {
             .ok();
     }
 }
+
+/// Calls reach both backend kinds on the proxy's own path, not through rmcp's client: the
+/// backend sees the proxy's request ids (`<boot>-<n>`, strings; rmcp numbers its own),
+/// distinct for calls sent at once on one pipe or one connection pool.
+#[tokio::test]
+async fn calls_to_both_backend_kinds_go_on_the_proxys_own_path() {
+    let (proxy, _target) = two_backends().await;
+    let (client, _) = connect(&proxy.url).await;
+    for backend in ["s", "h"] {
+        let calls = (0..16).map(|_| {
+            client
+                .peer()
+                .call_tool(call(&format!("{backend}__request_id"), json!({})))
+        });
+        let ids: std::collections::BTreeSet<String> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| {
+                let id: Value = serde_json::from_str(&first_text(&r.unwrap())).unwrap();
+                let id = id
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{backend}: {id}"))
+                    .to_owned();
+                assert!(id.contains('-'), "{backend}: {id}");
+                id
+            })
+            .collect();
+        assert_eq!(ids.len(), 16, "{backend}: {ids:?}");
+    }
+}
