@@ -99,11 +99,12 @@ impl Relay {
             .and_then(|hub| crate::stack::authz::decide(hub, &origin.principal, op, &facts));
         let action = request_method(&request);
         if !decision.as_ref().is_some_and(|d| d.allowed) {
-            let error = McpError::new(
-                ErrorCode::INVALID_REQUEST,
-                "denied by the gateway's policy",
-                None,
-            );
+            // The same refusal, code and wording as a denied call's (one error mapping).
+            let error = CallError::Forbidden(format!(
+                "`{action}` from backend `{}` is not permitted for this caller",
+                self.name
+            ))
+            .to_mcp();
             if let Some(hub) = &hub {
                 // Refused either way; a record that cannot be written changes nothing here.
                 let _ = hub
