@@ -116,7 +116,7 @@ pub async fn serve(hot: Arc<Hot>, request: Request, next: Next) -> Response {
     }
 }
 
-/// A session the client ends (rmcp answers the DELETE) takes its calls in flight with it,
+/// A session the client ends (rmcp answers the DELETE, 204 here) takes its calls in flight with it,
 /// as rmcp does for the requests it serves: each is cancelled (its backend told), and the
 /// id serves nothing more here.
 async fn end_session(hot: &Hot, request: Request, next: Next) -> Response {
@@ -125,13 +125,18 @@ async fn end_session(hot: &Hot, request: Request, next: Next) -> Response {
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     if let Some(id) = id
         && response.status().is_success()
         && let Some(session) = hot.live.get(&id)
     {
         hot.live.remove(&id);
         session.cancel_all();
+    }
+    // rmcp answers 202; the session is gone, nothing is pending: 204, which clients
+    // expect (the Python SDK warns on anything but 200 or 204).
+    if response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
 }

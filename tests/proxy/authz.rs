@@ -168,8 +168,7 @@ async fn a_backends_sampling_request_is_decided_for_the_caller() {
     assert!(!first_text(&result).contains(SAMPLED_TEXT), "{result:?}");
     // Refused like a denied call: the gateway's forbidden code and wording.
     assert!(
-        first_text(&result).contains("-32003")
-            && first_text(&result).contains("is not permitted"),
+        first_text(&result).contains("-32003") && first_text(&result).contains("is not permitted"),
         "{result:?}"
     );
     let (engineer, seen) = connect_as(&proxy.url, ENGINEER).await;

@@ -40,6 +40,12 @@ async fn py_client(python: &PathBuf, url: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Ending the session (DELETE) is answered as the SDK expects (200 or 204).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "py_client {args:?}:\n{stderr}"
+    );
 }
 
 /// server-everything over streamable HTTP on a free loopback port.
