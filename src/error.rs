@@ -30,6 +30,9 @@ pub enum CallError {
     /// subject, never hidden tools).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Arguments that do not fit the tool's declared types (never sent on).
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
     #[error("backend `{0}` is unavailable")]
     Unavailable(String),
     #[error("backend `{backend}` did not answer within {ms} ms")]
@@ -79,6 +82,9 @@ impl CallError {
                 McpError::new(ErrorCode::INVALID_PARAMS, message, None)
             }
             CallError::Forbidden(_) => McpError::new(FORBIDDEN, message, None),
+            CallError::InvalidArguments(_) => {
+                McpError::new(ErrorCode::INVALID_PARAMS, message, None)
+            }
             CallError::Blocked(_) => McpError::new(BLOCKED, message, None),
             CallError::UnknownResource(uri) => McpError::new(
                 ErrorCode::RESOURCE_NOT_FOUND,

@@ -48,7 +48,7 @@ fn context_of(
     if let Some((ty, args)) = arguments {
         match arguments_value(ty, args) {
             Ok(value) => pairs.push(("arguments".to_owned(), value)),
-            Err(e) => return Err(Box::new(Decision::deny(e.to_string()))),
+            Err(e) => return Err(Box::new(Decision::invalid_arguments(e.to_string()))),
         }
     }
     if !reads {
@@ -315,6 +315,7 @@ impl Engine {
             shadow,
             shadow_errors,
             reason,
+            invalid_arguments: false,
         }
     }
 

@@ -166,6 +166,9 @@ pub struct Decision {
     pub shadow_errors: Vec<String>,
     /// A clear explanation that quotes no argument values.
     pub reason: String,
+    /// Denied before any policy was evaluated because the arguments do not fit the tool's
+    /// declared types: the caller's mistake, told as such (never a policy's answer).
+    pub invalid_arguments: bool,
 }
 
 impl Decision {
@@ -177,6 +180,15 @@ impl Decision {
             shadow: Vec::new(),
             shadow_errors: Vec::new(),
             reason: reason.into(),
+            invalid_arguments: false,
+        }
+    }
+
+    /// A denial of arguments that do not fit the tool's declared types.
+    pub(crate) fn invalid_arguments(reason: impl Into<String>) -> Decision {
+        Decision {
+            invalid_arguments: true,
+            ..Decision::deny(reason)
         }
     }
 

@@ -112,6 +112,9 @@ pub fn authorize(
     {
         return Err(CallError::UnknownTool(tool.clone()));
     }
+    if decision.invalid_arguments {
+        return Err(CallError::InvalidArguments(decision.reason));
+    }
     Err(CallError::Forbidden(decision.reason))
 }
 

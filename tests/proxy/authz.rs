@@ -103,8 +103,8 @@ async fn calls_are_decided_with_their_typed_arguments() {
         .unwrap_err()
         .to_string();
     assert!(
-        mistyped.contains("forbidden"),
-        "a wrong-typed argument under a forbid denies: {mistyped}"
+        mistyped.contains("-32602") && mistyped.contains("invalid arguments"),
+        "a wrong-typed argument is denied, and told as the caller's mistake: {mistyped}"
     );
     let escape = engineer
         .peer()
@@ -116,6 +116,24 @@ async fn calls_are_decided_with_their_typed_arguments() {
     assert!(
         escape.is_err(),
         "a Cedar escape shape is data, and data of the wrong type is denied"
+    );
+}
+
+/// Under a permit-all policy a wrong-typed argument is still refused before the backend,
+/// as invalid arguments (-32602), never as a policy denial (-32003).
+#[tokio::test]
+async fn a_wrong_typed_argument_is_invalid_arguments_not_forbidden() {
+    let proxy = TestProxy::start(&stdio_backend("s", "")).await;
+    let (client, _) = connect(&proxy.url).await;
+    let error = client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": "lots"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("-32602") && error.contains("`ms`") && !error.contains("forbidden"),
+        "{error}"
     );
 }
 
