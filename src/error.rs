@@ -22,7 +22,10 @@ pub enum CallError {
     UnknownTool(String),
     #[error("unknown prompt `{0}`")]
     UnknownPrompt(String),
-    #[error("unknown resource `{0}`")]
+    /// The hint names no backend: a hidden resource reads exactly like an unknown one.
+    #[error(
+        "unknown resource `{0}` (a namespaced backend's resources are read as `<namespace>+<uri>`, as resources/list shows them)"
+    )]
     UnknownResource(String),
     #[error("invalid cursor")]
     BadCursor,

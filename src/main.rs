@@ -1,5 +1,15 @@
 //! The command line: `serve`, `check` and the built-in demo backend.
 
+/// `println!` that ends quietly when stdout's reader has gone (see `cli::output`).
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::output::line(format_args!($($t)*)) };
+}
+
+/// `eprintln!` that never panics (see `cli::output`).
+macro_rules! err {
+    ($($t:tt)*) => { $crate::cli::output::error_line(format_args!($($t)*)) };
+}
+
 mod cli;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
@@ -108,6 +118,9 @@ fn main() -> ExitCode {
         )
         .with_ansi(!matches!(cli.command, Command::DemoServer { .. }))
         .with_writer(std::io::stderr)
+        // A write error on stderr (a reader that went away) is not reported on stderr
+        // again: that report would panic, taking the MCP stream on stdout with it.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,14 +128,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            err!("error: cannot start the runtime: {e}");
             return ExitCode::from(3);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            err!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -134,15 +147,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = source.load()?;
             match cli::policy::check_config(&config) {
                 Ok(note) => {
-                    println!(
+                    out!(
                         "configuration is valid: {} backend(s)",
                         config.backends.len()
                     );
-                    println!("{note}");
+                    out!("{note}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {
-                    eprintln!("{errors}");
+                    err!("{errors}");
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -154,7 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::stdin().read_line(&mut token)?;
             let token = token.trim();
             anyhow::ensure!(!token.is_empty(), "no token on stdin");
-            println!("{}", mcp_warden::authn::token_hash_hex(token));
+            out!("{}", mcp_warden::authn::token_hash_hex(token));
             Ok(ExitCode::SUCCESS)
         }
         Command::DemoServer { http: None } => {

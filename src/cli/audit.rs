@@ -203,7 +203,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             if shown.skipped > 0 {
-                eprintln!(
+                err!(
                     "warning: {} lines are not records; run `mcp-warden audit verify`",
                     shown.skipped
                 );
@@ -256,12 +256,12 @@ fn keygen(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
     let (_, skey, vkey) = NoteSigner::generate(name)?;
     write_private(&secret, &skey).with_context(|| secret.display().to_string())?;
     write_new(&public, &format!("{vkey}\n")).with_context(|| public.display().to_string())?;
-    println!(
+    out!(
         "wrote {} (keep it secret) and {}",
         secret.display(),
         public.display()
     );
-    println!("{vkey}");
+    out!("{vkey}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -301,9 +301,9 @@ fn write_json(value: &impl serde::Serialize, out: Option<&Path>) -> anyhow::Resu
     match out {
         Some(path) => {
             write_new(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            err!("wrote {}", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{}", text.trim_end_matches('\n')),
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
 //! Subcommands of the binary that are more than a line or two.
 
 pub mod audit;
+pub mod output;
 pub mod policy;

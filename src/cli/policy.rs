@@ -171,9 +171,9 @@ fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
     )
     .map_err(|errors| {
         for e in &errors {
-            eprintln!("{}:{}:{}: {}", e.file, e.line, e.column, e.message);
+            err!("{}:{}:{}: {}", e.file, e.line, e.column, e.message);
         }
-        eprintln!("{} error(s)", errors.len());
+        err!("{} error(s)", errors.len());
         ExitCode::FAILURE
     })
 }
@@ -187,9 +187,9 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             for (arg, why) in engine.untyped() {
-                println!("note: `{arg}` has no Cedar type ({why}); policies cannot use it");
+                out!("note: `{arg}` has no Cedar type ({why}); policies cannot use it");
             }
-            println!(
+            out!(
                 "{} policies valid against {} tools",
                 engine.policy_count(),
                 loaded.tools.len()
@@ -200,7 +200,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let loaded = set.load().await?;
             match build(&loaded) {
                 Ok(engine) => {
-                    println!("{}", engine.schema_text());
+                    out!("{}", engine.schema_text());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(code) => Ok(code),
@@ -223,7 +223,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 bail!("no decision tables in `{}`", dir.display());
             }
             let report = mcp_warden::authz::run_tables(&engine, &files);
-            println!("{report}");
+            out!("{report}");
             Ok(if report.failed() == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -275,20 +275,20 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 },
                 &facts,
             );
-            println!(
+            out!(
                 "decision: {}",
                 if decision.allowed { "allow" } else { "deny" }
             );
-            println!("reason: {}", decision.reason);
+            out!("reason: {}", decision.reason);
             for id in &decision.determining {
                 let at = engine
                     .policy_location(id)
                     .map(|(f, l)| format!(" ({f}:{l})"))
                     .unwrap_or_default();
-                println!("determining policy: {id}{at}");
+                out!("determining policy: {id}{at}");
             }
             for error in &decision.errors {
-                println!("evaluation error (denies): {error}");
+                out!("evaluation error (denies): {error}");
             }
             for shadow in &decision.shadow {
                 let at = engine
@@ -300,13 +300,14 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     "would not change the decision"
                 };
-                println!(
+                out!(
                     "shadow policy: {}{at} would {}; {change}",
-                    shadow.policy, shadow.effect
+                    shadow.policy,
+                    shadow.effect
                 );
             }
             if !engine.tool_visible(&principal, &tool, &facts) {
-                println!("visibility: hidden from this principal's tool list");
+                out!("visibility: hidden from this principal's tool list");
             }
             Ok(if decision.allowed {
                 ExitCode::SUCCESS

@@ -405,3 +405,55 @@ fn serve_refuses_a_public_bind_without_a_resource_url_and_a_public_admin_listene
         assert!(stderr.contains(expected), "{stderr}");
     }
 }
+
+/// A reader that goes away (`mcp-warden policy schema | head -1`) ends the command quietly,
+/// never with a panic; a stderr pipe nobody reads any more (a desktop client that closed
+/// it) does not stop `serve --stdio` from answering.
+#[tokio::test]
+async fn a_reader_that_goes_away_is_no_panic() {
+    let config = temp_file("pipe.toml", &with_auth(&stdio_backend("s", "")));
+    for args in [
+        &["policy", "schema", "--config"][..],
+        &["check", "--config"],
+    ] {
+        let mut child = std::process::Command::new(warden_exe())
+            .args(args)
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+
+    let mut child = tokio::process::Command::new(warden_exe())
+        .args(["serve", "--stdio", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    stdin
+        .write_all(
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\
+              \"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}\n",
+        )
+        .await
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("an answer")
+        .unwrap()
+        .expect("an answer, not the end of stdout");
+    assert!(line.contains("\"result\""), "{line}");
+}

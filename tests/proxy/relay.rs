@@ -97,6 +97,14 @@ async fn resources_prompts_and_completion_route_by_namespace() {
     let (proxy, _target) = two_backends().await;
     let (client, _) = connect(&proxy.url).await;
     let peer = client.peer();
+    // The backend's own URI, unprefixed: the error says how resources are named here.
+    let raw = client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new("test://static-text"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(raw.contains("<namespace>+<uri>"), "{raw}");
     let read = peer
         .read_resource(ReadResourceRequestParams::new("h+test://static-text"))
         .await

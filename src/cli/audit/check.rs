@@ -33,7 +33,7 @@ pub async fn verify_log(
     let (store, key, now_us, state) = match setup.await {
         Ok(setup) => setup,
         Err(e) => {
-            eprintln!("could not verify: {e:#}");
+            err!("could not verify: {e:#}");
             return 3;
         }
     };
@@ -44,20 +44,20 @@ pub async fn verify_log(
         match new.save(path) {
             Ok(()) => saved = Some(path),
             Err(e) => {
-                eprintln!("could not verify: the log verified but {e}");
+                err!("could not verify: the log verified but {e}");
                 code = 3;
             }
         }
     }
     if json {
-        println!("{}", json_report(&report, code, saved.is_some()));
+        out!("{}", json_report(&report, code, saved.is_some()));
     } else {
         for finding in &report.findings {
-            println!("{finding}");
+            out!("{finding}");
         }
-        println!("{}", summary(&report, code));
+        out!("{}", summary(&report, code));
         if let Some(path) = saved {
-            println!("state saved to {}", path.display());
+            out!("state saved to {}", path.display());
         }
     }
     code
@@ -139,7 +139,7 @@ pub fn verify_proof(file: &Path, public_key: &Path) -> ExitCode {
     let (key, value) = match read() {
         Ok(read) => read,
         Err(e) => {
-            eprintln!("could not verify: {e:#}");
+            err!("could not verify: {e:#}");
             return ExitCode::from(3);
         }
     };
@@ -166,11 +166,11 @@ pub fn verify_proof(file: &Path, public_key: &Path) -> ExitCode {
     };
     match result {
         Ok(message) => {
-            println!("{message}");
+            out!("{message}");
             ExitCode::SUCCESS
         }
         Err(why) => {
-            println!("invalid: {why}");
+            out!("invalid: {why}");
             ExitCode::from(1)
         }
     }
