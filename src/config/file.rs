@@ -279,3 +279,50 @@ pub struct BackendSection {
     #[serde(default)]
     pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
 }
+
+impl BackendSection {
+    /// Settings from `other` (a `[[backends]]` entry naming an imported server) laid over
+    /// this one: what it sets wins, lists and maps add to what is there.
+    pub fn override_with(&mut self, other: BackendSection) {
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if other.$field.is_some() {
+                    self.$field = other.$field;
+                }
+            )*};
+        }
+        macro_rules! add {
+            ($($field:ident),*) => {$(
+                self.$field.extend(other.$field);
+            )*};
+        }
+        set!(
+            namespace,
+            env_allow,
+            keep_alive,
+            connect_timeout_ms,
+            request_timeout_ms,
+            expose,
+            optional,
+            trust_hints,
+            protocol,
+            per_session,
+            max_children,
+            child_idle_timeout_s,
+            limits
+        );
+        add!(
+            args,
+            env,
+            headers,
+            hide,
+            aliases,
+            hints,
+            refuse_undeclared_arguments,
+            tools
+        );
+        if other.cwd.is_some() {
+            self.cwd = other.cwd;
+        }
+    }
+}

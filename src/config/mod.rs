@@ -225,8 +225,23 @@ impl Config {
         if let Some(import) = file.import.take() {
             let import_path = path.parent().unwrap_or(Path::new(".")).join(&import);
             let json = read(&import_path, "import")?;
-            let imported = mcp_json::parse(&json).map_err(|e| ConfigError::one("import", e))?;
-            file.backends.extend(imported);
+            let imported = mcp_json::parse(&json, &|name| std::env::var(name).ok())?;
+            warn(&imported.warnings);
+            let mut servers = imported.backends;
+            // A `[[backends]]` entry that names an imported server and has neither `command`
+            // nor `url` adds its settings (hide, aliases, limits…) to that server.
+            let mut unmatched = Vec::new();
+            for section in std::mem::take(&mut file.backends) {
+                let target = (section.command.is_none() && section.url.is_none())
+                    .then(|| servers.iter_mut().find(|s| s.name == section.name))
+                    .flatten();
+                match target {
+                    Some(server) => server.override_with(section),
+                    None => unmatched.push(section),
+                }
+            }
+            file.backends = unmatched;
+            file.backends.extend(servers);
         }
         if let Some(section) = file.authz.clone() {
             authz::load(&section, path.parent().unwrap_or(Path::new(".")), &mut file)?;
@@ -241,7 +256,9 @@ impl Config {
     /// Reads an `mcpServers` JSON file and serves its servers with default settings.
     pub fn from_mcp_json_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let text = read(path.as_ref(), "mcp-json")?;
-        let backends = mcp_json::parse(&text).map_err(|e| ConfigError::one("mcpServers", e))?;
+        let imported = mcp_json::parse(&text, &|name| std::env::var(name).ok())?;
+        warn(&imported.warnings);
+        let backends = imported.backends;
         // The file a desktop client keeps: a laptop, on loopback, without identities, where
         // the user may use every tool they configured.
         let auth = Some(file::AuthSection {
@@ -271,6 +288,13 @@ impl Config {
             ));
         }
         validate(&file)
+    }
+}
+
+/// What an imported file made of the user's entries, told once at load.
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
 }
 

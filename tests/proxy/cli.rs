@@ -457,3 +457,48 @@ async fn a_reader_that_goes_away_is_no_panic() {
         .expect("an answer, not the end of stdout");
     assert!(line.contains("\"result\""), "{line}");
 }
+
+/// A desktop client's file as users have it: VS Code's `servers` key, a name with a space,
+/// a legacy `sse` entry (skipped, not fatal), a `${VAR}` the clients would expand, and
+/// settings added to an imported server by name in the TOML that imports it.
+#[tokio::test]
+async fn imported_files_are_read_as_the_clients_read_them_and_take_overrides_by_name() {
+    let json = serde_json::json!({"inputs": [], "servers": {
+        "my server": {"type": "stdio", "command": target_exe(), "args": ["--stdio"],
+                      "env": {"WHERE": "${HOME}", "LEVEL": "${MCP_WARDEN_TEST_UNSET:-info}"}},
+        "legacy": {"type": "sse", "url": "http://127.0.0.1:1/sse"}
+    }});
+    temp_file("vscode-mcp.json", &json.to_string());
+    let toml = temp_file(
+        "overrides.toml",
+        "import = \"vscode-mcp.json\"\n[auth]\nanonymous = true\n\
+         [authz]\npolicy = \"permit(principal, action, resource);\"\n\
+         [[backends]]\nname = \"my_server\"\nhide = [\"echo\"]\n\
+         aliases = { test_simple_text = \"simple\" }\n",
+    );
+    let config = mcp_warden::Config::from_path(&toml).unwrap();
+    assert_eq!(config.backends.len(), 1, "the sse entry is skipped");
+    let proxy = TestProxy::from_config(config).await;
+    let (client, _) = connect(&proxy.url).await;
+    let names: Vec<String> = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "simple"), "{names:?}");
+    assert!(names.iter().any(|n| n == "my_server__slow"), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with("echo")), "{names:?}");
+
+    let missing = serde_json::json!({"mcpServers": {"gh": {"command": "x", "args": ["${MCP_WARDEN_TEST_UNSET}"]}}});
+    let path = temp_file("missing-var.json", &missing.to_string());
+    let error = mcp_warden::Config::from_mcp_json_path(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("mcpServers.gh.args[0]") && error.contains("MCP_WARDEN_TEST_UNSET"),
+        "{error}"
+    );
+}
