@@ -451,14 +451,7 @@ permit(principal in Mcp::Issuer::"partner", action == Mcp::Action::"s__test_simp
         let url = proxy.url.clone();
         async move {
             let client = client_with(&url, &token).await;
-            let mut names: Vec<String> = client
-                .peer()
-                .list_all_tools()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|t| t.name.to_string())
-                .collect();
+            let mut names: Vec<String> = listed_tool_names(&client).await;
             names.sort();
             let echo = client
                 .peer()

@@ -53,24 +53,13 @@ fn config() -> String {
     )
 }
 
-async fn tool_names(client: &Client) -> Vec<String> {
-    client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn each_principal_sees_only_the_tools_it_may_call() {
     let proxy = TestProxy::start(&config()).await;
     let (analyst, _) = connect_as(&proxy.url, ANALYST).await;
-    assert_eq!(tool_names(&analyst).await, ["s__echo"]);
+    assert_eq!(listed_tool_names(&analyst).await, ["s__echo"]);
     let (engineer, _) = connect_as(&proxy.url, ENGINEER).await;
-    let all = tool_names(&engineer).await;
+    let all = listed_tool_names(&engineer).await;
     assert!(
         all.len() > 10 && all.contains(&"s__slow".to_owned()),
         "{all:?}"
@@ -215,14 +204,7 @@ async fn operator_hints_override_what_a_backend_claims() {
     );
     let proxy = TestProxy::start(&toml).await;
     let (client, _) = connect(&proxy.url).await;
-    let names: Vec<_> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = listed_tool_names(&client).await;
     assert_eq!(names, ["s__echo"]);
     let echo = client
         .peer()
@@ -298,14 +280,7 @@ async fn a_tool_whose_new_schema_breaks_a_policy_is_quarantined() {
     // The backend now exposes `dynamic_tool` without any `x`: the forbid no longer validates.
     add_dynamic_tool(&client, &seen).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let names: Vec<_> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names = listed_tool_names(&client).await;
     assert!(
         !names.contains(&"s__dynamic_tool".to_owned()),
         "quarantined tools are hidden: {names:?}"

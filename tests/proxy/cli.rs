@@ -480,14 +480,7 @@ async fn imported_files_are_read_as_the_clients_read_them_and_take_overrides_by_
     assert_eq!(config.backends.len(), 1, "the sse entry is skipped");
     let proxy = TestProxy::from_config(config).await;
     let (client, _) = connect(&proxy.url).await;
-    let names: Vec<String> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names: Vec<String> = listed_tool_names(&client).await;
     assert!(names.iter().any(|n| n == "simple"), "{names:?}");
     assert!(names.iter().any(|n| n == "my_server__slow"), "{names:?}");
     assert!(!names.iter().any(|n| n.ends_with("echo")), "{names:?}");

@@ -311,6 +311,20 @@ pub async fn subscribe_touch_and_see_the_update(client: &Client, seen: &TestClie
     .await;
 }
 
+/// Every tool name the client is shown (all pages).
+pub async fn listed_tool_names<S: rmcp::service::Service<RoleClient>>(
+    client: &RunningService<RoleClient, S>,
+) -> Vec<String> {
+    client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..100 {
         if check() {

@@ -290,14 +290,7 @@ async fn aliases_and_filters_apply_to_list_and_call_alike() {
     );
     let proxy = TestProxy::start(&toml).await;
     let (client, _) = connect(&proxy.url).await;
-    let names: Vec<_> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let names: Vec<_> = listed_tool_names(&client).await;
     assert!(
         names.contains(&"say".to_owned()) && !names.iter().any(|n| n.contains("echo")),
         "{names:?}"
