@@ -45,28 +45,24 @@ pub use error::{CallError, Error};
 pub use proxy::{Proxy, ProxyHandle};
 
 /// The configuration used when none is given: the demo backend built into this binary,
-/// anonymous callers on loopback, allow-all policy, and the audit log in `.mcp-warden/`
-/// under the current directory.
+/// anonymous callers on loopback, allow-all policy, and the audit log in the user's state
+/// directory (`config::laptop`).
 pub fn embedded_default_config(exe: &std::path::Path) -> Result<Config, ConfigError> {
-    // The audit log of a laptop: a local directory beside where the proxy was started.
-    let data = std::env::current_dir()
-        .unwrap_or_else(|_| std::path::PathBuf::from("."))
-        .join(".mcp-warden");
-    let store = url_of(&data.join("audit-log"));
+    let home = config::laptop::instance_home("the embedded default").map_err(|e| ConfigError {
+        issues: vec![config::ConfigIssue {
+            path: "audit".to_owned(),
+            message: e.to_string(),
+        }],
+    })?;
+    let audit = config::laptop::audit_section(&home);
     Config::from_toml_str(&format!(
-        "[auth]\nanonymous = true\n[authz]\npolicy = {}\n\n[audit]\norigin = \"mcp-warden.local/audit\"\nstore = {}\nstate_dir = {}\n\n[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
+        "[auth]\nanonymous = true\n[authz]\npolicy = {}\n\n[audit]\norigin = {}\nstore = {}\nstate_dir = {}\n\n[[backends]]\nname = \"demo\"\ncommand = {}\nargs = [\"demo-server\"]\n",
         toml_string(config::ALLOW_ALL),
-        toml_string(&store),
-        toml_string(&data.join("audit-state").display().to_string()),
+        toml_string(audit.origin.as_deref().unwrap_or_default()),
+        toml_string(audit.store.as_deref().unwrap_or_default()),
+        toml_string(audit.state_dir.as_deref().unwrap_or_default()),
         toml_string(&exe.display().to_string())
     ))
-}
-
-/// `file://` URL of a local directory.
-fn url_of(dir: &std::path::Path) -> String {
-    url::Url::from_directory_path(dir)
-        .map(String::from)
-        .unwrap_or_else(|()| format!("file://{}", dir.display()))
 }
 
 fn toml_string(s: &str) -> String {

@@ -46,7 +46,11 @@ impl Proxy {
         // The log opens first: if it cannot (a second writer, an unreadable WAL), nothing
         // starts, and everything after this line has somewhere to be recorded.
         let audit = match &config.audit {
-            Some(settings) => Some(Audit::open(settings).await?),
+            Some(settings) => {
+                let audit = Audit::open(settings).await?;
+                tracing::info!(store = %settings.store, state_dir = %settings.state_dir.display(), "recording every request in the audit log");
+                Some(audit)
+            }
             None => {
                 tracing::warn!("no [audit] section: requests are not recorded");
                 None

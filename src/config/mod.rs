@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod authz;
 pub mod file;
+pub mod laptop;
 pub mod mcp_json;
 mod validate;
 
@@ -269,12 +270,24 @@ impl Config {
             policy: Some(ALLOW_ALL.to_owned()),
             ..Default::default()
         });
-        validate(&file::FileConfig {
+        // Every request is recorded here too, in the user's state directory.
+        let source = std::fs::canonicalize(path.as_ref())
+            .unwrap_or_else(|_| path.as_ref().to_owned())
+            .display()
+            .to_string();
+        let home =
+            laptop::instance_home(&source).map_err(|e| ConfigError::one("audit", e.to_string()))?;
+        let mut config = validate(&file::FileConfig {
             backends,
             auth,
             authz,
+            audit: Some(laptop::audit_section(&home)),
             ..Default::default()
-        })
+        })?;
+        if let Some(audit) = config.audit.as_mut() {
+            audit::resolve(audit, &home);
+        }
+        Ok(config)
     }
 
     /// Parses and validates TOML text. Pure: an `import` key is refused here because it

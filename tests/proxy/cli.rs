@@ -62,6 +62,10 @@ fn every_example_config_passes_check() {
         let out = Command::new(warden_exe())
             .args(["check", flag])
             .arg(&path)
+            .env(
+                "XDG_STATE_HOME",
+                temp_file("state/.keep", "").parent().unwrap(),
+            )
             .output()
             .unwrap();
         assert!(
@@ -85,15 +89,70 @@ async fn serve_stdio_speaks_mcp_on_stdin_and_stdout() {
     assert!(tools.iter().any(|t| t.name == "s__test_simple_text"));
 }
 
+/// A desktop client's `mcpServers` file is served, and every request is recorded there too:
+/// in the user's state directory (here `$XDG_STATE_HOME/mcp-warden`, mode 0700), never in
+/// the directory the client started the proxy in.
 #[tokio::test]
-async fn mcp_json_of_desktop_clients_is_served() {
+async fn mcp_json_of_desktop_clients_is_served_and_recorded_in_the_state_directory() {
     let json = serde_json::json!({"mcpServers": {"target": {"command": target_exe(), "args": ["--stdio"]}}});
     let path = temp_file("mcp.json", &json.to_string());
-    let config = mcp_warden::Config::from_mcp_json_path(&path).unwrap();
-    let proxy = TestProxy::from_config(config).await;
-    let (client, _) = connect(&proxy.url).await;
+    let base = temp_file("desktop/.keep", "").parent().unwrap().to_owned();
+    let (state, project) = (base.join("state"), base.join("project"));
+    std::fs::create_dir_all(&project).unwrap();
+    let mut cmd = tokio::process::Command::new(warden_exe());
+    cmd.args(["serve", "--stdio", "--mcp-json"])
+        .arg(&path)
+        .current_dir(&project)
+        .env("XDG_STATE_HOME", &state);
+    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
     let tools = client.peer().list_all_tools().await.unwrap();
     assert!(tools.iter().any(|t| t.name == "target__echo"));
+    client
+        .peer()
+        .call_tool(call("target__echo", serde_json::json!({"text": "hi"})))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+
+    let state_home = state.join("mcp-warden");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state_home).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+    // One log per place started from and file served, described in its `for.txt`.
+    let homes: Vec<_> = std::fs::read_dir(&state_home)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(homes.len(), 1, "{homes:?}");
+    let home = homes[0].clone();
+    let about = std::fs::read_to_string(home.join("for.txt")).unwrap();
+    assert!(
+        about.contains("project") && about.contains("mcp.json"),
+        "{about}"
+    );
+    assert!(home.join("audit-state/signing.key").exists());
+    let verified = Command::new(warden_exe())
+        .args(["audit", "verify", "--store"])
+        .arg(format!("file://{}/", home.join("audit-log").display()))
+        .arg("--public-key")
+        .arg(home.join("audit-state/signing.pub"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{report}");
+    assert!(
+        report.contains("verified: ") && !report.contains("verified: 0 records"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&project).unwrap().count(),
+        0,
+        "nothing is written where the client started the proxy"
+    );
+
     // And through an `import` key of a TOML file.
     let toml = temp_file(
         "import.toml",
