@@ -11,8 +11,9 @@
 //!   their nesting depth (`max_argument_depth`; the arguments object itself is depth 1).
 //! - **Deny rules**: every string value and every object key of the arguments is matched
 //!   against the tool's rules, compiled into [`RegexSet`]s (one pass per string and set): the
-//!   built-in rules of [`rules`] (on unless `builtin_rules = false`, less `disabled_rules`),
-//!   then the operator's `deny` rules.
+//!   built-in rules of [`rules`] (those on by default, and those named in `enabled_rules`,
+//!   unless `builtin_rules = false`; less `disabled_rules`), then the operator's `deny`
+//!   rules. A refusal says how to allow what it refused for that tool.
 //! - **Result limits and redaction**: the result's size as compact JSON (`max_result_bytes`),
 //!   then every string in it has the configured patterns (`redact`, and the built-in ones
 //!   named in `redact_builtin`) replaced by `[redacted:<id>]`.
@@ -41,6 +42,9 @@
 //! id = "internal_host"
 //! pattern = '(?i)(?-u:\b)internal\.corp\.example(?-u:\b)'
 //! description = "an internal host name"
+//!
+//! [guards.tools."search__query"]  # free text: no SQL, shell or `..` expected in it
+//! enabled_rules = ["sql_*", "shell_*", "path_traversal"]
 //!
 //! [guards.tools."db__query"]      # its arguments are SQL: no built-in rules here
 //! builtin_rules = false
@@ -92,6 +96,10 @@ pub struct GuardConfig {
     pub max_argument_depth: Option<usize>,
     /// Whether the built-in deny rules apply (default: yes).
     pub builtin_rules: Option<bool>,
+    /// Built-in rules that are off by default to switch on, by id or `prefix*`
+    /// (`["sql_*", "shell_*", "path_traversal"]`); for a tool, added to the global ones.
+    #[serde(default)]
+    pub enabled_rules: Vec<String>,
     /// Built-in rule ids (or, for a tool, ids of global `deny` rules) to switch off.
     #[serde(default)]
     pub disabled_rules: Vec<String>,

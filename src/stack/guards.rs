@@ -28,10 +28,26 @@ use crate::governance::Governance;
 
 hub_layer!(GuardsLayer);
 
-fn blocked(b: crate::governance::guards::Blocked) -> CallError {
+/// A refusal, saying how the operator allows what it refused for this tool (`name`; empty
+/// for what no tool's settings cover: a resource URI, a completion).
+fn blocked(name: &str, b: crate::governance::guards::Blocked) -> CallError {
+    use crate::governance::guards::{MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH, MAX_RESULT_BYTES};
     super::audit::note_guard(&b.rule, &b.path);
     tracing::info!(rule = %b.rule, path = %b.path, "blocked by a guard");
-    CallError::Blocked(b.to_string())
+    let section = if name.is_empty() {
+        "[guards]".to_owned()
+    } else {
+        format!("[guards.tools.\"{name}\"]")
+    };
+    let allow =
+        if [MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH, MAX_RESULT_BYTES].contains(&b.rule.as_str()) {
+            format!("raise `{}` under {section}", b.rule)
+        } else {
+            format!("`disabled_rules = [\"{}\"]` under {section}", b.rule)
+        };
+    CallError::Blocked(format!(
+        "{b} (the gateway's operator allows it with {allow})"
+    ))
 }
 
 /// What a request puts before the backend, and the name whose guard settings apply.
@@ -64,7 +80,7 @@ impl Step for GuardsLayer {
             return Box::pin(forward(next, call));
         };
         if let Err(b) = guards.check_arguments(name, &arguments) {
-            return Box::pin(std::future::ready(Err(blocked(b))));
+            return Box::pin(std::future::ready(Err(blocked(name, b))));
         }
         if !guards.guards_results(name) {
             return Box::pin(forward(next, call));
@@ -105,7 +121,7 @@ fn outbound(
     let redactions = governance
         .guards
         .check_result(name, &mut value)
-        .map_err(blocked)?;
+        .map_err(|b| blocked(name, b))?;
     if redactions.is_empty() {
         return Ok(result);
     }

@@ -314,8 +314,8 @@ async fn guards_block_a_traversal_path_and_redact_a_result() {
     )))
     .await;
     let (client, _) = connect(&proxy.url).await;
-    // The built-in rules are on for every tool: a traversal never reaches the backend, and
-    // the error names the rule and where, not the value.
+    // The built-in rules on by default apply to every tool: a system credential's path
+    // never reaches the backend, and the error names the rule and where, not the value.
     let refused = client
         .peer()
         .call_tool(call("s__echo", json!({"text": "../../../etc/shadow"})))
@@ -324,6 +324,14 @@ async fn guards_block_a_traversal_path_and_redact_a_result() {
     let text = refused.to_string();
     assert!(text.contains("blocked by guard rule"), "{text}");
     assert!(text.contains("`/text`"), "{text}");
+    // And how the operator allows it for this tool.
+    assert!(
+        text.contains("disabled_rules = [")
+            && text.contains("sensitive_path")
+            && text.contains("[guards.tools.")
+            && text.contains("s__echo"),
+        "{text}"
+    );
     assert!(
         !text.contains("shadow"),
         "the matched text is not repeated: {text}"

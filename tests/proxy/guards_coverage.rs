@@ -19,7 +19,7 @@ fn blocked_code(e: &rmcp::ServiceError) -> Option<i32> {
 #[tokio::test]
 async fn prompts_resources_and_errors_are_guarded_and_redacted() {
     let proxy = TestProxy::start(&with_auth(&format!(
-        "[guards]\nredact_builtin = [\"email\"]\n{}",
+        "[guards]\nredact_builtin = [\"email\"]\nenabled_rules = [\"path_traversal\"]\n{}",
         stdio_backend("s", "")
     )))
     .await;
@@ -50,7 +50,8 @@ async fn prompts_resources_and_errors_are_guarded_and_redacted() {
     assert!(!text.contains("eve@example.com"), "{text}");
     assert!(text.contains("[redacted:email]"), "{text}");
 
-    // In: a resource URI spelling a sensitive path another way is blocked.
+    // In: a resource URI spelling a sensitive path another way is blocked (`..` where the
+    // operator switched the traversal rule on).
     for uri in [
         "s+test://template/%2Fetc%2Fshadow/data",
         "s+test://template/..%2f..%2fetc/data",

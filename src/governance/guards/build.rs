@@ -67,6 +67,7 @@ impl Builder {
             redact: global_redact,
         };
         self.check_disabled(None, &global.disabled_rules, &[]);
+        self.check_enabled(None, &global.enabled_rules);
         let default = self.tool(None, global, &GuardConfig::default(), &globals);
 
         let mut tools = HashMap::new();
@@ -104,9 +105,19 @@ impl Builder {
             .builtin_rules
             .or(global.builtin_rules)
             .unwrap_or(true);
+        self.check_enabled(name, &config.enabled_rules);
+        let enabled: BTreeSet<&str> = global
+            .enabled_rules
+            .iter()
+            .chain(&config.enabled_rules)
+            .flat_map(|entry| rules::matching(entry).map(|r| r.id))
+            .collect();
         let builtin: Vec<usize> = if builtins_on {
             (0..rules::DENY.len())
-                .filter(|&i| !disabled.contains(rules::DENY[i].id))
+                .filter(|&i| {
+                    let id = rules::DENY[i].id;
+                    (rules::on_by_default(id) || enabled.contains(id)) && !disabled.contains(id)
+                })
                 .collect()
         } else {
             Vec::new()
@@ -262,6 +273,19 @@ impl Builder {
             }
         }
         out
+    }
+
+    /// Every `enabled_rules` entry names at least one built-in rule.
+    fn check_enabled(&mut self, tool: Option<&str>, entries: &[String]) {
+        for (i, entry) in entries.iter().enumerate() {
+            if rules::matching(entry).next().is_none() {
+                self.issue(
+                    tool,
+                    &format!("enabled_rules[{i}]"),
+                    format!("`{entry}` names no built-in rule (an id, or a prefix ending in `*`)"),
+                );
+            }
+        }
     }
 
     /// `disabled_rules` may name built-in rules and, for a tool, global deny rules.

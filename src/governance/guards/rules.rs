@@ -38,9 +38,13 @@
 //! | `shell_reverse_shell` | reverse-shell idioms: `/dev/tcp/host/port`, `nc -e /bin/sh`, `bash -i >&`, `mkfifo /tmp/…;` |
 //! | `shell_destructive` | `rm -rf /` (or `~`, `*`, `$HOME`), `--no-preserve-root`, a fork bomb, `mkfs … /dev/…`, `dd … of=/dev/sdX` |
 //!
-//! The SQL rules fire on SQL, and the shell rules on shell: switch them off for tools whose
-//! arguments *are* SQL or shell commands (a database query tool, a terminal tool), where the
-//! operator's Cedar policy is the control that fits.
+//! On by default: the secrets rules, `sensitive_path`, `shell_destructive` and
+//! `shell_reverse_shell`. Off until asked for (`enabled_rules`): `path_traversal`, the SQL
+//! rules, `shell_substitution`, `shell_chained_command` and `shell_pipe_to_shell`, which
+//! fire on routine coding work as much as on attacks ([`on_by_default`]). Switch them on for the
+//! tools whose arguments should hold no SQL, shell or `..` (a search box, a ticket title);
+//! for tools whose arguments *are* SQL or shell (a database query tool, a terminal tool)
+//! the operator's Cedar policy is the control that fits.
 //!
 //! Left out on purpose: a generic `password=…` / `secret: …` assignment rule. Such text cannot
 //! be told apart from code and templates that merely *name* a secret
@@ -310,6 +314,31 @@ pub const REDACT: &[Redaction] = &[
 ];
 
 /// The built-in deny rule with this id.
+/// Whether a built-in deny rule applies without being asked for. The secrets rules,
+/// `sensitive_path`, `shell_destructive` and `shell_reverse_shell` do: a credential, a
+/// system secret, `rm -rf /` or `/dev/tcp/…` in an argument is never routine. The SQL
+/// rules, the other shell rules and `path_traversal` do not: they fire on the routine work
+/// of coding agents (a build script with `&& make`, `curl … | sh`, a migration with two
+/// statements, `../data/file.txt`), and are switched on (`enabled_rules`) where a tool's
+/// arguments should hold no SQL, shell or `..`.
+pub fn on_by_default(id: &str) -> bool {
+    !(id == "path_traversal"
+        || id.starts_with("sql_")
+        || matches!(
+            id,
+            "shell_substitution" | "shell_chained_command" | "shell_pipe_to_shell"
+        ))
+}
+
+/// The built-in deny rules an `enabled_rules` entry names: an id, or a prefix ending in
+/// `*` (`sql_*`, `shell_*`, `*`).
+pub fn matching(entry: &str) -> impl Iterator<Item = &'static Rule> + '_ {
+    DENY.iter().filter(move |r| match entry.strip_suffix('*') {
+        Some(prefix) => r.id.starts_with(prefix),
+        None => r.id == entry,
+    })
+}
+
 pub fn deny_rule(id: &str) -> Option<&'static Rule> {
     DENY.iter().find(|r| r.id == id)
 }

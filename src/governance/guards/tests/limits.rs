@@ -133,6 +133,7 @@ fn content_met_before_excess_depth_is_reported_first() {
     let guards = Guards::build(
         &GuardConfig {
             max_argument_depth: Some(2),
+            enabled_rules: vec!["path_traversal".into()],
             ..GuardConfig::default()
         },
         &BTreeMap::new(),
