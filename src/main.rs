@@ -26,7 +26,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "mcp-warden",
     version,
-    about = "A zero-trust gateway for the Model Context Protocol"
+    about = "A zero-trust gateway for the Model Context Protocol",
+    after_help = "Logs go to stderr. Their level: the MCP_WARDEN_LOG environment variable, \
+                  in tracing's filter syntax (e.g. `debug`, `info,mcp_warden::backend=debug`; \
+                  default `info,rmcp=warn`)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -316,12 +316,17 @@ pub(crate) fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
         .map_err(|e| ConfigError::one(what, format!("cannot read `{}`: {e}", path.display())))
 }
 
+/// A TOML error is reported at its line and column, as editors count them (from 1).
 fn parse_toml(text: &str) -> Result<file::FileConfig, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let path = match e.span() {
             Some(span) => {
-                let line = text[..span.start.min(text.len())].lines().count().max(1);
-                format!("line {line}")
+                // Lines counted from 1: the newlines before the error's start, plus one
+                // (`lines()` undercounts by one when the error starts a line).
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                format!("line {line}, column {column}")
             }
             None => "config".to_owned(),
         };

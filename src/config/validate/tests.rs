@@ -455,3 +455,14 @@ command = "x"
         "{joined}"
     );
 }
+
+#[test]
+fn a_toml_error_is_reported_at_its_line_and_column() {
+    let error = Config::from_toml_str("[server]\nbind = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+    assert_eq!(error.issues[0].path, "line 3, column 1", "{error}");
+    let error = Config::from_toml_str("[server]\n  page_size = \"x\"\n").unwrap_err();
+    assert!(
+        error.issues[0].path.starts_with("line 2, column "),
+        "{error}"
+    );
+}
