@@ -68,6 +68,7 @@ pub(crate) fn spawn_supervisor(
                             .await;
                     }
                     let lists = read_lists(&backend, &peer).await;
+                    warn_unmatched(&backend, &lists);
                     // Calls go directly to an HTTP backend on the handshake revisions; on
                     // 2026-07-28 (input rounds, per-request metadata) through rmcp's client.
                     let handshake = !super::speaks_2026(&peer);
@@ -235,6 +236,24 @@ fn listen_for_changes(
             }
         }
     }))
+}
+
+/// Settings that name nothing the backend has: said once it has listed what it has (a
+/// `hide` that matches no tool hides nothing, an alias of a missing tool exposes nothing).
+fn warn_unmatched(backend: &Backend, lists: &BackendLists) {
+    let names = lists
+        .tools
+        .iter()
+        .map(|t| t.name.as_ref())
+        .chain(lists.prompts.iter().map(|p| p.name.as_str()));
+    for (field, glob) in backend.settings.filter.unmatched(names) {
+        tracing::warn!(backend = %backend.name(), "`{field}` glob `{glob}` matches none of the backend's tools or prompts");
+    }
+    for from in backend.settings.aliases.keys() {
+        if !lists.tools.iter().any(|t| t.name == from.as_str()) {
+            tracing::warn!(backend = %backend.name(), "alias of `{from}`: the backend has no such tool");
+        }
+    }
 }
 
 /// Everything the backend offers, per the capabilities it declared. A list that fails to

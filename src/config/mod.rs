@@ -160,11 +160,50 @@ pub enum Transport {
 pub struct NameFilter {
     expose: Option<globset::GlobSet>,
     hide: Option<globset::GlobSet>,
+    /// `expose` and `hide` as written.
+    patterns: (Vec<String>, Vec<String>),
 }
 
 impl NameFilter {
     pub fn new(expose: Option<globset::GlobSet>, hide: Option<globset::GlobSet>) -> Self {
-        Self { expose, hide }
+        Self {
+            expose,
+            hide,
+            patterns: Default::default(),
+        }
+    }
+
+    /// The globs as written, in the order of their sets, for [`NameFilter::unmatched`].
+    pub fn with_patterns(mut self, expose: &[String], hide: &[String]) -> Self {
+        self.patterns = (expose.to_vec(), hide.to_vec());
+        self
+    }
+
+    /// `(field, glob)` of every glob that matches none of `names`: a `hide = ["get_env"]`
+    /// for a tool called `get-env` leaves the tool exposed without a word otherwise.
+    pub fn unmatched<'a>(
+        &self,
+        names: impl Iterator<Item = &'a str> + Clone,
+    ) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        for (field, set, patterns) in [
+            ("expose", &self.expose, &self.patterns.0),
+            ("hide", &self.hide, &self.patterns.1),
+        ] {
+            let Some(set) = set else { continue };
+            let mut hit = vec![false; set.len()];
+            for name in names.clone() {
+                for i in set.matches(name) {
+                    hit[i] = true;
+                }
+            }
+            out.extend(
+                (hit.iter().zip(patterns))
+                    .filter(|(hit, _)| !**hit)
+                    .map(|(_, p)| (field, p.as_str())),
+            );
+        }
+        out
     }
 
     /// Whether a backend's tool or prompt called `name` is exposed at all.

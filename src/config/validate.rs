@@ -378,7 +378,8 @@ fn backend(
         transport: transport?,
         connect_timeout,
         request_timeout,
-        filter: NameFilter::new(expose.flatten(), hide.flatten()),
+        filter: NameFilter::new(expose.flatten(), hide.flatten())
+            .with_patterns(b.expose.as_deref().unwrap_or_default(), &b.hide),
         aliases: b.aliases.clone(),
         optional: b.optional.unwrap_or(true),
         protocol,

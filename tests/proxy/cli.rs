@@ -554,3 +554,52 @@ async fn imported_files_are_read_as_the_clients_read_them_and_take_overrides_by_
         "{error}"
     );
 }
+
+/// A `hide` or `expose` glob that matches nothing the backend lists, and an alias of a tool
+/// it does not have, are said at startup (`hide = ["get_env"]` for a tool called `get-env`
+/// hid nothing, silently); globs that match are not mentioned.
+#[tokio::test]
+async fn settings_that_name_nothing_the_backend_has_are_warned_about() {
+    let config = temp_file(
+        "unmatched.toml",
+        &with_auth(&stdio_backend(
+            "s",
+            "hide = [\"crash\", \"get_env\"]\naliases = { nope = \"never\", echo = \"say\" }",
+        )),
+    );
+    let mut child = tokio::process::Command::new(warden_exe())
+        .args(["serve", "--stdio", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !(seen.contains("get_env") && seen.contains("`nope`")) {
+        match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            _ => break,
+        }
+    }
+    assert!(
+        seen.contains("`hide` glob `get_env` matches none of the backend's tools or prompts"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("alias of `nope`: the backend has no such tool"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("`crash`") && !seen.contains("`echo`"),
+        "{seen}"
+    );
+}
