@@ -56,6 +56,10 @@ enum Command {
     Check {
         #[command(flatten)]
         source: Source,
+        /// Do not look for the files the configuration names (key files, a JWKS file):
+        /// for checking a deployment's configuration away from its host
+        #[arg(long)]
+        no_file_checks: bool,
     },
     /// Validate, test, explain and print Cedar policies
     #[command(subcommand)]
@@ -146,9 +150,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { source } => {
+        Command::Check {
+            source,
+            no_file_checks,
+        } => {
             let config = source.load()?;
-            match cli::policy::check_config(&config) {
+            match cli::policy::check_config(&config, !no_file_checks) {
                 Ok(note) => {
                     out!(
                         "configuration is valid: {} backend(s)",

@@ -1,5 +1,9 @@
 //! Backends: one shared connection per configured MCP server, kept alive by a supervisor
 //! that restarts it with backoff, and the forwarding of one request with cancellation.
+//! Two connections for an `auto` HTTP backend that serves both revisions (one per client
+//! revision); a child per client session for a stdio backend with `per_session = true`.
+//! Calls on the handshake revisions go on the proxy's own path beside rmcp's client:
+//! [`direct`] for HTTP, [`pipe`] for stdio.
 //!
 //! Where this sits: the innermost part of the call path. Everything above (catalog,
 //! authorization, governance) has already decided; here a request is sent as it is.
@@ -44,8 +48,8 @@ pub struct Backend {
     listens: listen::Listens,
     /// A stdio backend with `per_session = true`: each client session's own child.
     children: Option<children::Children>,
-    /// Where calls go directly (HTTP backends on the handshake revisions), with the relay
-    /// that takes what the backend sends on a call's stream.
+    /// Where calls go directly (on the handshake revisions: an HTTP backend's endpoint, a
+    /// stdio backend's pipe), with the relay that takes what the backend sends for a call.
     direct: RwLock<Option<(connect::DirectPath, relay::Relay)>>,
     inflight: inflight::Inflight,
 }

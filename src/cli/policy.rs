@@ -351,7 +351,43 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
 /// What `check` adds to the configuration's validation: the policies, strictly, against the
 /// saved tool catalog when one is configured (otherwise they are validated at start against
 /// the live backends' tools).
-pub fn check_config(config: &Config) -> Result<String, String> {
+/// The files a configuration names and startup reads: each one must be there (`check`
+/// passed configs whose key files did not exist, and `serve` then failed).
+fn files_exist(config: &Config) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for (i, issuer) in config.auth.issuers.iter().enumerate() {
+        if let mcp_warden::config::KeySource::File(path) = &issuer.keys
+            && !path.is_file()
+        {
+            missing.push(format!(
+                "auth.issuers[{i}].jwks_file: `{}` does not exist",
+                path.display()
+            ));
+        }
+    }
+    if let Some(audit) = &config.audit {
+        for (field, path) in [
+            ("audit.signing_key", &audit.signing_key),
+            ("audit.pseudonym_key", &audit.pseudonym_key),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                missing.push(format!("{field}: `{}` does not exist", path.display()));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("\n"))
+    }
+}
+
+pub fn check_config(config: &Config, files: bool) -> Result<String, String> {
+    if files {
+        files_exist(config)?;
+    }
     let Some(catalog) = &config.authz.catalog else {
         return Ok(
             "policies: no `authz.tools` catalog; validated at start against the backends' tools"

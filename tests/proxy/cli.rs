@@ -60,7 +60,8 @@ fn every_example_config_passes_check() {
             _ => continue,
         };
         let out = Command::new(warden_exe())
-            .args(["check", flag])
+            // Example deployments name their hosts' key files.
+            .args(["check", "--no-file-checks", flag])
             .arg(&path)
             .env(
                 "XDG_STATE_HOME",
@@ -373,6 +374,8 @@ fn check_validates_policies_against_the_saved_catalog() {
     let good = Command::new(warden_exe())
         .args([
             "check",
+            // Its key files are the deployment's (`/etc/mcp-warden/...`), not this host's.
+            "--no-file-checks",
             "--config",
             &format!("{root}/examples/configs/perimeter.toml"),
         ])
@@ -601,5 +604,35 @@ async fn settings_that_name_nothing_the_backend_has_are_warned_about() {
     assert!(
         !seen.contains("`crash`") && !seen.contains("`echo`"),
         "{seen}"
+    );
+}
+
+/// `check` fails on the files startup would fail to read: a JWKS file, a signing key or a
+/// pseudonym key that is not there.
+#[test]
+fn check_fails_on_key_files_that_do_not_exist() {
+    let config = temp_file(
+        "missing-files.toml",
+        "[auth]\n[[auth.issuers]]\nissuer = \"https://idp.example\"\naudiences = [\"a\"]\n\
+         jwks_file = \"/nonexistent/jwks.json\"\n\
+         [authz]\npolicy = \"permit(principal, action, resource);\"\n\
+         [audit]\norigin = \"x.example/audit\"\nstore = \"memory://\"\n\
+         signing_key = \"/nonexistent/audit.key\"\n\
+         [[backends]]\nname = \"s\"\ncommand = \"true\"\n",
+    );
+    let out = Command::new(warden_exe())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("auth.issuers[0].jwks_file: `/nonexistent/jwks.json` does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("audit.signing_key: `/nonexistent/audit.key` does not exist"),
+        "{stderr}"
     );
 }
