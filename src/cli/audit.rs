@@ -116,7 +116,7 @@ pub enum AuditCommand {
 
 #[derive(Args)]
 pub struct StoreArgs {
-    /// The log's store: file:///dir, s3://bucket/prefix
+    /// The log's store: a directory (a path, or file:///dir), s3://bucket/prefix
     #[arg(long)]
     store: String,
     /// A store option (S3: endpoint, region, allow_http, ...), repeatable
@@ -134,7 +134,8 @@ impl StoreArgs {
     /// Opens the store for reading: a `file://` store must already exist (opening one
     /// would otherwise create an empty directory and report an empty log).
     fn open(&self) -> anyhow::Result<Store> {
-        if let Ok(url) = url::Url::parse(&self.store)
+        let store = self.url()?;
+        if let Ok(url) = url::Url::parse(&store)
             && url.scheme() == "file"
         {
             let dir = url
@@ -145,7 +146,19 @@ impl StoreArgs {
             }
         }
         let options: BTreeMap<String, String> = self.store_option.iter().cloned().collect();
-        Ok(Store::open(&self.store, &options)?)
+        Ok(Store::open(&store, &options)?)
+    }
+
+    /// The store as a URL: a plain path (no `scheme://`) is the local directory it names.
+    fn url(&self) -> anyhow::Result<String> {
+        if self.store.contains("://") {
+            return Ok(self.store.clone());
+        }
+        let dir = std::path::absolute(&self.store)
+            .with_context(|| format!("`{}` is not a usable path", self.store))?;
+        url::Url::from_directory_path(&dir)
+            .map(String::from)
+            .map_err(|()| anyhow::anyhow!("`{}` is not a usable path", dir.display()))
     }
 }
 

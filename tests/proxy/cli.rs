@@ -135,9 +135,10 @@ async fn mcp_json_of_desktop_clients_is_served_and_recorded_in_the_state_directo
         "{about}"
     );
     assert!(home.join("audit-state/signing.key").exists());
+    // `--store` takes a plain path as well as a `file://` URL.
     let verified = Command::new(warden_exe())
         .args(["audit", "verify", "--store"])
-        .arg(format!("file://{}/", home.join("audit-log").display()))
+        .arg(home.join("audit-log"))
         .arg("--public-key")
         .arg(home.join("audit-state/signing.pub"))
         .output()
