@@ -13,6 +13,8 @@ use crate::{hub::Hub, mcp::catalog::BackendLists};
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long an `auto` backend on 2026-07-28 has to accept the handshake as well.
+const LEGACY_PROBE: Duration = Duration::from_secs(5);
 
 /// Starts the supervisor of `backend`; `first` learns how the first attempt went.
 pub(crate) fn spawn_supervisor(
@@ -183,7 +185,21 @@ async fn connect_both(
     if !http || !super::speaks_2026(first.0.peer()) {
         return Ok((first, None));
     }
-    match connect(settings, relay, crate::config::BackendProtocol::Initialize).await {
+    // A backend that ignores `initialize` altogether must not hold the first connection up
+    // for the whole connect timeout: it is served on 2026-07-28 alone.
+    let limit = settings.connect_timeout.min(LEGACY_PROBE);
+    let second = tokio::time::timeout(
+        limit,
+        connect(settings, relay, crate::config::BackendProtocol::Initialize),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no answer to initialize within {} s",
+            limit.as_secs()
+        ))
+    });
+    match second {
         Ok(second) if !super::speaks_2026(second.0.peer()) => Ok((first, Some(second))),
         Ok(_) => Ok((first, None)),
         Err(reason) => {
