@@ -12,11 +12,18 @@ use std::path::{Path, PathBuf};
 
 use super::audit::AuditSection;
 
-/// The state directory, made if need be (mode 0700 on Unix).
+/// The state directory, made if need be (mode 0700 on Unix). Without a home directory (a
+/// container with no `HOME`), `.mcp-warden` in the directory the proxy was started from,
+/// said in the log.
 pub fn state_home() -> std::io::Result<PathBuf> {
-    let dir = directories::ProjectDirs::from("", "", "mcp-warden")
-        .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
-        .ok_or_else(|| std::io::Error::other("no home directory to keep the audit log in"))?;
+    let dir = match directories::ProjectDirs::from("", "", "mcp-warden") {
+        Some(d) => d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf(),
+        None => {
+            let dir = std::env::current_dir()?.join(".mcp-warden");
+            tracing::warn!(dir = %dir.display(), "no home directory: the audit log is kept here");
+            dir
+        }
+    };
     make_private(&dir)?;
     Ok(dir)
 }
