@@ -40,11 +40,33 @@ use wire::{Answer, Wire};
 
 /// A request as sent: the JSON-RPC frame around the typed request, serialized in place.
 #[derive(serde::Serialize)]
-pub(super) struct Outgoing<'a> {
-    pub jsonrpc: &'static str,
-    pub id: &'a RequestId,
+struct Outgoing<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
     #[serde(flatten)]
-    pub request: &'a ClientRequest,
+    request: &'a ClientRequest,
+}
+
+/// A call as the proxy sends it on its own path (HTTP or a stdio pipe): under `id`, with
+/// `id` as the progress token when the client asked for progress (the relay maps it back
+/// to the client's own), serialized by reference (a call this path cannot deliver goes
+/// through rmcp's client, which sets its own token).
+pub(super) fn frame(
+    id: &RequestId,
+    request: &mut ClientRequest,
+    origin: &Origin,
+) -> Result<Vec<u8>, CallError> {
+    if origin.progress_token.is_some() {
+        request
+            .get_meta_mut()
+            .set_progress_token(ProgressToken(id.clone()));
+    }
+    serde_json::to_vec(&Outgoing {
+        jsonrpc: "2.0",
+        id,
+        request,
+    })
+    .map_err(|e| CallError::Internal(e.to_string()))
 }
 /// The largest answer read from a backend (a tool's result included).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -143,22 +165,9 @@ impl Endpoint {
         let session = self.negotiated()?;
         let id = RequestId::String(crate::ids::request_id().into());
         let tool = matches!(request, ClientRequest::CallToolRequest(_));
-        // The backend's progress names the proxy's token; it goes back to the client as the
-        // client's own (the relay maps it).
-        if origin.progress_token.is_some() {
-            request
-                .get_meta_mut()
-                .set_progress_token(ProgressToken(id.clone()));
-        }
-        // By reference: a call this path cannot deliver goes through rmcp's client, which
-        // sets its own progress token.
-        let body = match serde_json::to_vec(&Outgoing {
-            jsonrpc: "2.0",
-            id: &id,
-            request,
-        }) {
+        let body = match frame(&id, request, origin) {
             Ok(body) => body,
-            Err(e) => return Some(Err(CallError::Internal(e.to_string()))),
+            Err(e) => return Some(Err(e)),
         };
         let mut guard = CancelOnDrop {
             endpoint: Some((self.clone(), session.clone())),

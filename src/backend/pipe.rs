@@ -21,7 +21,7 @@ use rmcp::{
     RoleClient,
     model::{
         CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification, ClientRequest,
-        GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerNotification, ServerResult,
+        ProgressToken, RequestId, ServerJsonRpcMessage, ServerNotification, ServerResult,
     },
     transport::Transport,
 };
@@ -32,7 +32,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Origin, direct::Outgoing, relay::Relay};
+use super::{Origin, relay::Relay};
 use crate::{envelope::Envelope, error::CallError};
 
 /// The longest line read from a backend (a tool's result included).
@@ -105,23 +105,13 @@ impl Pipe {
         let key: Arc<str> = crate::ids::request_id().into();
         let id = RequestId::String(key.clone());
         let tool = matches!(request, ClientRequest::CallToolRequest(_));
-        // The backend's progress names the call's id; the relay maps it back to the
-        // client's own token.
-        let token = ProgressToken(id.clone());
-        if origin.progress_token.is_some() {
-            request.get_meta_mut().set_progress_token(token.clone());
-        }
-        let mut line = serde_json::to_vec(&Outgoing {
-            jsonrpc: "2.0",
-            id: &id,
-            request,
-        })
-        .map_err(|e| CallError::Internal(e.to_string()))?;
+        let mut line = super::direct::frame(&id, request, origin)?;
         line.push(b'\n');
         let (tx, answer) = oneshot::channel();
         lock(&self.waiting).insert(key.clone(), tx);
         // Known to the relay for the whole call: progress by token, and what the backend
         // asks while only this session has calls in flight.
+        let token = ProgressToken(id.clone());
         let _registration = relay.inflight.register(id.clone(), token, origin.clone());
         let mut guard = Abandon {
             pipe: Some(self.clone()),
