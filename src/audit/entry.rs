@@ -17,6 +17,30 @@ use crate::authz::Decision;
 /// Salts and values of one record's argument commitments (kept beside the log).
 pub type Openings = (BTreeMap<String, [u8; 32]>, Value);
 
+/// Reads a pseudonym key file (at least 16 bytes, used as they are).
+pub fn read_pseudonym_key(path: &std::path::Path) -> Result<Vec<u8>, AuditError> {
+    let key =
+        std::fs::read(path).map_err(|e| AuditError::Open(format!("{}: {e}", path.display())))?;
+    if key.len() < 16 {
+        return Err(AuditError::Open(format!(
+            "{}: a pseudonym key needs at least 16 bytes",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// The pseudonym recorded for principal `id` under `key`: `hmac-sha256:<hex>` (the same
+/// caller keeps the same pseudonym, so its records still link up; only the key holder can
+/// tell who it is).
+pub fn pseudonym(key: &[u8], id: &str) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(id.as_bytes());
+    let tag: [u8; 32] = mac.finalize().into_bytes().into();
+    format!("{}{}", super::show::PSEUDONYM_PREFIX, hex(&tag))
+}
+
 /// Builds entry fields according to the log's settings.
 pub struct EntryBuilder {
     pseudonym_key: Option<Vec<u8>>,
@@ -25,20 +49,11 @@ pub struct EntryBuilder {
 
 impl EntryBuilder {
     pub(crate) fn new(settings: &AuditSettings) -> Result<EntryBuilder, AuditError> {
-        let pseudonym_key = match &settings.pseudonym_key {
-            Some(path) => {
-                let key = std::fs::read(path)
-                    .map_err(|e| AuditError::Open(format!("{}: {e}", path.display())))?;
-                if key.len() < 16 {
-                    return Err(AuditError::Open(format!(
-                        "{}: a pseudonym key needs at least 16 bytes",
-                        path.display()
-                    )));
-                }
-                Some(key)
-            }
-            None => None,
-        };
+        let pseudonym_key = settings
+            .pseudonym_key
+            .as_deref()
+            .map(read_pseudonym_key)
+            .transpose()?;
         Ok(EntryBuilder {
             pseudonym_key,
             disclose: settings.disclose.clone(),
@@ -49,13 +64,7 @@ impl EntryBuilder {
     /// are on (the same caller keeps the same pseudonym, so its records still link up).
     pub fn principal(&self, p: &Principal) -> PrincipalField {
         let id = match &self.pseudonym_key {
-            Some(key) => {
-                let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-                    .expect("HMAC takes keys of any length");
-                mac.update(p.id.as_bytes());
-                let tag: [u8; 32] = mac.finalize().into_bytes().into();
-                format!("hmac-sha256:{}", hex(&tag))
-            }
+            Some(key) => pseudonym(key, &p.id),
             None => p.id.clone(),
         };
         PrincipalField {

@@ -67,6 +67,14 @@ pub enum ProofError {
     Openings(String),
     #[error("the disclosed value is not the one the record committed to at `{0}`")]
     Commitment(String),
+    #[error(
+        "record {index} committed to no argument at `{path}` (no such field); its committed fields: {known}"
+    )]
+    NoSuchField {
+        index: u64,
+        path: String,
+        known: String,
+    },
 }
 
 // The causes are part of the messages, not error sources, so they print once.
@@ -235,7 +243,7 @@ pub fn disclose(
     path: &str,
 ) -> Result<DisclosureFile, ProofError> {
     let record = check_record(&proof)?;
-    let committed = committed(&record, path)?;
+    let committed = committed(&record, proof.index, path)?;
     let file = openings_file(openings_dir, proof.index)?;
     let text = std::fs::read_to_string(&file)
         .map_err(|e| ProofError::Openings(format!("{}: {e}", file.display())))?;
@@ -282,15 +290,31 @@ pub fn disclose(
     }))
 }
 
-/// The commitment the record holds for `path` (hex).
-fn committed(record: &Value, path: &str) -> Result<String, ProofError> {
-    record
+/// The commitment record `index` holds for `path` (hex); a path it holds none for is
+/// "no such field", with the paths it does hold.
+fn committed(record: &Value, index: u64, path: &str) -> Result<String, ProofError> {
+    let commitments = record
         .get("arguments")
         .and_then(|a| a.get("commitments"))
+        .and_then(Value::as_object);
+    commitments
         .and_then(|c| c.get(path))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ProofError::Commitment(path.to_owned()))
+        .ok_or_else(|| {
+            let known: Vec<String> = commitments
+                .map(|c| c.keys().map(|k| format!("`{k}`")).collect())
+                .unwrap_or_default();
+            ProofError::NoSuchField {
+                index,
+                path: path.to_owned(),
+                known: if known.is_empty() {
+                    "none (the request carried no arguments)".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            }
+        })
 }
 
 /// The openings file of the segment holding record `index`.
@@ -320,7 +344,7 @@ fn openings_file(dir: &Path, index: u64) -> Result<std::path::PathBuf, ProofErro
 pub fn check_disclosure(file: &DisclosureFile, key: &NoteVerifier) -> Result<(), ProofError> {
     check_proof(&file.proof, key)?;
     let record = check_record(&file.proof)?;
-    let committed = committed(&record, &file.path)?;
+    let committed = committed(&record, file.proof.index, &file.path)?;
     if hex(&commitment(&file.path, &file.value, &file.salt)) != committed {
         return Err(ProofError::Commitment(file.path.clone()));
     }

@@ -188,26 +188,16 @@ pub fn link(bytes: &[u8]) -> (Hash, String) {
     (hash, hex(&hash))
 }
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Lowercase hexadecimal of a hash, without allocating (the verifier's chain check).
 pub fn hex_hash(hash: &Hash) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(hash) {
-        pair[0] = DIGITS[(b >> 4) as usize];
-        pair[1] = DIGITS[(b & 15) as usize];
-    }
+    hex::encode_to_slice(hash, &mut out).expect("64 digits for 32 bytes");
     out
 }
 
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

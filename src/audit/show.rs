@@ -1,6 +1,8 @@
-//! `audit show`: the records of a log, in order, filtered by time, principal, tool and
-//! decision, as a table for people or as the canonical record lines for tools. It reads;
-//! it does not verify (that is `audit verify`).
+//! `audit show`: the records of a log, in order, filtered by time, principal, tool,
+//! decision, determining policy, outcome and kind, as a table for people or as JSON lines,
+//! a JSON array or CSV for tools. It reads; it does not verify (that is `audit verify`).
+
+mod table;
 
 use std::io::Write;
 
@@ -10,6 +12,8 @@ use serde_json::Value;
 use super::store::Store;
 use super::verify::listing;
 
+pub use table::rfc3339;
+
 /// Which records to show; every given condition must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -17,31 +21,48 @@ pub struct Filter {
     pub from_us: Option<u64>,
     /// Records strictly before this time.
     pub to_us: Option<u64>,
-    /// `principal.id` equals this.
+    /// `principal.id` equals this (a pseudonym where the log records pseudonyms).
     pub principal: Option<String>,
     /// `resource` (the exposed tool, prompt or resource) equals this.
     pub tool: Option<String>,
     /// `decision.effect` equals this (`allow` or `deny`).
     pub decision: Option<String>,
+    /// `decision.policies` (the determining policies) holds this id.
+    pub policy: Option<String>,
+    /// `outcome.status` equals this (`ok`, `error`, `denied`, ...).
+    pub outcome: Option<String>,
+    /// `kind` equals this (`request`, `auth_failure`, `start`, ...).
+    pub kind: Option<String>,
 }
 
 /// How to print the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// One aligned row per record, with a header.
+    /// One aligned row per record, with a header; long values are shortened with `…`.
     Table,
     /// The canonical record lines, as stored.
     JsonLines,
+    /// One JSON array of the records, as stored.
+    Json,
+    /// One CSV row per record with a header (RFC 4180), every value in full.
+    Csv,
 }
 
 /// What was shown.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Shown {
+    /// Records read.
+    pub read: u64,
     /// Records printed.
     pub matched: u64,
     /// Lines that are not JSON objects (run `audit verify` to see why).
     pub skipped: u64,
+    /// Records whose principal id is a pseudonym (`hmac-sha256:…`).
+    pub pseudonymous: u64,
 }
+
+/// The prefix of a pseudonymised principal id (audit/FORMAT.md §2).
+pub const PSEUDONYM_PREFIX: &str = "hmac-sha256:";
 
 /// Why the records could not be shown.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +86,12 @@ impl From<std::io::Error> for ShowError {
     }
 }
 
+impl From<csv::Error> for ShowError {
+    fn from(e: csv::Error) -> Self {
+        ShowError::Output(e.into())
+    }
+}
+
 impl Filter {
     /// Whether the record `value` passes.
     pub fn matches(&self, value: &Value) -> bool {
@@ -74,12 +101,21 @@ impl Filter {
             want.as_deref()
                 .is_none_or(|want| text(pointer) == Some(want))
         };
+        let policy = self.policy.as_deref().is_none_or(|want| {
+            value
+                .pointer("/decision/policies")
+                .and_then(Value::as_array)
+                .is_some_and(|ids| ids.iter().any(|id| id.as_str() == Some(want)))
+        });
         self.from_us
             .is_none_or(|from| time.is_some_and(|t| t >= from))
             && self.to_us.is_none_or(|to| time.is_some_and(|t| t < to))
             && same(&self.principal, "/principal/id")
             && same(&self.tool, "/resource")
             && same(&self.decision, "/decision/effect")
+            && same(&self.outcome, "/outcome/status")
+            && same(&self.kind, "/kind")
+            && policy
     }
 }
 
@@ -92,9 +128,7 @@ pub async fn show(
 ) -> Result<Shown, ShowError> {
     let listing = listing::list(store).await?;
     let mut shown = Shown::default();
-    if format == Format::Table {
-        writeln!(out, "{}", row(&HEADER.map(str::to_owned)))?;
-    }
+    let mut sink = Sink::new(format, out)?;
     let keys = listing.segments.into_iter().map(|s| s.key).collect();
     let mut reads = listing::read_each(store, keys, 4);
     while let Some(data) = reads.next().await {
@@ -108,212 +142,82 @@ pub async fn show(
                 shown.skipped += 1;
                 continue;
             };
+            shown.read += 1;
+            if value
+                .pointer("/principal/id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.starts_with(PSEUDONYM_PREFIX))
+            {
+                shown.pseudonymous += 1;
+            }
             if !filter.matches(&value) {
                 continue;
             }
             shown.matched += 1;
-            match format {
-                Format::JsonLines => {
-                    out.write_all(line)?;
-                    out.write_all(b"\n")?;
-                }
-                Format::Table => writeln!(out, "{}", row(&cells(&value)))?,
-            }
+            sink.record(line, &value)?;
         }
     }
-    out.flush()?;
+    sink.finish()?;
     Ok(shown)
 }
 
-const HEADER: [&str; 9] = [
-    "INDEX",
-    "TIME (UTC)",
-    "KIND",
-    "PRINCIPAL",
-    "ACTION",
-    "RESOURCE",
-    "DECISION",
-    "STATUS",
-    "LATENCY",
-];
-const WIDTHS: [usize; 9] = [8, 27, 12, 20, 16, 24, 8, 15, 0];
-
-fn row(cells: &[String; 9]) -> String {
-    let mut line = String::new();
-    for (cell, width) in cells.iter().zip(WIDTHS) {
-        line.push_str(&format!("{cell:<width$} "));
-    }
-    line.trim_end().to_owned()
+/// Where matched records go, in the chosen format.
+enum Sink<'o> {
+    Table(&'o mut dyn Write),
+    JsonLines(&'o mut dyn Write),
+    Json(&'o mut dyn Write, bool),
+    Csv(Box<csv::Writer<&'o mut dyn Write>>),
 }
 
-fn cells(value: &Value) -> [String; 9] {
-    let text = |pointer: &str| {
-        value
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map_or_else(|| "-".to_owned(), printable)
-    };
-    let int = |pointer: &str| value.pointer(pointer).and_then(Value::as_u64);
-    [
-        int("/index").map_or("-".into(), |i| i.to_string()),
-        int("/time_us").map_or("-".into(), rfc3339),
-        text("/kind"),
-        text("/principal/id"),
-        text("/action"),
-        text("/resource"),
-        text("/decision/effect"),
-        text("/outcome/status"),
-        int("/outcome/latency_us").map_or("-".into(), latency),
-    ]
-}
-
-/// A client-chosen string made safe for one table cell: control characters (C0, DEL, C1),
-/// line and paragraph separators and bidirectional formatting characters print as
-/// `\u{..}` escapes, and a backslash as `\\`, so no tool name or client name can start a
-/// row of its own, move the cursor, recolour the terminal or reorder what is shown.
-fn printable(s: &str) -> String {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(
-                c,
-                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
-            )
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
-    if !s.chars().any(|c| c == '\\' || unsafe_char(c)) {
-        return s.to_owned();
+impl<'o> Sink<'o> {
+    fn new(format: Format, out: &'o mut dyn Write) -> Result<Sink<'o>, ShowError> {
+        Ok(match format {
+            Format::Table => {
+                writeln!(out, "{}", table::header())?;
+                Sink::Table(out)
+            }
+            Format::JsonLines => Sink::JsonLines(out),
+            Format::Json => {
+                out.write_all(b"[")?;
+                Sink::Json(out, true)
+            }
+            Format::Csv => {
+                let mut writer = csv::Writer::from_writer(out);
+                writer.write_record(table::CSV_HEADER)?;
+                Sink::Csv(Box::new(writer))
+            }
+        })
     }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c == '\\' {
-            out.push_str("\\\\");
-        } else if unsafe_char(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
+
+    fn record(&mut self, line: &[u8], value: &Value) -> Result<(), ShowError> {
+        match self {
+            Sink::Table(out) => writeln!(out, "{}", table::row(value))?,
+            Sink::JsonLines(out) => {
+                out.write_all(line)?;
+                out.write_all(b"\n")?;
+            }
+            Sink::Json(out, first) => {
+                out.write_all(if *first { b"\n" } else { b",\n" })?;
+                out.write_all(line)?;
+                *first = false;
+            }
+            Sink::Csv(writer) => writer.write_record(table::csv_row(value))?,
         }
+        Ok(())
     }
-    out
-}
 
-fn latency(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
+    fn finish(self) -> Result<(), ShowError> {
+        match self {
+            Sink::Table(out) | Sink::JsonLines(out) => out.flush()?,
+            Sink::Json(out, first) => {
+                out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+                out.flush()?;
+            }
+            Sink::Csv(mut writer) => writer.flush()?,
+        }
+        Ok(())
     }
-}
-
-/// `time_us` (microseconds since the epoch) as RFC 3339 in UTC with microseconds.
-pub fn rfc3339(time_us: u64) -> String {
-    let seconds = time_us / 1_000_000;
-    let days = (seconds / 86_400) as i64;
-    let of_day = seconds % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3_600,
-        of_day / 60 % 60,
-        of_day % 60,
-        time_us % 1_000_000
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u64, u64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn formats_times_in_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(951_782_400_000_001), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(
-            rfc3339(1_795_000_000_123_456),
-            "2026-11-18T11:06:40.123456Z"
-        );
-    }
-
-    #[test]
-    fn filters_on_every_condition() {
-        let r = json!({"time_us": 5_000_000, "principal": {"id": "alice"}, "resource": "t",
-            "decision": {"effect": "deny"}});
-        assert!(Filter::default().matches(&r));
-        let f = Filter {
-            from_us: Some(5_000_000),
-            to_us: Some(5_000_001),
-            principal: Some("alice".into()),
-            tool: Some("t".into()),
-            decision: Some("deny".into()),
-        };
-        assert!(f.matches(&r));
-        assert!(
-            !Filter {
-                to_us: Some(5_000_000),
-                ..f.clone()
-            }
-            .matches(&r)
-        );
-        assert!(
-            !Filter {
-                principal: Some("bob".into()),
-                ..f.clone()
-            }
-            .matches(&r)
-        );
-        assert!(
-            !Filter {
-                decision: Some("allow".into()),
-                ..f
-            }
-            .matches(&r)
-        );
-    }
-
-    #[test]
-    fn rows_show_dashes_for_absent_members() {
-        let r = json!({"index": 3, "time_us": 0, "kind": "start"});
-        let line = row(&cells(&r));
-        assert!(
-            line.starts_with("3        1970-01-01T00:00:00.000000Z start"),
-            "{line}"
-        );
-        assert!(line.ends_with("-"), "{line}");
-    }
-
-    #[test]
-    fn client_chosen_text_cannot_forge_rows_or_drive_the_terminal() {
-        // A tool name with a line feed and a fake row, an escape sequence, a C1 CSI, a
-        // right-to-left override and a line separator.
-        let forged =
-            "t\n42       2026-01-01T00:00:00.000000Z request admin tools/call pay allow ok";
-        let r = json!({"index": 1, "time_us": 0, "kind": "request",
-            "principal": {"id": "eve\u{1b}[2J\u{9b}31m"},
-            "resource": forged, "action": "a\u{202e}b\u{2028}c\\u{1b}"});
-        let line = row(&cells(&r));
-        assert_eq!(line.lines().count(), 1, "{line}");
-        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
-        assert!(line.contains("t\\u{a}42"), "{line}");
-        assert!(line.contains("eve\\u{1b}[2J\\u{9b}31m"), "{line}");
-        // A literal backslash is escaped too, so the escapes cannot be forged.
-        assert!(line.contains("a\\u{202e}b\\u{2028}c\\\\u{1b}"), "{line}");
-    }
-}
+mod tests;

@@ -255,19 +255,10 @@ pub(crate) fn policy_hash(policies: &[Loaded]) -> String {
             hasher.update(part.as_bytes());
         }
     }
-    hex(&hasher.finalize())
+    hex::encode(hasher.finalize())
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}

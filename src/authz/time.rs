@@ -1,6 +1,6 @@
 //! Request time as policies see it: epoch seconds plus the UTC hour and weekday, derived in
 //! one place so the proxy and the decision tables agree. RFC 3339 parsing is for decision
-//! tables (`time = "2026-11-24T10:00:00Z"`); it needs no calendar crate.
+//! tables (`time = "2026-11-24T10:00:00Z"`) and the audit tools' time filters.
 
 use super::types::RequestFacts;
 
@@ -9,7 +9,7 @@ use super::types::RequestFacts;
 #[error("`{text}` is not an RFC 3339 time (like `2026-11-24T10:00:00Z`): {why}")]
 pub struct TimeError {
     text: String,
-    why: &'static str,
+    why: String,
 }
 
 /// Request facts at a moment (epoch seconds), with the UTC hour and weekday (0 = Sunday).
@@ -35,94 +35,12 @@ pub fn facts_at(
 /// Seconds since the epoch of an RFC 3339 timestamp (`Z` or a numeric offset; fractions of
 /// a second are dropped).
 pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
-    let fail = |why| TimeError {
-        text: text.to_owned(),
-        why,
-    };
-    let b = text.as_bytes();
-    if b.len() < 20 {
-        return Err(fail("too short"));
-    }
-    let num = |from: usize, len: usize| -> Result<i64, TimeError> {
-        let part = text
-            .get(from..from + len)
-            .ok_or_else(|| fail("bad digits"))?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(fail("bad digits"));
-        }
-        part.parse().map_err(|_| fail("bad digits"))
-    };
-    let sep = |at: usize, allowed: &[u8]| {
-        if allowed.contains(&b[at]) {
-            Ok(())
-        } else {
-            Err(fail("bad separator"))
-        }
-    };
-    let year = num(0, 4)?;
-    sep(4, b"-")?;
-    let month = num(5, 2)?;
-    sep(7, b"-")?;
-    let day = num(8, 2)?;
-    sep(10, b"Tt ")?;
-    let hour = num(11, 2)?;
-    sep(13, b":")?;
-    let minute = num(14, 2)?;
-    sep(16, b":")?;
-    let second = num(17, 2)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(fail("no such date"));
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err(fail("no such time of day"));
-    }
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(fail("empty fraction of a second"));
-        }
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && rest.is_ascii()
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && rest.as_bytes()[3] == b':' =>
-        {
-            let h: i64 = rest[1..3].parse().map_err(|_| fail("bad offset"))?;
-            let m: i64 = rest[4..6].parse().map_err(|_| fail("bad offset"))?;
-            if h > 23 || m > 59 {
-                return Err(fail("bad offset"));
-            }
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 3_600 + m * 60)
-        }
-        _ => return Err(fail("expected `Z` or an offset like `+02:00`")),
-    };
-    let days = days_from_civil(year, month, day);
-    Ok(days * 86_400 + hour * 3_600 + minute * 60 + second - offset)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|e| TimeError {
+            text: text.to_owned(),
+            why: e.to_string(),
+        })
 }
 
 #[cfg(test)]

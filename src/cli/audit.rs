@@ -1,4 +1,5 @@
-//! `mcp-warden audit keygen|verify|show|prove|verify-proof|disclose`: the auditor's tools.
+//! `mcp-warden audit keygen|verify|show|pseudonym|prove|verify-proof|disclose`: the
+//! auditor's tools.
 //! They read the log straight from its object store (the proxy need not run) and check it
 //! against the checkpoint key alone, as audit/FORMAT.md §7–8 describe.
 //!
@@ -57,18 +58,44 @@ pub enum AuditCommand {
         /// Records before this time (RFC 3339 or epoch seconds)
         #[arg(long)]
         to: Option<String>,
-        /// Only this principal id (as recorded: pseudonyms stay pseudonyms)
+        /// Only this principal id (in a log with pseudonyms: the pseudonym, or the id
+        /// with --pseudonym-key)
         #[arg(long)]
         principal: Option<String>,
+        /// The log's pseudonym key: --principal is then the id in clear
+        #[arg(long, requires = "principal")]
+        pseudonym_key: Option<PathBuf>,
         /// Only this exposed tool (or prompt, or resource URI)
         #[arg(long)]
         tool: Option<String>,
         /// Only this decision
         #[arg(long)]
         decision: Option<Decision>,
-        /// Print the canonical record lines (JSON lines) instead of a table
+        /// Only decisions this policy determined (its id)
         #[arg(long)]
+        policy: Option<String>,
+        /// Only this outcome
+        #[arg(long)]
+        outcome: Option<Outcome>,
+        /// Only this kind of record
+        #[arg(long)]
+        kind: Option<RecordKind>,
+        /// table (long values shortened), jsonl (the records as stored), json (one array)
+        /// or csv (every value in full)
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
+        /// The same as --format jsonl
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+    },
+    /// Print the pseudonym a log with `pseudonym_key` records for each principal id
+    Pseudonym {
+        /// The log's pseudonym key file
+        #[arg(long)]
+        key: PathBuf,
+        /// Principal ids in clear
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Write an inclusion proof of one record against the newest checkpoint covering it
     Prove {
@@ -130,6 +157,45 @@ pub enum Decision {
     Deny,
 }
 
+/// `outcome.status` values (audit/FORMAT.md §2).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Outcome {
+    Ok,
+    Error,
+    Denied,
+    RateLimited,
+    Blocked,
+    Unauthenticated,
+    Unavailable,
+}
+
+/// `kind` values (audit/FORMAT.md §2).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RecordKind {
+    Request,
+    AuthFailure,
+    Start,
+    Stop,
+    Policy,
+    Config,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Table,
+    Jsonl,
+    Json,
+    Csv,
+}
+
+/// A value enum's name as clap spells it (`rate_limited` is `rate-limited` there).
+fn recorded_name(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().replace('-', "_"))
+        .unwrap_or_default()
+}
+
 impl StoreArgs {
     /// Opens the store for reading: a `file://` store must already exist (opening one
     /// would otherwise create an empty directory and report an empty log).
@@ -186,24 +252,37 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             from,
             to,
             principal,
+            pseudonym_key,
             tool,
             decision,
+            policy,
+            outcome,
+            kind,
+            format,
             json,
         } => {
+            let key = pseudonym_key
+                .as_deref()
+                .map(mcp_warden::audit::read_pseudonym_key)
+                .transpose()?;
             let filter = Filter {
                 from_us: from.as_deref().map(parse_time).transpose()?,
                 to_us: to.as_deref().map(parse_time).transpose()?,
-                principal,
+                principal: match (&principal, &key) {
+                    (Some(id), Some(key)) => Some(mcp_warden::audit::pseudonym(key, id)),
+                    _ => principal.clone(),
+                },
                 tool,
-                decision: decision.map(|d| match d {
-                    Decision::Allow => "allow".to_owned(),
-                    Decision::Deny => "deny".to_owned(),
-                }),
+                decision: decision.map(recorded_name),
+                policy,
+                outcome: outcome.map(recorded_name),
+                kind: kind.map(recorded_name),
             };
-            let format = if json {
-                Format::JsonLines
-            } else {
-                Format::Table
+            let format = match (json, format) {
+                (true, _) | (_, ShowFormat::Jsonl) => Format::JsonLines,
+                (_, ShowFormat::Table) => Format::Table,
+                (_, ShowFormat::Json) => Format::Json,
+                (_, ShowFormat::Csv) => Format::Csv,
             };
             let store = store.open()?;
             let mut stdout = std::io::stdout().lock();
@@ -220,6 +299,19 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     "warning: {} lines are not records; run `mcp-warden audit verify`",
                     shown.skipped
                 );
+            }
+            if shown.matched == 0 {
+                err!("no record matched ({} records read)", shown.read);
+                if let Some(id) = &principal {
+                    principal_hint(id, key.is_some(), &shown);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Pseudonym { key, ids } => {
+            let key = mcp_warden::audit::read_pseudonym_key(&key)?;
+            for id in ids {
+                out!("{}  {}", mcp_warden::audit::pseudonym(&key, &id), id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -251,6 +343,22 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         AuditCommand::VerifyProof { file, public_key } => {
             Ok(check::verify_proof(&file, &public_key))
         }
+    }
+}
+
+/// Why a principal filter matched nothing, when the log says why: its principals are
+/// pseudonyms and the filter is an id in clear, or the other way round.
+fn principal_hint(id: &str, pseudonymised: bool, shown: &show::Shown) {
+    let pseudonym = id.starts_with(show::PSEUDONYM_PREFIX);
+    if !pseudonymised && !pseudonym && shown.pseudonymous > 0 {
+        err!(
+            "this log records principals as pseudonyms ({}…): pass the log's key with \
+             --pseudonym-key FILE to match `{id}`, or compute its pseudonym with \
+             `mcp-warden audit pseudonym --key FILE {id}`",
+            show::PSEUDONYM_PREFIX
+        );
+    } else if (pseudonymised || pseudonym) && shown.pseudonymous == 0 && shown.read > 0 {
+        err!("this log records principal ids in clear, not pseudonyms: give the id itself");
     }
 }
 

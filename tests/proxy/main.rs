@@ -3,6 +3,7 @@
 mod common;
 
 mod audit;
+mod audit_cli;
 mod audit_hardening;
 mod audit_tamper;
 mod authn;

@@ -109,6 +109,17 @@ async fn a_disclosure_round_trips_and_checks() {
 }
 
 #[tokio::test]
+async fn a_mistyped_field_is_no_such_field_not_tampering() {
+    let log = TestLog::build(50, 10).await;
+    let e = disclose(proved(&log, 17).await, &log.openings, "/amuont").unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ProofError::NoSuchField { index: 17, .. }), "{text}");
+    assert!(text.contains("no such field"), "{text}");
+    assert!(text.contains("`/amount`"), "{text}");
+    assert!(!text.contains("not the one the record committed"), "{text}");
+}
+
+#[tokio::test]
 async fn a_wrong_value_salt_or_path_is_refused() {
     let log = TestLog::build(50, 10).await;
     let good = disclose(proved(&log, 17).await, &log.openings, "/amount").unwrap();
@@ -134,10 +145,13 @@ async fn a_wrong_value_salt_or_path_is_refused() {
         path: "/symbol".into(),
         ..good.clone()
     }));
-    assert!(refused(&DisclosureFile {
-        path: "/nothing".into(),
-        ..good
-    }));
+    assert!(matches!(
+        check_disclosure(&DisclosureFile {
+            path: "/nothing".into(),
+            ..good
+        }, &log.verifier),
+        Err(ProofError::NoSuchField { .. })
+    ));
 }
 
 #[tokio::test]
