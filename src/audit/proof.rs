@@ -17,6 +17,7 @@ use super::merkle::{CompactTree, Hash, MerkleError, leaf_hash, verify_inclusion}
 use super::note::{self, Checkpoint, NoteError, NoteVerifier};
 use super::record::hex;
 use super::store::Store;
+use super::verify::base64_hashes;
 use super::verify::listing::{self, CheckpointObject};
 use super::verify::subtrees::RangeRoots;
 
@@ -349,27 +350,6 @@ pub fn check_disclosure(file: &DisclosureFile, key: &NoteVerifier) -> Result<(),
         return Err(ProofError::Commitment(file.path.clone()));
     }
     Ok(())
-}
-
-mod base64_hashes {
-    use super::{B64, Hash};
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
-
-    pub fn serialize<S: Serializer>(hashes: &[Hash], s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(hashes.len()))?;
-        for hash in hashes {
-            seq.serialize_element(&B64.encode(hash))?;
-        }
-        seq.end()
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
-        Vec::<String>::deserialize(d)?
-            .iter()
-            .map(|text| crate::audit::verify::base64_hash::decode(text).map_err(D::Error::custom))
-            .collect()
-    }
 }
 
 mod base64_salt {

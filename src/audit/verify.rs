@@ -13,6 +13,8 @@ pub(crate) mod subtrees;
 mod timeline;
 
 #[cfg(test)]
+mod incremental_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::audit::merkle::{Hash, verify_consistency};
@@ -23,8 +25,8 @@ use checkpoints::Signed;
 use finding::Findings;
 pub use finding::{Class, Finding, FindingKind};
 use scan::Scanned;
-pub(crate) use state::base64_hash;
-pub use state::{State, StateError};
+pub use state::{Resume, State, StateError};
+pub(crate) use state::{base64_hash, base64_hashes};
 use subtrees::RangeRoots;
 use timeline::Timeline;
 
@@ -44,6 +46,32 @@ pub struct Report {
     /// The newest validly signed checkpoint of this log (largest size, then latest time)
     /// and its signed note text.
     pub newest: Option<(Checkpoint, String)>,
+    /// Records verified before and not read again (an incremental verification).
+    pub resumed_from: u64,
+    /// Why an incremental verification read the whole log instead.
+    pub full_because: Option<String>,
+    /// Where the next incremental verification can pick up.
+    resume: Option<Resume>,
+}
+
+/// How to verify.
+#[derive(Clone, Copy, Default)]
+pub struct Options<'p> {
+    /// Start from the saved state's resume point instead of reading every record: the
+    /// records it verified are not read again (their last one must be unchanged), every
+    /// later record and checkpoint is checked in full, and the newest checkpoint's root,
+    /// recomputed from the saved tree and the new records, proves it extends the state.
+    pub incremental: bool,
+    /// Told the segment count once the store is listed, then the records read so far.
+    pub progress: Option<&'p (dyn Progress + Sync)>,
+}
+
+/// What a long verification reports as it goes (a progress bar, for people).
+pub trait Progress {
+    /// The segments to read.
+    fn segments(&self, total: u64);
+    /// A segment was read; `records` have been read so far.
+    fn advanced(&self, records: u64);
 }
 
 impl Report {
@@ -77,7 +105,9 @@ impl Report {
         if self.exit_code() != 0 {
             return None;
         }
-        self.newest.as_ref().map(|(c, note)| State::of(c, note))
+        self.newest
+            .as_ref()
+            .map(|(c, note)| State::of(c, note, self.resume.clone()))
     }
 }
 
@@ -90,6 +120,17 @@ pub async fn verify(
     state: Option<&State>,
     now_us: u64,
 ) -> Report {
+    verify_with(store, key, state, now_us, Options::default()).await
+}
+
+/// [`verify`] with [`Options`].
+pub async fn verify_with(
+    store: &Store,
+    key: &NoteVerifier,
+    state: Option<&State>,
+    now_us: u64,
+    options: Options<'_>,
+) -> Report {
     let mut findings = Findings::default();
     let mut report = Report {
         findings: Vec::new(),
@@ -98,6 +139,9 @@ pub async fn verify(
         segments: 0,
         checkpoints: 0,
         newest: None,
+        resumed_from: 0,
+        full_because: None,
+        resume: None,
     };
     let listing = match listing::list(store).await {
         Ok(listing) => listing,
@@ -127,9 +171,54 @@ pub async fn verify(
         }
     });
 
+    let start = match (options.incremental, state) {
+        (false, _) => None,
+        (true, None) => {
+            report.full_because = Some("there is no saved state yet".into());
+            None
+        }
+        (true, Some(state)) => match state.tree() {
+            Some(tree) => Some(scan::Start {
+                tree,
+                resume: state
+                    .resume
+                    .clone()
+                    .expect("a tree comes from a resume point"),
+            }),
+            None => {
+                report.full_because = Some(if state.resume.is_none() {
+                    "the saved state has no resume point (it was saved by an older version)".into()
+                } else {
+                    "the saved state's resume point does not hash to its root".into()
+                });
+                None
+            }
+        },
+    };
+    // Incremental: checkpoints older than the state and segments wholly before its last
+    // record were verified before.
+    let from = start.as_ref().map_or(0, |s| s.tree.size());
+    report.resumed_from = from;
+    let checkpoint_objects: Vec<_> = listing
+        .checkpoints
+        .iter()
+        .filter(|c| c.size >= from)
+        .cloned()
+        .collect();
+    let segments = match from.checked_sub(1) {
+        Some(last) => {
+            let at = listing.segments.partition_point(|s| s.first <= last);
+            &listing.segments[at.saturating_sub(1)..]
+        }
+        None => &listing.segments[..],
+    };
+    if let Some(progress) = options.progress {
+        progress.segments(segments.len() as u64);
+    }
+
     let read = checkpoints::read_all(
         store,
-        &listing.checkpoints,
+        &checkpoint_objects,
         key,
         state.map(|s| s.origin.clone()),
         &mut findings,
@@ -143,8 +232,10 @@ pub async fn verify(
     wanted.extend(state.map(|s| s.size));
     wanted.sort_unstable();
     wanted.dedup();
+    // An incremental pass proves consistency by construction (the newest root is
+    // recomputed from the saved tree), so it needs no proof.
     let mut ranges = match (state, newest) {
-        (Some(s), Some(n)) if s.size > 0 && s.size < n.size => {
+        (Some(s), Some(n)) if from == 0 && s.size > 0 && s.size < n.size => {
             Some(RangeRoots::consistency(s.size, n.size))
         }
         _ => None,
@@ -155,16 +246,20 @@ pub async fn verify(
             .map(|s| (s.time_us, s.heartbeat_s, s.size))
             .collect(),
     );
-    let scanned = scan::scan(
-        store,
-        &listing.segments,
-        read.origin.clone(),
-        &wanted,
-        ranges.as_mut(),
-        &mut timeline,
-        &mut findings,
-    )
-    .await;
+    let advanced = |records: u64| {
+        if let Some(progress) = options.progress {
+            progress.advanced(records);
+        }
+    };
+    let plan = scan::Plan {
+        segments,
+        origin: read.origin.clone(),
+        wanted: &wanted,
+        start,
+        capture_at: newest.map(|n| n.size).filter(|&size| size > 0),
+        progress: &advanced,
+    };
+    let scanned = scan::scan(store, plan, ranges.as_mut(), &mut timeline, &mut findings).await;
     report.records = scanned.lines;
     report.segments = scanned.segments;
 
@@ -178,9 +273,18 @@ pub async fn verify(
     }
     tail(newest, &scanned, now_us, &mut findings);
     if let Some(state) = state {
-        against_state(state, newest, &scanned, ranges.as_ref(), &mut findings);
+        let proven = from > 0;
+        against_state(
+            state,
+            newest,
+            &scanned,
+            ranges.as_ref(),
+            proven,
+            &mut findings,
+        );
     }
 
+    report.resume = scanned.resume.clone();
     report.origin = scanned.origin;
     report.newest = read.newest.map(|(_, checkpoint, note)| (checkpoint, note));
     report.findings = findings.0;
@@ -268,7 +372,7 @@ fn roots(valid: &[Signed], scanned: &Scanned, findings: &mut Findings) {
 
 /// The tail: an empty log, a stale newest checkpoint, records no checkpoint covers.
 fn tail(newest: Option<&Signed>, scanned: &Scanned, now_us: u64, findings: &mut Findings) {
-    if scanned.lines == 0 && scanned.complete {
+    if scanned.lines == 0 && scanned.tree_size == 0 && scanned.complete {
         findings.push(Finding::new(FindingKind::Empty, "the log holds no records"));
     }
     let Some(newest) = newest else {
@@ -321,6 +425,7 @@ fn against_state(
     newest: Option<&Signed>,
     scanned: &Scanned,
     ranges: Option<&RangeRoots>,
+    proven: bool,
     findings: &mut Findings,
 ) {
     let s = state.size;
@@ -359,6 +464,11 @@ fn against_state(
             )
             .records(n, s - 1),
         );
+        return;
+    }
+    // Incremental: the newest root was recomputed from the saved tree, which `roots`
+    // compared; that is the consistency proof.
+    if proven {
         return;
     }
     // The proof is built from the records, so it only fails if the signed root does not

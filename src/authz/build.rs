@@ -261,4 +261,3 @@ pub(crate) fn policy_hash(policies: &[Loaded]) -> String {
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
-

@@ -41,6 +41,10 @@ pub enum AuditCommand {
         /// The auditor's state file: checked against, and updated when the log verifies
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Read only what is new since the saved state (its last record must be unchanged;
+        /// older records are not read again)
+        #[arg(long, requires = "state")]
+        incremental: bool,
         /// Print one JSON object instead of text
         #[arg(long)]
         json: bool,
@@ -242,10 +246,19 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             store,
             public_key,
             state,
+            incremental,
             json,
             at,
         } => Ok(ExitCode::from(
-            check::verify_log(&store, &public_key, state.as_deref(), json, at.as_deref()).await,
+            check::verify_log(
+                &store,
+                &public_key,
+                state.as_deref(),
+                incremental,
+                json,
+                at.as_deref(),
+            )
+            .await,
         )),
         AuditCommand::Show {
             store,

@@ -68,13 +68,20 @@ async fn an_auditor_finds_a_pseudonymised_principal_and_reads_every_format() {
     let by_pseudonym = jsonl(&["--principal", &pseudonym]).await;
     assert!(by_key.len() >= 2, "{by_key:?}");
     assert_eq!(by_key, by_pseudonym);
-    assert!(by_key.iter().all(|r| r["principal"]["id"] == pseudonym.as_str()));
+    assert!(
+        by_key
+            .iter()
+            .all(|r| r["principal"]["id"] == pseudonym.as_str())
+    );
 
     // Filters on the determining policy, the outcome and the kind.
     let denied = jsonl(&["--policy", "no-long-sleeps"]).await;
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["decision"]["effect"], "deny");
-    assert_eq!(jsonl(&["--outcome", "denied", "--tool", "s__slow"]).await, denied);
+    assert_eq!(
+        jsonl(&["--outcome", "denied", "--tool", "s__slow"]).await,
+        denied
+    );
     let ok = jsonl(&["--outcome", "ok", "--tool", "s__slow"]).await;
     assert_eq!(ok.len(), 1, "{ok:?}");
     assert_eq!(jsonl(&["--kind", "start"]).await.len(), 1);
@@ -100,7 +107,13 @@ async fn an_auditor_finds_a_pseudonymised_principal_and_reads_every_format() {
     .await;
     assert_eq!(code, 0, "{out}");
     let mut lines = out.lines();
-    assert!(lines.next().unwrap().starts_with("index,time,kind,principal"), "{out}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("index,time,kind,principal"),
+        "{out}"
+    );
     assert!(out.contains(&pseudonym), "the whole pseudonym: {out}");
     assert!(out.contains("no-long-sleeps"), "{out}");
     // The table shortens the pseudonym and stays one line per record.
@@ -108,6 +121,47 @@ async fn an_auditor_finds_a_pseudonymised_principal_and_reads_every_format() {
     assert_eq!(table.lines().count(), 3, "{table}");
     assert!(table.contains("hmac-sha256:"), "{table}");
     assert!(!table.contains(&pseudonym), "{table}");
+
+    // Verified once with a saved state, then incrementally, with progress on a terminal.
+    let public = state.join("signing.pub");
+    let public = public.to_str().unwrap();
+    let auditor = scratch("auditor").join("state.json");
+    let auditor = auditor.to_str().unwrap();
+    let verify = [
+        "verify",
+        "--store",
+        store,
+        "--public-key",
+        public,
+        "--state",
+        auditor,
+    ];
+    let (code, out) = audit_cli(&verify).await;
+    assert_eq!(code, 0, "{out}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(auditor).unwrap()).unwrap();
+    assert!(saved["resume"]["frontier"].is_array(), "{saved}");
+    let (code, out) = audit_cli(&[&verify[..], &["--incremental"]].concat()).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("new records") && out.contains("verified before"),
+        "{out}"
+    );
+    let line = verify.join(" ") + " --incremental";
+    let tty = tokio::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} audit {line}", warden_exe()),
+            "/dev/null",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("segments,"),
+        "a progress bar on a terminal: {shown}"
+    );
 
     // A mistyped disclosure path is "no such field", naming the fields there are.
     let openings = state.join("openings");

@@ -113,7 +113,10 @@ async fn a_mistyped_field_is_no_such_field_not_tampering() {
     let log = TestLog::build(50, 10).await;
     let e = disclose(proved(&log, 17).await, &log.openings, "/amuont").unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, ProofError::NoSuchField { index: 17, .. }), "{text}");
+    assert!(
+        matches!(e, ProofError::NoSuchField { index: 17, .. }),
+        "{text}"
+    );
     assert!(text.contains("no such field"), "{text}");
     assert!(text.contains("`/amount`"), "{text}");
     assert!(!text.contains("not the one the record committed"), "{text}");
@@ -146,10 +149,13 @@ async fn a_wrong_value_salt_or_path_is_refused() {
         ..good.clone()
     }));
     assert!(matches!(
-        check_disclosure(&DisclosureFile {
-            path: "/nothing".into(),
-            ..good
-        }, &log.verifier),
+        check_disclosure(
+            &DisclosureFile {
+                path: "/nothing".into(),
+                ..good
+            },
+            &log.verifier
+        ),
         Err(ProofError::NoSuchField { .. })
     ));
 }

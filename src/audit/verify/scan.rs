@@ -6,6 +6,10 @@
 //! few members the checks need (`canonical::fast`); a line that pass cannot vouch for is
 //! parsed into a `serde_json::Value` and its re-serialization compared byte for byte. One
 //! SHA-256 per line gives the leaf hash, which is also the next line's expected `prev`.
+//!
+//! An incremental pass starts from a saved state instead: the tree's right edge at the
+//! state's size, and the segment holding the last record it verified, whose leaf hash must
+//! be unchanged; every record after it is checked as in a full pass.
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -13,6 +17,7 @@ use serde_json::Value;
 use super::canonical::{self, Fields};
 use super::finding::{Finding, FindingKind, Findings};
 use super::listing::{self, SegmentObject};
+use super::state::Resume;
 use super::subtrees::RangeRoots;
 use super::timeline::Timeline;
 use crate::audit::merkle::{CompactTree, Hash, leaf_hash};
@@ -25,7 +30,8 @@ const PREFETCH: usize = 4;
 /// What the pass established.
 #[derive(Debug, Default)]
 pub struct Scanned {
-    /// Lines read, in all segments.
+    /// Lines read, in all segments (in an incremental pass: from the last record verified
+    /// before).
     pub lines: u64,
     /// Segments read.
     pub segments: u64,
@@ -39,34 +45,73 @@ pub struct Scanned {
     pub ends_with_stop: bool,
     /// The origin the records were checked against (the first record's, if none was given).
     pub origin: Option<String>,
+    /// Where a later incremental pass can pick up, taken at the plan's `capture_at` size.
+    pub resume: Option<Resume>,
 }
 
-/// Reads and checks every segment in order. `wanted` lists (sorted, deduplicated) the
-/// sizes whose roots are needed.
+/// An incremental pass's starting point: the tree over the first `tree.size()` records a
+/// saved state verified, and what it knew of the last of them.
+pub struct Start {
+    pub tree: CompactTree,
+    pub resume: Resume,
+}
+
+/// What to read and what to take from it.
+pub struct Plan<'p> {
+    /// The segments to read, by `first` (for an incremental pass, from the one holding
+    /// the last record verified before).
+    pub segments: &'p [SegmentObject],
+    /// The log's origin, if known.
+    pub origin: Option<String>,
+    /// The sizes (sorted, deduplicated) whose roots are needed.
+    pub wanted: &'p [u64],
+    /// Continue from a saved state instead of from record 0.
+    pub start: Option<Start>,
+    /// The size at which to take the resume point (the newest checkpoint's).
+    pub capture_at: Option<u64>,
+    /// Told the records read so far after each segment.
+    pub progress: &'p (dyn Fn(u64) + Sync),
+}
+
+/// Reads and checks the plan's segments in order.
 pub async fn scan(
     store: &Store,
-    segments: &[SegmentObject],
-    origin: Option<String>,
-    wanted: &[u64],
+    plan: Plan<'_>,
     mut ranges: Option<&mut RangeRoots>,
     timeline: &mut Timeline,
     findings: &mut Findings,
 ) -> Scanned {
+    let segments = plan.segments;
     let mut state = Pass {
         out: Scanned {
             complete: true,
-            origin,
+            origin: plan.origin,
             ..Scanned::default()
         },
         tree: CompactTree::new(),
-        wanted,
+        wanted: plan.wanted,
         next_want: 0,
         position: Some(0),
         aligned: true,
         prev: Some([0; 32]),
         last_time: None,
         buffer: Vec::with_capacity(1024),
+        verified: None,
+        capture_at: plan.capture_at,
     };
+    if let Some(start) = plan.start {
+        let last = start.tree.size() - 1;
+        timeline.record(start.resume.last_time_us, last, start.resume.last_stop);
+        state.position = Some(segments.first().map_or(start.tree.size(), |s| s.first));
+        state.prev = None;
+        state.last_time = Some((last, start.resume.last_time_us));
+        state.out.ends_with_stop = start.resume.last_stop;
+        if state.capture_at == Some(start.tree.size()) {
+            state.out.resume = Some(start.resume.clone());
+        }
+        state.tree = start.tree;
+        state.verified = Some((last, start.resume.last_leaf, false));
+    }
     state.snapshot();
     let keys = segments.iter().map(|s| s.key.clone()).collect();
     let mut reads = listing::read_each(store, keys, PREFETCH).zip(futures::stream::iter(segments));
@@ -96,6 +141,18 @@ pub async fn scan(
                 state.prev = None;
             }
         }
+        (plan.progress)(state.out.lines);
+    }
+    if let Some((last, _, false)) = state.verified
+        && state.out.complete
+    {
+        findings.push(
+            Finding::new(
+                FindingKind::Truncated,
+                format!("record {last}, the last one the saved state verified, is no longer in the store"),
+            )
+            .records(last, last),
+        );
     }
     state.out.tree_size = state.tree.size();
     state.out
@@ -114,6 +171,10 @@ struct Pass<'w> {
     prev: Option<Hash>,
     last_time: Option<(u64, u64)>,
     buffer: Vec<u8>,
+    /// In an incremental pass: the index and leaf hash of the last record verified before,
+    /// and whether it was found again.
+    verified: Option<(u64, Hash, bool)>,
+    capture_at: Option<u64>,
 }
 
 impl Pass<'_> {
@@ -176,6 +237,11 @@ impl Pass<'_> {
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', body).chain([body.len()]) {
             let index = self.position.unwrap_or(first);
+            if self.before_start(key, index, &body[start..end], findings) {
+                self.position = Some(index.saturating_add(1));
+                start = end + 1;
+                continue;
+            }
             self.line(
                 key,
                 index,
@@ -187,6 +253,35 @@ impl Pass<'_> {
             self.position = Some(index.saturating_add(1));
             start = end + 1;
         }
+    }
+
+    /// In an incremental pass, whether the line at `index` was verified before (and is
+    /// skipped): the last of those must still be the same record, which links the new
+    /// records to the old ones.
+    fn before_start(
+        &mut self,
+        key: &str,
+        index: u64,
+        line: &[u8],
+        findings: &mut Findings,
+    ) -> bool {
+        let Some((last, leaf, seen)) = &mut self.verified else {
+            return false;
+        };
+        if index < *last {
+            return true;
+        }
+        if index > *last {
+            return false;
+        }
+        *seen = true;
+        if leaf_hash(line) != *leaf {
+            findings.record(FindingKind::Rollback, key, index, || {
+                "the last record the saved state verified is no longer the one it verified: the log was rewritten".to_owned()
+            });
+        }
+        self.prev = Some(*leaf);
+        true
     }
 
     fn misalign(&mut self) {
@@ -235,6 +330,14 @@ impl Pass<'_> {
                 ranges.feed(index, leaf);
             }
             self.snapshot();
+            if self.capture_at == Some(self.tree.size()) {
+                self.out.resume = Some(Resume {
+                    frontier: self.tree.hashes().to_vec(),
+                    last_leaf: leaf,
+                    last_time_us: self.last_time.map_or(0, |(_, t)| t),
+                    last_stop: self.out.ends_with_stop,
+                });
+            }
         }
         self.prev = Some(leaf);
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::merkle::CompactTree;
 use crate::audit::note::Checkpoint;
 
 /// The last verified checkpoint: its origin, size, root and signed note text.
@@ -18,6 +19,22 @@ pub struct State {
     pub root: [u8; 32],
     /// The signed note the state was taken from.
     pub checkpoint: String,
+    /// Where an incremental verification picks up (absent in states saved before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// What an incremental verification needs to continue after the first `size` records
+/// without reading them again: the Merkle tree's right edge at `size`, and the last
+/// record's leaf hash (the next record's `prev`), time and whether it was a `stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    #[serde(with = "base64_hashes")]
+    pub frontier: Vec<[u8; 32]>,
+    #[serde(with = "base64_hash")]
+    pub last_leaf: [u8; 32],
+    pub last_time_us: u64,
+    pub last_stop: bool,
 }
 
 /// Why a state file could not be read or written.
@@ -34,13 +51,22 @@ pub enum StateError {
 
 impl State {
     /// The state after verifying `checkpoint`, whose signed note is `note`.
-    pub fn of(checkpoint: &Checkpoint, note: &str) -> State {
+    pub fn of(checkpoint: &Checkpoint, note: &str, resume: Option<Resume>) -> State {
         State {
             origin: checkpoint.origin.clone(),
             size: checkpoint.size,
             root: checkpoint.root,
             checkpoint: note.to_owned(),
+            resume,
         }
+    }
+
+    /// The Merkle tree at the state's size, when the state can resume and its right edge
+    /// hashes to its root (anything else is a state that cannot be continued from).
+    pub(crate) fn tree(&self) -> Option<CompactTree> {
+        let resume = self.resume.as_ref()?;
+        let tree = CompactTree::from_parts(self.size, resume.frontier.clone()).ok()?;
+        (self.size > 0 && tree.root() == self.root).then_some(tree)
     }
 
     /// Reads the state at `path`; `None` when there is no file yet.
@@ -127,6 +153,28 @@ pub(crate) mod base64_hash {
     }
 }
 
+/// A list of 32-byte hashes as standard base64 strings.
+pub(crate) mod base64_hashes {
+    use super::B64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(hashes: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(hashes.len()))?;
+        for hash in hashes {
+            seq.serialize_element(&B64.encode(hash))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| super::base64_hash::decode(text).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +190,7 @@ mod tests {
             size: 3,
             root: [7; 32],
             checkpoint: "note\n".into(),
+            resume: None,
         };
         state.save(&path).unwrap();
         state.save(&path).unwrap();

@@ -368,6 +368,7 @@ async fn a_state_the_log_no_longer_extends_is_a_rollback() {
         size: 20,
         root: [7; 32],
         checkpoint: note,
+        resume: None,
     };
     let report = check(&log, Some(&state), log.now()).await;
     assert_found(&report, FindingKind::Rollback, 1);
@@ -396,6 +397,7 @@ async fn a_state_signed_by_another_key_cannot_be_used() {
         size,
         root: log.root(size),
         checkpoint: log.note(size, time, log.root(size), &other),
+        resume: None,
     };
     let report = check(&log, Some(&state), log.now()).await;
     assert_found(&report, FindingKind::Unreadable, 3);

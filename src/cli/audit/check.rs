@@ -1,6 +1,7 @@
 //! The checking subcommands' output: `audit verify` (findings, summary, JSON, state
 //! update) and `audit verify-proof`, with their exit statuses.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ pub async fn verify_log(
     store: &StoreArgs,
     public_key: &Path,
     state_path: Option<&Path>,
+    incremental: bool,
     json: bool,
     at: Option<&str>,
 ) -> u8 {
@@ -37,7 +39,18 @@ pub async fn verify_log(
             return 3;
         }
     };
-    let report = verify::verify(&store, &key, state.as_ref(), now_us).await;
+    let bar = (!json && std::io::stderr().is_terminal()).then(Bar::new);
+    let options = verify::Options {
+        incremental,
+        progress: bar.as_ref().map(|b| b as &(dyn verify::Progress + Sync)),
+    };
+    let report = verify::verify_with(&store, &key, state.as_ref(), now_us, options).await;
+    if let Some(bar) = bar {
+        bar.0.finish();
+    }
+    if let Some(why) = &report.full_because {
+        err!("read the whole log: {why}");
+    }
     let mut code = report.exit_code();
     let mut saved = None;
     if let (Some(path), Some(new)) = (state_path, report.state()) {
@@ -63,6 +76,34 @@ pub async fn verify_log(
     code
 }
 
+/// The progress bar on standard error (only on a terminal, never with `--json`).
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed:>4} [{bar:30}] {pos}/{len} segments, {msg} records",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Bar(bar)
+    }
+}
+
+impl verify::Progress for Bar {
+    fn segments(&self, total: u64) {
+        self.0.set_length(total);
+    }
+
+    fn advanced(&self, records: u64) {
+        self.0.inc(1);
+        self.0.set_message(records.to_string());
+    }
+}
+
 fn status(code: u8) -> &'static str {
     match code {
         0 => "verified",
@@ -73,13 +114,24 @@ fn status(code: u8) -> &'static str {
 }
 
 fn summary(report: &Report, code: u8) -> String {
-    let mut line = format!(
-        "{}: {} records in {} segments, {} checkpoints",
-        status(code),
-        report.records,
-        report.segments,
-        report.checkpoints
-    );
+    let mut line = if report.resumed_from > 0 {
+        format!(
+            "{}: {} new records in {} segments after the {} verified before, {} checkpoints",
+            status(code),
+            report.records,
+            report.segments,
+            report.resumed_from,
+            report.checkpoints
+        )
+    } else {
+        format!(
+            "{}: {} records in {} segments, {} checkpoints",
+            status(code),
+            report.records,
+            report.segments,
+            report.checkpoints
+        )
+    };
     if let Some((c, _)) = &report.newest {
         line.push_str(&format!("; newest signed checkpoint: {} records", c.size));
     }
@@ -111,6 +163,8 @@ fn json_report(report: &Report, code: u8, state_saved: bool) -> serde_json::Valu
         "exit_code": code,
         "origin": report.origin,
         "records": report.records,
+        "resumed_from": report.resumed_from,
+        "full_because": report.full_because,
         "segments": report.segments,
         "checkpoints": report.checkpoints,
         "newest": report.newest.as_ref().map(|(c, _)| serde_json::json!({
