@@ -2,6 +2,7 @@
 //! the same verdict and the same next state as reading everything — except for a change
 //! to records before the state's last one, which only a full read can see.
 
+use super::tests::{edit, replace};
 use super::*;
 use crate::audit::testlog::{START_US, STEP_US, TestLog, seg};
 
@@ -35,21 +36,11 @@ fn kinds(report: &Report) -> Vec<FindingKind> {
     report.findings.iter().map(|f| f.kind).collect()
 }
 
-/// Rewrites one record's bytes in place (its segment keeps its other lines).
+/// Changes one record's bytes in place (its segment keeps its other lines).
 async fn rewrite(log: &TestLog, first: u64, at: usize) {
-    let data = log.get(&seg(first)).await;
-    let mut lines: Vec<Vec<u8>> = data
-        .strip_suffix(b"\n")
-        .unwrap()
-        .split(|&b| b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect();
-    let text = String::from_utf8(lines[at].clone()).unwrap();
-    lines[at] = text.replacen("\"req-", "\"REQ-", 1).into_bytes();
-    log.put(
-        &seg(first),
-        lines.join(&b'\n').into_iter().chain([b'\n']).collect(),
-    )
+    edit(log, first, |lines| {
+        lines[at] = replace(&lines[at], "\"req-", "\"REQ-")
+    })
     .await;
 }
 

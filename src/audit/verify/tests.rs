@@ -37,7 +37,7 @@ fn finding(report: &Report, kind: FindingKind) -> &Finding {
 }
 
 /// Rewrites the lines of the segment starting at `first`.
-async fn edit(log: &TestLog, first: u64, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
+pub(super) async fn edit(log: &TestLog, first: u64, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
     let data = log.get(&seg(first)).await;
     let mut lines: Vec<Vec<u8>> = data
         .strip_suffix(b"\n")
@@ -53,7 +53,7 @@ async fn edit(log: &TestLog, first: u64, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
     .await;
 }
 
-fn replace(line: &[u8], from: &str, to: &str) -> Vec<u8> {
+pub(super) fn replace(line: &[u8], from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(line.to_vec()).unwrap();
     assert!(text.contains(from), "{text}");
     text.replacen(from, to, 1).into_bytes()
