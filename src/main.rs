@@ -12,11 +12,12 @@ macro_rules! err {
 
 mod cli;
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use mcp_warden::{Config, Proxy};
+use clap::{Parser, Subcommand};
+use cli::source::Source;
+use mcp_warden::Proxy;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -64,6 +65,9 @@ enum Command {
     /// Validate, test, explain and print Cedar policies
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Export the tools the configured backends serve, for the policy commands to read offline
+    #[command(subcommand)]
+    Tools(cli::tools::ToolsCommand),
     /// Verify the audit log, show its records, prove and disclose them, make signing keys
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -76,29 +80,6 @@ enum Command {
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
     },
-}
-
-#[derive(Args)]
-struct Source {
-    /// TOML configuration file
-    #[arg(long, conflicts_with = "mcp_json")]
-    config: Option<PathBuf>,
-    /// An `mcpServers` JSON file (Claude Desktop, Claude Code, Cursor)
-    #[arg(long)]
-    mcp_json: Option<PathBuf>,
-}
-
-impl Source {
-    fn load(&self) -> anyhow::Result<Config> {
-        Ok(match (&self.config, &self.mcp_json) {
-            (Some(path), _) => Config::from_path(path)?,
-            (None, Some(path)) => Config::from_mcp_json_path(path)?,
-            (None, None) => {
-                let exe = std::env::current_exe().context("cannot locate this executable")?;
-                mcp_warden::embedded_default_config(&exe)?
-            }
-        })
-    }
 }
 
 fn main() -> ExitCode {
@@ -172,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy(command) => cli::policy::run(command).await,
         Command::Audit(command) => cli::audit::run(command).await,
+        Command::Tools(command) => cli::tools::run(command).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

@@ -293,6 +293,28 @@ impl ProxyHandle {
             .collect()
     }
 
+    /// The exposed tools as a saved catalog (`tools.json`, read by
+    /// [`crate::authz::parse_catalog`]): each MCP tool object as clients see it (exposed
+    /// name, description, schemas, vetted annotations) with its backend, sorted by name.
+    pub fn catalog_json(&self) -> Result<String, serde_json::Error> {
+        let backends = &self.hub.backends;
+        let mut tools = self
+            .hub
+            .catalog()
+            .tools()
+            .map(|e| {
+                let mut tool = serde_json::to_value(&e.item)?;
+                tool["backend"] = backends[e.backend].settings.name.clone().into();
+                Ok((e.item.name.to_string(), tool))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        tools.sort_by(|a, b| a.0.cmp(&b.0));
+        let tools: Vec<_> = tools.into_iter().map(|(_, tool)| tool).collect();
+        let mut text = serde_json::to_string_pretty(&tools)?;
+        text.push('\n');
+        Ok(text)
+    }
+
     /// The exposed tool names, as `tools/list` shows them now.
     pub fn tool_names(&self) -> Vec<String> {
         self.hub

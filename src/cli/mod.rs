@@ -3,3 +3,5 @@
 pub mod audit;
 pub mod output;
 pub mod policy;
+pub mod source;
+pub mod tools;

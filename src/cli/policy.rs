@@ -1,7 +1,8 @@
 //! `mcp-warden policy validate|test|explain|schema`: the compliance team's tools. They work
-//! offline from a policy directory and a saved tool catalog, or from a configuration file
-//! (its `[authz]` policies and catalog, its `[auth]` attributes; `--live` reads the tool
-//! lists from the running backends instead).
+//! offline from a policy directory and a saved tool catalog (`mcp-warden tools export`
+//! writes one), or from a configuration file (its `[authz]` policies and catalog, its
+//! `[auth]` attributes; `--live` reads the tool lists from the backends instead). Without
+//! any catalog they refuse rather than check against zero tools.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -88,8 +89,17 @@ impl PolicySet {
             } else if let Some(catalog) = &config.authz.catalog {
                 mcp_warden::hub::saved_tools(&config, &catalog.text)
                     .with_context(|| catalog.file.clone())?
-            } else {
+            } else if config.backends.is_empty() {
                 Vec::new()
+            } else {
+                bail!(
+                    "no tool catalog: checked against zero tools, every policy that names a tool would fail.\n\
+                     Export the backends' tools once, then work offline:\n  \
+                     mcp-warden tools export --config {0} --out tools.json\n  \
+                     mcp-warden policy validate --config {0} --tools tools.json\n\
+                     (or set `[authz] tools = \"tools.json\"`; `--live` reads them from the backends each time)",
+                    path.display()
+                )
             };
             return Ok(Loaded {
                 policies,
@@ -110,7 +120,11 @@ impl PolicySet {
         let tools = match (&self.tools, default_catalog.exists()) {
             (Some(path), _) => catalog(path)?,
             (None, true) => catalog(&default_catalog)?,
-            (None, false) => Vec::new(),
+            (None, false) => bail!(
+                "no tool catalog: give `--tools FILE` or put `tools.json` in {} (checked against zero tools, every policy that names a tool would fail); export one with `mcp-warden tools export --config FILE --out {}`",
+                dir.display(),
+                default_catalog.display()
+            ),
         };
         Ok(Loaded {
             policies,
@@ -150,16 +164,9 @@ fn catalog(path: &PathBuf) -> anyhow::Result<Vec<ToolInfo>> {
     parse_catalog(&text).with_context(|| path.display().to_string())
 }
 
-/// The tools the configured backends serve now. The policy tools never open the audit
-/// log: it belongs to the proxy serving this configuration, which may be running.
+/// The tools the configured backends serve now.
 async fn live_tools(config: &Config) -> anyhow::Result<Vec<ToolInfo>> {
-    let mut config = config.clone();
-    config.audit = None;
-    let proxy = mcp_warden::Proxy::from_config(config).await?;
-    let handle = proxy.handle();
-    let tools = handle.tool_infos();
-    handle.shutdown().await;
-    Ok(tools)
+    super::tools::with_backends(config.clone(), |handle| handle.tool_infos()).await
 }
 
 fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {

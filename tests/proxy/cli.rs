@@ -359,6 +359,7 @@ fn the_policy_commands_validate_test_explain_and_print_the_example_sets() {
         "broken/bad.cedar",
         "permit(principal, action == Mcp::Action::\"nope\", resource);\n",
     );
+    std::fs::write(broken.with_file_name("tools.json"), "[]").unwrap();
     let out = Command::new(warden_exe())
         .args(["policy", "validate", "--policies"])
         .arg(broken.parent().unwrap())
@@ -439,6 +440,150 @@ fn policy_validate_reads_the_tools_of_live_backends() {
     assert!(stdout.contains("1 policies valid against"), "{stdout}");
 }
 
+/// The compliance officer's path: without a catalog the policy commands refuse (rather
+/// than report every tool-naming policy as wrong) and say how to get one; `tools export`
+/// writes the backends' tools once; validate, explain and schema then work offline.
+#[test]
+fn tools_export_gives_the_policy_commands_the_real_tools_offline() {
+    let policy = "@id(\"short-sleeps\")\npermit(principal, action == Mcp::Action::\"s__slow\", resource) when { context.arguments.ms < 100 };";
+    let config = temp_file(
+        "export/proxy.toml",
+        &with_auth(&format!(
+            "[authz]\npolicy = {}\n{}",
+            lit(policy),
+            stdio_backend("s", "hide = [\"add\"]\naliases = { echo = \"say\" }")
+        )),
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(warden_exe()).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let config_arg = config.to_str().unwrap();
+    let (ok, _, stderr) = run(&["policy", "validate", "--config", config_arg]);
+    assert!(!ok);
+    assert!(stderr.contains("no tool catalog"), "{stderr}");
+    assert!(stderr.contains("mcp-warden tools export"), "{stderr}");
+
+    let catalog = config.with_file_name("tools.json");
+    let catalog_arg = catalog.to_str().unwrap();
+    let (ok, _, stderr) = run(&[
+        "tools",
+        "export",
+        "--config",
+        config_arg,
+        "--out",
+        catalog_arg,
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("wrote") && stderr.contains("1 backend"),
+        "{stderr}"
+    );
+    let tools: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&catalog).unwrap()).unwrap();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    // As clients see them: prefixed, hidden ones left out, aliases applied, sorted.
+    assert!(
+        names.contains(&"s__slow") && names.contains(&"say"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"s__add") && !names.contains(&"s__echo"),
+        "{names:?}"
+    );
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    let slow = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "s__slow")
+        .unwrap();
+    assert_eq!(slow["backend"], "s");
+    assert!(
+        slow["inputSchema"]["properties"]["ms"].is_object(),
+        "{slow}"
+    );
+    // The file is what the engine reads.
+    let parsed = mcp_warden::authz::parse_catalog(&std::fs::read_to_string(&catalog).unwrap());
+    assert_eq!(parsed.unwrap().len(), names.len());
+
+    let (ok, stdout, stderr) = run(&[
+        "policy",
+        "validate",
+        "--config",
+        config_arg,
+        "--tools",
+        catalog_arg,
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("1 policies valid against {} tools", names.len())),
+        "{stdout}"
+    );
+    for (ms, allowed) in [(50, true), (500, false)] {
+        let (ok, stdout, _) = run(&[
+            "policy",
+            "explain",
+            "--config",
+            config_arg,
+            "--tools",
+            catalog_arg,
+            "--principal",
+            r#"{"id": "ann"}"#,
+            "--tool",
+            "s__slow",
+            "--arguments",
+            &format!(r#"{{"ms": {ms}}}"#),
+        ]);
+        assert_eq!(ok, allowed, "{stdout}");
+    }
+    // A policy directory with the exported tools.json needs nothing else.
+    let dir = config.with_file_name("policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.cedar"), policy).unwrap();
+    let (ok, stdout, stderr) = run(&["policy", "validate", "--policies", dir.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains("no tool catalog"),
+        "{stdout}{stderr}"
+    );
+    std::fs::copy(&catalog, dir.join("tools.json")).unwrap();
+    let (ok, stdout, stderr) = run(&["policy", "validate", "--policies", dir.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+
+    // A backend that does not list: nothing is written, and the error names it.
+    let broken = temp_file(
+        "export/broken.toml",
+        &with_auth(&format!(
+            "{}[[backends]]\nname = \"gone\"\ncommand = \"/nonexistent/server\"\noptional = true\n",
+            stdio_backend("s", "")
+        )),
+    );
+    let partial = config.with_file_name("partial.json");
+    let (ok, _, stderr) = run(&[
+        "tools",
+        "export",
+        "--config",
+        broken.to_str().unwrap(),
+        "--out",
+        partial.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("gone") && stderr.contains("no catalog written"),
+        "{stderr}"
+    );
+    assert!(!partial.exists());
+}
+
 /// A public bind without `auth.resource` (the URL would come from somewhere a client
 /// controls) and a public admin listener are refused at start, even via `--bind`.
 #[test]
@@ -475,13 +620,14 @@ fn serve_refuses_a_public_bind_without_a_resource_url_and_a_public_admin_listene
 #[tokio::test]
 async fn a_reader_that_goes_away_is_no_panic() {
     let config = temp_file("pipe.toml", &with_auth(&stdio_backend("s", "")));
+    let trading = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/trading");
+    let config_arg = config.to_str().unwrap();
     for args in [
-        &["policy", "schema", "--config"][..],
-        &["check", "--config"],
+        &["policy", "schema", "--policies", trading][..],
+        &["check", "--config", config_arg],
     ] {
         let mut child = std::process::Command::new(warden_exe())
             .args(args)
-            .arg(&config)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,0 +1,97 @@
+//! `mcp-warden tools export`: the tools the configured backends serve, written once as a
+//! saved catalog (`tools.json`) so that `policy validate|test|explain|schema` check
+//! policies against the real tools offline, without starting a backend each time.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use mcp_warden::{Config, ProxyHandle};
+
+use super::source::Source;
+
+#[derive(Subcommand)]
+pub enum ToolsCommand {
+    /// Start the configured backends (no listener, no audit log), read their tool lists and
+    /// write them as a catalog; fails, writing nothing, if a backend does not list
+    Export {
+        #[command(flatten)]
+        source: Source,
+        /// Write the catalog here (replaced atomically) instead of to standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub async fn run(command: ToolsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ToolsCommand::Export { source, out } => {
+            let config = source.load()?;
+            let backends = config.backends.len();
+            let (catalog, count) = with_backends(config, |handle| {
+                (handle.catalog_json(), handle.tool_names().len())
+            })
+            .await
+            .context("no catalog written")?;
+            let catalog = catalog.context("cannot write the catalog")?;
+            match out {
+                Some(path) => {
+                    replace(&path, &catalog)?;
+                    err!(
+                        "wrote {count} tools of {} backend(s) to {}; check policies against them with `mcp-warden policy validate --config FILE --tools {}` (or `[authz] tools = \"{}\"`)",
+                        backends,
+                        path.display(),
+                        path.display(),
+                        path.display()
+                    );
+                }
+                None => out!("{}", catalog.trim_end()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Starts the configuration's backends, with neither the audit log (it belongs to the proxy
+/// serving this configuration, which may be running) nor its policies (the tools are what
+/// policies are fixed against), and reads what `read` wants once every backend has listed;
+/// a backend that did not is an error.
+pub async fn with_backends<T>(
+    mut config: Config,
+    read: impl FnOnce(&ProxyHandle) -> T,
+) -> anyhow::Result<T> {
+    config.audit = None;
+    config.authz.policies.clear();
+    config.authz.catalog = None;
+    let names: Vec<String> = config.backends.iter().map(|b| b.name.clone()).collect();
+    let proxy = mcp_warden::Proxy::from_config(config).await?;
+    let handle = proxy.handle();
+    let up = handle.backends_up();
+    let value = read(&handle);
+    handle.shutdown().await;
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| !up.contains(n))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "backend(s) {} did not list their tools: the tool list would be incomplete",
+            missing.join(", ")
+        );
+    }
+    Ok(value)
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so a reader never sees half
+/// a catalog.
+fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("`{}` is not a file path", path.display()))?;
+    let temp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&temp, text).with_context(|| format!("writing {}", temp.display()))?;
+    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
+}
