@@ -53,7 +53,8 @@ enum Command {
         #[arg(long)]
         admin_bind: Option<SocketAddr>,
     },
-    /// Validate a configuration exactly as `serve` would, without starting anything
+    /// Validate a configuration exactly as `serve` would, without serving (`--live` starts
+    /// the backends)
     Check {
         #[command(flatten)]
         source: Source,
@@ -61,6 +62,11 @@ enum Command {
         /// for checking a deployment's configuration away from its host
         #[arg(long)]
         no_file_checks: bool,
+        /// Also start the backends (never the audit log) as `serve` does: a backend that does
+        /// not list, a quarantined tool, or a `hide`/`expose` glob or alias that names
+        /// nothing is an error
+        #[arg(long)]
+        live: bool,
     },
     /// Validate, test, explain and print Cedar policies
     #[command(subcommand)]
@@ -134,23 +140,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check {
             source,
             no_file_checks,
-        } => {
-            let config = source.load()?;
-            match cli::policy::check_config(&config, !no_file_checks) {
-                Ok(note) => {
-                    out!(
-                        "configuration is valid: {} backend(s)",
-                        config.backends.len()
-                    );
-                    out!("{note}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errors) => {
-                    err!("{errors}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
-        }
+            live,
+        } => Ok(cli::check::run(source.load()?, !no_file_checks, live).await),
         Command::Policy(command) => cli::policy::run(command).await,
         Command::Audit(command) => cli::audit::run(command).await,
         Command::Tools(command) => cli::tools::run(command).await,

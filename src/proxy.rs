@@ -10,7 +10,6 @@ use tokio::{net::TcpListener, sync::oneshot};
 use crate::{
     audit::{Audit, Kind},
     authn::Authenticator,
-    authz::BuildMode,
     backend::spawn_supervisor,
     config::Config,
     error::Error,
@@ -70,20 +69,6 @@ impl Proxy {
             hub,
             supervisors: Arc::new(std::sync::Mutex::new(supervisors)),
         };
-        let start_authz = |proxy: &Proxy| -> Result<(), Error> {
-            // Strict at start; when a tool a policy names is missing (a backend down and not in
-            // the saved catalog) the engine still starts with that tool quarantined.
-            let Err(strict) = proxy.hub.rebuild_authz(BuildMode::Strict) else {
-                return Ok(());
-            };
-            match proxy.hub.rebuild_authz(BuildMode::Quarantine) {
-                Ok(()) => {
-                    tracing::warn!(errors = %describe_policy_errors(&strict), "policies do not validate strictly against the tools available now");
-                    Ok(())
-                }
-                Err(errors) => Err(Error::Policy(describe_policy_errors(&errors))),
-            }
-        };
         for (backend, rx) in firsts {
             let first = rx
                 .await
@@ -98,9 +83,11 @@ impl Proxy {
                 });
             }
         }
-        if let Err(e) = start_authz(&proxy) {
+        // Strict at start; when a tool a policy names is missing (a backend down and not in
+        // the saved catalog) the engine still starts with that tool quarantined.
+        if let Err(errors) = proxy.hub.start_authz() {
             proxy.handle().shutdown().await;
-            return Err(e);
+            return Err(Error::Policy(describe_policy_errors(&errors)));
         }
         proxy.hub.record_lifecycle(Kind::Start).await?;
         Ok(proxy)
@@ -275,6 +262,29 @@ impl ProxyHandle {
             .iter()
             .filter(|b| b.is_up() && self.hub.lists_of(b.index).is_some())
             .map(|b| b.name().to_owned())
+            .collect()
+    }
+
+    /// Tools the engine quarantined (hidden and denied), with why.
+    pub fn quarantined(&self) -> Vec<(String, String)> {
+        self.hub
+            .authz()
+            .map(|e| e.quarantined().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Settings that name nothing their backend lists (`hide`/`expose` globs, aliases), as
+    /// `backend: message`, for the backends that have listed.
+    pub fn unmatched_settings(&self) -> Vec<String> {
+        self.hub
+            .backends
+            .iter()
+            .filter_map(|b| Some((b, self.hub.lists_of(b.index)?)))
+            .flat_map(|(b, lists)| {
+                crate::backend::unmatched(&b.settings, &lists)
+                    .into_iter()
+                    .map(move |m| format!("backend `{}`: {m}", b.name()))
+            })
             .collect()
     }
 

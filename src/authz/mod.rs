@@ -20,6 +20,7 @@ mod decide;
 mod engine;
 mod entities;
 mod memo;
+mod placeholders;
 mod policies;
 mod schema;
 mod slice;
@@ -31,6 +32,7 @@ mod validate;
 
 pub use catalog::{CatalogError, parse_catalog};
 pub use engine::Engine;
+pub use placeholders::placeholder_tools;
 #[doc(hidden)]
 pub use synthetic::{
     synthetic_attributes, synthetic_catalog, synthetic_policies, synthetic_tool,

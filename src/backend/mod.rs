@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use inflight::{Answer, CallStream, Origin, RecordedAs, ToClient};
 pub use relay::ListKind;
-pub(crate) use supervisor::spawn_supervisor;
+pub(crate) use supervisor::{spawn_supervisor, unmatched};
 
 use crate::{config::BackendSettings, error::CallError};
 

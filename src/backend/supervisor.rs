@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Backend, ListKind, connect::connect, relay::Relay};
-use crate::{hub::Hub, mcp::catalog::BackendLists};
+use crate::{config::BackendSettings, hub::Hub, mcp::catalog::BackendLists};
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -257,19 +257,34 @@ fn listen_for_changes(
 /// Settings that name nothing the backend has: said once it has listed what it has (a
 /// `hide` that matches no tool hides nothing, an alias of a missing tool exposes nothing).
 fn warn_unmatched(backend: &Backend, lists: &BackendLists) {
+    for message in unmatched(&backend.settings, lists) {
+        tracing::warn!(backend = %backend.name(), "{message}");
+    }
+}
+
+/// The backend's `hide`/`expose` globs and aliases that name nothing it lists (a typo such
+/// as `get_env` for `get-env` leaves the tool exposed): warned about once it has listed,
+/// errors for `mcp-warden check --live`.
+pub(crate) fn unmatched(settings: &BackendSettings, lists: &BackendLists) -> Vec<String> {
     let names = lists
         .tools
         .iter()
         .map(|t| t.name.as_ref())
         .chain(lists.prompts.iter().map(|p| p.name.as_str()));
-    for (field, glob) in backend.settings.filter.unmatched(names) {
-        tracing::warn!(backend = %backend.name(), "`{field}` glob `{glob}` matches none of the backend's tools or prompts");
-    }
-    for from in backend.settings.aliases.keys() {
+    let mut out: Vec<String> = settings
+        .filter
+        .unmatched(names)
+        .into_iter()
+        .map(|(field, glob)| {
+            format!("`{field}` glob `{glob}` matches none of the backend's tools or prompts")
+        })
+        .collect();
+    for from in settings.aliases.keys() {
         if !lists.tools.iter().any(|t| t.name == from.as_str()) {
-            tracing::warn!(backend = %backend.name(), "alias of `{from}`: the backend has no such tool");
+            out.push(format!("alias of `{from}`: the backend has no such tool"));
         }
     }
+    out
 }
 
 /// Everything the backend offers, per the capabilities it declared. A list that fails to

@@ -1,6 +1,7 @@
 //! Subcommands of the binary that are more than a line or two.
 
 pub mod audit;
+pub mod check;
 pub mod output;
 pub mod policy;
 pub mod source;

@@ -9,7 +9,10 @@ mod authz;
 pub mod file;
 pub mod laptop;
 pub mod mcp_json;
+mod parse;
 mod validate;
+
+use parse::parse_toml;
 
 pub use audit::AuditSection;
 pub use auth::{
@@ -353,22 +356,4 @@ fn warn(warnings: &[String]) {
 pub(crate) fn read(path: &Path, what: &str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::one(what, format!("cannot read `{}`: {e}", path.display())))
-}
-
-/// A TOML error is reported at its line and column, as editors count them (from 1).
-fn parse_toml(text: &str) -> Result<file::FileConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let path = match e.span() {
-            Some(span) => {
-                // Lines counted from 1: the newlines before the error's start, plus one
-                // (`lines()` undercounts by one when the error starts a line).
-                let before = &text.as_bytes()[..span.start.min(text.len())];
-                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-                format!("line {line}, column {column}")
-            }
-            None => "config".to_owned(),
-        };
-        ConfigError::one(path, e.message().to_owned())
-    })
 }

@@ -67,21 +67,67 @@ impl AuthzState {
         changed
     }
 
-    /// Builds a new engine and swaps it in; on error the previous engine stays.
-    pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
-        let tools: Vec<ToolInfo> = self
-            .known
+    /// What startup does: [`build_for_start`] over every tool known now, swapped in.
+    pub fn start(&self) -> Result<(), Vec<PolicyError>> {
+        let started = build_for_start(&self.policies, &self.known_tools(), &self.attributes)?;
+        if !started.strict_errors.is_empty() {
+            tracing::warn!(errors = %describe(&started.strict_errors), "policies do not validate strictly against the tools available now");
+        }
+        self.swap(started.engine);
+        Ok(())
+    }
+
+    fn known_tools(&self) -> Vec<ToolInfo> {
+        self.known
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
-            .collect();
-        let engine = Engine::build(&self.policies, &tools, &self.attributes, mode)?;
+            .collect()
+    }
+
+    fn swap(&self, engine: Engine) {
         for (tool, reason) in engine.quarantined() {
             tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied until its schema fits the policies again");
         }
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+    }
+
+    /// Builds a new engine and swaps it in; on error the previous engine stays.
+    pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
+        let engine = Engine::build(&self.policies, &self.known_tools(), &self.attributes, mode)?;
+        self.swap(engine);
         Ok(())
+    }
+}
+
+/// An engine as startup builds it, and the strict validation's errors it had to absorb.
+pub struct Started {
+    pub engine: Engine,
+    /// Empty when the policies validated strictly; otherwise the tools these errors are
+    /// attributed to are quarantined in `engine`.
+    pub strict_errors: Vec<PolicyError>,
+}
+
+/// The one way startup (and `mcp-warden check`) builds the engine from the policies and
+/// the tools known: strict validation; failing that, quarantine of the tools the failures
+/// are attributed to (a tool a policy names that no backend lists or catalog holds, a
+/// tool whose schema no longer fits); an error only when quarantine cannot absorb them.
+pub fn build_for_start(
+    policies: &[PolicySource],
+    tools: &[ToolInfo],
+    attributes: &[AttributeDecl],
+) -> Result<Started, Vec<PolicyError>> {
+    match Engine::build(policies, tools, attributes, BuildMode::Strict) {
+        Ok(engine) => Ok(Started {
+            engine,
+            strict_errors: Vec::new(),
+        }),
+        Err(strict_errors) => Engine::build(policies, tools, attributes, BuildMode::Quarantine)
+            .map(|engine| Started {
+                engine,
+                strict_errors,
+            }),
     }
 }
 

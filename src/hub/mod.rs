@@ -7,8 +7,8 @@ pub(crate) mod audit;
 mod authz;
 
 pub use authz::{
-    attribute_decls, describe as describe_policy_errors, policy_sources, saved_tools, tool_info,
-    vet, vetted,
+    Started, attribute_decls, build_for_start, describe as describe_policy_errors, policy_sources,
+    saved_tools, tool_info, vet, vetted,
 };
 
 use std::{
@@ -108,13 +108,12 @@ impl Hub {
     }
 
     /// Builds the authorization engine from the policies and every known tool.
-    pub fn rebuild_authz(
-        &self,
-        mode: crate::authz::BuildMode,
-    ) -> Result<(), Vec<crate::authz::PolicyError>> {
+    /// Builds the engine as startup does ([`authz::build_for_start`]) over the saved
+    /// catalog and every tool the backends listed.
+    pub fn start_authz(&self) -> Result<(), Vec<crate::authz::PolicyError>> {
         let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
         self.authz.learn(&self.catalog(), &settings);
-        self.authz.rebuild(mode)
+        self.authz.start()
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

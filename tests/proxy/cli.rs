@@ -11,7 +11,7 @@ use rmcp::{
 
 use crate::common::*;
 
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-warden-tests-{}", std::process::id()));
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -9,6 +9,7 @@ mod audit_tamper;
 mod authn;
 mod authz;
 mod bad_input;
+mod check;
 mod cli;
 mod conformance;
 mod connections;
