@@ -174,7 +174,7 @@ pub async fn verify_with(
     let start = match (options.incremental, state) {
         (false, _) => None,
         (true, None) => {
-            report.full_because = Some("there is no saved state yet".into());
+            report.full_because = Some("there is no usable saved state".into());
             None
         }
         (true, Some(state)) => match state.tree() {
