@@ -193,4 +193,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("{0}")]
+    Switches(#[from] crate::hub::switches::SwitchError),
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod demo;
 mod envelope;
 pub mod error;
+pub mod files;
 pub mod governance;
 mod http;
 pub mod hub;

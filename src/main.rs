@@ -71,6 +71,9 @@ enum Command {
     /// Validate, test, explain and print Cedar policies
     #[command(subcommand)]
     Policy(cli::policy::PolicyCommand),
+    /// Read and change a running proxy through its admin API: backends, tools, the kill
+    /// switch, breakers, the cache
+    Admin(cli::admin::AdminArgs),
     /// Export the tools the configured backends serve, for the policy commands to read offline
     #[command(subcommand)]
     Tools(cli::tools::ToolsCommand),
@@ -145,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => cli::policy::run(command).await,
         Command::Audit(command) => cli::audit::run(command).await,
         Command::Tools(command) => cli::tools::run(command).await,
+        Command::Admin(args) => cli::admin::run(args).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;
@@ -195,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             anyhow::ensure!(
                 config.admin.bind.ip().is_loopback(),
-                "admin.bind: must be a loopback address (the admin listener is not authenticated), not {}",
+                "admin.bind: must be a loopback address (its /metrics and /readyz are not authenticated), not {}",
                 config.admin.bind
             );
             let admin_addr = config.admin.bind;

@@ -55,8 +55,19 @@ impl Proxy {
                 None
             }
         };
+        let switches_file = config.admin.switches_file(config.audit.as_ref());
+        if switches_file.is_none() {
+            tracing::info!(
+                "no audit log and no `[admin] switches` file: kill switch changes last until the proxy stops"
+            );
+        }
+        let switches = Arc::new(crate::hub::switches::Switches::load(switches_file)?);
+        if !switches.current().is_empty() {
+            let s = switches.current();
+            tracing::warn!(tools = ?s.tools.keys().collect::<Vec<_>>(), backends = ?s.backends.keys().collect::<Vec<_>>(), principals = ?s.principals.keys().collect::<Vec<_>>(), "switched off (kill switch)");
+        }
         let authn = Authenticator::new(&config.auth).await;
-        let hub = Hub::new(&config, authn.clone(), audit);
+        let hub = Hub::new(&config, authn.clone(), audit, switches);
         authn.spawn_refresh(hub.shutdown.clone());
         let mut firsts = Vec::new();
         let mut supervisors = Vec::new();
@@ -219,19 +230,8 @@ impl ProxyHandle {
 
     /// Drops cached results: of one exposed tool, of one backend, or (both `None`) all.
     pub fn invalidate_cache(&self, tool: Option<&str>, backend: Option<&str>) {
-        let cache = &self.hub.governance.cache;
-        if let Some(tool) = tool {
-            cache.invalidate_tool(tool);
-        }
-        if let Some(name) = backend
-            && let Some(b) = self.hub.backends.iter().find(|b| b.name() == name)
-        {
-            cache.invalidate_backend(b.index);
-        }
-        if tool.is_none() && backend.is_none() {
-            for b in &self.hub.backends {
-                cache.invalidate_backend(b.index);
-            }
+        if let Err(e) = self.hub.purge_cache(tool, backend) {
+            tracing::warn!("cache not purged: {e}");
         }
     }
 

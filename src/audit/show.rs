@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::store::Store;
 use super::verify::listing;
 
-pub use table::rfc3339;
+pub use table::{printable, rfc3339};
 
 /// Which records to show; every given condition must hold.
 #[derive(Debug, Clone, Default)]

@@ -17,7 +17,7 @@ use super::types::{BuildMode, PolicyError, ToolInfo};
 use super::validate::Coverage;
 
 /// The operations that are not tool calls: (action id, its resource type).
-pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 11] = [
+pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 16] = [
     ("list_tools", Builtin::Gateway),
     ("list_prompts", Builtin::Gateway),
     ("list_resources", Builtin::Gateway),
@@ -29,6 +29,11 @@ pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 11] = [
     ("elicit", Builtin::Backend),
     ("list_roots", Builtin::Backend),
     ("set_log_level", Builtin::Gateway),
+    ("admin_read", Builtin::Gateway),
+    ("admin_switch", Builtin::Gateway),
+    ("admin_reset", Builtin::Gateway),
+    ("admin_sessions", Builtin::Gateway),
+    ("admin_reload", Builtin::Gateway),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -377,6 +377,7 @@ impl Engine {
             Operation::ListPrompts => gateway("list_prompts"),
             Operation::ListResources => gateway("list_resources"),
             Operation::SetLogLevel => gateway("set_log_level"),
+            Operation::Admin(action) => gateway(action.action()),
             Operation::ReadResource { backend, uri } => {
                 item("read_resource", &types.resource, "uri", uri, backend)
             }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::engine::Engine;
 use super::time::{facts_at, parse_rfc3339};
-use super::types::{Decision, Operation};
+use super::types::{AdminAction, Decision, Operation};
 use crate::authn::principal::{AttrValue, Principal, PrincipalKind};
 
 /// One decision-table file.
@@ -267,6 +267,10 @@ fn decide_case(engine: &Engine, case: &Case) -> Result<Decision, String> {
         "list_prompts" => Operation::ListPrompts,
         "list_resources" => Operation::ListResources,
         "set_log_level" => Operation::SetLogLevel,
+        a if a.starts_with("admin_") => match AdminAction::ALL.iter().find(|x| x.action() == a) {
+            Some(&action) => Operation::Admin(action),
+            None => return Err(format!("unknown admin action `{a}`")),
+        },
         a @ ("read_resource" | "subscribe") => {
             backend = need(&case.backend, "backend")?;
             uri = need(&case.uri, "uri")?;

@@ -132,6 +132,45 @@ pub enum Operation<'a> {
         backend: &'a str,
     },
     SetLogLevel,
+    /// An admin API request (`[admin] bind`).
+    Admin(AdminAction),
+}
+
+/// What an admin API request does: each is an action `admin_<name>` in the `admin` group,
+/// on the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Read the proxy's state: backends, tools, switches, sessions, the generation.
+    Read,
+    /// Switch a tool, backend or principal off or on (the kill switch).
+    Switch,
+    /// Reset a circuit breaker, purge the cache.
+    Reset,
+    /// End a client session.
+    Sessions,
+    /// Reload the configuration and policies.
+    Reload,
+}
+
+impl AdminAction {
+    pub const ALL: [AdminAction; 5] = [
+        AdminAction::Read,
+        AdminAction::Switch,
+        AdminAction::Reset,
+        AdminAction::Sessions,
+        AdminAction::Reload,
+    ];
+
+    /// The Cedar action id.
+    pub fn action(self) -> &'static str {
+        match self {
+            AdminAction::Read => "admin_read",
+            AdminAction::Switch => "admin_switch",
+            AdminAction::Reset => "admin_reset",
+            AdminAction::Sessions => "admin_sessions",
+            AdminAction::Reload => "admin_reload",
+        }
+    }
 }
 
 /// The effect of a policy.

@@ -2,7 +2,7 @@
 //! saved catalog (`tools.json`) so that `policy validate|test|explain|schema` check
 //! policies against the real tools offline, without starting a backend each time.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -38,7 +38,8 @@ pub async fn run(command: ToolsCommand) -> anyhow::Result<ExitCode> {
             let catalog = catalog.context("cannot write the catalog")?;
             match out {
                 Some(path) => {
-                    replace(&path, &catalog)?;
+                    mcp_warden::files::replace(&path, catalog.as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
                     err!(
                         "wrote {count} tools of {} backend(s) to {}; check policies against them with `mcp-warden policy validate --config FILE --tools {}` (or `[authz] tools = \"{}\"`)",
                         backends,
@@ -83,15 +84,4 @@ pub async fn with_backends<T>(
         );
     }
     Ok(value)
-}
-
-/// Writes `text` to `path` through a temporary file beside it, so a reader never sees half
-/// a catalog.
-fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("`{}` is not a file path", path.display()))?;
-    let temp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    std::fs::write(&temp, text).with_context(|| format!("writing {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))
 }

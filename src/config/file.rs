@@ -203,6 +203,9 @@ pub struct ServerSection {
 pub struct AdminSection {
     /// `host:port` on a loopback address; default `127.0.0.1:8809`.
     pub bind: Option<String>,
+    /// Where the kill switch's set is kept (relative to the config file); default
+    /// `switches.json` in the audit log's state directory.
+    pub switches: Option<String>,
 }
 
 /// `[[backends]]`: one MCP server behind the proxy.

@@ -94,6 +94,18 @@ impl Default for ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub bind: SocketAddr,
+    /// The kill switch's file; `None`: next to the audit state (or, without an audit log,
+    /// kept in memory only).
+    pub switches: Option<PathBuf>,
+}
+
+impl AdminSettings {
+    /// Where the kill switch's set is persisted, if anywhere.
+    pub fn switches_file(&self, audit: Option<&crate::audit::AuditSettings>) -> Option<PathBuf> {
+        self.switches
+            .clone()
+            .or_else(|| audit.map(|a| a.state_dir.join("switches.json")))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -290,8 +302,14 @@ impl Config {
             authz::load(&section, path.parent().unwrap_or(Path::new(".")), &mut file)?;
         }
         let mut config = validate(&file)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if let Some(audit) = config.audit.as_mut() {
-            audit::resolve(audit, path.parent().unwrap_or(Path::new(".")));
+            audit::resolve(audit, base);
+        }
+        if let Some(file) = config.admin.switches.as_mut()
+            && file.is_relative()
+        {
+            *file = base.join(&*file);
         }
         Ok(config)
     }

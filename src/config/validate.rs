@@ -232,12 +232,15 @@ fn parse_net(text: &str) -> Option<ipnet::IpNet> {
 fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSettings> {
     let bind = file.admin.bind.as_deref().unwrap_or(DEFAULT_ADMIN_BIND);
     match bind.parse::<SocketAddr>() {
-        Ok(addr) if addr.ip().is_loopback() => Some(AdminSettings { bind: addr }),
+        Ok(addr) if addr.ip().is_loopback() => Some(AdminSettings {
+            bind: addr,
+            switches: file.admin.switches.as_ref().map(PathBuf::from),
+        }),
         Ok(_) => {
             issues.push(
                 "admin.bind",
                 format!(
-                    "`{bind}` must be a loopback address: the admin listener is not authenticated"
+                    "`{bind}` must be a loopback address: its /metrics and /readyz are not authenticated"
                 ),
             );
             None

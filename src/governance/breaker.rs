@@ -198,6 +198,15 @@ impl Breakers {
         }
     }
 
+    /// Closes every breaker of this backend (an operator's reset): calls go through again
+    /// and failures count from zero. How many were not closed.
+    pub fn reset(&self) -> usize {
+        let mut all = self.lock();
+        let open = all.values().filter(|b| b.state != State::Closed).count();
+        all.clear();
+        open
+    }
+
     /// The state of every breaker of this backend, by key (`""`: the backend's own).
     pub fn states(&self) -> Vec<(String, State)> {
         self.lock()
@@ -237,6 +246,18 @@ mod tests {
         let t = b.admit(String::new())?;
         b.record(t, Some(ok));
         Ok(())
+    }
+
+    #[test]
+    fn a_reset_closes_an_open_breaker_at_once() {
+        let b = breakers();
+        for _ in 0..3 {
+            call(&b, false).unwrap();
+        }
+        assert!(call(&b, true).is_err(), "open");
+        assert_eq!(b.reset(), 1);
+        assert!(call(&b, true).is_ok(), "closed again");
+        assert_eq!(b.reset(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,9 +1,11 @@
 //! The HTTP face. Two listeners: the data listener serves the streamable-HTTP MCP endpoint
 //! behind the authentication layer, the protected-resource metadata and `/healthz`; the
 //! admin listener (`[admin] bind`, loopback only) serves `/metrics`, `/readyz` and
-//! `/healthz`, which say things about the proxy that callers have no business reading.
+//! `/healthz`, which say things about the proxy that callers have no business reading, and
+//! the authenticated admin API (`admin`).
 //! Both are served by [`serve::serve`], which bounds every connection.
 
+mod admin;
 pub mod auth;
 pub mod body;
 pub mod client;
@@ -83,10 +85,10 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         .route("/healthz", get(|| async { "ok" }))
 }
 
-/// The admin listener's routes: metrics, readiness and liveness.
+/// The admin listener's routes: metrics, readiness and liveness, and the admin API.
 pub fn admin_router(hub: Arc<Hub>) -> Router {
     let ready_hub = hub.clone();
-    Router::new()
+    admin::routes(hub.clone())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -69,6 +69,36 @@ impl Hub {
         audit.append(entry, None).await.map(|_| ())
     }
 
+    /// An operator's change through the admin API (a kill switch, a breaker reset, a
+    /// purge, a session ended, a reload): a `config` record naming who did what to which.
+    pub async fn record_admin(
+        &self,
+        principal: &crate::authn::Principal,
+        action: &str,
+        resource: &str,
+        detail: BTreeMap<String, String>,
+    ) -> Result<(), AuditError> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let mut entry = Entry::new(Kind::Config);
+        entry.request_id = Some(crate::ids::request_id());
+        entry.principal = Some(audit.entries().principal(principal));
+        entry.action = Some(format!("admin {action}"));
+        entry.resource = Some(bounded(resource));
+        entry.detail = detail
+            .into_iter()
+            .map(|(key, value)| (key, bounded(&value)))
+            .collect();
+        if let Some(engine) = self.authz() {
+            entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
+        }
+        audit.append(entry, None).await.map(drop).inspect_err(|e| {
+            self.metrics.audit_refusals.inc();
+            tracing::error!(error = %e, "could not record an admin change");
+        })
+    }
+
     /// A request refused at the HTTP layer: `status` is the HTTP status it got and
     /// `detail.reason` why (kept in the log, never told to the client).
     pub async fn record_refusal(&self, refused: Refused) {

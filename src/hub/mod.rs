@@ -5,6 +5,7 @@
 
 pub(crate) mod audit;
 mod authz;
+pub mod switches;
 
 pub use authz::{
     Started, attribute_decls, build_for_start, describe as describe_policy_errors, policy_sources,
@@ -64,6 +65,8 @@ pub struct Hub {
     pub audit: Option<Arc<crate::audit::Audit>>,
     /// Shared state of the governance layers.
     pub governance: Arc<crate::governance::Governance>,
+    /// What an operator switched off at runtime.
+    pub switches: Arc<switches::Switches>,
 }
 
 impl Hub {
@@ -71,6 +74,7 @@ impl Hub {
         config: &Config,
         authn: Arc<Authenticator>,
         audit: Option<Arc<crate::audit::Audit>>,
+        switches: Arc<switches::Switches>,
     ) -> Arc<Self> {
         let backends: Vec<_> = config
             .backends
@@ -99,6 +103,7 @@ impl Hub {
             metrics: Arc::default(),
             audit,
             governance: Arc::new(crate::governance::Governance::new(config)),
+            switches,
         })
     }
 
@@ -108,6 +113,32 @@ impl Hub {
     }
 
     /// Builds the authorization engine from the policies and every known tool.
+    /// Drops cached results: of one exposed tool, of one backend, or (both `None`) all.
+    pub fn purge_cache(&self, tool: Option<&str>, backend: Option<&str>) -> Result<(), String> {
+        let cache = &self.governance.cache;
+        let backend = match backend {
+            Some(name) => Some(
+                self.backends
+                    .iter()
+                    .find(|b| b.name() == name)
+                    .ok_or_else(|| format!("no backend `{name}` is configured"))?,
+            ),
+            None => None,
+        };
+        if let Some(tool) = tool {
+            cache.invalidate_tool(tool);
+        }
+        if let Some(b) = backend {
+            cache.invalidate_backend(b.index);
+        }
+        if tool.is_none() && backend.is_none() {
+            for b in &self.backends {
+                cache.invalidate_backend(b.index);
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the engine as startup does ([`authz::build_for_start`]) over the saved
     /// catalog and every tool the backends listed.
     pub fn start_authz(&self) -> Result<(), Vec<crate::authz::PolicyError>> {

@@ -349,9 +349,9 @@ impl ServerHandler for ProxySession {
         // A tool is listed unless no arguments could ever make its call allowed.
         let visible = |e: &Entry<Tool>| {
             listing
-                && engine
-                    .as_ref()
-                    .is_some_and(|en| en.tool_visible(&principal, &e.item.name, &facts))
+                && engine.as_ref().is_some_and(|en| {
+                    stack::authz::tool_visible(&self.hub, en, &principal, &e.item.name, &facts)
+                })
         };
         paged(
             catalog.tools_page(cursor(&request), self.page_size(), visible),

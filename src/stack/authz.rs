@@ -80,6 +80,62 @@ pub fn facts(client: &str, transport: &str, session: &str) -> RequestFacts {
     facts_at(now, client, transport, session)
 }
 
+/// Why the kill switch refuses `op` for `principal` now, if it does: the principal, the
+/// backend that would serve it, or the tool is switched off.
+fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<String> {
+    if hub.switches.current().is_empty() {
+        return None;
+    }
+    let catalog;
+    let (backend, tool) = match *op {
+        Operation::CallTool { tool, .. } => {
+            catalog = hub.catalog();
+            let backend = catalog
+                .tool(tool)
+                .and_then(|e| hub.backends.get(e.backend))
+                .map(|b| b.name());
+            (backend, Some(tool))
+        }
+        Operation::ReadResource { backend, .. }
+        | Operation::Subscribe { backend, .. }
+        | Operation::GetPrompt { backend, .. }
+        | Operation::Complete { backend }
+        | Operation::CreateMessage { backend }
+        | Operation::Elicit { backend }
+        | Operation::ListRoots { backend } => (Some(backend), None),
+        Operation::ListTools
+        | Operation::ListPrompts
+        | Operation::ListResources
+        | Operation::SetLogLevel
+        | Operation::Admin(_) => (None, None),
+    };
+    hub.switches.blocks(&principal.id, backend, tool)
+}
+
+/// The decision of the kill switch, recorded and counted like a policy's.
+fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String) -> Decision {
+    let decision = Decision::deny(why);
+    count(hub, op, &decision);
+    super::audit::note_decision(&decision);
+    decision
+}
+
+/// Whether `principal` sees tool `tool` in its list: the kill switch lets it through and
+/// some arguments could make its call allowed.
+pub fn tool_visible(
+    hub: &Hub,
+    engine: &crate::authz::Engine,
+    principal: &Principal,
+    tool: &str,
+    facts: &RequestFacts,
+) -> bool {
+    let op = Operation::CallTool {
+        tool,
+        arguments: &JsonObject::new(),
+    };
+    switched_off(hub, principal, &op).is_none() && engine.tool_visible(principal, tool, facts)
+}
+
 /// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
 /// principal cannot see at all is reported exactly like an unknown tool.
 pub fn authorize(
@@ -90,6 +146,11 @@ pub fn authorize(
 ) -> Result<Decision, CallError> {
     if let Op::Complete { reference, .. } = op {
         authorize(hub, principal, reference, facts)?;
+    }
+    if let Some(why) = switched_off(hub, principal, &op.as_operation()) {
+        let decision = refused_by_switch(hub, &op.as_operation(), why);
+        tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, "denied by the kill switch");
+        return Err(CallError::Forbidden(decision.reason));
     }
     let Some(engine) = hub.authz() else {
         return Err(CallError::Forbidden(
@@ -131,6 +192,9 @@ pub fn decide(
     op: Operation<'_>,
     facts: &RequestFacts,
 ) -> Option<Decision> {
+    if let Some(why) = switched_off(hub, principal, &op) {
+        return Some(refused_by_switch(hub, &op, why));
+    }
     let engine = hub.authz()?;
     let decision = engine.decide(principal, &op, facts);
     count(hub, &op, &decision);
@@ -157,6 +221,7 @@ fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
         Operation::Elicit { .. } => "elicit",
         Operation::ListRoots { .. } => "list_roots",
         Operation::SetLogLevel => "set_log_level",
+        Operation::Admin(action) => action.action(),
     };
     let verdict = if decision.allowed { "allow" } else { "deny" };
     hub.metrics
@@ -195,6 +260,22 @@ impl Step for AuthzLayer {
         if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
             return Box::pin(std::future::ready(Err(denied)));
         }
-        Box::pin(forward(next, call))
+        // Running until it ends, so switching its tool, backend or principal off with
+        // `cancel` reaches it.
+        let tool = match &call.op {
+            Op::CallTool { tool, .. } => Some(tool.as_str()),
+            _ => None,
+        };
+        let backend = self.hub.backends.get(call.backend).map_or("", |b| b.name());
+        let running = self.hub.switches.run(
+            &call.origin.principal.id,
+            backend,
+            tool,
+            call.cancel.clone(),
+        );
+        Box::pin(async move {
+            let _running = running;
+            forward(next, call).await
+        })
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin;
 mod audit;
 mod audit_cli;
 mod audit_hardening;

@@ -147,7 +147,7 @@ fn spreadsheet_safe(s: &str) -> String {
 /// line and paragraph separators and bidirectional formatting characters print as
 /// `\u{..}` escapes, and a backslash as `\\`, so no tool name or client name can start a
 /// row of its own, move the cursor, recolour the terminal or reorder what is shown.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     let unsafe_char = |c: char| {
         c.is_control()
             || matches!(

@@ -1,7 +1,6 @@
 //! The auditor's saved state (audit/FORMAT.md §8): the last checkpoint a verification
 //! accepted, so the next one can tell a log that was cut short or rewritten since.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -92,33 +91,7 @@ impl State {
             error,
         })?;
         text.push(b'\n');
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = path.with_file_name(format!(".{name}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temp)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, path)?;
-            if let Some(dir) = path.parent() {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                // Directories cannot be opened for syncing everywhere; the rename stands.
-                if let Ok(dir) = std::fs::File::open(dir) {
-                    let _ = dir.sync_all();
-                }
-            }
-            Ok(())
-        };
-        write().map_err(|error| {
-            let _ = std::fs::remove_file(&temp);
-            io(path, error)
-        })
+        crate::files::replace(path, &text).map_err(|error| io(path, error))
     }
 }
 

@@ -1,0 +1,371 @@
+//! The admin API, `/admin/...` on the admin listener: what an operator reads and changes
+//! while the proxy serves. Every request is authenticated like the data port's (bearer
+//! token or JWT, per `[auth]`) and authorized as a Cedar action on the gateway
+//! (`Mcp::Action::"admin_read"`, `admin_switch`, `admin_reset`, `admin_sessions`,
+//! `admin_reload`, all in the `admin` group); every change is an audit record naming who
+//! made it. Answers are JSON; errors are `{"error": "..."}` with the status that fits.
+//!
+//! ```text
+//! GET  /admin/backends                          health, breakers, calls running, tools
+//! GET  /admin/tools                             every exposed tool and its state
+//! GET  /admin/switches                          what the kill switch holds
+//! POST /admin/{tools|backends|principals}/{name}/disable[?cancel=true][&force=true]
+//! POST /admin/{tools|backends|principals}/{name}/enable
+//! POST /admin/backends/{name}/breaker/reset
+//! POST /admin/cache/purge[?tool=..][&backend=..]
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::authn::Principal;
+use crate::authz::{AdminAction, Operation};
+use crate::hub::Hub;
+use crate::hub::switches::{Off, Target};
+
+/// The admin API's routes, to merge into the admin listener's router.
+pub fn routes(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/admin/backends", get(backends))
+        .route("/admin/tools", get(tools))
+        .route("/admin/switches", get(switches))
+        .route("/admin/{target}/{name}/disable", post(disable))
+        .route("/admin/{target}/{name}/enable", post(enable))
+        .route("/admin/backends/{name}/breaker/reset", post(reset_breaker))
+        .route("/admin/cache/purge", post(purge))
+        .layer(from_fn_with_state(hub.clone(), authenticate))
+        .with_state(hub)
+}
+
+/// Who is asking, from where: set by [`authenticate`] for the handlers to authorize.
+#[derive(Clone)]
+struct Caller {
+    principal: Arc<Principal>,
+    client: String,
+}
+
+/// A refusal or failure as the API answers it.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Json<Value>, Failure>;
+
+async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match hub.authn.authenticate(authorization.as_deref()).await {
+        Ok(principal) => {
+            let client = super::client::peer_of(request.extensions())
+                .map(|ip| ip.to_string())
+                .unwrap_or_default();
+            request.extensions_mut().insert(Caller {
+                principal: Arc::new(principal),
+                client,
+            });
+            next.run(request).await
+        }
+        Err(e) => {
+            let mut response = Failure(StatusCode::UNAUTHORIZED, format!("not authenticated: {e}"))
+                .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+impl Caller {
+    /// The policies' answer for `action`; a denial is 403 with its reason.
+    fn may(&self, hub: &Hub, action: AdminAction) -> Result<(), Failure> {
+        let facts = crate::stack::authz::facts(&self.client, "admin", "");
+        match crate::stack::authz::decide(hub, &self.principal, Operation::Admin(action), &facts) {
+            Some(d) if d.allowed => Ok(()),
+            Some(d) => Err(Failure(StatusCode::FORBIDDEN, d.reason)),
+            None => Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authorization is not ready".into(),
+            )),
+        }
+    }
+}
+
+async fn backends(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Read)?;
+    let catalog = hub.catalog();
+    let running = hub.switches.running_by_backend();
+    let switched = hub.switches.current();
+    let list: Vec<Value> = hub
+        .backends
+        .iter()
+        .map(|b| {
+            let breakers: BTreeMap<String, &str> = hub
+                .governance
+                .backends
+                .get(b.index)
+                .map(|g| {
+                    g.breakers
+                        .states()
+                        .into_iter()
+                        .map(|(key, state)| (key, state.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "name": b.name(),
+                "up": b.is_up(),
+                "listed": hub.lists_of(b.index).is_some(),
+                "tools": catalog.tools().filter(|e| e.backend == b.index).count(),
+                "in_flight": running.get(b.name()).copied().unwrap_or(0),
+                "breakers": breakers,
+                "switched_off": switched.backends.contains_key(b.name()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "backends": list })))
+}
+
+async fn tools(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Read)?;
+    let catalog = hub.catalog();
+    let switched = hub.switches.current();
+    let quarantined: BTreeMap<String, String> = hub
+        .authz()
+        .map(|e| e.quarantined().iter().cloned().collect())
+        .unwrap_or_default();
+    let list: Vec<Value> = catalog
+        .tools()
+        .map(|e| {
+            let name = e.item.name.to_string();
+            let backend = hub.backends.get(e.backend).map_or("", |b| b.name());
+            let (state, why) = if let Some(off) = switched.tools.get(&name) {
+                ("switched_off", off.reason.clone())
+            } else if let Some(off) = switched.backends.get(backend) {
+                ("backend_switched_off", off.reason.clone())
+            } else if let Some(why) = quarantined.get(&name) {
+                ("quarantined", Some(why.clone()))
+            } else {
+                ("on", None)
+            };
+            json!({ "name": name, "backend": backend, "state": state, "why": why })
+        })
+        .collect();
+    Ok(Json(json!({ "tools": list })))
+}
+
+async fn switches(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Read)?;
+    let current = hub.switches.current();
+    Ok(Json(json!({
+        "switched_off": &*current,
+        "persisted_in": hub.switches.file().map(|p| p.display().to_string()),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+struct SwitchQuery {
+    #[serde(default)]
+    cancel: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SwitchBody {
+    reason: Option<String>,
+}
+
+fn target(text: &str) -> Result<Target, Failure> {
+    match text {
+        "tools" => Ok(Target::Tool),
+        "backends" => Ok(Target::Backend),
+        "principals" => Ok(Target::Principal),
+        other => Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("`{other}`: switch `tools`, `backends` or `principals`"),
+        )),
+    }
+}
+
+async fn disable(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Path((kind, name)): Path<(String, String)>,
+    Query(query): Query<SwitchQuery>,
+    body: Option<Json<SwitchBody>>,
+) -> Answer {
+    caller.may(&hub, AdminAction::Switch)?;
+    let target = target(&kind)?;
+    known(&hub, target, &name, query.force)?;
+    let reason = body.and_then(|Json(b)| b.reason);
+    let off = Off {
+        by: caller.principal.id.clone(),
+        at: crate::audit::show::rfc3339(now_us()),
+        reason: reason.clone(),
+    };
+    let changed = hub
+        .switches
+        .set(target, &name, Some(off))
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let cancelled = if query.cancel {
+        hub.switches.cancel(target, &name)
+    } else {
+        0
+    };
+    let mut detail = BTreeMap::from([("cancelled".to_owned(), cancelled.to_string())]);
+    if let Some(reason) = reason {
+        detail.insert("reason".to_owned(), reason);
+    }
+    if changed {
+        let resource = format!("{}:{name}", target.as_str());
+        if let Err(e) = hub
+            .record_admin(&caller.principal, "switch_off", &resource, detail)
+            .await
+        {
+            // A change nobody can account for does not stand.
+            let _ = hub.switches.set(target, &name, None);
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not switched off: the change could not be recorded ({e})"),
+            ));
+        }
+        tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, cancelled, "switched off");
+    }
+    Ok(Json(json!({
+        "target": target, "name": name, "switched_off": true, "changed": changed,
+        "cancelled": cancelled,
+    })))
+}
+
+async fn enable(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Path((kind, name)): Path<(String, String)>,
+) -> Answer {
+    caller.may(&hub, AdminAction::Switch)?;
+    let target = target(&kind)?;
+    let before = hub.switches.current();
+    let changed = hub
+        .switches
+        .set(target, &name, None)
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if changed {
+        let resource = format!("{}:{name}", target.as_str());
+        if let Err(e) = hub
+            .record_admin(&caller.principal, "switch_on", &resource, BTreeMap::new())
+            .await
+        {
+            let previous = match target {
+                Target::Tool => before.tools.get(&name),
+                Target::Backend => before.backends.get(&name),
+                Target::Principal => before.principals.get(&name),
+            };
+            let _ = hub.switches.set(target, &name, previous.cloned());
+            return Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not switched on: the change could not be recorded ({e})"),
+            ));
+        }
+        tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, "switched back on");
+    }
+    Ok(Json(json!({
+        "target": target, "name": name, "switched_off": false, "changed": changed,
+    })))
+}
+
+/// A tool or backend must be one the proxy knows (a typo would switch nothing off); a
+/// tool not listed now (its backend is down) takes `force`. Principals cannot be known.
+fn known(hub: &Hub, target: Target, name: &str, force: bool) -> Result<(), Failure> {
+    let known = match target {
+        Target::Tool => force || hub.catalog().tool(name).is_some(),
+        Target::Backend => hub.backends.iter().any(|b| b.name() == name),
+        Target::Principal => true,
+    };
+    if known {
+        return Ok(());
+    }
+    Err(Failure(
+        StatusCode::NOT_FOUND,
+        match target {
+            Target::Tool => format!(
+                "no tool `{name}` is listed now (exposed names, as clients see them); `force=true` switches it off anyway"
+            ),
+            _ => format!("no backend `{name}` is configured"),
+        },
+    ))
+}
+
+async fn reset_breaker(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Answer {
+    caller.may(&hub, AdminAction::Reset)?;
+    let Some(governance) = hub.governance.backends.iter().find(|g| g.name == name) else {
+        return Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("no backend `{name}` is configured"),
+        ));
+    };
+    let reopened = governance.breakers.reset();
+    let detail = BTreeMap::from([("were_open".to_owned(), reopened.to_string())]);
+    hub.record_admin(
+        &caller.principal,
+        "breaker_reset",
+        &format!("backend:{name}"),
+        detail,
+    )
+    .await
+    .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({ "backend": name, "were_open": reopened })))
+}
+
+#[derive(Deserialize, Default)]
+struct PurgeQuery {
+    tool: Option<String>,
+    backend: Option<String>,
+}
+
+async fn purge(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<PurgeQuery>,
+) -> Answer {
+    caller.may(&hub, AdminAction::Reset)?;
+    hub.purge_cache(query.tool.as_deref(), query.backend.as_deref())
+        .map_err(|e| Failure(StatusCode::NOT_FOUND, e))?;
+    let what = match (&query.tool, &query.backend) {
+        (Some(tool), _) => format!("tool:{tool}"),
+        (None, Some(backend)) => format!("backend:{backend}"),
+        (None, None) => "all".to_owned(),
+    };
+    hub.record_admin(&caller.principal, "cache_purge", &what, BTreeMap::new())
+        .await
+        .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({ "purged": what })))
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}

@@ -1,0 +1,295 @@
+//! The kill switch: tools, backends and principals an operator switched off while the
+//! proxy runs. Every authorization question consults it first (`stack::authz`), so a
+//! switched-off tool is hidden and refused on the next call, a switched-off backend has
+//! nothing listed or served, and a switched-off principal is refused everything. The set
+//! is persisted (written whole, atomically, before it takes effect) so a restart keeps it,
+//! and the calls running when something is switched off can be cancelled.
+//!
+//! It sits beside the call path and depends on nothing of it: the hub holds one, the admin
+//! API changes it, the authorization gate reads it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// What can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// An exposed tool, by the name clients see.
+    Tool,
+    /// A backend, by its configured name: its tools, prompts, resources and the requests
+    /// it sends to clients.
+    Backend,
+    /// A principal, by id: every request it makes.
+    Principal,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Tool => "tool",
+            Target::Backend => "backend",
+            Target::Principal => "principal",
+        }
+    }
+}
+
+/// Who switched something off, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Off {
+    /// The principal that did it (as the audit log records it).
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Everything switched off now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switched {
+    #[serde(default)]
+    pub tools: BTreeMap<String, Off>,
+    #[serde(default)]
+    pub backends: BTreeMap<String, Off>,
+    #[serde(default)]
+    pub principals: BTreeMap<String, Off>,
+}
+
+impl Switched {
+    fn of(&self, target: Target) -> &BTreeMap<String, Off> {
+        match target {
+            Target::Tool => &self.tools,
+            Target::Backend => &self.backends,
+            Target::Principal => &self.principals,
+        }
+    }
+
+    fn of_mut(&mut self, target: Target) -> &mut BTreeMap<String, Off> {
+        match target {
+            Target::Tool => &mut self.tools,
+            Target::Backend => &mut self.backends,
+            Target::Principal => &mut self.principals,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty() && self.backends.is_empty() && self.principals.is_empty()
+    }
+}
+
+/// Why the switch set could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("the kill switch file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error(
+        "the kill switch file {path} is not a switch set ({error}); fix or remove it: starting with everything switched back on is not an option"
+    )]
+    Format {
+        path: String,
+        error: serde_json::Error,
+    },
+}
+
+/// A call that runs now, for cancelling what was just switched off.
+struct Running {
+    principal: String,
+    backend: String,
+    tool: Option<String>,
+    cancel: CancellationToken,
+}
+
+/// The kill switch of one proxy.
+pub struct Switches {
+    state: ArcSwap<Switched>,
+    file: Option<PathBuf>,
+    /// Serialises changes: each one is written whole before it is published.
+    change: Mutex<()>,
+    running: Mutex<HashMap<u64, Running>>,
+    next: AtomicU64,
+}
+
+impl Switches {
+    /// The set persisted in `file` (empty when the file does not exist yet); `None`: kept
+    /// in memory only.
+    pub fn load(file: Option<PathBuf>) -> Result<Switches, SwitchError> {
+        let state = match &file {
+            Some(path) => read(path)?,
+            None => Switched::default(),
+        };
+        Ok(Switches {
+            state: ArcSwap::from_pointee(state),
+            file,
+            change: Mutex::new(()),
+            running: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// Where the set is persisted.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Everything switched off now.
+    pub fn current(&self) -> Arc<Switched> {
+        self.state.load_full()
+    }
+
+    /// Why a request of `principal` to `backend` (and its `tool`) is switched off, if it is.
+    pub fn blocks(
+        &self,
+        principal: &str,
+        backend: Option<&str>,
+        tool: Option<&str>,
+    ) -> Option<String> {
+        let state = self.state.load();
+        if state.is_empty() {
+            return None;
+        }
+        let why = |target: Target, name: &str| {
+            state.of(target).get(name).map(|off| {
+                let reason = off
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                format!("{} `{name}` is switched off{reason}", target.as_str())
+            })
+        };
+        why(Target::Principal, principal)
+            .or_else(|| backend.and_then(|b| why(Target::Backend, b)))
+            .or_else(|| tool.and_then(|t| why(Target::Tool, t)))
+    }
+
+    /// Switches `name` off (`Some`) or back on (`None`); persisted before it takes
+    /// effect. False when it already was so.
+    pub fn set(&self, target: Target, name: &str, off: Option<Off>) -> Result<bool, SwitchError> {
+        let _one_at_a_time = self.change.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = Switched::clone(&self.state.load());
+        let changed = match off {
+            Some(off) => next.of_mut(target).insert(name.to_owned(), off).is_none(),
+            None => next.of_mut(target).remove(name).is_some(),
+        };
+        if !changed {
+            return Ok(false);
+        }
+        if let Some(path) = &self.file {
+            write(path, &next)?;
+        }
+        self.state.store(Arc::new(next));
+        Ok(true)
+    }
+
+    /// Registers a running call until the guard drops, so it can be cancelled.
+    pub fn run(
+        self: &Arc<Self>,
+        principal: &str,
+        backend: &str,
+        tool: Option<&str>,
+        cancel: CancellationToken,
+    ) -> RunningGuard {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id,
+                Running {
+                    principal: principal.to_owned(),
+                    backend: backend.to_owned(),
+                    tool: tool.map(str::to_owned),
+                    cancel,
+                },
+            );
+        RunningGuard {
+            switches: self.clone(),
+            id,
+        }
+    }
+
+    /// Cancels the running calls `target` `name` covers; how many.
+    pub fn cancel(&self, target: Target, name: &str) -> usize {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cancelled = 0;
+        for call in running.values() {
+            let hit = match target {
+                Target::Tool => call.tool.as_deref() == Some(name),
+                Target::Backend => call.backend == name,
+                Target::Principal => call.principal == name,
+            };
+            if hit && !call.cancel.is_cancelled() {
+                call.cancel.cancel();
+                cancelled += 1;
+            }
+        }
+        cancelled
+    }
+
+    /// Calls running now, by backend name.
+    pub fn running_by_backend(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for call in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            *counts.entry(call.backend.clone()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// Keeps a call in the running set.
+pub struct RunningGuard {
+    switches: Arc<Switches>,
+    id: u64,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.switches
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+fn read(path: &Path) -> Result<Switched, SwitchError> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Switched::default()),
+        Err(error) => {
+            return Err(SwitchError::Io {
+                path: path.display().to_string(),
+                error,
+            });
+        }
+    };
+    serde_json::from_slice(&text).map_err(|error| SwitchError::Format {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+fn write(path: &Path, state: &Switched) -> Result<(), SwitchError> {
+    let mut text = serde_json::to_vec_pretty(state).expect("a switch set serialises");
+    text.push(b'\n');
+    crate::files::replace(path, &text).map_err(|error| SwitchError::Io {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests;

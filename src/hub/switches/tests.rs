@@ -1,0 +1,98 @@
+use super::*;
+
+fn off(reason: &str) -> Option<Off> {
+    Some(Off {
+        by: "ops".into(),
+        at: "2026-12-05T00:00:00Z".into(),
+        reason: Some(reason.into()),
+    })
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "warden-switches-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    dir.join("switches.json")
+}
+
+#[test]
+fn each_target_blocks_what_it_covers_and_nothing_else() {
+    let s = Switches::load(None).unwrap();
+    assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
+    assert!(s.set(Target::Tool, "db__drop", off("incident 42")).unwrap());
+    assert!(!s.set(Target::Tool, "db__drop", off("again")).unwrap());
+    let why = s.blocks("ann", Some("db"), Some("db__drop")).unwrap();
+    assert_eq!(why, "tool `db__drop` is switched off: incident 42");
+    assert_eq!(s.blocks("ann", Some("db"), Some("db__query")), None);
+    s.set(Target::Backend, "web", off("leaking")).unwrap();
+    assert!(s.blocks("ann", Some("web"), None).is_some());
+    assert!(s.blocks("ann", Some("web"), Some("web__get")).is_some());
+    s.set(Target::Principal, "partner/bot", off("runaway"))
+        .unwrap();
+    assert!(s.blocks("partner/bot", None, None).is_some());
+    assert!(s.blocks("ann", None, None).is_none());
+    assert!(s.set(Target::Tool, "db__drop", None).unwrap());
+    assert!(!s.set(Target::Tool, "db__drop", None).unwrap());
+    assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
+}
+
+#[test]
+fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
+    let path = scratch();
+    let s = Switches::load(Some(path.clone())).unwrap();
+    s.set(Target::Tool, "db__drop", off("x")).unwrap();
+    s.set(Target::Principal, "eve", off("y")).unwrap();
+    let again = Switches::load(Some(path.clone())).unwrap();
+    assert_eq!(again.current(), s.current());
+    std::fs::write(&path, "{\"tools\": 5}").unwrap();
+    let e = Switches::load(Some(path.clone()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not a switch set"), "{e}");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_change_that_cannot_be_written_does_not_take_effect() {
+    // A directory where the file should be.
+    let path = scratch();
+    std::fs::create_dir_all(&path).unwrap();
+    let s = Switches::load(None).unwrap();
+    let s = Switches {
+        file: Some(path.clone()),
+        ..s
+    };
+    assert!(s.set(Target::Tool, "t", off("x")).is_err());
+    assert!(s.current().is_empty());
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn running_calls_are_cancelled_by_what_covers_them() {
+    let s = Arc::new(Switches::load(None).unwrap());
+    let (a, b, c) = (
+        CancellationToken::new(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    let _ga = s.run("ann", "db", Some("db__drop"), a.clone());
+    let _gb = s.run("bob", "db", Some("db__query"), b.clone());
+    let gc = s.run("ann", "web", Some("web__get"), c.clone());
+    assert_eq!(s.running_by_backend().get("db"), Some(&2));
+    assert_eq!(s.cancel(Target::Tool, "db__drop"), 1);
+    assert!(a.is_cancelled() && !b.is_cancelled());
+    drop(gc);
+    assert_eq!(
+        s.cancel(Target::Principal, "ann"),
+        0,
+        "ann's other call has ended"
+    );
+    assert_eq!(s.cancel(Target::Backend, "db"), 1);
+    assert!(b.is_cancelled() && !c.is_cancelled());
+}

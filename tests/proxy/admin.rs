@@ -1,0 +1,224 @@
+//! The admin API and `mcp-warden admin` against a running proxy: authenticated and
+//! authorized through Cedar admin actions, a kill switch that takes effect on the next call
+//! (and cancels running calls when asked), survives a restart, is recorded in the audit
+//! log with who did it, and keeps every change when operators switch things at once.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::audit::{audit_section, records, scratch};
+use crate::common::*;
+
+const OPS: &str = "ops-token";
+const AGENT: &str = "agent-token";
+
+const POLICIES: &str = r#"
+@id("agents-use-tools")
+permit(principal in Mcp::Role::"agent", action in [Mcp::Action::"call_tool", Mcp::Action::"list_tools"], resource);
+@id("ops-administer")
+permit(principal in Mcp::Role::"ops", action in Mcp::Action::"admin", resource);
+"#;
+
+fn config(store: &Path, state: &Path) -> String {
+    let token = |secret: &str, id: &str, role: &str| {
+        format!(
+            "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nroles = [\"{role}\"]\n",
+            mcp_warden::authn::token_hash_hex(secret)
+        )
+    };
+    format!(
+        "[auth]\n{}{}[authz]\npolicy = {}\n{}{}",
+        token(OPS, "olga", "ops"),
+        token(AGENT, "bot-7", "agent"),
+        lit(POLICIES),
+        audit_section(&format!("file://{}", store.display()), state, ""),
+        stdio_backend("s", "")
+    )
+}
+
+/// `mcp-warden admin --url URL [--token T] ARGS...`: (success, stdout + stderr).
+async fn admin(url: &str, token: Option<&str>, args: &[&str]) -> (bool, String) {
+    let mut command = tokio::process::Command::new(warden_exe());
+    command.args(["admin", "--url", url]);
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    let out = command
+        .args(args)
+        .env_remove("MCP_WARDEN_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+async fn tool_names(client: &Client) -> Vec<String> {
+    client
+        .peer()
+        .list_all_tools()
+        .await
+        .map(|tools| tools.into_iter().map(|t| t.name.to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_kill_switch_works_on_the_next_call_and_survives_a_restart() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let (agent, _) = connect_as(&proxy.url, AGENT).await;
+    let echo = || call("s__echo", json!({"text": "hi"}));
+    agent.peer().call_tool(echo()).await.unwrap();
+
+    // Who may: nobody without a token, not the agent, the operator.
+    let (ok, out) = admin(&proxy.admin, None, &["tools"]).await;
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = admin(&proxy.admin, Some(AGENT), &["tools"]).await;
+    assert!(!ok && out.contains("403"), "{out}");
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["tools"]).await;
+    assert!(ok && out.contains("s__echo") && out.contains("on"), "{out}");
+
+    // Off: refused on the next call, gone from the list.
+    let (ok, out) = admin(
+        &proxy.admin,
+        Some(OPS),
+        &["disable", "tool", "s__echo", "--reason", "incident 7"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let e = agent
+        .peer()
+        .call_tool(echo())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("switched off") && e.contains("incident 7"),
+        "{e}"
+    );
+    let names = tool_names(&agent).await;
+    assert!(!names.contains(&"s__echo".to_owned()) && names.contains(&"s__slow".to_owned()));
+    let (_, out) = admin(&proxy.admin, Some(OPS), &["--json", "tools"]).await;
+    let tools: Value = serde_json::from_str(&out).unwrap();
+    let state_of = |name: &str| {
+        tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["state"].clone())
+    };
+    assert_eq!(state_of("s__echo"), Some(json!("switched_off")));
+    // A typo switches nothing off.
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["disable", "tool", "s__ecko"]).await;
+    assert!(!ok && out.contains("no tool `s__ecko`"), "{out}");
+
+    // A running call, cancelled with its tool.
+    let slow = {
+        let peer = agent.peer().clone();
+        tokio::spawn(async move { peer.call_tool(call("s__slow", json!({"ms": 20000}))).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (ok, out) = admin(
+        &proxy.admin,
+        Some(OPS),
+        &["disable", "tool", "s__slow", "--cancel"],
+    )
+    .await;
+    assert!(ok && out.contains("1 running call(s) cancelled"), "{out}");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), slow)
+        .await
+        .expect("the cancelled call ends at once")
+        .unwrap();
+    assert!(ended.is_err(), "{ended:?}");
+
+    // The switch set outlives the process.
+    agent.cancel().await.unwrap();
+    proxy.handle.shutdown().await;
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let (agent, _) = connect_as(&proxy.url, AGENT).await;
+    assert!(agent.peer().call_tool(echo()).await.is_err());
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["switches"]).await;
+    assert!(
+        ok && out.contains("s__echo") && out.contains("olga") && out.contains("incident 7"),
+        "{out}"
+    );
+
+    // Back on.
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["enable", "tool", "s__echo"]).await;
+    assert!(ok, "{out}");
+    agent.peer().call_tool(echo()).await.unwrap();
+
+    // A principal, then a whole backend.
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["disable", "principal", "bot-7"]).await;
+    assert!(ok, "{out}");
+    assert!(agent.peer().call_tool(echo()).await.is_err());
+    assert!(tool_names(&agent).await.is_empty());
+    admin(&proxy.admin, Some(OPS), &["enable", "principal", "bot-7"]).await;
+    agent.peer().call_tool(echo()).await.unwrap();
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["disable", "backend", "s"]).await;
+    assert!(ok, "{out}");
+    assert!(tool_names(&agent).await.is_empty());
+    assert!(agent.peer().call_tool(echo()).await.is_err());
+    let (_, out) = admin(&proxy.admin, Some(OPS), &["backends"]).await;
+    assert!(out.contains("OFF"), "{out}");
+    admin(&proxy.admin, Some(OPS), &["enable", "backend", "s"]).await;
+    agent.peer().call_tool(echo()).await.unwrap();
+
+    // Two operators at once: no change is lost.
+    let mut all = Vec::new();
+    for i in 0..12 {
+        let url = proxy.admin.clone();
+        all.push(tokio::spawn(async move {
+            let name = format!("ghost-{i}");
+            admin(&url, Some(OPS), &["disable", "tool", &name, "--force"]).await
+        }));
+    }
+    for task in all {
+        let (ok, out) = task.await.unwrap();
+        assert!(ok, "{out}");
+    }
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(state.join("switches.json")).unwrap()).unwrap();
+    let saved_tools = saved["tools"].as_object().unwrap();
+    assert_eq!(
+        (0..12)
+            .filter(|i| saved_tools.contains_key(&format!("ghost-{i}")))
+            .count(),
+        12,
+        "{saved}"
+    );
+    agent.cancel().await.unwrap();
+    proxy.handle.shutdown().await;
+
+    // Each change is a record naming who made it.
+    let all = records(&store, &state);
+    let changes: Vec<&Value> = all.iter().filter(|r| r["kind"] == "config").collect();
+    let off = changes
+        .iter()
+        .find(|r| r["action"] == "admin switch_off" && r["resource"] == "tool:s__echo")
+        .expect("the switch is recorded");
+    assert_eq!(off["principal"]["id"], "olga");
+    assert_eq!(off["detail"]["reason"], "incident 7");
+    assert!(
+        changes
+            .iter()
+            .any(|r| r["action"] == "admin switch_on" && r["resource"] == "backend:s")
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|r| r["resource"] == "tool:s__slow" && r["detail"]["cancelled"] == "1")
+    );
+    // The refused calls are recorded as denials with the switch's reason.
+    assert!(all.iter().any(|r| {
+        r["resource"] == "s__echo"
+            && r["decision"]["effect"] == "deny"
+            && r["decision"]["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("switched off"))
+    }));
+}
