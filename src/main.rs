@@ -52,6 +52,10 @@ enum Command {
         /// Admin listener (`/metrics`, `/readyz`), overriding `admin.bind`; loopback only
         #[arg(long)]
         admin_bind: Option<SocketAddr>,
+        /// Do not reload when the configuration or a policy file changes on disk (SIGHUP
+        /// and the admin API still reload)
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a configuration exactly as `serve` would, without serving (`--live` starts
     /// the backends)
@@ -176,11 +180,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stdio,
             bind,
             admin_bind,
+            no_watch,
         } => {
             // First of all: SIGHUP's default action would kill the proxy with no drain and no
-            // stop record (terminals and supervisors send it freely).
-            hold_hangup();
+            // stop record (terminals and supervisors send it freely). Once serving, it
+            // reloads.
+            let hangup = hold_hangup();
             let mut config = source.load()?;
+            let watch = (!no_watch)
+                .then(|| source.path().map(|p| (p.to_owned(), config.clone())))
+                .flatten();
             if let Some(bind) = bind {
                 config.server.bind = bind;
             }
@@ -207,6 +216,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let path = config.server.path.clone();
             let proxy = Proxy::from_config(config).await?;
             let handle = proxy.handle();
+            handle.set_config_source(move || {
+                let mut config = source.load().map_err(|e| format!("{e:#}"))?;
+                // What the command line overrode stays overridden.
+                if let Some(bind) = bind {
+                    config.server.bind = bind;
+                }
+                if let Some(bind) = admin_bind {
+                    config.admin.bind = bind;
+                }
+                Ok(config)
+            });
+            reload_on_hangup(hangup, handle.clone());
+            if let Some((path, config)) = watch {
+                cli::watch::spawn(handle.clone(), path, &config);
+            }
             // Registered before the proxy says it listens: a SIGTERM right after that line
             // must drain, not kill.
             let terminate = Terminate::register();
@@ -246,24 +270,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// SIGHUP is logged and otherwise ignored: the proxy keeps serving on the configuration it
 /// started with (there is no reload yet). Never dies on it.
-fn hold_hangup() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hangup) => {
-                tokio::spawn(async move {
-                    while hangup.recv().await.is_some() {
-                        tracing::warn!(
-                            "SIGHUP received: configuration reload is not supported; still serving the configuration loaded at start"
-                        );
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
-        }
-    }
+/// Takes SIGHUP from its default action (ending the process) at once; what it does is
+/// decided once the proxy serves ([`reload_on_hangup`]).
+#[cfg(unix)]
+fn hold_hangup() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot handle SIGHUP"))
+        .ok()
 }
+
+#[cfg(not(unix))]
+fn hold_hangup() -> Option<()> {
+    None
+}
+
+/// SIGHUP reloads the configuration.
+#[cfg(unix)]
+fn reload_on_hangup(hangup: Option<tokio::signal::unix::Signal>, handle: mcp_warden::ProxyHandle) {
+    let Some(mut hangup) = hangup else { return };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            handle.reload("signal").await;
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_: Option<()>, _: mcp_warden::ProxyHandle) {}
 
 /// SIGTERM (unix) or Ctrl-C: the signal to shut down gracefully.
 struct Terminate {

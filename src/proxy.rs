@@ -228,6 +228,32 @@ impl ProxyHandle {
         }
     }
 
+    /// Where [`ProxyHandle::reload`] reads the configuration again (the binary sets the file
+    /// it was started with; an embedding application sets its own).
+    pub fn set_config_source(
+        &self,
+        source: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
+    ) {
+        self.hub.set_config_source(std::sync::Arc::new(source));
+    }
+
+    /// Reads the configuration again from its source and swaps in what can change while
+    /// serving (policies, the saved catalog); a configuration that does not validate
+    /// changes nothing. `trigger` says who asked, for the log and the audit record.
+    pub async fn reload(&self, trigger: &str) -> crate::hub::reload::ReloadReport {
+        self.hub.reload(trigger).await
+    }
+
+    /// [`ProxyHandle::reload`] with a configuration the caller built.
+    pub async fn reload_with(&self, config: Config) -> crate::hub::reload::ReloadReport {
+        self.hub.reload_with(Ok(config), "library").await
+    }
+
+    /// The generation in force: policy and schema hashes, when loaded, the last reload.
+    pub fn generation(&self) -> crate::hub::reload::GenerationInfo {
+        self.hub.generation()
+    }
+
     /// Drops cached results: of one exposed tool, of one backend, or (both `None`) all.
     pub fn invalidate_cache(&self, tool: Option<&str>, backend: Option<&str>) {
         if let Err(e) = self.hub.purge_cache(tool, backend) {

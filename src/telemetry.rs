@@ -104,6 +104,13 @@ pub struct Metrics {
     pub rejections: Family<RejectionLabels, Counter>,
     /// Client connections open now (data listener).
     pub connections: Gauge,
+    /// Reloads by outcome (`applied`, `unchanged`, `refused`).
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -118,6 +125,12 @@ impl Default for Metrics {
         let breakers = Family::<BreakerLabels, Gauge>::default();
         let rejections = Family::<RejectionLabels, Counter>::default();
         let connections = Gauge::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "mcp_warden_reloads",
+            "Configuration reloads by outcome: applied, unchanged or refused (the running configuration kept)",
+            reloads.clone(),
+        );
         registry.register(
             "mcp_warden_http_rejections",
             "Clients refused at the HTTP layer for going over a bound, by bound",
@@ -174,6 +187,7 @@ impl Default for Metrics {
             breakers,
             rejections,
             connections,
+            reloads,
         }
     }
 }

@@ -56,6 +56,10 @@ enum AdminCommand {
     Enable { what: What, name: String },
     /// Close a backend's circuit breakers
     ResetBreaker { backend: String },
+    /// Read the configuration again and apply it (policies, saved catalog)
+    Reload,
+    /// The generation in force: policy and schema hashes, the last reload
+    Generation,
     /// Drop cached results (of one tool, of one backend, or all)
     PurgeCache {
         #[arg(long)]
@@ -125,6 +129,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             vec![],
             None,
         ),
+        AdminCommand::Reload => ("POST", "/admin/reload".to_owned(), vec![], None),
+        AdminCommand::Generation => ("GET", "/admin/generation".to_owned(), vec![], None),
         AdminCommand::PurgeCache { tool, backend } => {
             let mut query = Vec::new();
             if let Some(tool) = tool {
@@ -284,6 +290,45 @@ fn print(command: &AdminCommand, value: &Value) {
             text(&value["were_open"])
         ),
         AdminCommand::PurgeCache { .. } => out!("purged: {}", text(&value["purged"])),
+        AdminCommand::Reload => {
+            out!(
+                "reload {}: generation {} ({})",
+                text(&value["outcome"]),
+                text(&value["generation"]),
+                text(&value["policy_hash"])
+            );
+            if let Some(sections) = value["restart_needed"].as_array() {
+                for section in sections {
+                    out!("needs a restart: {}", text(section));
+                }
+            }
+        }
+        AdminCommand::Generation => {
+            out!(
+                "generation {} loaded at {}",
+                text(&value["number"]),
+                text(&value["loaded_at"])
+            );
+            out!("policies {}", text(&value["policy_hash"]));
+            out!("schema   {}", text(&value["schema_hash"]));
+            if let Some(q) = value["quarantined"].as_array().filter(|q| !q.is_empty()) {
+                let names: Vec<String> = q.iter().map(text).collect();
+                out!("quarantined: {}", names.join(", "));
+            }
+            let last = &value["last_reload"];
+            if !last.is_null() {
+                out!(
+                    "last reload: {} at {} by {}{}",
+                    text(&last["outcome"]),
+                    text(&last["at"]),
+                    text(&last["trigger"]),
+                    last["error"]
+                        .as_str()
+                        .map(|e| format!(": {}", printable(e)))
+                        .unwrap_or_default()
+                );
+            }
+        }
     }
 }
 

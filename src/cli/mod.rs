@@ -7,3 +7,4 @@ pub mod output;
 pub mod policy;
 pub mod source;
 pub mod tools;
+pub mod watch;

@@ -18,6 +18,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The file the configuration is read from, if any.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.config.as_deref().or(self.mcp_json.as_deref())
+    }
+
     pub fn load(&self) -> anyhow::Result<Config> {
         Ok(match (&self.config, &self.mcp_json) {
             (Some(path), _) => Config::from_path(path)?,

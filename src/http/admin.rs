@@ -13,6 +13,8 @@
 //! POST /admin/{tools|backends|principals}/{name}/enable
 //! POST /admin/backends/{name}/breaker/reset
 //! POST /admin/cache/purge[?tool=..][&backend=..]
+//! POST /admin/reload                            read the configuration again, apply it
+//! GET  /admin/generation                        hashes in force, the last reload
 //! ```
 
 use std::collections::BTreeMap;
@@ -42,6 +44,8 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/admin/{target}/{name}/enable", post(enable))
         .route("/admin/backends/{name}/breaker/reset", post(reset_breaker))
         .route("/admin/cache/purge", post(purge))
+        .route("/admin/reload", post(reload))
+        .route("/admin/generation", get(generation))
         .layer(from_fn_with_state(hub.clone(), authenticate))
         .with_state(hub)
 }
@@ -362,6 +366,35 @@ async fn purge(
         .await
         .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(json!({ "purged": what })))
+}
+
+async fn reload(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Reload)?;
+    let report = hub.reload(&format!("admin:{}", caller.principal.id)).await;
+    let status = match report.outcome {
+        crate::hub::reload::Outcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    let body = serde_json::to_value(&report).unwrap_or_default();
+    if status.is_success() {
+        Ok(Json(body))
+    } else {
+        Err(Failure(
+            status,
+            format!(
+                "reload refused, still serving generation {}: {}",
+                report.generation,
+                report.error.unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+async fn generation(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Read)?;
+    Ok(Json(
+        serde_json::to_value(hub.generation()).unwrap_or_default(),
+    ))
 }
 
 fn now_us() -> u64 {

@@ -46,10 +46,23 @@ pub struct Refused {
 impl Hub {
     /// A `start`, `stop` or `policy` record with the policy and schema in force.
     pub async fn record_lifecycle(&self, kind: Kind) -> Result<(), AuditError> {
+        self.record_lifecycle_with(kind, BTreeMap::new()).await
+    }
+
+    /// [`Hub::record_lifecycle`] with more `detail` (a reload's trigger and previous hash).
+    pub async fn record_lifecycle_with(
+        &self,
+        kind: Kind,
+        detail: BTreeMap<String, String>,
+    ) -> Result<(), AuditError> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
         let mut entry = Entry::new(kind);
+        entry.detail = detail
+            .into_iter()
+            .map(|(key, value)| (key, bounded(&value)))
+            .collect();
         if let Some(engine) = self.authz() {
             entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
             entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));

@@ -17,30 +17,50 @@ use crate::{
 };
 
 pub struct AuthzState {
+    /// The policies and claim attributes the engine is built from (replaced by a reload).
+    inputs: RwLock<Inputs>,
+    /// Exposed tool name -> what the saved catalog says of it.
+    saved: Mutex<BTreeMap<String, ToolInfo>>,
+    /// Exposed tool name -> what a backend listed (wins over the saved catalog; kept while
+    /// the backend is down).
+    live: Mutex<BTreeMap<String, ToolInfo>>,
+    engine: RwLock<Option<Arc<Engine>>>,
+    /// One build at a time: a reload and a backend's new tools never swap in each other's
+    /// stale engine.
+    building: Mutex<()>,
+}
+
+struct Inputs {
     policies: Vec<PolicySource>,
     attributes: Vec<AttributeDecl>,
-    /// Exposed tool name -> what the engine knows of it.
-    known: Mutex<BTreeMap<String, ToolInfo>>,
-    engine: RwLock<Option<Arc<Engine>>>,
+}
+
+/// The saved catalog's tools as the running proxy sees them (none, and a warning, when it
+/// cannot be read).
+fn saved_by_name(config: &Config) -> BTreeMap<String, ToolInfo> {
+    let Some(catalog) = &config.authz.catalog else {
+        return BTreeMap::new();
+    };
+    match saved_tools(config, &catalog.text) {
+        Ok(tools) => tools.into_iter().map(|t| (t.exposed.clone(), t)).collect(),
+        Err(e) => {
+            tracing::warn!(file = %catalog.file, error = %e, "saved tool catalog ignored");
+            BTreeMap::new()
+        }
+    }
 }
 
 impl AuthzState {
     pub fn new(config: &Config) -> Self {
-        let (policies, attributes) = (policy_sources(config), attribute_decls(config));
-        let mut known = BTreeMap::new();
-        if let Some(catalog) = &config.authz.catalog {
-            match saved_tools(config, &catalog.text) {
-                Ok(tools) => known.extend(tools.into_iter().map(|t| (t.exposed.clone(), t))),
-                Err(e) => {
-                    tracing::warn!(file = %catalog.file, error = %e, "saved tool catalog ignored")
-                }
-            }
-        }
         AuthzState {
-            policies,
-            attributes,
-            known: Mutex::new(known),
+            inputs: RwLock::new(Inputs {
+                policies: policy_sources(config),
+                attributes: attribute_decls(config),
+            }),
+            saved: Mutex::new(saved_by_name(config)),
+            live: Mutex::new(BTreeMap::new()),
             engine: RwLock::new(None),
+            building: Mutex::new(()),
         }
     }
 
@@ -53,14 +73,14 @@ impl AuthzState {
 
     /// Takes in the tools the catalog exposes now; true when anything changed.
     pub fn learn(&self, catalog: &Catalog, backends: &[BackendSettings]) -> bool {
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let mut changed = false;
         for entry in catalog.tools() {
             let backend = &backends[entry.backend];
             let mut info = tool_info(&entry.item, &backend.name);
             vet(&mut info, backend, &entry.original);
-            if known.get(&info.exposed) != Some(&info) {
-                known.insert(info.exposed.clone(), info);
+            if live.get(&info.exposed) != Some(&info) {
+                live.insert(info.exposed.clone(), info);
                 changed = true;
             }
         }
@@ -69,7 +89,11 @@ impl AuthzState {
 
     /// What startup does: [`build_for_start`] over every tool known now, swapped in.
     pub fn start(&self) -> Result<(), Vec<PolicyError>> {
-        let started = build_for_start(&self.policies, &self.known_tools(), &self.attributes)?;
+        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let started = {
+            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            build_for_start(&inputs.policies, &self.known_tools(), &inputs.attributes)?
+        };
         if !started.strict_errors.is_empty() {
             tracing::warn!(errors = %describe(&started.strict_errors), "policies do not validate strictly against the tools available now");
         }
@@ -77,25 +101,73 @@ impl AuthzState {
         Ok(())
     }
 
-    fn known_tools(&self) -> Vec<ToolInfo> {
-        self.known
-            .lock()
+    /// A reload: the policies and saved catalog of `config`, built as startup builds them
+    /// against every tool known; swapped in only when they build, else nothing changes.
+    /// The claim attributes stay those the proxy started with (`[auth]` needs a restart).
+    pub fn replace(&self, config: &Config) -> Result<Arc<Engine>, Vec<PolicyError>> {
+        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let policies = policy_sources(config);
+        let saved = saved_by_name(config);
+        let tools = self.with_live(&saved);
+        let started = {
+            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            build_for_start(&policies, &tools, &inputs.attributes)?
+        };
+        if !started.strict_errors.is_empty() {
+            tracing::warn!(errors = %describe(&started.strict_errors), "the reloaded policies do not validate strictly against the tools available now");
+        }
+        self.inputs
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+            .policies = policies;
+        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = saved;
+        let engine = Arc::new(started.engine);
+        self.swap_arc(engine.clone());
+        Ok(engine)
+    }
+
+    /// The saved catalog's tools, overlaid by what the backends listed.
+    fn known_tools(&self) -> Vec<ToolInfo> {
+        let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.with_live(&saved)
+    }
+
+    /// `saved`, overlaid by what the backends listed.
+    fn with_live(&self, saved: &BTreeMap<String, ToolInfo>) -> Vec<ToolInfo> {
+        let mut tools = saved.clone();
+        tools.extend(
+            self.live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        tools.into_values().collect()
     }
 
     fn swap(&self, engine: Engine) {
+        self.swap_arc(Arc::new(engine));
+    }
+
+    fn swap_arc(&self, engine: Arc<Engine>) {
         for (tool, reason) in engine.quarantined() {
             tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied until its schema fits the policies again");
         }
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(engine));
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
     }
 
     /// Builds a new engine and swaps it in; on error the previous engine stays.
     pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
-        let engine = Engine::build(&self.policies, &self.known_tools(), &self.attributes, mode)?;
+        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let engine = {
+            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            Engine::build(
+                &inputs.policies,
+                &self.known_tools(),
+                &inputs.attributes,
+                mode,
+            )?
+        };
         self.swap(engine);
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 pub(crate) mod audit;
 mod authz;
+pub mod reload;
 pub mod switches;
 
 pub use authz::{
@@ -67,6 +68,8 @@ pub struct Hub {
     pub governance: Arc<crate::governance::Governance>,
     /// What an operator switched off at runtime.
     pub switches: Arc<switches::Switches>,
+    /// The configuration in force and its reloads.
+    generations: reload::Generations,
 }
 
 impl Hub {
@@ -104,6 +107,7 @@ impl Hub {
             audit,
             governance: Arc::new(crate::governance::Governance::new(config)),
             switches,
+            generations: reload::Generations::new(config),
         })
     }
 
@@ -214,6 +218,18 @@ impl Hub {
                 let _ = self.changes.send(notification.clone());
                 self.sessions.broadcast(notification).await;
             }
+        }
+    }
+
+    /// Tells every client that every list may have changed (the policies did).
+    pub async fn announce_all_lists(&self) {
+        for notification in [
+            ServerNotification::ToolListChangedNotification(Default::default()),
+            ServerNotification::PromptListChangedNotification(Default::default()),
+            ServerNotification::ResourceListChangedNotification(Default::default()),
+        ] {
+            let _ = self.changes.send(notification.clone());
+            self.sessions.broadcast(notification).await;
         }
     }
 

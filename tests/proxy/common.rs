@@ -371,6 +371,15 @@ pub async fn eventually_listed(client: &Client, name: &str) -> bool {
 /// Starts `mcp-warden serve` on `config` (any free loopback port); returns the process and
 /// its MCP URL once it listens. The process is killed when dropped.
 pub async fn spawn_warden(config: &std::path::Path) -> (tokio::process::Child, String) {
+    let (proxy, url, _) = spawn_warden_with(config, &[]).await;
+    (proxy, url)
+}
+
+/// [`spawn_warden`] with more `serve` arguments; also returns the admin listener's URL.
+pub async fn spawn_warden_with(
+    config: &std::path::Path,
+    args: &[&str],
+) -> (tokio::process::Child, String, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut proxy = tokio::process::Command::new(warden_exe())
         .args([
@@ -379,8 +388,9 @@ pub async fn spawn_warden(config: &std::path::Path) -> (tokio::process::Child, S
             "127.0.0.1:0",
             "--admin-bind",
             "127.0.0.1:0",
-            "--config",
         ])
+        .args(args)
+        .arg("--config")
         .arg(config)
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -388,19 +398,31 @@ pub async fn spawn_warden(config: &std::path::Path) -> (tokio::process::Child, S
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
+    let after = |line: &str, marker: &str| {
+        line.find(marker).map(|at| {
+            line[at + marker.len() - "http://".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+    };
+    let mut admin = String::new();
     let url = loop {
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
             .expect("proxy starts")
             .unwrap()
             .expect("proxy log");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
+        if let Some(found) = after(&line, "readiness) on http://") {
+            admin = found;
+        }
+        if let Some(url) = after(&line, "listening on http://") {
+            break url;
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (proxy, url)
+    (proxy, url, admin)
 }
 
 /// Sends `signal` (`-TERM`, `-KILL`) to a child process.

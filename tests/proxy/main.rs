@@ -23,6 +23,7 @@ mod lifecycle;
 mod peers;
 mod per_session;
 mod relay;
+mod reload;
 mod revisions;
 mod s3;
 mod sessions;

@@ -1,0 +1,125 @@
+//! `serve`'s file watch: an edit to the configuration file, a policy file (or a new
+//! `.cedar` file beside them), the saved tool catalog or the `mcpServers` file served
+//! reloads the proxy, once the edits have settled (editors write a file in several steps).
+//! The watch is on the directories, so a file an editor replaces by renaming is still seen.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcp_warden::{Config, ProxyHandle};
+use notify::{RecursiveMode, Watcher};
+
+/// Quiet time after the last change before reloading.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// What to watch: the files a configuration was read from.
+struct Watched {
+    files: BTreeSet<PathBuf>,
+    /// Directories holding policy files: a new `.cedar` file there counts too.
+    policy_dirs: BTreeSet<PathBuf>,
+}
+
+impl Watched {
+    fn of(source: &Path, config: &Config) -> Watched {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let mut files = BTreeSet::from([absolute(source)]);
+        let mut policy_dirs = BTreeSet::new();
+        let named = config
+            .authz
+            .policies
+            .iter()
+            .chain(config.authz.catalog.iter())
+            .map(|p| PathBuf::from(&p.file))
+            .filter(|p| p.is_file());
+        for path in named {
+            let path = absolute(&path);
+            if path.extension().is_some_and(|e| e == "cedar")
+                && let Some(dir) = path.parent()
+            {
+                policy_dirs.insert(dir.to_owned());
+            }
+            files.insert(path);
+        }
+        Watched { files, policy_dirs }
+    }
+
+    fn dirs(&self) -> BTreeSet<PathBuf> {
+        self.files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_owned))
+            .chain(self.policy_dirs.iter().cloned())
+            .collect()
+    }
+
+    fn wants(&self, path: &Path) -> bool {
+        self.files.contains(path)
+            || (path.extension().is_some_and(|e| e == "cedar")
+                && path.parent().is_some_and(|d| self.policy_dirs.contains(d)))
+    }
+}
+
+/// Watches what `config` was read from (`source`) and reloads `handle` on a change, until
+/// the proxy stops. A watch that cannot be set up is a warning: SIGHUP and the admin API
+/// still reload.
+pub fn spawn(handle: ProxyHandle, source: PathBuf, config: &Config) {
+    let mut watched = Watched::of(&source, config);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+        {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the configuration files; reload with SIGHUP or the admin API");
+            return;
+        }
+    };
+    let mut dirs = BTreeSet::new();
+    let mut watch_new = move |watcher: &mut notify::RecommendedWatcher, watched: &Watched| {
+        for dir in watched.dirs() {
+            if !dirs.contains(&dir) {
+                match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        dirs.insert(dir);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a configuration directory")
+                    }
+                }
+            }
+        }
+    };
+    watch_new(&mut watcher, &watched);
+    tracing::info!(
+        files = watched.files.len(),
+        "watching the configuration for changes"
+    );
+    tokio::spawn(async move {
+        while let Some(path) = rx.recv().await {
+            if handle.is_stopping() {
+                break;
+            }
+            if !watched.wants(&path) {
+                continue;
+            }
+            // Let the edit settle: every further event restarts the wait.
+            while let Ok(Some(_)) = tokio::time::timeout(SETTLE, rx.recv()).await {}
+            tracing::info!(file = %path.display(), "configuration changed on disk");
+            let report = handle.reload("file").await;
+            if report.outcome == mcp_warden::hub::reload::Outcome::Applied
+                && let Ok(config) = Config::from_path(&source)
+            {
+                // New policy files or directories are watched from now on.
+                watched = Watched::of(&source, &config);
+                watch_new(&mut watcher, &watched);
+            }
+        }
+    });
+}

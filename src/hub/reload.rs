@@ -1,0 +1,301 @@
+//! Reloading while serving. A reload reads the configuration again from where it came
+//! from (the file `serve --config` named, the `mcpServers` file, or what the embedding
+//! application hands over), validates it exactly as startup does, and swaps in what can
+//! change without dropping a session: the policies and the saved tool catalog, built into a
+//! new engine as startup builds one (`build_for_start`) against every tool known now. A call
+//! decides on the engine it took at its start; the next call sees the new one. A bad edit
+//! changes nothing: the running configuration keeps serving and the reason is in the log,
+//! the `mcp_warden_reloads{outcome="refused"}` metric and the admin API's generation.
+//! Sections that need a restart to take effect (backends, listeners, `[auth]`, `[audit]`,
+//! limits, guards) are named in the report and the log, never half applied. Every reload
+//! that changes the policies is a `policy` record in the audit log with the old and new
+//! hashes and what triggered it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Hub;
+use crate::config::Config;
+
+/// Where a reload reads the configuration from.
+pub type Source = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// New policies or catalog are in force.
+    Applied,
+    /// Nothing that can change while serving changed.
+    Unchanged,
+    /// The new configuration is invalid: the running one keeps serving.
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// One reload, as the admin API and `ProxyHandle::reload` report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// The generation in force afterwards.
+    pub generation: u64,
+    /// RFC 3339.
+    pub at: String,
+    /// `signal`, `file`, `admin:<principal>`, `library`.
+    pub trigger: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Sections that changed but take effect only after a restart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
+    /// The policy set in force afterwards.
+    pub policy_hash: String,
+}
+
+/// The configuration in force and how it got there.
+pub struct Generations {
+    source: std::sync::Mutex<Option<Source>>,
+    /// One reload at a time.
+    one: tokio::sync::Mutex<()>,
+    state: std::sync::Mutex<State>,
+}
+
+struct State {
+    number: u64,
+    loaded_at: String,
+    /// The configuration in force: what started, with every reload's policies.
+    config: Arc<Config>,
+    last: Option<ReloadReport>,
+}
+
+impl Generations {
+    pub fn new(config: &Config) -> Generations {
+        Generations {
+            source: std::sync::Mutex::new(None),
+            one: tokio::sync::Mutex::new(()),
+            state: std::sync::Mutex::new(State {
+                number: 1,
+                loaded_at: now(),
+                config: Arc::new(config.clone()),
+                last: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The generation in force, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationInfo {
+    pub number: u64,
+    pub loaded_at: String,
+    pub policy_hash: Option<String>,
+    pub schema_hash: Option<String>,
+    pub quarantined: Vec<String>,
+    pub last_reload: Option<ReloadReport>,
+}
+
+fn now() -> String {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    crate::audit::show::rfc3339(us)
+}
+
+/// The sections of `new` that differ from `old` and cannot change while serving.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    // Settings are compared as they print: every section derives `Debug` over plain data.
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let mut sections = Vec::new();
+    let old_names: Vec<&str> = old.backends.iter().map(|b| b.name.as_str()).collect();
+    let new_names: Vec<&str> = new.backends.iter().map(|b| b.name.as_str()).collect();
+    for name in &new_names {
+        if !old_names.contains(name) {
+            sections.push(format!("backends: `{name}` added"));
+        }
+    }
+    for name in &old_names {
+        if !new_names.contains(name) {
+            sections.push(format!("backends: `{name}` removed"));
+        }
+    }
+    for b in &new.backends {
+        if let Some(o) = old.backends.iter().find(|o| o.name == b.name)
+            && differs(o, b)
+        {
+            sections.push(format!("backends: `{}` changed", b.name));
+        }
+    }
+    for (name, changed) in [
+        ("server", differs(&old.server, &new.server)),
+        ("admin", differs(&old.admin, &new.admin)),
+        ("auth", differs(&old.auth, &new.auth)),
+        ("audit", differs(&old.audit, &new.audit)),
+        ("limits", differs(&old.limits, &new.limits)),
+        ("guards", differs(&old.guards, &new.guards)),
+    ] {
+        if changed {
+            sections.push(name.to_owned());
+        }
+    }
+    sections
+}
+
+impl Hub {
+    /// Where [`Hub::reload`] reads the configuration from.
+    pub fn set_config_source(&self, source: Source) {
+        *self
+            .generations
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    /// Reads the configuration again from its source and applies it.
+    pub async fn reload(&self, trigger: &str) -> ReloadReport {
+        let source = self
+            .generations
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let config = match source {
+            Some(source) => {
+                // Reading may block (files): off the async threads.
+                tokio::task::spawn_blocking(move || source())
+                    .await
+                    .unwrap_or_else(|e| Err(format!("reading the configuration failed: {e}")))
+            }
+            None => Err("this proxy has no configuration source to read again".to_owned()),
+        };
+        self.reload_with(config, trigger).await
+    }
+
+    /// Applies `config` (already read) as a reload.
+    pub async fn reload_with(&self, config: Result<Config, String>, trigger: &str) -> ReloadReport {
+        let _one = self.generations.one.lock().await;
+        let old = self.generations.state().config.clone();
+        let old_hash = self.authz().map(|e| e.policy_set_hash().to_owned());
+        let report =
+            |outcome, error, restart_needed: Vec<String>, hash: Option<String>| ReloadReport {
+                generation: self.generations.state().number,
+                at: now(),
+                trigger: trigger.to_owned(),
+                outcome,
+                error,
+                restart_needed,
+                policy_hash: hash.map(|h| format!("sha256:{h}")).unwrap_or_default(),
+            };
+        let new = match config {
+            Ok(new) => new,
+            Err(e) => return self.finish(report(Outcome::Refused, Some(e), Vec::new(), old_hash)),
+        };
+        let restart = restart_needed(&old, &new);
+        if format!("{:?}", old.authz) == format!("{:?}", new.authz) {
+            return self.finish(report(Outcome::Unchanged, None, restart, old_hash));
+        }
+        let engine = match self.authz.replace(&new) {
+            Ok(engine) => engine,
+            Err(errors) => {
+                return self.finish(report(
+                    Outcome::Refused,
+                    Some(super::authz::describe(&errors)),
+                    restart,
+                    old_hash,
+                ));
+            }
+        };
+        let new_hash = engine.policy_set_hash().to_owned();
+        {
+            let mut state = self.generations.state();
+            let mut running = Config::clone(&state.config);
+            running.authz = new.authz.clone();
+            state.config = Arc::new(running);
+            state.number += 1;
+            state.loaded_at = now();
+        }
+        let mut detail = BTreeMap::from([
+            ("trigger".to_owned(), trigger.to_owned()),
+            (
+                "previous_policy_hash".to_owned(),
+                old_hash.map(|h| format!("sha256:{h}")).unwrap_or_default(),
+            ),
+        ]);
+        if !restart.is_empty() {
+            detail.insert("restart_needed".to_owned(), restart.join("; "));
+        }
+        if let Err(e) = self
+            .record_lifecycle_with(crate::audit::Kind::Policy, detail)
+            .await
+        {
+            tracing::error!(error = %e, "the reload could not be recorded");
+        }
+        // What each principal may see may have changed.
+        self.announce_all_lists().await;
+        self.finish(report(Outcome::Applied, None, restart, Some(new_hash)))
+    }
+
+    fn finish(&self, report: ReloadReport) -> ReloadReport {
+        self.metrics
+            .reloads
+            .get_or_create(&crate::telemetry::ReloadLabels {
+                outcome: report.outcome.as_str(),
+            })
+            .inc();
+        match report.outcome {
+            Outcome::Refused => tracing::error!(
+                trigger = %report.trigger,
+                error = report.error.as_deref().unwrap_or(""),
+                "reload refused: still serving generation {}",
+                report.generation
+            ),
+            outcome => tracing::info!(
+                trigger = %report.trigger,
+                generation = report.generation,
+                policy_hash = %report.policy_hash,
+                "reload {}",
+                outcome.as_str()
+            ),
+        }
+        if !report.restart_needed.is_empty() {
+            tracing::warn!(sections = %report.restart_needed.join("; "), "changed in the configuration, in force only after a restart");
+        }
+        self.generations.state().last = Some(report.clone());
+        report
+    }
+
+    /// The generation in force.
+    pub fn generation(&self) -> GenerationInfo {
+        let engine = self.authz();
+        let state = self.generations.state();
+        GenerationInfo {
+            number: state.number,
+            loaded_at: state.loaded_at.clone(),
+            policy_hash: engine
+                .as_ref()
+                .map(|e| format!("sha256:{}", e.policy_set_hash())),
+            schema_hash: engine
+                .as_ref()
+                .map(|e| format!("sha256:{}", e.schema_hash())),
+            quarantined: engine
+                .map(|e| e.quarantined().iter().map(|(t, _)| t.clone()).collect())
+                .unwrap_or_default(),
+            last_reload: state.last.clone(),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Reloading while serving: a policy edit takes effect on the next call, a bad edit changes
+//! nothing, sections that need a restart are named, clients hear that lists changed, and
+//! twenty reloads under continuous traffic fail no call the new policies permit. Through
+//! the library handle here; the file watch, SIGHUP and the admin API in `reload_triggers`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mcp_warden::Config;
+use mcp_warden::hub::reload::Outcome;
+use serde_json::json;
+
+use crate::common::*;
+
+/// Everything is allowed; `forbid_slow` also forbids `s__slow`.
+fn config(forbid_slow: bool, extra_backend: bool) -> Config {
+    let forbid = if forbid_slow {
+        "\n@id(\"no-slow\")\nforbid(principal, action == Mcp::Action::\"s__slow\", resource);"
+    } else {
+        ""
+    };
+    let policy = format!("@id(\"all\")\npermit(principal, action, resource);{forbid}");
+    let mut toml = format!(
+        "[auth]\nanonymous = true\n[authz]\npolicy = {}\n{}",
+        lit(&policy),
+        stdio_backend("s", "")
+    );
+    if extra_backend {
+        toml.push_str(&stdio_backend("t", ""));
+    }
+    Config::from_toml_str(&toml).unwrap()
+}
+
+fn add() -> rmcp::model::CallToolRequestParams {
+    call("s__slow", json!({"ms": 1}))
+}
+
+#[tokio::test]
+async fn a_policy_edit_applies_on_the_next_call_and_a_bad_one_changes_nothing() {
+    let proxy = TestProxy::from_config(config(false, false)).await;
+    let (client, seen) = connect(&proxy.url).await;
+    client.peer().call_tool(add()).await.unwrap();
+    let before = proxy.handle.generation();
+
+    let report = proxy.handle.reload_with(config(true, false)).await;
+    assert_eq!(report.outcome, Outcome::Applied, "{report:?}");
+    assert_eq!(report.generation, before.number + 1);
+    assert_ne!(Some(report.policy_hash.clone()), before.policy_hash);
+    let e = client
+        .peer()
+        .call_tool(add())
+        .await
+        .unwrap_err()
+        .to_string();
+    // Forbidden for every argument: hidden, and refused as unknown.
+    assert!(e.contains("unknown tool `s__slow`"), "{e}");
+
+    // The same again: nothing to do.
+    let same = proxy.handle.reload_with(config(true, false)).await;
+    assert_eq!(same.outcome, Outcome::Unchanged);
+    assert_eq!(same.generation, report.generation);
+
+    // A configuration that does not validate keeps the running one.
+    let mut broken = config(true, false);
+    broken.authz.policies[0].text =
+        "permit(principal, action == Mcp::Action::\"nope\", resource) when { principal.nope };"
+            .into();
+    let refused = proxy.handle.reload_with(broken).await;
+    assert_eq!(refused.outcome, Outcome::Refused);
+    assert!(
+        refused.error.as_deref().unwrap_or("").contains("nope"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.generation, report.generation);
+    assert!(
+        client.peer().call_tool(add()).await.is_err(),
+        "still the forbid"
+    );
+    let generation = proxy.handle.generation();
+    assert_eq!(
+        generation.last_reload.map(|r| r.outcome),
+        Some(Outcome::Refused)
+    );
+
+    // A new backend needs a restart: said, not half applied; the policy part still applies.
+    let grown = proxy.handle.reload_with(config(false, true)).await;
+    assert_eq!(grown.outcome, Outcome::Applied);
+    assert_eq!(grown.restart_needed, vec!["backends: `t` added".to_owned()]);
+    client.peer().call_tool(add()).await.unwrap();
+    assert!(
+        !proxy
+            .handle
+            .tool_names()
+            .iter()
+            .any(|t| t.starts_with("t__"))
+    );
+
+    // Clients were told their lists may have changed.
+    let told = seen.seen.lock().unwrap().tool_list_changed;
+    assert!(told >= 2, "{told}");
+    let metrics = reqwest::get(format!("{}/metrics", proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcp_warden_reloads_total{outcome=\"refused\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mcp_warden_reloads_total{outcome=\"applied\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_reloads_under_load_fail_no_permitted_call() {
+    let proxy = TestProxy::from_config(config(false, false)).await;
+    let ok = Arc::new(AtomicU64::new(0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut workers = Vec::new();
+    for i in 0..4 {
+        let (client, _) = connect(&proxy.url).await;
+        let (ok, stop) = (ok.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.is_cancelled() {
+                // `s__echo` is permitted by every version of the policies.
+                let text = format!("w{i}");
+                match client
+                    .peer()
+                    .call_tool(call("s__echo", json!({"text": text})))
+                    .await
+                {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            failures
+        }));
+    }
+    let (probe, _) = connect(&proxy.url).await;
+    for round in 0..20 {
+        let forbid = round % 2 == 0;
+        let report = proxy.handle.reload_with(config(forbid, false)).await;
+        assert_eq!(
+            report.outcome,
+            Outcome::Applied,
+            "round {round}: {report:?}"
+        );
+        // The very next call is decided by the new policies.
+        let result = probe.peer().call_tool(add()).await;
+        assert_eq!(result.is_err(), forbid, "round {round}: {result:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    for worker in workers {
+        let failures = worker.await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    assert!(
+        ok.load(Ordering::Relaxed) > 20,
+        "calls ran during the reloads"
+    );
+    assert_eq!(proxy.handle.generation().number, 21);
+}
+
+/// The binary's triggers: an edit on disk (and a new policy file beside it) reloads by
+/// itself, a broken edit is refused and said in the generation, `--no-watch` waits for
+/// SIGHUP, and `mcp-warden admin reload` applies on request; each applied reload is a
+/// `policy` record saying what triggered it.
+#[tokio::test]
+async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
+    use crate::audit::{audit_section, records, scratch};
+    let (store, state, dir) = (scratch("store"), scratch("state"), scratch("conf"));
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let allow = "@id(\"all\")\npermit(principal, action, resource);\n";
+    let no_slow = "@id(\"all\")\npermit(principal, action, resource);\n@id(\"no-slow\")\nforbid(principal, action == Mcp::Action::\"s__slow\", resource);\n";
+    std::fs::write(policies.join("p.cedar"), allow).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nanonymous = true\n[authz]\npolicies = {}\n{}{}",
+            lit(&policies.display().to_string()),
+            audit_section(&format!("file://{}", store.display()), &state, ""),
+            stdio_backend("s", "")
+        ),
+    )
+    .unwrap();
+    let slow = || call("s__slow", json!({"ms": 1}));
+    let echo = || call("s__echo", json!({"text": "x"}));
+    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+        for _ in 0..100 {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{what}: not within 10 s");
+    }
+    let admin = |url: String, args: &'static [&'static str]| async move {
+        let out = tokio::process::Command::new(warden_exe())
+            .args(["admin", "--url", &url])
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    // Watched.
+    let (proxy, url, admin_url) = spawn_warden_with(&config, &[]).await;
+    let (client, _) = connect(&url).await;
+    client.peer().call_tool(slow()).await.unwrap();
+    std::fs::write(policies.join("p.cedar"), no_slow).unwrap();
+    until("the edit applies", async || {
+        client.peer().call_tool(slow()).await.is_err()
+    })
+    .await;
+    let forbid_echo =
+        "@id(\"no-echo\")\nforbid(principal, action == Mcp::Action::\"s__echo\", resource);\n";
+    std::fs::write(policies.join("q.cedar"), forbid_echo).unwrap();
+    until("a new policy file applies", async || {
+        client.peer().call_tool(echo()).await.is_err()
+    })
+    .await;
+    std::fs::write(
+        policies.join("q.cedar"),
+        "forbid(principal, action, resource) when {",
+    )
+    .unwrap();
+    until("the broken edit is refused", async || {
+        let (_, out) = admin(admin_url.clone(), &["generation"]).await;
+        out.contains("last reload: refused")
+    })
+    .await;
+    assert!(
+        client.peer().call_tool(echo()).await.is_err(),
+        "the running policies stay"
+    );
+    std::fs::remove_file(policies.join("q.cedar")).unwrap();
+    until("the removal applies", async || {
+        client.peer().call_tool(echo()).await.is_ok()
+    })
+    .await;
+    client.cancel().await.unwrap();
+    signal(&proxy, "-TERM");
+    let mut proxy = proxy;
+    assert!(proxy.wait().await.unwrap().success());
+
+    // Not watched: SIGHUP, then the admin API.
+    std::fs::write(policies.join("p.cedar"), allow).unwrap();
+    let (proxy, url, admin_url) = spawn_warden_with(&config, &["--no-watch"]).await;
+    let (client, _) = connect(&url).await;
+    std::fs::write(policies.join("p.cedar"), no_slow).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(client.peer().call_tool(slow()).await.is_ok(), "no watch");
+    signal(&proxy, "-HUP");
+    until("SIGHUP applies", async || {
+        client.peer().call_tool(slow()).await.is_err()
+    })
+    .await;
+    std::fs::write(policies.join("p.cedar"), allow).unwrap();
+    let (ok, out) = admin(admin_url.clone(), &["reload"]).await;
+    assert!(ok && out.contains("reload applied"), "{out}");
+    client.peer().call_tool(slow()).await.unwrap();
+    let (_, out) = admin(admin_url.clone(), &["generation"]).await;
+    assert!(out.contains("by admin:"), "{out}");
+    std::fs::write(policies.join("p.cedar"), "permit(").unwrap();
+    let (ok, out) = admin(admin_url.clone(), &["reload"]).await;
+    assert!(!ok && out.contains("reload refused"), "{out}");
+    client.peer().call_tool(slow()).await.unwrap();
+    client.cancel().await.unwrap();
+    signal(&proxy, "-TERM");
+    let mut proxy = proxy;
+    assert!(proxy.wait().await.unwrap().success());
+
+    let triggers: Vec<String> = records(&store, &state)
+        .iter()
+        .filter(|r| r["kind"] == "policy" && r["detail"]["trigger"].is_string())
+        .map(|r| {
+            assert!(
+                r["detail"]["previous_policy_hash"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("sha256:")
+            );
+            assert_ne!(r["detail"]["previous_policy_hash"], r["policy_hash"]);
+            r["detail"]["trigger"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        triggers.iter().filter(|t| *t == "file").count() >= 3,
+        "{triggers:?}"
+    );
+    assert!(triggers.contains(&"signal".to_owned()), "{triggers:?}");
+    assert!(
+        triggers.iter().any(|t| t.starts_with("admin:")),
+        "{triggers:?}"
+    );
+}
