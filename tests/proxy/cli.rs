@@ -389,7 +389,7 @@ fn check_validates_policies_against_the_saved_catalog() {
         String::from_utf8_lossy(&good.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&good.stdout).contains("policies: 9 valid against 4 tools"),
+        String::from_utf8_lossy(&good.stdout).contains("policies: 10 valid against 4 tools"),
         "{}",
         String::from_utf8_lossy(&good.stdout)
     );
