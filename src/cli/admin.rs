@@ -56,6 +56,10 @@ enum AdminCommand {
     Enable { what: What, name: String },
     /// Close a backend's circuit breakers
     ResetBreaker { backend: String },
+    /// Client sessions of the HTTP endpoint
+    Sessions,
+    /// End a client session (its calls cancelled)
+    EndSession { id: String },
     /// Read the configuration again and apply it (policies, saved catalog)
     Reload,
     /// The generation in force: policy and schema hashes, the last reload
@@ -129,6 +133,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             vec![],
             None,
         ),
+        AdminCommand::Sessions => ("GET", "/admin/sessions".to_owned(), vec![], None),
+        AdminCommand::EndSession { id } => (
+            "DELETE",
+            format!("/admin/sessions/{}", segment(id)),
+            vec![],
+            None,
+        ),
         AdminCommand::Reload => ("POST", "/admin/reload".to_owned(), vec![], None),
         AdminCommand::Generation => ("GET", "/admin/generation".to_owned(), vec![], None),
         AdminCommand::PurgeCache { tool, backend } => {
@@ -146,6 +157,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("`{base}` is not a URL"))?;
     let mut request = match method {
         "GET" => client.get(url),
+        "DELETE" => client.delete(url),
         _ => client.post(url),
     };
     if let Some(token) = &args.token {
@@ -290,6 +302,13 @@ fn print(command: &AdminCommand, value: &Value) {
             text(&value["were_open"])
         ),
         AdminCommand::PurgeCache { .. } => out!("purged: {}", text(&value["purged"])),
+        AdminCommand::Sessions => {
+            let rows = rows(&value["sessions"], |s| {
+                vec![text(&s["id"]), text(&s["principal"]), text(&s["calls"])]
+            });
+            table(&["SESSION", "PRINCIPAL", "CALLS"], rows);
+        }
+        AdminCommand::EndSession { id } => out!("session `{}` ended", printable(id)),
         AdminCommand::Reload => {
             out!(
                 "reload {}: generation {} ({})",

@@ -13,6 +13,8 @@
 //! POST /admin/{tools|backends|principals}/{name}/enable
 //! POST /admin/backends/{name}/breaker/reset
 //! POST /admin/cache/purge[?tool=..][&backend=..]
+//! GET  /admin/sessions                          the HTTP endpoint's client sessions
+//! DELETE /admin/sessions/{id}                   end one (its calls cancelled)
 //! POST /admin/reload                            read the configuration again, apply it
 //! GET  /admin/generation                        hashes in force, the last reload
 //! ```
@@ -44,6 +46,8 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/admin/{target}/{name}/enable", post(enable))
         .route("/admin/backends/{name}/breaker/reset", post(reset_breaker))
         .route("/admin/cache/purge", post(purge))
+        .route("/admin/sessions", get(sessions))
+        .route("/admin/sessions/{id}", axum::routing::delete(end_session))
         .route("/admin/reload", post(reload))
         .route("/admin/generation", get(generation))
         .layer(from_fn_with_state(hub.clone(), authenticate))
@@ -366,6 +370,43 @@ async fn purge(
         .await
         .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(json!({ "purged": what })))
+}
+
+async fn sessions(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Read)?;
+    let list = match hub.session_directory.get() {
+        Some(directory) => directory.list().await,
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "sessions": list })))
+}
+
+async fn end_session(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.may(&hub, AdminAction::Sessions)?;
+    let ended = match hub.session_directory.get() {
+        Some(directory) => directory.end(&id).await,
+        None => false,
+    };
+    if !ended {
+        return Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("no session `{id}` is open"),
+        ));
+    }
+    hub.record_admin(
+        &caller.principal,
+        "session_end",
+        &format!("session:{id}"),
+        BTreeMap::new(),
+    )
+    .await
+    .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    tracing::warn!(session = %id, by = %caller.principal.id, "session ended by an operator");
+    Ok(Json(json!({ "ended": id })))
 }
 
 async fn reload(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {

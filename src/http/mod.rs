@@ -52,12 +52,17 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         touch_every_ms: (hub.server.session_idle_timeout.as_millis() / 4).max(1) as u64,
     });
     let owners = Arc::new(owners::Owners::new(
-        sessions,
+        sessions.clone(),
         owners::SessionLimits {
             total: hub.server.max_sessions,
             per_principal: hub.server.max_sessions_per_principal,
         },
     ));
+    let _ = hub.session_directory.set(Arc::new(Directory {
+        sessions: sessions.clone(),
+        owners: owners.clone(),
+        live: hot.live.clone(),
+    }));
     let auth = Arc::new(auth::AuthState::new(hub.clone(), listening, owners));
     let body = Arc::new(body::BodyLimits {
         timeout: hub.server.connections.body_read_timeout,
@@ -83,6 +88,46 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
         .merge(protected)
         .merge(metadata)
         .route("/healthz", get(|| async { "ok" }))
+}
+
+/// The HTTP endpoint's sessions as the admin API sees them.
+struct Directory {
+    sessions: Arc<sessions::Sessions>,
+    owners: Arc<owners::Owners>,
+    live: Arc<crate::mcp::live::LiveSessions>,
+}
+
+impl crate::hub::SessionDirectory for Directory {
+    fn list(&self) -> futures::future::BoxFuture<'_, Vec<crate::hub::SessionInfo>> {
+        Box::pin(async move {
+            let mut owned = self.owners.list();
+            owned.sort();
+            let ids: Vec<String> = owned.iter().map(|(id, _)| id.clone()).collect();
+            let alive = self.sessions.alive(&ids).await;
+            owned
+                .into_iter()
+                .zip(alive)
+                .filter(|(_, alive)| *alive)
+                .map(|((id, principal), _)| crate::hub::SessionInfo {
+                    calls: self.live.get(&id).map_or(0, |s| s.calls()),
+                    id,
+                    principal,
+                })
+                .collect()
+        })
+    }
+
+    fn end<'a>(&'a self, id: &'a str) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let closed = self.sessions.close(id).await;
+            if let Some(session) = self.live.get(id) {
+                self.live.remove(id);
+                session.cancel_all();
+            }
+            self.owners.forget(id);
+            closed
+        })
+    }
 }
 
 /// The admin listener's routes: metrics, readiness and liveness, and the admin API.

@@ -129,6 +129,15 @@ impl Owners {
         self.table().owner.get(session).cloned()
     }
 
+    /// Every session handed out, with its owner's key.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.table()
+            .owner
+            .iter()
+            .map(|(id, key)| (id.clone(), key.clone()))
+            .collect()
+    }
+
     /// The session ended (deleted, or found gone).
     pub fn forget(&self, session: &str) {
         let mut table = self.table();

@@ -43,6 +43,15 @@ impl Sessions {
         }
     }
 
+    /// Closes a session as its client's DELETE would; false when there was none.
+    pub async fn close(&self, id: &str) -> bool {
+        let id: SessionId = Arc::from(id);
+        if !self.inner.sessions.read().await.contains_key(&id) {
+            return false;
+        }
+        self.inner.close_session(&id).await.is_ok()
+    }
+
     /// Which of `ids` are live sessions (one look at the table).
     pub async fn alive(&self, ids: &[String]) -> Vec<bool> {
         let sessions = self.inner.sessions.read().await;

@@ -70,6 +70,27 @@ pub struct Hub {
     pub switches: Arc<switches::Switches>,
     /// The configuration in force and its reloads.
     generations: reload::Generations,
+    /// The HTTP endpoint's sessions, once it is served (for the admin API).
+    pub session_directory: std::sync::OnceLock<Arc<dyn SessionDirectory>>,
+}
+
+/// One client session, as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    /// The principal that opened it (`kind:id`).
+    pub principal: String,
+    /// Calls of the session running on the proxy's own path now.
+    pub calls: usize,
+}
+
+/// The sessions of a transport that has many (the HTTP endpoint): listed and ended by the
+/// admin API, which lives beside the traffic path and reaches them only through this.
+pub trait SessionDirectory: Send + Sync {
+    fn list(&self) -> futures::future::BoxFuture<'_, Vec<SessionInfo>>;
+    /// Ends a session as a client's DELETE would (its calls cancelled); false when there
+    /// was no such session.
+    fn end<'a>(&'a self, id: &'a str) -> futures::future::BoxFuture<'a, bool>;
 }
 
 impl Hub {
@@ -108,6 +129,7 @@ impl Hub {
             governance: Arc::new(crate::governance::Governance::new(config)),
             switches,
             generations: reload::Generations::new(config),
+            session_directory: std::sync::OnceLock::new(),
         })
     }
 

@@ -161,6 +161,11 @@ impl LiveSession {
         lock(&self.calls).remove(id);
     }
 
+    /// Calls running now.
+    pub fn calls(&self) -> usize {
+        lock(&self.calls).len()
+    }
+
     /// Cancels every call in flight (the session ended).
     pub fn cancel_all(&self) {
         for (_, token) in lock(&self.calls).drain() {

@@ -222,3 +222,69 @@ async fn the_kill_switch_works_on_the_next_call_and_survives_a_restart() {
                 .is_some_and(|s| s.contains("switched off"))
     }));
 }
+
+#[tokio::test]
+async fn an_operator_lists_and_ends_a_session() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let (agent, _) = connect_as(&proxy.url, AGENT).await;
+    let (_other, _) = connect_as(&proxy.url, AGENT).await;
+    let echo = || call("s__echo", json!({"text": "hi"}));
+    agent.peer().call_tool(echo()).await.unwrap();
+
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["--json", "sessions"]).await;
+    assert!(ok, "{out}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["principal"].as_str().unwrap().contains("bot-7"))
+    );
+    let (ok, out) = admin(&proxy.admin, Some(AGENT), &["sessions"]).await;
+    assert!(!ok && out.contains("403"), "{out}");
+
+    // End one: its id serves nothing more (a client that re-initializes gets a new
+    // session, still under the policies and the kill switch); the other goes on.
+    let ended = sessions[0]["id"].as_str().unwrap().to_owned();
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["end-session", &ended]).await;
+    assert!(ok && out.contains("ended"), "{out}");
+    let ping = |id: String| {
+        let url = proxy.url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("mcp-session-id", id)
+                .header("authorization", format!("Bearer {AGENT}"))
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2025-11-25")
+                .body(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(ping(ended.clone()).await, reqwest::StatusCode::NOT_FOUND);
+    let kept = sessions[1]["id"].as_str().unwrap().to_owned();
+    assert!(ping(kept).await.is_success());
+    let (_, out) = admin(&proxy.admin, Some(OPS), &["--json", "sessions"]).await;
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        !listed["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == ended.as_str()),
+        "{listed}"
+    );
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["end-session", &ended]).await;
+    assert!(!ok && out.contains("no session"), "{out}");
+    proxy.handle.shutdown().await;
+    assert!(records(&store, &state).iter().any(|r| r["kind"] == "config"
+        && r["action"] == "admin session_end"
+        && r["resource"] == format!("session:{ended}").as_str()
+        && r["principal"]["id"] == "olga"));
+}
