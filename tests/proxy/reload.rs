@@ -143,6 +143,7 @@ async fn twenty_reloads_under_load_fail_no_permitted_call() {
         }));
     }
     let (probe, _) = connect(&proxy.url).await;
+    let started = std::time::Instant::now();
     for round in 0..20 {
         let forbid = round % 2 == 0;
         let report = proxy.handle.reload_with(config(forbid, false)).await;
