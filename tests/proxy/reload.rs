@@ -162,10 +162,12 @@ async fn twenty_reloads_under_load_fail_no_permitted_call() {
         let failures = worker.await.unwrap();
         assert!(failures.is_empty(), "{failures:?}");
     }
-    assert!(
-        ok.load(Ordering::Relaxed) > 20,
-        "calls ran during the reloads"
+    let calls = ok.load(Ordering::Relaxed);
+    println!(
+        "20 reloads in {:.2} s while 4 clients made {calls} permitted calls, none failed",
+        started.elapsed().as_secs_f64()
     );
+    assert!(calls > 20, "calls ran during the reloads");
     assert_eq!(proxy.handle.generation().number, 21);
 }
 
