@@ -205,12 +205,31 @@ pub async fn verify_with(
         .filter(|c| c.size >= from)
         .cloned()
         .collect();
-    let segments = match from.checked_sub(1) {
-        Some(last) => {
-            let at = listing.segments.partition_point(|s| s.first <= last);
-            &listing.segments[at.saturating_sub(1)..]
+    let segments = match (from.checked_sub(1), &start) {
+        (Some(last), Some(start)) => {
+            // From the segment that held the last verified record. One starting after it
+            // but at or before that record overlaps what was verified (a full pass calls
+            // that a gap too).
+            let saved = start.resume.segment_first;
+            for s in &listing.segments {
+                if s.first > saved && s.first <= last {
+                    findings.push(
+                        Finding::new(
+                            FindingKind::Gap,
+                            format!(
+                                "the segment starts at {} inside records verified before (their segment starts at {saved}): the segments overlap",
+                                s.first
+                            ),
+                        )
+                        .at(&s.key)
+                        .records(s.first, last),
+                    );
+                }
+            }
+            let at = listing.segments.partition_point(|s| s.first < saved);
+            &listing.segments[at..]
         }
-        None => &listing.segments[..],
+        _ => &listing.segments[..],
     };
     if let Some(progress) = options.progress {
         progress.segments(segments.len() as u64);
@@ -272,6 +291,15 @@ pub async fn verify_with(
         findings.push(finding);
     }
     tail(newest, &scanned, now_us, &mut findings);
+    if from > 0 && newest.is_none_or(|n| n.size < from) {
+        findings.push(
+            Finding::new(
+                FindingKind::Truncated,
+                format!("no valid checkpoint covers the {from} records the saved state verified: checkpoints were deleted"),
+            )
+            .records(0, from - 1),
+        );
+    }
     if let Some(state) = state {
         let proven = from > 0;
         against_state(

@@ -12,6 +12,8 @@ use notify::{RecursiveMode, Watcher};
 
 /// Quiet time after the last change before reloading.
 const SETTLE: Duration = Duration::from_millis(300);
+/// However busy the files are, a reload happens this long after the first change.
+const MAX_SETTLE: Duration = Duration::from_secs(3);
 
 /// What to watch: the files a configuration was read from.
 struct Watched {
@@ -24,6 +26,8 @@ impl Watched {
     fn of(source: &Path, config: &Config) -> Watched {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
         let mut files = BTreeSet::from([absolute(source)]);
+        // Symlinked files (a mounted configuration) are watched under their real names too.
+        files.extend(std::fs::canonicalize(source));
         let mut policy_dirs = BTreeSet::new();
         let named = config
             .authz
@@ -39,6 +43,7 @@ impl Watched {
             {
                 policy_dirs.insert(dir.to_owned());
             }
+            files.extend(std::fs::canonicalize(&path));
             files.insert(path);
         }
         Watched { files, policy_dirs }
@@ -53,7 +58,10 @@ impl Watched {
     }
 
     fn wants(&self, path: &Path) -> bool {
+        // A file reached through a symlink changes under its real name.
+        let real = std::fs::canonicalize(path).ok();
         self.files.contains(path)
+            || real.as_ref().is_some_and(|r| self.files.contains(r))
             || (path.extension().is_some_and(|e| e == "cedar")
                 && path.parent().is_some_and(|d| self.policy_dirs.contains(d)))
     }
@@ -109,8 +117,19 @@ pub fn spawn(handle: ProxyHandle, source: PathBuf, config: &Config) {
             if !watched.wants(&path) {
                 continue;
             }
-            // Let the edit settle: every further event restarts the wait.
-            while let Ok(Some(_)) = tokio::time::timeout(SETTLE, rx.recv()).await {}
+            // Let the edit settle: a further change to a watched file restarts the wait
+            // (other files in the same directories do not), for at most `MAX_SETTLE`.
+            let deadline = tokio::time::Instant::now() + MAX_SETTLE;
+            let mut quiet_until = tokio::time::Instant::now() + SETTLE;
+            loop {
+                match tokio::time::timeout_at(quiet_until.min(deadline), rx.recv()).await {
+                    Ok(Some(more)) if watched.wants(&more) => {
+                        quiet_until = tokio::time::Instant::now() + SETTLE;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
             tracing::info!(file = %path.display(), "configuration changed on disk");
             let report = handle.reload("file").await;
             if report.outcome == mcp_warden::hub::reload::Outcome::Applied

@@ -17,6 +17,8 @@ pub(super) fn parse_toml(text: &str) -> Result<FileConfig, ConfigError> {
         issues: vec![issue(text, &e).1],
     })?;
     let mut issues: Vec<(usize, ConfigIssue)> = Vec::new();
+    // Keys taken out, as `path.key`: their absence is this loop's doing, not an error.
+    let mut removed: Vec<String> = Vec::new();
     while issues.len() < MAX_ERRORS {
         let deserializer = toml::de::Deserializer::from(table.clone());
         let e = match serde_path_to_error::deserialize::<_, FileConfig>(deserializer) {
@@ -26,6 +28,12 @@ pub(super) fn parse_toml(text: &str) -> Result<FileConfig, ConfigError> {
         };
         let mut path: Vec<Segment> = e.path().iter().cloned().collect();
         let inner = e.into_inner();
+        if let Some(field) = missing_field(inner.message()) {
+            let at = dotted(&path, Some(field));
+            if removed.contains(&at) {
+                break;
+            }
+        }
         if let Some(key) = unknown_field(inner.message())
             && !matches!(path.last(), Some(Segment::Map { key: last }) if *last == key)
         {
@@ -38,6 +46,7 @@ pub(super) fn parse_toml(text: &str) -> Result<FileConfig, ConfigError> {
         if !remove(table.get_mut(), &path) {
             break;
         }
+        removed.push(dotted(&path, None));
     }
     // In the order of the file, as an editor shows them.
     issues.sort_by_key(|(at, _)| *at);
@@ -72,6 +81,19 @@ fn issue(text: &str, e: &toml::de::Error) -> (usize, ConfigIssue) {
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The field of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(&rest[..rest.find('`')?])
+}
+
+/// `path` (and `field` under it) as one comparable string.
+fn dotted(path: &[Segment], field: Option<&str>) -> String {
+    let mut out: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    out.extend(field.map(str::to_owned));
+    out.join(".")
 }
 
 /// Takes the value at `path` out of `table`; false when it cannot (the value is itself an
@@ -128,6 +150,22 @@ mod tests {
         assert!(has("line 4, column 1", "`shape`"), "{found:#?}");
         assert!(has("line 8, column 8", "invalid type"), "{found:#?}");
         assert!(has("line 11, column 1", "`nope`"), "{found:#?}");
+    }
+
+    #[test]
+    fn a_required_field_of_the_wrong_type_is_one_error_not_two() {
+        let text =
+            "[[backends]]\nname = 5\ncommand = \"x\"\n[[backends]]\nname = \"b\"\nnope = 1\n";
+        let e = parse_toml(text).err().unwrap();
+        let messages: Vec<&str> = e.issues.iter().map(|i| i.message.as_str()).collect();
+        assert!(
+            !messages.iter().any(|m| m.contains("missing field")),
+            "{messages:?}"
+        );
+        assert!(
+            messages.iter().any(|m| m.contains("invalid type")),
+            "{messages:?}"
+        );
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl IntoResponse for Failure {
 type Answer = Result<Json<Value>, Failure>;
 
 async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: Next) -> Response {
+    if let Some(why) = from_a_page(&request) {
+        tracing::warn!("admin API: refused a request {why}");
+        return Failure(StatusCode::FORBIDDEN, format!("refused: {why}")).into_response();
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -99,6 +103,31 @@ async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: N
             response
         }
     }
+}
+
+/// Why a request looks like it comes from a web page rather than an operator's tool: it
+/// carries an `Origin` (browsers send one with every cross-site write and every fetch), or
+/// names a host that is not a loopback address (DNS rebinding: a page's own name resolving
+/// to 127.0.0.1). Tools like `curl` and `mcp-warden admin` send neither.
+fn from_a_page(request: &Request) -> Option<&'static str> {
+    if request.headers().contains_key(header::ORIGIN) {
+        return Some("with an Origin header (the admin API takes no requests from web pages)");
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some("for a host that is not a loopback address")
 }
 
 impl Caller {
@@ -230,10 +259,17 @@ async fn disable(
         at: crate::audit::show::rfc3339(now_us()),
         reason: reason.clone(),
     };
-    let changed = hub
+    if target == Target::Principal && name == caller.principal.id {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            "switching off your own principal would lock you out of the admin API".into(),
+        ));
+    }
+    let previous = hub
         .switches
-        .set(target, &name, Some(off))
+        .set(target, &name, Some(off.clone()))
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let changed = previous.is_none();
     let cancelled = if query.cancel {
         hub.switches.cancel(target, &name)
     } else {
@@ -249,14 +285,13 @@ async fn disable(
             .record_admin(&caller.principal, "switch_off", &resource, detail)
             .await
         {
-            // A change nobody can account for does not stand.
-            let _ = hub.switches.set(target, &name, None);
-            return Err(Failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not switched off: the change could not be recorded ({e})"),
-            ));
+            // A change nobody can account for does not stand (unless someone changed it
+            // since: theirs is left alone).
+            let undone = hub.switches.swap_if(target, &name, Some(&Some(off)), None);
+            return Err(unrecorded("switched off", e, undone.is_ok()));
         }
         tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, cancelled, "switched off");
+        hub.announce_all_lists().await;
     }
     Ok(Json(json!({
         "target": target, "name": name, "switched_off": true, "changed": changed,
@@ -271,33 +306,45 @@ async fn enable(
 ) -> Answer {
     caller.may(&hub, AdminAction::Switch)?;
     let target = target(&kind)?;
-    let before = hub.switches.current();
-    let changed = hub
+    let previous = hub
         .switches
         .set(target, &name, None)
         .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let changed = previous.is_some();
     if changed {
         let resource = format!("{}:{name}", target.as_str());
         if let Err(e) = hub
             .record_admin(&caller.principal, "switch_on", &resource, BTreeMap::new())
             .await
         {
-            let previous = match target {
-                Target::Tool => before.tools.get(&name),
-                Target::Backend => before.backends.get(&name),
-                Target::Principal => before.principals.get(&name),
-            };
-            let _ = hub.switches.set(target, &name, previous.cloned());
-            return Err(Failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not switched on: the change could not be recorded ({e})"),
-            ));
+            let undone = hub.switches.swap_if(target, &name, Some(&None), previous);
+            return Err(unrecorded("switched back on", e, undone.is_ok()));
         }
         tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, "switched back on");
+        hub.announce_all_lists().await;
     }
     Ok(Json(json!({
         "target": target, "name": name, "switched_off": false, "changed": changed,
     })))
+}
+
+/// The answer when a change could not be recorded: it was undone, or (said loudly) it could
+/// not even be undone.
+fn unrecorded(what: &str, e: crate::audit::AuditError, undone: bool) -> Failure {
+    if undone {
+        Failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not {what}: the change could not be recorded ({e}), so it was undone"),
+        )
+    } else {
+        tracing::error!(error = %e, "an admin change could be neither recorded nor undone");
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "{what} but NOT recorded ({e}), and it could not be undone: check the switch file"
+            ),
+        )
+    }
 }
 
 /// A tool or backend must be one the proxy knows (a typo would switch nothing off); a

@@ -30,6 +30,13 @@ pub struct AuthzState {
     building: Mutex<()>,
 }
 
+/// What a reload replaced, to put back.
+pub struct Replaced {
+    policies: Vec<PolicySource>,
+    saved: BTreeMap<String, ToolInfo>,
+    engine: Option<Arc<Engine>>,
+}
+
 struct Inputs {
     policies: Vec<PolicySource>,
     attributes: Vec<AttributeDecl>,
@@ -104,9 +111,20 @@ impl AuthzState {
     /// A reload: the policies and saved catalog of `config`, built as startup builds them
     /// against every tool known; swapped in only when they build, else nothing changes.
     /// The claim attributes stay those the proxy started with (`[auth]` needs a restart).
-    pub fn replace(&self, config: &Config) -> Result<Arc<Engine>, Vec<PolicyError>> {
+    pub fn replace(&self, config: &Config) -> Result<(Arc<Engine>, Replaced), Vec<PolicyError>> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         let policies = policy_sources(config);
+        // At startup an unreadable catalog is a warning; in a reload it is a bad edit.
+        if let Some(catalog) = &config.authz.catalog
+            && let Err(e) = saved_tools(config, &catalog.text)
+        {
+            return Err(vec![PolicyError {
+                file: catalog.file.clone(),
+                line: 0,
+                column: 0,
+                message: e.to_string(),
+            }]);
+        }
         let saved = saved_by_name(config);
         let tools = self.with_live(&saved);
         let started = {
@@ -116,14 +134,36 @@ impl AuthzState {
         if !started.strict_errors.is_empty() {
             tracing::warn!(errors = %describe(&started.strict_errors), "the reloaded policies do not validate strictly against the tools available now");
         }
+        let previous = Replaced {
+            policies: std::mem::replace(
+                &mut self
+                    .inputs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .policies,
+                policies,
+            ),
+            saved: std::mem::replace(
+                &mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()),
+                saved,
+            ),
+            engine: self.engine(),
+        };
+        let engine = Arc::new(started.engine);
+        self.swap_arc(engine.clone());
+        Ok((engine, previous))
+    }
+
+    /// Puts back what [`AuthzState::replace`] replaced (a reload that could not be
+    /// recorded does not stand).
+    pub fn restore(&self, previous: Replaced) {
+        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         self.inputs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .policies = policies;
-        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = saved;
-        let engine = Arc::new(started.engine);
-        self.swap_arc(engine.clone());
-        Ok(engine)
+            .policies = previous.policies;
+        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = previous.saved;
+        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = previous.engine;
     }
 
     /// The saved catalog's tools, overlaid by what the backends listed.

@@ -209,8 +209,8 @@ impl Hub {
         if format!("{:?}", old.authz) == format!("{:?}", new.authz) {
             return self.finish(report(Outcome::Unchanged, None, restart, old_hash));
         }
-        let engine = match self.authz.replace(&new) {
-            Ok(engine) => engine,
+        let (engine, previous) = match self.authz.replace(&new) {
+            Ok(replaced) => replaced,
             Err(errors) => {
                 return self.finish(report(
                     Outcome::Refused,
@@ -221,19 +221,14 @@ impl Hub {
             }
         };
         let new_hash = engine.policy_set_hash().to_owned();
-        {
-            let mut state = self.generations.state();
-            let mut running = Config::clone(&state.config);
-            running.authz = new.authz.clone();
-            state.config = Arc::new(running);
-            state.number += 1;
-            state.loaded_at = now();
-        }
         let mut detail = BTreeMap::from([
             ("trigger".to_owned(), trigger.to_owned()),
             (
                 "previous_policy_hash".to_owned(),
-                old_hash.map(|h| format!("sha256:{h}")).unwrap_or_default(),
+                old_hash
+                    .as_ref()
+                    .map(|h| format!("sha256:{h}"))
+                    .unwrap_or_default(),
             ),
         ]);
         if !restart.is_empty() {
@@ -243,7 +238,24 @@ impl Hub {
             .record_lifecycle_with(crate::audit::Kind::Policy, detail)
             .await
         {
-            tracing::error!(error = %e, "the reload could not be recorded");
+            // Policies in force that the log cannot account for do not stand.
+            self.authz.restore(previous);
+            return self.finish(report(
+                Outcome::Refused,
+                Some(format!(
+                    "the reload could not be recorded in the audit log: {e}"
+                )),
+                restart,
+                old_hash,
+            ));
+        }
+        {
+            let mut state = self.generations.state();
+            let mut running = Config::clone(&state.config);
+            running.authz = new.authz.clone();
+            state.config = Arc::new(running);
+            state.number += 1;
+            state.loaded_at = now();
         }
         // What each principal may see may have changed.
         self.announce_all_lists().await;

@@ -171,22 +171,49 @@ impl Switches {
     }
 
     /// Switches `name` off (`Some`) or back on (`None`); persisted before it takes
-    /// effect. False when it already was so.
-    pub fn set(&self, target: Target, name: &str, off: Option<Off>) -> Result<bool, SwitchError> {
+    /// effect. Returns what was there before (equal to `off` when nothing changed).
+    pub fn set(
+        &self,
+        target: Target,
+        name: &str,
+        off: Option<Off>,
+    ) -> Result<Option<Off>, SwitchError> {
+        self.swap_if(target, name, None, off)
+    }
+
+    /// [`Switches::set`], only while `name`'s entry is still `expected` (`None`: any):
+    /// undoing one's own change never undoes a change made since by someone else.
+    pub fn swap_if(
+        &self,
+        target: Target,
+        name: &str,
+        expected: Option<&Option<Off>>,
+        off: Option<Off>,
+    ) -> Result<Option<Off>, SwitchError> {
         let _one_at_a_time = self.change.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Switched::clone(&self.state.load());
-        let changed = match off {
-            Some(off) => next.of_mut(target).insert(name.to_owned(), off).is_none(),
-            None => next.of_mut(target).remove(name).is_some(),
-        };
-        if !changed {
-            return Ok(false);
+        let current = next.of(target).get(name).cloned();
+        if expected.is_some_and(|e| *e != current) {
+            return Ok(current);
         }
+        let unchanged = match (&off, &current) {
+            (None, None) => true,
+            // Switching off what is off keeps who did it first.
+            (Some(_), Some(_)) => expected.is_none(),
+            _ => false,
+        };
+        if unchanged {
+            return Ok(current);
+        }
+        match off {
+            Some(off) => next.of_mut(target).insert(name.to_owned(), off),
+            None => next.of_mut(target).remove(name),
+        };
         if let Some(path) = &self.file {
             write(path, &next)?;
         }
         self.state.store(Arc::new(next));
-        Ok(true)
+        Ok(current)
     }
 
     /// Registers a running call until the guard drops, so it can be cancelled.

@@ -257,11 +257,8 @@ impl Step for AuthzLayer {
             call.origin.transport(),
             &call.origin.session.to_string(),
         );
-        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
-            return Box::pin(std::future::ready(Err(denied)));
-        }
-        // Running until it ends, so switching its tool, backend or principal off with
-        // `cancel` reaches it.
+        // Running from before its decision until it ends, so switching its tool, backend
+        // or principal off with `cancel` reaches it however the two interleave.
         let tool = match &call.op {
             Op::CallTool { tool, .. } => Some(tool.as_str()),
             _ => None,
@@ -273,6 +270,9 @@ impl Step for AuthzLayer {
             tool,
             call.cancel.clone(),
         );
+        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
+            return Box::pin(std::future::ready(Err(denied)));
+        }
         Box::pin(async move {
             let _running = running;
             forward(next, call).await

@@ -288,3 +288,30 @@ async fn an_operator_lists_and_ends_a_session() {
         && r["resource"] == format!("session:{ended}").as_str()
         && r["principal"]["id"] == "olga"));
 }
+
+/// A web page cannot drive the admin API (an `Origin`, or a rebound host name), and an
+/// operator cannot switch off their own principal (they could not switch it back on).
+#[tokio::test]
+async fn pages_and_self_lockout_are_refused() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let client = reqwest::Client::new();
+    let get = |extra: Option<(&'static str, &'static str)>| {
+        let mut request = client
+            .get(format!("{}/admin/tools", proxy.admin))
+            .bearer_auth(OPS);
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 200);
+    let page = get(Some(("origin", "https://evil.example"))).await.unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(page.text().await.unwrap().contains("Origin"));
+    let rebound = get(Some(("host", "evil.example:8809"))).await.unwrap();
+    assert_eq!(rebound.status(), 403);
+    let (ok, out) = admin(&proxy.admin, Some(OPS), &["disable", "principal", "olga"]).await;
+    assert!(!ok && out.contains("lock you out"), "{out}");
+    proxy.handle.shutdown().await;
+}

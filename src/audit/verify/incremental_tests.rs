@@ -196,3 +196,45 @@ async fn a_silence_right_after_the_state_is_a_time_gap() {
     );
     assert_eq!(report.exit_code(), 1);
 }
+
+#[tokio::test]
+async fn deleted_checkpoints_are_not_a_clean_result() {
+    let (log, state) = grown().await;
+    // Every checkpoint from the state's on, and the records after it.
+    for (size, time) in log.checkpoints.clone() {
+        if size >= FIRST {
+            log.delete(&crate::audit::testlog::cp(size, time)).await;
+        }
+    }
+    for first in log.segments.clone() {
+        if first > 20 {
+            log.delete(&seg(first)).await;
+        }
+    }
+    let report = incremental(&log, &state).await;
+    assert_eq!(report.exit_code(), 1, "{:#?}", report.findings);
+    assert!(
+        kinds(&report).contains(&FindingKind::Truncated),
+        "{:#?}",
+        report.findings
+    );
+}
+
+#[tokio::test]
+async fn a_segment_overlapping_the_verified_records_is_found() {
+    let (log, state) = grown().await;
+    // A clean copy of records 21.. put in a segment of its own, starting inside what was
+    // verified: reading only from it would skip the real segment's later records.
+    let copy: Vec<u8> = log.lines[21..30]
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect();
+    log.put(&seg(21), copy).await;
+    let report = incremental(&log, &state).await;
+    assert_eq!(report.exit_code(), 1, "{:#?}", report.findings);
+    assert!(
+        kinds(&report).contains(&FindingKind::Gap),
+        "{:#?}",
+        report.findings
+    );
+}

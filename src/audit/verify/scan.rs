@@ -98,6 +98,7 @@ pub async fn scan(
         buffer: Vec::with_capacity(1024),
         verified: None,
         capture_at: plan.capture_at,
+        segment_first: 0,
     };
     if let Some(start) = plan.start {
         let last = start.tree.size() - 1;
@@ -175,6 +176,8 @@ struct Pass<'w> {
     /// and whether it was found again.
     verified: Option<(u64, Hash, bool)>,
     capture_at: Option<u64>,
+    /// The `first` of the segment being read.
+    segment_first: u64,
 }
 
 impl Pass<'_> {
@@ -188,6 +191,7 @@ impl Pass<'_> {
     ) {
         let key = segment.key.as_ref();
         let first = segment.first;
+        self.segment_first = first;
         match self.position {
             Some(position) if first > position => {
                 findings.push(
@@ -336,6 +340,7 @@ impl Pass<'_> {
                     last_leaf: leaf,
                     last_time_us: self.last_time.map_or(0, |(_, t)| t),
                     last_stop: self.out.ends_with_stop,
+                    segment_first: self.segment_first,
                 });
             }
         }

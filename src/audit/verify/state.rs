@@ -34,6 +34,10 @@ pub struct Resume {
     pub last_leaf: [u8; 32],
     pub last_time_us: u64,
     pub last_stop: bool,
+    /// The `first` of the segment holding that record: an incremental pass reads from
+    /// that segment, and a segment starting after it but at or before the record would
+    /// be one overlapping what was verified.
+    pub segment_first: u64,
 }
 
 /// Why a state file could not be read or written.

@@ -24,8 +24,12 @@ fn scratch() -> PathBuf {
 fn each_target_blocks_what_it_covers_and_nothing_else() {
     let s = Switches::load(None).unwrap();
     assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
-    assert!(s.set(Target::Tool, "db__drop", off("incident 42")).unwrap());
-    assert!(!s.set(Target::Tool, "db__drop", off("again")).unwrap());
+    assert_eq!(
+        s.set(Target::Tool, "db__drop", off("incident 42")).unwrap(),
+        None
+    );
+    let kept = s.set(Target::Tool, "db__drop", off("again")).unwrap();
+    assert_eq!(kept, off("incident 42"), "the first switch-off stands");
     let why = s.blocks("ann", Some("db"), Some("db__drop")).unwrap();
     assert_eq!(why, "tool `db__drop` is switched off: incident 42");
     assert_eq!(s.blocks("ann", Some("db"), Some("db__query")), None);
@@ -36,9 +40,27 @@ fn each_target_blocks_what_it_covers_and_nothing_else() {
         .unwrap();
     assert!(s.blocks("partner/bot", None, None).is_some());
     assert!(s.blocks("ann", None, None).is_none());
-    assert!(s.set(Target::Tool, "db__drop", None).unwrap());
-    assert!(!s.set(Target::Tool, "db__drop", None).unwrap());
+    assert!(s.set(Target::Tool, "db__drop", None).unwrap().is_some());
+    assert!(s.set(Target::Tool, "db__drop", None).unwrap().is_none());
     assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
+}
+
+#[test]
+fn an_undo_never_undoes_someone_elses_change() {
+    let s = Switches::load(None).unwrap();
+    s.set(Target::Tool, "t", off("mine")).unwrap();
+    // Someone switched it back on and off again since: my undo leaves theirs alone.
+    s.set(Target::Tool, "t", None).unwrap();
+    s.set(Target::Tool, "t", off("theirs")).unwrap();
+    let seen = s
+        .swap_if(Target::Tool, "t", Some(&off("mine")), None)
+        .unwrap();
+    assert_eq!(seen, off("theirs"));
+    assert!(s.blocks("a", None, Some("t")).unwrap().contains("theirs"));
+    // While it is still mine, it is undone.
+    s.swap_if(Target::Tool, "t", Some(&off("theirs")), None)
+        .unwrap();
+    assert!(s.blocks("a", None, Some("t")).is_none());
 }
 
 #[test]
