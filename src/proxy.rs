@@ -123,6 +123,13 @@ impl Proxy {
         crate::http::router(self.hub.clone(), self.hub.server.bind)
     }
 
+    /// [`Proxy::into_router`] without `/healthz`: only the MCP endpoint (at `server.path`)
+    /// and its protected-resource metadata, for an application that serves its own health
+    /// routes (merging routes an app already has would panic in axum).
+    pub fn into_mcp_router(self) -> axum::Router {
+        crate::http::mcp_router(self.hub.clone(), self.hub.server.bind)
+    }
+
     /// `/metrics`, `/readyz` and `/healthz`: what the admin listener serves. Keep it off
     /// any address callers can reach.
     pub fn admin_router(&self) -> axum::Router {

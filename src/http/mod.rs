@@ -24,9 +24,15 @@ use serde_json::json;
 
 use crate::{hub::Hub, mcp::Audited};
 
-/// The data listener's routes. `listening` is the address clients reach the proxy on,
-/// which names the protected resource when `auth.resource` is not configured.
+/// The data listener's routes: [`mcp_router`] and `/healthz`.
 pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
+    mcp_router(hub, listening).route("/healthz", get(|| async { "ok" }))
+}
+
+/// The MCP endpoint and its protected-resource metadata, nothing else (a host application
+/// with routes of its own merges this). `listening` is the address clients reach the proxy
+/// on, which names the protected resource when `auth.resource` is not configured.
+pub fn mcp_router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hub.server.allowed_hosts.clone())
         .with_cancellation_token(hub.close_streams.child_token())
@@ -84,10 +90,7 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
             get(auth::metadata),
         )
         .with_state(auth);
-    Router::new()
-        .merge(protected)
-        .merge(metadata)
-        .route("/healthz", get(|| async { "ok" }))
+    Router::new().merge(protected).merge(metadata)
 }
 
 /// The HTTP endpoint's sessions as the admin API sees them.

@@ -19,6 +19,7 @@ mod guards_coverage;
 mod hot_path;
 mod http_limits;
 mod inputs;
+mod library;
 mod lifecycle;
 mod peers;
 mod per_session;
