@@ -61,13 +61,17 @@ impl Proxy {
                 "no audit log and no `[admin] switches` file: kill switch changes last until the proxy stops"
             );
         }
-        let switches = Arc::new(crate::hub::switches::Switches::load(switches_file)?);
+        let switches = Arc::new(crate::hub::switches::Switches::load_shared(
+            switches_file,
+            config.limits.redis.as_deref(),
+        )?);
         if !switches.current().is_empty() {
             let s = switches.current();
             tracing::warn!(tools = ?s.tools.keys().collect::<Vec<_>>(), backends = ?s.backends.keys().collect::<Vec<_>>(), principals = ?s.principals.keys().collect::<Vec<_>>(), "switched off (kill switch)");
         }
         let authn = Authenticator::new(&config.auth).await;
-        let hub = Hub::new(&config, authn.clone(), audit, switches);
+        let hub = Hub::new(&config, authn.clone(), audit, switches.clone());
+        switches.spawn_sync(hub.shutdown.clone());
         authn.spawn_refresh(hub.shutdown.clone());
         let mut firsts = Vec::new();
         let mut supervisors = Vec::new();

@@ -268,7 +268,8 @@ async fn disable(
     let previous = hub
         .switches
         .set(target, &name, Some(off.clone()))
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .await
+        .map_err(switch_failed)?;
     let changed = previous.is_none();
     let cancelled = if query.cancel {
         hub.switches.cancel(target, &name)
@@ -287,7 +288,10 @@ async fn disable(
         {
             // A change nobody can account for does not stand (unless someone changed it
             // since: theirs is left alone).
-            let undone = hub.switches.swap_if(target, &name, Some(&Some(off)), None);
+            let undone = hub
+                .switches
+                .swap_if(target, &name, Some(&Some(off)), None)
+                .await;
             return Err(unrecorded("switched off", e, undone.is_ok()));
         }
         tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, cancelled, "switched off");
@@ -309,7 +313,8 @@ async fn enable(
     let previous = hub
         .switches
         .set(target, &name, None)
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .await
+        .map_err(switch_failed)?;
     let changed = previous.is_some();
     if changed {
         let resource = format!("{}:{name}", target.as_str());
@@ -317,7 +322,10 @@ async fn enable(
             .record_admin(&caller.principal, "switch_on", &resource, BTreeMap::new())
             .await
         {
-            let undone = hub.switches.swap_if(target, &name, Some(&None), previous);
+            let undone = hub
+                .switches
+                .swap_if(target, &name, Some(&None), previous)
+                .await;
             return Err(unrecorded("switched back on", e, undone.is_ok()));
         }
         tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, "switched back on");
@@ -326,6 +334,15 @@ async fn enable(
     Ok(Json(json!({
         "target": target, "name": name, "switched_off": false, "changed": changed,
     })))
+}
+
+/// A change the kill switch could not make (nothing changed).
+fn switch_failed(e: crate::hub::switches::SwitchError) -> Failure {
+    let status = match e {
+        crate::hub::switches::SwitchError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Failure(status, format!("nothing changed: {e}"))
 }
 
 /// The answer when a change could not be recorded: it was undone, or (said loudly) it could

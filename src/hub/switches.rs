@@ -5,8 +5,12 @@
 //! is persisted (written whole, atomically, before it takes effect) so a restart keeps it,
 //! and the calls running when something is switched off can be cancelled.
 //!
+//! With `[limits] redis` the set is shared by every replica (`shared`).
+//!
 //! It sits beside the call path and depends on nothing of it: the hub holds one, the admin
 //! API changes it, the authorization gate reads it.
+
+mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -97,6 +101,8 @@ pub enum SwitchError {
         path: String,
         error: serde_json::Error,
     },
+    #[error("the kill switch is shared through Redis, which cannot be reached: {0}")]
+    Shared(String),
 }
 
 /// A call that runs now, for cancelling what was just switched off.
@@ -111,8 +117,12 @@ struct Running {
 pub struct Switches {
     state: ArcSwap<Switched>,
     file: Option<PathBuf>,
+    /// Every replica's set, when shared.
+    shared: Option<shared::Shared>,
+    /// Whether Redis answered the last time (to log transitions, not every read).
+    reachable: std::sync::atomic::AtomicBool,
     /// Serialises changes: each one is written whole before it is published.
-    change: Mutex<()>,
+    change: tokio::sync::Mutex<()>,
     running: Mutex<HashMap<u64, Running>>,
     next: AtomicU64,
 }
@@ -121,14 +131,28 @@ impl Switches {
     /// The set persisted in `file` (empty when the file does not exist yet); `None`: kept
     /// in memory only.
     pub fn load(file: Option<PathBuf>) -> Result<Switches, SwitchError> {
+        Switches::load_shared(file, None)
+    }
+
+    /// [`Switches::load`], shared by every replica through the Redis at `redis`.
+    pub fn load_shared(
+        file: Option<PathBuf>,
+        redis: Option<&str>,
+    ) -> Result<Switches, SwitchError> {
         let state = match &file {
             Some(path) => read(path)?,
             None => Switched::default(),
         };
+        let shared = redis
+            .map(shared::Shared::new)
+            .transpose()
+            .map_err(SwitchError::Shared)?;
         Ok(Switches {
             state: ArcSwap::from_pointee(state),
             file,
-            change: Mutex::new(()),
+            shared,
+            reachable: std::sync::atomic::AtomicBool::new(true),
+            change: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
         })
@@ -170,27 +194,28 @@ impl Switches {
             .or_else(|| tool.and_then(|t| why(Target::Tool, t)))
     }
 
-    /// Switches `name` off (`Some`) or back on (`None`); persisted before it takes
-    /// effect. Returns what was there before (equal to `off` when nothing changed).
-    pub fn set(
+    /// Switches `name` off (`Some`) or back on (`None`); persisted (and, when shared,
+    /// written to Redis) before it takes effect. Returns what was there before (equal to
+    /// `off` when nothing changed).
+    pub async fn set(
         &self,
         target: Target,
         name: &str,
         off: Option<Off>,
     ) -> Result<Option<Off>, SwitchError> {
-        self.swap_if(target, name, None, off)
+        self.swap_if(target, name, None, off).await
     }
 
     /// [`Switches::set`], only while `name`'s entry is still `expected` (`None`: any):
     /// undoing one's own change never undoes a change made since by someone else.
-    pub fn swap_if(
+    pub async fn swap_if(
         &self,
         target: Target,
         name: &str,
         expected: Option<&Option<Off>>,
         off: Option<Off>,
     ) -> Result<Option<Off>, SwitchError> {
-        let _one_at_a_time = self.change.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.change.lock().await;
         let mut next = Switched::clone(&self.state.load());
         let current = next.of(target).get(name).cloned();
         if expected.is_some_and(|e| *e != current) {
@@ -205,15 +230,70 @@ impl Switches {
         if unchanged {
             return Ok(current);
         }
+        if let Some(shared) = &self.shared {
+            shared
+                .put(target, name, off.as_ref())
+                .await
+                .map_err(SwitchError::Shared)?;
+        }
         match off {
             Some(off) => next.of_mut(target).insert(name.to_owned(), off),
             None => next.of_mut(target).remove(name),
         };
+        self.publish(next)?;
+        Ok(current)
+    }
+
+    /// Persists `next` and puts it in force.
+    fn publish(&self, next: Switched) -> Result<(), SwitchError> {
         if let Some(path) = &self.file {
             write(path, &next)?;
         }
         self.state.store(Arc::new(next));
-        Ok(current)
+        Ok(())
+    }
+
+    /// When shared: reads every replica's set twice a second and puts it in force, until
+    /// `stop`. A Redis that holds no set yet is given this replica's.
+    pub fn spawn_sync(self: &Arc<Self>, stop: CancellationToken) {
+        if self.shared.is_none() {
+            return;
+        }
+        let switches = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(shared::EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => switches.sync_once().await,
+                }
+            }
+        });
+    }
+
+    /// One read of the shared set.
+    pub async fn sync_once(&self) {
+        let Some(shared) = &self.shared else { return };
+        let _one_at_a_time = self.change.lock().await;
+        let read = match shared.read().await {
+            Ok(Some(set)) => Ok(Some(set)),
+            Ok(None) => shared.seed(&self.current()).await.map(|()| None),
+            Err(e) => Err(e),
+        };
+        let was = self.reachable.swap(read.is_ok(), Ordering::Relaxed);
+        match read {
+            Ok(Some(set)) if set != *self.current() => {
+                if let Err(e) = self.publish(set) {
+                    tracing::error!(error = %e, "the shared kill switch set could not be kept locally");
+                }
+            }
+            Ok(_) if !was => tracing::info!("the shared kill switch is reachable again"),
+            Err(e) if was => {
+                tracing::error!(error = %e, "the shared kill switch cannot be read from Redis: keeping the last set read")
+            }
+            _ => {}
+        }
     }
 
     /// Registers a running call until the guard drops, so it can be cancelled.

@@ -21,6 +21,10 @@ permit(principal in Mcp::Role::"ops", action in Mcp::Action::"admin", resource);
 "#;
 
 fn config(store: &Path, state: &Path) -> String {
+    config_with(store, state, "")
+}
+
+fn config_with(store: &Path, state: &Path, extra: &str) -> String {
     let token = |secret: &str, id: &str, role: &str| {
         format!(
             "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nroles = [\"{role}\"]\n",
@@ -28,7 +32,7 @@ fn config(store: &Path, state: &Path) -> String {
         )
     };
     format!(
-        "[auth]\n{}{}[authz]\npolicy = {}\n{}{}",
+        "[auth]\n{}{}[authz]\npolicy = {}\n{extra}\n{}{}",
         token(OPS, "olga", "ops"),
         token(AGENT, "bot-7", "agent"),
         lit(POLICIES),
@@ -314,4 +318,68 @@ async fn pages_and_self_lockout_are_refused() {
     let (ok, out) = admin(&proxy.admin, Some(OPS), &["disable", "principal", "olga"]).await;
     assert!(!ok && out.contains("lock you out"), "{out}");
     proxy.handle.shutdown().await;
+}
+
+/// Two replicas sharing Redis: a switch made on one is in force on the other within a
+/// second; a change that cannot reach Redis is refused and the set in force stays.
+#[tokio::test]
+async fn replicas_share_the_kill_switch_through_redis() {
+    let Some(redis) = crate::governance::Redis::start().await else {
+        return;
+    };
+    let limits = format!("[limits]\nredis = {}\n", lit(&redis.url));
+    let start = || {
+        let (store, state) = (scratch("store"), scratch("state"));
+        let config = config_with(&store, &state, &limits);
+        async move { TestProxy::start(&config).await }
+    };
+    let (a, b) = (start().await, start().await);
+    let (agent, _) = connect_as(&b.url, AGENT).await;
+    let echo = || call("s__echo", json!({"text": "hi"}));
+    agent.peer().call_tool(echo()).await.unwrap();
+    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+        for _ in 0..50 {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{what}: not within 5 s");
+    }
+
+    let (ok, out) = admin(
+        &a.admin,
+        Some(OPS),
+        &["disable", "tool", "s__echo", "--reason", "shared"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    until("the other replica refuses", async || {
+        agent.peer().call_tool(echo()).await.is_err()
+    })
+    .await;
+    let (_, out) = admin(&b.admin, Some(OPS), &["switches"]).await;
+    assert!(out.contains("s__echo") && out.contains("olga"), "{out}");
+    let (ok, out) = admin(&b.admin, Some(OPS), &["enable", "tool", "s__echo"]).await;
+    assert!(ok, "{out}");
+    until("back on everywhere", async || {
+        agent.peer().call_tool(echo()).await.is_ok()
+    })
+    .await;
+    let (ok, _) = admin(&a.admin, Some(OPS), &["disable", "backend", "s"]).await;
+    assert!(ok);
+    until("the backend off on the other replica", async || {
+        agent.peer().call_tool(echo()).await.is_err()
+    })
+    .await;
+
+    // Redis gone: no replica can change the shared set alone; the set in force stays.
+    redis.stop().await;
+    let (ok, out) = admin(&a.admin, Some(OPS), &["enable", "backend", "s"]).await;
+    assert!(!ok && out.contains("503") && out.contains("Redis"), "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(agent.peer().call_tool(echo()).await.is_err(), "still off");
+    agent.cancel().await.unwrap();
+    a.handle.shutdown().await;
+    b.handle.shutdown().await;
 }

@@ -183,13 +183,13 @@ async fn fifty_identical_concurrent_calls_make_one_backend_call() {
 
 /// A redis-server on a free loopback port (`.ci/install-peers` unpacks it into
 /// `.ci/redis`); `None` (skip) outside CI when it is not installed. Killed on drop.
-struct Redis {
-    url: String,
-    _process: tokio::process::Child,
+pub struct Redis {
+    pub url: String,
+    process: tokio::process::Child,
 }
 
 impl Redis {
-    async fn start() -> Option<Redis> {
+    pub async fn start() -> Option<Redis> {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/redis");
         let server = root.join("usr/bin/redis-server");
         if !server.exists() {
@@ -220,8 +220,13 @@ impl Redis {
         wait_listening(port).await;
         Some(Redis {
             url: format!("redis://127.0.0.1:{port}/"),
-            _process: process,
+            process,
         })
+    }
+
+    /// Stops the server (a replica then loses Redis).
+    pub async fn stop(mut self) {
+        let _ = self.process.kill().await;
     }
 }
 

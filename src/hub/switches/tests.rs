@@ -20,55 +20,70 @@ fn scratch() -> PathBuf {
     dir.join("switches.json")
 }
 
-#[test]
-fn each_target_blocks_what_it_covers_and_nothing_else() {
+#[tokio::test]
+async fn each_target_blocks_what_it_covers_and_nothing_else() {
     let s = Switches::load(None).unwrap();
     assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
     assert_eq!(
-        s.set(Target::Tool, "db__drop", off("incident 42")).unwrap(),
+        s.set(Target::Tool, "db__drop", off("incident 42"))
+            .await
+            .unwrap(),
         None
     );
-    let kept = s.set(Target::Tool, "db__drop", off("again")).unwrap();
+    let kept = s.set(Target::Tool, "db__drop", off("again")).await.unwrap();
     assert_eq!(kept, off("incident 42"), "the first switch-off stands");
     let why = s.blocks("ann", Some("db"), Some("db__drop")).unwrap();
     assert_eq!(why, "tool `db__drop` is switched off: incident 42");
     assert_eq!(s.blocks("ann", Some("db"), Some("db__query")), None);
-    s.set(Target::Backend, "web", off("leaking")).unwrap();
+    s.set(Target::Backend, "web", off("leaking")).await.unwrap();
     assert!(s.blocks("ann", Some("web"), None).is_some());
     assert!(s.blocks("ann", Some("web"), Some("web__get")).is_some());
     s.set(Target::Principal, "partner/bot", off("runaway"))
+        .await
         .unwrap();
     assert!(s.blocks("partner/bot", None, None).is_some());
     assert!(s.blocks("ann", None, None).is_none());
-    assert!(s.set(Target::Tool, "db__drop", None).unwrap().is_some());
-    assert!(s.set(Target::Tool, "db__drop", None).unwrap().is_none());
+    assert!(
+        s.set(Target::Tool, "db__drop", None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.set(Target::Tool, "db__drop", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(s.blocks("ann", Some("db"), Some("db__drop")), None);
 }
 
-#[test]
-fn an_undo_never_undoes_someone_elses_change() {
+#[tokio::test]
+async fn an_undo_never_undoes_someone_elses_change() {
     let s = Switches::load(None).unwrap();
-    s.set(Target::Tool, "t", off("mine")).unwrap();
+    s.set(Target::Tool, "t", off("mine")).await.unwrap();
     // Someone switched it back on and off again since: my undo leaves theirs alone.
-    s.set(Target::Tool, "t", None).unwrap();
-    s.set(Target::Tool, "t", off("theirs")).unwrap();
+    s.set(Target::Tool, "t", None).await.unwrap();
+    s.set(Target::Tool, "t", off("theirs")).await.unwrap();
     let seen = s
         .swap_if(Target::Tool, "t", Some(&off("mine")), None)
+        .await
         .unwrap();
     assert_eq!(seen, off("theirs"));
     assert!(s.blocks("a", None, Some("t")).unwrap().contains("theirs"));
     // While it is still mine, it is undone.
     s.swap_if(Target::Tool, "t", Some(&off("theirs")), None)
+        .await
         .unwrap();
     assert!(s.blocks("a", None, Some("t")).is_none());
 }
 
-#[test]
-fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
+#[tokio::test]
+async fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
     let path = scratch();
     let s = Switches::load(Some(path.clone())).unwrap();
-    s.set(Target::Tool, "db__drop", off("x")).unwrap();
-    s.set(Target::Principal, "eve", off("y")).unwrap();
+    s.set(Target::Tool, "db__drop", off("x")).await.unwrap();
+    s.set(Target::Principal, "eve", off("y")).await.unwrap();
     let again = Switches::load(Some(path.clone())).unwrap();
     assert_eq!(again.current(), s.current());
     std::fs::write(&path, "{\"tools\": 5}").unwrap();
@@ -80,8 +95,8 @@ fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
-#[test]
-fn a_change_that_cannot_be_written_does_not_take_effect() {
+#[tokio::test]
+async fn a_change_that_cannot_be_written_does_not_take_effect() {
     // A directory where the file should be.
     let path = scratch();
     std::fs::create_dir_all(&path).unwrap();
@@ -90,13 +105,13 @@ fn a_change_that_cannot_be_written_does_not_take_effect() {
         file: Some(path.clone()),
         ..s
     };
-    assert!(s.set(Target::Tool, "t", off("x")).is_err());
+    assert!(s.set(Target::Tool, "t", off("x")).await.is_err());
     assert!(s.current().is_empty());
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
-#[test]
-fn running_calls_are_cancelled_by_what_covers_them() {
+#[tokio::test]
+async fn running_calls_are_cancelled_by_what_covers_them() {
     let s = Arc::new(Switches::load(None).unwrap());
     let (a, b, c) = (
         CancellationToken::new(),
