@@ -33,17 +33,23 @@ pub struct SharedCounters {
     reachable: AtomicBool,
 }
 
+/// A connection to the Redis at `url`, made lazily (a proxy starts even while Redis is
+/// down), with short timeouts and one retry: every replica-shared state uses this one.
+pub fn connect(url: &str) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(1);
+    client
+        .get_connection_manager_lazy(config)
+        .map_err(|e| e.to_string())
+}
+
 impl SharedCounters {
     /// Connects lazily: a proxy starts even while Redis is down.
     pub fn new(url: &str) -> Result<SharedCounters, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| e.to_string())?;
+        let connection = connect(url)?;
         Ok(SharedCounters {
             connection,
             script: redis::Script::new(GCRA),

@@ -337,15 +337,6 @@ async fn replicas_share_the_kill_switch_through_redis() {
     let (agent, _) = connect_as(&b.url, AGENT).await;
     let echo = || call("s__echo", json!({"text": "hi"}));
     agent.peer().call_tool(echo()).await.unwrap();
-    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-        for _ in 0..50 {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("{what}: not within 5 s");
-    }
 
     let (ok, out) = admin(
         &a.admin,
@@ -354,7 +345,7 @@ async fn replicas_share_the_kill_switch_through_redis() {
     )
     .await;
     assert!(ok, "{out}");
-    until("the other replica refuses", async || {
+    until("the other replica refuses", 5, async || {
         agent.peer().call_tool(echo()).await.is_err()
     })
     .await;
@@ -362,13 +353,13 @@ async fn replicas_share_the_kill_switch_through_redis() {
     assert!(out.contains("s__echo") && out.contains("olga"), "{out}");
     let (ok, out) = admin(&b.admin, Some(OPS), &["enable", "tool", "s__echo"]).await;
     assert!(ok, "{out}");
-    until("back on everywhere", async || {
+    until("back on everywhere", 5, async || {
         agent.peer().call_tool(echo()).await.is_ok()
     })
     .await;
     let (ok, _) = admin(&a.admin, Some(OPS), &["disable", "backend", "s"]).await;
     assert!(ok);
-    until("the backend off on the other replica", async || {
+    until("the backend off on the other replica", 5, async || {
         agent.peer().call_tool(echo()).await.is_err()
     })
     .await;

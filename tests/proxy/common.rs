@@ -539,3 +539,14 @@ pub async fn wait_listening(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until `f` says yes, asking every 100 ms; fails the test after `seconds`.
+pub async fn until(what: &str, seconds: u64, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..seconds * 10 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within {seconds} s");
+}

@@ -197,15 +197,6 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
     .unwrap();
     let slow = || call("s__slow", json!({"ms": 1}));
     let echo = || call("s__echo", json!({"text": "x"}));
-    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
-        for _ in 0..100 {
-            if f().await {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("{what}: not within 10 s");
-    }
     let admin = |url: String, args: &'static [&'static str]| async move {
         let out = tokio::process::Command::new(warden_exe())
             .args(["admin", "--url", &url])
@@ -225,14 +216,14 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
     let (client, _) = connect(&url).await;
     client.peer().call_tool(slow()).await.unwrap();
     std::fs::write(policies.join("p.cedar"), no_slow).unwrap();
-    until("the edit applies", async || {
+    until("the edit applies", 10, async || {
         client.peer().call_tool(slow()).await.is_err()
     })
     .await;
     let forbid_echo =
         "@id(\"no-echo\")\nforbid(principal, action == Mcp::Action::\"s__echo\", resource);\n";
     std::fs::write(policies.join("q.cedar"), forbid_echo).unwrap();
-    until("a new policy file applies", async || {
+    until("a new policy file applies", 10, async || {
         client.peer().call_tool(echo()).await.is_err()
     })
     .await;
@@ -241,7 +232,7 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
         "forbid(principal, action, resource) when {",
     )
     .unwrap();
-    until("the broken edit is refused", async || {
+    until("the broken edit is refused", 10, async || {
         let (_, out) = admin(admin_url.clone(), &["generation"]).await;
         out.contains("last reload: refused")
     })
@@ -251,7 +242,7 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
         "the running policies stay"
     );
     std::fs::remove_file(policies.join("q.cedar")).unwrap();
-    until("the removal applies", async || {
+    until("the removal applies", 10, async || {
         client.peer().call_tool(echo()).await.is_ok()
     })
     .await;
@@ -268,7 +259,7 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert!(client.peer().call_tool(slow()).await.is_ok(), "no watch");
     signal(&proxy, "-HUP");
-    until("SIGHUP applies", async || {
+    until("SIGHUP applies", 10, async || {
         client.peer().call_tool(slow()).await.is_err()
     })
     .await;

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::{Off, Switched, Target};
 
@@ -28,15 +28,9 @@ fn field(target: Target, name: &str) -> String {
 impl Shared {
     /// Connects lazily: a proxy starts while Redis is down.
     pub fn new(url: &str) -> Result<Shared, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        let connection = client
-            .get_connection_manager_lazy(config)
-            .map_err(|e| e.to_string())?;
-        Ok(Shared { connection })
+        Ok(Shared {
+            connection: crate::governance::shared::connect(url)?,
+        })
     }
 
     /// Writes one entry (or removes it).
