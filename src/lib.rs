@@ -41,9 +41,10 @@ mod proxy;
 pub mod stack;
 pub mod telemetry;
 
+pub use authn::{AuthError, Authenticate, Principal};
 pub use config::{Config, ConfigError};
 pub use error::{CallError, Error};
-pub use proxy::{Proxy, ProxyHandle};
+pub use proxy::{Proxy, ProxyBuilder, ProxyHandle};
 
 /// The configuration used when none is given: the demo backend built into this binary,
 /// anonymous callers on loopback, allow-all policy, and the audit log in the user's state

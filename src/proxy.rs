@@ -9,7 +9,7 @@ use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::{
     audit::{Audit, Kind},
-    authn::Authenticator,
+    authn::{Authenticate, Authenticator},
     backend::spawn_supervisor,
     config::Config,
     error::Error,
@@ -37,11 +37,51 @@ pub struct ProxyHandle {
     supervisors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
+/// Builds a [`Proxy`] with what an embedding application brings of its own.
+pub struct ProxyBuilder {
+    config: Config,
+    authenticate: Option<Arc<dyn Authenticate>>,
+}
+
+impl ProxyBuilder {
+    /// A proxy of `config`, as [`Proxy::from_config`] builds it unless told otherwise.
+    pub fn new(config: Config) -> ProxyBuilder {
+        ProxyBuilder {
+            config,
+            authenticate: None,
+        }
+    }
+
+    /// Authenticates callers (the data port and the admin API) with the application's own
+    /// scheme instead of `[auth]`'s tokens and issuers (the section must still validate).
+    pub fn authenticate_with(mut self, authenticate: impl Authenticate) -> ProxyBuilder {
+        self.authenticate = Some(Arc::new(authenticate));
+        self
+    }
+
+    /// Starts the proxy: see [`Proxy::from_config`].
+    pub async fn build(self) -> Result<Proxy, Error> {
+        Proxy::start(self.config, self.authenticate).await
+    }
+}
+
 impl Proxy {
+    /// A builder, for what an embedding application brings of its own.
+    pub fn builder(config: Config) -> ProxyBuilder {
+        ProxyBuilder::new(config)
+    }
+
     /// Starts every backend and waits for each one's first connection attempt (each bounded
     /// by its `connect_timeout`). A backend marked `optional = false` that cannot start is
     /// an error; an optional one is retried in the background.
     pub async fn from_config(config: Config) -> Result<Self, Error> {
+        Proxy::start(config, None).await
+    }
+
+    async fn start(
+        config: Config,
+        authenticate: Option<Arc<dyn Authenticate>>,
+    ) -> Result<Self, Error> {
         // The log opens first: if it cannot (a second writer, an unreadable WAL), nothing
         // starts, and everything after this line has somewhere to be recorded.
         let audit = match &config.audit {
@@ -69,10 +109,18 @@ impl Proxy {
             let s = switches.current();
             tracing::warn!(tools = ?s.tools.keys().collect::<Vec<_>>(), backends = ?s.backends.keys().collect::<Vec<_>>(), principals = ?s.principals.keys().collect::<Vec<_>>(), "switched off (kill switch)");
         }
-        let authn = Authenticator::new(&config.auth).await;
-        let hub = Hub::new(&config, authn.clone(), audit, switches.clone());
+        let (authn, refresh): (Arc<dyn Authenticate>, _) = match authenticate {
+            Some(own) => (own, None),
+            None => {
+                let built = Authenticator::new(&config.auth).await;
+                (built.clone(), Some(built))
+            }
+        };
+        let hub = Hub::new(&config, authn, audit, switches.clone());
         switches.spawn_sync(hub.shutdown.clone());
-        authn.spawn_refresh(hub.shutdown.clone());
+        if let Some(authenticator) = refresh {
+            authenticator.spawn_refresh(hub.shutdown.clone());
+        }
         let mut firsts = Vec::new();
         let mut supervisors = Vec::new();
         for backend in &hub.backends {

@@ -37,6 +37,38 @@ pub enum AuthError {
     Invalid(String),
 }
 
+/// Who is calling, from a request's headers: the built-in [`Authenticator`] (bearer tokens
+/// and JWTs, as `[auth]` says), or an embedding application's own (library mode:
+/// `ProxyBuilder::authenticate_with`). Whatever it returns is what policies decide on and
+/// the audit log records; an error is a 401 (only its variant reaches the client).
+pub trait Authenticate: Send + Sync + 'static {
+    fn authenticate<'a>(
+        &'a self,
+        headers: &'a http::HeaderMap,
+    ) -> futures::future::BoxFuture<'a, Result<Principal, AuthError>>;
+
+    /// The authorization servers the protected-resource metadata names.
+    fn issuer_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl Authenticate for Authenticator {
+    fn authenticate<'a>(
+        &'a self,
+        headers: &'a http::HeaderMap,
+    ) -> futures::future::BoxFuture<'a, Result<Principal, AuthError>> {
+        let authorization = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Box::pin(Authenticator::authenticate(self, authorization))
+    }
+
+    fn issuer_names(&self) -> Vec<String> {
+        Authenticator::issuer_names(self)
+    }
+}
+
 pub struct Authenticator {
     anonymous: bool,
     attributes: BTreeMap<String, AttrKind>,

@@ -77,12 +77,8 @@ async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: N
         tracing::warn!("admin API: refused a request {why}");
         return Failure(StatusCode::FORBIDDEN, format!("refused: {why}")).into_response();
     }
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match hub.authn.authenticate(authorization.as_deref()).await {
+    let authenticated = hub.authn.authenticate(request.headers()).await;
+    match authenticated {
         Ok(principal) => {
             let client = super::client::peer_of(request.extensions())
                 .map(|ip| ip.to_string())

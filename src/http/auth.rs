@@ -32,7 +32,7 @@ use super::endpoint::Next;
 use super::failures::FailureLimit;
 use super::owners::{Full, Owners, PendingSession};
 use crate::{
-    audit::Kind, authn::Authenticator, authn::Principal, hub::audit::bounded, ids,
+    audit::Kind, authn::Authenticate, authn::Principal, hub::audit::bounded, ids,
     telemetry::Rejection,
 };
 
@@ -42,7 +42,7 @@ const SESSION_HEADER: &str = "mcp-session-id";
 pub const REQUEST_ID_HEADER: &str = "warden-request-id";
 
 pub struct AuthState {
-    pub authn: Arc<Authenticator>,
+    pub authn: Arc<dyn Authenticate>,
     /// Where refused requests are recorded.
     hub: Arc<crate::hub::Hub>,
     metrics: Arc<crate::telemetry::Metrics>,
@@ -150,12 +150,8 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         &state.trusted_proxies,
     );
     request.extensions_mut().insert(client);
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let presented = authorization.is_some();
-    let principal = match state.authn.authenticate(authorization).await {
+    let presented = request.headers().contains_key(header::AUTHORIZATION);
+    let principal = match state.authn.authenticate(request.headers()).await {
         // Shared by every layer that reads it (records, the call stack, session owners).
         Ok(principal) => Arc::new(principal),
         Err(e) => {

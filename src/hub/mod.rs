@@ -34,7 +34,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    authn::Authenticator,
+    authn::Authenticate,
     backend::Backend,
     config::{AuthSettings, Config, ServerSettings},
     mcp::catalog::{BackendLists, Catalog},
@@ -43,7 +43,7 @@ use crate::{
 pub struct Hub {
     pub server: ServerSettings,
     pub auth: AuthSettings,
-    pub authn: Arc<Authenticator>,
+    pub authn: Arc<dyn Authenticate>,
     pub backends: Vec<Arc<Backend>>,
     lists: Mutex<Vec<Option<BackendLists>>>,
     catalog: RwLock<Arc<Catalog>>,
@@ -96,7 +96,7 @@ pub trait SessionDirectory: Send + Sync {
 impl Hub {
     pub fn new(
         config: &Config,
-        authn: Arc<Authenticator>,
+        authn: Arc<dyn Authenticate>,
         audit: Option<Arc<crate::audit::Audit>>,
         switches: Arc<switches::Switches>,
     ) -> Arc<Self> {
