@@ -269,6 +269,15 @@ impl Hub {
 
     /// A backend says a resource changed: tell the sessions subscribed to it.
     pub async fn resource_updated(&self, index: usize, params: ResourceUpdatedNotificationParam) {
+        // A switched-off backend tells nobody anything.
+        if let Some(backend) = self.backends.get(index)
+            && self
+                .switches
+                .blocks("", Some(backend.name()), None)
+                .is_some()
+        {
+            return;
+        }
         let uri = self.catalog().expose_uri(index, &params.uri);
         let mut params = params;
         params.uri = uri.clone();
