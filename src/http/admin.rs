@@ -276,12 +276,19 @@ async fn disable(
     if let Some(reason) = reason {
         detail.insert("reason".to_owned(), reason);
     }
-    if changed {
+    // Cancelling calls is an act of its own, recorded even when the switch was off already.
+    if changed || cancelled > 0 {
         let resource = format!("{}:{name}", target.as_str());
         if let Err(e) = hub
             .record_admin(&caller.principal, "switch_off", &resource, detail)
             .await
         {
+            if !changed {
+                return Err(Failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{cancelled} call(s) cancelled but not recorded ({e})"),
+                ));
+            }
             // A change nobody can account for does not stand (unless someone changed it
             // since: theirs is left alone).
             let undone = hub
@@ -290,6 +297,8 @@ async fn disable(
                 .await;
             return Err(unrecorded("switched off", e, undone.is_ok()));
         }
+    }
+    if changed {
         tracing::warn!(target = target.as_str(), %name, by = %caller.principal.id, cancelled, "switched off");
         hub.announce_all_lists().await;
     }
