@@ -178,12 +178,9 @@ pub async fn verify_with(
             None
         }
         (true, Some(state)) => match state.tree() {
-            Some(tree) => Some(scan::Start {
+            Some((tree, resume)) => Some(scan::Start {
                 tree,
-                resume: state
-                    .resume
-                    .clone()
-                    .expect("a tree comes from a resume point"),
+                resume: resume.clone(),
             }),
             None => {
                 report.full_because = Some(if state.resume.is_none() {

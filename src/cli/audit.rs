@@ -81,9 +81,9 @@ pub enum AuditCommand {
         /// Only this outcome
         #[arg(long)]
         outcome: Option<Outcome>,
-        /// Only this kind of record
-        #[arg(long)]
-        kind: Option<RecordKind>,
+        /// Only this kind of record: request, auth_failure, start, stop, policy or config
+        #[arg(long, value_parser = record_kind)]
+        kind: Option<String>,
         /// table (long values shortened), jsonl (the records as stored), json (one array)
         /// or csv (every value in full)
         #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
@@ -173,15 +173,13 @@ pub enum Outcome {
     Unavailable,
 }
 
-/// `kind` values (audit/FORMAT.md §2).
-#[derive(Clone, Copy, ValueEnum)]
-pub enum RecordKind {
-    Request,
-    AuthFailure,
-    Start,
-    Stop,
-    Policy,
-    Config,
+/// A record kind as the log writes it (the record's own `Kind`; `auth-failure` is taken
+/// for `auth_failure`).
+fn record_kind(text: &str) -> Result<String, String> {
+    let name = text.replace('-', "_");
+    serde_json::from_value::<mcp_warden::audit::Kind>(serde_json::Value::String(name.clone()))
+        .map(|_| name)
+        .map_err(|_| format!("`{text}`: one of request, auth_failure, start, stop, policy, config"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -289,7 +287,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 decision: decision.map(recorded_name),
                 policy,
                 outcome: outcome.map(recorded_name),
-                kind: kind.map(recorded_name),
+                kind,
             };
             let format = match (json, format) {
                 (true, _) | (_, ShowFormat::Jsonl) => Format::JsonLines,

@@ -25,6 +25,14 @@ pub fn bounded(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Every value of a record's `detail` cut to [`MAX_FIELD_BYTES`].
+fn bounded_detail(detail: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    detail
+        .into_iter()
+        .map(|(key, value)| (key, bounded(&value)))
+        .collect()
+}
+
 /// A request no MCP handler recorded (refused before one saw it, or one no handler
 /// serves: a notification, the GET stream, a session's DELETE), as its record holds it.
 pub struct Refused {
@@ -59,10 +67,7 @@ impl Hub {
             return Ok(());
         };
         let mut entry = Entry::new(kind);
-        entry.detail = detail
-            .into_iter()
-            .map(|(key, value)| (key, bounded(&value)))
-            .collect();
+        entry.detail = bounded_detail(detail);
         if let Some(engine) = self.authz() {
             entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
             entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));
@@ -99,10 +104,7 @@ impl Hub {
         entry.principal = Some(audit.entries().principal(principal));
         entry.action = Some(format!("admin {action}"));
         entry.resource = Some(bounded(resource));
-        entry.detail = detail
-            .into_iter()
-            .map(|(key, value)| (key, bounded(&value)))
-            .collect();
+        entry.detail = bounded_detail(detail);
         if let Some(engine) = self.authz() {
             entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
         }
@@ -124,11 +126,7 @@ impl Hub {
             .as_ref()
             .map(|p| audit.entries().principal(p));
         entry.action = Some(bounded(&refused.action));
-        entry.detail = refused
-            .detail
-            .into_iter()
-            .map(|(key, value)| (key, bounded(&value)))
-            .collect();
+        entry.detail = bounded_detail(refused.detail);
         entry.outcome = Some(OutcomeField {
             status: match refused.status {
                 200..=299 => "ok",

@@ -168,6 +168,11 @@ impl Switches {
         self.state.load_full()
     }
 
+    /// Whether nothing is switched off (every decision asks first: no reference taken).
+    pub fn is_empty(&self) -> bool {
+        self.state.load().is_empty()
+    }
+
     /// Why a request of `principal` to `backend` (and its `tool`) is switched off, if it is.
     pub fn blocks(
         &self,
@@ -390,7 +395,10 @@ fn read(path: &Path) -> Result<Switched, SwitchError> {
 }
 
 fn write(path: &Path, state: &Switched) -> Result<(), SwitchError> {
-    let mut text = serde_json::to_vec_pretty(state).expect("a switch set serialises");
+    let mut text = serde_json::to_vec_pretty(state).map_err(|error| SwitchError::Format {
+        path: path.display().to_string(),
+        error,
+    })?;
     text.push(b'\n');
     crate::files::replace(path, &text).map_err(|error| SwitchError::Io {
         path: path.display().to_string(),

@@ -83,7 +83,7 @@ pub fn facts(client: &str, transport: &str, session: &str) -> RequestFacts {
 /// Why the kill switch refuses `op` for `principal` now, if it does: the principal, the
 /// backend that would serve it, or the tool is switched off.
 fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<String> {
-    if hub.switches.current().is_empty() {
+    if hub.switches.is_empty() {
         return None;
     }
     let catalog;

@@ -306,6 +306,24 @@ fn holds_value(v: &Value, value: &Value) -> bool {
         }
 }
 
+/// As the engineer: one short sleep (allowed), one long one (denied by `no-long-sleeps`);
+/// then the proxy stops, so the whole log is in the store.
+pub async fn one_allowed_one_denied_then_stop(proxy: TestProxy) {
+    let client = engineer(&proxy.url).await;
+    client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5})))
+        .await
+        .unwrap();
+    client
+        .peer()
+        .call_tool(call("s__slow", json!({"ms": 5000})))
+        .await
+        .unwrap_err();
+    client.cancel().await.unwrap();
+    proxy.handle.shutdown().await;
+}
+
 /// Runs `mcp-warden audit ARGS...`; returns (exit code, stdout).
 pub async fn audit_cli(args: &[&str]) -> (i32, String) {
     let out = tokio::process::Command::new(warden_exe())
@@ -326,19 +344,7 @@ pub async fn audit_cli(args: &[&str]) -> (i32, String) {
 async fn the_auditor_verifies_shows_proves_and_discloses() {
     let (store, state) = (scratch("store"), scratch("state"));
     let proxy = TestProxy::start(&config(&store, &state)).await;
-    let client = engineer(&proxy.url).await;
-    client
-        .peer()
-        .call_tool(call("s__slow", json!({"ms": 5})))
-        .await
-        .unwrap();
-    client
-        .peer()
-        .call_tool(call("s__slow", json!({"ms": 5000})))
-        .await
-        .unwrap_err();
-    client.cancel().await.unwrap();
-    proxy.handle.shutdown().await;
+    one_allowed_one_denied_then_stop(proxy).await;
 
     let url = format!("file://{}", store.display());
     let key = state.join("signing.pub");

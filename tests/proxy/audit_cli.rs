@@ -3,9 +3,9 @@
 //! in clear finds nothing, every filter and output format, and a mistyped disclosure path
 //! reported as such rather than as tampering.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::audit::{audit_cli, engineer, engineer_config, scratch};
+use crate::audit::{audit_cli, engineer_config, one_allowed_one_denied_then_stop, scratch};
 use crate::common::*;
 
 #[tokio::test]
@@ -20,19 +20,7 @@ async fn an_auditor_finds_a_pseudonymised_principal_and_reads_every_format() {
         &format!("pseudonym_key = {}", lit(&key.display().to_string())),
     );
     let proxy = TestProxy::start(&config).await;
-    let client = engineer(&proxy.url).await;
-    client
-        .peer()
-        .call_tool(call("s__slow", json!({"ms": 5})))
-        .await
-        .unwrap();
-    client
-        .peer()
-        .call_tool(call("s__slow", json!({"ms": 5000})))
-        .await
-        .unwrap_err();
-    client.cancel().await.unwrap();
-    proxy.handle.shutdown().await;
+    one_allowed_one_denied_then_stop(proxy).await;
     let key = key.to_str().unwrap();
     let store = store.to_str().unwrap();
 

@@ -66,10 +66,10 @@ impl State {
 
     /// The Merkle tree at the state's size, when the state can resume and its right edge
     /// hashes to its root (anything else is a state that cannot be continued from).
-    pub(crate) fn tree(&self) -> Option<CompactTree> {
+    pub(crate) fn tree(&self) -> Option<(CompactTree, &Resume)> {
         let resume = self.resume.as_ref()?;
         let tree = CompactTree::from_parts(self.size, resume.frontier.clone()).ok()?;
-        (self.size > 0 && tree.root() == self.root).then_some(tree)
+        (self.size > 0 && tree.root() == self.root).then_some((tree, resume))
     }
 
     /// Reads the state at `path`; `None` when there is no file yet.
