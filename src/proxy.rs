@@ -5,12 +5,11 @@
 use std::{sync::Arc, time::Duration};
 
 use rmcp::ServiceExt;
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::net::TcpListener;
 
 use crate::{
     audit::{Audit, Kind},
     authn::{Authenticate, Authenticator},
-    backend::spawn_supervisor,
     config::Config,
     error::Error,
     hub::Hub,
@@ -27,14 +26,12 @@ const AUDIT_CLOSE: Duration = Duration::from_secs(10);
 /// A running proxy: backends connected (or retrying), ready to serve clients.
 pub struct Proxy {
     hub: Arc<Hub>,
-    supervisors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Controls a proxy from outside: shutdown, readiness, the exposed tool names.
 #[derive(Clone)]
 pub struct ProxyHandle {
     hub: Arc<Hub>,
-    supervisors: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Builds a [`Proxy`] with what an embedding application brings of its own.
@@ -121,30 +118,12 @@ impl Proxy {
         if let Some(authenticator) = refresh {
             authenticator.spawn_refresh(hub.shutdown.clone());
         }
-        let mut firsts = Vec::new();
-        let mut supervisors = Vec::new();
-        for backend in &hub.backends {
-            let (tx, rx) = oneshot::channel();
-            supervisors.push(spawn_supervisor(&hub, backend.clone(), tx));
-            firsts.push((backend.clone(), rx));
-        }
-        let proxy = Proxy {
-            hub,
-            supervisors: Arc::new(std::sync::Mutex::new(supervisors)),
-        };
-        for (backend, rx) in firsts {
-            let first = rx
-                .await
-                .unwrap_or_else(|_| Err("supervisor stopped".to_owned()));
-            if let Err(reason) = first
-                && !backend.settings.optional
-            {
-                proxy.handle().shutdown().await;
-                return Err(Error::BackendStart {
-                    name: backend.name().to_owned(),
-                    reason,
-                });
-            }
+        let backends: Vec<_> = hub.backends().iter().cloned().collect();
+        let first = hub.start_supervised(&backends).await;
+        let proxy = Proxy { hub };
+        if let Err((name, reason)) = first {
+            proxy.handle().shutdown().await;
+            return Err(Error::BackendStart { name, reason });
         }
         // Strict at start; when a tool a policy names is missing (a backend down and not in
         // the saved catalog) the engine still starts with that tool quarantined.
@@ -159,7 +138,6 @@ impl Proxy {
     pub fn handle(&self) -> ProxyHandle {
         ProxyHandle {
             hub: self.hub.clone(),
-            supervisors: self.supervisors.clone(),
         }
     }
 
@@ -280,9 +258,7 @@ impl ProxyHandle {
             audit.close(AUDIT_CLOSE).await;
         }
         hub.shutdown.cancel();
-        let supervisors: Vec<_> =
-            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|p| p.into_inner()));
-        for supervisor in supervisors {
+        for supervisor in hub.take_supervisors() {
             let _ = tokio::time::timeout(Duration::from_secs(5), supervisor).await;
         }
     }
@@ -323,14 +299,14 @@ impl ProxyHandle {
     /// Every circuit breaker's state: (backend, tenant or `""`, `closed`/`open`/`half_open`).
     pub fn breaker_states(&self) -> Vec<(String, String, &'static str)> {
         self.hub
-            .governance
-            .backends
+            .backends()
             .iter()
-            .flat_map(|g| {
-                g.breakers
+            .flat_map(|b| {
+                b.governance
+                    .breakers
                     .states()
                     .into_iter()
-                    .map(|(tenant, s)| (g.name.clone(), tenant, s.as_str()))
+                    .map(|(tenant, s)| (b.name().to_owned(), tenant, s.as_str()))
             })
             .collect()
     }
@@ -343,9 +319,9 @@ impl ProxyHandle {
     /// Names of the backends currently connected and listed.
     pub fn backends_up(&self) -> Vec<String> {
         self.hub
-            .backends
+            .backends()
             .iter()
-            .filter(|b| b.is_up() && self.hub.lists_of(b.index).is_some())
+            .filter(|b| b.is_up() && self.hub.lists_of(b.id).is_some())
             .map(|b| b.name().to_owned())
             .collect()
     }
@@ -362,9 +338,9 @@ impl ProxyHandle {
     /// `backend: message`, for the backends that have listed.
     pub fn unmatched_settings(&self) -> Vec<String> {
         self.hub
-            .backends
+            .backends()
             .iter()
-            .filter_map(|b| Some((b, self.hub.lists_of(b.index)?)))
+            .filter_map(|b| Some((b, self.hub.lists_of(b.id)?)))
             .flat_map(|(b, lists)| {
                 crate::backend::unmatched(&b.settings, &lists)
                     .into_iter()
@@ -375,15 +351,14 @@ impl ProxyHandle {
 
     /// What authorization knows of every exposed tool now (for `policy validate --live`).
     pub fn tool_infos(&self) -> Vec<crate::authz::ToolInfo> {
-        let backends = &self.hub.backends;
-        self.hub
-            .catalog()
+        let catalog = self.hub.catalog();
+        catalog
             .tools()
-            .map(|e| {
-                let settings = &backends[e.backend].settings;
+            .filter_map(|e| {
+                let settings = &catalog.backend(e.backend)?.settings;
                 let mut info = crate::hub::tool_info(&e.item, &settings.name);
                 crate::hub::vet(&mut info, settings, &e.original);
-                info
+                Some(info)
             })
             .collect()
     }
@@ -392,14 +367,12 @@ impl ProxyHandle {
     /// [`crate::authz::parse_catalog`]): each MCP tool object as clients see it (exposed
     /// name, description, schemas, vetted annotations) with its backend, sorted by name.
     pub fn catalog_json(&self) -> Result<String, serde_json::Error> {
-        let backends = &self.hub.backends;
-        let mut tools = self
-            .hub
-            .catalog()
+        let catalog = self.hub.catalog();
+        let mut tools = catalog
             .tools()
             .map(|e| {
                 let mut tool = serde_json::to_value(&e.item)?;
-                tool["backend"] = backends[e.backend].settings.name.clone().into();
+                tool["backend"] = catalog.backend_name(e.backend).into();
                 Ok((e.item.name.to_string(), tool))
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;

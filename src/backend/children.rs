@@ -90,6 +90,11 @@ impl Children {
         Ok(SessionChild(slot))
     }
 
+    /// Every child stops.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// `session` ended: its child stops.
     pub fn session_ended(&self, session: u64) {
         self.lock().remove(&session);
@@ -128,7 +133,12 @@ async fn start(parent: &Backend, mut relay: Relay) -> Result<Child, CallError> {
     // The child is a backend of its own, with one connection (no children of its own).
     let mut settings = parent.settings.clone();
     settings.per_session = None;
-    let backend = Backend::new(parent.index, settings);
+    let backend = Backend::new(
+        parent.id,
+        settings,
+        parent.governance.clone(),
+        parent.stop.child_token(),
+    );
     relay.inflight = backend.inflight.clone();
     let hub = relay.hub.upgrade();
     let (connection, direct) = super::connect::connect(

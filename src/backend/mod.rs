@@ -16,6 +16,7 @@ mod listen;
 mod pipe;
 mod relay;
 mod supervisor;
+mod table;
 
 use std::sync::RwLock;
 
@@ -29,13 +30,21 @@ use tokio_util::sync::CancellationToken;
 pub use inflight::{Answer, CallStream, Origin, RecordedAs, ToClient};
 pub use relay::ListKind;
 pub(crate) use supervisor::{spawn_supervisor, unmatched};
+pub use table::{Admission, Admitted, Table};
 
 use crate::{config::BackendSettings, error::CallError};
 
 /// One configured backend and its current connection, if up.
 pub struct Backend {
-    pub index: usize,
+    /// Stable for the backend's life, never reused ([`Table`]).
+    pub id: usize,
     pub settings: BackendSettings,
+    /// Its breakers, slots, timeouts and cache settings.
+    pub governance: std::sync::Arc<crate::governance::BackendGovernance>,
+    /// Calls that resolved this backend and have not finished.
+    pub calls: std::sync::Arc<Admission>,
+    /// Cancelled when the backend stops: the proxy stops, or a reload removed it.
+    pub stop: CancellationToken,
     peer: RwLock<Option<Peer<RoleClient>>>,
     /// With `protocol = "auto"`, an HTTP backend that speaks 2026-07-28 and still accepts
     /// the handshake gets two connections: `peer` on the handshake (for clients on the
@@ -55,9 +64,17 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(index: usize, settings: BackendSettings) -> Self {
+    pub fn new(
+        id: usize,
+        settings: BackendSettings,
+        governance: std::sync::Arc<crate::governance::BackendGovernance>,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
-            index,
+            id,
+            governance,
+            calls: Default::default(),
+            stop,
             peer: RwLock::new(None),
             modern: RwLock::new(None),
             relay: RwLock::new(None),
@@ -90,6 +107,15 @@ impl Backend {
 
     fn relay(&self) -> Option<relay::Relay> {
         self.relay.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops the backend for good: its supervisor closes the connection, and its sessions'
+    /// children stop.
+    pub fn retire(&self) {
+        self.stop.cancel();
+        if let Some(children) = &self.children {
+            children.clear();
+        }
     }
 
     /// A client session ended: a child of its own, if any, stops.

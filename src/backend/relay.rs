@@ -29,7 +29,7 @@ pub enum ListKind {
 
 #[derive(Clone)]
 pub struct Relay {
-    pub(super) index: usize,
+    pub(super) id: usize,
     pub(super) name: String,
     pub(super) inflight: Inflight,
     pub(super) hub: Weak<Hub>,
@@ -163,7 +163,7 @@ impl Relay {
             },
             ServerNotification::ResourceUpdatedNotification(update) => {
                 if let Some(hub) = self.hub() {
-                    hub.resource_updated(self.index, update.params).await;
+                    hub.resource_updated(self.id, update.params).await;
                 }
             }
             ServerNotification::ToolListChangedNotification(_) => {

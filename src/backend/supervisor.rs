@@ -27,16 +27,14 @@ pub(crate) fn spawn_supervisor(
         let mut first = Some(first);
         let mut backoff = BACKOFF_START;
         loop {
-            let Some(shutdown) = hub.upgrade().map(|h| h.shutdown.clone()) else {
-                return;
-            };
-            if shutdown.is_cancelled() {
+            let shutdown = backend.stop.clone();
+            if shutdown.is_cancelled() || hub.strong_count() == 0 {
                 return;
             }
             let (refresh_tx, mut refresh_rx) = mpsc::unbounded_channel();
             let listen_tx = refresh_tx.clone();
             let relay = Relay {
-                index: backend.index,
+                id: backend.id,
                 name: backend.name().to_owned(),
                 inflight: backend.inflight.clone(),
                 hub: hub.clone(),
@@ -84,7 +82,7 @@ pub(crate) fn spawn_supervisor(
                     // Connected first, then listed: a listed tool is always callable.
                     backend.set_peer(Some(peer.clone()));
                     if let Some(hub) = hub.upgrade() {
-                        hub.set_lists(backend.index, Some(lists)).await;
+                        hub.set_lists(backend.id, Some(lists)).await;
                         hub.backend_up(&backend).await;
                     }
                     tracing::info!(backend = %backend.name(), "backend connected");
@@ -113,9 +111,9 @@ pub(crate) fn spawn_supervisor(
                             quit = &mut second_ended => break format!("handshake connection: {quit:?}"),
                             Some(kind) = refresh_rx.recv() => {
                                 if let Some(hub) = hub.upgrade() {
-                                    let mut lists = hub.lists_of(backend.index).unwrap_or_default();
+                                    let mut lists = hub.lists_of(backend.id).unwrap_or_default();
                                     load(&backend, &peer, kind, &mut lists).await;
-                                    hub.set_lists(backend.index, Some(lists)).await;
+                                    hub.set_lists(backend.id, Some(lists)).await;
                                 }
                             }
                             _ = shutdown.cancelled() => {
@@ -145,7 +143,7 @@ pub(crate) fn spawn_supervisor(
                     backend.set_relay(None);
                     backend.set_direct(None);
                     if let Some(hub) = hub.upgrade() {
-                        hub.set_lists(backend.index, None).await;
+                        hub.set_lists(backend.id, None).await;
                     }
                     if started.elapsed() > STABLE_AFTER {
                         backoff = BACKOFF_START;

@@ -40,11 +40,54 @@ pub struct BackendGovernance {
     pub retry_budget: retry::RetryBudget,
 }
 
+impl BackendGovernance {
+    /// The governance of backend `b` under the proxy's `[limits]`: its own state (breakers,
+    /// slots, retry budget), which lives as long as the backend does.
+    pub fn new(l: &LimitsSettings, b: &crate::config::BackendSettings) -> BackendGovernance {
+        let o = b.limits.clone().unwrap_or_default();
+        let no_cache = o.no_cache.unwrap_or(false);
+        let cache_ttl: BTreeMap<String, Duration> = b
+            .tools
+            .iter()
+            .filter(|_| !no_cache)
+            .filter_map(|(t, s)| Some((t.clone(), Duration::from_secs(s.cache_ttl_secs?))))
+            .collect();
+        let coalesce = b
+            .tools
+            .iter()
+            .filter(|(t, s)| s.coalesce.unwrap_or(cache_ttl.contains_key(*t)))
+            .map(|(t, _)| t.clone())
+            .collect();
+        BackendGovernance {
+            name: b.name.clone(),
+            gate: Gate::new(
+                o.concurrency.unwrap_or(l.concurrency),
+                o.queue.unwrap_or(l.queue),
+            ),
+            breakers: Breakers::new(o.breaker.unwrap_or_else(|| l.breaker.clone())),
+            tool_timeouts: b
+                .tools
+                .iter()
+                .filter_map(|(t, s)| Some((t.clone(), Duration::from_millis(s.timeout_ms?))))
+                .collect(),
+            cache_ttl,
+            coalesce,
+            retries: b
+                .tools
+                .iter()
+                .filter(|(_, s)| s.idempotent == Some(true))
+                .map(|(t, s)| (t.clone(), s.retries.unwrap_or(2)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            // Retries may add a fifth to the calls made, plus a reserve of three.
+            retry_budget: retry::RetryBudget::new(0.2, 3),
+        }
+    }
+}
+
 /// The governance state of one proxy.
 pub struct Governance {
     limiters: Vec<Limiter>,
-    /// By backend index.
-    pub backends: Vec<BackendGovernance>,
     /// In-flight limits per principal, when configured.
     pub principals: Option<Gates>,
     pub cache: cache::ResponseCache,
@@ -57,55 +100,8 @@ pub struct Governance {
 impl Governance {
     pub fn new(config: &Config) -> Governance {
         let l = &config.limits;
-        let backends = config
-            .backends
-            .iter()
-            .map(|b| {
-                let o = b.limits.clone().unwrap_or_default();
-                let no_cache = o.no_cache.unwrap_or(false);
-                let cache_ttl: BTreeMap<String, Duration> = b
-                    .tools
-                    .iter()
-                    .filter(|_| !no_cache)
-                    .filter_map(|(t, s)| Some((t.clone(), Duration::from_secs(s.cache_ttl_secs?))))
-                    .collect();
-                let coalesce = b
-                    .tools
-                    .iter()
-                    .filter(|(t, s)| s.coalesce.unwrap_or(cache_ttl.contains_key(*t)))
-                    .map(|(t, _)| t.clone())
-                    .collect();
-                BackendGovernance {
-                    name: b.name.clone(),
-                    gate: Gate::new(
-                        o.concurrency.unwrap_or(l.concurrency),
-                        o.queue.unwrap_or(l.queue),
-                    ),
-                    breakers: Breakers::new(o.breaker.unwrap_or_else(|| l.breaker.clone())),
-                    tool_timeouts: b
-                        .tools
-                        .iter()
-                        .filter_map(|(t, s)| {
-                            Some((t.clone(), Duration::from_millis(s.timeout_ms?)))
-                        })
-                        .collect(),
-                    cache_ttl,
-                    coalesce,
-                    retries: b
-                        .tools
-                        .iter()
-                        .filter(|(_, s)| s.idempotent == Some(true))
-                        .map(|(t, s)| (t.clone(), s.retries.unwrap_or(2)))
-                        .filter(|(_, n)| *n > 0)
-                        .collect(),
-                    // Retries may add a fifth to the calls made, plus a reserve of three.
-                    retry_budget: retry::RetryBudget::new(0.2, 3),
-                }
-            })
-            .collect();
         Governance {
             limiters: l.rate.iter().cloned().map(Limiter::new).collect(),
-            backends,
             principals: l
                 .principal_concurrency
                 .map(|n| Gates::new(n, l.principal_queue)),

@@ -146,27 +146,22 @@ async fn backends(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Call
     let catalog = hub.catalog();
     let running = hub.switches.running_by_backend();
     let switched = hub.switches.current();
-    let list: Vec<Value> = hub
-        .backends
+    let list: Vec<Value> = catalog
+        .backends()
         .iter()
         .map(|b| {
-            let breakers: BTreeMap<String, &str> = hub
+            let breakers: BTreeMap<String, &str> = b
                 .governance
-                .backends
-                .get(b.index)
-                .map(|g| {
-                    g.breakers
-                        .states()
-                        .into_iter()
-                        .map(|(key, state)| (key, state.as_str()))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .breakers
+                .states()
+                .into_iter()
+                .map(|(key, state)| (key, state.as_str()))
+                .collect();
             json!({
                 "name": b.name(),
                 "up": b.is_up(),
-                "listed": hub.lists_of(b.index).is_some(),
-                "tools": catalog.tools().filter(|e| e.backend == b.index).count(),
+                "listed": hub.lists_of(b.id).is_some(),
+                "tools": catalog.tools().filter(|e| e.backend == b.id).count(),
                 "in_flight": running.get(b.name()).copied().unwrap_or(0),
                 "breakers": breakers,
                 "switched_off": switched.backends.contains_key(b.name()),
@@ -188,7 +183,7 @@ async fn tools(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>
         .tools()
         .map(|e| {
             let name = e.item.name.to_string();
-            let backend = hub.backends.get(e.backend).map_or("", |b| b.name());
+            let backend = catalog.backend_name(e.backend);
             let (state, why) = if let Some(off) = switched.tools.get(&name) {
                 ("switched_off", off.reason.clone())
             } else if let Some(off) = switched.backends.get(backend) {
@@ -374,7 +369,7 @@ fn unrecorded(what: &str, e: crate::audit::AuditError, undone: bool) -> Failure 
 fn known(hub: &Hub, target: Target, name: &str, force: bool) -> Result<(), Failure> {
     let known = match target {
         Target::Tool => force || hub.catalog().tool(name).is_some(),
-        Target::Backend => hub.backends.iter().any(|b| b.name() == name),
+        Target::Backend => hub.backends().by_name(name).is_some(),
         Target::Principal => true,
     };
     if known {
@@ -397,7 +392,8 @@ async fn reset_breaker(
     Path(name): Path<String>,
 ) -> Answer {
     caller.may(&hub, AdminAction::Reset)?;
-    let Some(governance) = hub.governance.backends.iter().find(|g| g.name == name) else {
+    let backends = hub.backends();
+    let Some(governance) = backends.by_name(&name).map(|b| &b.governance) else {
         return Err(Failure(
             StatusCode::NOT_FOUND,
             format!("no backend `{name}` is configured"),

@@ -159,8 +159,8 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
             get(move || {
                 let hub = ready_hub.clone();
                 async move {
-                    let backends: serde_json::Map<_, _> = hub
-                        .backends
+                    let table = hub.backends();
+                    let backends: serde_json::Map<_, _> = table
                         .iter()
                         .map(|b| {
                             (
@@ -169,8 +169,7 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
                             )
                         })
                         .collect();
-                    let ready =
-                        !hub.stopping.is_cancelled() && hub.backends.iter().any(|b| b.is_up());
+                    let ready = !hub.stopping.is_cancelled() && table.iter().any(|b| b.is_up());
                     let status = if ready {
                         StatusCode::OK
                     } else {

@@ -35,6 +35,24 @@ pub struct Replaced {
     policies: Vec<PolicySource>,
     saved: BTreeMap<String, ToolInfo>,
     engine: Option<Arc<Engine>>,
+    live: Option<BTreeMap<String, ToolInfo>>,
+}
+
+/// `saved`, overlaid by `live`.
+fn overlay(saved: &BTreeMap<String, ToolInfo>, live: &BTreeMap<String, ToolInfo>) -> Vec<ToolInfo> {
+    let mut tools = saved.clone();
+    tools.extend(live.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tools.into_values().collect()
+}
+
+/// What authorization knows of each tool `catalog` exposes.
+fn catalog_tools(catalog: &Catalog) -> impl Iterator<Item = ToolInfo> + '_ {
+    catalog.tools().filter_map(|entry| {
+        let backend = &catalog.backend(entry.backend)?.settings;
+        let mut info = tool_info(&entry.item, &backend.name);
+        vet(&mut info, backend, &entry.original);
+        Some(info)
+    })
 }
 
 struct Inputs {
@@ -79,19 +97,38 @@ impl AuthzState {
     }
 
     /// Takes in the tools the catalog exposes now; true when anything changed.
-    pub fn learn(&self, catalog: &Catalog, backends: &[BackendSettings]) -> bool {
+    pub fn learn(&self, catalog: &Catalog) -> bool {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let mut changed = false;
-        for entry in catalog.tools() {
-            let backend = &backends[entry.backend];
-            let mut info = tool_info(&entry.item, &backend.name);
-            vet(&mut info, backend, &entry.original);
+        for info in catalog_tools(catalog) {
             if live.get(&info.exposed) != Some(&info) {
                 live.insert(info.exposed.clone(), info);
                 changed = true;
             }
         }
         changed
+    }
+
+    /// The tools authorization would know with the backends of `catalog` in force: what
+    /// it knows now of the backends that stay (`stays`, by name; a backend that is down
+    /// keeps its last list), overlaid by what `catalog` exposes.
+    pub fn live_with(
+        &self,
+        catalog: &Catalog,
+        stays: impl Fn(&str) -> bool,
+    ) -> BTreeMap<String, ToolInfo> {
+        let mut live: BTreeMap<String, ToolInfo> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, t)| stays(&t.backend))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for info in catalog_tools(catalog) {
+            live.insert(info.exposed.clone(), info);
+        }
+        live
     }
 
     /// What startup does: [`build_for_start`] over every tool known now, swapped in.
@@ -111,7 +148,13 @@ impl AuthzState {
     /// A reload: the policies and saved catalog of `config`, built as startup builds them
     /// against every tool known; swapped in only when they build, else nothing changes.
     /// The claim attributes stay those the proxy started with (`[auth]` needs a restart).
-    pub fn replace(&self, config: &Config) -> Result<(Arc<Engine>, Replaced), Vec<PolicyError>> {
+    /// With `live`, the tools of a new set of backends ([`AuthzState::live_with`]) take the
+    /// place of those known now.
+    pub fn replace(
+        &self,
+        config: &Config,
+        live: Option<BTreeMap<String, ToolInfo>>,
+    ) -> Result<(Arc<Engine>, Replaced), Vec<PolicyError>> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         let policies = policy_sources(config);
         // At startup an unreadable catalog is a warning; in a reload it is a bad edit.
@@ -126,7 +169,10 @@ impl AuthzState {
             }]);
         }
         let saved = saved_by_name(config);
-        let tools = self.with_live(&saved);
+        let tools = match &live {
+            Some(live) => overlay(&saved, live),
+            None => self.with_live(&saved),
+        };
         let started = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             build_for_start(&policies, &tools, &inputs.attributes)?
@@ -148,6 +194,12 @@ impl AuthzState {
                 saved,
             ),
             engine: self.engine(),
+            live: live.map(|live| {
+                std::mem::replace(
+                    &mut *self.live.lock().unwrap_or_else(|p| p.into_inner()),
+                    live,
+                )
+            }),
         };
         let engine = Arc::new(started.engine);
         self.swap_arc(engine.clone());
@@ -163,6 +215,9 @@ impl AuthzState {
             .unwrap_or_else(|p| p.into_inner())
             .policies = previous.policies;
         *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = previous.saved;
+        if let Some(live) = previous.live {
+            *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+        }
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = previous.engine;
     }
 
@@ -174,15 +229,7 @@ impl AuthzState {
 
     /// `saved`, overlaid by what the backends listed.
     fn with_live(&self, saved: &BTreeMap<String, ToolInfo>) -> Vec<ToolInfo> {
-        let mut tools = saved.clone();
-        tools.extend(
-            self.live
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
-        tools.into_values().collect()
+        overlay(saved, &self.live.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn swap(&self, engine: Engine) {

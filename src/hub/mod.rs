@@ -5,6 +5,7 @@
 
 pub(crate) mod audit;
 mod authz;
+mod backends;
 pub mod reload;
 pub mod switches;
 
@@ -35,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     authn::Authenticate,
-    backend::Backend,
-    config::{AuthSettings, Config, ServerSettings},
+    backend::{Backend, Table},
+    config::{AuthSettings, BackendSettings, Config, ServerSettings},
     mcp::catalog::{BackendLists, Catalog},
 };
 
@@ -44,9 +45,17 @@ pub struct Hub {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub authn: Arc<dyn Authenticate>,
-    pub backends: Vec<Arc<Backend>>,
-    lists: Mutex<Vec<Option<BackendLists>>>,
+    /// What each backend listed, by backend id (absent while it is down). Locked while a
+    /// catalog is built, so the table and the lists it is built from agree.
+    lists: Mutex<HashMap<usize, BackendLists>>,
+    /// The catalog snapshot, with the table of backends it was built from.
     catalog: RwLock<Arc<Catalog>>,
+    /// The next backend id (never reused).
+    next_backend: AtomicUsize,
+    /// `[limits]` as the proxy started (a new backend's governance is made from it).
+    limits: crate::governance::LimitsSettings,
+    /// Every backend supervisor started, for shutdown to wait on.
+    supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub sessions: Sessions,
     /// Cancelled first when the proxy stops: no new calls are taken.
     pub stopping: CancellationToken,
@@ -100,25 +109,28 @@ impl Hub {
         audit: Option<Arc<crate::audit::Audit>>,
         switches: Arc<switches::Switches>,
     ) -> Arc<Self> {
-        let backends: Vec<_> = config
+        let shutdown = CancellationToken::new();
+        let backends = config
             .backends
             .iter()
             .enumerate()
-            .map(|(i, b)| Arc::new(Backend::new(i, b.clone())))
+            .map(|(id, b)| new_backend(id, b, &config.limits, &shutdown))
             .collect();
-        let lists = vec![None; backends.len()];
-        let catalog = Catalog::build(&config.backends, &lists, &config.server.separator);
+        let table = Arc::new(Table::new(backends));
+        let catalog = Catalog::of(table, &HashMap::new(), &config.server.separator);
         Arc::new(Self {
             server: config.server.clone(),
             auth: config.auth.clone(),
             authn,
-            backends,
-            lists: Mutex::new(lists),
+            lists: Mutex::new(HashMap::new()),
             catalog: RwLock::new(Arc::new(catalog)),
+            next_backend: AtomicUsize::new(config.backends.len()),
+            limits: config.limits.clone(),
+            supervisors: Mutex::new(Vec::new()),
             sessions: Sessions::default(),
             stopping: CancellationToken::new(),
             close_streams: CancellationToken::new(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             stopped: tokio::sync::OnceCell::new(),
             changes: broadcast::channel(64).0,
             log_level: Mutex::new(None),
@@ -142,11 +154,11 @@ impl Hub {
     /// Drops cached results: of one exposed tool, of one backend, or (both `None`) all.
     pub fn purge_cache(&self, tool: Option<&str>, backend: Option<&str>) -> Result<(), String> {
         let cache = &self.governance.cache;
+        let table = self.backends();
         let backend = match backend {
             Some(name) => Some(
-                self.backends
-                    .iter()
-                    .find(|b| b.name() == name)
+                table
+                    .by_name(name)
                     .ok_or_else(|| format!("no backend `{name}` is configured"))?,
             ),
             None => None,
@@ -155,21 +167,51 @@ impl Hub {
             cache.invalidate_tool(tool);
         }
         if let Some(b) = backend {
-            cache.invalidate_backend(b.index);
+            cache.invalidate_backend(b.id);
         }
         if tool.is_none() && backend.is_none() {
-            for b in &self.backends {
-                cache.invalidate_backend(b.index);
+            for b in table.iter() {
+                cache.invalidate_backend(b.id);
             }
         }
         Ok(())
     }
 
+    /// The backends in force (the table of the current catalog).
+    pub fn backends(&self) -> Arc<Table> {
+        self.catalog().backends().clone()
+    }
+
+    /// Keeps a supervisor's handle for shutdown (finished ones are let go).
+    pub(crate) fn keep_supervisor(&self, handle: tokio::task::JoinHandle<()>) {
+        let mut all = lock(&self.supervisors);
+        all.retain(|h| !h.is_finished());
+        all.push(handle);
+    }
+
+    /// Every supervisor still to wait for (taken: shutdown waits once).
+    pub(crate) fn take_supervisors(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *lock(&self.supervisors))
+    }
+
+    /// Drops what a backend that is not in the table listed.
+    pub(crate) fn forget_lists(&self, id: usize) {
+        let mut lists = lock(&self.lists);
+        if self.backends().get(id).is_none() {
+            lists.remove(&id);
+        }
+    }
+
+    /// A backend for `settings` under a new id, not yet in the table or started.
+    pub fn new_backend(&self, settings: &BackendSettings) -> Arc<Backend> {
+        let id = self.next_backend.fetch_add(1, Ordering::Relaxed);
+        new_backend(id, settings, &self.limits, &self.shutdown)
+    }
+
     /// Builds the engine as startup does ([`authz::build_for_start`]) over the saved
     /// catalog and every tool the backends listed.
     pub fn start_authz(&self) -> Result<(), Vec<crate::authz::PolicyError>> {
-        let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
-        self.authz.learn(&self.catalog(), &settings);
+        self.authz.learn(&self.catalog());
         self.authz.start()
     }
 
@@ -180,33 +222,34 @@ impl Hub {
             .clone()
     }
 
-    pub fn lists_of(&self, index: usize) -> Option<BackendLists> {
-        lock(&self.lists).get(index).cloned().flatten()
+    pub fn lists_of(&self, id: usize) -> Option<BackendLists> {
+        lock(&self.lists).get(&id).cloned()
     }
 
-    /// Replaces what backend `index` offers (`None`: it is down), rebuilds the catalog and
-    /// tells clients which lists changed.
-    pub async fn set_lists(&self, index: usize, new: Option<BackendLists>) {
+    /// Replaces what backend `id` offers (`None`: it is down), rebuilds the catalog and
+    /// tells clients which lists changed. A backend not in the table (one a reload is
+    /// starting) has its lists kept for when it joins.
+    pub async fn set_lists(&self, id: usize, new: Option<BackendLists>) {
         // What a backend answered before it changed (or went away) is not its answer now.
-        self.governance.cache.invalidate_backend(index);
+        self.governance.cache.invalidate_backend(id);
         let (changed, rebuilt) = {
             let mut lists = lock(&self.lists);
-            let old = std::mem::replace(&mut lists[index], new);
-            let new = &lists[index];
+            let old = match new {
+                Some(new) => lists.insert(id, new),
+                None => lists.remove(&id),
+            };
+            let table = self.backends();
+            if table.get(id).is_none() {
+                return;
+            }
             let (old, empty) = (old.unwrap_or_default(), BackendLists::default());
-            let new = new.as_ref().unwrap_or(&empty);
+            let new = lists.get(&id).unwrap_or(&empty);
             let changed = [
                 old.tools != new.tools,
                 old.prompts != new.prompts,
                 old.resources != new.resources || old.templates != new.templates,
             ];
-            let settings: Vec<_> = self.backends.iter().map(|b| b.settings.clone()).collect();
-            let catalog = Catalog::build(&settings, &lists, &self.server.separator);
-            for c in &catalog.collisions {
-                tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, reason = c.reason, "name left out of the catalog");
-            }
-            let learned = self.authz.learn(&catalog, &settings);
-            *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+            let learned = self.rebuild_catalog(&lists, table);
             // A backend's tools changed: regenerate the schema, re-validate, quarantine tools
             // whose new schema breaks a policy that names them. Before the first build
             // (startup) there is nothing to swap yet.
@@ -243,6 +286,38 @@ impl Hub {
         }
     }
 
+    /// Builds the catalog of `table` from `lists` (held locked by the caller) and makes it
+    /// current; true when authorization learned of new or changed tools.
+    fn rebuild_catalog(&self, lists: &HashMap<usize, BackendLists>, table: Arc<Table>) -> bool {
+        let catalog = Catalog::of(table, lists, &self.server.separator);
+        for c in &catalog.collisions {
+            tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, reason = c.reason, "name left out of the catalog");
+        }
+        let learned = self.authz.learn(&catalog);
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+        learned
+    }
+
+    /// The catalog `table` would have with what its backends listed so far.
+    pub(crate) fn catalog_of(&self, table: Arc<Table>) -> Catalog {
+        Catalog::of(table, &lock(&self.lists), &self.server.separator)
+    }
+
+    /// Makes `table` the backends in force, with the catalog built from it, in one step;
+    /// lists of backends that left are dropped.
+    pub(crate) fn swap_backends(&self, table: Arc<Table>) {
+        let mut lists = lock(&self.lists);
+        let pending: HashSet<usize> = lists.keys().copied().collect();
+        for id in pending {
+            // Lists of a backend not in the new table: one that left (a starting one is
+            // in the table by now).
+            if table.get(id).is_none() {
+                lists.remove(&id);
+            }
+        }
+        self.rebuild_catalog(&lists, table);
+    }
+
     /// Tells every client that every list may have changed (the policies did).
     pub async fn announce_all_lists(&self) {
         for notification in [
@@ -268,9 +343,9 @@ impl Hub {
     }
 
     /// A backend says a resource changed: tell the sessions subscribed to it.
-    pub async fn resource_updated(&self, index: usize, params: ResourceUpdatedNotificationParam) {
+    pub async fn resource_updated(&self, id: usize, params: ResourceUpdatedNotificationParam) {
         // A switched-off backend tells nobody anything.
-        if let Some(backend) = self.backends.get(index)
+        if let Some(backend) = self.backends().get(id)
             && self
                 .switches
                 .blocks("", Some(backend.name()), None)
@@ -278,7 +353,7 @@ impl Hub {
         {
             return;
         }
-        let uri = self.catalog().expose_uri(index, &params.uri);
+        let uri = self.catalog().expose_uri(id, &params.uri);
         let mut params = params;
         params.uri = uri.clone();
         let notification = ServerNotification::ResourceUpdatedNotification(
@@ -287,6 +362,21 @@ impl Hub {
         let _ = self.changes.send(notification.clone());
         self.sessions.send_to_subscribers(&uri, notification).await;
     }
+}
+
+fn new_backend(
+    id: usize,
+    settings: &BackendSettings,
+    limits: &crate::governance::LimitsSettings,
+    shutdown: &CancellationToken,
+) -> Arc<Backend> {
+    let governance = Arc::new(crate::governance::BackendGovernance::new(limits, settings));
+    Arc::new(Backend::new(
+        id,
+        settings.clone(),
+        governance,
+        shutdown.child_token(),
+    ))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

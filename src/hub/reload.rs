@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::Hub;
+use super::{Hub, backends};
 use crate::config::Config;
 
 /// Where a reload reads the configuration from.
@@ -61,6 +61,9 @@ pub struct ReloadReport {
     pub restart_needed: Vec<String>,
     /// The policy set in force afterwards.
     pub policy_hash: String,
+    /// Backends added, removed or changed (restarted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
 }
 
 /// The configuration in force and how it got there.
@@ -116,31 +119,22 @@ fn now() -> String {
     crate::audit::show::rfc3339(us)
 }
 
+/// A digest of a configuration as the proxy understood it (every section prints as plain
+/// data), for the record of a reload.
+fn config_hash(config: &Config) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(format!("{config:?}").as_bytes()))
+    )
+}
+
 /// The sections of `new` that differ from `old` and cannot change while serving.
 fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     // Settings are compared as they print: every section derives `Debug` over plain data.
     let differs =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut sections = Vec::new();
-    let old_names: Vec<&str> = old.backends.iter().map(|b| b.name.as_str()).collect();
-    let new_names: Vec<&str> = new.backends.iter().map(|b| b.name.as_str()).collect();
-    for name in &new_names {
-        if !old_names.contains(name) {
-            sections.push(format!("backends: `{name}` added"));
-        }
-    }
-    for name in &old_names {
-        if !new_names.contains(name) {
-            sections.push(format!("backends: `{name}` removed"));
-        }
-    }
-    for b in &new.backends {
-        if let Some(o) = old.backends.iter().find(|o| o.name == b.name)
-            && differs(o, b)
-        {
-            sections.push(format!("backends: `{}` changed", b.name));
-        }
-    }
     for (name, changed) in [
         ("server", differs(&old.server, &new.server)),
         ("admin", differs(&old.admin, &new.admin)),
@@ -167,7 +161,7 @@ impl Hub {
     }
 
     /// Reads the configuration again from its source and applies it.
-    pub async fn reload(&self, trigger: &str) -> ReloadReport {
+    pub async fn reload(self: &Arc<Self>, trigger: &str) -> ReloadReport {
         let source = self
             .generations
             .source
@@ -187,7 +181,11 @@ impl Hub {
     }
 
     /// Applies `config` (already read) as a reload.
-    pub async fn reload_with(&self, config: Result<Config, String>, trigger: &str) -> ReloadReport {
+    pub async fn reload_with(
+        self: &Arc<Self>,
+        config: Result<Config, String>,
+        trigger: &str,
+    ) -> ReloadReport {
         let _one = self.generations.one.lock().await;
         let old = self.generations.state().config.clone();
         let old_hash = self.authz().map(|e| e.policy_set_hash().to_owned());
@@ -200,18 +198,44 @@ impl Hub {
                 error,
                 restart_needed,
                 policy_hash: hash.map(|h| format!("sha256:{h}")).unwrap_or_default(),
+                backends: Vec::new(),
             };
         let new = match config {
             Ok(new) => new,
             Err(e) => return self.finish(report(Outcome::Refused, Some(e), Vec::new(), old_hash)),
         };
         let restart = restart_needed(&old, &new);
-        if format!("{:?}", old.authz) == format!("{:?}", new.authz) {
+        let table = self.backends();
+        let plan = backends::Plan::new(&table, &new.backends);
+        let backends_change = plan.changes(&table);
+        if !backends_change && format!("{:?}", old.authz) == format!("{:?}", new.authz) {
             return self.finish(report(Outcome::Unchanged, None, restart, old_hash));
         }
-        let (engine, previous) = match self.authz.replace(&new) {
+        // New backends start before anything changes: their tools are known to the policies
+        // and callable the moment the new generation is in force.
+        let new_table = match self.start_planned(&plan).await {
+            Ok(table) => table,
+            Err(e) => return self.finish(report(Outcome::Refused, Some(e), restart, old_hash)),
+        };
+        let started: Vec<_> = new_table
+            .iter()
+            .filter(|b| table.get(b.id).is_none())
+            .cloned()
+            .collect();
+        let new_table = Arc::new(new_table);
+        let live = backends_change.then(|| {
+            let candidate = self.catalog_of(new_table.clone());
+            let stays = |name: &str| {
+                plan.order
+                    .iter()
+                    .any(|s| matches!(s, backends::Slot::Stays(b) if b.name() == name))
+            };
+            self.authz.live_with(&candidate, stays)
+        });
+        let (engine, previous) = match self.authz.replace(&new, live) {
             Ok(replaced) => replaced,
             Err(errors) => {
+                self.stop_unused(&started);
                 return self.finish(report(
                     Outcome::Refused,
                     Some(super::authz::describe(&errors)),
@@ -230,16 +254,24 @@ impl Hub {
                     .map(|h| format!("sha256:{h}"))
                     .unwrap_or_default(),
             ),
+            ("previous_config_hash".to_owned(), config_hash(&old)),
+            ("config_hash".to_owned(), config_hash(&new)),
         ]);
         if !restart.is_empty() {
             detail.insert("restart_needed".to_owned(), restart.join("; "));
         }
-        if let Err(e) = self
-            .record_lifecycle_with(crate::audit::Kind::Policy, detail)
-            .await
-        {
-            // Policies in force that the log cannot account for do not stand.
+        if backends_change {
+            detail.insert("backends".to_owned(), plan.describe().join("; "));
+        }
+        let kind = if old_hash.as_deref() == Some(new_hash.as_str()) {
+            crate::audit::Kind::Config
+        } else {
+            crate::audit::Kind::Policy
+        };
+        if let Err(e) = self.record_lifecycle_with(kind, detail).await {
+            // A configuration in force that the log cannot account for does not stand.
             self.authz.restore(previous);
+            self.stop_unused(&started);
             return self.finish(report(
                 Outcome::Refused,
                 Some(format!(
@@ -249,17 +281,24 @@ impl Hub {
                 old_hash,
             ));
         }
+        if backends_change {
+            self.swap_backends(new_table);
+            self.retire(plan.leaving.clone());
+        }
         {
             let mut state = self.generations.state();
             let mut running = Config::clone(&state.config);
             running.authz = new.authz.clone();
+            running.backends = new.backends.clone();
             state.config = Arc::new(running);
             state.number += 1;
             state.loaded_at = now();
         }
         // What each principal may see may have changed.
         self.announce_all_lists().await;
-        self.finish(report(Outcome::Applied, None, restart, Some(new_hash)))
+        let mut done = report(Outcome::Applied, None, restart, Some(new_hash));
+        done.backends = plan.describe();
+        self.finish(done)
     }
 
     fn finish(&self, report: ReloadReport) -> ReloadReport {

@@ -7,10 +7,12 @@
 //! announces `list_changed`; readers hold an `Arc` to the snapshot they started with.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
 
+use crate::backend::{Backend, Table};
 use crate::config::BackendSettings;
 
 /// What one backend currently offers, as it reported it.
@@ -61,9 +63,9 @@ struct Reserved {
 }
 
 impl Reserved {
-    fn new(backends: &[BackendSettings], separator: &str) -> Self {
+    fn new(sources: &[(usize, &BackendSettings, Option<&BackendLists>)], separator: &str) -> Self {
         let mut reserved = Reserved::default();
-        for (i, b) in backends.iter().enumerate() {
+        for &(i, b, _) in sources {
             if !b.namespace.is_empty() {
                 reserved.names.push(format!("{}{separator}", b.namespace));
                 reserved.uris.push(format!("{}+", b.namespace));
@@ -109,6 +111,9 @@ pub struct Catalog {
     unprefixed: Vec<usize>,
     separator: String,
     pub collisions: Vec<Collision>,
+    /// The backends it was built from: a call resolves its backend here, in the snapshot
+    /// it took at its start.
+    backends: Arc<Table>,
 }
 
 /// One page of a list and the cursor of the next, if any.
@@ -122,18 +127,48 @@ pub struct Page<T> {
 pub struct BadCursor;
 
 impl Catalog {
-    /// Builds the exposed view. `lists[i]` is `None` while backend `i` is down: its items
-    /// drop out until it is back.
+    /// Builds the exposed view of `backends` (ids are positions; the backends are built
+    /// but never started). `lists[i]` is `None` while backend `i` is down: its items drop
+    /// out until it is back.
     pub fn build(
         backends: &[BackendSettings],
         lists: &[Option<BackendLists>],
+        separator: &str,
+    ) -> Self {
+        let table = Arc::new(Table::detached(backends));
+        let lists = lists
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| Some((i, l.clone()?)))
+            .collect();
+        Catalog::of(table, &lists, separator)
+    }
+
+    /// The catalog of the backends in `table` (configuration order), each with what it
+    /// listed (`lists` by backend id; absent while it is down).
+    pub fn of(
+        table: Arc<Table>,
+        lists: &std::collections::HashMap<usize, BackendLists>,
+        separator: &str,
+    ) -> Self {
+        let sources: Vec<_> = table
+            .iter()
+            .map(|b| (b.id, &b.settings, lists.get(&b.id)))
+            .collect();
+        let mut catalog = Catalog::from_sources(&sources, separator);
+        catalog.backends = table;
+        catalog
+    }
+
+    fn from_sources(
+        sources: &[(usize, &BackendSettings, Option<&BackendLists>)],
         separator: &str,
     ) -> Self {
         let mut catalog = Catalog {
             separator: separator.to_owned(),
             ..Default::default()
         };
-        for (i, b) in backends.iter().enumerate() {
+        for &(i, b, _) in sources {
             if b.namespace.is_empty() {
                 catalog.unprefixed.push(i);
             } else {
@@ -143,14 +178,14 @@ impl Catalog {
         // What may be exposed is decided by configuration, never by which backends are up:
         // an unprefixed backend's `pay__transfer` is never served as `pay`'s, even while
         // `pay` is down.
-        let reserved = Reserved::new(backends, separator);
+        let reserved = Reserved::new(sources, separator);
         let mut refused = Vec::new();
-        for (i, (b, lists)) in backends.iter().zip(lists).enumerate() {
+        for &(i, b, lists) in sources {
             let Some(lists) = lists else { continue };
             let unprefixed = b.namespace.is_empty();
             let mut left_out = |kind, exposed: &str, reason: Option<&'static str>| match reason {
                 Some(reason) if unprefixed => {
-                    refused.push((kind, exposed.to_owned(), i, reason));
+                    refused.push((kind, exposed.to_owned(), b.name.clone(), reason));
                     true
                 }
                 _ => false,
@@ -253,15 +288,30 @@ impl Catalog {
                 );
             }
         }
-        for (kind, exposed, i, reason) in refused {
+        for (kind, exposed, backend, reason) in refused {
             catalog.collisions.push(Collision {
                 kind,
                 exposed,
-                backend: backends[i].name.clone(),
+                backend,
                 reason,
             });
         }
         catalog
+    }
+
+    /// Backend `id` of the table this catalog was built from.
+    pub fn backend(&self, id: usize) -> Option<&Arc<Backend>> {
+        self.backends.get(id)
+    }
+
+    /// The name of backend `id` (empty when it is not in this catalog's table).
+    pub fn backend_name(&self, id: usize) -> &str {
+        self.backend(id).map_or("", |b| b.name())
+    }
+
+    /// The backends this catalog was built from, in configuration order.
+    pub fn backends(&self) -> &Arc<Table> {
+        &self.backends
     }
 
     pub fn tool(&self, exposed: &str) -> Option<&Entry<Tool>> {

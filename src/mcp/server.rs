@@ -17,7 +17,7 @@ use rmcp::{
 use crate::{
     authn::Principal,
     authz::{Operation, RequestFacts},
-    backend::{Origin, RecordedAs},
+    backend::{Backend, Origin, RecordedAs},
     error::CallError,
     hub::Hub,
     mcp::{
@@ -108,23 +108,19 @@ impl ProxySession {
         stack::authz::facts(&client(ctx), transport, &self.id.to_string())
     }
 
-    fn backend_name(&self, index: usize) -> String {
-        self.hub
-            .backends
-            .get(index)
-            .map(|b| b.name().to_owned())
-            .unwrap_or_default()
-    }
-
     async fn forward(
         &self,
-        backend: usize,
+        backend: &Arc<Backend>,
         request: ClientRequest,
         op: Op,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, CallError> {
+        // Counted until the call ends: a backend a reload removed stops only after it.
+        let Some(_admitted) = backend.calls.enter() else {
+            return Err(CallError::Unavailable(backend.name().to_owned()));
+        };
         let call = Call::new(CallData {
-            backend,
+            backend: backend.clone(),
             request,
             op,
             origin: self.origin(ctx),
@@ -139,7 +135,7 @@ impl ProxySession {
     /// for clients that cannot (see [`inputs`]).
     async fn forward_with_inputs<P: InputRound>(
         &self,
-        backend: usize,
+        backend: &Arc<Backend>,
         mut params: P,
         make: fn(P) -> ClientRequest,
         op: Op,
@@ -174,21 +170,21 @@ impl ProxySession {
     /// for this caller.
     fn inputs_permitted(
         &self,
-        backend: usize,
+        backend: &Backend,
         required: &InputRequiredResult,
         ctx: &RequestContext<RoleServer>,
     ) -> bool {
         let (principal, facts) = (principal(ctx), self.facts(ctx));
-        let name = self.backend_name(backend);
+        let name = backend.name();
         required
             .input_requests
             .iter()
             .flatten()
             .all(|(_, request)| {
                 let op = match request {
-                    InputRequest::CreateMessage(_) => Operation::CreateMessage { backend: &name },
-                    InputRequest::Elicitation(_) => Operation::Elicit { backend: &name },
-                    InputRequest::ListRoots(_) => Operation::ListRoots { backend: &name },
+                    InputRequest::CreateMessage(_) => Operation::CreateMessage { backend: name },
+                    InputRequest::Elicitation(_) => Operation::Elicit { backend: name },
+                    InputRequest::ListRoots(_) => Operation::ListRoots { backend: name },
                     // An input kind with no Cedar action cannot be allowed.
                     #[allow(unreachable_patterns)]
                     _ => return false,
@@ -204,9 +200,11 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let target = resolve_uri(&self.hub.catalog(), exposed)?;
+        let catalog = self.hub.catalog();
+        let target = resolve_uri(&catalog, exposed)?;
+        let backend = backend_of(&catalog, target.backend)?;
         let op = Op::Subscribe {
-            backend: self.backend_name(target.backend),
+            backend: backend.name().to_owned(),
             uri: exposed.to_owned(),
         };
         // Decided for every subscriber, not only the first one the backend hears of.
@@ -216,7 +214,7 @@ impl ProxySession {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
             ));
-            if let Err(e) = self.forward(target.backend, request, op, ctx).await {
+            if let Err(e) = self.forward(backend, request, op, ctx).await {
                 self.hub.sessions.unsubscribe(self.id, exposed);
                 return Err(e.into());
             }
@@ -230,16 +228,18 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let target = resolve_uri(&self.hub.catalog(), exposed)?;
+        let catalog = self.hub.catalog();
+        let target = resolve_uri(&catalog, exposed)?;
         if self.hub.sessions.unsubscribe(self.id, exposed) {
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
                 UnsubscribeRequestParams::new(target.name),
             ));
+            let backend = backend_of(&catalog, target.backend)?;
             let op = Op::Subscribe {
-                backend: self.backend_name(target.backend),
+                backend: backend.name().to_owned(),
                 uri: exposed.to_owned(),
             };
-            self.forward(target.backend, request, op, ctx).await?;
+            self.forward(backend, request, op, ctx).await?;
         }
         Ok(())
     }
@@ -252,7 +252,7 @@ impl ProxySession {
 impl Drop for ProxySession {
     fn drop(&mut self) {
         self.hub.sessions.remove(self.id);
-        for backend in &self.hub.backends {
+        for backend in self.hub.backends().iter() {
             backend.session_ended(self.id);
         }
     }
@@ -302,6 +302,14 @@ fn resolve_uri(catalog: &Catalog, exposed: &str) -> Result<crate::mcp::catalog::
 
 fn unexpected(what: &str) -> McpError {
     CallError::Internal(format!("backend sent an unexpected response to {what}")).to_mcp()
+}
+
+/// Backend `id` of the call's catalog snapshot (always there: the snapshot was built
+/// from the table it resolves in).
+fn backend_of(catalog: &Catalog, id: usize) -> Result<&Arc<Backend>, CallError> {
+    catalog
+        .backend(id)
+        .ok_or_else(|| CallError::Internal("a catalog entry names no backend".to_owned()))
 }
 
 fn expose_contents(catalog: &Catalog, backend: usize, result: &mut ReadResourceResult) {
@@ -369,7 +377,7 @@ impl ServerHandler for ProxySession {
         let entry = catalog
             .tool(&request.name)
             .ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
-        let backend = entry.backend;
+        let backend = backend_of(&catalog, entry.backend)?;
         let op = Op::CallTool {
             tool: request.name.to_string(),
             arguments: Arc::new(request.arguments.clone().unwrap_or_default()),
@@ -399,9 +407,8 @@ impl ServerHandler for ProxySession {
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(&self.hub, &principal, Operation::ListPrompts, &facts);
         let visible = |e: &Entry<Prompt>| {
-            let backend = self.backend_name(e.backend);
             let op = Operation::GetPrompt {
-                backend: &backend,
+                backend: catalog.backend_name(e.backend),
                 prompt: &e.item.name,
             };
             listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
@@ -422,8 +429,9 @@ impl ServerHandler for ProxySession {
         let target = catalog
             .resolve_prompt(&request.name)
             .ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
+        let backend = backend_of(&catalog, target.backend)?;
         let op = Op::GetPrompt {
-            backend: self.backend_name(target.backend),
+            backend: backend.name().to_owned(),
             prompt: request.name.clone(),
             arguments: request.arguments.clone().unwrap_or_default(),
         };
@@ -431,7 +439,7 @@ impl ServerHandler for ProxySession {
         scrub(&mut request.meta);
         let make = |p| ClientRequest::GetPromptRequest(GetPromptRequest::new(p));
         match self
-            .forward_with_inputs(target.backend, request, make, op, &ctx)
+            .forward_with_inputs(backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
@@ -452,9 +460,8 @@ impl ServerHandler for ProxySession {
         let listing =
             stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
         let visible = |e: &Entry<Resource>| {
-            let backend = self.backend_name(e.backend);
             let op = Operation::ReadResource {
-                backend: &backend,
+                backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri,
             };
             listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
@@ -478,9 +485,8 @@ impl ServerHandler for ProxySession {
         // A template is listed only to whom may read it (`read_resource` on the template's
         // exposed URI), like resources: what one may not read, one does not see.
         let visible = |e: &Entry<ResourceTemplate>| {
-            let backend = self.backend_name(e.backend);
             let op = Operation::ReadResource {
-                backend: &backend,
+                backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri_template,
             };
             listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
@@ -499,15 +505,16 @@ impl ServerHandler for ProxySession {
     ) -> Result<ReadResourceResponse, McpError> {
         let catalog = self.hub.catalog();
         let target = resolve_uri(&catalog, &request.uri)?;
+        let backend = backend_of(&catalog, target.backend)?;
         let op = Op::ReadResource {
-            backend: self.backend_name(target.backend),
+            backend: backend.name().to_owned(),
             uri: request.uri.clone(),
         };
         request.uri = target.name;
         scrub(&mut request.meta);
         let make = |p| ClientRequest::ReadResourceRequest(ReadResourceRequest::new(p));
         match self
-            .forward_with_inputs(target.backend, request, make, op, &ctx)
+            .forward_with_inputs(backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::ReadResourceResult(mut result) => {
@@ -549,7 +556,7 @@ impl ServerHandler for ProxySession {
                     .resolve_prompt(&prompt.name)
                     .ok_or_else(|| CallError::UnknownPrompt(prompt.name.clone()))?;
                 let reference = Op::GetPrompt {
-                    backend: self.backend_name(target.backend),
+                    backend: catalog.backend_name(target.backend).to_owned(),
                     prompt: std::mem::replace(&mut prompt.name, target.name),
                     arguments: serde_json::Map::new(),
                 };
@@ -558,7 +565,7 @@ impl ServerHandler for ProxySession {
             Reference::Resource(resource) => {
                 let target = resolve_uri(&catalog, &resource.uri)?;
                 let reference = Op::ReadResource {
-                    backend: self.backend_name(target.backend),
+                    backend: catalog.backend_name(target.backend).to_owned(),
                     uri: std::mem::replace(&mut resource.uri, target.name),
                 };
                 (target.backend, reference)
@@ -579,8 +586,9 @@ impl ServerHandler for ProxySession {
             argument.insert("context".to_owned(), serde_json::json!(resolved));
         }
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        let backend = backend_of(&catalog, backend)?;
         let op = Op::Complete {
-            backend: self.backend_name(backend),
+            backend: backend.name().to_owned(),
             reference: Box::new(reference),
             argument,
         };
@@ -604,7 +612,7 @@ impl ServerHandler for ProxySession {
             .to_mcp());
         }
         self.hub.set_log_level(request.level);
-        for backend in &self.hub.backends {
+        for backend in self.hub.backends().iter() {
             let Some(peer) = backend.peer() else { continue };
             let logs = peer
                 .peer_info()

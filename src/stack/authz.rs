@@ -90,10 +90,7 @@ fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<
     let (backend, tool) = match *op {
         Operation::CallTool { tool, .. } => {
             catalog = hub.catalog();
-            let backend = catalog
-                .tool(tool)
-                .and_then(|e| hub.backends.get(e.backend))
-                .map(|b| b.name());
+            let backend = catalog.tool(tool).map(|e| catalog.backend_name(e.backend));
             (backend, Some(tool))
         }
         Operation::ReadResource { backend, .. }
@@ -263,7 +260,7 @@ impl Step for AuthzLayer {
             Op::CallTool { tool, .. } => Some(tool.as_str()),
             _ => None,
         };
-        let backend = self.hub.backends.get(call.backend).map_or("", |b| b.name());
+        let backend = call.backend.name();
         let running = self.hub.switches.run(
             &call.origin.principal.id,
             backend,

@@ -20,7 +20,17 @@ use crate::telemetry::BreakerLabels;
 
 hub_layer!(BreakerLayer);
 hub_layer!(ConcurrencyLayer);
-hub_layer!(TimeoutLayer);
+/// The per-tool timeout: the backend's governance says it all.
+#[derive(Clone)]
+pub struct TimeoutLayer;
+
+impl<S> tower::Layer<S> for TimeoutLayer {
+    type Service = super::layer::Around<TimeoutLayer, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        super::layer::Around::new(self.clone(), inner)
+    }
+}
 
 impl Step for BreakerLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
@@ -30,9 +40,7 @@ impl Step for BreakerLayer {
     {
         let hub = self.hub.clone();
         Box::pin(async move {
-            let Some(g) = hub.governance.backends.get(call.backend) else {
-                return forward(next, call).await;
-            };
+            let g = call.backend.governance.clone();
             let key = g.breakers.key(call.origin.principal.tenant.as_deref());
             let ticket = g
                 .breakers
@@ -71,9 +79,7 @@ impl Step for ConcurrencyLayer {
     {
         let hub = self.hub.clone();
         Box::pin(async move {
-            let Some(g) = hub.governance.backends.get(call.backend) else {
-                return forward(next, call).await;
-            };
+            let g = call.backend.governance.clone();
             let busy = || CallError::Busy(g.name.clone());
             let _principal = match &hub.governance.principals {
                 Some(gates) => Some(
@@ -97,19 +103,16 @@ impl Step for TimeoutLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let timeout = self
-            .hub
-            .governance
-            .backends
-            .get(call.backend)
-            .and_then(|g| {
-                let ClientRequest::CallToolRequest(r) = &call.request else {
-                    return None;
-                };
-                g.tool_timeouts
+        let timeout = {
+            let g = &call.backend.governance;
+            match &call.request {
+                ClientRequest::CallToolRequest(r) => g
+                    .tool_timeouts
                     .get(r.params.name.as_ref())
-                    .map(|t| (*t, g.name.clone()))
-            });
+                    .map(|t| (*t, g.name.clone())),
+                _ => None,
+            }
+        };
         let Some((limit, backend)) = timeout else {
             // The backend's own request timeout applies (set on the connection).
             return Box::pin(forward(next, call));

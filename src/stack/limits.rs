@@ -25,7 +25,7 @@ impl Step for LimitsLayer {
         let hub = self.hub.clone();
         Box::pin(async move {
             let governance = &hub.governance;
-            let backend = hub.backends.get(call.backend).map_or("", |b| b.name());
+            let backend = call.backend.name();
             let subject = Subject {
                 principal: &call.origin.principal,
                 backend,

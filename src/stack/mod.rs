@@ -32,7 +32,11 @@ use tower::util::BoxCloneSyncService;
 
 pub use authz::Op;
 
-use crate::{backend::Origin, error::CallError, hub::Hub};
+use crate::{
+    backend::{Backend, Origin},
+    error::CallError,
+    hub::Hub,
+};
 
 /// One request on its way to a backend: the vocabulary every layer speaks. Boxed: each
 /// layer moves it on, and its parts are most of a kilobyte.
@@ -63,8 +67,9 @@ impl std::ops::DerefMut for Call {
 
 /// What a [`Call`] holds.
 pub struct CallData {
-    /// Index of the backend that serves the target.
-    pub backend: usize,
+    /// The backend that serves the target, as the call's catalog snapshot resolved it: the
+    /// call finishes on it even if a reload removes it meanwhile.
+    pub backend: Arc<Backend>,
     /// The request with names and URIs already turned into the backend's own.
     pub request: ClientRequest,
     /// What it does, in exposed names: the authorization question.
@@ -102,14 +107,14 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         .layer(share::CoalesceLayer::new(hub.clone()))
         // Retries of idempotent tools' failed calls, above the breaker so every attempt
         // is admitted and counted by it.
-        .layer(retry::RetryLayer::new(hub.clone()))
+        .layer(retry::RetryLayer)
         // Per backend: breaker (a failing backend is answered at once, and sees the
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).
         .layer(backend::BreakerLayer::new(hub.clone()))
         .layer(backend::ConcurrencyLayer::new(hub.clone()))
-        .layer(backend::TimeoutLayer::new(hub.clone()))
-        // Router: the namespace was resolved by the catalog; send to that backend.
-        .service(router::Router::new(hub.clone()));
+        .layer(backend::TimeoutLayer)
+        // Router: the catalog resolved the backend when the call began; send it there.
+        .service(router::Router);
     BoxCloneSyncService::new(stack)
 }

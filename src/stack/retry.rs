@@ -5,7 +5,6 @@
 //! opened or the client cancelled. It sits above the breaker so every attempt is counted
 //! and admitted by it.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,33 +13,22 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::layer::CallFuture;
 use super::{Call, CallData};
-use crate::{error::CallError, hub::Hub};
+use crate::error::CallError;
 
+/// Needs nothing of the hub: what a backend allows (retries, budget) is its governance.
 #[derive(Clone)]
-pub struct RetryLayer {
-    hub: Arc<Hub>,
-}
-
-impl RetryLayer {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        RetryLayer { hub }
-    }
-}
+pub struct RetryLayer;
 
 impl<S> Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Retry<S> {
-        Retry {
-            hub: self.hub.clone(),
-            inner,
-        }
+        Retry { inner }
     }
 }
 
 #[derive(Clone)]
 pub struct Retry<S> {
-    hub: Arc<Hub>,
     inner: S,
 }
 
@@ -61,24 +49,27 @@ where
 
     fn call(&mut self, call: Call) -> CallFuture {
         let inner = self.inner.clone();
-        let hub = self.hub.clone();
-        let retries = hub.governance.backends.get(call.backend).and_then(|g| {
+        let retries = {
             let ClientRequest::CallToolRequest(r) = &call.request else {
-                return None;
+                return Box::pin(inner.oneshot(call));
             };
-            g.retries.get(r.params.name.as_ref()).copied()
-        });
+            call.backend
+                .governance
+                .retries
+                .get(r.params.name.as_ref())
+                .copied()
+        };
         let Some(retries) = retries else {
             return Box::pin(inner.oneshot(call));
         };
         Box::pin(async move {
-            let budget = &hub.governance.backends[call.backend].retry_budget;
+            let budget = &call.backend.governance.retry_budget;
             budget.deposit();
             let mut backoff = FIRST_BACKOFF;
             let mut attempt = 0;
             loop {
                 let again = Call::new(CallData {
-                    backend: call.backend,
+                    backend: call.backend.clone(),
                     request: call.request.clone(),
                     op: call.op.clone(),
                     origin: call.origin.clone(),
@@ -95,7 +86,7 @@ where
                     return result;
                 }
                 attempt += 1;
-                tracing::info!(backend = %hub.governance.backends[call.backend].name, attempt, "retrying an idempotent call");
+                tracing::info!(backend = %call.backend.name(), attempt, "retrying an idempotent call");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = call.cancel.cancelled() => return Err(CallError::Cancelled),

@@ -1,7 +1,6 @@
 //! The innermost service: sends the call to the backend the catalog chose, over that
 //! backend's shared connection.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rmcp::model::ServerResult;
@@ -9,18 +8,11 @@ use tower::Service;
 
 use super::Call;
 use super::layer::CallFuture;
-use crate::{error::CallError, hub::Hub};
+use crate::error::CallError;
 
+/// Sends each call to the backend it carries.
 #[derive(Clone)]
-pub struct Router {
-    hub: Arc<Hub>,
-}
-
-impl Router {
-    pub fn new(hub: Arc<Hub>) -> Self {
-        Router { hub }
-    }
-}
+pub struct Router;
 
 impl Service<Call> for Router {
     type Response = ServerResult;
@@ -32,14 +24,9 @@ impl Service<Call> for Router {
     }
 
     fn call(&mut self, call: Call) -> CallFuture {
-        let hub = self.hub.clone();
         Box::pin(async move {
-            let backend = hub
-                .backends
-                .get(call.backend)
-                .cloned()
-                .ok_or_else(|| CallError::Internal("unknown backend".to_owned()))?;
             let call = call.into_data();
+            let backend = call.backend;
             backend
                 .request(call.request, call.origin, call.cancel)
                 .await

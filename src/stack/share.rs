@@ -49,10 +49,8 @@ impl Step for CacheLayer {
     {
         let gov = self.hub.governance.clone();
         // The key is computed only for tools configured for it.
-        let ttl = gov
-            .backends
-            .get(call.backend)
-            .and_then(|g| g.cache_ttl.get(tool_name(&call)?).copied())
+        let ttl = tool_name(&call)
+            .and_then(|t| call.backend.governance.cache_ttl.get(t).copied())
             .map(|ttl| (ttl, share_key(&call)));
         let Some((ttl, k)) = ttl else {
             return Box::pin(forward(next, call));
@@ -75,8 +73,8 @@ impl Step for CacheLayer {
             })
             .inc();
         let (backend, exposed) = match &call.op {
-            super::Op::CallTool { tool, .. } => (call.backend, tool.clone()),
-            _ => (call.backend, String::new()),
+            super::Op::CallTool { tool, .. } => (call.backend.id, tool.clone()),
+            _ => (call.backend.id, String::new()),
         };
         Box::pin(async move {
             let result = forward(next, call).await?;
@@ -95,11 +93,9 @@ impl Step for CoalesceLayer {
         S::Future: Send,
     {
         let gov = self.hub.governance.clone();
-        let shared = gov
-            .backends
-            .get(call.backend)
-            .filter(|g| tool_name(&call).is_some_and(|t| g.coalesce.contains(t)))
-            .map(|_| share_key(&call));
+        let shared = tool_name(&call)
+            .is_some_and(|t| call.backend.governance.coalesce.contains(t))
+            .then(|| share_key(&call));
         let Some(k) = shared else {
             return Box::pin(forward(next, call));
         };

@@ -14,16 +14,26 @@ use crate::common::*;
 
 /// Everything is allowed; `forbid_slow` also forbids `s__slow`.
 fn config(forbid_slow: bool, extra_backend: bool) -> Config {
+    config_with(forbid_slow, extra_backend, "")
+}
+
+/// [`config`] with `alias` (empty: none) as `s`'s alias of `test_simple_text`.
+fn config_with(forbid_slow: bool, extra_backend: bool, alias: &str) -> Config {
     let forbid = if forbid_slow {
         "\n@id(\"no-slow\")\nforbid(principal, action == Mcp::Action::\"s__slow\", resource);"
     } else {
         ""
     };
     let policy = format!("@id(\"all\")\npermit(principal, action, resource);{forbid}");
+    let aliases = if alias.is_empty() {
+        String::new()
+    } else {
+        format!("aliases = {{ test_simple_text = {} }}", lit(alias))
+    };
     let mut toml = format!(
         "[auth]\nanonymous = true\n[authz]\npolicy = {}\n{}",
         lit(&policy),
-        stdio_backend("s", "")
+        stdio_backend("s", &aliases)
     );
     if extra_backend {
         toml.push_str(&stdio_backend("t", ""));
@@ -82,17 +92,59 @@ async fn a_policy_edit_applies_on_the_next_call_and_a_bad_one_changes_nothing() 
         Some(Outcome::Refused)
     );
 
-    // A new backend needs a restart: said, not half applied; the policy part still applies.
+    // A new backend starts, and its tools are callable as soon as the reload returns.
     let grown = proxy.handle.reload_with(config(false, true)).await;
-    assert_eq!(grown.outcome, Outcome::Applied);
-    assert_eq!(grown.restart_needed, vec!["backends: `t` added".to_owned()]);
+    assert_eq!(grown.outcome, Outcome::Applied, "{grown:?}");
+    assert!(grown.restart_needed.is_empty(), "{grown:?}");
+    assert_eq!(grown.backends, vec!["backend `t` added".to_owned()]);
     client.peer().call_tool(add()).await.unwrap();
+    client
+        .peer()
+        .call_tool(call("t__echo", json!({"text": "new"})))
+        .await
+        .unwrap();
+
+    // A section that cannot change while serving is named, never half applied.
+    let mut rebound = config(false, true);
+    rebound.server.page_size += 1;
+    let named = proxy.handle.reload_with(rebound).await;
+    assert_eq!(named.outcome, Outcome::Unchanged, "{named:?}");
+    assert_eq!(named.restart_needed, vec!["server".to_owned()]);
+
+    // A removed backend's tools go; a required backend that cannot start refuses the
+    // reload and changes nothing.
+    let shrunk = proxy.handle.reload_with(config(false, false)).await;
+    assert_eq!(shrunk.backends, vec!["backend `t` removed".to_owned()]);
+    let gone = client
+        .peer()
+        .call_tool(call("t__echo", json!({"text": "old"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(gone.contains("unknown tool"), "{gone}");
+    let mut broken = config(false, false);
+    let mut x = config(false, true).backends.remove(1);
+    x.name = "x".to_owned();
+    x.namespace = "x".to_owned();
+    if let mcp_warden::config::Transport::Stdio { command, .. } = &mut x.transport {
+        *command = "/nonexistent/mcp-server".to_owned();
+    }
+    x.optional = false;
+    broken.backends.push(x);
+    let refused = proxy.handle.reload_with(broken).await;
+    assert_eq!(refused.outcome, Outcome::Refused, "{refused:?}");
     assert!(
-        !proxy
-            .handle
-            .tool_names()
-            .iter()
-            .any(|t| t.starts_with("t__"))
+        refused
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("backend `x`"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        proxy.handle.backends_up(),
+        vec!["s".to_owned()],
+        "nothing of the refused reload stays"
     );
 
     // Clients were told their lists may have changed.
@@ -105,11 +157,11 @@ async fn a_policy_edit_applies_on_the_next_call_and_a_bad_one_changes_nothing() 
         .await
         .unwrap();
     assert!(
-        metrics.contains("mcp_warden_reloads_total{outcome=\"refused\"} 1"),
+        metrics.contains("mcp_warden_reloads_total{outcome=\"refused\"} 2"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("mcp_warden_reloads_total{outcome=\"applied\"} 2"),
+        metrics.contains("mcp_warden_reloads_total{outcome=\"applied\"} 3"),
         "{metrics}"
     );
 }
@@ -144,17 +196,40 @@ async fn twenty_reloads_under_load_fail_no_permitted_call() {
     }
     let (probe, _) = connect(&proxy.url).await;
     let started = std::time::Instant::now();
+    // Each kind of change in turn: a policy edit, a backend added, an alias renamed (its
+    // backend restarts under the workers' calls), the backend removed again.
+    let (mut forbid, mut extra, mut alias) = (false, false, String::new());
     for round in 0..20 {
-        let forbid = round % 2 == 0;
-        let report = proxy.handle.reload_with(config(forbid, false)).await;
+        match round % 4 {
+            0 => forbid = !forbid,
+            1 => extra = true,
+            2 => alias = format!("hello{round}"),
+            _ => extra = false,
+        }
+        let report = proxy
+            .handle
+            .reload_with(config_with(forbid, extra, &alias))
+            .await;
         assert_eq!(
             report.outcome,
             Outcome::Applied,
             "round {round}: {report:?}"
         );
-        // The very next call is decided by the new policies.
+        // The very next call sees the new configuration.
         let result = probe.peer().call_tool(add()).await;
         assert_eq!(result.is_err(), forbid, "round {round}: {result:?}");
+        let t = probe
+            .peer()
+            .call_tool(call("t__echo", json!({"text": "t"})))
+            .await;
+        assert_eq!(t.is_ok(), extra, "round {round}: {t:?}");
+        if !alias.is_empty() {
+            probe
+                .peer()
+                .call_tool(call(&alias, json!({})))
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: `{alias}`: {e}"));
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     stop.cancel();
@@ -164,7 +239,7 @@ async fn twenty_reloads_under_load_fail_no_permitted_call() {
     }
     let calls = ok.load(Ordering::Relaxed);
     println!(
-        "20 reloads in {:.2} s while 4 clients made {calls} permitted calls, none failed",
+        "20 reloads (policy edits, a backend added and removed, an alias renamed) in {:.2} s while 4 clients made {calls} permitted calls, none failed",
         started.elapsed().as_secs_f64()
     );
     assert!(calls > 20, "calls ran during the reloads");

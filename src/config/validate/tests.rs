@@ -223,8 +223,7 @@ command = "x"
 limits = { concurrency = 2, breaker = { consecutive_failures = 3 } }
 tools.quote = { cache_ttl_secs = 30, timeout_ms = 500, idempotent = true }
 "#);
-    let g = crate::governance::Governance::new(&config);
-    let b = &g.backends[0];
+    let b = crate::governance::BackendGovernance::new(&config.limits, &config.backends[0]);
     assert_eq!(b.cache_ttl["quote"], std::time::Duration::from_secs(30));
     assert!(b.coalesce.contains("quote"), "cacheable implies coalesced");
     assert_eq!(b.retries["quote"], 2);

@@ -27,7 +27,7 @@ fn decides(
     })];
     let catalog = Catalog::build(&config.backends, &lists, "__");
     let state = AuthzState::new(config);
-    state.learn(&catalog, &config.backends);
+    state.learn(&catalog);
     state.rebuild(BuildMode::Strict).unwrap();
     let facts = facts_at(1_767_787_200, "127.0.0.1", "http", "s1");
     state
