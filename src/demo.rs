@@ -157,6 +157,12 @@ impl ServerHandler for Demo {
     }
 }
 
+/// The demo as an rmcp server handler (tools `echo` and `add`, a prompt, a resource), for
+/// serving it on any transport, in-process backends included.
+pub fn handler() -> impl ServerHandler {
+    Demo
+}
+
 /// Serves the demo over stdin/stdout until the client closes it.
 pub async fn run_stdio() -> Result<(), std::io::Error> {
     let running = Demo

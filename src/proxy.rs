@@ -38,6 +38,7 @@ pub struct ProxyHandle {
 pub struct ProxyBuilder {
     config: Config,
     authenticate: Option<Arc<dyn Authenticate>>,
+    layers: crate::stack::Layers,
 }
 
 impl ProxyBuilder {
@@ -46,6 +47,7 @@ impl ProxyBuilder {
         ProxyBuilder {
             config,
             authenticate: None,
+            layers: Default::default(),
         }
     }
 
@@ -56,9 +58,31 @@ impl ProxyBuilder {
         self
     }
 
+    /// Adds the application's own tower layer over the call stack at `at` (several at one
+    /// point: the first added is outermost). It sees each [`crate::stack::Call`] (tool,
+    /// arguments, principal, backend) and may answer it, refuse it with a
+    /// [`crate::CallError`], or pass it on; what it returns is audited like any answer.
+    pub fn layer<L>(mut self, at: crate::stack::StackPoint, layer: L) -> ProxyBuilder
+    where
+        L: tower::Layer<crate::stack::CallService> + Send + Sync + 'static,
+        L::Service: tower::Service<
+                crate::stack::Call,
+                Response = rmcp::model::ServerResult,
+                Error = crate::CallError,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<crate::stack::Call>>::Future: Send + 'static,
+    {
+        self.layers
+            .push(at, tower::util::BoxCloneSyncServiceLayer::new(layer));
+        self
+    }
+
     /// Starts the proxy: see [`Proxy::from_config`].
     pub async fn build(self) -> Result<Proxy, Error> {
-        Proxy::start(self.config, self.authenticate).await
+        Proxy::start(self.config, self.authenticate, self.layers).await
     }
 }
 
@@ -72,12 +96,13 @@ impl Proxy {
     /// by its `connect_timeout`). A backend marked `optional = false` that cannot start is
     /// an error; an optional one is retried in the background.
     pub async fn from_config(config: Config) -> Result<Self, Error> {
-        Proxy::start(config, None).await
+        Proxy::start(config, None, Default::default()).await
     }
 
     async fn start(
         config: Config,
         authenticate: Option<Arc<dyn Authenticate>>,
+        layers: crate::stack::Layers,
     ) -> Result<Self, Error> {
         // The log opens first: if it cannot (a second writer, an unreadable WAL), nothing
         // starts, and everything after this line has somewhere to be recorded.
@@ -113,7 +138,7 @@ impl Proxy {
                 (built.clone(), Some(built))
             }
         };
-        let hub = Hub::new(&config, authn, audit, switches.clone());
+        let hub = Hub::new(&config, authn, audit, switches.clone(), layers);
         switches.spawn_sync(hub.shutdown.clone());
         if let Some(authenticator) = refresh {
             authenticator.spawn_refresh(hub.shutdown.clone());
@@ -282,6 +307,24 @@ impl ProxyHandle {
     /// [`ProxyHandle::reload`] with a configuration the caller built.
     pub async fn reload_with(&self, config: Config) -> crate::hub::reload::ReloadReport {
         self.hub.reload_with(Ok(config), "library").await
+    }
+
+    /// Adds a backend while serving ([`crate::config::BackendSettings::from_toml`], or
+    /// [`crate::config::BackendSettings::in_process`] for a server in this application):
+    /// started as a reload starts one, its tools callable when this returns (a required
+    /// backend that cannot start changes nothing). A later reload from the configuration
+    /// source replaces the whole set with the source's.
+    pub async fn add_backend(
+        &self,
+        backend: crate::config::BackendSettings,
+    ) -> crate::hub::reload::ReloadReport {
+        self.hub.add_backend(backend, "library").await
+    }
+
+    /// Removes backend `name` while serving: it leaves the catalog at once, finishes the
+    /// calls already on it and stops.
+    pub async fn remove_backend(&self, name: &str) -> crate::hub::reload::ReloadReport {
+        self.hub.remove_backend(name, "library").await
     }
 
     /// The generation in force: policy and schema hashes, when loaded, the last reload.

@@ -19,6 +19,9 @@ use crate::config::{BackendProtocol, BackendSettings, Transport};
 
 pub type Connection = RunningService<RoleClient, Relay>;
 
+/// Bytes in flight each way on an in-process backend's pipe.
+const IN_PROCESS_BUFFER: usize = 256 * 1024;
+
 /// Where calls go beside rmcp's client (on the handshake revisions).
 #[derive(Clone)]
 pub enum DirectPath {
@@ -66,6 +69,16 @@ pub async fn connect(
                 }
                 relay
                     .serve_with_lifecycle(process, lifecycle(protocol))
+                    .await
+                    .map(|connection| (connection, Some(DirectPath::Stdio(pipe))))
+                    .map_err(|e| e.to_string())
+            }
+            Transport::InProcess(server) => {
+                let (ours, theirs) = tokio::io::duplex(IN_PROCESS_BUFFER);
+                server.start(theirs);
+                let (transport, pipe) = super::pipe::in_memory(ours, relay.clone());
+                relay
+                    .serve_with_lifecycle(transport, lifecycle(protocol))
                     .await
                     .map(|connection| (connection, Some(DirectPath::Stdio(pipe))))
                     .map_err(|e| e.to_string())

@@ -26,8 +26,8 @@ use rmcp::{
     transport::Transport,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter},
-    process::{Child, ChildStderr, ChildStdin, ChildStdout},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
+    process::{Child, ChildStderr},
     sync::{mpsc, oneshot},
 };
 use tokio_util::sync::CancellationToken;
@@ -73,22 +73,38 @@ pub fn spawn(
         return Err(std::io::Error::other("the child's stdio was not piped"));
     };
     let stderr = child.stderr.take();
+    let (transport, pipe) = attach(stdout, stdin, Some(child), relay);
+    Ok((transport, pipe, stderr))
+}
+
+/// The pipes of a server in this process: its output read, its input written, as a
+/// child's are.
+pub fn in_memory(io: tokio::io::DuplexStream, relay: Relay) -> (PipeTransport, Pipe) {
+    let (output, input) = tokio::io::split(io);
+    attach(output, input, None, relay)
+}
+
+fn attach(
+    output: impl AsyncRead + Unpin + Send + 'static,
+    input: impl AsyncWrite + Unpin + Send + 'static,
+    child: Option<Child>,
+    relay: Relay,
+) -> (PipeTransport, Pipe) {
     let (lines, to_write) = mpsc::unbounded_channel();
     let (to_rmcp, for_rmcp) = mpsc::unbounded_channel();
     let waiting = Waiting::default();
     let closed = CancellationToken::new();
-    tokio::spawn(write(stdin, to_write, closed.clone()));
-    tokio::spawn(read(stdout, to_rmcp, waiting.clone(), relay));
-    Ok((
+    tokio::spawn(write(input, to_write, closed.clone()));
+    tokio::spawn(read(output, to_rmcp, waiting.clone(), relay));
+    (
         PipeTransport {
-            child: Some(child),
+            child,
             closed,
             lines: Some(lines.clone()),
             for_rmcp,
         },
         Pipe { lines, waiting },
-        stderr,
-    ))
+    )
 }
 
 impl Pipe {
@@ -171,7 +187,7 @@ impl Drop for Abandon {
 
 /// Writes lines to the child as they come, flushing when none is waiting.
 async fn write(
-    stdin: ChildStdin,
+    stdin: impl AsyncWrite + Unpin,
     mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
     closed: CancellationToken,
 ) {
@@ -203,7 +219,7 @@ async fn write(
 /// Reads the child's lines in order (see the module's description). Ends when the child
 /// closes its stdout: calls waiting fail, and rmcp's client sees its transport close.
 async fn read(
-    stdout: ChildStdout,
+    stdout: impl AsyncRead + Unpin,
     to_rmcp: mpsc::UnboundedSender<ServerJsonRpcMessage>,
     waiting: Waiting,
     relay: Relay,
@@ -306,7 +322,7 @@ async fn relay_here(
 /// One line into `line` (without bounding what a well-behaved backend sends: up to
 /// [`MAX_LINE`]); `false` at the end of the output.
 async fn read_line(
-    reader: &mut BufReader<ChildStdout>,
+    reader: &mut BufReader<impl AsyncRead + Unpin>,
     line: &mut Vec<u8>,
 ) -> std::io::Result<bool> {
     loop {

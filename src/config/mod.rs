@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod authz;
 pub mod file;
+mod in_process;
 pub mod laptop;
 pub mod mcp_json;
 mod parse;
@@ -29,7 +30,8 @@ use std::{
     time::Duration,
 };
 
-pub use validate::{MAX_NAME_LEN, validate};
+pub use in_process::InProcess;
+pub use validate::{MAX_NAME_LEN, check_backends, validate};
 
 /// A validated configuration: everything the runtime needs, defaults applied.
 #[derive(Debug, Clone)]
@@ -168,6 +170,8 @@ pub enum Transport {
         /// Reuse connections between calls (keep-alive); `false` opens one per request.
         keep_alive: bool,
     },
+    /// Served inside the embedding application (library mode only).
+    InProcess(InProcess),
 }
 
 /// Expose/hide globs over a backend's own names.

@@ -536,6 +536,40 @@ fn glob_set(globs: &[String], path: &str, issues: &mut Issues) -> Option<GlobSet
 /// unprefixed backend (two could both list a name, and which one served it would depend on
 /// which was up). The catalog leaves out an unprefixed backend's names that lie in a
 /// namespace or equal an alias, so no exposed name ever depends on which backend is up.
+/// The backends of `file` alone, each checked as [`validate`] checks it.
+pub(super) fn backends_of(file: &FileConfig) -> Result<Vec<BackendSettings>, ConfigError> {
+    let mut issues = Issues::default();
+    let backends: Vec<_> = file
+        .backends
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| backend(i, b, "__", &mut issues))
+        .collect();
+    match issues.0.is_empty() {
+        true => Ok(backends),
+        false => Err(ConfigError { issues: issues.0 }),
+    }
+}
+
+/// The rules between backends (unique names and namespaces, one unprefixed backend,
+/// aliases outside other namespaces), for a set an application put together in code.
+pub fn check_backends(backends: &[BackendSettings], separator: &str) -> Result<(), ConfigError> {
+    let mut issues = Issues::default();
+    for (i, b) in backends.iter().enumerate() {
+        if b.name.contains(separator) || b.namespace.contains(separator) {
+            issues.push(
+                format!("backends[{i}].name"),
+                format!("`{}` contains the separator `{separator}`", b.name),
+            );
+        }
+    }
+    cross_backend(backends, separator, &mut issues);
+    match issues.0.is_empty() {
+        true => Ok(()),
+        false => Err(ConfigError { issues: issues.0 }),
+    }
+}
+
 fn cross_backend(backends: &[BackendSettings], separator: &str, issues: &mut Issues) {
     let mut names = BTreeSet::new();
     let mut aliases = BTreeSet::new();

@@ -54,6 +54,8 @@ pub struct Hub {
     next_backend: AtomicUsize,
     /// `[limits]` as the proxy started (a new backend's governance is made from it).
     limits: crate::governance::LimitsSettings,
+    /// The embedding application's own layers of the call stack.
+    pub layers: crate::stack::Layers,
     /// Every backend supervisor started, for shutdown to wait on.
     supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub sessions: Sessions,
@@ -108,6 +110,7 @@ impl Hub {
         authn: Arc<dyn Authenticate>,
         audit: Option<Arc<crate::audit::Audit>>,
         switches: Arc<switches::Switches>,
+        layers: crate::stack::Layers,
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
         let backends = config
@@ -127,6 +130,7 @@ impl Hub {
             next_backend: AtomicUsize::new(config.backends.len()),
             limits: config.limits.clone(),
             supervisors: Mutex::new(Vec::new()),
+            layers,
             sessions: Sessions::default(),
             stopping: CancellationToken::new(),
             close_streams: CancellationToken::new(),

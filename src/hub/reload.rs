@@ -186,8 +186,47 @@ impl Hub {
         config: Result<Config, String>,
         trigger: &str,
     ) -> ReloadReport {
+        self.reload_edit(|_| config, trigger).await
+    }
+
+    /// Adds a backend to the configuration in force (its name must be new), as a reload.
+    pub async fn add_backend(
+        self: &Arc<Self>,
+        backend: crate::config::BackendSettings,
+        trigger: &str,
+    ) -> ReloadReport {
+        let edit = |old: &Config| {
+            let mut new = old.clone();
+            new.backends.push(backend);
+            crate::config::check_backends(&new.backends, &new.server.separator)
+                .map_err(|e| e.to_string())?;
+            Ok(new)
+        };
+        self.reload_edit(edit, trigger).await
+    }
+
+    /// Removes backend `name` from the configuration in force, as a reload.
+    pub async fn remove_backend(self: &Arc<Self>, name: &str, trigger: &str) -> ReloadReport {
+        let edit = |old: &Config| {
+            let mut new = old.clone();
+            new.backends.retain(|b| b.name != name);
+            if new.backends.len() == old.backends.len() {
+                return Err(format!("no backend `{name}` is configured"));
+            }
+            Ok(new)
+        };
+        self.reload_edit(edit, trigger).await
+    }
+
+    /// A reload to the configuration `edit` makes of the one in force.
+    async fn reload_edit(
+        self: &Arc<Self>,
+        edit: impl FnOnce(&Config) -> Result<Config, String>,
+        trigger: &str,
+    ) -> ReloadReport {
         let _one = self.generations.one.lock().await;
         let old = self.generations.state().config.clone();
+        let config = edit(&old);
         let old_hash = self.authz().map(|e| e.policy_set_hash().to_owned());
         let report =
             |outcome, error, restart_needed: Vec<String>, hash: Option<String>| ReloadReport {

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod authz;
 mod backend;
+mod custom;
 mod drain;
 mod guards;
 mod layer;
@@ -31,6 +32,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 pub use authz::Op;
+pub use custom::{CallLayer, Layers, StackPoint};
 
 use crate::{
     backend::{Backend, Origin},
@@ -94,6 +96,8 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         // Authorization: nothing below runs without an Allow from Cedar; a denied call
         // costs nothing downstream (no rate-limit token, no cache lookup, no backend).
         .layer(authz::AuthzLayer::new(hub.clone()))
+        // The application's own layers (library mode): only permitted calls reach them.
+        .option_layer(hub.layers.after_authorization.layer())
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
         .layer(limits::LimitsLayer::new(hub.clone()))
@@ -114,6 +118,8 @@ pub fn build(hub: &Arc<Hub>) -> CallService {
         .layer(backend::BreakerLayer::new(hub.clone()))
         .layer(backend::ConcurrencyLayer::new(hub.clone()))
         .layer(backend::TimeoutLayer)
+        // The application's own layers closest to the backend, once per attempt.
+        .option_layer(hub.layers.before_backend.layer())
         // Router: the catalog resolved the backend when the call began; send it there.
         .service(router::Router);
     BoxCloneSyncService::new(stack)

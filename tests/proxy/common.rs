@@ -138,6 +138,11 @@ impl TestProxy {
     pub async fn from_config(config: Config) -> Self {
         let path = config.server.path.clone();
         let proxy = Proxy::from_config(config).await.expect("proxy starts");
+        Self::serve(proxy, &path).await
+    }
+
+    /// Serves a proxy built by the test (its MCP endpoint at `path`).
+    pub async fn serve(proxy: Proxy, path: &str) -> Self {
         let handle = proxy.handle();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

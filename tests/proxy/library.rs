@@ -2,9 +2,12 @@
 //! application that has its own `/healthz` (no clash), served by the host, reloaded and
 //! shut down through the handle.
 
+use std::{sync::Arc, time::Duration};
+
 use axum::{Router, routing::get};
 use mcp_warden::{Config, Proxy};
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 
 use crate::common::*;
 
@@ -142,4 +145,228 @@ async fn a_host_app_brings_its_own_authentication() {
     ann.cancel().await.unwrap();
     bob.cancel().await.unwrap();
     handle.shutdown().await;
+}
+
+/// Backends added and removed through the handle while clients are connected (a stdio one
+/// from a `[[backends]]` entry, and one served inside the application), and the
+/// application's own layers at both points of the call stack: one after authorization that
+/// refuses what the host forbids, one before the backend that sees every attempt.
+#[tokio::test]
+async fn the_handle_adds_and_removes_backends_and_the_apps_layers_see_every_call() {
+    use mcp_warden::config::BackendSettings;
+    use mcp_warden::hub::reload::Outcome;
+    use mcp_warden::stack::{Call, CallService, StackPoint};
+    use tower::{ServiceExt, layer::layer_fn, service_fn};
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let host_rule = layer_fn(|inner: CallService| {
+        service_fn(move |call: Call| {
+            let inner = inner.clone();
+            async move {
+                let text = call
+                    .arguments()
+                    .and_then(|a| a.get("text"))
+                    .and_then(|t| t.as_str());
+                if text == Some("not on my watch") {
+                    return Err(mcp_warden::CallError::Forbidden(format!(
+                        "the host refuses this for {}",
+                        call.principal().id
+                    )));
+                }
+                inner.oneshot(call).await
+            }
+        })
+    });
+    let counter = {
+        let seen = seen.clone();
+        layer_fn(move |inner: CallService| {
+            let seen = seen.clone();
+            service_fn(move |call: Call| {
+                seen.lock().unwrap().push(format!(
+                    "{}:{}",
+                    call.backend_name(),
+                    call.tool().unwrap_or("")
+                ));
+                inner.clone().oneshot(call)
+            })
+        })
+    };
+    let config = Config::from_toml_str(&with_auth(&stdio_backend("s", ""))).unwrap();
+    let proxy = Proxy::builder(config)
+        .layer(StackPoint::AfterAuthorization, host_rule)
+        .layer(StackPoint::BeforeBackend, counter)
+        .build()
+        .await
+        .unwrap();
+    let proxy = TestProxy::serve(proxy, "/mcp").await;
+    let (client, told) = connect(&proxy.url).await;
+    client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "fine"})))
+        .await
+        .unwrap();
+    let refused = client
+        .peer()
+        .call_tool(call("s__echo", json!({"text": "not on my watch"})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("the host refuses this"), "{refused}");
+    assert_eq!(*seen.lock().unwrap(), vec!["s:s__echo".to_owned()]);
+
+    // A server of the application's own, in this process.
+    let added = proxy
+        .handle
+        .add_backend(BackendSettings::in_process("inproc", "", mcp_warden::demo::handler).unwrap())
+        .await;
+    assert_eq!(added.outcome, Outcome::Applied, "{added:?}");
+    assert_eq!(added.backends, vec!["backend `inproc` added".to_owned()]);
+    let sum = client
+        .peer()
+        .call_tool(call("inproc__add", json!({"a": 2, "b": 3})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&sum), "5");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&"inproc:inproc__add".to_owned())
+    );
+    until("clients told the tools changed", 5, async || {
+        told.seen.lock().unwrap().tool_list_changed >= 1
+    })
+    .await;
+
+    // A child process from a `[[backends]]` entry; a second one by the same name is refused.
+    let entry = format!(
+        "name = \"t\"\ncommand = {}\nargs = [\"--stdio\"]",
+        lit(&target_exe())
+    );
+    let t = BackendSettings::from_toml(&entry).unwrap();
+    assert_eq!(
+        proxy.handle.add_backend(t.clone()).await.outcome,
+        Outcome::Applied
+    );
+    client
+        .peer()
+        .call_tool(call("t__echo", json!({"text": "t"})))
+        .await
+        .unwrap();
+    let twice = proxy.handle.add_backend(t).await;
+    assert_eq!(twice.outcome, Outcome::Refused);
+    assert!(
+        twice.error.as_deref().unwrap_or("").contains("`t`"),
+        "{twice:?}"
+    );
+    let bad = BackendSettings::from_toml("name = \"u\"\nurl = \"not a url\"").unwrap_err();
+    assert!(bad.to_string().contains("backends[0].url"), "{bad}");
+
+    // Removed: its tools go at once.
+    let removed = proxy.handle.remove_backend("inproc").await;
+    assert_eq!(
+        removed.backends,
+        vec!["backend `inproc` removed".to_owned()]
+    );
+    let gone = client
+        .peer()
+        .call_tool(call("inproc__add", json!({"a": 2, "b": 3})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(gone.contains("unknown tool"), "{gone}");
+    let nothing = proxy.handle.remove_backend("inproc").await;
+    assert_eq!(nothing.outcome, Outcome::Refused);
+    let mut names = proxy.handle.backends_up();
+    names.sort();
+    assert_eq!(names, vec!["s".to_owned(), "t".to_owned()]);
+
+    // Shutdown with a call in flight on an open stream: the call finishes, then all stops.
+    let slow = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move { peer.call_tool(call("s__slow", json!({"ms": 400}))).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), proxy.handle.shutdown())
+        .await
+        .expect("shutdown finishes");
+    slow.await
+        .unwrap()
+        .expect("the call in flight was answered");
+}
+
+/// `examples/embed.rs` as a user runs it: the host's authentication and layer, the
+/// in-process backend added through the handle, and Ctrl-C with a client's stream open
+/// ending the process cleanly.
+#[tokio::test]
+async fn the_embed_example_serves_its_own_backend_and_stops_on_ctrl_c_with_streams_open() {
+    let dir = crate::audit::scratch("embed-example");
+    let (port, admin) = (free_port(), free_port());
+    let config = dir.join("mcp-warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\
+             [auth]\nanonymous = true\n[authz]\npolicy = {}\n{}",
+            lit("permit(principal == Mcp::User::\"ann\", action, resource);"),
+            stdio_backend("s", "")
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(example_exe("embed"))
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = Vec::new();
+    while let Some(line) = out.next_line().await.unwrap() {
+        let ready = line.starts_with("host app with MCP at");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(lines[0].contains("Applied"), "{lines:?}");
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    // rmcp's client keeps the session's GET stream open.
+    let (ann, _) = connect_as(&url, "host:ann").await;
+    let sum = ann
+        .peer()
+        .call_tool(call("tools__add", json!({"a": 20, "b": 22})))
+        .await
+        .unwrap();
+    assert_eq!(first_text(&sum), "42");
+    let (bob, _) = connect_as(&url, "host:bob").await;
+    assert!(
+        bob.peer()
+            .call_tool(call("s__echo", json!({"text": "b"})))
+            .await
+            .is_err()
+    );
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the example stops with a stream open")
+        .unwrap();
+    while let Some(line) = out.next_line().await.unwrap() {
+        lines.push(line);
+    }
+    assert!(status.success(), "{status:?} {lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ann called tools__add in")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("stopped"),
+        "{lines:?}"
+    );
+    drop((ann, bob));
 }
