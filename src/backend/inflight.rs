@@ -50,6 +50,8 @@ pub struct Origin {
     /// 2026-07-28 carries its capabilities in each request (`None`: a client on the
     /// handshake revisions, whose session holds them).
     pub modern: Option<Arc<ClientCapabilities>>,
+    /// The request's audit notes (its decision, guard, redactions).
+    pub notes: crate::stack::audit::Notes,
 }
 
 /// A call's own response stream: what the backend sends for the call is written there,

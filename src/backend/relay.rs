@@ -94,9 +94,11 @@ impl Relay {
             &origin.session.to_string(),
         );
         let hub = self.hub();
-        let decision = hub
-            .as_ref()
-            .and_then(|hub| crate::stack::authz::decide(hub, &origin.principal, op, &facts));
+        let decision = hub.as_ref().and_then(|hub| {
+            // Recorded by its own record (below), not as the call's decision.
+            let unrecorded = crate::stack::audit::Notes::default();
+            crate::stack::authz::decide(hub, &origin.principal, op, &facts, &unrecorded)
+        });
         let action = request_method(&request);
         if !decision.as_ref().is_some_and(|d| d.allowed) {
             // The same refusal, code and wording as a denied call's (one error mapping).

@@ -130,7 +130,16 @@ impl Caller {
     /// The policies' answer for `action`; a denial is 403 with its reason.
     fn may(&self, hub: &Hub, action: AdminAction) -> Result<(), Failure> {
         let facts = crate::stack::authz::facts(&self.client, "admin", "");
-        match crate::stack::authz::decide(hub, &self.principal, Operation::Admin(action), &facts) {
+        // An admin change is recorded by its own `config` record.
+        let unrecorded = crate::stack::audit::Notes::default();
+        let decision = crate::stack::authz::decide(
+            hub,
+            &self.principal,
+            Operation::Admin(action),
+            &facts,
+            &unrecorded,
+        );
+        match decision {
             Some(d) if d.allowed => Ok(()),
             Some(d) => Err(Failure(StatusCode::FORBIDDEN, d.reason)),
             None => Err(Failure(

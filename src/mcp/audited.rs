@@ -4,7 +4,7 @@
 //! and only then answered. `Audited` is the handler rmcp serves; each request method
 //! delegates to the session through [`Audited::run`], notifications pass straight through.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use rmcp::model::*;
@@ -20,7 +20,7 @@ use crate::audit::{Entry, Kind, jcs};
 use crate::authn::Principal;
 use crate::error::{BLOCKED, CallError, FORBIDDEN, RATE_LIMITED};
 use crate::hub::Hub;
-use crate::stack::audit::{Slot, scope};
+use crate::stack::audit::Notes;
 
 /// A session whose requests are audited (a plain session when the proxy has no log). A
 /// handle: rmcp holds one, and the HTTP hot path gets another for each request it serves
@@ -36,6 +36,8 @@ struct Before {
     openings: Option<Openings>,
     /// The HTTP layer's flag: a record was written for this request.
     recorded: Option<crate::ids::Recorded>,
+    /// Where the layers below leave the decision (also in the request's context).
+    notes: Notes,
 }
 
 /// What a session's handles share.
@@ -88,7 +90,7 @@ impl Audited {
     /// taken from the request's context before the context moves into the handler.
     fn before(
         &self,
-        ctx: &RequestContext<RoleServer>,
+        ctx: &mut RequestContext<RoleServer>,
         action: &str,
         resource: Option<String>,
         arguments: Option<(&str, &JsonObject)>,
@@ -100,10 +102,13 @@ impl Audited {
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<crate::ids::Recorded>())
             .cloned();
+        let notes = Notes::recorded();
+        ctx.extensions.insert(notes.clone());
         Some(Before {
             entry,
             openings,
             recorded,
+            notes,
         })
     }
 
@@ -125,17 +130,11 @@ impl Audited {
             mut entry,
             openings,
             recorded,
+            notes,
         } = before;
-        let slot = Arc::new(Mutex::new(Slot::default()));
-        let result = scope(slot.clone(), handle).await;
-        let (decision, guard, redactions) = {
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            (
-                slot.decision.take(),
-                slot.guard.take(),
-                std::mem::take(&mut slot.redactions),
-            )
-        };
+        let result = handle.await;
+        let noted = notes.take();
+        let (decision, guard, redactions) = (noted.decision, noted.guard, noted.redactions);
         if let Some((rule, path)) = guard {
             entry.detail.insert("guard".to_owned(), rule);
             entry.detail.insert("guard_path".to_owned(), path);
@@ -353,13 +352,13 @@ macro_rules! delegate {
         async fn $name(
             &self,
             request: $params,
-            ctx: RequestContext<RoleServer>,
+            mut ctx: RequestContext<RoleServer>,
         ) -> Result<$out, McpError> {
             let resource = {
                 let $r = &request;
                 $resource
             };
-            let before = self.before(&ctx, $method, resource, None);
+            let before = self.before(&mut ctx, $method, resource, None);
             self.run(before, self.inner.$name(request, ctx)).await
         }
     };
@@ -375,34 +374,37 @@ impl ServerHandler for Audited {
         self.inner.supported_protocol_versions()
     }
 
-    async fn ping(&self, ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
-        let before = self.before(&ctx, "ping", None, None);
+    async fn ping(&self, mut ctx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        let before = self.before(&mut ctx, "ping", None, None);
         self.run(before, self.inner.ping(ctx)).await
     }
 
     async fn initialize(
         &self,
         request: InitializeRequestParams,
-        ctx: RequestContext<RoleServer>,
+        mut ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         let client = Some(request.client_info.name.clone());
-        let before = self.before(&ctx, "initialize", client, None);
+        let before = self.before(&mut ctx, "initialize", client, None);
         self.run(before, self.inner.initialize(request, ctx)).await
     }
 
-    async fn discover(&self, ctx: RequestContext<RoleServer>) -> Result<DiscoverResult, McpError> {
-        let before = self.before(&ctx, "server/discover", None, None);
+    async fn discover(
+        &self,
+        mut ctx: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, McpError> {
+        let before = self.before(&mut ctx, "server/discover", None, None);
         self.run(before, self.inner.discover(ctx)).await
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
+        mut ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // The arguments are committed to in the record before the request moves on.
         let before = self.before(
-            &ctx,
+            &mut ctx,
             "tools/call",
             Some(request.name.to_string()),
             request.arguments.as_ref().map(|a| (&*request.name, a)),
@@ -522,8 +524,11 @@ impl ServerHandler for Audited {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        // The stream's subscriptions are decided on a context of its own (rmcp hands out
+        // no mutable one): its record has no decision, each subscription is refused or
+        // made as it would be for a `resources/subscribe`.
         let before = self.before(
-            context.request_context(),
+            &mut context.request_context().clone(),
             "subscriptions/listen",
             None,
             None,

@@ -93,6 +93,7 @@ impl ProxySession {
             stdio: ctx.extensions.get::<http::request::Parts>().is_none(),
             client: client(ctx),
             stream: ctx.extensions.get::<crate::backend::CallStream>().cloned(),
+            notes: notes(ctx),
             modern: inputs::client_handles_inputs(ctx)
                 .then(|| Arc::new(ctx.meta.client_capabilities().unwrap_or_default())),
         }
@@ -189,7 +190,7 @@ impl ProxySession {
                     #[allow(unreachable_patterns)]
                     _ => return false,
                 };
-                stack::authz::allowed(&self.hub, &principal, op, &facts)
+                stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(ctx))
             })
     }
 
@@ -209,7 +210,7 @@ impl ProxySession {
         };
         // Decided for every subscriber, not only the first one the backend hears of.
         let facts = self.facts(ctx);
-        stack::authz::authorize(&self.hub, &principal(ctx), &op, &facts)?;
+        stack::authz::authorize(&self.hub, &principal(ctx), &op, &facts, &notes(ctx))?;
         if self.hub.sessions.subscribe(self.id, exposed) {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
@@ -256,6 +257,15 @@ impl Drop for ProxySession {
             backend.session_ended(self.id);
         }
     }
+}
+
+/// The request's audit notes, where its record collects the decision (none when the
+/// request is not recorded).
+fn notes(ctx: &RequestContext<RoleServer>) -> stack::audit::Notes {
+    ctx.extensions
+        .get::<stack::audit::Notes>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The caller, as the authentication layer put it into the HTTP request. Over stdio there is
@@ -353,7 +363,13 @@ impl ServerHandler for ProxySession {
         let catalog = self.hub.catalog();
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let engine = self.hub.authz();
-        let listing = stack::authz::allowed(&self.hub, &principal, Operation::ListTools, &facts);
+        let listing = stack::authz::allowed(
+            &self.hub,
+            &principal,
+            Operation::ListTools,
+            &facts,
+            &notes(&ctx),
+        );
         // A tool is listed unless no arguments could ever make its call allowed.
         let visible = |e: &Entry<Tool>| {
             listing
@@ -405,13 +421,19 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListPromptsResult, McpError> {
         let catalog = self.hub.catalog();
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing = stack::authz::allowed(&self.hub, &principal, Operation::ListPrompts, &facts);
+        let listing = stack::authz::allowed(
+            &self.hub,
+            &principal,
+            Operation::ListPrompts,
+            &facts,
+            &notes(&ctx),
+        );
         let visible = |e: &Entry<Prompt>| {
             let op = Operation::GetPrompt {
                 backend: catalog.backend_name(e.backend),
                 prompt: &e.item.name,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
         };
         paged(
             catalog.prompts_page(cursor(&request), self.page_size(), visible),
@@ -457,14 +479,19 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListResourcesResult, McpError> {
         let catalog = self.hub.catalog();
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing =
-            stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
+        let listing = stack::authz::allowed(
+            &self.hub,
+            &principal,
+            Operation::ListResources,
+            &facts,
+            &notes(&ctx),
+        );
         let visible = |e: &Entry<Resource>| {
             let op = Operation::ReadResource {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
         };
         paged(
             catalog.resources_page(cursor(&request), self.page_size(), visible),
@@ -480,8 +507,13 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let catalog = self.hub.catalog();
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing =
-            stack::authz::allowed(&self.hub, &principal, Operation::ListResources, &facts);
+        let listing = stack::authz::allowed(
+            &self.hub,
+            &principal,
+            Operation::ListResources,
+            &facts,
+            &notes(&ctx),
+        );
         // A template is listed only to whom may read it (`read_resource` on the template's
         // exposed URI), like resources: what one may not read, one does not see.
         let visible = |e: &Entry<ResourceTemplate>| {
@@ -489,7 +521,7 @@ impl ServerHandler for ProxySession {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri_template,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts)
+            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
         };
         paged(
             catalog.templates_page(cursor(&request), self.page_size(), visible),
@@ -605,7 +637,13 @@ impl ServerHandler for ProxySession {
     ) -> Result<(), McpError> {
         // The level applies to shared backend connections: an admin action.
         let facts = self.facts(&ctx);
-        if !stack::authz::allowed(&self.hub, &principal(&ctx), Operation::SetLogLevel, &facts) {
+        if !stack::authz::allowed(
+            &self.hub,
+            &principal(&ctx),
+            Operation::SetLogLevel,
+            &facts,
+            &notes(&ctx),
+        ) {
             return Err(CallError::Forbidden(
                 "setting the logging level is not permitted".to_owned(),
             )

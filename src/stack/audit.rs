@@ -1,12 +1,15 @@
-//! The audit layer: exactly one record per request, written after the request is decided
-//! and answered and — with `before-response` durability — durable before the answer leaves.
+//! What a request's audit record learns from the layers below: the decision, the guard
+//! that blocked it, what redaction replaced. Exactly one record per request is written by
+//! [`crate::mcp::Audited`], outermost, after the request is decided and answered.
 //!
-//! Why outermost: it must see everything below it, denials and errors included, and a
-//! request refused for any reason still gets its record. The record is written by
-//! [`crate::mcp::Audited`], which wraps every MCP request a session handles; the
-//! authorization layer, deeper in the same task, leaves its decision in the request's
-//! [`Slot`] so the record can carry it.
+//! The notes travel with the request explicitly: `Audited` puts them in the request's
+//! context, the session hands them to the call's [`crate::backend::Origin`], and whatever
+//! decides or guards writes there. A denial is an error, and a refused call never reaches
+//! a response, so the notes are a place beside the call's outcome rather than part of it.
+//! Nothing is ambient: a task spawned for a call (coalescing, the hot path) carries them
+//! in the call.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::authz::Decision;
@@ -20,42 +23,76 @@ pub struct Slot {
     /// The guard rule that blocked the call and where (never the matched text).
     pub guard: Option<(String, String)>,
     /// Replacements made in the result, by redaction rule.
-    pub redactions: std::collections::BTreeMap<String, usize>,
+    pub redactions: BTreeMap<String, usize>,
 }
 
-tokio::task_local! {
-    static SLOT: Arc<Mutex<Slot>>;
-}
+/// One request's notes, or none (nothing records the request: no audit log, an admin
+/// request, a backend's own request).
+#[derive(Debug, Clone, Default)]
+pub struct Notes(Option<Arc<Mutex<Slot>>>);
 
-/// Runs `fut` with `slot` as the request's audit slot.
-pub fn scope<F: Future>(slot: Arc<Mutex<Slot>>, fut: F) -> impl Future<Output = F::Output> {
-    SLOT.scope(slot, fut)
-}
+impl Notes {
+    /// Notes for a request that is recorded.
+    pub fn recorded() -> Notes {
+        Notes(Some(Arc::default()))
+    }
 
-/// Records `decision` in the current request's slot, if there is one and it is the first.
-pub fn note_decision(decision: &Decision) {
-    let _ = SLOT.try_with(|slot| {
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.decision.is_none() {
-            slot.decision = Some(decision.clone());
+    fn with(&self, f: impl FnOnce(&mut Slot)) {
+        if let Some(slot) = &self.0 {
+            f(&mut slot.lock().unwrap_or_else(|e| e.into_inner()));
         }
-    });
+    }
+
+    /// Records `decision`, if it is the request's first.
+    pub fn decision(&self, decision: &Decision) {
+        self.with(|slot| {
+            if slot.decision.is_none() {
+                slot.decision = Some(decision.clone());
+            }
+        });
+    }
+
+    /// Records the guard rule that blocked the request.
+    pub fn guard(&self, rule: &str, path: &str) {
+        self.with(|slot| slot.guard = Some((rule.to_owned(), path.to_owned())));
+    }
+
+    /// Records what redaction replaced in the request's result.
+    pub fn redactions(&self, by_rule: &BTreeMap<String, usize>) {
+        self.with(|slot| {
+            for (rule, n) in by_rule {
+                *slot.redactions.entry(rule.clone()).or_default() += n;
+            }
+        });
+    }
+
+    /// Everything noted, taken out.
+    pub fn take(&self) -> Slot {
+        let mut taken = Slot::default();
+        self.with(|slot| taken = std::mem::take(slot));
+        taken
+    }
 }
 
-/// Records the guard rule that blocked the current request.
-pub fn note_guard(rule: &str, path: &str) {
-    let _ = SLOT.try_with(|slot| {
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.guard = Some((rule.to_owned(), path.to_owned()));
-    });
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Records what redaction replaced in the current request's result.
-pub fn note_redactions(by_rule: &std::collections::BTreeMap<String, usize>) {
-    let _ = SLOT.try_with(|slot| {
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        for (rule, n) in by_rule {
-            *slot.redactions.entry(rule.clone()).or_default() += n;
-        }
-    });
+    #[test]
+    fn the_first_decision_stays_and_unrecorded_requests_note_nothing() {
+        let notes = Notes::recorded();
+        notes.decision(&Decision::deny("first".to_owned()));
+        notes.decision(&Decision::deny("second".to_owned()));
+        let mut redactions = BTreeMap::from([("email".to_owned(), 2)]);
+        notes.redactions(&redactions);
+        redactions.insert("email".to_owned(), 1);
+        notes.redactions(&redactions);
+        let slot = notes.clone().take();
+        assert_eq!(slot.decision.map(|d| d.reason), Some("first".to_owned()));
+        assert_eq!(slot.redactions["email"], 3);
+
+        let nobody = Notes::default();
+        nobody.guard("rule", "$.x");
+        assert!(nobody.take().guard.is_none());
+    }
 }

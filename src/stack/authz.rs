@@ -14,6 +14,7 @@ use rmcp::model::ServerResult;
 use tower::Service;
 
 use super::Call;
+use super::audit::Notes;
 use super::layer::{CallFuture, Step, forward, hub_layer};
 use crate::{
     authn::Principal,
@@ -110,10 +111,10 @@ fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<
 }
 
 /// The decision of the kill switch, recorded and counted like a policy's.
-fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String) -> Decision {
+fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String, notes: &Notes) -> Decision {
     let decision = Decision::deny(why);
     count(hub, op, &decision);
-    super::audit::note_decision(&decision);
+    notes.decision(&decision);
     decision
 }
 
@@ -140,12 +141,13 @@ pub fn authorize(
     principal: &Principal,
     op: &Op,
     facts: &RequestFacts,
+    notes: &Notes,
 ) -> Result<Decision, CallError> {
     if let Op::Complete { reference, .. } = op {
-        authorize(hub, principal, reference, facts)?;
+        authorize(hub, principal, reference, facts, notes)?;
     }
     if let Some(why) = switched_off(hub, principal, &op.as_operation()) {
-        let decision = refused_by_switch(hub, &op.as_operation(), why);
+        let decision = refused_by_switch(hub, &op.as_operation(), why, notes);
         tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, "denied by the kill switch");
         return Err(CallError::Forbidden(decision.reason));
     }
@@ -156,7 +158,7 @@ pub fn authorize(
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
     count(hub, &op.as_operation(), &decision);
-    super::audit::note_decision(&decision);
+    notes.decision(&decision);
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
         tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
@@ -178,8 +180,14 @@ pub fn authorize(
 
 /// Decides an operation that has no call of its own (lists, server-initiated requests,
 /// logging level): true when allowed.
-pub fn allowed(hub: &Hub, principal: &Principal, op: Operation<'_>, facts: &RequestFacts) -> bool {
-    decide(hub, principal, op, facts).is_some_and(|d| d.allowed)
+pub fn allowed(
+    hub: &Hub,
+    principal: &Principal,
+    op: Operation<'_>,
+    facts: &RequestFacts,
+    notes: &Notes,
+) -> bool {
+    decide(hub, principal, op, facts, notes).is_some_and(|d| d.allowed)
 }
 
 /// [`allowed`], with the decision itself (none while authorization is not ready: a deny).
@@ -188,14 +196,15 @@ pub fn decide(
     principal: &Principal,
     op: Operation<'_>,
     facts: &RequestFacts,
+    notes: &Notes,
 ) -> Option<Decision> {
     if let Some(why) = switched_off(hub, principal, &op) {
-        return Some(refused_by_switch(hub, &op, why));
+        return Some(refused_by_switch(hub, &op, why, notes));
     }
     let engine = hub.authz()?;
     let decision = engine.decide(principal, &op, facts);
     count(hub, &op, &decision);
-    super::audit::note_decision(&decision);
+    notes.decision(&decision);
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
     }
@@ -267,7 +276,8 @@ impl Step for AuthzLayer {
             tool,
             call.cancel.clone(),
         );
-        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts) {
+        let notes = &call.origin.notes;
+        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts, notes) {
             return Box::pin(std::future::ready(Err(denied)));
         }
         Box::pin(async move {

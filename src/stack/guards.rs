@@ -21,6 +21,7 @@ use rmcp::model::{JsonObject, ServerResult};
 use serde_json::Value;
 use tower::Service;
 
+use super::audit::Notes;
 use super::layer::{CallFuture, Step, forward, hub_layer};
 use super::{Call, Op};
 use crate::error::CallError;
@@ -30,9 +31,9 @@ hub_layer!(GuardsLayer);
 
 /// A refusal, saying how the operator allows what it refused for this tool (`name`; empty
 /// for what no tool's settings cover: a resource URI, a completion).
-fn blocked(name: &str, b: crate::governance::guards::Blocked) -> CallError {
+fn blocked(name: &str, b: crate::governance::guards::Blocked, notes: &Notes) -> CallError {
     use crate::governance::guards::{MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH, MAX_RESULT_BYTES};
-    super::audit::note_guard(&b.rule, &b.path);
+    notes.guard(&b.rule, &b.path);
     tracing::info!(rule = %b.rule, path = %b.path, "blocked by a guard");
     let section = if name.is_empty() {
         "[guards]".to_owned()
@@ -80,18 +81,20 @@ impl Step for GuardsLayer {
             return Box::pin(forward(next, call));
         };
         if let Err(b) = guards.check_arguments(name, &arguments) {
-            return Box::pin(std::future::ready(Err(blocked(name, b))));
+            let refused = blocked(name, b, &call.origin.notes);
+            return Box::pin(std::future::ready(Err(refused)));
         }
         if !guards.guards_results(name) {
             return Box::pin(forward(next, call));
         }
         let name = name.to_owned();
         let governance = self.hub.governance.clone();
+        let notes = call.origin.notes.clone();
         Box::pin(async move {
             match forward(next, call).await {
-                Ok(result) => outbound(&governance, &name, result),
+                Ok(result) => outbound(&governance, &name, result, &notes),
                 Err(CallError::Backend(mut e)) => {
-                    redact_error(&governance, &name, &mut e);
+                    redact_error(&governance, &name, &mut e, &notes);
                     Err(CallError::Backend(e))
                 }
                 Err(e) => Err(e),
@@ -106,6 +109,7 @@ fn outbound(
     governance: &Governance,
     name: &str,
     result: ServerResult,
+    notes: &Notes,
 ) -> Result<ServerResult, CallError> {
     if !matches!(
         result,
@@ -121,11 +125,11 @@ fn outbound(
     let redactions = governance
         .guards
         .check_result(name, &mut value)
-        .map_err(|b| blocked(name, b))?;
+        .map_err(|b| blocked(name, b, notes))?;
     if redactions.is_empty() {
         return Ok(result);
     }
-    super::audit::note_redactions(&redactions.by_rule);
+    notes.redactions(&redactions.by_rule);
     let redacted = match result {
         ServerResult::CallToolResult(_) => {
             serde_json::from_value(value).map(ServerResult::CallToolResult)
@@ -145,13 +149,13 @@ fn outbound(
 }
 
 /// A backend's error, redacted like a result (its message and its data).
-fn redact_error(governance: &Governance, name: &str, e: &mut rmcp::ErrorData) {
+fn redact_error(governance: &Governance, name: &str, e: &mut rmcp::ErrorData, notes: &Notes) {
     let mut value = serde_json::json!({"message": e.message, "data": e.data});
     let redactions = governance.guards.redact(name, &mut value);
     if redactions.is_empty() {
         return;
     }
-    super::audit::note_redactions(&redactions.by_rule);
+    notes.redactions(&redactions.by_rule);
     if let Some(message) = value["message"].as_str() {
         e.message = message.to_owned().into();
     }
