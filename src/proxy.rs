@@ -160,6 +160,12 @@ impl Proxy {
         Ok(proxy)
     }
 
+    /// The running proxy's shared state (for tests below HTTP).
+    #[cfg(test)]
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     pub fn handle(&self) -> ProxyHandle {
         ProxyHandle {
             hub: self.hub.clone(),

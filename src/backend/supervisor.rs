@@ -119,9 +119,15 @@ pub(crate) fn spawn_supervisor(
                             _ = shutdown.cancelled() => {
                                 if let Some(l) = &listener { l.abort(); }
                                 stop.cancel();
-                                if let Some(s) = second_stop.take() { s.cancel(); }
+                                let second = second_stop.take();
+                                let had_second = second.is_some();
+                                if let Some(s) = second { s.cancel(); }
                                 let _ = waiting.await;
-                                let _ = (&mut second_ended).await;
+                                // Only a second connection ends; without one this would
+                                // wait forever (and shutdown for its timeout).
+                                if had_second {
+                                    let _ = (&mut second_ended).await;
+                                }
                                 backend.set_peer(None);
                                 backend.set_modern(None);
                                 backend.set_relay(None);

@@ -6,6 +6,8 @@ pub mod catalog;
 mod inputs;
 pub mod live;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use audited::Audited;
 pub use server::ProxySession;
