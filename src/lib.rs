@@ -23,28 +23,43 @@
 //! # Ok(()) }
 //! ```
 
-pub mod audit;
-pub mod authn;
-pub mod authz;
-pub mod backend;
-pub mod config;
-pub mod demo;
-mod envelope;
-pub mod error;
-pub mod files;
-pub mod governance;
-mod http;
-pub mod hub;
-mod ids;
-pub mod mcp;
-mod proxy;
-pub mod stack;
-pub mod telemetry;
-
+// The API: what an embedding application uses.
 pub use authn::{AuthError, Authenticate, Principal};
-pub use config::{Config, ConfigError};
+pub use config::{BackendSettings, Config, ConfigError};
 pub use error::{CallError, Error};
+pub use hub::reload::{GenerationInfo, Outcome as ReloadOutcome, ReloadReport};
 pub use proxy::{Proxy, ProxyBuilder, ProxyHandle};
+pub use stack::{Call, CallService, StackPoint};
+
+// Modules the binary, the micro-benchmarks and the integration tests reach into. Not part
+// of the API: hidden from the documentation, no stability promise.
+#[doc(hidden)]
+pub mod audit;
+#[doc(hidden)]
+pub mod authn;
+#[doc(hidden)]
+pub mod authz;
+#[doc(hidden)]
+pub mod config;
+#[doc(hidden)]
+pub mod demo;
+#[doc(hidden)]
+pub mod error;
+#[doc(hidden)]
+pub mod files;
+#[doc(hidden)]
+pub mod hub;
+#[doc(hidden)]
+pub mod stack;
+
+mod backend;
+mod envelope;
+mod governance;
+mod http;
+mod ids;
+mod mcp;
+mod proxy;
+mod telemetry;
 
 /// The configuration used when none is given: the demo backend built into this binary,
 /// anonymous callers on loopback, allow-all policy, and the audit log in the user's state

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use inflight::{Answer, CallStream, Origin, RecordedAs, ToClient};
 pub use relay::ListKind;
 pub(crate) use supervisor::{spawn_supervisor, unmatched};
-pub use table::{Admission, Admitted, Table};
+pub use table::{Admission, Table};
 
 use crate::{config::BackendSettings, error::CallError};
 

@@ -108,10 +108,6 @@ impl Limiter {
         }
     }
 
-    pub fn rule(&self) -> &RateRule {
-        &self.rule
-    }
-
     /// Takes one token from every bucket this call draws on, or says when to retry.
     pub fn check(&self, s: &Subject<'_>) -> Result<(), Limited> {
         let Some(keys) = self.keys(s) else {

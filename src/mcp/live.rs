@@ -72,10 +72,6 @@ impl StreamLog {
         lock(&self.events).len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The event at `index`, waiting for it; `None` once the stream ended before it.
     pub async fn get(&self, index: usize) -> Option<bytes::Bytes> {
         loop {
@@ -119,15 +115,6 @@ impl LiveSessions {
         map.get(id)
             .filter(|s| s.handler.strong_count() > 0)
             .cloned()
-    }
-
-    /// How many sessions the table holds.
-    pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -70,11 +70,6 @@ impl ProxySession {
         }
     }
 
-    /// The session's number in this proxy.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     fn origin(&self, ctx: &RequestContext<RoleServer>) -> Origin {
         Origin {
             session: self.id,

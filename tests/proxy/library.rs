@@ -17,20 +17,25 @@ async fn a_host_app_with_its_own_health_route_embeds_the_proxy() {
     let config = Config::from_toml_str(&toml).unwrap();
     let proxy = Proxy::from_config(config).await.unwrap();
     let handle = proxy.handle();
+    // The host has `/metrics` and `/healthz` of its own: the proxy's go under a prefix.
     let app = Router::new()
         .route("/healthz", get(|| async { "host is fine" }))
+        .route("/metrics", get(|| async { "host metrics" }))
+        .nest("/warden", proxy.admin_router())
         .merge(proxy.into_mcp_router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let health = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(health, "host is fine");
+    let get_text = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(get_text("/healthz").await, "host is fine");
+    assert_eq!(get_text("/metrics").await, "host metrics");
+    let metrics = get_text("/warden/metrics").await;
+    assert!(metrics.contains("mcp_warden_"), "{metrics}");
+    assert!(get_text("/warden/readyz").await.contains("\"s\""));
     let (client, _) = connect(&format!("http://{addr}/mcp")).await;
     client
         .peer()

@@ -77,7 +77,6 @@ pub struct Rule {
 #[derive(Debug, Clone, Copy)]
 pub struct Redaction {
     pub id: &'static str,
-    pub description: &'static str,
     pub pattern: &'static str,
     /// A check a candidate match must also pass to be replaced (e.g. Luhn for card numbers).
     pub validate: Option<fn(&str) -> bool>,
@@ -236,78 +235,78 @@ pub const DENY: &[Rule] = &[
 
 /// The built-in redactions, applied in this order (before the operator's own).
 pub const REDACT: &[Redaction] = &[
+    // a PEM private key block
     Redaction {
         id: "private_key",
-        description: "a PEM private key block",
         pattern: PRIVATE_KEY_BLOCK,
         validate: None,
     },
+    // an AWS access key id
     Redaction {
         id: "aws_access_key_id",
-        description: "an AWS access key id",
         pattern: AWS_ACCESS_KEY_ID,
         validate: None,
     },
+    // a GitHub token
     Redaction {
         id: "github_token",
-        description: "a GitHub token",
         pattern: GITHUB_TOKEN,
         validate: None,
     },
+    // a GitLab token
     Redaction {
         id: "gitlab_token",
-        description: "a GitLab token",
         pattern: GITLAB_TOKEN,
         validate: None,
     },
+    // a Slack token or webhook URL
     Redaction {
         id: "slack_token",
-        description: "a Slack token or webhook URL",
         pattern: SLACK_TOKEN,
         validate: None,
     },
+    // a Google API key or OAuth credential
     Redaction {
         id: "google_credential",
-        description: "a Google API key or OAuth credential",
         pattern: GOOGLE_CREDENTIAL,
         validate: None,
     },
+    // a Stripe secret key
     Redaction {
         id: "stripe_secret_key",
-        description: "a Stripe secret key",
         pattern: STRIPE_SECRET_KEY,
         validate: None,
     },
+    // an OpenAI API key
     Redaction {
         id: "openai_api_key",
-        description: "an OpenAI API key",
         pattern: OPENAI_API_KEY,
         validate: None,
     },
+    // an Anthropic API key
     Redaction {
         id: "anthropic_api_key",
-        description: "an Anthropic API key",
         pattern: ANTHROPIC_API_KEY,
         validate: None,
     },
+    // a payment card number
     Redaction {
         id: "card_number",
-        description: "a payment card number",
         // 4-4-4-4 digits, Amex 4-6-5, Diners 4-6-4 (spaces or dashes between groups), or
         // 13-19 digits in a row; `is_card_number` then checks issuer prefix, length and the
         // Luhn digit.
         pattern: r"(?-u:\b)(?:[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}|3[47][0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{5}|3(?:0[0-5]|[689][0-9])[0-9][ -]?[0-9]{6}[ -]?[0-9]{4}|[0-9]{13,19})(?-u:\b)",
         validate: Some(is_card_number),
     },
+    // an e-mail address
     Redaction {
         id: "email",
-        description: "an e-mail address",
         pattern: r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?-u:\b)",
         validate: None,
     },
+    // a US social security number
     Redaction {
         id: "us_ssn",
-        description: "a US social security number",
         pattern: r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)",
         validate: Some(is_us_ssn),
     },
