@@ -97,7 +97,8 @@ impl Relay {
         let decision = hub.as_ref().and_then(|hub| {
             // Recorded by its own record (below), not as the call's decision.
             let unrecorded = crate::stack::audit::Notes::default();
-            crate::stack::authz::decide(hub, &origin.principal, op, &facts, &unrecorded)
+            let now = hub.snapshot();
+            crate::stack::authz::decide(hub, &now, &origin.principal, op, &facts, &unrecorded)
         });
         let action = request_method(&request);
         if !decision.as_ref().is_some_and(|d| d.allowed) {

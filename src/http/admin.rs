@@ -134,6 +134,7 @@ impl Caller {
         let unrecorded = crate::stack::audit::Notes::default();
         let decision = crate::stack::authz::decide(
             hub,
+            &hub.snapshot(),
             &self.principal,
             Operation::Admin(action),
             &facts,

@@ -63,12 +63,24 @@ impl Hub {
         kind: Kind,
         detail: BTreeMap<String, String>,
     ) -> Result<(), AuditError> {
+        self.record_lifecycle_as(kind, detail, self.authz().as_ref())
+            .await
+    }
+
+    /// [`Hub::record_lifecycle_with`] naming the policies of `engine` (a reload's, before
+    /// it is in force) rather than those in force.
+    pub async fn record_lifecycle_as(
+        &self,
+        kind: Kind,
+        detail: BTreeMap<String, String>,
+        engine: Option<&std::sync::Arc<crate::authz::Engine>>,
+    ) -> Result<(), AuditError> {
         let Some(audit) = &self.audit else {
             return Ok(());
         };
         let mut entry = Entry::new(kind);
         entry.detail = bounded_detail(detail);
-        if let Some(engine) = self.authz() {
+        if let Some(engine) = engine {
             entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
             entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));
             entry.detail.insert(

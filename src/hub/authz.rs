@@ -30,11 +30,11 @@ pub struct AuthzState {
     building: Mutex<()>,
 }
 
-/// What a reload replaced, to put back.
-pub struct Replaced {
+/// A reload's engine, built and not yet in force, with what it was built from.
+pub struct Pending {
+    pub engine: Arc<Engine>,
     policies: Vec<PolicySource>,
     saved: BTreeMap<String, ToolInfo>,
-    engine: Option<Arc<Engine>>,
     live: Option<BTreeMap<String, ToolInfo>>,
 }
 
@@ -146,7 +146,7 @@ impl AuthzState {
     }
 
     /// A reload: the policies and saved catalog of `config`, built as startup builds them
-    /// against every tool known; swapped in only when they build, else nothing changes.
+    /// against every tool known; nothing changes until [`AuthzState::commit`].
     /// The claim attributes stay those the proxy started with (`[auth]` needs a restart).
     /// With `live`, the tools of a new set of backends ([`AuthzState::live_with`]) take the
     /// place of those known now.
@@ -154,7 +154,7 @@ impl AuthzState {
         &self,
         config: &Config,
         live: Option<BTreeMap<String, ToolInfo>>,
-    ) -> Result<(Arc<Engine>, Replaced), Vec<PolicyError>> {
+    ) -> Result<Pending, Vec<PolicyError>> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         let policies = policy_sources(config);
         // At startup an unreadable catalog is a warning; in a reload it is a bad edit.
@@ -180,45 +180,28 @@ impl AuthzState {
         if !started.strict_errors.is_empty() {
             tracing::warn!(errors = %describe(&started.strict_errors), "the reloaded policies do not validate strictly against the tools available now");
         }
-        let previous = Replaced {
-            policies: std::mem::replace(
-                &mut self
-                    .inputs
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .policies,
-                policies,
-            ),
-            saved: std::mem::replace(
-                &mut *self.saved.lock().unwrap_or_else(|p| p.into_inner()),
-                saved,
-            ),
-            engine: self.engine(),
-            live: live.map(|live| {
-                std::mem::replace(
-                    &mut *self.live.lock().unwrap_or_else(|p| p.into_inner()),
-                    live,
-                )
-            }),
-        };
-        let engine = Arc::new(started.engine);
-        self.swap_arc(engine.clone());
-        Ok((engine, previous))
+        Ok(Pending {
+            engine: Arc::new(started.engine),
+            policies,
+            saved,
+            live,
+        })
     }
 
-    /// Puts back what [`AuthzState::replace`] replaced (a reload that could not be
-    /// recorded does not stand).
-    pub fn restore(&self, previous: Replaced) {
+    /// Makes a reload's engine and inputs the current ones (what the next build starts
+    /// from); publishing it to calls is the hub's.
+    pub fn commit(&self, pending: Pending) -> Arc<Engine> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         self.inputs
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .policies = previous.policies;
-        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = previous.saved;
-        if let Some(live) = previous.live {
+            .policies = pending.policies;
+        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = pending.saved;
+        if let Some(live) = pending.live {
             *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
         }
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = previous.engine;
+        self.swap_arc(pending.engine.clone());
+        pending.engine
     }
 
     /// The saved catalog's tools, overlaid by what the backends listed.

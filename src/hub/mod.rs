@@ -17,7 +17,7 @@ pub use authz::{
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
@@ -41,6 +41,14 @@ use crate::{
     mcp::catalog::{BackendLists, Catalog},
 };
 
+/// What calls are routed and decided on: the catalog (with the table of backends it was
+/// built from) and the authorization engine that knows its tools, published together.
+pub struct Generation {
+    pub catalog: Arc<Catalog>,
+    /// `None` until the first build: everything is denied.
+    pub engine: Option<Arc<crate::authz::Engine>>,
+}
+
 pub struct Hub {
     pub server: ServerSettings,
     pub auth: AuthSettings,
@@ -48,8 +56,8 @@ pub struct Hub {
     /// What each backend listed, by backend id (absent while it is down). Locked while a
     /// catalog is built, so the table and the lists it is built from agree.
     lists: Mutex<HashMap<usize, BackendLists>>,
-    /// The catalog snapshot, with the table of backends it was built from.
-    catalog: RwLock<Arc<Catalog>>,
+    /// What calls are routed and decided on, published whole.
+    current: arc_swap::ArcSwap<Generation>,
     /// The next backend id (never reused).
     next_backend: AtomicUsize,
     /// `[limits]` as the proxy started (a new backend's governance is made from it).
@@ -126,7 +134,10 @@ impl Hub {
             auth: config.auth.clone(),
             authn,
             lists: Mutex::new(HashMap::new()),
-            catalog: RwLock::new(Arc::new(catalog)),
+            current: arc_swap::ArcSwap::from_pointee(Generation {
+                catalog: Arc::new(catalog),
+                engine: None,
+            }),
             next_backend: AtomicUsize::new(config.backends.len()),
             limits: config.limits.clone(),
             supervisors: Mutex::new(Vec::new()),
@@ -151,7 +162,13 @@ impl Hub {
 
     /// The current authorization engine; `None` until the first build (everything denied).
     pub fn authz(&self) -> Option<Arc<crate::authz::Engine>> {
-        self.authz.engine()
+        self.current.load().engine.clone()
+    }
+
+    /// The generation calls are routed and decided on now: a call takes it once, at its
+    /// start, and finishes on it.
+    pub fn snapshot(&self) -> Arc<Generation> {
+        self.current.load_full()
     }
 
     /// Builds the authorization engine from the policies and every known tool.
@@ -216,14 +233,14 @@ impl Hub {
     /// catalog and every tool the backends listed.
     pub fn start_authz(&self) -> Result<(), Vec<crate::authz::PolicyError>> {
         self.authz.learn(&self.catalog());
-        self.authz.start()
+        self.authz.start()?;
+        let lists = lock(&self.lists);
+        self.publish(&lists, self.catalog());
+        Ok(())
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.load().catalog.clone()
     }
 
     pub fn lists_of(&self, id: usize) -> Option<BackendLists> {
@@ -253,7 +270,7 @@ impl Hub {
                 old.prompts != new.prompts,
                 old.resources != new.resources || old.templates != new.templates,
             ];
-            let learned = self.rebuild_catalog(&lists, table);
+            let (catalog, learned) = self.rebuild_catalog(&lists, table);
             // A backend's tools changed: regenerate the schema, re-validate, quarantine tools
             // whose new schema breaks a policy that names them. Before the first build
             // (startup) there is nothing to swap yet.
@@ -263,6 +280,8 @@ impl Hub {
             {
                 tracing::error!(errors = %authz::describe(&errors), "policies no longer validate with the new tools; keeping the previous engine");
             }
+            // The new catalog and the engine that knows its tools, together.
+            self.publish(&lists, catalog);
             (changed, learned && self.authz.engine().is_some())
         };
         if rebuilt && let Err(e) = self.record_lifecycle(crate::audit::Kind::Policy).await {
@@ -290,16 +309,32 @@ impl Hub {
         }
     }
 
-    /// Builds the catalog of `table` from `lists` (held locked by the caller) and makes it
-    /// current; true when authorization learned of new or changed tools.
-    fn rebuild_catalog(&self, lists: &HashMap<usize, BackendLists>, table: Arc<Table>) -> bool {
+    /// Builds the catalog of `table` from `lists` (held locked by the caller); true when
+    /// authorization learned of new or changed tools.
+    fn rebuild_catalog(
+        &self,
+        lists: &HashMap<usize, BackendLists>,
+        table: Arc<Table>,
+    ) -> (Arc<Catalog>, bool) {
         let catalog = Catalog::of(table, lists, &self.server.separator);
         for c in &catalog.collisions {
             tracing::warn!(kind = c.kind, name = %c.exposed, backend = %c.backend, reason = c.reason, "name left out of the catalog");
         }
         let learned = self.authz.learn(&catalog);
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
-        learned
+        (Arc::new(catalog), learned)
+    }
+
+    /// Makes `catalog`, with the engine built last, the generation calls see. Under the
+    /// lists lock (`_lists`): publications never interleave.
+    fn publish(
+        &self,
+        _lists: &std::sync::MutexGuard<'_, HashMap<usize, BackendLists>>,
+        catalog: Arc<Catalog>,
+    ) {
+        self.current.store(Arc::new(Generation {
+            catalog,
+            engine: self.authz.engine(),
+        }));
     }
 
     /// The catalog `table` would have with what its backends listed so far.
@@ -307,10 +342,13 @@ impl Hub {
         Catalog::of(table, &lock(&self.lists), &self.server.separator)
     }
 
-    /// Makes `table` the backends in force, with the catalog built from it, in one step;
-    /// lists of backends that left are dropped.
-    pub(crate) fn swap_backends(&self, table: Arc<Table>) {
+    /// Puts a reload in force in one step: its engine (`pending`) and, when its backends
+    /// changed, `table` with the catalog built from it; lists of backends that left are
+    /// dropped.
+    pub(crate) fn install(&self, pending: authz::Pending, table: Option<Arc<Table>>) {
         let mut lists = lock(&self.lists);
+        self.authz.commit(pending);
+        let table = table.unwrap_or_else(|| self.backends());
         let pending: HashSet<usize> = lists.keys().copied().collect();
         for id in pending {
             // Lists of a backend not in the new table: one that left (a starting one is
@@ -319,7 +357,8 @@ impl Hub {
                 lists.remove(&id);
             }
         }
-        self.rebuild_catalog(&lists, table);
+        let (catalog, _) = self.rebuild_catalog(&lists, table);
+        self.publish(&lists, catalog);
     }
 
     /// Tells every client that every list may have changed (the policies did).

@@ -271,7 +271,7 @@ impl Hub {
             };
             self.authz.live_with(&candidate, stays)
         });
-        let (engine, previous) = match self.authz.replace(&new, live) {
+        let pending = match self.authz.replace(&new, live) {
             Ok(replaced) => replaced,
             Err(errors) => {
                 self.stop_unused(&started);
@@ -283,7 +283,7 @@ impl Hub {
                 ));
             }
         };
-        let new_hash = engine.policy_set_hash().to_owned();
+        let new_hash = pending.engine.policy_set_hash().to_owned();
         let mut detail = BTreeMap::from([
             ("trigger".to_owned(), trigger.to_owned()),
             (
@@ -307,9 +307,12 @@ impl Hub {
         } else {
             crate::audit::Kind::Policy
         };
-        if let Err(e) = self.record_lifecycle_with(kind, detail).await {
-            // A configuration in force that the log cannot account for does not stand.
-            self.authz.restore(previous);
+        // Recorded before it is in force: a configuration the log cannot account for never
+        // serves a call.
+        if let Err(e) = self
+            .record_lifecycle_as(kind, detail, Some(&pending.engine))
+            .await
+        {
             self.stop_unused(&started);
             return self.finish(report(
                 Outcome::Refused,
@@ -320,8 +323,9 @@ impl Hub {
                 old_hash,
             ));
         }
+        // The new engine and (when they changed) the new backends, in force together.
+        self.install(pending, backends_change.then_some(new_table));
         if backends_change {
-            self.swap_backends(new_table);
             self.retire(plan.leaving.clone());
         }
         {

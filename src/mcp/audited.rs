@@ -133,8 +133,12 @@ impl Audited {
             notes,
         } = before;
         let result = handle.await;
-        let noted = notes.take();
-        let (decision, guard, redactions) = (noted.decision, noted.guard, noted.redactions);
+        let mut noted = notes.take();
+        let (decision, guard, redactions) = (
+            noted.decision.take(),
+            noted.guard.take(),
+            std::mem::take(&mut noted.redactions),
+        );
         if let Some((rule, path)) = guard {
             entry.detail.insert("guard".to_owned(), rule);
             entry.detail.insert("guard_path".to_owned(), path);
@@ -148,7 +152,8 @@ impl Audited {
         if let Some(d) = &decision {
             entry.decision = Some(audit.entries().decision(d));
         }
-        if let Some(engine) = self.hub.authz() {
+        // The policies the request was decided on (a reload may have come since).
+        if let Some(engine) = noted.engine.or_else(|| self.hub.authz()) {
             entry.policy_hash = Some(format!("sha256:{}", engine.policy_set_hash()));
             entry.schema_hash = Some(format!("sha256:{}", engine.schema_hash()));
         }

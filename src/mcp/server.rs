@@ -19,7 +19,7 @@ use crate::{
     authz::{Operation, RequestFacts},
     backend::{Backend, Origin, RecordedAs},
     error::CallError,
-    hub::Hub,
+    hub::{Generation, Hub},
     mcp::{
         catalog::{BadCursor, Catalog, Entry, Page},
         inputs::{self, InputRound},
@@ -106,6 +106,7 @@ impl ProxySession {
 
     async fn forward(
         &self,
+        generation: &Arc<Generation>,
         backend: &Arc<Backend>,
         request: ClientRequest,
         op: Op,
@@ -117,6 +118,7 @@ impl ProxySession {
         };
         let call = Call::new(CallData {
             backend: backend.clone(),
+            generation: generation.clone(),
             request,
             op,
             origin: self.origin(ctx),
@@ -131,6 +133,7 @@ impl ProxySession {
     /// for clients that cannot (see [`inputs`]).
     async fn forward_with_inputs<P: InputRound>(
         &self,
+        generation: &Arc<Generation>,
         backend: &Arc<Backend>,
         mut params: P,
         make: fn(P) -> ClientRequest,
@@ -140,14 +143,14 @@ impl ProxySession {
         let bridge = !inputs::client_handles_inputs(ctx);
         for _ in 0..inputs::MAX_INPUT_ROUNDS {
             let result = self
-                .forward(backend, make(params.clone()), op.clone(), ctx)
+                .forward(generation, backend, make(params.clone()), op.clone(), ctx)
                 .await?;
             let ServerResult::InputRequiredResult(required) = result else {
                 return Ok(result);
             };
             // What a backend asks of the client is decided like its own server requests,
             // whether the proxy asks the client or the client answers the result itself.
-            if !self.inputs_permitted(backend, &required, ctx) {
+            if !self.inputs_permitted(generation, backend, &required, ctx) {
                 return Err(CallError::Forbidden(
                     "the backend asked for input the gateway's policy does not permit".to_owned(),
                 )
@@ -166,6 +169,7 @@ impl ProxySession {
     /// for this caller.
     fn inputs_permitted(
         &self,
+        generation: &Generation,
         backend: &Backend,
         required: &InputRequiredResult,
         ctx: &RequestContext<RoleServer>,
@@ -185,7 +189,7 @@ impl ProxySession {
                     #[allow(unreachable_patterns)]
                     _ => return false,
                 };
-                stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(ctx))
+                stack::authz::allowed(&self.hub, generation, &principal, op, &facts, &notes(ctx))
             })
     }
 
@@ -196,21 +200,29 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let catalog = self.hub.catalog();
-        let target = resolve_uri(&catalog, exposed)?;
-        let backend = backend_of(&catalog, target.backend)?;
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
+        let target = resolve_uri(catalog, exposed)?;
+        let backend = backend_of(catalog, target.backend)?;
         let op = Op::Subscribe {
             backend: backend.name().to_owned(),
             uri: exposed.to_owned(),
         };
         // Decided for every subscriber, not only the first one the backend hears of.
         let facts = self.facts(ctx);
-        stack::authz::authorize(&self.hub, &principal(ctx), &op, &facts, &notes(ctx))?;
+        stack::authz::authorize(
+            &self.hub,
+            &generation,
+            &principal(ctx),
+            &op,
+            &facts,
+            &notes(ctx),
+        )?;
         if self.hub.sessions.subscribe(self.id, exposed) {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
             ));
-            if let Err(e) = self.forward(backend, request, op, ctx).await {
+            if let Err(e) = self.forward(&generation, backend, request, op, ctx).await {
                 self.hub.sessions.unsubscribe(self.id, exposed);
                 return Err(e.into());
             }
@@ -224,18 +236,19 @@ impl ProxySession {
         exposed: &str,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let catalog = self.hub.catalog();
-        let target = resolve_uri(&catalog, exposed)?;
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
+        let target = resolve_uri(catalog, exposed)?;
         if self.hub.sessions.unsubscribe(self.id, exposed) {
             let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
                 UnsubscribeRequestParams::new(target.name),
             ));
-            let backend = backend_of(&catalog, target.backend)?;
+            let backend = backend_of(catalog, target.backend)?;
             let op = Op::Subscribe {
                 backend: backend.name().to_owned(),
                 uri: exposed.to_owned(),
             };
-            self.forward(backend, request, op, ctx).await?;
+            self.forward(&generation, backend, request, op, ctx).await?;
         }
         Ok(())
     }
@@ -355,11 +368,12 @@ impl ServerHandler for ProxySession {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let engine = self.hub.authz();
         let listing = stack::authz::allowed(
             &self.hub,
+            &generation,
             &principal,
             Operation::ListTools,
             &facts,
@@ -368,9 +382,13 @@ impl ServerHandler for ProxySession {
         // A tool is listed unless no arguments could ever make its call allowed.
         let visible = |e: &Entry<Tool>| {
             listing
-                && engine.as_ref().is_some_and(|en| {
-                    stack::authz::tool_visible(&self.hub, en, &principal, &e.item.name, &facts)
-                })
+                && stack::authz::tool_visible(
+                    &self.hub,
+                    &generation,
+                    &principal,
+                    &e.item.name,
+                    &facts,
+                )
         };
         paged(
             catalog.tools_page(cursor(&request), self.page_size(), visible),
@@ -384,11 +402,12 @@ impl ServerHandler for ProxySession {
         mut request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let entry = catalog
             .tool(&request.name)
             .ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
-        let backend = backend_of(&catalog, entry.backend)?;
+        let backend = backend_of(catalog, entry.backend)?;
         let op = Op::CallTool {
             tool: request.name.to_string(),
             arguments: Arc::new(request.arguments.clone().unwrap_or_default()),
@@ -397,7 +416,7 @@ impl ServerHandler for ProxySession {
         scrub(&mut request.meta);
         let make = |p| ClientRequest::CallToolRequest(CallToolRequest::new(p));
         match self
-            .forward_with_inputs(backend, request, make, op, &ctx)
+            .forward_with_inputs(&generation, backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
@@ -414,10 +433,12 @@ impl ServerHandler for ProxySession {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
             &self.hub,
+            &generation,
             &principal,
             Operation::ListPrompts,
             &facts,
@@ -428,7 +449,15 @@ impl ServerHandler for ProxySession {
                 backend: catalog.backend_name(e.backend),
                 prompt: &e.item.name,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
+            listing
+                && stack::authz::allowed(
+                    &self.hub,
+                    &generation,
+                    &principal,
+                    op,
+                    &facts,
+                    &notes(&ctx),
+                )
         };
         paged(
             catalog.prompts_page(cursor(&request), self.page_size(), visible),
@@ -442,11 +471,12 @@ impl ServerHandler for ProxySession {
         mut request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let target = catalog
             .resolve_prompt(&request.name)
             .ok_or_else(|| CallError::UnknownPrompt(request.name.clone()))?;
-        let backend = backend_of(&catalog, target.backend)?;
+        let backend = backend_of(catalog, target.backend)?;
         let op = Op::GetPrompt {
             backend: backend.name().to_owned(),
             prompt: request.name.clone(),
@@ -456,7 +486,7 @@ impl ServerHandler for ProxySession {
         scrub(&mut request.meta);
         let make = |p| ClientRequest::GetPromptRequest(GetPromptRequest::new(p));
         match self
-            .forward_with_inputs(backend, request, make, op, &ctx)
+            .forward_with_inputs(&generation, backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
@@ -472,10 +502,12 @@ impl ServerHandler for ProxySession {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
             &self.hub,
+            &generation,
             &principal,
             Operation::ListResources,
             &facts,
@@ -486,7 +518,15 @@ impl ServerHandler for ProxySession {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
+            listing
+                && stack::authz::allowed(
+                    &self.hub,
+                    &generation,
+                    &principal,
+                    op,
+                    &facts,
+                    &notes(&ctx),
+                )
         };
         paged(
             catalog.resources_page(cursor(&request), self.page_size(), visible),
@@ -500,10 +540,12 @@ impl ServerHandler for ProxySession {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
             &self.hub,
+            &generation,
             &principal,
             Operation::ListResources,
             &facts,
@@ -516,7 +558,15 @@ impl ServerHandler for ProxySession {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri_template,
             };
-            listing && stack::authz::allowed(&self.hub, &principal, op, &facts, &notes(&ctx))
+            listing
+                && stack::authz::allowed(
+                    &self.hub,
+                    &generation,
+                    &principal,
+                    op,
+                    &facts,
+                    &notes(&ctx),
+                )
         };
         paged(
             catalog.templates_page(cursor(&request), self.page_size(), visible),
@@ -530,9 +580,10 @@ impl ServerHandler for ProxySession {
         mut request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let catalog = self.hub.catalog();
-        let target = resolve_uri(&catalog, &request.uri)?;
-        let backend = backend_of(&catalog, target.backend)?;
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
+        let target = resolve_uri(catalog, &request.uri)?;
+        let backend = backend_of(catalog, target.backend)?;
         let op = Op::ReadResource {
             backend: backend.name().to_owned(),
             uri: request.uri.clone(),
@@ -541,11 +592,11 @@ impl ServerHandler for ProxySession {
         scrub(&mut request.meta);
         let make = |p| ClientRequest::ReadResourceRequest(ReadResourceRequest::new(p));
         match self
-            .forward_with_inputs(backend, request, make, op, &ctx)
+            .forward_with_inputs(&generation, backend, request, make, op, &ctx)
             .await?
         {
             ServerResult::ReadResourceResult(mut result) => {
-                expose_contents(&catalog, target.backend, &mut result);
+                expose_contents(catalog, target.backend, &mut result);
                 Ok(ReadResourceResponse::Complete(result))
             }
             ServerResult::InputRequiredResult(result) => {
@@ -576,7 +627,8 @@ impl ServerHandler for ProxySession {
         mut request: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let catalog = self.hub.catalog();
+        let generation = self.hub.snapshot();
+        let catalog = &generation.catalog;
         let (backend, reference) = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
                 let target = catalog
@@ -590,7 +642,7 @@ impl ServerHandler for ProxySession {
                 (target.backend, reference)
             }
             Reference::Resource(resource) => {
-                let target = resolve_uri(&catalog, &resource.uri)?;
+                let target = resolve_uri(catalog, &resource.uri)?;
                 let reference = Op::ReadResource {
                     backend: catalog.backend_name(target.backend).to_owned(),
                     uri: std::mem::replace(&mut resource.uri, target.name),
@@ -613,13 +665,16 @@ impl ServerHandler for ProxySession {
             argument.insert("context".to_owned(), serde_json::json!(resolved));
         }
         let request = ClientRequest::CompleteRequest(CompleteRequest::new(request));
-        let backend = backend_of(&catalog, backend)?;
+        let backend = backend_of(catalog, backend)?;
         let op = Op::Complete {
             backend: backend.name().to_owned(),
             reference: Box::new(reference),
             argument,
         };
-        match self.forward(backend, request, op, &ctx).await? {
+        match self
+            .forward(&generation, backend, request, op, &ctx)
+            .await?
+        {
             ServerResult::CompleteResult(result) => Ok(result),
             _ => Err(unexpected("completion/complete")),
         }
@@ -632,8 +687,10 @@ impl ServerHandler for ProxySession {
     ) -> Result<(), McpError> {
         // The level applies to shared backend connections: an admin action.
         let facts = self.facts(&ctx);
+        let generation = self.hub.snapshot();
         if !stack::authz::allowed(
             &self.hub,
+            &generation,
             &principal(&ctx),
             Operation::SetLogLevel,
             &facts,

@@ -15,11 +15,13 @@ use std::sync::{Arc, Mutex};
 use crate::authz::Decision;
 
 /// What the layers below learned about one request.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Slot {
     /// The first decision taken for the request (its own action); later ones, such as
     /// input requests decided during the call, do not replace it.
     pub decision: Option<Decision>,
+    /// The engine that took it: the policy set and schema the request was decided on.
+    pub engine: Option<std::sync::Arc<crate::authz::Engine>>,
     /// The guard rule that blocked the call and where (never the matched text).
     pub guard: Option<(String, String)>,
     /// Replacements made in the result, by redaction rule.
@@ -28,8 +30,14 @@ pub struct Slot {
 
 /// One request's notes, or none (nothing records the request: no audit log, an admin
 /// request, a backend's own request).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Notes(Option<Arc<Mutex<Slot>>>);
+
+impl std::fmt::Debug for Notes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Notes" } else { "Notes(none)" })
+    }
+}
 
 impl Notes {
     /// Notes for a request that is recorded.
@@ -43,11 +51,13 @@ impl Notes {
         }
     }
 
-    /// Records `decision`, if it is the request's first.
-    pub fn decision(&self, decision: &Decision) {
+    /// Records `decision` and the engine that took it (none: the kill switch), if it is
+    /// the request's first.
+    pub fn decision(&self, decision: &Decision, engine: Option<&Arc<crate::authz::Engine>>) {
         self.with(|slot| {
             if slot.decision.is_none() {
                 slot.decision = Some(decision.clone());
+                slot.engine = engine.cloned();
             }
         });
     }
@@ -81,8 +91,8 @@ mod tests {
     #[test]
     fn the_first_decision_stays_and_unrecorded_requests_note_nothing() {
         let notes = Notes::recorded();
-        notes.decision(&Decision::deny("first".to_owned()));
-        notes.decision(&Decision::deny("second".to_owned()));
+        notes.decision(&Decision::deny("first".to_owned()), None);
+        notes.decision(&Decision::deny("second".to_owned()), None);
         let mut redactions = BTreeMap::from([("email".to_owned(), 2)]);
         notes.redactions(&redactions);
         redactions.insert("email".to_owned(), 1);

@@ -20,7 +20,7 @@ use crate::{
     authn::Principal,
     authz::{Decision, Operation, RequestFacts, facts_at},
     error::CallError,
-    hub::Hub,
+    hub::{Generation, Hub},
 };
 
 /// What a call does, in the exposed names policies are written against.
@@ -83,14 +83,18 @@ pub fn facts(client: &str, transport: &str, session: &str) -> RequestFacts {
 
 /// Why the kill switch refuses `op` for `principal` now, if it does: the principal, the
 /// backend that would serve it, or the tool is switched off.
-fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<String> {
+fn switched_off(
+    hub: &Hub,
+    generation: &Generation,
+    principal: &Principal,
+    op: &Operation<'_>,
+) -> Option<String> {
     if hub.switches.is_empty() {
         return None;
     }
-    let catalog;
+    let catalog = &generation.catalog;
     let (backend, tool) = match *op {
         Operation::CallTool { tool, .. } => {
-            catalog = hub.catalog();
             let backend = catalog.tool(tool).map(|e| catalog.backend_name(e.backend));
             (backend, Some(tool))
         }
@@ -114,7 +118,7 @@ fn switched_off(hub: &Hub, principal: &Principal, op: &Operation<'_>) -> Option<
 fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String, notes: &Notes) -> Decision {
     let decision = Decision::deny(why);
     count(hub, op, &decision);
-    notes.decision(&decision);
+    notes.decision(&decision, None);
     decision
 }
 
@@ -122,7 +126,7 @@ fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String, notes: &Notes) 
 /// some arguments could make its call allowed.
 pub fn tool_visible(
     hub: &Hub,
-    engine: &crate::authz::Engine,
+    generation: &Generation,
     principal: &Principal,
     tool: &str,
     facts: &RequestFacts,
@@ -131,34 +135,39 @@ pub fn tool_visible(
         tool,
         arguments: &JsonObject::new(),
     };
-    switched_off(hub, principal, &op).is_none() && engine.tool_visible(principal, tool, facts)
+    let Some(engine) = &generation.engine else {
+        return false;
+    };
+    switched_off(hub, generation, principal, &op).is_none()
+        && engine.tool_visible(principal, tool, facts)
 }
 
 /// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
 /// principal cannot see at all is reported exactly like an unknown tool.
 pub fn authorize(
     hub: &Hub,
+    generation: &Generation,
     principal: &Principal,
     op: &Op,
     facts: &RequestFacts,
     notes: &Notes,
 ) -> Result<Decision, CallError> {
     if let Op::Complete { reference, .. } = op {
-        authorize(hub, principal, reference, facts, notes)?;
+        authorize(hub, generation, principal, reference, facts, notes)?;
     }
-    if let Some(why) = switched_off(hub, principal, &op.as_operation()) {
+    if let Some(why) = switched_off(hub, generation, principal, &op.as_operation()) {
         let decision = refused_by_switch(hub, &op.as_operation(), why, notes);
         tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, "denied by the kill switch");
         return Err(CallError::Forbidden(decision.reason));
     }
-    let Some(engine) = hub.authz() else {
+    let Some(engine) = &generation.engine else {
         return Err(CallError::Forbidden(
             "authorization is not ready".to_owned(),
         ));
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
     count(hub, &op.as_operation(), &decision);
-    notes.decision(&decision);
+    notes.decision(&decision, Some(engine));
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
         tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
@@ -182,29 +191,31 @@ pub fn authorize(
 /// logging level): true when allowed.
 pub fn allowed(
     hub: &Hub,
+    generation: &Generation,
     principal: &Principal,
     op: Operation<'_>,
     facts: &RequestFacts,
     notes: &Notes,
 ) -> bool {
-    decide(hub, principal, op, facts, notes).is_some_and(|d| d.allowed)
+    decide(hub, generation, principal, op, facts, notes).is_some_and(|d| d.allowed)
 }
 
 /// [`allowed`], with the decision itself (none while authorization is not ready: a deny).
 pub fn decide(
     hub: &Hub,
+    generation: &Generation,
     principal: &Principal,
     op: Operation<'_>,
     facts: &RequestFacts,
     notes: &Notes,
 ) -> Option<Decision> {
-    if let Some(why) = switched_off(hub, principal, &op) {
+    if let Some(why) = switched_off(hub, generation, principal, &op) {
         return Some(refused_by_switch(hub, &op, why, notes));
     }
-    let engine = hub.authz()?;
+    let engine = generation.engine.as_ref()?;
     let decision = engine.decide(principal, &op, facts);
     count(hub, &op, &decision);
-    notes.decision(&decision);
+    notes.decision(&decision, Some(engine));
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
     }
@@ -277,7 +288,9 @@ impl Step for AuthzLayer {
             call.cancel.clone(),
         );
         let notes = &call.origin.notes;
-        if let Err(denied) = authorize(&self.hub, &call.origin.principal, &call.op, &facts, notes) {
+        let generation = &call.generation;
+        let principal = &call.origin.principal;
+        if let Err(denied) = authorize(&self.hub, generation, principal, &call.op, &facts, notes) {
             return Box::pin(std::future::ready(Err(denied)));
         }
         Box::pin(async move {

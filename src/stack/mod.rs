@@ -37,7 +37,7 @@ pub use custom::{CallLayer, Layers, StackPoint};
 use crate::{
     backend::{Backend, Origin},
     error::CallError,
-    hub::Hub,
+    hub::{Generation, Hub},
 };
 
 /// One request on its way to a backend: the vocabulary every layer speaks. Boxed: each
@@ -72,6 +72,9 @@ pub struct CallData {
     /// The backend that serves the target, as the call's catalog snapshot resolved it: the
     /// call finishes on it even if a reload removes it meanwhile.
     pub backend: Arc<Backend>,
+    /// The generation the call started on (its catalog resolved `backend`; its engine
+    /// decides the call).
+    pub generation: Arc<Generation>,
     /// The request with names and URIs already turned into the backend's own.
     pub request: ClientRequest,
     /// What it does, in exposed names: the authorization question.

@@ -70,6 +70,7 @@ where
             loop {
                 let again = Call::new(CallData {
                     backend: call.backend.clone(),
+                    generation: call.generation.clone(),
                     request: call.request.clone(),
                     op: call.op.clone(),
                     origin: call.origin.clone(),
