@@ -194,5 +194,5 @@ pub enum Error {
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
-    Switches(#[from] crate::hub::switches::SwitchError),
+    Switches(#[from] crate::switches::SwitchError),
 }

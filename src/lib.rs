@@ -59,6 +59,7 @@ mod http;
 mod ids;
 mod mcp;
 mod proxy;
+mod switches;
 mod telemetry;
 
 /// The configuration used when none is given: the demo backend built into this binary,

@@ -123,7 +123,7 @@ impl Proxy {
                 "no audit log and no `[admin] switches` file: kill switch changes last until the proxy stops"
             );
         }
-        let switches = Arc::new(crate::hub::switches::Switches::load_shared(
+        let switches = Arc::new(crate::switches::Switches::load_shared(
             switches_file,
             config.limits.redis.as_deref(),
         )?);

@@ -98,7 +98,14 @@ impl Relay {
             // Recorded by its own record (below), not as the call's decision.
             let unrecorded = crate::stack::audit::Notes::default();
             let now = hub.snapshot();
-            crate::stack::authz::decide(hub, &now, &origin.principal, op, &facts, &unrecorded)
+            crate::stack::authz::decide(
+                &hub.authority,
+                &now,
+                &origin.principal,
+                op,
+                &facts,
+                &unrecorded,
+            )
         });
         let action = request_method(&request);
         if !decision.as_ref().is_some_and(|d| d.allowed) {

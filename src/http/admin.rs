@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use crate::authn::Principal;
 use crate::authz::{AdminAction, Operation};
 use crate::hub::Hub;
-use crate::hub::switches::{Off, Target};
+use crate::switches::{Off, Target};
 
 /// The admin API's routes, to merge into the admin listener's router.
 pub fn routes(hub: Arc<Hub>) -> Router {
@@ -133,7 +133,7 @@ impl Caller {
         // An admin change is recorded by its own `config` record.
         let unrecorded = crate::stack::audit::Notes::default();
         let decision = crate::stack::authz::decide(
-            hub,
+            &hub.authority,
             &hub.snapshot(),
             &self.principal,
             Operation::Admin(action),
@@ -347,9 +347,9 @@ async fn enable(
 }
 
 /// A change the kill switch could not make (nothing changed).
-fn switch_failed(e: crate::hub::switches::SwitchError) -> Failure {
+fn switch_failed(e: crate::switches::SwitchError) -> Failure {
     let status = match e {
-        crate::hub::switches::SwitchError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
+        crate::switches::SwitchError::Shared(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Failure(status, format!("nothing changed: {e}"))

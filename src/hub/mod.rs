@@ -7,7 +7,6 @@ pub(crate) mod audit;
 mod authz;
 mod backends;
 pub mod reload;
-pub mod switches;
 
 pub use authz::{
     Started, attribute_decls, build_for_start, describe as describe_policy_errors, policy_sources,
@@ -20,7 +19,6 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use rmcp::{
@@ -31,7 +29,7 @@ use rmcp::{
     },
     service::Peer,
 };
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -39,15 +37,8 @@ use crate::{
     backend::{Backend, Table},
     config::{AuthSettings, BackendSettings, Config, ServerSettings},
     mcp::catalog::{BackendLists, Catalog},
+    stack::{Authority, Generation},
 };
-
-/// What calls are routed and decided on: the catalog (with the table of backends it was
-/// built from) and the authorization engine that knows its tools, published together.
-pub struct Generation {
-    pub catalog: Arc<Catalog>,
-    /// `None` until the first build: everything is denied.
-    pub engine: Option<Arc<crate::authz::Engine>>,
-}
 
 pub struct Hub {
     pub server: ServerSettings,
@@ -78,7 +69,7 @@ pub struct Hub {
     /// Notifications for 2026-07-28 clients listening with `subscriptions/listen`.
     pub changes: broadcast::Sender<ServerNotification>,
     log_level: Mutex<Option<LoggingLevel>>,
-    pub drain: Arc<Drain>,
+    pub drain: Arc<crate::stack::Drain>,
     authz: authz::AuthzState,
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// The audit log, when configured.
@@ -86,7 +77,9 @@ pub struct Hub {
     /// Shared state of the governance layers.
     pub governance: Arc<crate::governance::Governance>,
     /// What an operator switched off at runtime.
-    pub switches: Arc<switches::Switches>,
+    pub switches: Arc<crate::switches::Switches>,
+    /// The kill switch and the metrics, as decisions need them.
+    pub authority: Authority,
     /// The configuration in force and its reloads.
     generations: reload::Generations,
     /// The HTTP endpoint's sessions, once it is served (for the admin API).
@@ -117,10 +110,11 @@ impl Hub {
         config: &Config,
         authn: Arc<dyn Authenticate>,
         audit: Option<Arc<crate::audit::Audit>>,
-        switches: Arc<switches::Switches>,
+        switches: Arc<crate::switches::Switches>,
         layers: crate::stack::Layers,
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
+        let metrics: Arc<crate::telemetry::Metrics> = Arc::default();
         let backends = config
             .backends
             .iter()
@@ -151,9 +145,13 @@ impl Hub {
             log_level: Mutex::new(None),
             drain: Arc::default(),
             authz: authz::AuthzState::new(config),
-            metrics: Arc::default(),
+            metrics: metrics.clone(),
             audit,
             governance: Arc::new(crate::governance::Governance::new(config)),
+            authority: Authority {
+                switches: switches.clone(),
+                metrics: metrics.clone(),
+            },
             switches,
             generations: reload::Generations::new(config),
             session_directory: std::sync::OnceLock::new(),
@@ -196,6 +194,18 @@ impl Hub {
             }
         }
         Ok(())
+    }
+
+    /// What the call stack's layers share (each gets its part).
+    pub fn stack_parts(&self) -> crate::stack::Parts {
+        crate::stack::Parts {
+            stopping: self.stopping.clone(),
+            drain: self.drain.clone(),
+            authority: self.authority.clone(),
+            governance: self.governance.clone(),
+            metrics: self.metrics.clone(),
+            layers: self.layers.clone(),
+        }
     }
 
     /// The backends in force (the table of the current catalog).
@@ -511,48 +521,6 @@ impl Sessions {
             {
                 self.remove(id);
             }
-        }
-    }
-}
-
-/// Counts calls in flight so shutdown can wait for them.
-#[derive(Default)]
-pub struct Drain {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl Drain {
-    pub fn enter(self: &Arc<Self>) -> DrainGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        DrainGuard(self.clone())
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no call is in flight, or `timeout`; true when idle.
-    pub async fn wait_idle(&self, timeout: Duration) -> bool {
-        let wait = async {
-            loop {
-                let notified = self.idle.notified();
-                if self.in_flight() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
-    }
-}
-
-pub struct DrainGuard(Arc<Drain>);
-
-impl Drop for DrainGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
         }
     }
 }

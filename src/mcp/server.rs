@@ -19,12 +19,12 @@ use crate::{
     authz::{Operation, RequestFacts},
     backend::{Backend, Origin, RecordedAs},
     error::CallError,
-    hub::{Generation, Hub},
+    hub::Hub,
     mcp::{
         catalog::{BadCursor, Catalog, Entry, Page},
         inputs::{self, InputRound},
     },
-    stack::{self, Call, CallData, Op},
+    stack::{self, Call, CallData, Generation, Op},
 };
 
 /// The handler of one client session. For 2026-07-28 stateless requests rmcp makes one per
@@ -41,7 +41,7 @@ pub struct ProxySession {
 impl ProxySession {
     pub fn new(hub: Arc<Hub>) -> Self {
         let id = hub.sessions.next_id();
-        let stack = stack::build(&hub);
+        let stack = stack::build(&hub.stack_parts());
         Self {
             hub,
             id,
@@ -189,7 +189,14 @@ impl ProxySession {
                     #[allow(unreachable_patterns)]
                     _ => return false,
                 };
-                stack::authz::allowed(&self.hub, generation, &principal, op, &facts, &notes(ctx))
+                stack::authz::allowed(
+                    &self.hub.authority,
+                    generation,
+                    &principal,
+                    op,
+                    &facts,
+                    &notes(ctx),
+                )
             })
     }
 
@@ -211,7 +218,7 @@ impl ProxySession {
         // Decided for every subscriber, not only the first one the backend hears of.
         let facts = self.facts(ctx);
         stack::authz::authorize(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal(ctx),
             &op,
@@ -372,7 +379,7 @@ impl ServerHandler for ProxySession {
         let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal,
             Operation::ListTools,
@@ -383,7 +390,7 @@ impl ServerHandler for ProxySession {
         let visible = |e: &Entry<Tool>| {
             listing
                 && stack::authz::tool_visible(
-                    &self.hub,
+                    &self.hub.authority,
                     &generation,
                     &principal,
                     &e.item.name,
@@ -437,7 +444,7 @@ impl ServerHandler for ProxySession {
         let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal,
             Operation::ListPrompts,
@@ -451,7 +458,7 @@ impl ServerHandler for ProxySession {
             };
             listing
                 && stack::authz::allowed(
-                    &self.hub,
+                    &self.hub.authority,
                     &generation,
                     &principal,
                     op,
@@ -506,7 +513,7 @@ impl ServerHandler for ProxySession {
         let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal,
             Operation::ListResources,
@@ -520,7 +527,7 @@ impl ServerHandler for ProxySession {
             };
             listing
                 && stack::authz::allowed(
-                    &self.hub,
+                    &self.hub.authority,
                     &generation,
                     &principal,
                     op,
@@ -544,7 +551,7 @@ impl ServerHandler for ProxySession {
         let catalog = &generation.catalog;
         let (principal, facts) = (principal(&ctx), self.facts(&ctx));
         let listing = stack::authz::allowed(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal,
             Operation::ListResources,
@@ -560,7 +567,7 @@ impl ServerHandler for ProxySession {
             };
             listing
                 && stack::authz::allowed(
-                    &self.hub,
+                    &self.hub.authority,
                     &generation,
                     &principal,
                     op,
@@ -689,7 +696,7 @@ impl ServerHandler for ProxySession {
         let facts = self.facts(&ctx);
         let generation = self.hub.snapshot();
         if !stack::authz::allowed(
-            &self.hub,
+            &self.hub.authority,
             &generation,
             &principal(&ctx),
             Operation::SetLogLevel,

@@ -35,7 +35,11 @@ pub struct Notes(Option<Arc<Mutex<Slot>>>);
 
 impl std::fmt::Debug for Notes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Notes" } else { "Notes(none)" })
+        f.write_str(if self.0.is_some() {
+            "Notes"
+        } else {
+            "Notes(none)"
+        })
     }
 }
 

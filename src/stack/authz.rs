@@ -15,12 +15,12 @@ use tower::Service;
 
 use super::Call;
 use super::audit::Notes;
-use super::layer::{CallFuture, Step, forward, hub_layer};
+use super::layer::{CallFuture, Step, forward, step_layer};
 use crate::{
     authn::Principal,
     authz::{Decision, Operation, RequestFacts, facts_at},
     error::CallError,
-    hub::{Generation, Hub},
+    stack::Generation,
 };
 
 /// What a call does, in the exposed names policies are written against.
@@ -84,12 +84,12 @@ pub fn facts(client: &str, transport: &str, session: &str) -> RequestFacts {
 /// Why the kill switch refuses `op` for `principal` now, if it does: the principal, the
 /// backend that would serve it, or the tool is switched off.
 fn switched_off(
-    hub: &Hub,
+    authority: &Authority,
     generation: &Generation,
     principal: &Principal,
     op: &Operation<'_>,
 ) -> Option<String> {
-    if hub.switches.is_empty() {
+    if authority.switches.is_empty() {
         return None;
     }
     let catalog = &generation.catalog;
@@ -111,13 +111,18 @@ fn switched_off(
         | Operation::SetLogLevel
         | Operation::Admin(_) => (None, None),
     };
-    hub.switches.blocks(&principal.id, backend, tool)
+    authority.switches.blocks(&principal.id, backend, tool)
 }
 
 /// The decision of the kill switch, recorded and counted like a policy's.
-fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String, notes: &Notes) -> Decision {
+fn refused_by_switch(
+    authority: &Authority,
+    op: &Operation<'_>,
+    why: String,
+    notes: &Notes,
+) -> Decision {
     let decision = Decision::deny(why);
-    count(hub, op, &decision);
+    count(authority, op, &decision);
     notes.decision(&decision, None);
     decision
 }
@@ -125,7 +130,7 @@ fn refused_by_switch(hub: &Hub, op: &Operation<'_>, why: String, notes: &Notes) 
 /// Whether `principal` sees tool `tool` in its list: the kill switch lets it through and
 /// some arguments could make its call allowed.
 pub fn tool_visible(
-    hub: &Hub,
+    authority: &Authority,
     generation: &Generation,
     principal: &Principal,
     tool: &str,
@@ -138,14 +143,14 @@ pub fn tool_visible(
     let Some(engine) = &generation.engine else {
         return false;
     };
-    switched_off(hub, generation, principal, &op).is_none()
+    switched_off(authority, generation, principal, &op).is_none()
         && engine.tool_visible(principal, tool, facts)
 }
 
 /// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
 /// principal cannot see at all is reported exactly like an unknown tool.
 pub fn authorize(
-    hub: &Hub,
+    authority: &Authority,
     generation: &Generation,
     principal: &Principal,
     op: &Op,
@@ -153,10 +158,10 @@ pub fn authorize(
     notes: &Notes,
 ) -> Result<Decision, CallError> {
     if let Op::Complete { reference, .. } = op {
-        authorize(hub, generation, principal, reference, facts, notes)?;
+        authorize(authority, generation, principal, reference, facts, notes)?;
     }
-    if let Some(why) = switched_off(hub, generation, principal, &op.as_operation()) {
-        let decision = refused_by_switch(hub, &op.as_operation(), why, notes);
+    if let Some(why) = switched_off(authority, generation, principal, &op.as_operation()) {
+        let decision = refused_by_switch(authority, &op.as_operation(), why, notes);
         tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, "denied by the kill switch");
         return Err(CallError::Forbidden(decision.reason));
     }
@@ -166,7 +171,7 @@ pub fn authorize(
         ));
     };
     let decision = engine.decide(principal, &op.as_operation(), facts);
-    count(hub, &op.as_operation(), &decision);
+    count(authority, &op.as_operation(), &decision);
     notes.decision(&decision, Some(engine));
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
@@ -190,31 +195,31 @@ pub fn authorize(
 /// Decides an operation that has no call of its own (lists, server-initiated requests,
 /// logging level): true when allowed.
 pub fn allowed(
-    hub: &Hub,
+    authority: &Authority,
     generation: &Generation,
     principal: &Principal,
     op: Operation<'_>,
     facts: &RequestFacts,
     notes: &Notes,
 ) -> bool {
-    decide(hub, generation, principal, op, facts, notes).is_some_and(|d| d.allowed)
+    decide(authority, generation, principal, op, facts, notes).is_some_and(|d| d.allowed)
 }
 
 /// [`allowed`], with the decision itself (none while authorization is not ready: a deny).
 pub fn decide(
-    hub: &Hub,
+    authority: &Authority,
     generation: &Generation,
     principal: &Principal,
     op: Operation<'_>,
     facts: &RequestFacts,
     notes: &Notes,
 ) -> Option<Decision> {
-    if let Some(why) = switched_off(hub, generation, principal, &op) {
-        return Some(refused_by_switch(hub, &op, why, notes));
+    if let Some(why) = switched_off(authority, generation, principal, &op) {
+        return Some(refused_by_switch(authority, &op, why, notes));
     }
     let engine = generation.engine.as_ref()?;
     let decision = engine.decide(principal, &op, facts);
-    count(hub, &op, &decision);
+    count(authority, &op, &decision);
     notes.decision(&decision, Some(engine));
     if !decision.allowed {
         tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
@@ -223,7 +228,7 @@ pub fn decide(
 }
 
 /// Decisions and shadow outcomes, for the metrics.
-fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
+fn count(authority: &Authority, op: &Operation<'_>, decision: &Decision) {
     use crate::telemetry::{DecisionLabels, ShadowLabels};
     let operation = match op {
         Operation::CallTool { .. } => "call_tool",
@@ -241,7 +246,8 @@ fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
         Operation::Admin(action) => action.action(),
     };
     let verdict = if decision.allowed { "allow" } else { "deny" };
-    hub.metrics
+    authority
+        .metrics
         .decisions
         .get_or_create(&DecisionLabels {
             operation: operation.to_owned(),
@@ -254,13 +260,21 @@ fn count(hub: &Hub, op: &Operation<'_>, decision: &Decision) {
             effect: shadow.effect.to_string(),
             would_change: shadow.would_change.to_string(),
         };
-        hub.metrics.shadow.get_or_create(&labels).inc();
+        authority.metrics.shadow.get_or_create(&labels).inc();
     }
 }
 
-hub_layer!(
+/// What decides besides the policies, and where decisions are counted: the kill switch
+/// and the metrics. Each decision function takes it with the generation it decides on.
+#[derive(Clone)]
+pub struct Authority {
+    pub switches: std::sync::Arc<crate::switches::Switches>,
+    pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
+}
+
+step_layer!(
     /// The authorization layer of the call stack.
-    AuthzLayer
+    AuthzLayer { authority: Authority }
 );
 
 impl Step for AuthzLayer {
@@ -281,7 +295,7 @@ impl Step for AuthzLayer {
             _ => None,
         };
         let backend = call.backend.name();
-        let running = self.hub.switches.run(
+        let running = self.authority.switches.run(
             &call.origin.principal.id,
             backend,
             tool,
@@ -290,7 +304,14 @@ impl Step for AuthzLayer {
         let notes = &call.origin.notes;
         let generation = &call.generation;
         let principal = &call.origin.principal;
-        if let Err(denied) = authorize(&self.hub, generation, principal, &call.op, &facts, notes) {
+        if let Err(denied) = authorize(
+            &self.authority,
+            generation,
+            principal,
+            &call.op,
+            &facts,
+            notes,
+        ) {
             return Box::pin(std::future::ready(Err(denied)));
         }
         Box::pin(async move {

@@ -13,24 +13,21 @@ use rmcp::model::{ClientRequest, ServerResult};
 use tower::Service;
 
 use super::Call;
-use super::layer::{CallFuture, Step, forward, hub_layer};
+use super::layer::{CallFuture, Step, forward, step_layer};
 use crate::error::CallError;
 use crate::governance::breaker::State;
 use crate::telemetry::BreakerLabels;
 
-hub_layer!(BreakerLayer);
-hub_layer!(ConcurrencyLayer);
-/// The per-tool timeout: the backend's governance says it all.
-#[derive(Clone)]
-pub struct TimeoutLayer;
-
-impl<S> tower::Layer<S> for TimeoutLayer {
-    type Service = super::layer::Around<TimeoutLayer, S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        super::layer::Around::new(self.clone(), inner)
-    }
-}
+step_layer!(BreakerLayer {
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+});
+step_layer!(ConcurrencyLayer {
+    governance: std::sync::Arc<crate::governance::Governance>,
+});
+step_layer!(
+    /// The per-tool timeout: the backend's governance says it all.
+    TimeoutLayer {}
+);
 
 impl Step for BreakerLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
@@ -38,7 +35,7 @@ impl Step for BreakerLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let hub = self.hub.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let g = call.backend.governance.clone();
             let key = g.breakers.key(call.origin.principal.tenant.as_deref());
@@ -64,7 +61,7 @@ impl Step for BreakerLayer {
                     backend: g.name.clone(),
                     tenant,
                 };
-                hub.metrics.breakers.get_or_create(&labels).set(value);
+                metrics.breakers.get_or_create(&labels).set(value);
             }
             result
         })
@@ -77,11 +74,11 @@ impl Step for ConcurrencyLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let hub = self.hub.clone();
+        let governance = self.governance.clone();
         Box::pin(async move {
             let g = call.backend.governance.clone();
             let busy = || CallError::Busy(g.name.clone());
-            let _principal = match &hub.governance.principals {
+            let _principal = match &governance.principals {
                 Some(gates) => Some(
                     gates
                         .gate(&call.origin.principal.key())

@@ -22,12 +22,14 @@ use serde_json::Value;
 use tower::Service;
 
 use super::audit::Notes;
-use super::layer::{CallFuture, Step, forward, hub_layer};
+use super::layer::{CallFuture, Step, forward, step_layer};
 use super::{Call, Op};
 use crate::error::CallError;
 use crate::governance::Governance;
 
-hub_layer!(GuardsLayer);
+step_layer!(GuardsLayer {
+    governance: std::sync::Arc<Governance>,
+});
 
 /// A refusal, saying how the operator allows what it refused for this tool (`name`; empty
 /// for what no tool's settings cover: a resource URI, a completion).
@@ -76,7 +78,7 @@ impl Step for GuardsLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let guards = &self.hub.governance.guards;
+        let guards = &self.governance.guards;
         let Some((name, arguments)) = inbound(&call.op) else {
             return Box::pin(forward(next, call));
         };
@@ -88,7 +90,7 @@ impl Step for GuardsLayer {
             return Box::pin(forward(next, call));
         }
         let name = name.to_owned();
-        let governance = self.hub.governance.clone();
+        let governance = self.governance.clone();
         let notes = call.origin.notes.clone();
         Box::pin(async move {
             match forward(next, call).await {

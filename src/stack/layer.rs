@@ -88,19 +88,21 @@ where
     next.oneshot(call).await
 }
 
-/// A layer whose [`Step`] needs only the hub: the struct, its constructor and its
-/// `tower::Layer` impl (which wraps the next service in [`Around`]).
-macro_rules! hub_layer {
-    ($(#[$doc:meta])* $name:ident) => {
+/// A layer and the shared state its [`Step`] needs (each gets only what it uses): the
+/// struct, its constructor and its `tower::Layer` impl (which wraps the next service in
+/// [`Around`]).
+macro_rules! step_layer {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
-            hub: std::sync::Arc<crate::hub::Hub>,
+            $($field: $ty,)*
         }
 
         impl $name {
-            pub fn new(hub: std::sync::Arc<crate::hub::Hub>) -> Self {
-                $name { hub }
+            #[allow(clippy::new_without_default)]
+            pub fn new($($field: $ty),*) -> Self {
+                $name { $($field),* }
             }
         }
 
@@ -114,4 +116,4 @@ macro_rules! hub_layer {
     };
 }
 
-pub(crate) use hub_layer;
+pub(crate) use step_layer;

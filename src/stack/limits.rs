@@ -5,12 +5,14 @@
 use rmcp::model::ServerResult;
 use tower::Service;
 
-use super::layer::{CallFuture, Step, forward, hub_layer};
+use super::layer::{CallFuture, Step, forward, step_layer};
 use super::{Call, Op};
 use crate::error::CallError;
 use crate::governance::rate::Subject;
 
-hub_layer!(LimitsLayer);
+step_layer!(LimitsLayer {
+    governance: std::sync::Arc<crate::governance::Governance>,
+});
 
 impl Step for LimitsLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
@@ -19,12 +21,11 @@ impl Step for LimitsLayer {
         S::Future: Send,
     {
         // Most proxies configure no rate rule: then this layer costs one branch.
-        if !self.hub.governance.has_rate_limits() {
+        if !self.governance.has_rate_limits() {
             return Box::pin(forward(next, call));
         }
-        let hub = self.hub.clone();
+        let governance = self.governance.clone();
         Box::pin(async move {
-            let governance = &hub.governance;
             let backend = call.backend.name();
             let subject = Subject {
                 principal: &call.origin.principal,

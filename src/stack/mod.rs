@@ -31,14 +31,38 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-pub use authz::Op;
+pub use authz::{Authority, Op};
 pub use custom::{CallLayer, Layers, StackPoint};
+pub use drain::Drain;
 
 use crate::{
     backend::{Backend, Origin},
     error::CallError,
-    hub::{Generation, Hub},
+    governance::Governance,
+    mcp::catalog::Catalog,
+    telemetry::Metrics,
 };
+
+/// What calls are routed and decided on: the catalog (with the table of backends it was
+/// built from) and the authorization engine that knows its tools, published together by
+/// the hub. A call takes one at its start and finishes on it.
+pub struct Generation {
+    pub catalog: Arc<Catalog>,
+    /// `None` until the first build: everything is denied.
+    pub engine: Option<Arc<crate::authz::Engine>>,
+}
+
+/// What the layers share with every clone of the stack, each layer given only its part.
+pub struct Parts {
+    /// Cancelled when shutdown begins: no call gets past the drain layer.
+    pub stopping: CancellationToken,
+    pub drain: Arc<Drain>,
+    pub authority: Authority,
+    pub governance: Arc<Governance>,
+    pub metrics: Arc<Metrics>,
+    /// The embedding application's own layers.
+    pub layers: Layers,
+}
 
 /// One request on its way to a backend: the vocabulary every layer speaks. Boxed: each
 /// layer moves it on, and its parts are most of a kilobyte.
@@ -91,38 +115,47 @@ pub struct CallData {
 pub type CallService = BoxCloneSyncService<Call, ServerResult, CallError>;
 
 /// Builds the stack, outer layer first.
-pub fn build(hub: &Arc<Hub>) -> CallService {
+pub fn build(parts: &Parts) -> CallService {
     let stack = ServiceBuilder::new()
         // Drain accounting outermost: shutdown stops taking calls here and waits for
         // everything that got past this line.
-        .layer(drain::DrainLayer::new(hub.clone()))
+        .layer(drain::DrainLayer::new(
+            parts.stopping.clone(),
+            parts.drain.clone(),
+        ))
         // Authorization: nothing below runs without an Allow from Cedar; a denied call
         // costs nothing downstream (no rate-limit token, no cache lookup, no backend).
-        .layer(authz::AuthzLayer::new(hub.clone()))
+        .layer(authz::AuthzLayer::new(parts.authority.clone()))
         // The application's own layers (library mode): only permitted calls reach them.
-        .option_layer(hub.layers.after_authorization.layer())
+        .option_layer(parts.layers.after_authorization.layer())
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
-        .layer(limits::LimitsLayer::new(hub.clone()))
+        .layer(limits::LimitsLayer::new(parts.governance.clone()))
         // Guards: arguments checked before anything below sees them, results before they
         // leave; before the cache, so a stored result was guarded and a blocked call
         // never reaches it.
-        .layer(guards::GuardsLayer::new(hub.clone()))
+        .layer(guards::GuardsLayer::new(parts.governance.clone()))
         // Cache, then coalescing: a hit costs no backend call and no slot; identical
         // concurrent misses share one call. Both key on the caller's scope.
-        .layer(share::CacheLayer::new(hub.clone()))
-        .layer(share::CoalesceLayer::new(hub.clone()))
+        .layer(share::CacheLayer::new(
+            parts.governance.clone(),
+            parts.metrics.clone(),
+        ))
+        .layer(share::CoalesceLayer::new(
+            parts.governance.clone(),
+            parts.metrics.clone(),
+        ))
         // Retries of idempotent tools' failed calls, above the breaker so every attempt
         // is admitted and counted by it.
         .layer(retry::RetryLayer)
         // Per backend: breaker (a failing backend is answered at once, and sees the
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).
-        .layer(backend::BreakerLayer::new(hub.clone()))
-        .layer(backend::ConcurrencyLayer::new(hub.clone()))
-        .layer(backend::TimeoutLayer)
+        .layer(backend::BreakerLayer::new(parts.metrics.clone()))
+        .layer(backend::ConcurrencyLayer::new(parts.governance.clone()))
+        .layer(backend::TimeoutLayer::new())
         // The application's own layers closest to the backend, once per attempt.
-        .option_layer(hub.layers.before_backend.layer())
+        .option_layer(parts.layers.before_backend.layer())
         // Router: the catalog resolved the backend when the call began; send it there.
         .service(router::Router);
     BoxCloneSyncService::new(stack)

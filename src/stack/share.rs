@@ -7,12 +7,18 @@ use rmcp::model::{ClientRequest, ServerResult};
 use tower::Service;
 
 use super::Call;
-use super::layer::{CallFuture, Step, forward, hub_layer};
+use super::layer::{CallFuture, Step, forward, step_layer};
 use crate::error::CallError;
 use crate::governance::cache::{key, scope};
 
-hub_layer!(CacheLayer);
-hub_layer!(CoalesceLayer);
+step_layer!(CacheLayer {
+    governance: std::sync::Arc<crate::governance::Governance>,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+});
+step_layer!(CoalesceLayer {
+    governance: std::sync::Arc<crate::governance::Governance>,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
+});
 
 /// The backend's own name of a tool call's tool.
 fn tool_name(call: &Call) -> Option<&str> {
@@ -47,7 +53,7 @@ impl Step for CacheLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let gov = self.hub.governance.clone();
+        let gov = self.governance.clone();
         // The key is computed only for tools configured for it.
         let ttl = tool_name(&call)
             .and_then(|t| call.backend.governance.cache_ttl.get(t).copied())
@@ -56,8 +62,7 @@ impl Step for CacheLayer {
             return Box::pin(forward(next, call));
         };
         if let Some(hit) = gov.cache.get(&k) {
-            self.hub
-                .metrics
+            self.metrics
                 .cache
                 .get_or_create(&crate::telemetry::CacheLabels {
                     outcome: "hit".to_owned(),
@@ -65,8 +70,7 @@ impl Step for CacheLayer {
                 .inc();
             return Box::pin(std::future::ready(Ok((*hit).clone())));
         }
-        self.hub
-            .metrics
+        self.metrics
             .cache
             .get_or_create(&crate::telemetry::CacheLabels {
                 outcome: "miss".to_owned(),
@@ -92,14 +96,14 @@ impl Step for CoalesceLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let gov = self.hub.governance.clone();
+        let gov = self.governance.clone();
         let shared = tool_name(&call)
             .is_some_and(|t| call.backend.governance.coalesce.contains(t))
             .then(|| share_key(&call));
         let Some(k) = shared else {
             return Box::pin(forward(next, call));
         };
-        let metrics = self.hub.metrics.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             // The shared call must not end when its first caller cancels: it gets a token
             // of its own (the backend still hears of it if every caller goes away only
