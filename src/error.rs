@@ -77,6 +77,26 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// How a request that ended with this error is counted in the metrics (the
+    /// `outcome` label).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::Forbidden(_)
+            | CallError::UnknownTool(_)
+            | CallError::InvalidArguments(_) => "denied",
+            CallError::RateLimited { .. } => "rate_limited",
+            CallError::Blocked(_) => "blocked",
+            CallError::Busy(_) | CallError::NoChildLeft { .. } => "busy",
+            CallError::CircuitOpen { .. } => "circuit_open",
+            CallError::Timeout { .. } => "timeout",
+            CallError::Unavailable(_) | CallError::Closed(_) | CallError::ShuttingDown => {
+                "unavailable"
+            }
+            CallError::Cancelled => "cancelled",
+            _ => "error",
+        }
+    }
+
     /// The JSON-RPC error the client receives.
     pub fn to_mcp(&self) -> McpError {
         let message = self.to_string();

@@ -6,9 +6,20 @@ use std::sync::Mutex;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
     registry::Registry,
 };
+
+/// The histograms' buckets (a `fn` pointer, so families of them can be named).
+pub type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// What `/metrics` serves: OpenMetrics text, which is what the encoder writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -89,9 +100,33 @@ impl Rejection {
 
 pub struct Metrics {
     registry: Mutex<Registry>,
+    pub requests: Family<RequestLabels, Counter>,
+    /// The whole forwarded request, through the call stack.
+    pub request_seconds: Latencies<OperationLabels>,
+    /// The backend alone (what the proxy adds is the difference).
+    pub backend_seconds: Latencies<BackendLabels>,
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Decisions by the policy that determined them.
+    pub policy_decisions: Family<PolicyLabels, Counter>,
     pub shadow: Family<ShadowLabels, Counter>,
-    pub auth_failures: Counter,
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    pub guard_blocks: Family<RuleLabels, Counter>,
+    pub rate_limited: Family<RuleLabels, Counter>,
+    /// Calls refused for a full concurrency queue, by backend.
+    pub busy: Family<BackendLabels, Counter>,
+    pub breaker_transitions: Family<TransitionLabels, Counter>,
+    pub backend_up: Family<BackendLabels, Gauge>,
+    pub backend_restarts: Family<BackendLabels, Counter>,
+    pub backend_connect_seconds: Latencies<BackendLabels>,
+    /// Client sessions open (set when scraped).
+    pub sessions: Gauge,
+    /// Audit records durable in the local write-ahead log (set when scraped).
+    pub audit_wal_records: Gauge,
+    /// Audit records not yet in the object store (set when scraped).
+    pub audit_pending_upload: Gauge,
+    /// Seconds since the last signed checkpoint reached the store (set when scraped).
+    pub audit_checkpoint_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub audit_upload_errors: Counter,
     /// Requests refused because the audit log could not take their record (fail closed).
     pub audit_refusals: Counter,
     /// Response cache lookups by outcome.
@@ -113,12 +148,164 @@ pub struct ReloadLabels {
     pub outcome: &'static str,
 }
 
+/// A forwarded request: what it was, where it went, how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `tools/call`, `resources/read`, `prompts/get`, `completion/complete`, ...
+    pub operation: &'static str,
+    pub backend: String,
+    /// The exposed tool name of a `tools/call` (the operator's catalog), else `""`.
+    pub tool: String,
+    /// `ok`, `tool_error`, `denied`, `rate_limited`, `blocked`, `busy`, `circuit_open`,
+    /// `timeout`, `unavailable`, `cancelled`, `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// The policy's `@id` (or Cedar's `policyN`).
+    pub policy: String,
+    /// `allow` or `deny`: the decision it determined.
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// The guard rule or rate rule (the operator's names).
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub backend: String,
+    /// `closed`, `half_open` or `open`: the state entered.
+    pub to: &'static str,
+}
+
+/// Latency buckets from 100 µs to about 26 s (doubling).
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Latencies::new_with_constructor(latency_histogram as fn() -> _);
+        let backend_seconds = Latencies::new_with_constructor(latency_histogram as fn() -> _);
         let decisions = Family::<DecisionLabels, Counter>::default();
+        let policy_decisions = Family::<PolicyLabels, Counter>::default();
         let shadow = Family::<ShadowLabels, Counter>::default();
-        let auth_failures = Counter::default();
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        let guard_blocks = Family::<RuleLabels, Counter>::default();
+        let rate_limited = Family::<RuleLabels, Counter>::default();
+        let busy = Family::<BackendLabels, Counter>::default();
+        let breaker_transitions = Family::<TransitionLabels, Counter>::default();
+        let backend_up = Family::<BackendLabels, Gauge>::default();
+        let backend_restarts = Family::<BackendLabels, Counter>::default();
+        let backend_connect_seconds =
+            Latencies::new_with_constructor(latency_histogram as fn() -> _);
+        let sessions = Gauge::default();
+        let audit_wal_records = Gauge::default();
+        let audit_pending_upload = Gauge::default();
+        let audit_checkpoint_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let audit_upload_errors = Counter::default();
+        registry.register(
+            "mcp_warden_requests",
+            "Forwarded requests by operation, backend, tool and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "mcp_warden_request_duration_seconds",
+            "Time of a forwarded request through the whole call stack",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "mcp_warden_backend_duration_seconds",
+            "Time the backend took to answer (the proxy's own time is the difference)",
+            backend_seconds.clone(),
+        );
+        registry.register(
+            "mcp_warden_authz_policy_decisions",
+            "Decisions by the policy that determined them",
+            policy_decisions.clone(),
+        );
+        registry.register(
+            "mcp_warden_guard_blocks",
+            "Requests blocked by a content guard, by rule",
+            guard_blocks.clone(),
+        );
+        registry.register(
+            "mcp_warden_rate_limited",
+            "Calls refused by a rate rule",
+            rate_limited.clone(),
+        );
+        registry.register(
+            "mcp_warden_busy",
+            "Calls refused because a backend's concurrency queue was full",
+            busy.clone(),
+        );
+        registry.register(
+            "mcp_warden_breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            breaker_transitions.clone(),
+        );
+        registry.register(
+            "mcp_warden_backend_up",
+            "Whether the backend is connected (1) or not (0)",
+            backend_up.clone(),
+        );
+        registry.register(
+            "mcp_warden_backend_restarts",
+            "Backend connections that ended and were started again",
+            backend_restarts.clone(),
+        );
+        registry.register(
+            "mcp_warden_backend_connect_duration_seconds",
+            "Time to connect to a backend and complete its handshake",
+            backend_connect_seconds.clone(),
+        );
+        registry.register(
+            "mcp_warden_sessions",
+            "Client sessions open",
+            sessions.clone(),
+        );
+        registry.register(
+            "mcp_warden_audit_wal_records",
+            "Audit records durable in the local write-ahead log",
+            audit_wal_records.clone(),
+        );
+        registry.register(
+            "mcp_warden_audit_pending_upload",
+            "Audit records not yet in the object store",
+            audit_pending_upload.clone(),
+        );
+        registry.register(
+            "mcp_warden_audit_checkpoint_age_seconds",
+            "Seconds since the last signed checkpoint reached the object store",
+            audit_checkpoint_age.clone(),
+        );
+        registry.register(
+            "mcp_warden_audit_upload_errors",
+            "Failed attempts to write to the audit store",
+            audit_upload_errors.clone(),
+        );
         let audit_refusals = Counter::default();
         let cache = Family::<CacheLabels, Counter>::default();
         let coalesced = Counter::default();
@@ -168,7 +355,7 @@ impl Default for Metrics {
         );
         registry.register(
             "mcp_warden_authn_failures",
-            "Requests refused by authentication",
+            "Requests refused by authentication, by reason (missing, invalid)",
             auth_failures.clone(),
         );
         registry.register(
@@ -178,9 +365,25 @@ impl Default for Metrics {
         );
         Metrics {
             registry: Mutex::new(registry),
+            requests,
+            request_seconds,
+            backend_seconds,
             decisions,
+            policy_decisions,
             shadow,
             auth_failures,
+            guard_blocks,
+            rate_limited,
+            busy,
+            breaker_transitions,
+            backend_up,
+            backend_restarts,
+            backend_connect_seconds,
+            sessions,
+            audit_wal_records,
+            audit_pending_upload,
+            audit_checkpoint_age,
+            audit_upload_errors,
             audit_refusals,
             cache,
             coalesced,
@@ -193,6 +396,40 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a forwarded request and how long it took.
+    pub fn request(
+        &self,
+        operation: &'static str,
+        backend: &str,
+        tool: String,
+        outcome: &'static str,
+        took: std::time::Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                operation,
+                backend: backend.to_owned(),
+                tool,
+                outcome,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&OperationLabels {
+                operation,
+                backend: backend.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts something refused or changed for `backend` in `family`.
+    pub fn backend_event(&self, family: &Family<BackendLabels, Counter>, backend: &str) {
+        family
+            .get_or_create(&BackendLabels {
+                backend: backend.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts a client refused for going over `bound`.
     pub fn reject(&self, bound: Rejection) {
         self.rejections

@@ -110,6 +110,36 @@ pub(crate) struct Health {
     pub conflict: AtomicBool,
     /// Records durable in the WAL.
     pub durable: AtomicU64,
+    /// Failed writes to the store (segments and checkpoints).
+    pub upload_errors: AtomicU64,
+    /// When the last checkpoint reached the store (Unix µs; 0: none yet).
+    pub checkpoint_at_us: AtomicU64,
+}
+
+impl Health {
+    /// A log that works, with `durable` records in its WAL.
+    pub fn new(durable: u64) -> Health {
+        Health {
+            wal_ok: AtomicBool::new(true),
+            store_ok: AtomicBool::new(true),
+            conflict: AtomicBool::new(false),
+            durable: AtomicU64::new(durable),
+            upload_errors: AtomicU64::new(0),
+            checkpoint_at_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The log's state, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditStats {
+    /// Records durable in the local write-ahead log.
+    pub durable: u64,
+    /// Records the object store holds.
+    pub stored: u64,
+    pub upload_errors: u64,
+    /// When the last checkpoint reached the store (Unix µs), if one did.
+    pub checkpoint_at_us: Option<u64>,
 }
 
 /// Why a record could not be written, or the log cannot be used.
@@ -201,12 +231,7 @@ impl Audit {
                 tracing::warn!(error = %e, "could not list the audit store at startup; continuing on the write-ahead log")
             }
         }
-        let health = Arc::new(Health {
-            wal_ok: AtomicBool::new(true),
-            store_ok: AtomicBool::new(true),
-            conflict: AtomicBool::new(false),
-            durable: AtomicU64::new(recovered.tree.size()),
-        });
+        let health = Arc::new(Health::new(recovered.tree.size()));
         let active = wal::ActiveWal::create(&dir, recovered.tree.size(), wal::PREALLOCATE)
             .map_err(|e| AuditError::Open(format!("{}: {e}", dir.display())))?;
         let (uploads_tx, uploads_rx) = mpsc::unbounded_channel();
@@ -329,6 +354,17 @@ impl Audit {
 
     /// Seals what is in the WAL and waits (up to `timeout`) until the store holds every
     /// record appended so far. False when the store did not catch up in time.
+    /// Where the log stands: written locally, stored, failing.
+    pub fn stats(&self) -> AuditStats {
+        let at = self.health.checkpoint_at_us.load(Ordering::Acquire);
+        AuditStats {
+            durable: self.health.durable.load(Ordering::Acquire),
+            stored: *self.stored.borrow(),
+            upload_errors: self.health.upload_errors.load(Ordering::Acquire),
+            checkpoint_at_us: (at > 0).then_some(at),
+        }
+    }
+
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = oneshot::channel();
         if self.writer.submit(Msg::Seal(tx)).is_err() || rx.await.is_err() {

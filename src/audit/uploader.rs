@@ -63,6 +63,7 @@ impl Uploader {
                         return;
                     }
                     Err(e) => {
+                        self.health.upload_errors.fetch_add(1, Ordering::AcqRel);
                         if self.health.store_ok.swap(false, Ordering::AcqRel) {
                             tracing::warn!(error = %e, "the audit store is unreachable; the write-ahead log keeps every record until it is back");
                         }
@@ -87,6 +88,7 @@ impl Uploader {
                     match self.checkpoint().await {
                         Ok(()) => last_checkpoint = tokio::time::Instant::now(),
                         Err(e) => {
+                            self.health.upload_errors.fetch_add(1, Ordering::AcqRel);
                             tracing::warn!(error = %e, "heartbeat checkpoint failed");
                             last_checkpoint = tokio::time::Instant::now() - self.heartbeat + backoff;
                         }
@@ -143,6 +145,10 @@ impl Uploader {
             .sign(&body)
             .map_err(|e| StoreError::Local(format!("signing a checkpoint: {e}")))?;
         let key = checkpoint_key(&self.store.prefix, size, time_us);
-        self.store.create(&key, note.into_bytes()).await
+        self.store.create(&key, note.into_bytes()).await?;
+        self.health
+            .checkpoint_at_us
+            .store(time_us, Ordering::Release);
+        Ok(())
     }
 }

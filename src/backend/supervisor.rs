@@ -41,6 +41,7 @@ pub(crate) fn spawn_supervisor(
                 refresh: refresh_tx,
             };
             let direct_relay = relay.clone();
+            let connecting = tokio::time::Instant::now();
             let connected = tokio::select! {
                 c = connect_both(&backend, relay) => c,
                 _ = shutdown.cancelled() => return,
@@ -48,6 +49,14 @@ pub(crate) fn spawn_supervisor(
             let started = tokio::time::Instant::now();
             match connected {
                 Ok(((connection, endpoint), second)) => {
+                    if let Some(hub) = hub.upgrade() {
+                        hub.metrics
+                            .backend_connect_seconds
+                            .get_or_create(&crate::telemetry::BackendLabels {
+                                backend: backend.name().to_owned(),
+                            })
+                            .observe(connecting.elapsed().as_secs_f64());
+                    }
                     let first_peer = connection.peer().clone();
                     let listener = listen_for_changes(&backend, &first_peer, listen_tx);
                     // With a second connection on the handshake, that one is the backend's
@@ -150,6 +159,8 @@ pub(crate) fn spawn_supervisor(
                     backend.set_direct(None);
                     if let Some(hub) = hub.upgrade() {
                         hub.set_lists(backend.id, None).await;
+                        hub.metrics
+                            .backend_event(&hub.metrics.backend_restarts, backend.name());
                     }
                     if started.elapsed() > STABLE_AFTER {
                         backoff = BACKOFF_START;

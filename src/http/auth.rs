@@ -155,7 +155,15 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         // Shared by every layer that reads it (records, the call stack, session owners).
         Ok(principal) => Arc::new(principal),
         Err(e) => {
-            state.metrics.auth_failures.inc();
+            let reason = match e {
+                crate::authn::AuthError::Missing => "missing",
+                crate::authn::AuthError::Invalid(_) => "invalid",
+            };
+            state
+                .metrics
+                .auth_failures
+                .get_or_create(&crate::telemetry::ReasonLabels { reason })
+                .inc();
             if let Some(over) = state.failures.check(client) {
                 state.metrics.reject(Rejection::AuthFailureLimit);
                 if over.note {

@@ -141,15 +141,15 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
         .route(
             "/metrics",
             get({
-                let metrics = hub.metrics.clone();
+                let hub = hub.clone();
                 move || {
-                    let metrics = metrics.clone();
+                    let hub = hub.clone();
                     async move {
                         let content_type = (
                             axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
+                            crate::telemetry::CONTENT_TYPE,
                         );
-                        ([content_type], metrics.encode())
+                        ([content_type], hub.metrics_text())
                     }
                 }
             }),

@@ -196,6 +196,37 @@ impl Hub {
         Ok(())
     }
 
+    /// The metrics as `/metrics` serves them, with what is read when scraped (backends up,
+    /// sessions open, the audit log's backlog) brought up to date first.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        for backend in self.backends().iter() {
+            m.backend_up
+                .get_or_create(&crate::telemetry::BackendLabels {
+                    backend: backend.name().to_owned(),
+                })
+                .set(i64::from(backend.is_up()));
+        }
+        m.sessions.set(self.sessions.count() as i64);
+        if let Some(audit) = &self.audit {
+            let stats = audit.stats();
+            m.audit_wal_records.set(stats.durable as i64);
+            m.audit_pending_upload
+                .set(stats.durable.saturating_sub(stats.stored) as i64);
+            let counted = m.audit_upload_errors.get();
+            m.audit_upload_errors
+                .inc_by(stats.upload_errors.saturating_sub(counted));
+            if let Some(at) = stats.checkpoint_at_us {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64);
+                m.audit_checkpoint_age
+                    .set(now.saturating_sub(at) as f64 / 1e6);
+            }
+        }
+        m.encode()
+    }
+
     /// What the call stack's layers share (each gets its part).
     pub fn stack_parts(&self) -> crate::stack::Parts {
         crate::stack::Parts {

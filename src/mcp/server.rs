@@ -116,6 +116,8 @@ impl ProxySession {
         let Some(_admitted) = backend.calls.enter() else {
             return Err(CallError::Unavailable(backend.name().to_owned()));
         };
+        let started = std::time::Instant::now();
+        let (operation, tool) = op.metric_labels();
         let call = Call::new(CallData {
             backend: backend.clone(),
             generation: generation.clone(),
@@ -126,7 +128,16 @@ impl ProxySession {
             share_key: Default::default(),
         });
         use tower::ServiceExt;
-        self.stack.clone().oneshot(call).await
+        let result = self.stack.clone().oneshot(call).await;
+        let outcome = match &result {
+            Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        self.hub
+            .metrics
+            .request(operation, backend.name(), tool, outcome, started.elapsed());
+        result
     }
 
     /// Forwards a request that may come back input-required, answering the input rounds

@@ -58,6 +58,17 @@ pub enum Op {
 }
 
 impl Op {
+    /// The MCP method and the exposed tool (`""` for other operations), for the metrics.
+    pub fn metric_labels(&self) -> (&'static str, String) {
+        match self {
+            Op::CallTool { tool, .. } => ("tools/call", tool.clone()),
+            Op::ReadResource { .. } => ("resources/read", String::new()),
+            Op::Subscribe { .. } => ("resources/subscribe", String::new()),
+            Op::GetPrompt { .. } => ("prompts/get", String::new()),
+            Op::Complete { .. } => ("completion/complete", String::new()),
+        }
+    }
+
     pub fn as_operation(&self) -> Operation<'_> {
         match self {
             Op::CallTool { tool, arguments } => Operation::CallTool { tool, arguments },
@@ -246,6 +257,16 @@ fn count(authority: &Authority, op: &Operation<'_>, decision: &Decision) {
         Operation::Admin(action) => action.action(),
     };
     let verdict = if decision.allowed { "allow" } else { "deny" };
+    for policy in &decision.determining {
+        authority
+            .metrics
+            .policy_decisions
+            .get_or_create(&crate::telemetry::PolicyLabels {
+                policy: policy.clone(),
+                decision: verdict,
+            })
+            .inc();
+    }
     authority
         .metrics
         .decisions

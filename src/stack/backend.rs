@@ -23,6 +23,7 @@ step_layer!(BreakerLayer {
 });
 step_layer!(ConcurrencyLayer {
     governance: std::sync::Arc<crate::governance::Governance>,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
 });
 step_layer!(
     /// The per-tool timeout: the backend's governance says it all.
@@ -62,6 +63,18 @@ impl Step for BreakerLayer {
                     tenant,
                 };
                 metrics.breakers.get_or_create(&labels).set(value);
+                let to = match state {
+                    State::Closed => "closed",
+                    State::HalfOpen => "half_open",
+                    State::Open => "open",
+                };
+                metrics
+                    .breaker_transitions
+                    .get_or_create(&crate::telemetry::TransitionLabels {
+                        backend: g.name.clone(),
+                        to,
+                    })
+                    .inc();
             }
             result
         })
@@ -75,9 +88,13 @@ impl Step for ConcurrencyLayer {
         S::Future: Send,
     {
         let governance = self.governance.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let g = call.backend.governance.clone();
-            let busy = || CallError::Busy(g.name.clone());
+            let busy = || {
+                metrics.backend_event(&metrics.busy, &g.name);
+                CallError::Busy(g.name.clone())
+            };
             let _principal = match &governance.principals {
                 Some(gates) => Some(
                     gates

@@ -29,13 +29,25 @@ use crate::governance::Governance;
 
 step_layer!(GuardsLayer {
     governance: std::sync::Arc<Governance>,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
 });
 
 /// A refusal, saying how the operator allows what it refused for this tool (`name`; empty
 /// for what no tool's settings cover: a resource URI, a completion).
-fn blocked(name: &str, b: crate::governance::guards::Blocked, notes: &Notes) -> CallError {
+fn blocked(
+    name: &str,
+    b: crate::governance::guards::Blocked,
+    notes: &Notes,
+    metrics: &crate::telemetry::Metrics,
+) -> CallError {
     use crate::governance::guards::{MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH, MAX_RESULT_BYTES};
     notes.guard(&b.rule, &b.path);
+    metrics
+        .guard_blocks
+        .get_or_create(&crate::telemetry::RuleLabels {
+            rule: b.rule.clone(),
+        })
+        .inc();
     tracing::info!(rule = %b.rule, path = %b.path, "blocked by a guard");
     let section = if name.is_empty() {
         "[guards]".to_owned()
@@ -83,7 +95,7 @@ impl Step for GuardsLayer {
             return Box::pin(forward(next, call));
         };
         if let Err(b) = guards.check_arguments(name, &arguments) {
-            let refused = blocked(name, b, &call.origin.notes);
+            let refused = blocked(name, b, &call.origin.notes, &self.metrics);
             return Box::pin(std::future::ready(Err(refused)));
         }
         if !guards.guards_results(name) {
@@ -92,9 +104,10 @@ impl Step for GuardsLayer {
         let name = name.to_owned();
         let governance = self.governance.clone();
         let notes = call.origin.notes.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             match forward(next, call).await {
-                Ok(result) => outbound(&governance, &name, result, &notes),
+                Ok(result) => outbound(&governance, &name, result, &notes, &metrics),
                 Err(CallError::Backend(mut e)) => {
                     redact_error(&governance, &name, &mut e, &notes);
                     Err(CallError::Backend(e))
@@ -112,6 +125,7 @@ fn outbound(
     name: &str,
     result: ServerResult,
     notes: &Notes,
+    metrics: &crate::telemetry::Metrics,
 ) -> Result<ServerResult, CallError> {
     if !matches!(
         result,
@@ -127,7 +141,7 @@ fn outbound(
     let redactions = governance
         .guards
         .check_result(name, &mut value)
-        .map_err(|b| blocked(name, b, notes))?;
+        .map_err(|b| blocked(name, b, notes, metrics))?;
     if redactions.is_empty() {
         return Ok(result);
     }

@@ -12,6 +12,7 @@ use crate::governance::rate::Subject;
 
 step_layer!(LimitsLayer {
     governance: std::sync::Arc<crate::governance::Governance>,
+    metrics: std::sync::Arc<crate::telemetry::Metrics>,
 });
 
 impl Step for LimitsLayer {
@@ -25,6 +26,7 @@ impl Step for LimitsLayer {
             return Box::pin(forward(next, call));
         }
         let governance = self.governance.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let backend = call.backend.name();
             let subject = Subject {
@@ -37,6 +39,12 @@ impl Step for LimitsLayer {
             };
             if let Err(limited) = governance.check_rate(&subject).await {
                 tracing::info!(rule = %limited.rule, principal = %call.origin.principal.id, "rate limited");
+                metrics
+                    .rate_limited
+                    .get_or_create(&crate::telemetry::RuleLabels {
+                        rule: limited.rule.clone(),
+                    })
+                    .inc();
                 return Err(CallError::RateLimited {
                     rule: limited.rule,
                     retry_after_ms: limited.retry_after.as_millis().max(1) as u64,

@@ -130,11 +130,17 @@ pub fn build(parts: &Parts) -> CallService {
         .option_layer(parts.layers.after_authorization.layer())
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
-        .layer(limits::LimitsLayer::new(parts.governance.clone()))
+        .layer(limits::LimitsLayer::new(
+            parts.governance.clone(),
+            parts.metrics.clone(),
+        ))
         // Guards: arguments checked before anything below sees them, results before they
         // leave; before the cache, so a stored result was guarded and a blocked call
         // never reaches it.
-        .layer(guards::GuardsLayer::new(parts.governance.clone()))
+        .layer(guards::GuardsLayer::new(
+            parts.governance.clone(),
+            parts.metrics.clone(),
+        ))
         // Cache, then coalescing: a hit costs no backend call and no slot; identical
         // concurrent misses share one call. Both key on the caller's scope.
         .layer(share::CacheLayer::new(
@@ -152,11 +158,16 @@ pub fn build(parts: &Parts) -> CallService {
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).
         .layer(backend::BreakerLayer::new(parts.metrics.clone()))
-        .layer(backend::ConcurrencyLayer::new(parts.governance.clone()))
+        .layer(backend::ConcurrencyLayer::new(
+            parts.governance.clone(),
+            parts.metrics.clone(),
+        ))
         .layer(backend::TimeoutLayer::new())
         // The application's own layers closest to the backend, once per attempt.
         .option_layer(parts.layers.before_backend.layer())
         // Router: the catalog resolved the backend when the call began; send it there.
-        .service(router::Router);
+        .service(router::Router {
+            metrics: parts.metrics.clone(),
+        });
     BoxCloneSyncService::new(stack)
 }

@@ -10,9 +10,11 @@ use super::Call;
 use super::layer::CallFuture;
 use crate::error::CallError;
 
-/// Sends each call to the backend it carries.
+/// Sends each call to the backend it carries, and times the backend alone.
 #[derive(Clone)]
-pub struct Router;
+pub struct Router {
+    pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
+}
 
 impl Service<Call> for Router {
     type Response = ServerResult;
@@ -24,12 +26,21 @@ impl Service<Call> for Router {
     }
 
     fn call(&mut self, call: Call) -> CallFuture {
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let call = call.into_data();
             let backend = call.backend;
-            backend
+            let started = std::time::Instant::now();
+            let result = backend
                 .request(call.request, call.origin, call.cancel)
-                .await
+                .await;
+            metrics
+                .backend_seconds
+                .get_or_create(&crate::telemetry::BackendLabels {
+                    backend: backend.name().to_owned(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+            result
         })
     }
 }

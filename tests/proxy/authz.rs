@@ -244,9 +244,25 @@ async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels(
         "{metrics}"
     );
     assert!(metrics.contains(r#"mcp_warden_authz_shadow_total{policy="shadow-no-echo",effect="forbid",would_change="true"} 1"#), "{metrics}");
-    assert!(
-        metrics.contains("mcp_warden_authn_failures_total 1"),
-        "{metrics}"
+    for expected in [
+        r#"mcp_warden_authn_failures_total{reason="missing"} 1"#,
+        // Every forwarded request by operation, backend, tool and outcome; the denied one
+        // never reached the backend, whose own time is measured apart.
+        r#"mcp_warden_requests_total{operation="tools/call",backend="s",tool="s__echo",outcome="ok"} 1"#,
+        r#"mcp_warden_requests_total{operation="tools/call",backend="s",tool="s__crash",outcome="denied"} 1"#,
+        r#"mcp_warden_request_duration_seconds_count{operation="tools/call",backend="s"} 2"#,
+        r#"mcp_warden_backend_duration_seconds_count{backend="s"} 1"#,
+        r#"mcp_warden_backend_up{backend="s"} 1"#,
+        "mcp_warden_sessions 1",
+        r#"mcp_warden_authz_policy_decisions_total{policy="#,
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
+    assert!(metrics.trim_end().ends_with("# EOF"), "OpenMetrics");
+    let served = reqwest::get(format!("{}/metrics", proxy.admin)).await.unwrap();
+    assert_eq!(
+        served.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     assert!(
         !metrics.contains("ann") && !metrics.contains(ANALYST),

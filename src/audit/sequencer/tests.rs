@@ -3,7 +3,6 @@
 //! stops startup nor loses an answered record.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -28,12 +27,7 @@ fn sequencer(
         segment_records: 1_000_000,
         seal_interval: Duration::from_secs(3600),
         uploads,
-        health: Arc::new(Health {
-            wal_ok: AtomicBool::new(true),
-            store_ok: AtomicBool::new(true),
-            conflict: AtomicBool::new(false),
-            durable: AtomicU64::new(0),
-        }),
+        health: Arc::new(Health::new(0)),
         openings_file: None,
         opened: Instant::now(),
         buffer: Vec::new(),
