@@ -100,6 +100,8 @@ impl Rejection {
 
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Every family's name, as registered (for the documentation's checks).
+    families: Vec<&'static str>,
     pub requests: Family<RequestLabels, Counter>,
     /// The whole forwarded request, through the call stack.
     pub request_seconds: Latencies<OperationLabels>,
@@ -203,9 +205,22 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 19))
 }
 
+/// Registers `metric` as `name`, remembering the name.
+fn register(
+    registry: &mut Registry,
+    families: &mut Vec<&'static str>,
+    name: &'static str,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    families.push(name);
+    registry.register(name, help, metric);
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        let mut families = Vec::new();
         let requests = Family::<RequestLabels, Counter>::default();
         let request_seconds = Latencies::new_with_constructor(latency_histogram as fn() -> _);
         let backend_seconds = Latencies::new_with_constructor(latency_histogram as fn() -> _);
@@ -226,82 +241,114 @@ impl Default for Metrics {
         let audit_pending_upload = Gauge::default();
         let audit_checkpoint_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let audit_upload_errors = Counter::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_requests",
             "Forwarded requests by operation, backend, tool and outcome",
             requests.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_request_duration_seconds",
             "Time of a forwarded request through the whole call stack",
             request_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_backend_duration_seconds",
             "Time the backend took to answer (the proxy's own time is the difference)",
             backend_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_authz_policy_decisions",
             "Decisions by the policy that determined them",
             policy_decisions.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_guard_blocks",
             "Requests blocked by a content guard, by rule",
             guard_blocks.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_rate_limited",
             "Calls refused by a rate rule",
             rate_limited.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_busy",
             "Calls refused because a backend's concurrency queue was full",
             busy.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_breaker_transitions",
             "Circuit breaker state changes, by the state entered",
             breaker_transitions.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_backend_up",
             "Whether the backend is connected (1) or not (0)",
             backend_up.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_backend_restarts",
             "Backend connections that ended and were started again",
             backend_restarts.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_backend_connect_duration_seconds",
             "Time to connect to a backend and complete its handshake",
             backend_connect_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_sessions",
             "Client sessions open",
             sessions.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_audit_wal_records",
             "Audit records durable in the local write-ahead log",
             audit_wal_records.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_audit_pending_upload",
             "Audit records not yet in the object store",
             audit_pending_upload.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_audit_checkpoint_age_seconds",
             "Seconds since the last signed checkpoint reached the object store",
             audit_checkpoint_age.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_audit_upload_errors",
             "Failed attempts to write to the audit store",
             audit_upload_errors.clone(),
@@ -313,58 +360,79 @@ impl Default for Metrics {
         let rejections = Family::<RejectionLabels, Counter>::default();
         let connections = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_reloads",
             "Configuration reloads by outcome: applied, unchanged or refused (the running configuration kept)",
             reloads.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_http_rejections",
             "Clients refused at the HTTP layer for going over a bound, by bound",
             rejections.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_http_connections",
             "Client connections open on the MCP listener",
             connections.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_breaker_state",
             "Circuit breaker state per backend (and tenant): 0 closed, 1 half open, 2 open",
             breakers.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_cache_lookups",
             "Response cache lookups by outcome",
             cache.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_coalesced_calls",
             "Calls that shared an identical call in flight",
             coalesced.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_authz_decisions",
             "Authorization decisions by operation",
             decisions.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_authz_shadow",
             "Shadow policies that determined their would-be decision",
             shadow.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_authn_failures",
             "Requests refused by authentication, by reason (missing, invalid)",
             auth_failures.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "mcp_warden_audit_refusals",
             "Requests refused because the audit log could not record them",
             audit_refusals.clone(),
         );
         Metrics {
             registry: Mutex::new(registry),
+            families,
             requests,
             request_seconds,
             backend_seconds,
@@ -439,6 +507,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Every family's name (a counter is exposed with `_total`).
+    pub fn families(&self) -> &[&'static str] {
+        &self.families
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -447,5 +520,60 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `mcp_warden_…` names in `text`, without the suffixes the exposition adds.
+    fn families_in(text: &str) -> Vec<String> {
+        let mut names: Vec<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| t.starts_with("mcp_warden_"))
+            .map(|t| {
+                ["_total", "_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| t.strip_suffix(s))
+                    .unwrap_or(t)
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn the_example_alerts_use_real_metrics_and_the_readme_documents_every_one() {
+        let metrics = Metrics::default();
+        let registered = metrics.families();
+        let used = families_in(&read("deploy/prometheus/alerts.yml"));
+        assert!(used.len() >= 10, "{used:?}");
+        for family in &used {
+            assert!(
+                registered.contains(&family.as_str()),
+                "the alerts use `{family}`, which is not a metric"
+            );
+        }
+        let readme = read("README.md");
+        for family in registered {
+            assert!(
+                readme.contains(&format!("| `{family}` |")),
+                "`{family}` has no row in the README's metrics table"
+            );
+        }
+        let documented = families_in(&readme);
+        for family in documented {
+            assert!(
+                registered.contains(&family.as_str()),
+                "the README names `{family}`, which is not a metric"
+            );
+        }
     }
 }

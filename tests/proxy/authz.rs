@@ -259,7 +259,9 @@ async fn decisions_and_shadow_outcomes_are_counted_without_principals_in_labels(
         assert!(metrics.contains(expected), "{expected} in {metrics}");
     }
     assert!(metrics.trim_end().ends_with("# EOF"), "OpenMetrics");
-    let served = reqwest::get(format!("{}/metrics", proxy.admin)).await.unwrap();
+    let served = reqwest::get(format!("{}/metrics", proxy.admin))
+        .await
+        .unwrap();
     assert_eq!(
         served.headers()["content-type"],
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
