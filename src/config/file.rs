@@ -206,6 +206,9 @@ pub struct AdminSection {
     /// Where the kill switch's set is kept (relative to the config file); default
     /// `switches.json` in the audit log's state directory.
     pub switches: Option<String>,
+    /// Backends `/readyz` requires connected and answering a ping; default: any one
+    /// connected.
+    pub required_backends: Option<Vec<String>>,
 }
 
 /// `[[backends]]`: one MCP server behind the proxy.

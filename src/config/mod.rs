@@ -99,6 +99,8 @@ pub struct AdminSettings {
     /// The kill switch's file; `None`: next to the audit state (or, without an audit log,
     /// kept in memory only).
     pub switches: Option<PathBuf>,
+    /// Backends `/readyz` requires connected and answering (`None`: any one connected).
+    pub required_backends: Option<Vec<String>>,
 }
 
 impl AdminSettings {

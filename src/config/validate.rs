@@ -51,6 +51,14 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         .filter_map(|(i, b)| backend(i, b, &separator, &mut issues))
         .collect();
     cross_backend(&backends, &separator, &mut issues);
+    for name in file.admin.required_backends.iter().flatten() {
+        if !backends.iter().any(|b| &b.name == name) {
+            issues.push(
+                "admin.required_backends",
+                format!("`{name}` is not a configured backend"),
+            );
+        }
+    }
     let auth = super::auth::auth(
         file.auth.as_ref(),
         server.as_ref().map(|s| s.bind),
@@ -235,6 +243,7 @@ fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSettings> {
         Ok(addr) if addr.ip().is_loopback() => Some(AdminSettings {
             bind: addr,
             switches: file.admin.switches.as_ref().map(PathBuf::from),
+            required_backends: file.admin.required_backends.clone(),
         }),
         Ok(_) => {
             issues.push(

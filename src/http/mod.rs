@@ -11,6 +11,7 @@ pub mod body;
 pub mod client;
 mod endpoint;
 mod failures;
+mod health;
 mod hot;
 mod owners;
 pub mod serve;
@@ -18,9 +19,8 @@ mod sessions;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Json, Router, http::StatusCode, routing::get};
+use axum::{Router, routing::get};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::json;
 
 use crate::{hub::Hub, mcp::Audited};
 
@@ -158,28 +158,7 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
             "/readyz",
             get(move || {
                 let hub = ready_hub.clone();
-                async move {
-                    let table = hub.backends();
-                    let backends: serde_json::Map<_, _> = table
-                        .iter()
-                        .map(|b| {
-                            (
-                                b.name().to_owned(),
-                                json!(if b.is_up() { "up" } else { "down" }),
-                            )
-                        })
-                        .collect();
-                    let ready = !hub.stopping.is_cancelled() && table.iter().any(|b| b.is_up());
-                    let status = if ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (
-                        status,
-                        Json(json!({ "ready": ready, "backends": backends })),
-                    )
-                }
+                async move { health::readiness(&hub).await }
             }),
         )
 }

@@ -43,6 +43,8 @@ use crate::{
 pub struct Hub {
     pub server: ServerSettings,
     pub auth: AuthSettings,
+    /// The admin listener's settings (readiness reads them).
+    pub admin: crate::config::AdminSettings,
     pub authn: Arc<dyn Authenticate>,
     /// What each backend listed, by backend id (absent while it is down). Locked while a
     /// catalog is built, so the table and the lists it is built from agree.
@@ -126,6 +128,7 @@ impl Hub {
         Arc::new(Self {
             server: config.server.clone(),
             auth: config.auth.clone(),
+            admin: config.admin.clone(),
             authn,
             lists: Mutex::new(HashMap::new()),
             current: arc_swap::ArcSwap::from_pointee(Generation {

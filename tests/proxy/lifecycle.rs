@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use mcp_warden::Config;
+
 use crate::common::*;
 
 #[tokio::test]
@@ -121,4 +123,77 @@ async fn sigterm_drains_the_call_in_flight_and_exits_cleanly() {
         .expect("exits")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// `/readyz` lists every check; a required HTTP backend that stopped answering makes the
+/// proxy not ready (its connection still looked open), while one that is not required
+/// does not; the audit log's state is one of the checks.
+#[tokio::test]
+async fn readiness_checks_each_required_backend_with_a_ping_and_the_audit_log() {
+    let dir = crate::audit::scratch("readyz");
+    let store = format!("file://{}", dir.join("store").display());
+    let mut http = HttpTarget::start().await;
+    let toml = format!(
+        "[admin]\nrequired_backends = [\"h\"]\n{}{}{}",
+        stdio_backend("s", ""),
+        http_backend("h", &http.url, "connect_timeout_ms = 1500"),
+        crate::audit::audit_section(&store, &dir.join("state"), "")
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let readyz = || async {
+        let response = reqwest::get(format!("{}/readyz", proxy.admin))
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "{body}");
+    let checks = body["checks"].as_array().unwrap();
+    let named = |name: &str| checks.iter().find(|c| c["name"] == name).cloned();
+    for name in ["shutdown", "config", "policies", "audit", "backend:h"] {
+        assert_eq!(
+            named(name).map(|c| c["ok"].clone()),
+            Some(json!(true)),
+            "{name}: {body}"
+        );
+    }
+    assert!(
+        named("backend:h").unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("answered a ping in"),
+        "{body}"
+    );
+    assert!(named("backend:s").is_none(), "`s` is not required: {body}");
+
+    http.stop().await;
+    until(
+        "the stopped backend makes the proxy not ready",
+        10,
+        async || readyz().await.0 == 503,
+    )
+    .await;
+    let (_, body) = readyz().await;
+    assert_eq!(body["ready"], false);
+    let h = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "backend:h")
+        .cloned()
+        .unwrap();
+    assert_eq!(h["ok"], false, "{body}");
+
+    // A required backend that is not configured is a configuration error.
+    let bad = Config::from_toml_str(&with_auth(&format!(
+        "[admin]\nrequired_backends = [\"nope\"]\n{}",
+        stdio_backend("s", "")
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("admin.required_backends") && bad.contains("`nope`"),
+        "{bad}"
+    );
 }
