@@ -18,7 +18,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cli::source::Source;
 use mcp_warden::Proxy;
-use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,13 +27,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     name = "mcp-warden",
     version,
     about = "A zero-trust gateway for the Model Context Protocol",
-    after_help = "Logs go to stderr. Their level: the MCP_WARDEN_LOG environment variable, \
-                  in tracing's filter syntax (e.g. `debug`, `info,mcp_warden::backend=debug`; \
-                  default `info,rmcp=warn`)."
+    after_help = "Logs go to stderr, coloured only on a terminal and never with NO_COLOR set. \
+                  Their level: the MCP_WARDEN_LOG environment variable, else `[server] \
+                  log_level` in the configuration, in tracing's filter syntax (e.g. `debug`, \
+                  `info,mcp_warden::backend=debug`; default `info,rmcp=warn`)."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: cli::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -113,16 +116,7 @@ fn main() -> ExitCode {
     } else {
         "info,rmcp=warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("MCP_WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_ansi(!matches!(cli.command, Command::DemoServer { .. }))
-        .with_writer(std::io::stderr)
-        // A write error on stderr (a reader that went away) is not reported on stderr
-        // again: that report would panic, taking the MCP stream on stdout with it.
-        .log_internal_errors(false)
-        .init();
+    let logging = cli::logging::init(cli.log_format, default);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,7 +127,7 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, logging)) {
         Ok(code) => code,
         Err(e) => {
             err!("error: {e:#}");
@@ -142,7 +136,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check {
             source,
@@ -187,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // reloads.
             let hangup = hold_hangup();
             let mut config = source.load()?;
+            logging.apply(config.server.log_level.as_deref());
             let watch = (!no_watch)
                 .then(|| source.path().map(|p| (p.to_owned(), config.clone())))
                 .flatten();

@@ -41,6 +41,23 @@ pub fn pseudonym(key: &[u8], id: &str) -> String {
     format!("{}{}", super::show::PSEUDONYM_PREFIX, hex(&tag))
 }
 
+/// Principal ids as the log shows them (pseudonymised when the audit log pseudonymises):
+/// what the proxy's own logs print, so they never say more than the audit log does.
+#[derive(Clone, Default)]
+pub struct Pseudonyms {
+    key: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+impl Pseudonyms {
+    /// `p`'s id, or its pseudonym.
+    pub fn id<'a>(&self, p: &'a Principal) -> std::borrow::Cow<'a, str> {
+        match &self.key {
+            Some(key) => pseudonym(key, &p.id).into(),
+            None => p.id.as_str().into(),
+        }
+    }
+}
+
 /// Builds entry fields according to the log's settings.
 pub struct EntryBuilder {
     pseudonym_key: Option<Vec<u8>>,
@@ -58,6 +75,13 @@ impl EntryBuilder {
             pseudonym_key,
             disclose: settings.disclose.clone(),
         })
+    }
+
+    /// How the proxy's logs name principals (as this log does).
+    pub fn pseudonyms(&self) -> Pseudonyms {
+        Pseudonyms {
+            key: self.pseudonym_key.clone().map(std::sync::Arc::new),
+        }
     }
 
     /// The principal as recorded: its id replaced by `hmac-sha256:<hex>` when pseudonyms

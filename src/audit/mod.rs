@@ -49,7 +49,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use commit::{commitment, lookup};
-pub use entry::{EntryBuilder, pseudonym, read_pseudonym_key};
+pub use entry::{EntryBuilder, Pseudonyms, pseudonym, read_pseudonym_key};
 pub use note::{NoteSigner, NoteVerifier};
 pub use record::{Entry, Kind, Record};
 pub use store::Store;

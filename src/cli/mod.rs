@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod check;
+pub mod logging;
 pub mod output;
 pub mod policy;
 pub mod source;

@@ -156,6 +156,9 @@ pub struct TokenSection {
 pub struct ServerSection {
     /// `host:port`; default `127.0.0.1:8808`.
     pub bind: Option<String>,
+    /// Log level and per-module filters, in tracing's syntax (`info`,
+    /// `info,mcp_warden::backend=debug`); the `MCP_WARDEN_LOG` environment variable wins.
+    pub log_level: Option<String>,
     /// Path of the MCP endpoint; default `/mcp`.
     pub path: Option<String>,
     /// Between a backend's namespace and a tool or prompt name; default `__`.

@@ -52,6 +52,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// The log filter the file asks for (`MCP_WARDEN_LOG` wins).
+    pub log_level: Option<String>,
     pub path: String,
     pub separator: String,
     pub max_body_bytes: usize,

@@ -164,8 +164,15 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
         Some(secs) => Duration::from_secs(secs),
         None => Duration::from_secs(300),
     };
+    let log_level = file.server.log_level.clone();
+    if let Some(level) = &log_level
+        && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+    {
+        issues.push("server.log_level", format!("`{level}`: {e}"));
+    }
     Some(ServerSettings {
         bind: bind?,
+        log_level,
         path,
         separator,
         max_body_bytes,

@@ -117,6 +117,10 @@ impl Hub {
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
         let metrics: Arc<crate::telemetry::Metrics> = Arc::default();
+        let shown = audit
+            .as_ref()
+            .map(|a| a.entries().pseudonyms())
+            .unwrap_or_default();
         let backends = config
             .backends
             .iter()
@@ -154,6 +158,7 @@ impl Hub {
             authority: Authority {
                 switches: switches.clone(),
                 metrics: metrics.clone(),
+                shown,
             },
             switches,
             generations: reload::Generations::new(config),

@@ -58,6 +58,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// The exposed tool of a `tools/call`.
+    pub fn tool(&self) -> Option<&str> {
+        match self {
+            Op::CallTool { tool, .. } => Some(tool),
+            _ => None,
+        }
+    }
+
     /// The MCP method and the exposed tool (`""` for other operations), for the metrics.
     pub fn metric_labels(&self) -> (&'static str, String) {
         match self {
@@ -173,7 +181,7 @@ pub fn authorize(
     }
     if let Some(why) = switched_off(authority, generation, principal, &op.as_operation()) {
         let decision = refused_by_switch(authority, &op.as_operation(), why, notes);
-        tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, "denied by the kill switch");
+        tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, "denied by the kill switch");
         return Err(CallError::Forbidden(decision.reason));
     }
     let Some(engine) = &generation.engine else {
@@ -186,12 +194,14 @@ pub fn authorize(
     notes.decision(&decision, Some(engine));
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
-        tracing::info!(principal = %principal.id, policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
+        tracing::info!(principal = %authority.shown.id(principal), policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
     }
     if decision.allowed {
         return Ok(decision);
     }
-    tracing::info!(principal = %principal.id, ?op, reason = %decision.reason, policies = ?decision.determining, errors = ?decision.errors, "denied");
+    // Never the arguments: the audit log holds them as commitments, and the log must not
+    // say more.
+    tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, policies = ?decision.determining, errors = ?decision.errors, "denied");
     if let Op::CallTool { tool, .. } = op
         && !engine.tool_visible(principal, tool, facts)
     {
@@ -233,7 +243,7 @@ pub fn decide(
     count(authority, &op, &decision);
     notes.decision(&decision, Some(engine));
     if !decision.allowed {
-        tracing::debug!(principal = %principal.id, reason = %decision.reason, "denied");
+        tracing::debug!(principal = %authority.shown.id(principal), reason = %decision.reason, "denied");
     }
     Some(decision)
 }
@@ -291,6 +301,8 @@ fn count(authority: &Authority, op: &Operation<'_>, decision: &Decision) {
 pub struct Authority {
     pub switches: std::sync::Arc<crate::switches::Switches>,
     pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
+    /// Principal ids as the logs may print them (as the audit log records them).
+    pub shown: crate::audit::Pseudonyms,
 }
 
 step_layer!(

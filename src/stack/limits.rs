@@ -38,7 +38,7 @@ impl Step for LimitsLayer {
                 },
             };
             if let Err(limited) = governance.check_rate(&subject).await {
-                tracing::info!(rule = %limited.rule, principal = %call.origin.principal.id, "rate limited");
+                tracing::info!(rule = %limited.rule, backend = %call.backend.name(), "rate limited");
                 metrics
                     .rate_limited
                     .get_or_create(&crate::telemetry::RuleLabels {

@@ -21,6 +21,7 @@ mod http_limits;
 mod inputs;
 mod library;
 mod lifecycle;
+mod logs;
 mod peers;
 mod per_session;
 mod relay;
