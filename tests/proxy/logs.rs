@@ -134,7 +134,7 @@ async fn the_configured_log_level_applies_and_text_logs_have_no_colour_off_a_ter
     // With `warn`, the informational start lines do not appear: wait for the process
     // to serve (the admin listener answers), then read what it logged.
     let admin = format!("127.0.0.1:{}", free_port());
-    let mut child = tokio::process::Command::new(warden_exe())
+    let child = tokio::process::Command::new(warden_exe())
         .args(["serve", "--bind", "127.0.0.1:0", "--admin-bind"])
         .arg(&admin)
         .arg("--config")
