@@ -136,7 +136,10 @@ pub async fn require_auth(state: Arc<AuthState>, mut request: Request, next: Nex
     request
         .extensions_mut()
         .insert(ids::RequestId(request_id.clone()));
-    let mut response = authenticated(&state, request, next).await;
+    // Every log line of the request carries its id (the span goes into the call's task).
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut response =
+        tracing::Instrument::instrument(authenticated(&state, request, next), span).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

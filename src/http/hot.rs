@@ -18,6 +18,7 @@
 //! cancel a call half way through its audit record.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use axum::{
     body::Body,
@@ -390,17 +391,21 @@ async fn call(
     ctx.extensions.insert(CallStream(tx));
     let running = session.clone();
     let call_id = id.clone();
-    let mut task = tokio::spawn(async move {
-        // rmcp's own dispatch: it also shapes the result for the session's revision
-        // (no `resultType` for older clients, error codes), as it does for its own calls.
-        let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
-        running.end_call(&call_id);
-        let message = match result {
-            Ok(result) => ServerJsonRpcMessage::response(result, call_id),
-            Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
-        };
-        serde_json::to_vec(&message).unwrap_or_default()
-    });
+    let mut task = tokio::spawn(
+        async move {
+            // rmcp's own dispatch: it also shapes the result for the session's revision
+            // (no `resultType` for older clients, error codes), as it does for its own calls.
+            let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
+            running.end_call(&call_id);
+            let message = match result {
+                Ok(result) => ServerJsonRpcMessage::response(result, call_id),
+                Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
+            };
+            serde_json::to_vec(&message).unwrap_or_default()
+        }
+        // The request's span (its id) goes with the call into its task.
+        .in_current_span(),
+    );
     let first = tokio::select! {
         biased;
         Some(first) = rx.recv() => Some(first),

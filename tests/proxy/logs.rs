@@ -104,6 +104,12 @@ async fn json_logs_name_principals_as_the_audit_log_does_and_never_print_argumen
     let principal = denial["fields"]["principal"].as_str().unwrap_or_default();
     assert!(principal.starts_with("hmac-sha256:"), "{denial}");
     assert_eq!(denial["fields"]["tool"], "s__slow", "{denial}");
+    // The request's span, with the id the client got in `warden-request-id`.
+    assert_eq!(denial["span"]["name"], "request", "{denial}");
+    assert!(
+        denial["span"]["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{denial}"
+    );
     for line in &seen {
         assert!(
             !line.contains("987654"),
