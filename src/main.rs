@@ -52,7 +52,8 @@ enum Command {
         /// Listen address, overriding `server.bind`
         #[arg(long)]
         bind: Option<SocketAddr>,
-        /// Admin listener (`/metrics`, `/readyz`), overriding `admin.bind`; loopback only
+        /// Admin listener (`/metrics`, `/readyz`), overriding `admin.bind`; loopback unless
+        /// `[admin] allow_remote = true`
         #[arg(long)]
         admin_bind: Option<SocketAddr>,
         /// Do not reload when the configuration or a policy file changes on disk (SIGHUP
@@ -202,10 +203,13 @@ async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCod
                 anyhow::bail!("auth.resource: {message}");
             }
             anyhow::ensure!(
-                config.admin.bind.ip().is_loopback(),
-                "admin.bind: must be a loopback address (its /metrics and /readyz are not authenticated), not {}",
+                config.admin.bind.ip().is_loopback() || config.admin.allow_remote,
+                "admin.bind: must be a loopback address (its /metrics and /readyz are not authenticated), not {} (`[admin] allow_remote = true` allows it)",
                 config.admin.bind
             );
+            if !config.admin.bind.ip().is_loopback() {
+                tracing::warn!(bind = %config.admin.bind, "the admin listener is off loopback (allow_remote): /metrics and /readyz answer whoever reaches it; the admin API still authenticates");
+            }
             let admin_addr = config.admin.bind;
             let addr = config.server.bind;
             let path = config.server.path.clone();

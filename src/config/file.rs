@@ -212,6 +212,9 @@ pub struct AdminSection {
     /// Backends `/readyz` requires connected and answering a ping; default: any one
     /// connected.
     pub required_backends: Option<Vec<String>>,
+    /// Lets `bind` be an address off loopback (a container whose probes and scraper come
+    /// from outside): `/metrics` and `/readyz` answer whoever reaches it.
+    pub allow_remote: Option<bool>,
 }
 
 /// `[[backends]]`: one MCP server behind the proxy.

@@ -103,6 +103,8 @@ pub struct AdminSettings {
     pub switches: Option<PathBuf>,
     /// Backends `/readyz` requires connected and answering (`None`: any one connected).
     pub required_backends: Option<Vec<String>>,
+    /// `bind` may be off loopback (asked for explicitly).
+    pub allow_remote: bool,
 }
 
 impl AdminSettings {

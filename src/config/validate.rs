@@ -246,17 +246,19 @@ fn parse_net(text: &str) -> Option<ipnet::IpNet> {
 
 fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSettings> {
     let bind = file.admin.bind.as_deref().unwrap_or(DEFAULT_ADMIN_BIND);
+    let remote = file.admin.allow_remote.unwrap_or(false);
     match bind.parse::<SocketAddr>() {
-        Ok(addr) if addr.ip().is_loopback() => Some(AdminSettings {
+        Ok(addr) if addr.ip().is_loopback() || remote => Some(AdminSettings {
             bind: addr,
             switches: file.admin.switches.as_ref().map(PathBuf::from),
             required_backends: file.admin.required_backends.clone(),
+            allow_remote: remote,
         }),
         Ok(_) => {
             issues.push(
                 "admin.bind",
                 format!(
-                    "`{bind}` must be a loopback address: its /metrics and /readyz are not authenticated"
+                    "`{bind}` must be a loopback address: its /metrics and /readyz are not authenticated (`allow_remote = true` allows it, for probes and scrapers from outside)"
                 ),
             );
             None

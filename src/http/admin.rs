@@ -73,7 +73,7 @@ impl IntoResponse for Failure {
 type Answer = Result<Json<Value>, Failure>;
 
 async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: Next) -> Response {
-    if let Some(why) = from_a_page(&request) {
+    if let Some(why) = from_a_page(&request, hub.admin.allow_remote) {
         tracing::warn!("admin API: refused a request {why}");
         return Failure(StatusCode::FORBIDDEN, format!("refused: {why}")).into_response();
     }
@@ -104,10 +104,15 @@ async fn authenticate(State(hub): State<Arc<Hub>>, mut request: Request, next: N
 /// Why a request looks like it comes from a web page rather than an operator's tool: it
 /// carries an `Origin` (browsers send one with every cross-site write and every fetch), or
 /// names a host that is not a loopback address (DNS rebinding: a page's own name resolving
-/// to 127.0.0.1). Tools like `curl` and `mcp-warden admin` send neither.
-fn from_a_page(request: &Request) -> Option<&'static str> {
+/// to 127.0.0.1). Tools like `curl` and `mcp-warden admin` send neither. A listener the
+/// operator put off loopback (`allow_remote`) is reached by other names: only `Origin`
+/// counts there.
+fn from_a_page(request: &Request, remote: bool) -> Option<&'static str> {
     if request.headers().contains_key(header::ORIGIN) {
         return Some("with an Origin header (the admin API takes no requests from web pages)");
+    }
+    if remote {
+        return None;
     }
     let host = request
         .headers()

@@ -162,3 +162,48 @@ fn check_live_fails_on_settings_that_name_nothing_and_on_quarantined_tools() {
         "{out}"
     );
 }
+
+/// The configurations shipped for Kubernetes pass `check` as written, with only the
+/// paths the cluster provides (the key from the Secret, the state volume) put elsewhere.
+#[test]
+fn the_kubernetes_configurations_pass_check() {
+    let dir = crate::audit::scratch("deploy-configs");
+    let keygen = Command::new(warden_exe())
+        .args([
+            "audit",
+            "keygen",
+            "--name",
+            "mcp.example.com/audit",
+            "--out",
+        ])
+        .arg(dir.join("audit"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::copy(
+        format!("{root}/deploy/kubernetes/base/main.cedar"),
+        dir.join("policies/main.cedar"),
+    )
+    .unwrap();
+    for file in [
+        "deploy/kubernetes/base/mcp-warden.toml",
+        "deploy/kubernetes/overlays/production/mcp-warden.toml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{file}"))
+            .unwrap()
+            .replace(
+                "/etc/mcp-warden/keys/audit.key",
+                &dir.join("audit.key").display().to_string(),
+            )
+            .replace(
+                "/var/lib/mcp-warden",
+                &dir.join("state").display().to_string(),
+            );
+        let config = dir.join("mcp-warden.toml");
+        std::fs::write(&config, text).unwrap();
+        let (ok, out) = check(&[], &config);
+        assert!(ok, "{file}: {out}");
+    }
+}

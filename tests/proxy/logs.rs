@@ -107,7 +107,9 @@ async fn json_logs_name_principals_as_the_audit_log_does_and_never_print_argumen
     // The request's span, with the id the client got in `warden-request-id`.
     assert_eq!(denial["span"]["name"], "request", "{denial}");
     assert!(
-        denial["span"]["id"].as_str().is_some_and(|id| !id.is_empty()),
+        denial["span"]["id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
         "{denial}"
     );
     for line in &seen {

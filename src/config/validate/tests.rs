@@ -465,3 +465,25 @@ fn a_toml_error_is_reported_at_its_line_and_column() {
         "{error}"
     );
 }
+
+#[test]
+fn the_admin_listener_leaves_loopback_only_when_asked_and_readiness_names_real_backends() {
+    let backend = "[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n";
+    let remote = ok(&format!(
+        "[admin]\nbind = \"0.0.0.0:8809\"\nallow_remote = true\nrequired_backends = [\"demo\"]\n{backend}"
+    ));
+    assert!(remote.admin.allow_remote);
+    assert_eq!(remote.admin.bind.to_string(), "0.0.0.0:8809");
+    assert_eq!(
+        remote.admin.required_backends.as_deref(),
+        Some(&["demo".to_owned()][..])
+    );
+    let refused = errors_joined(&errors(&format!(
+        "{ANON}[admin]\nbind = \"0.0.0.0:8809\"\nrequired_backends = [\"gone\"]\n{backend}"
+    )));
+    assert!(refused.contains("allow_remote = true"), "{refused}");
+    assert!(
+        refused.contains("admin.required_backends: `gone` is not a configured backend"),
+        "{refused}"
+    );
+}
