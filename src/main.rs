@@ -90,6 +90,14 @@ enum Command {
     Audit(cli::audit::AuditCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
+    /// Print a shell completion script (e.g. `mcp-warden completions bash >
+    /// /etc/bash_completion.d/mcp-warden`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `mcp-warden man > /usr/local/share/man/man1/mcp-warden.1`)
+    Man,
     /// Run the built-in demo MCP server over stdio, or over streamable HTTP at `/mcp`
     #[command(hide = true)]
     DemoServer {
@@ -154,6 +162,20 @@ async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCod
             let token = token.trim();
             anyhow::ensure!(!token.is_empty(), "no token on stdin");
             out!("{}", mcp_warden::authn::token_hash_hex(token));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "mcp-warden", &mut out);
+            out!("{}", String::from_utf8_lossy(&out).trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command).render(&mut out)?;
+            out!("{}", String::from_utf8_lossy(&out).trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::DemoServer { http: None } => {

@@ -783,3 +783,39 @@ fn check_fails_on_key_files_that_do_not_exist() {
         "{stderr}"
     );
 }
+
+/// Shell completions and the manual page come from the command's own definition.
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_commands() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(warden_exe())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    // Bash takes it, and completes the subcommands.
+    let script = std::env::temp_dir().join(format!("mcp-warden-{}.bash", std::process::id()));
+    std::fs::write(&script, &bash).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p mcp-warden",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    assert!(bash.contains("serve") && bash.contains("audit"), "{bash}");
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(run(&["completions", shell]).contains("serve"), "{shell}");
+    }
+    let man = run(&["man"]);
+    assert!(man.contains(".TH mcp-warden 1"), "{man}");
+    assert!(
+        man.contains("serve") && man.contains("MCP_WARDEN_LOG"),
+        "{man}"
+    );
+}
