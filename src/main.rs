@@ -235,6 +235,7 @@ async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCod
             let admin_addr = config.admin.bind;
             let addr = config.server.bind;
             let path = config.server.path.clone();
+            let tls = config.server.tls.is_some();
             let proxy = Proxy::from_config(config).await?;
             let handle = proxy.handle();
             handle.set_config_source(move || {
@@ -277,9 +278,10 @@ async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCod
                     "admin (metrics, readiness) on http://{}",
                     admin.local_addr()?
                 );
+                let scheme = if tls { "https" } else { "http" };
                 tracing::info!(
                     tools = handle.tool_names().len(),
-                    "mcp-warden listening on http://{local}{path}"
+                    "mcp-warden listening on {scheme}://{local}{path}"
                 );
                 proxy.serve_with_admin(listener, Some(admin)).await?;
             }

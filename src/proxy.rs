@@ -223,7 +223,7 @@ impl Proxy {
             let stop = hub.shutdown.clone();
             tokio::spawn(async move {
                 if let Err(e) =
-                    crate::http::serve::serve(admin, router, admin_limits, None, stop).await
+                    crate::http::serve::serve(admin, router, admin_limits, None, stop, None).await
                 {
                     tracing::error!(error = %e, "the admin listener stopped");
                 }
@@ -231,12 +231,21 @@ impl Proxy {
         }
         let listening = listener.local_addr()?;
         let router = crate::http::router(hub.clone(), listening);
+        // HTTPS when `[server.tls]` says so; its certificate is watched until shutdown.
+        let tls = match &hub.server.tls {
+            Some(settings) => Some(
+                crate::http::tls::acceptor(settings, hub.shutdown.clone())
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
         crate::http::serve::serve(
             listener,
             router,
             limits,
             Some(hub.metrics.clone()),
             hub.close_streams.clone(),
+            tls,
         )
         .await?;
         Ok(())

@@ -63,6 +63,18 @@ fn files_exist(config: &Config) -> Result<(), String> {
             }
         }
     }
+    if let Some(tls) = &config.server.tls {
+        let files = [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)];
+        for (field, path) in files.into_iter().chain(
+            tls.client_ca
+                .as_ref()
+                .map(|ca| ("server.tls.client_ca", ca)),
+        ) {
+            if !path.is_file() {
+                missing.push(format!("{field}: `{}` does not exist", path.display()));
+            }
+        }
+    }
     if missing.is_empty() {
         Ok(())
     } else {

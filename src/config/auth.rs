@@ -22,6 +22,16 @@ pub struct AuthSettings {
     pub attributes: BTreeMap<String, AttrKind>,
     pub issuers: Vec<IssuerSettings>,
     pub tokens: Vec<TokenSettings>,
+    /// Client certificates that name principals.
+    pub certificates: Vec<CertificateSettings>,
+}
+
+/// A client certificate's subject and the principal it names.
+#[derive(Debug, Clone)]
+pub struct CertificateSettings {
+    pub common_name: String,
+    pub organization: Option<String>,
+    pub principal: Principal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +136,10 @@ pub(super) fn auth(
     };
     let anonymous = a.anonymous.unwrap_or(false);
     if anonymous {
-        if !a.issuers.is_empty() || !a.tokens.is_empty() {
+        if !a.issuers.is_empty() || !a.tokens.is_empty() || !a.certificates.is_empty() {
             issues.push(
                 "auth.anonymous",
-                "cannot be combined with `issuers` or `tokens`",
+                "cannot be combined with `issuers`, `tokens` or `certificates`",
             );
         }
         if bind.is_some_and(|b| !b.ip().is_loopback()) {
@@ -138,10 +148,10 @@ pub(super) fn auth(
                 "only allowed when `server.bind` is a loopback address",
             );
         }
-    } else if a.issuers.is_empty() && a.tokens.is_empty() {
+    } else if a.issuers.is_empty() && a.tokens.is_empty() && a.certificates.is_empty() {
         issues.push(
             "auth",
-            "no way to authenticate: set `issuers`, `tokens` or `anonymous = true`",
+            "no way to authenticate: set `issuers`, `tokens`, `certificates` or `anonymous = true`",
         );
     }
     if let Some(resource) = &a.resource
@@ -208,6 +218,38 @@ pub(super) fn auth(
             tokens.push(t);
         }
     }
+    let mut certificates: Vec<CertificateSettings> = Vec::new();
+    for (i, c) in a.certificates.iter().enumerate() {
+        let at = |f: &str| format!("auth.certificates[{i}].{f}");
+        let common_name = c.common_name.clone().unwrap_or_default();
+        if common_name.is_empty() {
+            issues.push(at("common_name"), "required: the subject's CN");
+        }
+        let id = c.id.clone().unwrap_or_else(|| common_name.clone());
+        if certificates
+            .iter()
+            .any(|o| o.common_name == common_name && o.organization == c.organization)
+        {
+            issues.push(
+                format!("auth.certificates[{i}]"),
+                "the same subject as an earlier certificate",
+            );
+        }
+        let kind = kind(c.kind.as_deref(), &at("kind"), issues);
+        certificates.push(CertificateSettings {
+            common_name,
+            organization: c.organization.clone(),
+            principal: Principal {
+                id,
+                kind,
+                roles: c.roles.clone(),
+                tenant: c.tenant.clone(),
+                issuer: None,
+                namespace: None,
+                attributes: BTreeMap::new(),
+            },
+        });
+    }
     AuthSettings {
         anonymous,
         resource: a.resource.clone(),
@@ -215,6 +257,7 @@ pub(super) fn auth(
         attributes,
         issuers,
         tokens,
+        certificates,
     }
 }
 

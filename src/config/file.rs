@@ -83,6 +83,9 @@ pub struct AuthSection {
     pub issuers: Vec<IssuerSection>,
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
+    /// Client certificates that name principals (mTLS).
+    #[serde(default)]
+    pub certificates: Vec<CertificateSection>,
 }
 
 /// `[[auth.issuers]]`: an identity provider whose JWTs are accepted.
@@ -137,6 +140,37 @@ pub struct HintSection {
     pub open_world: Option<bool>,
 }
 
+/// `[server.tls]`: the certificate the proxy serves, and the client certificates it asks
+/// for (mTLS). PEM files, relative to the config file; read again when they change.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, leaf first.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// CA certificates that client certificates must chain to; asks clients for one.
+    pub client_ca: Option<String>,
+    /// `required` (default with `client_ca`): no connection without a valid client
+    /// certificate; `optional`: one is verified when presented, bearer tokens still work.
+    pub client_auth: Option<String>,
+}
+
+/// `[[auth.certificates]]`: a client certificate (verified against `server.tls.client_ca`)
+/// whose subject names a principal, as a token's hash does.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSection {
+    /// The subject's common name (CN).
+    pub common_name: Option<String>,
+    /// The subject's organization (O), when it must match too.
+    pub organization: Option<String>,
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub tenant: Option<String>,
+}
+
 /// `[[auth.tokens]]`: a static bearer token, stored only as its SHA-256.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +190,8 @@ pub struct TokenSection {
 pub struct ServerSection {
     /// `host:port`; default `127.0.0.1:8808`.
     pub bind: Option<String>,
+    /// Serve HTTPS directly (else plain HTTP, for TLS ended in front).
+    pub tls: Option<TlsSection>,
     /// Log level and per-module filters, in tracing's syntax (`info`,
     /// `info,mcp_warden::backend=debug`); the `MCP_WARDEN_LOG` environment variable wins.
     pub log_level: Option<String>,

@@ -17,8 +17,8 @@ use parse::parse_toml;
 
 pub use audit::AuditSection;
 pub use auth::{
-    AttrKind, AuthSettings, DEFAULT_FAILURES_PER_MINUTE, IssuerSettings, KeySource, TokenSettings,
-    resource_needed,
+    AttrKind, AuthSettings, CertificateSettings, DEFAULT_FAILURES_PER_MINUTE, IssuerSettings,
+    KeySource, TokenSettings, resource_needed,
 };
 pub use authz::{ALLOW_ALL, AuthzSettings};
 
@@ -52,6 +52,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
+    /// HTTPS served directly, when configured.
+    pub tls: Option<TlsSettings>,
     /// The log filter the file asks for (`MCP_WARDEN_LOG` wins).
     pub log_level: Option<String>,
     pub path: String,
@@ -178,6 +180,16 @@ pub enum Transport {
     },
     /// Served inside the embedding application (library mode only).
     InProcess(InProcess),
+}
+
+/// `[server.tls]`, paths resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    /// A client certificate is required (else verified when presented).
+    pub client_required: bool,
 }
 
 /// Expose/hide globs over a backend's own names.
@@ -320,6 +332,16 @@ impl Config {
             && file.is_relative()
         {
             *file = base.join(&*file);
+        }
+        if let Some(tls) = config.server.tls.as_mut() {
+            for file in [&mut tls.cert, &mut tls.key]
+                .into_iter()
+                .chain(tls.client_ca.as_mut())
+            {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
+            }
         }
         Ok(config)
     }

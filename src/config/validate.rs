@@ -51,6 +51,21 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         .filter_map(|(i, b)| backend(i, b, &separator, &mut issues))
         .collect();
     cross_backend(&backends, &separator, &mut issues);
+    let certificates = file
+        .auth
+        .as_ref()
+        .is_some_and(|a| !a.certificates.is_empty());
+    let client_ca = file
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    if certificates && !client_ca {
+        issues.push(
+            "auth.certificates",
+            "needs `server.tls.client_ca`: without it no client certificate is asked for",
+        );
+    }
     for name in file.admin.required_backends.iter().flatten() {
         if !backends.iter().any(|b| &b.name == name) {
             issues.push(
@@ -164,6 +179,41 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
         Some(secs) => Duration::from_secs(secs),
         None => Duration::from_secs(300),
     };
+    let tls = file.server.tls.as_ref().and_then(|t| {
+        let mut path = |value: &Option<String>, key: &str| match value.as_deref() {
+            Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+            _ => {
+                issues.push(format!("server.tls.{key}"), "required: a PEM file");
+                None
+            }
+        };
+        let (cert, key) = (path(&t.cert, "cert"), path(&t.key, "key"));
+        let client_ca = t.client_ca.as_deref().map(PathBuf::from);
+        let client_required = match (t.client_auth.as_deref(), &client_ca) {
+            (None | Some("required"), Some(_)) => true,
+            (Some("optional"), Some(_)) | (None, None) => false,
+            (Some("required" | "optional"), None) => {
+                issues.push(
+                    "server.tls.client_auth",
+                    "needs `client_ca`: the CA client certificates must chain to",
+                );
+                false
+            }
+            (Some(other), _) => {
+                issues.push(
+                    "server.tls.client_auth",
+                    format!("`{other}`: `required` or `optional`"),
+                );
+                false
+            }
+        };
+        Some(crate::config::TlsSettings {
+            cert: cert?,
+            key: key?,
+            client_ca,
+            client_required,
+        })
+    });
     let log_level = file.server.log_level.clone();
     if let Some(level) = &log_level
         && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
@@ -172,6 +222,7 @@ fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSettings> {
     }
     Some(ServerSettings {
         bind: bind?,
+        tls,
         log_level,
         path,
         separator,

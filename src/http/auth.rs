@@ -92,6 +92,26 @@ impl AuthState {
     }
 }
 
+/// The principal a verified client certificate's subject names (`[[auth.certificates]]`).
+fn certificate_principal(
+    known: &[crate::config::CertificateSettings],
+    certificate: &super::tls::ClientCertificate,
+) -> Result<crate::authn::Principal, crate::authn::AuthError> {
+    known
+        .iter()
+        .find(|k| {
+            certificate.common_name.as_deref() == Some(k.common_name.as_str())
+                && (k.organization.is_none() || k.organization == certificate.organization)
+        })
+        .map(|k| k.principal.clone())
+        .ok_or_else(|| {
+            crate::authn::AuthError::Invalid(format!(
+                "client certificate CN={} names no principal in `auth.certificates`",
+                certificate.common_name.as_deref().unwrap_or("")
+            ))
+        })
+}
+
 /// `WWW-Authenticate` for a 401: where the metadata is, and `invalid_token` when a token
 /// was presented. Nothing about why it was refused.
 fn unauthorized(state: &AuthState, presented: bool) -> Response {
@@ -154,7 +174,18 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
     );
     request.extensions_mut().insert(client);
     let presented = request.headers().contains_key(header::AUTHORIZATION);
-    let principal = match state.authn.authenticate(request.headers()).await {
+    // A verified client certificate names its principal; a bearer token, when one is
+    // presented as well, wins (a certificate shared by a machine, a token per caller).
+    let certificate = request
+        .extensions()
+        .get::<super::tls::ClientCertificate>()
+        .filter(|_| !presented)
+        .map(|c| certificate_principal(&state.hub.auth.certificates, c));
+    let authenticated = match certificate {
+        Some(found) => found,
+        None => state.authn.authenticate(request.headers()).await,
+    };
+    let principal = match authenticated {
         // Shared by every layer that reads it (records, the call stack, session owners).
         Ok(principal) => Arc::new(principal),
         Err(e) => {

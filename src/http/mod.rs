@@ -16,6 +16,7 @@ mod hot;
 mod owners;
 pub mod serve;
 mod sessions;
+pub mod tls;
 
 use std::{net::SocketAddr, sync::Arc};
 

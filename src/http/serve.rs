@@ -67,6 +67,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     metrics: Option<Arc<Metrics>>,
     stop: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
@@ -115,20 +116,42 @@ pub async fn serve(
             stalled: None,
             metrics: metrics.clone(),
         };
-        let connection = builder.serve_connection(TokioIo::new(tcp), service(&router, peer));
-        let connection = graceful.watch(connection);
-        let metrics = metrics.clone();
         if let Some(m) = &metrics {
             m.connections.inc();
         }
+        let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
+        let (metrics, tls) = (metrics.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await
-                && let Some(m) = &metrics
-            {
-                if e.is_timeout() {
-                    m.reject(Rejection::HeaderTimeout);
-                } else if e.is_parse_too_large() {
-                    m.reject(Rejection::HeaderTooLarge);
+            match tls {
+                None => {
+                    let service = service(&router, peer, None);
+                    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                    finished(watcher.watch(connection).await, &metrics);
+                }
+                Some(tls) => {
+                    // The handshake is part of the head: it has the head's time.
+                    match tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let certificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .and_then(|leaf| super::tls::ClientCertificate::of(leaf));
+                            let service = service(&router, peer, certificate);
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            finished(watcher.watch(connection).await, &metrics);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            if let Some(m) = &metrics {
+                                m.reject(Rejection::HeaderTimeout);
+                            }
+                        }
+                    }
                 }
             }
             if let Some(m) = &metrics {
@@ -142,10 +165,25 @@ pub async fn serve(
     Ok(())
 }
 
-/// The router for one connection, each request tagged with the peer's address.
+/// Counts how a connection ended, when it ended on a bound.
+fn finished(result: Result<(), hyper::Error>, metrics: &Option<Arc<Metrics>>) {
+    if let Err(e) = result
+        && let Some(m) = metrics
+    {
+        if e.is_timeout() {
+            m.reject(Rejection::HeaderTimeout);
+        } else if e.is_parse_too_large() {
+            m.reject(Rejection::HeaderTooLarge);
+        }
+    }
+}
+
+/// The router for one connection, each request tagged with the peer's address and, over
+/// TLS, the client certificate the handshake verified.
 fn service(
     router: &Router,
     peer: SocketAddr,
+    certificate: Option<super::tls::ClientCertificate>,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -156,6 +194,9 @@ fn service(
     let router = router.clone();
     hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(certificate) = &certificate {
+            request.extensions_mut().insert(certificate.clone());
+        }
         router.clone().oneshot(request)
     })
 }

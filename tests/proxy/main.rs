@@ -29,3 +29,4 @@ mod reload;
 mod revisions;
 mod s3;
 mod sessions;
+mod tls;
