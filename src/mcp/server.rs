@@ -94,6 +94,21 @@ impl ProxySession {
         }
     }
 
+    /// How this request asks the policies, on `generation`.
+    fn asking<'a>(
+        &'a self,
+        ctx: &RequestContext<RoleServer>,
+        generation: &'a Generation,
+    ) -> Asking<'a> {
+        Asking {
+            hub: &self.hub,
+            generation,
+            principal: principal(ctx),
+            facts: self.facts(ctx),
+            notes: notes(ctx),
+        }
+    }
+
     /// Request facts for policies deciding something this session asks.
     fn facts(&self, ctx: &RequestContext<RoleServer>) -> RequestFacts {
         let transport = if ctx.extensions.get::<http::request::Parts>().is_some() {
@@ -185,7 +200,7 @@ impl ProxySession {
         required: &InputRequiredResult,
         ctx: &RequestContext<RoleServer>,
     ) -> bool {
-        let (principal, facts) = (principal(ctx), self.facts(ctx));
+        let ask = self.asking(ctx, generation);
         let name = backend.name();
         required
             .input_requests
@@ -200,14 +215,7 @@ impl ProxySession {
                     #[allow(unreachable_patterns)]
                     _ => return false,
                 };
-                stack::authz::allowed(
-                    &self.hub.authority,
-                    generation,
-                    &principal,
-                    op,
-                    &facts,
-                    &notes(ctx),
-                )
+                ask.allowed(op)
             })
     }
 
@@ -227,15 +235,7 @@ impl ProxySession {
             uri: exposed.to_owned(),
         };
         // Decided for every subscriber, not only the first one the backend hears of.
-        let facts = self.facts(ctx);
-        stack::authz::authorize(
-            &self.hub.authority,
-            &generation,
-            &principal(ctx),
-            &op,
-            &facts,
-            &notes(ctx),
-        )?;
+        self.asking(ctx, &generation).authorize(&op)?;
         if self.hub.sessions.subscribe(self.id, exposed) {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
@@ -282,6 +282,50 @@ impl Drop for ProxySession {
         for backend in self.hub.backends().iter() {
             backend.session_ended(self.id);
         }
+    }
+}
+
+/// One request's authorization questions: who asks, when and from where, decided on the
+/// generation the request took, its decisions noted for its record.
+struct Asking<'a> {
+    hub: &'a Hub,
+    generation: &'a Generation,
+    principal: Arc<Principal>,
+    facts: RequestFacts,
+    notes: stack::audit::Notes,
+}
+
+impl Asking<'_> {
+    fn allowed(&self, op: Operation<'_>) -> bool {
+        stack::authz::allowed(
+            &self.hub.authority,
+            self.generation,
+            &self.principal,
+            op,
+            &self.facts,
+            &self.notes,
+        )
+    }
+
+    fn tool_visible(&self, tool: &str) -> bool {
+        stack::authz::tool_visible(
+            &self.hub.authority,
+            self.generation,
+            &self.principal,
+            tool,
+            &self.facts,
+        )
+    }
+
+    fn authorize(&self, op: &Op) -> Result<crate::authz::Decision, CallError> {
+        stack::authz::authorize(
+            &self.hub.authority,
+            self.generation,
+            &self.principal,
+            op,
+            &self.facts,
+            &self.notes,
+        )
     }
 }
 
@@ -388,26 +432,10 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListToolsResult, McpError> {
         let generation = self.hub.snapshot();
         let catalog = &generation.catalog;
-        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing = stack::authz::allowed(
-            &self.hub.authority,
-            &generation,
-            &principal,
-            Operation::ListTools,
-            &facts,
-            &notes(&ctx),
-        );
+        let ask = self.asking(&ctx, &generation);
+        let listing = ask.allowed(Operation::ListTools);
         // A tool is listed unless no arguments could ever make its call allowed.
-        let visible = |e: &Entry<Tool>| {
-            listing
-                && stack::authz::tool_visible(
-                    &self.hub.authority,
-                    &generation,
-                    &principal,
-                    &e.item.name,
-                    &facts,
-                )
-        };
+        let visible = |e: &Entry<Tool>| listing && ask.tool_visible(&e.item.name);
         paged(
             catalog.tools_page(cursor(&request), self.page_size(), visible),
             ListToolsResult::with_all_items,
@@ -453,29 +481,14 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListPromptsResult, McpError> {
         let generation = self.hub.snapshot();
         let catalog = &generation.catalog;
-        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing = stack::authz::allowed(
-            &self.hub.authority,
-            &generation,
-            &principal,
-            Operation::ListPrompts,
-            &facts,
-            &notes(&ctx),
-        );
+        let ask = self.asking(&ctx, &generation);
+        let listing = ask.allowed(Operation::ListPrompts);
         let visible = |e: &Entry<Prompt>| {
             let op = Operation::GetPrompt {
                 backend: catalog.backend_name(e.backend),
                 prompt: &e.item.name,
             };
-            listing
-                && stack::authz::allowed(
-                    &self.hub.authority,
-                    &generation,
-                    &principal,
-                    op,
-                    &facts,
-                    &notes(&ctx),
-                )
+            listing && ask.allowed(op)
         };
         paged(
             catalog.prompts_page(cursor(&request), self.page_size(), visible),
@@ -522,29 +535,14 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListResourcesResult, McpError> {
         let generation = self.hub.snapshot();
         let catalog = &generation.catalog;
-        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing = stack::authz::allowed(
-            &self.hub.authority,
-            &generation,
-            &principal,
-            Operation::ListResources,
-            &facts,
-            &notes(&ctx),
-        );
+        let ask = self.asking(&ctx, &generation);
+        let listing = ask.allowed(Operation::ListResources);
         let visible = |e: &Entry<Resource>| {
             let op = Operation::ReadResource {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri,
             };
-            listing
-                && stack::authz::allowed(
-                    &self.hub.authority,
-                    &generation,
-                    &principal,
-                    op,
-                    &facts,
-                    &notes(&ctx),
-                )
+            listing && ask.allowed(op)
         };
         paged(
             catalog.resources_page(cursor(&request), self.page_size(), visible),
@@ -560,15 +558,8 @@ impl ServerHandler for ProxySession {
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let generation = self.hub.snapshot();
         let catalog = &generation.catalog;
-        let (principal, facts) = (principal(&ctx), self.facts(&ctx));
-        let listing = stack::authz::allowed(
-            &self.hub.authority,
-            &generation,
-            &principal,
-            Operation::ListResources,
-            &facts,
-            &notes(&ctx),
-        );
+        let ask = self.asking(&ctx, &generation);
+        let listing = ask.allowed(Operation::ListResources);
         // A template is listed only to whom may read it (`read_resource` on the template's
         // exposed URI), like resources: what one may not read, one does not see.
         let visible = |e: &Entry<ResourceTemplate>| {
@@ -576,15 +567,7 @@ impl ServerHandler for ProxySession {
                 backend: catalog.backend_name(e.backend),
                 uri: &e.item.uri_template,
             };
-            listing
-                && stack::authz::allowed(
-                    &self.hub.authority,
-                    &generation,
-                    &principal,
-                    op,
-                    &facts,
-                    &notes(&ctx),
-                )
+            listing && ask.allowed(op)
         };
         paged(
             catalog.templates_page(cursor(&request), self.page_size(), visible),
@@ -704,16 +687,11 @@ impl ServerHandler for ProxySession {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         // The level applies to shared backend connections: an admin action.
-        let facts = self.facts(&ctx);
         let generation = self.hub.snapshot();
-        if !stack::authz::allowed(
-            &self.hub.authority,
-            &generation,
-            &principal(&ctx),
-            Operation::SetLogLevel,
-            &facts,
-            &notes(&ctx),
-        ) {
+        if !self
+            .asking(&ctx, &generation)
+            .allowed(Operation::SetLogLevel)
+        {
             return Err(CallError::Forbidden(
                 "setting the logging level is not permitted".to_owned(),
             )
