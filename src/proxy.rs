@@ -234,7 +234,7 @@ impl Proxy {
         // HTTPS when `[server.tls]` says so; its certificate is watched until shutdown.
         let tls = match &hub.server.tls {
             Some(settings) => Some(
-                crate::http::tls::acceptor(settings, hub.shutdown.clone())
+                crate::http::tls::start(settings, hub.shutdown.clone())
                     .map_err(|e| Error::Io(std::io::Error::other(e)))?,
             ),
             None => None,

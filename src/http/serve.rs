@@ -67,7 +67,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     metrics: Option<Arc<Metrics>>,
     stop: CancellationToken,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<super::tls::Tls>>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
@@ -120,7 +120,9 @@ pub async fn serve(
             m.connections.inc();
         }
         let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
-        let (metrics, tls) = (metrics.clone(), tls.clone());
+        // The TLS configuration in force when the connection came (a reload reaches the
+        // next ones).
+        let (metrics, tls) = (metrics.clone(), tls.as_ref().map(|t| t.acceptor()));
         tokio::spawn(async move {
             match tls {
                 None => {

@@ -1,7 +1,7 @@
-//! HTTPS served by the proxy itself (rustls). The certificate and key come from PEM files
-//! and are read again when they change (checked every few seconds: a renewed certificate
-//! reaches new connections with no restart, and a broken renewal keeps the previous one
-//! serving, said in the log). With `client_ca`, clients are asked for a certificate that
+//! HTTPS served by the proxy itself (rustls). The certificate, its key and the client CA
+//! come from PEM files and are read again when one changes (checked every few seconds: a
+//! renewed certificate or a rotated CA reaches new connections with no restart, and a
+//! broken renewal keeps the previous configuration serving, said in the log). With `client_ca`, clients are asked for a certificate that
 //! chains to it (mTLS); its subject can name a principal (`[[auth.certificates]]`), which
 //! the authentication layer reads from [`ClientCertificate`] in each request.
 
@@ -16,8 +16,7 @@ use rustls::{
     ServerConfig,
     crypto::CryptoProvider,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier},
-    sign::CertifiedKey,
+    server::WebPkiClientVerifier,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -57,59 +56,31 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// The certificate and key in force, swapped when the files change.
-#[derive(Debug)]
-struct Reloading {
-    current: ArcSwap<CertifiedKey>,
-}
-
-impl ResolvesServerCert for Reloading {
-    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
-    }
-}
-
-fn read_key(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
-    let chain = CertificateDer::pem_file_iter(cert)
+fn certificates(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("server.tls.cert `{}`: {e}", cert.display()))?;
-    if chain.is_empty() {
+        .map_err(|e| format!("server.tls.{key} `{}`: {e}", path.display()))?;
+    if certs.is_empty() {
         return Err(format!(
-            "server.tls.cert `{}`: no certificate in it",
-            cert.display()
+            "server.tls.{key} `{}`: no certificate in it",
+            path.display()
         ));
     }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("server.tls.key `{}`: {e}", key.display()))?;
-    CertifiedKey::from_der(chain, private, &provider())
-        .map_err(|e| format!("server.tls: the key does not fit the certificate: {e}"))
+    Ok(certs)
 }
 
-fn modified(paths: &[&PathBuf]) -> Vec<Option<SystemTime>> {
-    paths
-        .iter()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
-}
-
-/// The acceptor for `settings`; the certificate is watched until `stop`.
-pub fn acceptor(
-    settings: &TlsSettings,
-    stop: CancellationToken,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let resolver = Arc::new(Reloading {
-        current: ArcSwap::from_pointee(read_key(&settings.cert, &settings.key)?),
-    });
+/// The server configuration the files say now.
+fn build(settings: &TlsSettings) -> Result<ServerConfig, String> {
+    let chain = certificates(&settings.cert, "cert")?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key)
+        .map_err(|e| format!("server.tls.key `{}`: {e}", settings.key.display()))?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("server.tls: {e}"))?;
     let builder = match &settings.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(ca)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("server.tls.client_ca `{}`: {e}", ca.display()))?;
-            for cert in certs {
+            for cert in certificates(ca, "client_ca")? {
                 roots
                     .add(cert)
                     .map_err(|e| format!("server.tls.client_ca `{}`: {e}", ca.display()))?;
@@ -128,16 +99,48 @@ pub fn acceptor(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(resolver.clone());
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("server.tls: the key does not fit the certificate: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    watch(settings.clone(), resolver, stop);
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(config)
 }
 
-/// Reads the certificate again whenever its files change.
-fn watch(settings: TlsSettings, resolver: Arc<Reloading>, stop: CancellationToken) {
+/// The TLS configuration in force, swapped when its files change.
+pub struct Tls {
+    current: ArcSwap<ServerConfig>,
+}
+
+impl Tls {
+    /// The acceptor of a new connection (with the configuration in force now).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.current.load_full())
+    }
+}
+
+fn modified(paths: &[&PathBuf]) -> Vec<Option<SystemTime>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// TLS as `settings` say; the files are watched until `stop`.
+pub fn start(settings: &TlsSettings, stop: CancellationToken) -> Result<Arc<Tls>, String> {
+    let tls = Arc::new(Tls {
+        current: ArcSwap::from_pointee(build(settings)?),
+    });
+    watch(settings.clone(), tls.clone(), stop);
+    Ok(tls)
+}
+
+/// Reads the files again whenever one of them changes.
+fn watch(settings: TlsSettings, tls: Arc<Tls>, stop: CancellationToken) {
     tokio::spawn(async move {
-        let paths = [&settings.cert, &settings.key];
+        let paths: Vec<&PathBuf> = [&settings.cert, &settings.key]
+            .into_iter()
+            .chain(settings.client_ca.as_ref())
+            .collect();
         let mut seen = modified(&paths);
         loop {
             tokio::select! {
@@ -149,13 +152,13 @@ fn watch(settings: TlsSettings, resolver: Arc<Reloading>, stop: CancellationToke
                 continue;
             }
             seen = now;
-            match read_key(&settings.cert, &settings.key) {
-                Ok(key) => {
-                    resolver.current.store(Arc::new(key));
-                    tracing::info!(cert = %settings.cert.display(), "TLS certificate reloaded");
+            match build(&settings) {
+                Ok(config) => {
+                    tls.current.store(Arc::new(config));
+                    tracing::info!(cert = %settings.cert.display(), "TLS certificate and client CA reloaded");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "TLS certificate not reloaded: the previous one keeps serving");
+                    tracing::error!(error = %e, "TLS files not reloaded: the previous configuration keeps serving");
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! HTTPS served by the proxy: a client certificate whose subject names a principal
 //! (mTLS) or a bearer token when certificates are optional, a certificate of no known
 //! subject refused, no connection without a certificate when they are required, and a
-//! renewed server certificate served to new connections without a restart.
+//! renewed server certificate or a rotated client CA in force for new connections without
+//! a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,6 +199,18 @@ async fn certificates_and_tokens_authenticate_over_https_and_a_renewed_certifica
         initialize(&client(&ca.pem, Some(&agent)), &url, None).await,
         Ok(200)
     );
+
+    // The client CA rotated: the new CA's agents get in, the old CA's no longer do.
+    let next = new_ca();
+    let next_agent = issue(&next, &[], "agent-1", Some("Example"));
+    write(&dir, "ca.pem.new", &next.pem);
+    std::fs::rename(dir.join("ca.pem.new"), dir.join("ca.pem")).unwrap();
+    until("the rotated client CA is in force", 20, async || {
+        initialize(&client(&ca.pem, Some(&next_agent)), &url, None).await == Ok(200)
+    })
+    .await;
+    let old = initialize(&client(&ca.pem, Some(&agent)), &url, None).await;
+    assert!(!matches!(old, Ok(200)), "{old:?}");
 }
 
 #[tokio::test]
