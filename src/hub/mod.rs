@@ -423,10 +423,29 @@ impl Hub {
     }
 
     /// A backend (re)connected: give it the logging level clients asked for.
+    /// A backend (re)connected: give it the logging level clients asked for, and the
+    /// resource subscriptions clients hold on it (a restarted backend knows none of them,
+    /// and its subscribers would silently stop hearing of changes).
     pub async fn backend_up(&self, backend: &Backend) {
         let level = *lock(&self.log_level);
-        if let (Some(level), Some(peer)) = (level, backend.peer()) {
+        let Some(peer) = backend.peer() else { return };
+        if let Some(level) = level {
             let _ = peer.set_level(SetLevelRequestParams::new(level)).await;
+        }
+        let catalog = self.catalog();
+        let uris: Vec<String> = self
+            .sessions
+            .subscribed()
+            .into_iter()
+            .filter_map(|exposed| catalog.resolve_uri(&exposed))
+            .filter(|target| target.backend == backend.id)
+            .map(|target| target.name)
+            .collect();
+        for uri in uris {
+            let params = rmcp::model::SubscribeRequestParams::new(uri.clone());
+            if let Err(e) = peer.subscribe(params).await {
+                tracing::warn!(backend = %backend.name(), %uri, error = %e, "could not subscribe again after the backend reconnected");
+            }
         }
     }
 
@@ -503,6 +522,11 @@ impl Sessions {
 
     pub fn count(&self) -> usize {
         lock(&self.peers).len()
+    }
+
+    /// Every exposed URI some session is subscribed to.
+    pub fn subscribed(&self) -> Vec<String> {
+        lock(&self.subscriptions).keys().cloned().collect()
     }
 
     /// Records a subscription; true when it is the first for this URI.

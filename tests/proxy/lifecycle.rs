@@ -197,3 +197,47 @@ async fn readiness_checks_each_required_backend_with_a_ping_and_the_audit_log() 
         "{bad}"
     );
 }
+
+/// A backend that crashed and came back is subscribed again to what clients subscribed
+/// to: their resource updates keep coming.
+#[tokio::test]
+async fn subscriptions_survive_a_backend_restart() {
+    let proxy = TestProxy::start(&stdio_backend("s", "")).await;
+    let (client, seen) = connect(&proxy.url).await;
+    subscribe_touch_and_see_the_update(&client, &seen, "s").await;
+    let _ = client.peer().call_tool(call("s__crash", json!({}))).await;
+    until("the backend is down", 10, async || {
+        !proxy.handle.backends_up().contains(&"s".to_owned())
+    })
+    .await;
+    proxy.wait_backend_up("s").await;
+    let exposed = "s+test://watched-resource".to_owned();
+    let before = seen
+        .seen
+        .lock()
+        .unwrap()
+        .resource_updates
+        .iter()
+        .filter(|u| **u == exposed)
+        .count();
+    until("an update from the restarted backend", 10, async || {
+        // Touched until the update arrives: the new child subscribes as it comes up.
+        let _ = client
+            .peer()
+            .call_tool(call(
+                "s__touch_resource",
+                json!({"uri": "test://watched-resource"}),
+            ))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen.seen
+            .lock()
+            .unwrap()
+            .resource_updates
+            .iter()
+            .filter(|u| **u == exposed)
+            .count()
+            > before
+    })
+    .await;
+}
