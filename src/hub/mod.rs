@@ -455,13 +455,10 @@ impl Hub {
 
     /// A backend says a resource changed: tell the sessions subscribed to it.
     pub async fn resource_updated(&self, id: usize, params: ResourceUpdatedNotificationParam) {
+        let table = self.backends();
+        let backend = table.get(id).map_or("", |b| b.name());
         // A switched-off backend tells nobody anything.
-        if let Some(backend) = self.backends().get(id)
-            && self
-                .switches
-                .blocks("", Some(backend.name()), None)
-                .is_some()
-        {
+        if self.switches.blocks("", Some(backend), None).is_some() {
             return;
         }
         let uri = self.catalog().expose_uri(id, &params.uri);
@@ -471,7 +468,13 @@ impl Hub {
             ResourceUpdatedNotification::new(params),
         );
         let _ = self.changes.send(notification.clone());
-        self.sessions.send_to_subscribers(&uri, notification).await;
+        // Nor is a switched-off principal told anything.
+        let hears = |p: &crate::authn::Principal| {
+            self.switches.blocks(&p.id, Some(backend), None).is_none()
+        };
+        self.sessions
+            .send_to_subscribers(&uri, notification, hears)
+            .await;
     }
 }
 
@@ -500,7 +503,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Sessions {
     next: AtomicU64,
     peers: Mutex<HashMap<u64, Peer<RoleServer>>>,
-    subscriptions: Mutex<HashMap<String, HashSet<u64>>>,
+    /// Exposed URI -> the sessions subscribed, with who subscribed.
+    subscriptions: Mutex<HashMap<String, HashMap<u64, Arc<crate::authn::Principal>>>>,
 }
 
 impl Sessions {
@@ -529,12 +533,13 @@ impl Sessions {
         lock(&self.subscriptions).keys().cloned().collect()
     }
 
-    /// Records a subscription; true when it is the first for this URI.
-    pub fn subscribe(&self, id: u64, uri: &str) -> bool {
+    /// Records `principal`'s subscription in session `id`; true when it is the first for
+    /// this URI.
+    pub fn subscribe(&self, id: u64, uri: &str, principal: Arc<crate::authn::Principal>) -> bool {
         let mut subs = lock(&self.subscriptions);
         let ids = subs.entry(uri.to_owned()).or_default();
         let first = ids.is_empty();
-        ids.insert(id);
+        ids.insert(id, principal);
         first
     }
 
@@ -544,7 +549,7 @@ impl Sessions {
         let Some(ids) = subs.get_mut(uri) else {
             return false;
         };
-        let removed = ids.remove(&id);
+        let removed = ids.remove(&id).is_some();
         if ids.is_empty() {
             subs.remove(uri);
         }
@@ -559,10 +564,21 @@ impl Sessions {
         self.send_all(peers, notification).await;
     }
 
-    async fn send_to_subscribers(&self, uri: &str, notification: ServerNotification) {
-        let ids = lock(&self.subscriptions)
+    /// Sends `notification` to the sessions subscribed to `uri` whose subscriber `hears`.
+    async fn send_to_subscribers(
+        &self,
+        uri: &str,
+        notification: ServerNotification,
+        hears: impl Fn(&crate::authn::Principal) -> bool,
+    ) {
+        let ids: Vec<u64> = lock(&self.subscriptions)
             .get(uri)
-            .cloned()
+            .map(|ids| {
+                ids.iter()
+                    .filter(|(_, principal)| hears(principal))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
             .unwrap_or_default();
         let peers: Vec<_> = {
             let all = lock(&self.peers);

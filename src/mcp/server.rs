@@ -236,7 +236,11 @@ impl ProxySession {
         };
         // Decided for every subscriber, not only the first one the backend hears of.
         self.asking(ctx, &generation).authorize(&op)?;
-        if self.hub.sessions.subscribe(self.id, exposed) {
+        if self
+            .hub
+            .sessions
+            .subscribe(self.id, exposed, principal(ctx))
+        {
             let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
                 SubscribeRequestParams::new(target.name),
             ));
@@ -269,6 +273,26 @@ impl ProxySession {
             self.forward(&generation, backend, request, op, ctx).await?;
         }
         Ok(())
+    }
+
+    /// Whether a resource update is one the kill switch keeps from this caller (its
+    /// principal, or the backend serving the resource, switched off).
+    fn switched_off_for(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        notification: &ServerNotification,
+    ) -> bool {
+        let ServerNotification::ResourceUpdatedNotification(update) = notification else {
+            return false;
+        };
+        let catalog = self.hub.catalog();
+        let backend = catalog
+            .resolve_uri(&update.params.uri)
+            .map(|t| catalog.backend_name(t.backend).to_owned());
+        self.hub
+            .switches
+            .blocks(&principal(ctx).id, backend.as_deref(), None)
+            .is_some()
     }
 
     fn page_size(&self) -> usize {
@@ -740,6 +764,9 @@ impl ServerHandler for ProxySession {
                 _ = self.hub.shutdown.cancelled() => break,
                 change = changes.recv() => match change {
                     Ok(notification) => {
+                        if self.switched_off_for(&ctx, &notification) {
+                            continue;
+                        }
                         // The sink drops what this stream did not ask for.
                         let _ = context.sink().send(notification).await;
                     }
