@@ -378,6 +378,7 @@ async fn replicas_share_the_kill_switch_through_redis() {
 /// A switched-off principal hears nothing more of the resources it subscribed to, while
 /// another subscriber of the same resource still does.
 #[tokio::test]
+#[allow(deprecated)] // resources/subscribe: how clients before 2026-07-28 subscribe
 async fn a_switched_off_principal_gets_no_more_resource_updates() {
     let (store, state) = (scratch("switch-subs-store"), scratch("switch-subs-state"));
     let token = |secret: &str, id: &str, role: &str| {
