@@ -6,6 +6,7 @@
 //! nothing downstream (no rate-limit token, no cache lookup, no backend connection), and an
 //! audit record (above it) must see its decision.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmcp::model::JsonObject;
@@ -18,7 +19,7 @@ use super::audit::Notes;
 use super::layer::{CallFuture, Step, forward, step_layer};
 use crate::{
     authn::Principal,
-    authz::{Decision, Operation, RequestFacts, facts_at},
+    authz::{Decision, Engine, Operation, RequestFacts, facts_at},
     error::CallError,
     stack::Generation,
 };
@@ -166,6 +167,36 @@ pub fn tool_visible(
         && engine.tool_visible(principal, tool, facts)
 }
 
+/// What the kill switch, then the policies, say of one operation: the one judgement every
+/// function of this module starts from (counted, and noted for the request's record).
+enum Verdict<'g> {
+    /// The kill switch refused it; no policy was asked.
+    Switched(Decision),
+    Decided(Decision, &'g Arc<Engine>),
+    /// No engine yet: everything is denied.
+    NotReady,
+}
+
+fn judge<'g>(
+    authority: &Authority,
+    generation: &'g Generation,
+    principal: &Principal,
+    op: &Operation<'_>,
+    facts: &RequestFacts,
+    notes: &Notes,
+) -> Verdict<'g> {
+    if let Some(why) = switched_off(authority, generation, principal, op) {
+        return Verdict::Switched(refused_by_switch(authority, op, why, notes));
+    }
+    let Some(engine) = &generation.engine else {
+        return Verdict::NotReady;
+    };
+    let decision = engine.decide(principal, op, facts);
+    count(authority, op, &decision);
+    notes.decision(&decision, Some(engine));
+    Verdict::Decided(decision, engine)
+}
+
 /// Decides `op` for `principal`; a denial becomes the error the client sees. A tool the
 /// principal cannot see at all is reported exactly like an unknown tool.
 pub fn authorize(
@@ -179,19 +210,25 @@ pub fn authorize(
     if let Op::Complete { reference, .. } = op {
         authorize(authority, generation, principal, reference, facts, notes)?;
     }
-    if let Some(why) = switched_off(authority, generation, principal, &op.as_operation()) {
-        let decision = refused_by_switch(authority, &op.as_operation(), why, notes);
-        tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, "denied by the kill switch");
-        return Err(CallError::Forbidden(decision.reason));
-    }
-    let Some(engine) = &generation.engine else {
-        return Err(CallError::Forbidden(
-            "authorization is not ready".to_owned(),
-        ));
+    let (decision, engine) = match judge(
+        authority,
+        generation,
+        principal,
+        &op.as_operation(),
+        facts,
+        notes,
+    ) {
+        Verdict::Decided(decision, engine) => (decision, engine),
+        Verdict::Switched(decision) => {
+            tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, "denied by the kill switch");
+            return Err(CallError::Forbidden(decision.reason));
+        }
+        Verdict::NotReady => {
+            return Err(CallError::Forbidden(
+                "authorization is not ready".to_owned(),
+            ));
+        }
     };
-    let decision = engine.decide(principal, &op.as_operation(), facts);
-    count(authority, &op.as_operation(), &decision);
-    notes.decision(&decision, Some(engine));
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
         tracing::info!(principal = %authority.shown.id(principal), policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
@@ -235,17 +272,16 @@ pub fn decide(
     facts: &RequestFacts,
     notes: &Notes,
 ) -> Option<Decision> {
-    if let Some(why) = switched_off(authority, generation, principal, &op) {
-        return Some(refused_by_switch(authority, &op, why, notes));
+    match judge(authority, generation, principal, &op, facts, notes) {
+        Verdict::Switched(decision) => Some(decision),
+        Verdict::Decided(decision, _) => {
+            if !decision.allowed {
+                tracing::debug!(principal = %authority.shown.id(principal), reason = %decision.reason, "denied");
+            }
+            Some(decision)
+        }
+        Verdict::NotReady => None,
     }
-    let engine = generation.engine.as_ref()?;
-    let decision = engine.decide(principal, &op, facts);
-    count(authority, &op, &decision);
-    notes.decision(&decision, Some(engine));
-    if !decision.allowed {
-        tracing::debug!(principal = %authority.shown.id(principal), reason = %decision.reason, "denied");
-    }
-    Some(decision)
 }
 
 /// Decisions and shadow outcomes, for the metrics.
