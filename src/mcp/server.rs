@@ -8,6 +8,10 @@
 
 use std::sync::Arc;
 
+mod forward;
+
+use forward::{backend_of, notes};
+
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::*,
@@ -17,14 +21,14 @@ use rmcp::{
 use crate::{
     authn::Principal,
     authz::{Operation, RequestFacts},
-    backend::{Backend, Origin, RecordedAs},
+    backend::{Origin, RecordedAs},
     error::CallError,
     hub::Hub,
     mcp::{
         catalog::{BadCursor, Catalog, Entry, Page},
-        inputs::{self, InputRound},
+        inputs,
     },
-    stack::{self, Call, CallData, Generation, Op},
+    stack::{self, Op},
 };
 
 /// The handler of one client session. For 2026-07-28 stateless requests rmcp makes one per
@@ -94,21 +98,6 @@ impl ProxySession {
         }
     }
 
-    /// How this request asks the policies, on `generation`.
-    fn asking<'a>(
-        &'a self,
-        ctx: &RequestContext<RoleServer>,
-        generation: &'a Generation,
-    ) -> Asking<'a> {
-        Asking {
-            hub: &self.hub,
-            generation,
-            principal: principal(ctx),
-            facts: self.facts(ctx),
-            notes: notes(ctx),
-        }
-    }
-
     /// Request facts for policies deciding something this session asks.
     fn facts(&self, ctx: &RequestContext<RoleServer>) -> RequestFacts {
         let transport = if ctx.extensions.get::<http::request::Parts>().is_some() {
@@ -117,182 +106,6 @@ impl ProxySession {
             "stdio"
         };
         stack::authz::facts(&client(ctx), transport, &self.id.to_string())
-    }
-
-    async fn forward(
-        &self,
-        generation: &Arc<Generation>,
-        backend: &Arc<Backend>,
-        request: ClientRequest,
-        op: Op,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<ServerResult, CallError> {
-        // Counted until the call ends: a backend a reload removed stops only after it.
-        let Some(_admitted) = backend.calls.enter() else {
-            return Err(CallError::Unavailable(backend.name().to_owned()));
-        };
-        let started = std::time::Instant::now();
-        let (operation, tool) = op.metric_labels();
-        let call = Call::new(CallData {
-            backend: backend.clone(),
-            generation: generation.clone(),
-            request,
-            op,
-            origin: self.origin(ctx),
-            cancel: ctx.ct.clone(),
-            share_key: Default::default(),
-        });
-        use tower::ServiceExt;
-        let result = self.stack.clone().oneshot(call).await;
-        let outcome = match &result {
-            Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
-            Ok(_) => "ok",
-            Err(e) => e.outcome(),
-        };
-        self.hub
-            .metrics
-            .request(operation, backend.name(), tool, outcome, started.elapsed());
-        result
-    }
-
-    /// Forwards a request that may come back input-required, answering the input rounds
-    /// for clients that cannot (see [`inputs`]).
-    async fn forward_with_inputs<P: InputRound>(
-        &self,
-        generation: &Arc<Generation>,
-        backend: &Arc<Backend>,
-        mut params: P,
-        make: fn(P) -> ClientRequest,
-        op: Op,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<ServerResult, McpError> {
-        let bridge = !inputs::client_handles_inputs(ctx);
-        for _ in 0..inputs::MAX_INPUT_ROUNDS {
-            let result = self
-                .forward(generation, backend, make(params.clone()), op.clone(), ctx)
-                .await?;
-            let ServerResult::InputRequiredResult(required) = result else {
-                return Ok(result);
-            };
-            // What a backend asks of the client is decided like its own server requests,
-            // whether the proxy asks the client or the client answers the result itself.
-            if !self.inputs_permitted(generation, backend, &required, ctx) {
-                return Err(CallError::Forbidden(
-                    "the backend asked for input the gateway's policy does not permit".to_owned(),
-                )
-                .to_mcp());
-            }
-            if !bridge {
-                return Ok(ServerResult::InputRequiredResult(required));
-            }
-            let (responses, state) = inputs::ask_client(ctx, required).await?;
-            params.set_inputs(responses, state);
-        }
-        Err(CallError::Internal("the backend asked for input too many times".to_owned()).to_mcp())
-    }
-
-    /// Whether every input a backend requested (sampling, elicitation, roots) is permitted
-    /// for this caller.
-    fn inputs_permitted(
-        &self,
-        generation: &Generation,
-        backend: &Backend,
-        required: &InputRequiredResult,
-        ctx: &RequestContext<RoleServer>,
-    ) -> bool {
-        let ask = self.asking(ctx, generation);
-        let name = backend.name();
-        required
-            .input_requests
-            .iter()
-            .flatten()
-            .all(|(_, request)| {
-                let op = match request {
-                    InputRequest::CreateMessage(_) => Operation::CreateMessage { backend: name },
-                    InputRequest::Elicitation(_) => Operation::Elicit { backend: name },
-                    InputRequest::ListRoots(_) => Operation::ListRoots { backend: name },
-                    // An input kind with no Cedar action cannot be allowed.
-                    #[allow(unreachable_patterns)]
-                    _ => return false,
-                };
-                ask.allowed(op)
-            })
-    }
-
-    /// Subscribes this session to an exposed resource URI; the backend is asked only for
-    /// the first subscriber, since its connection is shared.
-    async fn subscribe_uri(
-        &self,
-        exposed: &str,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        let generation = self.hub.snapshot();
-        let catalog = &generation.catalog;
-        let target = resolve_uri(catalog, exposed)?;
-        let backend = backend_of(catalog, target.backend)?;
-        let op = Op::Subscribe {
-            backend: backend.name().to_owned(),
-            uri: exposed.to_owned(),
-        };
-        // Decided for every subscriber, not only the first one the backend hears of.
-        self.asking(ctx, &generation).authorize(&op)?;
-        if self
-            .hub
-            .sessions
-            .subscribe(self.id, exposed, principal(ctx))
-        {
-            let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(
-                SubscribeRequestParams::new(target.name),
-            ));
-            if let Err(e) = self.forward(&generation, backend, request, op, ctx).await {
-                self.hub.sessions.unsubscribe(self.id, exposed);
-                return Err(e.into());
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops this session's subscription; the backend is told when no subscriber is left.
-    async fn unsubscribe_uri(
-        &self,
-        exposed: &str,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        let generation = self.hub.snapshot();
-        let catalog = &generation.catalog;
-        let target = resolve_uri(catalog, exposed)?;
-        if self.hub.sessions.unsubscribe(self.id, exposed) {
-            let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(
-                UnsubscribeRequestParams::new(target.name),
-            ));
-            let backend = backend_of(catalog, target.backend)?;
-            let op = Op::Subscribe {
-                backend: backend.name().to_owned(),
-                uri: exposed.to_owned(),
-            };
-            self.forward(&generation, backend, request, op, ctx).await?;
-        }
-        Ok(())
-    }
-
-    /// Whether a resource update is one the kill switch keeps from this caller (its
-    /// principal, or the backend serving the resource, switched off).
-    fn switched_off_for(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-        notification: &ServerNotification,
-    ) -> bool {
-        let ServerNotification::ResourceUpdatedNotification(update) = notification else {
-            return false;
-        };
-        let catalog = self.hub.catalog();
-        let backend = catalog
-            .resolve_uri(&update.params.uri)
-            .map(|t| catalog.backend_name(t.backend).to_owned());
-        self.hub
-            .switches
-            .blocks(&principal(ctx).id, backend.as_deref(), None)
-            .is_some()
     }
 
     fn page_size(&self) -> usize {
@@ -307,59 +120,6 @@ impl Drop for ProxySession {
             backend.session_ended(self.id);
         }
     }
-}
-
-/// One request's authorization questions: who asks, when and from where, decided on the
-/// generation the request took, its decisions noted for its record.
-struct Asking<'a> {
-    hub: &'a Hub,
-    generation: &'a Generation,
-    principal: Arc<Principal>,
-    facts: RequestFacts,
-    notes: stack::audit::Notes,
-}
-
-impl Asking<'_> {
-    fn allowed(&self, op: Operation<'_>) -> bool {
-        stack::authz::allowed(
-            &self.hub.authority,
-            self.generation,
-            &self.principal,
-            op,
-            &self.facts,
-            &self.notes,
-        )
-    }
-
-    fn tool_visible(&self, tool: &str) -> bool {
-        stack::authz::tool_visible(
-            &self.hub.authority,
-            self.generation,
-            &self.principal,
-            tool,
-            &self.facts,
-        )
-    }
-
-    fn authorize(&self, op: &Op) -> Result<crate::authz::Decision, CallError> {
-        stack::authz::authorize(
-            &self.hub.authority,
-            self.generation,
-            &self.principal,
-            op,
-            &self.facts,
-            &self.notes,
-        )
-    }
-}
-
-/// The request's audit notes, where its record collects the decision (none when the
-/// request is not recorded).
-fn notes(ctx: &RequestContext<RoleServer>) -> stack::audit::Notes {
-    ctx.extensions
-        .get::<stack::audit::Notes>()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// The caller, as the authentication layer put it into the HTTP request. Over stdio there is
@@ -406,14 +166,6 @@ fn resolve_uri(catalog: &Catalog, exposed: &str) -> Result<crate::mcp::catalog::
 
 fn unexpected(what: &str) -> McpError {
     CallError::Internal(format!("backend sent an unexpected response to {what}")).to_mcp()
-}
-
-/// Backend `id` of the call's catalog snapshot (always there: the snapshot was built
-/// from the table it resolves in).
-fn backend_of(catalog: &Catalog, id: usize) -> Result<&Arc<Backend>, CallError> {
-    catalog
-        .backend(id)
-        .ok_or_else(|| CallError::Internal("a catalog entry names no backend".to_owned()))
 }
 
 fn expose_contents(catalog: &Catalog, backend: usize, result: &mut ReadResourceResult) {
