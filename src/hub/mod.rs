@@ -455,13 +455,13 @@ impl Hub {
 
     /// A backend says a resource changed: tell the sessions subscribed to it.
     pub async fn resource_updated(&self, id: usize, params: ResourceUpdatedNotificationParam) {
-        let table = self.backends();
-        let backend = table.get(id).map_or("", |b| b.name());
+        let catalog = self.catalog();
+        let backend = catalog.backend_name(id);
         // A switched-off backend tells nobody anything.
         if self.switches.blocks("", Some(backend), None).is_some() {
             return;
         }
-        let uri = self.catalog().expose_uri(id, &params.uri);
+        let uri = catalog.expose_uri(id, &params.uri);
         let mut params = params;
         params.uri = uri.clone();
         let notification = ServerNotification::ResourceUpdatedNotification(

@@ -418,21 +418,16 @@ async fn a_switched_off_principal_gets_no_more_resource_updates() {
         ))
         .await
         .unwrap();
-    let count = |seen: &TestClient| {
-        seen.seen
-            .lock()
-            .unwrap()
-            .resource_updates
-            .iter()
-            .filter(|u| **u == exposed)
-            .count()
-    };
     until("the other subscriber hears of the change", 10, async || {
-        count(&seen8) > 0
+        updates_of(&seen8, &exposed) > 0
     })
     .await;
     // Delivered in order on one connection to the backend: had bot-7 been told, it would
     // have been by now.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(count(&seen7), 0, "the switched-off principal heard of it");
+    assert_eq!(
+        updates_of(&seen7, &exposed),
+        0,
+        "the switched-off principal heard of it"
+    );
 }

@@ -316,6 +316,17 @@ pub async fn subscribe_touch_and_see_the_update(client: &Client, seen: &TestClie
     .await;
 }
 
+/// How many updates of exposed resource `uri` the client was told of.
+pub fn updates_of(seen: &TestClient, uri: &str) -> usize {
+    seen.seen
+        .lock()
+        .unwrap()
+        .resource_updates
+        .iter()
+        .filter(|u| *u == uri)
+        .count()
+}
+
 /// Every tool name the client is shown (all pages).
 pub async fn listed_tool_names<S: rmcp::service::Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,

@@ -211,15 +211,8 @@ async fn subscriptions_survive_a_backend_restart() {
     })
     .await;
     proxy.wait_backend_up("s").await;
-    let exposed = "s+test://watched-resource".to_owned();
-    let before = seen
-        .seen
-        .lock()
-        .unwrap()
-        .resource_updates
-        .iter()
-        .filter(|u| **u == exposed)
-        .count();
+    let exposed = "s+test://watched-resource";
+    let before = updates_of(&seen, exposed);
     until("an update from the restarted backend", 10, async || {
         // Touched until the update arrives: the new child subscribes as it comes up.
         let _ = client
@@ -230,14 +223,7 @@ async fn subscriptions_survive_a_backend_restart() {
             ))
             .await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        seen.seen
-            .lock()
-            .unwrap()
-            .resource_updates
-            .iter()
-            .filter(|u| **u == exposed)
-            .count()
-            > before
+        updates_of(&seen, exposed) > before
     })
     .await;
 }

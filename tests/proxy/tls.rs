@@ -70,6 +70,24 @@ fn config(dir: &Path, client_auth: &str) -> String {
     )
 }
 
+/// A CA, a server certificate for `localhost` and an agent's (CN=agent-1, O=Example) in
+/// `dir`, and a proxy serving HTTPS with them: (CA, agent identity, proxy, port, URL).
+async fn serving(dir: &Path, client_auth: &str) -> (Ca, (String, String), TestProxy, u16, String) {
+    let ca = new_ca();
+    write(dir, "ca.pem", &ca.pem);
+    let server = issue(&ca, &["localhost"], "mcp.example.com", None);
+    write(dir, "server.pem", &server.0);
+    write(dir, "server.key", &server.1);
+    let agent = issue(&ca, &[], "agent-1", Some("Example"));
+    let proxy = TestProxy::from_config(
+        mcp_warden::Config::from_toml_str(&config(dir, client_auth)).unwrap(),
+    )
+    .await;
+    let port: u16 = proxy.base.rsplit(':').next().unwrap().parse().unwrap();
+    let url = format!("https://localhost:{port}/mcp");
+    (ca, agent, proxy, port, url)
+}
+
 /// An HTTPS client trusting `ca`, presenting `identity` (certificate and key PEM) if any.
 fn client(ca: &str, identity: Option<&(String, String)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
@@ -137,21 +155,9 @@ async fn served_certificate(ca: &str, port: u16, identity: &(String, String)) ->
 #[tokio::test]
 async fn certificates_and_tokens_authenticate_over_https_and_a_renewed_certificate_is_served() {
     let dir = scratch("tls");
-    let ca = new_ca();
-    write(&dir, "ca.pem", &ca.pem);
-    let server = issue(&ca, &["localhost"], "mcp.example.com", None);
-    write(&dir, "server.pem", &server.0);
-    write(&dir, "server.key", &server.1);
-    let agent = issue(&ca, &[], "agent-1", Some("Example"));
+    let (ca, agent, _proxy, port, url) = serving(&dir, "optional").await;
     let stranger = issue(&ca, &[], "stranger", Some("Example"));
     let elsewhere = issue(&ca, &[], "agent-1", Some("Elsewhere"));
-
-    let proxy = TestProxy::from_config(
-        mcp_warden::Config::from_toml_str(&config(&dir, "optional")).unwrap(),
-    )
-    .await;
-    let port: u16 = proxy.base.rsplit(':').next().unwrap().parse().unwrap();
-    let url = format!("https://localhost:{port}/mcp");
 
     // The certificate names the principal; no token needed.
     assert_eq!(
@@ -216,18 +222,7 @@ async fn certificates_and_tokens_authenticate_over_https_and_a_renewed_certifica
 #[tokio::test]
 async fn required_client_certificates_refuse_a_connection_without_one() {
     let dir = scratch("tls-required");
-    let ca = new_ca();
-    write(&dir, "ca.pem", &ca.pem);
-    let server = issue(&ca, &["localhost"], "mcp.example.com", None);
-    write(&dir, "server.pem", &server.0);
-    write(&dir, "server.key", &server.1);
-    let agent = issue(&ca, &[], "agent-1", Some("Example"));
-    let proxy = TestProxy::from_config(
-        mcp_warden::Config::from_toml_str(&config(&dir, "required")).unwrap(),
-    )
-    .await;
-    let port: u16 = proxy.base.rsplit(':').next().unwrap().parse().unwrap();
-    let url = format!("https://localhost:{port}/mcp");
+    let (ca, agent, _proxy, _port, url) = serving(&dir, "required").await;
     assert_eq!(
         initialize(&client(&ca.pem, Some(&agent)), &url, None).await,
         Ok(200)
