@@ -9,7 +9,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin mcp-warden
+# With OpenTelemetry export (`[tracing]`).
+RUN cargo build --release --locked --features otel --bin mcp-warden
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/mcp-warden /usr/local/bin/mcp-warden

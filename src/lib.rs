@@ -61,6 +61,8 @@ mod mcp;
 mod proxy;
 mod switches;
 mod telemetry;
+#[doc(hidden)]
+pub mod trace;
 
 /// The configuration used when none is given: the demo backend built into this binary,
 /// anonymous callers on loopback, allow-all policy, and the audit log in the user's state

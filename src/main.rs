@@ -136,7 +136,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(run(cli, logging)) {
+    let outcome = runtime.block_on(run(cli, &logging));
+    // The last spans leave while the runtime still runs.
+    logging.shutdown();
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             err!("error: {e:#}");
@@ -145,7 +148,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, logging: &cli::logging::Logging) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check {
             source,
@@ -204,7 +207,7 @@ async fn run(cli: Cli, logging: cli::logging::Logging) -> anyhow::Result<ExitCod
             // reloads.
             let hangup = hold_hangup();
             let mut config = source.load()?;
-            logging.apply(config.server.log_level.as_deref());
+            logging.apply(&config)?;
             let watch = (!no_watch)
                 .then(|| source.path().map(|p| (p.to_owned(), config.clone())))
                 .flatten();

@@ -148,6 +148,8 @@ impl Endpoint {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        // The backend's spans join the call's trace.
+        crate::trace::inject(&mut headers);
         wire.send(Method::POST, headers, body).await
     }
 

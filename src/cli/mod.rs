@@ -4,6 +4,8 @@ pub mod admin;
 pub mod audit;
 pub mod check;
 pub mod logging;
+#[cfg(feature = "otel")]
+mod otel;
 pub mod output;
 pub mod policy;
 pub mod source;

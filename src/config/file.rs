@@ -32,6 +32,9 @@ pub struct FileConfig {
     /// Argument and result guards: size limits, content rules, redaction.
     #[serde(default)]
     pub guards: Option<crate::governance::config::GuardsSection>,
+    /// OpenTelemetry trace export (`otel` builds).
+    #[serde(default)]
+    pub tracing: Option<super::TracingSection>,
     /// The `.cedar` files of `authz.policies`, read by the loader (not part of the TOML).
     #[serde(skip)]
     pub policy_files: Vec<PolicyFile>,

@@ -11,6 +11,7 @@ mod in_process;
 pub mod laptop;
 pub mod mcp_json;
 mod parse;
+mod traces;
 mod validate;
 
 use parse::parse_toml;
@@ -21,6 +22,7 @@ pub use auth::{
     KeySource, TokenSettings, resource_needed,
 };
 pub use authz::{ALLOW_ALL, AuthzSettings};
+pub use traces::{EXPORT_BUILT as TRACE_EXPORT_BUILT, TracingSection, TracingSettings};
 
 use std::{
     collections::BTreeMap,
@@ -47,6 +49,8 @@ pub struct Config {
     pub limits: crate::governance::LimitsSettings,
     /// Guards as written (they compiled at validation).
     pub guards: crate::governance::config::GuardsSection,
+    /// Trace export and whose trace context is continued (`[tracing]`).
+    pub tracing: TracingSettings,
 }
 
 #[derive(Debug, Clone)]

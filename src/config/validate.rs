@@ -33,6 +33,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
     let server = listeners::server(file, &mut issues);
     let admin = listeners::admin(file, &mut issues);
+    let tracing = super::traces::validate(file.tracing.as_ref(), &mut issues);
     let separator = server
         .as_ref()
         .map_or("__", |s| s.separator.as_str())
@@ -97,6 +98,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             audit,
             limits,
             guards,
+            tracing,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }
@@ -486,5 +488,6 @@ fn cross_backend(backends: &[BackendSettings], separator: &str, issues: &mut Iss
 }
 
 mod listeners;
+pub(super) use listeners::parse_net;
 #[cfg(test)]
 mod tests;

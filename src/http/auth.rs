@@ -51,6 +51,8 @@ pub struct AuthState {
     resource: String,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Peers whose `traceparent` the request's span continues.
+    trace_trust: Vec<ipnet::IpNet>,
     failures: FailureLimit,
     /// Who owns each session; how many sessions each principal may hold.
     owners: Arc<Owners>,
@@ -74,6 +76,7 @@ impl AuthState {
             metrics: hub.metrics.clone(),
             resource,
             trusted_proxies: hub.server.trusted_proxies.clone(),
+            trace_trust: hub.tracing.trust_traceparent_from.clone(),
             failures: FailureLimit::new(hub.auth.failures_per_minute),
             owners,
             hub,
@@ -156,8 +159,22 @@ pub async fn require_auth(state: Arc<AuthState>, mut request: Request, next: Nex
     request
         .extensions_mut()
         .insert(ids::RequestId(request_id.clone()));
-    // Every log line of the request carries its id (the span goes into the call's task).
-    let span = tracing::info_span!("request", id = %request_id);
+    // Every log line of the request carries its id (the span goes into the call's task);
+    // exported, it is the server side of the request's trace.
+    let span = tracing::info_span!(
+        target: crate::trace::REQUEST,
+        "request",
+        id = %request_id,
+        otel.name = "mcp request",
+        otel.kind = "server",
+        mcp.method.name = tracing::field::Empty,
+    );
+    crate::trace::continue_trace(
+        &span,
+        request.headers(),
+        peer_of(request.extensions()),
+        &state.trace_trust,
+    );
     let mut response =
         tracing::Instrument::instrument(authenticated(&state, request, next), span).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {

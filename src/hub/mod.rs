@@ -45,6 +45,8 @@ pub struct Hub {
     pub auth: AuthSettings,
     /// The admin listener's settings (readiness reads them).
     pub admin: crate::config::AdminSettings,
+    /// `[tracing]`: whose trace context requests continue.
+    pub tracing: crate::config::TracingSettings,
     pub authn: Arc<dyn Authenticate>,
     /// What each backend listed, by backend id (absent while it is down). Locked while a
     /// catalog is built, so the table and the lists it is built from agree.
@@ -133,6 +135,7 @@ impl Hub {
             server: config.server.clone(),
             auth: config.auth.clone(),
             admin: config.admin.clone(),
+            tracing: config.tracing.clone(),
             authn,
             lists: Mutex::new(HashMap::new()),
             current: arc_swap::ArcSwap::from_pointee(Generation {

@@ -142,6 +142,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         ("audit", differs(&old.audit, &new.audit)),
         ("limits", differs(&old.limits, &new.limits)),
         ("guards", differs(&old.guards, &new.guards)),
+        ("tracing", differs(&old.tracing, &new.tracing)),
     ] {
         if changed {
             sections.push(name.to_owned());

@@ -31,9 +31,19 @@ impl Service<Call> for Router {
             let call = call.into_data();
             let backend = call.backend;
             let started = std::time::Instant::now();
-            let result = backend
-                .request(call.request, call.origin, call.cancel)
-                .await;
+            // The client side of the backend hop, in traces only.
+            let span = tracing::info_span!(
+                target: crate::trace::TRACE,
+                "backend call",
+                otel.kind = "client",
+                mcp.backend = backend.name(),
+                mcp.method.name = call.request.method(),
+            );
+            let result = tracing::Instrument::instrument(
+                backend.request(call.request, call.origin, call.cancel),
+                span,
+            )
+            .await;
             metrics
                 .backend_seconds
                 .get_or_create(&crate::telemetry::BackendLabels {

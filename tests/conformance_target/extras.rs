@@ -97,6 +97,11 @@ pub fn definitions() -> Vec<Tool> {
         structured_tool(),
         tool("pid", "Returns this server's process id", no_arguments()),
         tool(
+            "traceparent",
+            "Returns the W3C `traceparent` header of this very HTTP request (empty when none)",
+            no_arguments(),
+        ),
+        tool(
             "request_id",
             "Returns the JSON-RPC id of this very request, as JSON",
             no_arguments(),
@@ -158,6 +163,14 @@ pub async fn call(
         )),
         "structured" => Ok(CallToolResult::structured(json!({"answer": 42}))),
         "pid" => Ok(text_result(std::process::id().to_string())),
+        "traceparent" => Ok(text_result(
+            context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.headers.get("traceparent"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+        )),
         "request_id" => Ok(text_result(
             serde_json::to_string(&context.id).unwrap_or_default(),
         )),

@@ -396,6 +396,15 @@ pub async fn spawn_warden_with(
     config: &std::path::Path,
     args: &[&str],
 ) -> (tokio::process::Child, String, String) {
+    spawn_warden_env(config, args, &[]).await
+}
+
+/// [`spawn_warden_with`] with more environment variables.
+pub async fn spawn_warden_env(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut proxy = tokio::process::Command::new(warden_exe())
         .args([
@@ -409,6 +418,7 @@ pub async fn spawn_warden_with(
         .arg("--config")
         .arg(config)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

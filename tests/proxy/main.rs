@@ -22,6 +22,8 @@ mod inputs;
 mod library;
 mod lifecycle;
 mod logs;
+#[cfg(feature = "otel")]
+mod otel;
 mod peers;
 mod per_session;
 mod relay;

@@ -161,7 +161,7 @@ fn connection_limits(
 }
 
 /// An address or a CIDR (`10.0.0.0/8`, `::1`).
-fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+pub(in crate::config) fn parse_net(text: &str) -> Option<ipnet::IpNet> {
     text.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| {

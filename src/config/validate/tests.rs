@@ -487,3 +487,48 @@ fn the_admin_listener_leaves_loopback_only_when_asked_and_readiness_names_real_b
         "{refused}"
     );
 }
+
+const BACKEND: &str = "[[backends]]\nname = \"demo\"\ncommand = \"demo-server\"\n";
+
+#[cfg(feature = "otel")]
+#[test]
+fn tracing_settings_are_checked_at_their_paths() {
+    let config = ok(&format!(
+        "{BACKEND}[tracing]\notlp_endpoint = \"http://collector:4318\"\ntrust_traceparent_from = [\"10.0.0.0/8\", \"::1\"]\n"
+    ));
+    assert_eq!(
+        config.tracing.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+    assert_eq!(config.tracing.sample_ratio, 1.0);
+    assert_eq!(config.tracing.trust_traceparent_from.len(), 2);
+    let errs = errors(&format!(
+        "{ANON}{BACKEND}[tracing]\notlp_endpoint = \"collector:4318\"\nsample_ratio = 1.5\nservice_name = \"\"\ntrust_traceparent_from = [\"everyone\"]\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "tracing.otlp_endpoint: `collector:4318` is not an http(s) URL such as `http://otel-collector:4318`",
+            "tracing.sample_ratio: must be between 0 and 1",
+            "tracing.service_name: must not be empty",
+            "tracing.trust_traceparent_from[0]: `everyone` is not an address or CIDR such as `10.0.0.0/8`",
+        ]
+    );
+}
+
+/// A build without export refuses a file that asks for it instead of not tracing.
+#[cfg(not(feature = "otel"))]
+#[test]
+fn tracing_needs_a_build_with_export() {
+    let errs = errors(&format!(
+        "{ANON}{BACKEND}[tracing]\notlp_endpoint = \"http://collector:4318\"\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "tracing: this build has no OpenTelemetry export: build with `--features otel` (the container image has it)"
+        ]
+    );
+    // Sampling alone asks for nothing this build lacks.
+    ok(&format!("{BACKEND}[tracing]\nsample_ratio = 0.5\n"));
+}
