@@ -543,6 +543,26 @@ async fn main() {
         println!("mcp-proxy not installed (benches/install-mcp-proxy): its rows are left out");
     }
 
+    // `LOAD_PROFILE=<part of a path's name>`: only that path, 16 callers for
+    // `LOAD_SECONDS` (default 30), its proxy's pid printed first, for a profiler to attach.
+    if let Ok(wanted) = std::env::var("LOAD_PROFILE") {
+        let t = targets
+            .iter()
+            .find(|t| t.name.contains(&wanted))
+            .unwrap_or_else(|| panic!("no path named like {wanted:?}"));
+        let seconds = std::env::var("LOAD_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        println!("profiling {} (pid {:?}) for {seconds} s", t.name, t.pid);
+        let result = closed_loop(t, 16, Duration::from_secs(seconds)).await;
+        println!(
+            "{:.0} calls/s, {:?} µs CPU per call, {} failed",
+            result.calls_per_s, result.cpu_us_per_call, result.failed
+        );
+        return;
+    }
+
     // Closed loop, interleaved rounds.
     let mut closed: BTreeMap<(usize, String), Vec<Closed>> = BTreeMap::new();
     for &c in &plan.concurrency {

@@ -20,7 +20,7 @@ use super::entities::{
     PrincipalEntity, Types, backend_item_entity, principal_entity, request_value,
 };
 use super::memo::Prepared;
-use super::slice::{Slice, effect};
+use super::slice::{Reads, Slice, effect};
 use super::types::{Decision, Effect, Operation, RequestFacts, ShadowOutcome};
 use crate::authn::principal::Principal;
 
@@ -35,24 +35,30 @@ struct Target<'e, 'a> {
 
 /// The decision's context: the request facts and, for a tool, its typed arguments; a
 /// denial when they cannot be built (arguments that do not fit the tool's declared types
-/// are denied whether or not a policy reads them). When no policy `reads` the context,
-/// Cedar gets an empty one: evaluating the record into a context is the costly part.
+/// are denied whether or not a policy reads them). Cedar gets only the parts some policy
+/// `reads`: evaluating the record into a context is the costly part.
 fn context_of(
     facts: &RequestFacts,
     arguments: Option<(&RecordType, &Map<String, Value>)>,
-    reads: bool,
+    reads: Reads,
 ) -> Result<Context, Box<Decision>> {
     let mut pairs = Vec::with_capacity(2);
     // Arguments that do not fit the tool's declared types are denied whether or not a
     // policy reads them.
     if let Some((ty, args)) = arguments {
         match arguments_value(ty, args) {
-            Ok(value) => pairs.push(("arguments".to_owned(), value)),
+            Ok(value) if reads.arguments => pairs.push(("arguments".to_owned(), value)),
+            Ok(_) => {}
             Err(e) => return Err(Box::new(Decision::invalid_arguments(e.to_string()))),
         }
     }
-    if !reads {
-        return Ok(Context::empty());
+    if !reads.request {
+        return if pairs.is_empty() {
+            Ok(Context::empty())
+        } else {
+            Context::from_pairs(pairs)
+                .map_err(|e| Box::new(Decision::deny_with("the context could not be built", e)))
+        };
     }
     match request_value(facts) {
         Ok(value) => pairs.push(("request".to_owned(), value)),
@@ -183,7 +189,11 @@ impl Engine {
             Ok(p) => p,
             Err(denied) => return *denied,
         };
-        let reads = whole || target.action.slice.reads_context;
+        let reads = if whole {
+            Reads::ALL
+        } else {
+            target.action.slice.reads
+        };
         let context = match context_of(facts, target.arguments, reads) {
             Ok(c) => c,
             Err(denied) => return *denied,

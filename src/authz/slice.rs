@@ -44,9 +44,9 @@ pub(crate) struct Slice {
     pub by_principal: PrincipalIndex,
     pub shadow_permits: PolicySet,
     pub shadow_forbids: PolicySet,
-    /// Whether any of them reads `context`: a decision that none reads needs no context
-    /// built (a record of the request facts and typed arguments, ~10 µs).
-    pub reads_context: bool,
+    /// Which parts of `context` any of them reads: a decision needs only those (evaluating
+    /// a record into a context is the costly part of building a request).
+    pub reads: Reads,
 }
 
 /// Enforcing policies by principal scope; every policy is in exactly one bucket.
@@ -110,6 +110,57 @@ impl PrincipalIndex {
     }
 }
 
+/// The parts of a request's `context` that policies read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Reads {
+    /// `context.arguments`.
+    pub arguments: bool,
+    /// `context.request`.
+    pub request: bool,
+}
+
+impl Reads {
+    /// Both parts.
+    pub const ALL: Reads = Reads {
+        arguments: true,
+        request: true,
+    };
+
+    /// Adds what the policy `text` reads. Conservative: each occurrence of the word
+    /// `context` (in a comment or a string too) counts, as reading the part it is followed
+    /// by (`context.arguments`, `context.request`), and as reading both when anything else
+    /// follows (`context has …`, `context["…"]`, the word in a string). A policy cannot
+    /// read the context without writing the word.
+    pub fn add(&mut self, text: &str) {
+        for (at, _) in text.match_indices("context") {
+            let after = text[at + "context".len()..].trim_start();
+            let part = after
+                .strip_prefix('.')
+                .map(str::trim_start)
+                .and_then(|rest| {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    match name.as_str() {
+                        "arguments" => Some(Reads {
+                            arguments: true,
+                            request: false,
+                        }),
+                        "request" => Some(Reads {
+                            arguments: false,
+                            request: true,
+                        }),
+                        _ => None,
+                    }
+                })
+                .unwrap_or(Reads::ALL);
+            self.arguments |= part.arguments;
+            self.request |= part.request;
+        }
+    }
+}
+
 impl Slice {
     /// A slice of exactly these policies.
     pub(crate) fn of<'a>(
@@ -118,11 +169,9 @@ impl Slice {
         let mut enforcing = Vec::new();
         let mut shadow_permits = Vec::new();
         let mut shadow_forbids = Vec::new();
-        let mut reads_context = false;
+        let mut reads = Reads::default();
         for l in policies {
-            // Conservative: the word anywhere in the policy's text (a comment, a string)
-            // counts; a policy cannot read the context without writing it.
-            reads_context |= l.policy.to_string().contains("context");
+            reads.add(&l.policy.to_string());
             let bucket = match (l.mode, effect(&l.policy)) {
                 (Mode::Enforce, _) => &mut enforcing,
                 (Mode::Shadow, Effect::Permit) => &mut shadow_permits,
@@ -135,7 +184,7 @@ impl Slice {
             enforcing: set(enforcing)?,
             shadow_permits: set(shadow_permits)?,
             shadow_forbids: set(shadow_forbids)?,
-            reads_context,
+            reads,
         })
     }
 
@@ -232,3 +281,49 @@ fn resource_may_match(c: &ResourceConstraint, r: &ResourceShape) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reads_tests {
+    use super::Reads;
+
+    fn reads(text: &str) -> Reads {
+        let mut r = Reads::default();
+        r.add(text);
+        r
+    }
+
+    #[test]
+    fn a_policy_reads_the_part_it_names_and_everything_when_unsure() {
+        let none = Reads::default();
+        let args = Reads {
+            arguments: true,
+            request: false,
+        };
+        let request = Reads {
+            arguments: false,
+            request: true,
+        };
+        assert_eq!(reads("permit(principal, action, resource);"), none);
+        assert_eq!(
+            reads("permit(principal, action, resource) when { context.arguments.a < 3 };"),
+            args
+        );
+        assert_eq!(
+            reads("permit(principal, action, resource) when { context . request.hour < 9 };"),
+            request
+        );
+        for unsure in [
+            "permit(principal, action, resource) when { context has arguments };",
+            "permit(principal, action, resource) when { context[\"arguments\"].a == 1 };",
+            "permit(principal, action, resource) when { context.argumentsx == 1 };",
+            "permit(principal, action, resource) when { resource.name like \"*context*\" };",
+            "permit(principal, action, resource) when { context };",
+        ] {
+            assert_eq!(reads(unsure), Reads::ALL, "{unsure}");
+        }
+        let mut both =
+            reads("permit(principal, action, resource) when { context.arguments.a < 3 };");
+        both.add("forbid(principal, action, resource) when { context.request.client == \"\" };");
+        assert_eq!(both, Reads::ALL);
+    }
+}
