@@ -58,6 +58,8 @@ mod governance;
 mod http;
 mod ids;
 mod mcp;
+#[doc(hidden)]
+pub mod pinning;
 mod proxy;
 mod switches;
 mod telemetry;

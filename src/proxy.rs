@@ -157,6 +157,7 @@ impl Proxy {
             return Err(Error::Policy(describe_policy_errors(&errors)));
         }
         proxy.hub.record_lifecycle(Kind::Start).await?;
+        proxy.hub.record_integrity().await;
         Ok(proxy)
     }
 
@@ -439,6 +440,23 @@ impl ProxyHandle {
         let mut text = serde_json::to_string_pretty(&tools)?;
         text.push('\n');
         Ok(text)
+    }
+
+    /// Every exposed tool as its backend serves it (`tools pin`, `tools diff`).
+    pub fn tool_definitions(&self) -> Vec<crate::pinning::Definition> {
+        let catalog = self.hub.catalog();
+        let mut defs: Vec<_> = catalog
+            .tools()
+            .map(|e| {
+                crate::pinning::Definition::of(
+                    &e.item,
+                    catalog.backend_name(e.backend),
+                    &e.original,
+                )
+            })
+            .collect();
+        defs.sort_by(|a, b| a.exposed.cmp(&b.exposed));
+        defs
     }
 
     /// The exposed tool names, as `tools/list` shows them now.

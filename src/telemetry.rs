@@ -143,6 +143,14 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Reloads by outcome (`applied`, `unchanged`, `refused`).
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Tools with an integrity finding now, by kind.
+    pub tool_integrity: Family<KindLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `changed`, `unpinned`, `suspicious`.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -360,6 +368,14 @@ impl Default for Metrics {
         let rejections = Family::<RejectionLabels, Counter>::default();
         let connections = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let tool_integrity = Family::<KindLabels, Gauge>::default();
+        register(
+            &mut registry,
+            &mut families,
+            "mcp_warden_tool_integrity_findings",
+            "Tools with an integrity finding now, by kind: changed since pinned, unpinned, suspicious description (held when pinning is enforced)",
+            tool_integrity.clone(),
+        );
         register(
             &mut registry,
             &mut families,
@@ -459,6 +475,7 @@ impl Default for Metrics {
             rejections,
             connections,
             reloads,
+            tool_integrity,
         }
     }
 }

@@ -57,6 +57,12 @@ pub(crate) fn accept_tools<'t>(
         *counts.entry(tool.exposed.as_str()).or_default() += 1;
     }
     for tool in tools {
+        if let Some(reason) = &tool.held {
+            if !quarantined.iter().any(|(t, _)| t == &tool.exposed) {
+                quarantined.push((tool.exposed.clone(), reason.clone()));
+            }
+            continue;
+        }
         let twice = counts.get(tool.exposed.as_str()).is_some_and(|&n| n > 1);
         match name_problem(&tool.exposed, twice) {
             None => accepted.push(tool),

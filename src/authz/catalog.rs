@@ -58,6 +58,8 @@ pub fn parse_catalog(text: &str) -> Result<Vec<ToolInfo>, CatalogError> {
                     open_world: e.annotations.open_world_hint,
                 },
                 refuse_undeclared: false,
+                definition: None,
+                held: None,
             })
         })
         .collect()

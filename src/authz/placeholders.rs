@@ -69,6 +69,8 @@ fn stand_in(exposed: String, backend: String) -> ToolInfo {
         input_schema: serde_json::Map::new(),
         hints: Hints::default(),
         refuse_undeclared: false,
+        definition: None,
+        held: None,
     }
 }
 

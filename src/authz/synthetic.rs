@@ -54,6 +54,8 @@ pub fn synthetic_catalog(n: usize) -> Vec<ToolInfo> {
                     ..Hints::default()
                 },
                 refuse_undeclared: false,
+                definition: None,
+                held: None,
             }
         })
         .collect()

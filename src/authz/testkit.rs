@@ -31,6 +31,8 @@ pub(crate) fn tool(
             ..Hints::default()
         },
         refuse_undeclared: false,
+        definition: None,
+        held: None,
     }
 }
 

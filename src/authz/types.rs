@@ -24,6 +24,12 @@ pub struct ToolInfo {
     /// Refuse arguments the schema does not declare, at every level, even where it allows
     /// `additionalProperties` (the operator's `refuse_undeclared_arguments`).
     pub refuse_undeclared: bool,
+    /// The tool as its backend serves it (for its integrity); `None` for a tool known
+    /// only from a saved catalog.
+    pub definition: Option<std::sync::Arc<crate::pinning::Definition>>,
+    /// Why the tool is held out of service whatever the policies say (its definition
+    /// changed since it was pinned, ...): quarantined with this reason.
+    pub held: Option<String>,
 }
 
 /// The tool's MCP annotations (possibly overridden by operator config: a backend may lie).

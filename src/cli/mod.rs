@@ -7,6 +7,7 @@ pub mod logging;
 #[cfg(feature = "otel")]
 mod otel;
 pub mod output;
+mod pins;
 pub mod policy;
 pub mod source;
 pub mod tools;

@@ -1,6 +1,8 @@
 //! `mcp-warden tools export`: the tools the configured backends serve, written once as a
 //! saved catalog (`tools.json`) so that `policy validate|test|explain|schema` check
 //! policies against the real tools offline, without starting a backend each time.
+//! `tools pin` and `tools diff`: the lock file of reviewed tool definitions
+//! ([`mcp_warden::pinning`]) written from, and compared with, what the backends serve.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,10 +25,38 @@ pub enum ToolsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Start the configured backends and write what they serve as the lock file
+    /// (`[tools] lock`): each tool's title, description, schemas and annotations with
+    /// their hashes. Reports what changed since the previous pin and what the description
+    /// rules find
+    Pin {
+        #[command(flatten)]
+        source: Source,
+        /// The lock file (default: `[tools] lock`)
+        #[arg(long)]
+        lock: Option<PathBuf>,
+    },
+    /// Start the configured backends and compare what they serve with the lock file:
+    /// tools added, removed or changed (which parts, and how), and description findings.
+    /// Exit status 1 when anything differs or is found, 0 otherwise
+    Diff {
+        #[command(flatten)]
+        source: Source,
+        /// The lock file (default: `[tools] lock`)
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(command: ToolsCommand) -> anyhow::Result<ExitCode> {
     match command {
+        ToolsCommand::Pin { source, lock } => super::pins::pin(source.load()?, lock).await,
+        ToolsCommand::Diff { source, lock, json } => {
+            super::pins::diff(source.load()?, lock, json).await
+        }
         ToolsCommand::Export { source, out } => {
             let config = source.load()?;
             let backends = config.backends.len();
@@ -64,6 +94,7 @@ pub async fn with_backends<T>(
     read: impl FnOnce(&ProxyHandle) -> T,
 ) -> anyhow::Result<T> {
     config.audit = None;
+    config.tools = Default::default();
     config.authz.policies.clear();
     config.authz.catalog = None;
     let names: Vec<String> = config.backends.iter().map(|b| b.name.clone()).collect();

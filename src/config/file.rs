@@ -32,6 +32,12 @@ pub struct FileConfig {
     /// Argument and result guards: size limits, content rules, redaction.
     #[serde(default)]
     pub guards: Option<crate::governance::config::GuardsSection>,
+    /// Tool integrity: the lock file, `pinning`, description rules.
+    #[serde(default)]
+    pub tools: Option<super::ToolsSection>,
+    /// The text of `tools.lock`, read by the loader.
+    #[serde(skip)]
+    pub tools_lock: Option<PolicyFile>,
     /// OpenTelemetry trace export (`otel` builds).
     #[serde(default)]
     pub tracing: Option<super::TracingSection>,

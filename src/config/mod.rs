@@ -11,6 +11,7 @@ mod in_process;
 pub mod laptop;
 pub mod mcp_json;
 mod parse;
+mod tools;
 mod traces;
 mod validate;
 
@@ -22,6 +23,7 @@ pub use auth::{
     KeySource, TokenSettings, resource_needed,
 };
 pub use authz::{ALLOW_ALL, AuthzSettings};
+pub use tools::{RuleSection, ToolsSection, ToolsSettings};
 pub use traces::{EXPORT_BUILT as TRACE_EXPORT_BUILT, TracingSection, TracingSettings};
 
 use std::{
@@ -51,6 +53,8 @@ pub struct Config {
     pub guards: crate::governance::config::GuardsSection,
     /// Trace export and whose trace context is continued (`[tracing]`).
     pub tracing: TracingSettings,
+    /// Tool integrity: pins, description rules (`[tools]`).
+    pub tools: ToolsSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -326,6 +330,13 @@ impl Config {
         }
         if let Some(section) = file.authz.clone() {
             authz::load(&section, path.parent().unwrap_or(Path::new(".")), &mut file)?;
+        }
+        if let Some(section) = file.tools.clone() {
+            tools::load(
+                &section,
+                path.parent().unwrap_or(Path::new(".")),
+                &mut file.tools_lock,
+            )?;
         }
         let mut config = validate(&file)?;
         let base = path.parent().unwrap_or(Path::new("."));

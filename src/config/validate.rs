@@ -34,6 +34,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     let server = listeners::server(file, &mut issues);
     let admin = listeners::admin(file, &mut issues);
     let tracing = super::traces::validate(file.tracing.as_ref(), &mut issues);
+    let tools = super::tools::validate(file.tools.as_ref(), file.tools_lock.as_ref(), &mut issues);
     let separator = server
         .as_ref()
         .map_or("__", |s| s.separator.as_str())
@@ -99,6 +100,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             limits,
             guards,
             tracing,
+            tools,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

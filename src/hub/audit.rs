@@ -99,6 +99,95 @@ impl Hub {
         audit.append(entry, None).await.map(|_| ())
     }
 
+    /// The tools' integrity findings as of the engine in force: counted, and each new one
+    /// (a tool, its definition, what is wrong with it) logged and recorded once, as a
+    /// `config` record naming the tool, its backend, the finding and what was done.
+    pub async fn record_integrity(&self) {
+        let found = self.authz.findings();
+        for kind in ["changed", "unpinned", "suspicious"] {
+            let count = found
+                .iter()
+                .filter(|e| e.findings.iter().any(|f| f.kind() == kind))
+                .count();
+            self.metrics
+                .tool_integrity
+                .get_or_create(&crate::telemetry::KindLabels { kind })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let held = self
+            .authz()
+            .map(|e| {
+                e.quarantined()
+                    .iter()
+                    .map(|(t, _)| t.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+            })
+            .unwrap_or_default();
+        // Names two backends make look alike: reported once a pair.
+        let catalog = self.catalog();
+        let named: Vec<(String, String)> = catalog
+            .tools()
+            .filter_map(|e| {
+                let backend = catalog.backend(e.backend)?.settings.name.clone();
+                Some((e.item.name.to_string(), backend))
+            })
+            .collect();
+        let pairs =
+            crate::pinning::names::confusable(named.iter().map(|(n, b)| (n.as_str(), b.as_str())));
+        let new: Vec<_> = {
+            let mut recorded = self
+                .integrity_recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (a, b) in pairs {
+                if recorded.insert(("confusable".to_owned(), a.0.clone(), b.0.clone())) {
+                    tracing::warn!(
+                        first = %a.0, first_backend = %a.1, second = %b.0, second_backend = %b.1,
+                        "two backends expose tool names that look alike: a model choosing by name can be steered to the wrong one (rename one with `aliases`, or hide it)"
+                    );
+                }
+            }
+            found
+                .into_iter()
+                .filter(|e| recorded.insert((e.exposed.clone(), e.definition.clone(), e.reason())))
+                .collect()
+        };
+        for e in new {
+            let action = if held.contains(&e.exposed) {
+                "held"
+            } else {
+                "recorded"
+            };
+            tracing::warn!(tool = %e.exposed, backend = %e.backend, action, finding = %e.reason(), "tool integrity");
+            let mut detail = BTreeMap::from([
+                ("event".to_owned(), "tool_integrity".to_owned()),
+                ("tool".to_owned(), e.exposed.clone()),
+                ("backend".to_owned(), e.backend.clone()),
+                ("name".to_owned(), e.name.clone()),
+                ("definition".to_owned(), format!("sha256:{}", e.definition)),
+                ("action".to_owned(), action.to_owned()),
+                ("reason".to_owned(), e.reason()),
+                ("findings".to_owned(), {
+                    let mut kinds: Vec<&str> = e.findings.iter().map(|f| f.kind()).collect();
+                    kinds.dedup();
+                    kinds.join(",")
+                }),
+            ]);
+            for f in &e.findings {
+                if let crate::pinning::Finding::Changed { parts, pinned, .. } = f {
+                    detail.insert("changed".to_owned(), parts.join(","));
+                    detail.insert("pinned".to_owned(), format!("sha256:{pinned}"));
+                }
+            }
+            let Some(audit) = &self.audit else { continue };
+            let mut entry = Entry::new(Kind::Config);
+            entry.detail = bounded_detail(detail);
+            if let Err(err) = audit.append(entry, None).await {
+                tracing::error!(error = %err, tool = %e.exposed, "the tool integrity finding could not be recorded");
+            }
+        }
+    }
+
     /// An operator's change through the admin API (a kill switch, a breaker reset, a
     /// purge, a session ended, a reload): a `config` record naming who did what to which.
     pub async fn record_admin(

@@ -14,6 +14,7 @@ use crate::{
     },
     config::{AttrKind, BackendSettings, Config},
     mcp::catalog::Catalog,
+    pinning::{Definition, Examined, Integrity, Mode},
 };
 
 pub struct AuthzState {
@@ -28,6 +29,8 @@ pub struct AuthzState {
     /// One build at a time: a reload and a backend's new tools never swap in each other's
     /// stale engine.
     building: Mutex<()>,
+    /// The integrity findings of the tools the engine in force was built with.
+    findings: Mutex<Vec<Examined>>,
 }
 
 /// A reload's engine, built and not yet in force, with what it was built from.
@@ -36,6 +39,8 @@ pub struct Pending {
     policies: Vec<PolicySource>,
     saved: BTreeMap<String, ToolInfo>,
     live: Option<BTreeMap<String, ToolInfo>>,
+    integrity: Integrity,
+    findings: Vec<Examined>,
 }
 
 /// `saved`, overlaid by `live`.
@@ -51,6 +56,11 @@ fn catalog_tools(catalog: &Catalog) -> impl Iterator<Item = ToolInfo> + '_ {
         let backend = &catalog.backend(entry.backend)?.settings;
         let mut info = tool_info(&entry.item, &backend.name);
         vet(&mut info, backend, &entry.original);
+        info.definition = Some(Arc::new(Definition::of(
+            &entry.item,
+            &backend.name,
+            &entry.original,
+        )));
         Some(info)
     })
 }
@@ -58,6 +68,41 @@ fn catalog_tools(catalog: &Catalog) -> impl Iterator<Item = ToolInfo> + '_ {
 struct Inputs {
     policies: Vec<PolicySource>,
     attributes: Vec<AttributeDecl>,
+    /// `[tools]`: pins and description rules.
+    integrity: Integrity,
+    /// Joins backend and tool names (a description naming another backend's tool).
+    separator: String,
+}
+
+impl Inputs {
+    /// `tools` examined for their integrity: with `pinning = "enforce"`, each tool with a
+    /// finding is held (hidden and denied, the finding as its reason). Two backends' tools
+    /// whose names look alike are reported.
+    fn examine(&self, mut tools: Vec<ToolInfo>) -> (Vec<ToolInfo>, Vec<Examined>) {
+        examine(&self.integrity, &self.separator, &mut tools)
+    }
+}
+
+fn examine(
+    integrity: &Integrity,
+    separator: &str,
+    tools: &mut [ToolInfo],
+) -> (Vec<ToolInfo>, Vec<Examined>) {
+    let found = {
+        let defs: Vec<&Definition> = tools
+            .iter()
+            .filter_map(|t| t.definition.as_deref())
+            .collect();
+        integrity.examine(&defs, separator)
+    };
+    if integrity.mode == Mode::Enforce {
+        for tool in tools.iter_mut() {
+            if let Some(e) = found.iter().find(|e| e.exposed == tool.exposed) {
+                tool.held = Some(e.reason());
+            }
+        }
+    }
+    (tools.to_vec(), found)
 }
 
 /// The saved catalog's tools as the running proxy sees them (none, and a warning, when it
@@ -81,12 +126,27 @@ impl AuthzState {
             inputs: RwLock::new(Inputs {
                 policies: policy_sources(config),
                 attributes: attribute_decls(config),
+                integrity: config.tools.integrity.clone(),
+                separator: config.server.separator.clone(),
             }),
             saved: Mutex::new(saved_by_name(config)),
             live: Mutex::new(BTreeMap::new()),
             engine: RwLock::new(None),
             building: Mutex::new(()),
+            findings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The integrity findings of the tools the engine in force was built with.
+    pub fn findings(&self) -> Vec<Examined> {
+        self.findings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_findings(&self, found: Vec<Examined>) {
+        *self.findings.lock().unwrap_or_else(|p| p.into_inner()) = found;
     }
 
     pub fn engine(&self) -> Option<Arc<Engine>> {
@@ -134,14 +194,17 @@ impl AuthzState {
     /// What startup does: [`build_for_start`] over every tool known now, swapped in.
     pub fn start(&self) -> Result<(), Vec<PolicyError>> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
-        let started = {
+        let (started, found) = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
-            build_for_start(&inputs.policies, &self.known_tools(), &inputs.attributes)?
+            let (tools, found) = inputs.examine(self.known_tools());
+            let started = build_for_start(&inputs.policies, &tools, &inputs.attributes)?;
+            (started, found)
         };
         if !started.strict_errors.is_empty() {
             tracing::warn!(errors = %describe(&started.strict_errors), "policies do not validate strictly against the tools available now");
         }
         self.swap(started.engine);
+        self.set_findings(found);
         Ok(())
     }
 
@@ -169,10 +232,12 @@ impl AuthzState {
             }]);
         }
         let saved = saved_by_name(config);
-        let tools = match &live {
+        let mut tools = match &live {
             Some(live) => overlay(&saved, live),
             None => self.with_live(&saved),
         };
+        let integrity = config.tools.integrity.clone();
+        let (tools, findings) = examine(&integrity, &config.server.separator, &mut tools);
         let started = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             build_for_start(&policies, &tools, &inputs.attributes)?
@@ -185,6 +250,8 @@ impl AuthzState {
             policies,
             saved,
             live,
+            integrity,
+            findings,
         })
     }
 
@@ -192,10 +259,12 @@ impl AuthzState {
     /// from); publishing it to calls is the hub's.
     pub fn commit(&self, pending: Pending) -> Arc<Engine> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
-        self.inputs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .policies = pending.policies;
+        {
+            let mut inputs = self.inputs.write().unwrap_or_else(|p| p.into_inner());
+            inputs.policies = pending.policies;
+            inputs.integrity = pending.integrity;
+        }
+        self.set_findings(pending.findings);
         *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = pending.saved;
         if let Some(live) = pending.live {
             *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
@@ -221,7 +290,7 @@ impl AuthzState {
 
     fn swap_arc(&self, engine: Arc<Engine>) {
         for (tool, reason) in engine.quarantined() {
-            tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied until its schema fits the policies again");
+            tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied");
         }
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
     }
@@ -229,16 +298,14 @@ impl AuthzState {
     /// Builds a new engine and swaps it in; on error the previous engine stays.
     pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
-        let engine = {
+        let (engine, found) = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
-            Engine::build(
-                &inputs.policies,
-                &self.known_tools(),
-                &inputs.attributes,
-                mode,
-            )?
+            let (tools, found) = inputs.examine(self.known_tools());
+            let engine = Engine::build(&inputs.policies, &tools, &inputs.attributes, mode)?;
+            (engine, found)
         };
         self.swap(engine);
+        self.set_findings(found);
         Ok(())
     }
 }
@@ -375,6 +442,8 @@ pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
             open_world: a.and_then(|a| a.open_world_hint),
         },
         refuse_undeclared: false,
+        definition: None,
+        held: None,
     }
 }
 

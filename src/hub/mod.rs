@@ -75,6 +75,9 @@ pub struct Hub {
     log_level: Mutex<Option<LoggingLevel>>,
     pub drain: Arc<crate::stack::Drain>,
     authz: authz::AuthzState,
+    /// Integrity findings already recorded (tool, definition hash, reason): each is
+    /// recorded once.
+    integrity_recorded: Mutex<std::collections::BTreeSet<(String, String, String)>>,
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Audit>>,
@@ -155,6 +158,7 @@ impl Hub {
             log_level: Mutex::new(None),
             drain: Arc::default(),
             authz: authz::AuthzState::new(config),
+            integrity_recorded: Mutex::new(Default::default()),
             metrics: metrics.clone(),
             audit,
             governance: Arc::new(crate::governance::Governance::new(config)),
@@ -338,6 +342,9 @@ impl Hub {
         };
         if rebuilt && let Err(e) = self.record_lifecycle(crate::audit::Kind::Policy).await {
             tracing::error!(error = %e, "the policy change could not be recorded");
+        }
+        if rebuilt {
+            self.record_integrity().await;
         }
         let notifications = [
             (

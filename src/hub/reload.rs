@@ -334,12 +334,14 @@ impl Hub {
             let mut running = Config::clone(&state.config);
             running.authz = new.authz.clone();
             running.backends = new.backends.clone();
+            running.tools = new.tools.clone();
             state.config = Arc::new(running);
             state.number += 1;
             state.loaded_at = now();
         }
         // What each principal may see may have changed.
         self.announce_all_lists().await;
+        self.record_integrity().await;
         let mut done = report(Outcome::Applied, None, restart, Some(new_hash));
         done.backends = plan.describe();
         self.finish(done)

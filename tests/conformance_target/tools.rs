@@ -25,6 +25,11 @@ pub fn definitions(state: &SharedState) -> Vec<Tool> {
     if state.has_dynamic_tool() {
         tools.push(extras::dynamic_tool());
     }
+    if state.is_poisoned() {
+        for tool in tools.iter_mut().filter(|t| t.name == "echo") {
+            tool.description = Some(extras::POISONED_ECHO.into());
+        }
+    }
     tools
 }
 

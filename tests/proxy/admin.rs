@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::audit::{audit_section, records, scratch};
 use crate::common::*;
 
-const OPS: &str = "ops-token";
-const AGENT: &str = "agent-token";
+pub const OPS: &str = "ops-token";
+pub const AGENT: &str = "agent-token";
 
 const POLICIES: &str = r#"
 @id("agents-use-tools")
@@ -24,7 +24,9 @@ fn config(store: &Path, state: &Path) -> String {
     config_with(store, state, "")
 }
 
-fn config_with(store: &Path, state: &Path, extra: &str) -> String {
+/// Operators (`OPS`) and agents (`AGENT`), the conformance target as `s`, an audit log, and
+/// `extra` TOML after `[authz]`.
+pub fn config_with(store: &Path, state: &Path, extra: &str) -> String {
     let token = |secret: &str, id: &str, role: &str| {
         format!(
             "[[auth.tokens]]\nsha256 = \"{}\"\nid = \"{id}\"\nroles = [\"{role}\"]\n",

@@ -26,6 +26,7 @@ mod logs;
 mod otel;
 mod peers;
 mod per_session;
+mod pinning;
 mod relay;
 mod reload;
 mod revisions;
