@@ -12,8 +12,8 @@ use super::note::{Checkpoint, NoteVerifier, open};
 use super::record::{GENESIS_PREV, Record, hex};
 use super::{Audit, AuditError, AuditSettings, Durability, Entry, Kind};
 
-/// A fresh directory under the system's temporary directory.
-pub(crate) fn scratch(name: &str) -> PathBuf {
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub(crate) fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!(
         "mcp-warden-{name}-{}-{}",
         std::process::id(),
@@ -23,7 +23,29 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
             .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
+}
+
+/// A test's directory: a path while it lives, gone once dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub(crate) fn settings(state: &std::path::Path, store: &std::path::Path) -> AuditSettings {

@@ -130,7 +130,7 @@ async fn start(
 ) -> (
     HttpTarget,
     Arc<Mutex<Vec<Got>>>,
-    std::path::PathBuf,
+    crate::audit::Scratch,
     tokio::process::Child,
     String,
 ) {
