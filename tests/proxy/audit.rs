@@ -19,8 +19,8 @@ forbid(principal, action == Mcp::Action::"s__slow", resource)
 when { context.arguments.ms > 1000 };
 "#;
 
-/// A fresh directory for one test's log, removed when dropped.
-pub fn scratch(name: &str) -> Scratch {
+/// A fresh directory for one test's log.
+pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mcp-warden-test-{name}-{}-{}",
         std::process::id(),
@@ -30,35 +30,7 @@ pub fn scratch(name: &str) -> Scratch {
             .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-/// A test's directory: a path while it lives, gone once dropped.
-pub struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.0.as_os_str()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    dir
 }
 
 /// The WAL files in a state directory that may still hold records to upload (the spare

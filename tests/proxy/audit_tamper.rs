@@ -25,13 +25,13 @@ type Objects = BTreeMap<String, Vec<u8>>;
 
 /// Writes a clean log of 30 records (segments of 5) with the real writer; returns its
 /// objects and the state directory (signing key and `.pub`).
-async fn clean_log() -> (Objects, crate::audit::Scratch) {
+async fn clean_log() -> (Objects, PathBuf) {
     let (state, store) = (scratch("tamper-state"), scratch("tamper-store"));
     let settings = AuditSettings {
         origin: ORIGIN.to_owned(),
         store: format!("file://{}", store.display()),
         store_options: BTreeMap::new(),
-        state_dir: state.to_path_buf(),
+        state_dir: state.clone(),
         signing_key: None,
         replica: "r1".to_owned(),
         durability: Durability::BeforeResponse,

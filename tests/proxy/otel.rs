@@ -130,7 +130,7 @@ async fn start(
 ) -> (
     HttpTarget,
     Arc<Mutex<Vec<Got>>>,
-    crate::audit::Scratch,
+    std::path::PathBuf,
     tokio::process::Child,
     String,
 ) {
