@@ -248,7 +248,9 @@ impl Hub {
         let table = self.backends();
         let plan = backends::Plan::new(&table, &new.backends);
         let backends_change = plan.changes(&table);
-        if !backends_change && format!("{:?}", old.authz) == format!("{:?}", new.authz) {
+        let same =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
+        if !backends_change && same(&old.authz, &new.authz) && same(&old.tools, &new.tools) {
             return self.finish(report(Outcome::Unchanged, None, restart, old_hash));
         }
         // New backends start before anything changes: their tools are known to the policies
