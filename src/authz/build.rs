@@ -119,7 +119,14 @@ pub(crate) fn request_actions(
         };
         requests.push((tool.exposed.clone(), types.action(&tool.exposed), shape));
         tool_entities.insert(tool.exposed.clone(), entity);
-        tool_entries.insert(tool.exposed.clone(), ToolEntry { arguments, uid });
+        tool_entries.insert(
+            tool.exposed.clone(),
+            ToolEntry {
+                arguments,
+                uid,
+                groups: tool.groups.clone(),
+            },
+        );
     }
     for (name, builtin) in BUILTIN_ACTIONS {
         let ty = match builtin {

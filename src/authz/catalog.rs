@@ -25,6 +25,10 @@ struct Entry {
     input_schema: Option<Value>,
     #[serde(default)]
     annotations: Annotations,
+    /// The `[tools.groups]` it is in, for policy sets checked offline (a configuration's
+    /// own groups apply when the policy commands are given `--config`).
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -59,6 +63,7 @@ pub fn parse_catalog(text: &str) -> Result<Vec<ToolInfo>, CatalogError> {
                 },
                 refuse_undeclared: false,
                 definition: None,
+                groups: e.groups,
                 held: None,
             })
         })

@@ -17,7 +17,7 @@ use super::argtype::RecordType;
 use super::arguments::arguments_value;
 use super::engine::{ActionEntry, Engine};
 use super::entities::{
-    PrincipalEntity, Types, backend_item_entity, principal_entity, request_value,
+    PrincipalEntity, Types, backend_item_entity, history_value, principal_entity, request_value,
 };
 use super::memo::Prepared;
 use super::slice::{Reads, Slice, effect};
@@ -51,6 +51,9 @@ fn context_of(
             Ok(_) => {}
             Err(e) => return Err(Box::new(Decision::invalid_arguments(e.to_string()))),
         }
+    }
+    if reads.history && arguments.is_some() {
+        pairs.push(("history".to_owned(), history_value(&facts.history)));
     }
     if !reads.request {
         return if pairs.is_empty() {
@@ -117,6 +120,11 @@ impl Engine {
             (
                 "arguments".to_owned(),
                 RestrictedExpression::new_unknown("arguments"),
+            ),
+            // A list shows what some session could call; the call reads its own history.
+            (
+                "history".to_owned(),
+                RestrictedExpression::new_unknown("history"),
             ),
         ]);
         // Shown whenever the answer is not a certain deny: the call is decided in full later.

@@ -30,6 +30,8 @@ pub(crate) struct ActionEntry {
 pub(crate) struct ToolEntry {
     pub arguments: RecordType,
     pub uid: EntityUid,
+    /// The `[tools.groups]` it is in.
+    pub groups: Vec<String>,
 }
 
 /// The Cedar authorization engine for one configuration, policy set and tool catalog.
@@ -93,6 +95,7 @@ impl Engine {
                 backend: &t.backend,
                 arguments: args,
                 read_only: t.hints.read_only == Some(true),
+                groups: &t.groups,
             })
             .collect();
         let builder = schema::Builder::new(attributes).map_err(|e| vec![general(e.to_string())])?;
@@ -168,6 +171,23 @@ impl Engine {
             authorizer: Authorizer::new(),
             memo: Memo::default(),
         })
+    }
+
+    /// Whether any policy reads `context.history` (only then is history kept).
+    pub fn keeps_history(&self) -> bool {
+        self.whole.reads.history
+    }
+
+    /// Whether a policy that can match a call of `tool` reads `context.history`.
+    pub fn reads_history(&self, tool: &str) -> bool {
+        self.actions
+            .get(tool)
+            .is_some_and(|a| a.slice.reads.history)
+    }
+
+    /// The `[tools.groups]` of `tool`.
+    pub fn tool_groups(&self, tool: &str) -> &[String] {
+        self.tools.get(tool).map_or(&[], |t| t.groups.as_slice())
     }
 
     /// Tools that are hidden and denied, with the reason.

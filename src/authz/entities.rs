@@ -234,3 +234,23 @@ pub(crate) fn request_value(facts: &RequestFacts) -> Result<RestrictedExpression
     RestrictedExpression::new_record(fields.map(|(k, v)| (k.to_owned(), v)))
         .map_err(|e| e.to_string())
 }
+
+/// `context.history`: what the session did before this call.
+pub(crate) fn history_value(history: &super::types::HistoryFacts) -> RestrictedExpression {
+    let set = |items: &[String]| {
+        RestrictedExpression::new_set(items.iter().cloned().map(RestrictedExpression::new_string))
+    };
+    RestrictedExpression::new_record([
+        ("tools".to_owned(), set(&history.tools)),
+        ("groups".to_owned(), set(&history.groups)),
+        (
+            "calls".to_owned(),
+            RestrictedExpression::new_long(history.calls),
+        ),
+        (
+            "recent_calls".to_owned(),
+            RestrictedExpression::new_long(history.recent_calls),
+        ),
+    ])
+    .expect("four distinct keys")
+}

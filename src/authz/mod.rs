@@ -41,8 +41,8 @@ pub use synthetic::{
 pub use tables::{CaseOutcome, TableFile, TableReport, run_tables};
 pub use time::{TimeError, facts_at, parse_rfc3339};
 pub use types::{
-    AdminAction, AttrType, AttributeDecl, BuildMode, Decision, Effect, Hints, Operation,
-    PolicyError, PolicySource, RequestFacts, ResolvedHints, ShadowOutcome, ToolInfo,
+    AdminAction, AttrType, AttributeDecl, BuildMode, Decision, Effect, Hints, HistoryFacts,
+    Operation, PolicyError, PolicySource, RequestFacts, ResolvedHints, ShadowOutcome, ToolInfo,
 };
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ fn stand_in(exposed: String, backend: String) -> ToolInfo {
         hints: Hints::default(),
         refuse_undeclared: false,
         definition: None,
+        groups: Vec::new(),
         held: None,
     }
 }

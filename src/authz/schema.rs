@@ -21,6 +21,9 @@ pub(crate) const GROUPS: [&str; 4] = ["call_tool", "read", "write", "admin"];
 /// The prefix of the generated per-backend action groups.
 pub(crate) const BACKEND_GROUP_PREFIX: &str = "backend:";
 
+/// The prefix of the generated action groups of `[tools.groups]`.
+pub(crate) const TOOL_GROUP_PREFIX: &str = "group:";
+
 /// Principal entity types; all are generated with the declared attributes.
 const PRINCIPAL_TYPES: [&str; 3] = ["User", "Agent", "Service"];
 
@@ -30,6 +33,8 @@ pub(crate) struct ToolSchema<'a> {
     pub backend: &'a str,
     pub arguments: &'a RecordType,
     pub read_only: bool,
+    /// The `[tools.groups]` it is in.
+    pub groups: &'a [String],
 }
 
 /// The schema, and its full text in cedarschema syntax.
@@ -124,16 +129,29 @@ fn generated_json<'t>(
     for backend in backends {
         actions.insert(format!("{BACKEND_GROUP_PREFIX}{backend}"), json!({}));
     }
+    let groups: BTreeSet<&str> = tools
+        .clone()
+        .flat_map(|t| t.groups.iter().map(String::as_str))
+        .collect();
+    for group in groups {
+        actions.insert(format!("{TOOL_GROUP_PREFIX}{group}"), json!({}));
+    }
     for tool in tools {
         let rw = if tool.read_only { "read" } else { "write" };
+        let mut member_of = vec![
+            json!({ "id": "call_tool" }),
+            json!({ "id": format!("{BACKEND_GROUP_PREFIX}{}", tool.backend) }),
+            json!({ "id": rw }),
+        ];
+        member_of.extend(
+            tool.groups
+                .iter()
+                .map(|g| json!({ "id": format!("{TOOL_GROUP_PREFIX}{g}") })),
+        );
         actions.insert(
             tool.exposed.to_owned(),
             json!({
-                "memberOf": [
-                    { "id": "call_tool" },
-                    { "id": format!("{BACKEND_GROUP_PREFIX}{}", tool.backend) },
-                    { "id": rw },
-                ],
+                "memberOf": member_of,
                 "appliesTo": {
                     "principalTypes": PRINCIPAL_TYPES,
                     "resourceTypes": ["Tool"],
@@ -142,6 +160,7 @@ fn generated_json<'t>(
                         "attributes": {
                             "arguments": tool.arguments.schema_json(),
                             "request": { "type": "Request" },
+                            "history": { "type": "History" },
                         },
                     },
                 },

@@ -117,6 +117,8 @@ pub(crate) struct Reads {
     pub arguments: bool,
     /// `context.request`.
     pub request: bool,
+    /// `context.history`.
+    pub history: bool,
 }
 
 impl Reads {
@@ -124,6 +126,7 @@ impl Reads {
     pub const ALL: Reads = Reads {
         arguments: true,
         request: true,
+        history: true,
     };
 
     /// Adds what the policy `text` reads. Conservative: each occurrence of the word
@@ -145,11 +148,15 @@ impl Reads {
                     match name.as_str() {
                         "arguments" => Some(Reads {
                             arguments: true,
-                            request: false,
+                            ..Reads::default()
                         }),
                         "request" => Some(Reads {
-                            arguments: false,
                             request: true,
+                            ..Reads::default()
+                        }),
+                        "history" => Some(Reads {
+                            history: true,
+                            ..Reads::default()
                         }),
                         _ => None,
                     }
@@ -157,6 +164,7 @@ impl Reads {
                 .unwrap_or(Reads::ALL);
             self.arguments |= part.arguments;
             self.request |= part.request;
+            self.history |= part.history;
         }
     }
 }
@@ -297,11 +305,11 @@ mod reads_tests {
         let none = Reads::default();
         let args = Reads {
             arguments: true,
-            request: false,
+            ..Reads::default()
         };
         let request = Reads {
-            arguments: false,
             request: true,
+            ..Reads::default()
         };
         assert_eq!(reads("permit(principal, action, resource);"), none);
         assert_eq!(
@@ -324,6 +332,17 @@ mod reads_tests {
         let mut both =
             reads("permit(principal, action, resource) when { context.arguments.a < 3 };");
         both.add("forbid(principal, action, resource) when { context.request.client == \"\" };");
+        assert_eq!(
+            both,
+            Reads {
+                arguments: true,
+                request: true,
+                history: false
+            }
+        );
+        both.add(
+            "forbid(principal, action, resource) when { context.history.groups.contains(\"pii\") };",
+        );
         assert_eq!(both, Reads::ALL);
     }
 }

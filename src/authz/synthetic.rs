@@ -55,6 +55,7 @@ pub fn synthetic_catalog(n: usize) -> Vec<ToolInfo> {
                 },
                 refuse_undeclared: false,
                 definition: None,
+                groups: Vec::new(),
                 held: None,
             }
         })

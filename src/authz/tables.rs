@@ -88,8 +88,23 @@ struct Case {
     client: Option<String>,
     transport: Option<String>,
     session: Option<String>,
+    /// `context.history`: what the session did before this call.
+    history: Option<CaseHistory>,
     expect: Expect,
     policies: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CaseHistory {
+    #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    calls: i64,
+    #[serde(default)]
+    recent_calls: i64,
 }
 
 #[derive(Deserialize)]
@@ -238,12 +253,20 @@ fn decide_case(engine: &Engine, case: &Case) -> Result<Decision, String> {
         }
         Some(_) => return Err("`time` must be an RFC 3339 time".to_owned()),
     };
-    let facts = facts_at(
+    let mut facts = facts_at(
         epoch,
         case.client.as_deref().unwrap_or("127.0.0.1"),
         case.transport.as_deref().unwrap_or("http"),
         case.session.as_deref().unwrap_or("decision-table"),
     );
+    if let Some(h) = &case.history {
+        facts.history = super::types::HistoryFacts {
+            tools: h.tools.clone(),
+            groups: h.groups.clone(),
+            calls: h.calls,
+            recent_calls: h.recent_calls,
+        };
+    }
     let need = |field: &Option<String>, name: &str| {
         field
             .clone()

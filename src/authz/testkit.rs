@@ -32,6 +32,7 @@ pub(crate) fn tool(
         },
         refuse_undeclared: false,
         definition: None,
+        groups: Vec::new(),
         held: None,
     }
 }

@@ -29,6 +29,7 @@ pub fn facts_at(
         client_addr: client_addr.to_owned(),
         transport: transport.to_owned(),
         session: session.to_owned(),
+        history: Default::default(),
     }
 }
 

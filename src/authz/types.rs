@@ -27,6 +27,8 @@ pub struct ToolInfo {
     /// The tool as its backend serves it (for its integrity); `None` for a tool known
     /// only from a saved catalog.
     pub definition: Option<std::sync::Arc<crate::pinning::Definition>>,
+    /// The `[tools.groups]` it is in (action groups `"group:<name>"`).
+    pub groups: Vec<String>,
     /// Why the tool is held out of service whatever the policies say (its definition
     /// changed since it was pinned, ...): quarantined with this reason.
     pub held: Option<String>,
@@ -101,6 +103,17 @@ pub struct RequestFacts {
     pub client_addr: String,
     pub transport: String,
     pub session: String,
+    /// What the session did before (`context.history`); empty when not looked up.
+    pub history: HistoryFacts,
+}
+
+/// `context.history`: what the calling session did before this call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFacts {
+    pub tools: Vec<String>,
+    pub groups: Vec<String>,
+    pub calls: i64,
+    pub recent_calls: i64,
 }
 
 /// The MCP operation being authorized.

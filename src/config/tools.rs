@@ -19,6 +19,13 @@ pub struct ToolsSection {
     pub pinning: Option<String>,
     /// Description rules of the operator's, beside the built-in ones.
     pub rules: Option<Vec<RuleSection>>,
+    /// Tool groups: a name and the exposed tool names (globs) in it. Each is an action
+    /// group `Mcp::Action::"group:<name>"`, and `context.history.groups` names those a
+    /// session called.
+    pub groups: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// What `context.history.recent_calls` counts: calls in this many seconds (default
+    /// 3600).
+    pub history_window_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -30,11 +37,37 @@ pub struct RuleSection {
 }
 
 /// `[tools]` validated.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ToolsSettings {
     pub integrity: Integrity,
     /// Where the lock file is (what `tools pin` rewrites).
     pub lock_file: Option<String>,
+    /// `[tools.groups]`: name and the exposed names in it.
+    pub groups: Vec<(String, globset::GlobSet)>,
+    /// The window of `context.history.recent_calls`.
+    pub history_window: std::time::Duration,
+}
+
+impl Default for ToolsSettings {
+    fn default() -> Self {
+        ToolsSettings {
+            integrity: Integrity::default(),
+            lock_file: None,
+            groups: Vec::new(),
+            history_window: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+impl ToolsSettings {
+    /// The groups `exposed` is in, in name order.
+    pub fn groups_of(&self, exposed: &str) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, globs)| globs.is_match(exposed))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
 }
 
 /// Reads `tools.lock`, relative to the config file's directory.
@@ -100,6 +133,27 @@ pub(super) fn validate(
             Err(e) => issues.push(format!("{at}.pattern"), e.to_string()),
         }
     }
+    let mut groups = Vec::new();
+    for (name, globs) in s.groups.iter().flatten() {
+        let at = format!("tools.groups.{name}");
+        if name.is_empty() || !name.chars().all(super::validate::name_char) {
+            issues.push(
+                at.clone(),
+                "a group name is 1 or more characters from `A-Z a-z 0-9 _ - .`",
+            );
+        }
+        if let Some(set) = super::validate::glob_set(globs, &at, issues) {
+            groups.push((name.clone(), set));
+        }
+    }
+    let history_window = match s.history_window_s {
+        Some(0) => {
+            issues.push("tools.history_window_s", "must be greater than 0");
+            std::time::Duration::from_secs(3600)
+        }
+        Some(secs) => std::time::Duration::from_secs(secs),
+        None => std::time::Duration::from_secs(3600),
+    };
     ToolsSettings {
         integrity: Integrity {
             mode,
@@ -107,5 +161,7 @@ pub(super) fn validate(
             rules: Rules { own },
         },
         lock_file,
+        groups,
+        history_window,
     }
 }

@@ -106,7 +106,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     }
 }
 
-fn name_char(c: char) -> bool {
+pub(super) fn name_char(c: char) -> bool {
     NAME_CHARS.contains(c)
 }
 
@@ -368,7 +368,7 @@ fn timeout(ms: Option<u64>, default: u64, path: &str, issues: &mut Issues) -> Du
     Duration::from_millis(ms)
 }
 
-fn glob_set(globs: &[String], path: &str, issues: &mut Issues) -> Option<GlobSet> {
+pub(super) fn glob_set(globs: &[String], path: &str, issues: &mut Issues) -> Option<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for (j, glob) in globs.iter().enumerate() {
         match Glob::new(glob) {

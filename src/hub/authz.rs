@@ -12,9 +12,10 @@ use crate::{
         AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, ToolInfo,
         parse_catalog,
     },
+    config::ToolsSettings,
     config::{AttrKind, BackendSettings, Config},
     mcp::catalog::Catalog,
-    pinning::{Definition, Examined, Integrity, Mode},
+    pinning::{Definition, Examined, Mode},
 };
 
 pub struct AuthzState {
@@ -39,7 +40,7 @@ pub struct Pending {
     policies: Vec<PolicySource>,
     saved: BTreeMap<String, ToolInfo>,
     live: Option<BTreeMap<String, ToolInfo>>,
-    integrity: Integrity,
+    tools: ToolsSettings,
     findings: Vec<Examined>,
 }
 
@@ -68,8 +69,8 @@ fn catalog_tools(catalog: &Catalog) -> impl Iterator<Item = ToolInfo> + '_ {
 struct Inputs {
     policies: Vec<PolicySource>,
     attributes: Vec<AttributeDecl>,
-    /// `[tools]`: pins and description rules.
-    integrity: Integrity,
+    /// `[tools]`: pins, description rules, groups.
+    tools: ToolsSettings,
     /// Joins backend and tool names (a description naming another backend's tool).
     separator: String,
 }
@@ -79,15 +80,22 @@ impl Inputs {
     /// finding is held (hidden and denied, the finding as its reason). Two backends' tools
     /// whose names look alike are reported.
     fn examine(&self, mut tools: Vec<ToolInfo>) -> (Vec<ToolInfo>, Vec<Examined>) {
-        examine(&self.integrity, &self.separator, &mut tools)
+        examine(&self.tools, &self.separator, &mut tools)
     }
 }
 
+/// `tools` in their `[tools.groups]`, examined for their integrity.
 fn examine(
-    integrity: &Integrity,
+    settings: &ToolsSettings,
     separator: &str,
     tools: &mut [ToolInfo],
 ) -> (Vec<ToolInfo>, Vec<Examined>) {
+    if !settings.groups.is_empty() {
+        for tool in tools.iter_mut() {
+            tool.groups = settings.groups_of(&tool.exposed);
+        }
+    }
+    let integrity = &settings.integrity;
     let found = {
         let defs: Vec<&Definition> = tools
             .iter()
@@ -126,7 +134,7 @@ impl AuthzState {
             inputs: RwLock::new(Inputs {
                 policies: policy_sources(config),
                 attributes: attribute_decls(config),
-                integrity: config.tools.integrity.clone(),
+                tools: config.tools.clone(),
                 separator: config.server.separator.clone(),
             }),
             saved: Mutex::new(saved_by_name(config)),
@@ -236,8 +244,8 @@ impl AuthzState {
             Some(live) => overlay(&saved, live),
             None => self.with_live(&saved),
         };
-        let integrity = config.tools.integrity.clone();
-        let (tools, findings) = examine(&integrity, &config.server.separator, &mut tools);
+        let settings = config.tools.clone();
+        let (tools, findings) = examine(&settings, &config.server.separator, &mut tools);
         let started = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             build_for_start(&policies, &tools, &inputs.attributes)?
@@ -250,7 +258,7 @@ impl AuthzState {
             policies,
             saved,
             live,
-            integrity,
+            tools: settings,
             findings,
         })
     }
@@ -262,7 +270,7 @@ impl AuthzState {
         {
             let mut inputs = self.inputs.write().unwrap_or_else(|p| p.into_inner());
             inputs.policies = pending.policies;
-            inputs.integrity = pending.integrity;
+            inputs.tools = pending.tools;
         }
         self.set_findings(pending.findings);
         *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = pending.saved;
@@ -381,6 +389,9 @@ pub fn saved_tools(
             let original = original_name(b, &t.exposed, &config.server.separator);
             vet(t, b, &original);
         }
+        if !config.tools.groups.is_empty() {
+            t.groups = config.tools.groups_of(&t.exposed);
+        }
     }
     Ok(tools)
 }
@@ -443,6 +454,7 @@ pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
         },
         refuse_undeclared: false,
         definition: None,
+        groups: Vec::new(),
         held: None,
     }
 }

@@ -166,6 +166,11 @@ impl Hub {
                 switches: switches.clone(),
                 metrics: metrics.clone(),
                 shown,
+                history: Arc::new(crate::stack::history::History::new(
+                    config.server.max_sessions,
+                    config.server.session_idle_timeout,
+                    config.tools.history_window,
+                )),
             },
             switches,
             generations: reload::Generations::new(config),

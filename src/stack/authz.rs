@@ -339,6 +339,8 @@ pub struct Authority {
     pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
     /// Principal ids as the logs may print them (as the audit log records them).
     pub shown: crate::audit::Pseudonyms,
+    /// What each session did, for policies that read `context.history`.
+    pub history: std::sync::Arc<super::history::History>,
 }
 
 step_layer!(
@@ -352,11 +354,20 @@ impl Step for AuthzLayer {
         S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
         S::Future: Send,
     {
-        let facts = facts(
+        let mut facts = facts(
             &call.origin.client,
             call.origin.transport(),
             &call.origin.session.to_string(),
         );
+        let history = match (&call.op, &call.generation.engine) {
+            (Op::CallTool { tool, .. }, Some(engine)) if engine.keeps_history() => {
+                if engine.reads_history(tool) {
+                    facts.history = self.authority.history.facts(&facts.session);
+                }
+                Some((engine.clone(), tool.clone()))
+            }
+            _ => None,
+        };
         // Running from before its decision until it ends, so switching its tool, backend
         // or principal off with `cancel` reaches it however the two interleave.
         let tool = match &call.op {
@@ -382,6 +393,11 @@ impl Step for AuthzLayer {
             notes,
         ) {
             return Box::pin(std::future::ready(Err(denied)));
+        }
+        if let Some((engine, tool)) = history {
+            self.authority
+                .history
+                .record(&facts.session, &tool, engine.tool_groups(&tool));
         }
         Box::pin(async move {
             let _running = running;

@@ -18,6 +18,7 @@ mod backend;
 mod custom;
 mod drain;
 mod guards;
+pub mod history;
 mod layer;
 mod limits;
 mod retry;

@@ -16,6 +16,7 @@ mod conformance;
 mod connections;
 mod governance;
 mod guards_coverage;
+mod history;
 mod hot_path;
 mod http_limits;
 mod inputs;
