@@ -112,5 +112,41 @@ fn percentiles(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, percentiles);
+/// Examining a catalog's tools for their integrity (pins and description rules), as each
+/// engine build does: 200 and 2,000 tools over 20 backends, every tool pinned.
+fn integrity(c: &mut Criterion) {
+    use mcp_warden::pinning::{Definition, Integrity, LockFile, Mode};
+    let mut group = c.benchmark_group("integrity");
+    for n in [200, 2_000] {
+        let defs: Vec<Definition> = (0..n)
+            .map(|i| {
+                let backend = format!("b{}", i % 20);
+                let name = format!("tool_{i}");
+                let tool = rmcp::model::Tool::new(
+                    format!("{backend}__{name}"),
+                    format!("Does thing {i} with the records of the workspace; returns them as JSON. See the documentation at https://docs.example.com/tools/{i}."),
+                    std::sync::Arc::new(
+                        json!({"type": "object", "properties": {"id": {"type": "string", "description": "The record's id"}}})
+                            .as_object()
+                            .cloned()
+                            .unwrap(),
+                    ),
+                );
+                Definition::of(&tool, &backend, &name)
+            })
+            .collect();
+        let refs: Vec<&Definition> = defs.iter().collect();
+        let integrity = Integrity {
+            mode: Mode::Enforce,
+            lock: Some(LockFile::of(&refs, None)),
+            rules: Default::default(),
+        };
+        group.bench_with_input(BenchmarkId::new("examine", n), &n, |b, _| {
+            b.iter(|| integrity.examine(&refs, "__"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, percentiles, integrity);
 criterion_main!(benches);

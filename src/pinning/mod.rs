@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub use lock::{LockError, LockFile, Pin};
-pub use scan::{Rule, Rules};
+pub use scan::{Mentions, Rule, Rules};
 
 /// What an operator reviews of a tool: the parts a client (and its model) sees.
 pub const PARTS: [&str; 5] = [
@@ -228,6 +228,12 @@ impl Integrity {
         if self.mode == Mode::Off {
             return Vec::new();
         }
+        let mentions = Mentions::new(
+            tools
+                .iter()
+                .map(|t| (t.exposed.as_str(), t.backend.as_str())),
+            separator,
+        );
         let mut out = Vec::new();
         for def in tools {
             let hashes = def.hashes();
@@ -250,13 +256,8 @@ impl Integrity {
                 }
                 (None, None) => {}
             }
-            let others: Vec<&str> = tools
-                .iter()
-                .filter(|t| t.backend != def.backend)
-                .map(|t| t.exposed.as_str())
-                .collect();
             let accepted = pin.map(|p| p.accept.as_slice()).unwrap_or_default();
-            for hit in self.rules.scan(def, &others, separator) {
+            for hit in self.rules.scan(def, &mentions) {
                 if !accepted.contains(&hit.rule) {
                     findings.push(Finding::Suspicious {
                         rule: hit.rule,
