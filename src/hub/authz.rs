@@ -12,8 +12,7 @@ use crate::{
         AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, ToolInfo,
         parse_catalog,
     },
-    config::ToolsSettings,
-    config::{AttrKind, BackendSettings, Config},
+    config::{AttrKind, BackendSettings, Config, ToolsSettings},
     mcp::catalog::Catalog,
     pinning::{Definition, Examined, Mode},
 };
@@ -76,9 +75,9 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// `tools` examined for their integrity: with `pinning = "enforce"`, each tool with a
-    /// finding is held (hidden and denied, the finding as its reason). Two backends' tools
-    /// whose names look alike are reported.
+    /// `tools` in their `[tools.groups]` and examined for their integrity: with
+    /// `pinning = "enforce"`, each tool with a finding is held (hidden and denied, the
+    /// finding as its reason). Look-alike names are reported by `Hub::record_integrity`.
     fn examine(&self, mut tools: Vec<ToolInfo>) -> (Vec<ToolInfo>, Vec<Examined>) {
         examine(&self.tools, &self.separator, &mut tools)
     }
