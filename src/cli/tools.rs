@@ -60,12 +60,13 @@ pub async fn run(command: ToolsCommand) -> anyhow::Result<ExitCode> {
         ToolsCommand::Export { source, out } => {
             let config = source.load()?;
             let backends = config.backends.len();
+            let groups = config.tools.clone();
             let (catalog, count) = with_backends(config, |handle| {
                 (handle.catalog_json(), handle.tool_names().len())
             })
             .await
             .context("no catalog written")?;
-            let catalog = catalog.context("cannot write the catalog")?;
+            let catalog = with_groups(catalog.context("cannot write the catalog")?, &groups)?;
             match out {
                 Some(path) => {
                     mcp_warden::files::replace(&path, catalog.as_bytes())
@@ -85,6 +86,28 @@ pub async fn run(command: ToolsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `catalog` with each tool's `[tools.groups]` (`"groups"`), so that policies naming
+/// `Mcp::Action::"group:<name>"` validate against it offline.
+fn with_groups(
+    catalog: String,
+    settings: &mcp_warden::config::ToolsSettings,
+) -> anyhow::Result<String> {
+    if settings.groups.is_empty() {
+        return Ok(catalog);
+    }
+    let mut tools: Vec<serde_json::Value> = serde_json::from_str(&catalog)?;
+    for tool in &mut tools {
+        let name = tool["name"].as_str().unwrap_or_default().to_owned();
+        let groups = settings.groups_of(&name);
+        if !groups.is_empty() {
+            tool["groups"] = groups.into();
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&tools)?;
+    text.push('\n');
+    Ok(text)
+}
+
 /// Starts the configuration's backends, with neither the audit log (it belongs to the proxy
 /// serving this configuration, which may be running) nor its policies (the tools are what
 /// policies are fixed against), and reads what `read` wants once every backend has listed;
@@ -94,7 +117,8 @@ pub async fn with_backends<T>(
     read: impl FnOnce(&ProxyHandle) -> T,
 ) -> anyhow::Result<T> {
     config.audit = None;
-    config.tools = Default::default();
+    // Integrity findings are `tools diff`'s to report; the groups stay.
+    config.tools.integrity = Default::default();
     config.authz.policies.clear();
     config.authz.catalog = None;
     let names: Vec<String> = config.backends.iter().map(|b| b.name.clone()).collect();

@@ -449,7 +449,7 @@ fn tools_export_gives_the_policy_commands_the_real_tools_offline() {
     let config = temp_file(
         "export/proxy.toml",
         &with_auth(&format!(
-            "[authz]\npolicy = {}\n{}",
+            "[authz]\npolicy = {}\n[tools.groups]\nwaits = [\"s__slow\"]\n{}",
             lit(policy),
             stdio_backend("s", "hide = [\"add\"]\naliases = { echo = \"say\" }")
         )),
@@ -508,6 +508,8 @@ fn tools_export_gives_the_policy_commands_the_real_tools_offline() {
         .find(|t| t["name"] == "s__slow")
         .unwrap();
     assert_eq!(slow["backend"], "s");
+    // In its `[tools.groups]`, for policies naming `Mcp::Action::"group:waits"` offline.
+    assert_eq!(slow["groups"], serde_json::json!(["waits"]));
     assert!(
         slow["inputSchema"]["properties"]["ms"].is_object(),
         "{slow}"
