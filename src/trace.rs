@@ -43,6 +43,15 @@ pub fn continue_trace(
     let _ = span;
 }
 
+/// Names the JSON-RPC method on the request's span, for traces (logs name the request by its
+/// id; recording a field on every call would cost them a formatting pass).
+pub fn name_method(method: &str) {
+    #[cfg(feature = "otel")]
+    tracing::Span::current().record("mcp.method.name", method);
+    #[cfg(not(feature = "otel"))]
+    let _ = method;
+}
+
 /// Puts the current span's trace context on an outgoing request's headers (nothing when
 /// the span is not traced).
 pub fn inject(headers: &mut HeaderMap) {

@@ -38,7 +38,7 @@ mod writer;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -155,7 +155,7 @@ fn handle(session: &LiveSession, envelope: Envelope<'_>) -> Option<Handled> {
     match (envelope.method.as_deref(), envelope.id) {
         (Some(method), Some(id)) => {
             let (request, meta) = typed(method, envelope.params)?;
-            tracing::Span::current().record("mcp.method.name", method);
+            crate::trace::name_method(method);
             // A per-request protocol revision (2026-07-28) is rmcp's to negotiate.
             if meta
                 .0

@@ -78,8 +78,8 @@ impl Inputs {
     /// `tools` in their `[tools.groups]` and examined for their integrity: with
     /// `pinning = "enforce"`, each tool with a finding is held (hidden and denied, the
     /// finding as its reason). Look-alike names are reported by `Hub::record_integrity`.
-    fn examine(&self, mut tools: Vec<ToolInfo>) -> (Vec<ToolInfo>, Vec<Examined>) {
-        examine(&self.tools, &self.separator, &mut tools)
+    fn examine(&self, tools: Vec<ToolInfo>) -> (Vec<ToolInfo>, Vec<Examined>) {
+        examine(&self.tools, &self.separator, tools)
     }
 }
 
@@ -87,7 +87,7 @@ impl Inputs {
 fn examine(
     settings: &ToolsSettings,
     separator: &str,
-    tools: &mut [ToolInfo],
+    mut tools: Vec<ToolInfo>,
 ) -> (Vec<ToolInfo>, Vec<Examined>) {
     if !settings.groups.is_empty() {
         for tool in tools.iter_mut() {
@@ -109,7 +109,7 @@ fn examine(
             }
         }
     }
-    (tools.to_vec(), found)
+    (tools, found)
 }
 
 /// The saved catalog's tools as the running proxy sees them (none, and a warning, when it
@@ -239,12 +239,12 @@ impl AuthzState {
             }]);
         }
         let saved = saved_by_name(config);
-        let mut tools = match &live {
+        let tools = match &live {
             Some(live) => overlay(&saved, live),
             None => self.with_live(&saved),
         };
         let settings = config.tools.clone();
-        let (tools, findings) = examine(&settings, &config.server.separator, &mut tools);
+        let (tools, findings) = examine(&settings, &config.server.separator, tools);
         let started = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             build_for_start(&policies, &tools, &inputs.attributes)?

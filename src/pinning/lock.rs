@@ -74,7 +74,7 @@ impl Pin {
             input_schema: part("input_schema"),
             output_schema: part("output_schema"),
             annotations: part("annotations"),
-            sha256: def.hashes(),
+            sha256: def.hashes().clone(),
             accept,
         }
     }

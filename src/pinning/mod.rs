@@ -38,6 +38,9 @@ pub struct Definition {
     pub exposed: String,
     /// [`PARTS`] by name; an absent part is `null`.
     pub parts: BTreeMap<&'static str, Value>,
+    /// The hash of each part and of the whole, computed once: a tool is examined at every
+    /// engine build while its definition stays the same.
+    hashes: BTreeMap<String, String>,
 }
 
 impl Definition {
@@ -53,17 +56,28 @@ impl Definition {
             ("output_schema", field("outputSchema")),
             ("annotations", field("annotations")),
         ]);
+        Definition::new(backend, name, &tool.name, parts)
+    }
+
+    /// A definition of these parts.
+    pub fn new(
+        backend: &str,
+        name: &str,
+        exposed: &str,
+        parts: BTreeMap<&'static str, Value>,
+    ) -> Definition {
         Definition {
             backend: backend.to_owned(),
             name: name.to_owned(),
-            exposed: tool.name.to_string(),
+            exposed: exposed.to_owned(),
+            hashes: hashes(&parts),
             parts,
         }
     }
 
     /// The SHA-256 of each part and of the whole (`definition`), hex, over RFC 8785 JSON.
-    pub fn hashes(&self) -> BTreeMap<String, String> {
-        hashes(&self.parts)
+    pub fn hashes(&self) -> &BTreeMap<String, String> {
+        &self.hashes
     }
 
     /// Every text of the tool a model reads: its title, its description, and the
@@ -245,7 +259,7 @@ impl Integrity {
             match (&self.lock, pin) {
                 (Some(_), None) => findings.push(Finding::Unpinned),
                 (_, Some(pin)) => {
-                    let parts = pin.changed(&hashes);
+                    let parts = pin.changed(hashes);
                     if !parts.is_empty() {
                         findings.push(Finding::Changed {
                             parts,

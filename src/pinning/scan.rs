@@ -184,18 +184,18 @@ mod tests {
     use super::*;
 
     fn tool(description: &str, schema: Value) -> Definition {
-        Definition {
-            backend: "b".into(),
-            name: "t".into(),
-            exposed: "b__t".into(),
-            parts: BTreeMap::from([
+        Definition::new(
+            "b",
+            "t",
+            "b__t",
+            BTreeMap::from([
                 ("title", Value::Null),
                 ("description", json!(description)),
                 ("input_schema", schema),
                 ("output_schema", Value::Null),
                 ("annotations", Value::Null),
             ]),
-        }
+        )
     }
 
     fn rules_hit(description: &str) -> Vec<String> {

@@ -8,16 +8,11 @@ fn off(reason: &str) -> Option<Off> {
     })
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "warden-switches-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    dir.join("switches.json")
+/// A switches file in a fresh directory, removed when the test ends.
+fn scratch() -> (crate::audit::tests::Scratch, PathBuf) {
+    let dir = crate::audit::tests::scratch("switches");
+    let path = dir.join("switches.json");
+    (dir, path)
 }
 
 #[tokio::test]
@@ -80,7 +75,7 @@ async fn an_undo_never_undoes_someone_elses_change() {
 
 #[tokio::test]
 async fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
-    let path = scratch();
+    let (_dir, path) = scratch();
     let s = Switches::load(Some(path.clone())).unwrap();
     s.set(Target::Tool, "db__drop", off("x")).await.unwrap();
     s.set(Target::Principal, "eve", off("y")).await.unwrap();
@@ -98,7 +93,7 @@ async fn the_set_survives_a_restart_and_a_broken_file_is_refused() {
 #[tokio::test]
 async fn a_change_that_cannot_be_written_does_not_take_effect() {
     // A directory where the file should be.
-    let path = scratch();
+    let (_dir, path) = scratch();
     std::fs::create_dir_all(&path).unwrap();
     let s = Switches::load(None).unwrap();
     let s = Switches {
