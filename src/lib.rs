@@ -61,6 +61,8 @@ mod mcp;
 #[doc(hidden)]
 pub mod pinning;
 mod proxy;
+#[doc(hidden)]
+pub mod replay;
 mod switches;
 mod telemetry;
 #[doc(hidden)]

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use commit::{commitment, lookup};
+pub use commit::{MAX_LEAVES, commitment, lookup};
 pub use entry::{EntryBuilder, Pseudonyms, pseudonym, read_pseudonym_key};
 pub use note::{NoteSigner, NoteVerifier};
 pub use record::{Entry, Kind, Record};

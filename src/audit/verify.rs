@@ -6,7 +6,7 @@
 mod canonical;
 mod checkpoints;
 mod finding;
-pub(crate) mod listing;
+pub mod listing;
 mod scan;
 mod state;
 pub(crate) mod subtrees;

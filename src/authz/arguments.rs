@@ -35,26 +35,41 @@ pub(crate) fn arguments_value(
     record_value(ty, args, "")
 }
 
+/// The dotted path of member `name` under `prefix` (as refusals quote it).
+pub(crate) fn member_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// A closed record refuses any member it does not declare.
+pub(crate) fn refuse_undeclared<'k>(
+    ty: &RecordType,
+    mut names: impl Iterator<Item = &'k String>,
+    prefix: &str,
+) -> Result<(), ArgumentError> {
+    if !ty.closed {
+        return Ok(());
+    }
+    match names.find(|k| !ty.declared.contains(*k)) {
+        Some(name) => Err(ArgumentError::Undeclared {
+            path: member_path(prefix, name),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn record_value(
     ty: &RecordType,
     object: &Map<String, Value>,
     prefix: &str,
 ) -> Result<RestrictedExpression, ArgumentError> {
-    let at = |name: &str| {
-        if prefix.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{prefix}.{name}")
-        }
-    };
-    if ty.closed
-        && let Some(name) = object.keys().find(|k| !ty.declared.contains(*k))
-    {
-        return Err(ArgumentError::Undeclared { path: at(name) });
-    }
+    refuse_undeclared(ty, object.keys(), prefix)?;
     let mut pairs = Vec::with_capacity(ty.fields.len());
     for (name, field) in &ty.fields {
-        let path = at(name);
+        let path = member_path(prefix, name);
         match object.get(name) {
             Some(value) => pairs.push((name.clone(), value_of(&field.ty, value, &path)?)),
             None if field.required => return Err(ArgumentError::Missing { path }),
@@ -69,7 +84,7 @@ fn record_value(
     })
 }
 
-fn value_of(
+pub(crate) fn value_of(
     ty: &ArgType,
     value: &Value,
     path: &str,

@@ -25,12 +25,12 @@ use super::types::{Decision, Effect, Operation, RequestFacts, ShadowOutcome};
 use crate::authn::principal::Principal;
 
 /// The action, resource and arguments of an operation.
-struct Target<'e, 'a> {
-    action: &'e ActionEntry,
-    resource: EntityUid,
+pub(super) struct Target<'e, 'a> {
+    pub action: &'e ActionEntry,
+    pub resource: EntityUid,
     /// The resource entity, unless the action's entities already hold it (tools).
-    entity: Option<Entity>,
-    arguments: Option<(&'e RecordType, &'a Map<String, Value>)>,
+    pub entity: Option<Entity>,
+    pub arguments: Option<(&'e RecordType, &'a Map<String, Value>)>,
 }
 
 /// The decision's context: the request facts and, for a tool, its typed arguments; a
@@ -337,7 +337,7 @@ impl Engine {
         }
     }
 
-    fn target<'e, 'a>(&'e self, op: &Operation<'a>) -> Result<Target<'e, 'a>, String> {
+    pub(super) fn target<'e, 'a>(&'e self, op: &Operation<'a>) -> Result<Target<'e, 'a>, String> {
         let types = &self.types;
         let builtin = |name: &str| {
             self.actions
@@ -415,7 +415,7 @@ impl Engine {
 
 /// One policy set holding every policy of `sets` (disjoint parts of one slice); `None` when
 /// they cannot be combined (then each is evaluated on its own, with the same result).
-fn merge(sets: Vec<&PolicySet>) -> Option<PolicySet> {
+pub(super) fn merge(sets: Vec<&PolicySet>) -> Option<PolicySet> {
     let mut merged = PolicySet::new();
     for set in sets {
         for policy in set.policies() {
@@ -429,7 +429,7 @@ fn merge(sets: Vec<&PolicySet>) -> Option<PolicySet> {
 }
 
 /// "policy `a`" / "policies `a`, `b`".
-fn quoted(one: &str, many: &str, ids: &[String]) -> String {
+pub(super) fn quoted(one: &str, many: &str, ids: &[String]) -> String {
     let list = ids
         .iter()
         .map(|id| format!("`{id}`"))

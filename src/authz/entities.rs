@@ -64,7 +64,7 @@ impl Types {
         Types::uid(&self.action, id)
     }
 
-    fn principal_type(&self, kind: PrincipalKind) -> &EntityTypeName {
+    pub(crate) fn principal_type(&self, kind: PrincipalKind) -> &EntityTypeName {
         match kind {
             PrincipalKind::User => &self.user,
             PrincipalKind::Agent => &self.agent,

@@ -22,6 +22,7 @@ mod entities;
 mod memo;
 mod placeholders;
 mod policies;
+mod replay;
 mod schema;
 mod slice;
 mod synthetic;
@@ -33,6 +34,7 @@ mod validate;
 pub use catalog::{CatalogError, parse_catalog};
 pub use engine::Engine;
 pub use placeholders::placeholder_tools;
+pub use replay::{Recalled, Recorded, RecordedArguments, Replayed};
 #[doc(hidden)]
 pub use synthetic::{
     synthetic_attributes, synthetic_catalog, synthetic_policies, synthetic_tool,

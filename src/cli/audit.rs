@@ -201,7 +201,7 @@ fn recorded_name(value: impl ValueEnum) -> String {
 impl StoreArgs {
     /// Opens the store for reading: a `file://` store must already exist (opening one
     /// would otherwise create an empty directory and report an empty log).
-    fn open(&self) -> anyhow::Result<Store> {
+    pub(crate) fn open(&self) -> anyhow::Result<Store> {
         let store = self.url()?;
         if let Ok(url) = url::Url::parse(&store)
             && url.scheme() == "file"
@@ -407,7 +407,7 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
+pub(crate) fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     NoteVerifier::from_vkey(&text)
@@ -415,7 +415,7 @@ fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
 }
 
 /// Seconds since the epoch, or RFC 3339 (fractions of a second are dropped), as µs.
-fn parse_time(text: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_time(text: &str) -> anyhow::Result<u64> {
     let seconds = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse::<u64>().context("epoch seconds out of range")?
     } else {

@@ -9,6 +9,7 @@ mod otel;
 pub mod output;
 mod pins;
 pub mod policy;
+mod replay;
 pub mod source;
 pub mod tools;
 pub mod watch;

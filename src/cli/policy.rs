@@ -51,6 +51,10 @@ pub enum PolicyCommand {
     },
     /// Print the full generated Cedar schema
     Schema(PolicySet),
+    /// Decide every request of a verified audit log again under these policies and report
+    /// each decision that would change: exit 0 none, 1 some, 2 some undetermined, 3 the log
+    /// does not verify
+    Replay(Box<super::replay::ReplayArgs>),
 }
 
 #[derive(Args)]
@@ -69,16 +73,16 @@ pub struct PolicySet {
     live: bool,
 }
 
-struct Loaded {
+pub(crate) struct Loaded {
     policies: Vec<PolicySource>,
     tools: Vec<ToolInfo>,
     attributes: Vec<AttributeDecl>,
-    config: Option<Config>,
+    pub(crate) config: Option<Config>,
     dir: Option<PathBuf>,
 }
 
 impl PolicySet {
-    async fn load(&self) -> anyhow::Result<Loaded> {
+    pub(crate) async fn load(&self) -> anyhow::Result<Loaded> {
         if let Some(path) = &self.config {
             let config = Config::from_path(path)?;
             let (policies, attributes) = (policy_sources(&config), attribute_decls(&config));
@@ -169,7 +173,7 @@ async fn live_tools(config: &Config) -> anyhow::Result<Vec<ToolInfo>> {
     super::tools::with_backends(config.clone(), |handle| handle.tool_infos()).await
 }
 
-fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
+pub(crate) fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
     Engine::build(
         &loaded.policies,
         &loaded.tools,
@@ -187,6 +191,7 @@ fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
 
 pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PolicyCommand::Replay(args) => super::replay::run(*args).await,
         PolicyCommand::Validate(set) => {
             let loaded = set.load().await?;
             let engine = match build(&loaded) {

@@ -30,6 +30,7 @@ mod per_session;
 mod pinning;
 mod relay;
 mod reload;
+mod replay;
 mod revisions;
 mod s3;
 mod sessions;
