@@ -216,6 +216,13 @@ impl Engine {
     }
 
     /// Number of policies in force (enforcing and shadow).
+    /// Every policy's id (enforcing and shadow), sorted.
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.locations.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub fn policy_count(&self) -> usize {
         self.policy_count
     }

@@ -57,6 +57,8 @@ fn example_policy_sets_pass_their_tables() {
         println!("{report}");
         assert_eq!(report.failed(), 0, "{report}");
         assert!(report.passed() > 0, "{}: no cases", set.display());
+        let coverage = report.coverage(&engine);
+        assert!(coverage.missed.is_empty(), "{}: {coverage}", set.display());
         sets += 1;
     }
     assert!(sets > 0, "no example sets under {}", root.display());

@@ -19,12 +19,14 @@ mod catalog;
 mod decide;
 mod engine;
 mod entities;
+mod format;
 mod memo;
 mod placeholders;
 mod policies;
 mod replay;
 mod schema;
 mod slice;
+mod spec;
 mod synthetic;
 mod tables;
 mod time;
@@ -33,14 +35,16 @@ mod validate;
 
 pub use catalog::{CatalogError, parse_catalog};
 pub use engine::Engine;
+pub use format::format_policies;
 pub use placeholders::placeholder_tools;
 pub use replay::{Recalled, Recorded, RecordedArguments, Replayed};
+pub use spec::{ACTIONS, OperationSpec};
 #[doc(hidden)]
 pub use synthetic::{
     synthetic_attributes, synthetic_catalog, synthetic_policies, synthetic_tool,
     synthetic_tool_count,
 };
-pub use tables::{CaseOutcome, TableFile, TableReport, run_tables};
+pub use tables::{CaseOutcome, Coverage, TableFile, TableReport, run_tables};
 pub use time::{TimeError, facts_at, parse_rfc3339};
 pub use types::{
     AdminAction, AttrType, AttributeDecl, BuildMode, Decision, Effect, Hints, HistoryFacts,

@@ -3,15 +3,16 @@
 //! expected outcome (optionally the deciding policies); a failing case says what was
 //! expected, what was decided, and which policies decided it, with their file and line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::engine::Engine;
+use super::spec::OperationSpec;
 use super::time::{facts_at, parse_rfc3339};
-use super::types::{AdminAction, Decision, Operation};
+use super::types::Decision;
 use crate::authn::principal::{AttrValue, Principal, PrincipalKind};
 
 /// One decision-table file.
@@ -36,6 +37,31 @@ pub struct CaseOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableReport {
     pub cases: Vec<CaseOutcome>,
+    /// The policies some case exercised: deciding it, or a shadow policy it satisfied.
+    pub exercised: BTreeSet<String>,
+}
+
+/// Which policies no case exercised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    pub policies: usize,
+    /// (id, `file:line`) of each policy no case exercised, in place order.
+    pub missed: Vec<(String, String)>,
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "coverage: {} of {} policies exercised",
+            self.policies - self.missed.len(),
+            self.policies
+        )?;
+        for (id, at) in &self.missed {
+            write!(f, "\n  not exercised by any case: `{id}` at {at}")?;
+        }
+        Ok(())
+    }
 }
 
 impl TableReport {
@@ -49,6 +75,28 @@ impl TableReport {
 
     pub fn failed(&self) -> usize {
         self.cases.len() - self.passed()
+    }
+
+    /// The policies of `engine` no case exercised (decided, or satisfied as a shadow): a
+    /// rule no table touches is a rule whose change no table would catch.
+    pub fn coverage(&self, engine: &Engine) -> Coverage {
+        let mut missed: Vec<(String, (String, usize))> = engine
+            .policy_ids()
+            .into_iter()
+            .filter(|id| !self.exercised.contains(id))
+            .filter_map(|id| {
+                let place = engine.policy_location(&id)?;
+                Some((id, place))
+            })
+            .collect();
+        missed.sort_by(|a, b| a.1.cmp(&b.1));
+        Coverage {
+            policies: engine.policy_ids().len(),
+            missed: missed
+                .into_iter()
+                .map(|(id, (file, line))| (id, format!("{file}:{line}")))
+                .collect(),
+        }
     }
 }
 
@@ -92,6 +140,10 @@ struct Case {
     history: Option<CaseHistory>,
     expect: Expect,
     policies: Option<Vec<String>>,
+    /// The shadow policies this request satisfies (exactly these, in any order).
+    shadow_policies: Option<Vec<String>>,
+    /// The decision if the shadow policies were enforced too.
+    shadow_expect: Option<Expect>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,7 +193,8 @@ pub fn run_tables(engine: &Engine, tables: &[TableFile]) -> TableReport {
         match toml::from_str::<Table>(&table.text) {
             Ok(parsed) => {
                 for case in &parsed.case {
-                    report.cases.push(run_case(engine, &table.file, case));
+                    let outcome = run_case(engine, &table.file, case, &mut report.exercised);
+                    report.cases.push(outcome);
                 }
             }
             Err(e) => report.cases.push(CaseOutcome {
@@ -159,7 +212,12 @@ pub fn run_tables(engine: &Engine, tables: &[TableFile]) -> TableReport {
     report
 }
 
-fn run_case(engine: &Engine, file: &str, case: &Case) -> CaseOutcome {
+fn run_case(
+    engine: &Engine,
+    file: &str,
+    case: &Case,
+    exercised: &mut BTreeSet<String>,
+) -> CaseOutcome {
     let outcome = |passed: bool, detail: String| CaseOutcome {
         file: file.to_owned(),
         name: case.name.clone(),
@@ -174,6 +232,8 @@ fn run_case(engine: &Engine, file: &str, case: &Case) -> CaseOutcome {
         Ok(d) => d,
         Err(problem) => return outcome(false, problem),
     };
+    exercised.extend(decision.determining.iter().cloned());
+    exercised.extend(decision.shadow.iter().map(|s| s.policy.clone()));
     let got = if decision.allowed {
         Expect::Allow
     } else {
@@ -208,7 +268,52 @@ fn run_case(engine: &Engine, file: &str, case: &Case) -> CaseOutcome {
             );
         }
     }
+    if let Some(problem) = shadow_problem(case, &decision) {
+        return outcome(false, format!("{} as expected, but {problem}", word(got)));
+    }
     outcome(true, format!("{} ({deciding})", word(got)))
+}
+
+/// What differs from the case's shadow expectations, if anything.
+fn shadow_problem(case: &Case, d: &Decision) -> Option<String> {
+    let satisfied: Vec<String> = d.shadow.iter().map(|s| s.policy.clone()).collect();
+    if let Some(expected) = &case.shadow_policies {
+        let mut expected = expected.clone();
+        expected.sort();
+        if expected != satisfied {
+            return Some(format!(
+                "the shadow policies satisfied are [{}]; expected [{}]",
+                backticked(&satisfied),
+                backticked(&expected)
+            ));
+        }
+    }
+    let expect = case.shadow_expect?;
+    // What enforcing the shadow policies too would decide.
+    let with_shadow = match d.shadow.first() {
+        Some(s) => d.allowed != s.would_change,
+        None => d.allowed && d.shadow_errors.is_empty(),
+    };
+    let got = if with_shadow {
+        Expect::Allow
+    } else {
+        Expect::Deny
+    };
+    (got != expect).then(|| {
+        format!(
+            "with the shadow policies enforced it would {}; expected {} (shadow: [{}])",
+            word(got),
+            word(expect),
+            backticked(&satisfied)
+        )
+    })
+}
+
+fn backticked(ids: &[String]) -> String {
+    ids.iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn word(e: Expect) -> &'static str {
@@ -267,67 +372,26 @@ fn decide_case(engine: &Engine, case: &Case) -> Result<Decision, String> {
             recent_calls: h.recent_calls,
         };
     }
-    let need = |field: &Option<String>, name: &str| {
-        field
-            .clone()
-            .ok_or_else(|| format!("`{name}` is required for `{}`", case.action))
-    };
     let arguments: Map<String, Value> = case
         .arguments
         .iter()
         .map(|(k, v)| (k.clone(), json_of(v)))
         .collect();
-    let (tool, backend, uri, prompt);
-    let op = match case.action.as_str() {
-        "call_tool" => {
-            tool = need(&case.tool, "tool")?;
-            Operation::CallTool {
-                tool: &tool,
-                arguments: &arguments,
-            }
-        }
-        "list_tools" => Operation::ListTools,
-        "list_prompts" => Operation::ListPrompts,
-        "list_resources" => Operation::ListResources,
-        "set_log_level" => Operation::SetLogLevel,
-        a if a.starts_with("admin_") => match AdminAction::ALL.iter().find(|x| x.action() == a) {
-            Some(&action) => Operation::Admin(action),
-            None => return Err(format!("unknown admin action `{a}`")),
-        },
-        a @ ("read_resource" | "subscribe") => {
-            backend = need(&case.backend, "backend")?;
-            uri = need(&case.uri, "uri")?;
-            if a == "subscribe" {
-                Operation::Subscribe {
-                    backend: &backend,
-                    uri: &uri,
-                }
-            } else {
-                Operation::ReadResource {
-                    backend: &backend,
-                    uri: &uri,
-                }
-            }
-        }
-        "get_prompt" => {
-            backend = need(&case.backend, "backend")?;
-            prompt = need(&case.prompt, "prompt")?;
-            Operation::GetPrompt {
-                backend: &backend,
-                prompt: &prompt,
-            }
-        }
-        a @ ("complete" | "create_message" | "elicit" | "list_roots") => {
-            backend = need(&case.backend, "backend")?;
-            match a {
-                "complete" => Operation::Complete { backend: &backend },
-                "create_message" => Operation::CreateMessage { backend: &backend },
-                "elicit" => Operation::Elicit { backend: &backend },
-                _ => Operation::ListRoots { backend: &backend },
-            }
-        }
-        other => return Err(format!("unknown action `{other}`")),
+    let spec = OperationSpec {
+        action: case.action.clone(),
+        tool: case.tool.clone(),
+        backend: case.backend.clone(),
+        uri: case.uri.clone(),
+        prompt: case.prompt.clone(),
     };
+    let op = spec.operation(&arguments)?;
+    let unknown = engine.unknown_names(&principal, &op, &facts.history);
+    if !unknown.is_empty() {
+        return Err(format!(
+            "names what does not exist, so it cannot test anything: {}",
+            unknown.join("; ")
+        ));
+    }
     Ok(engine.decide(&principal, &op, &facts))
 }
 

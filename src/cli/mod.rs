@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod check;
+mod explain;
 pub mod logging;
 #[cfg(feature = "otel")]
 mod otel;

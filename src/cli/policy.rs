@@ -9,11 +9,8 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mcp_warden::{
-    authn::{Authenticator, Principal},
-    authz::{
-        AttributeDecl, BuildMode, Engine, Operation, PolicySource, TableFile, ToolInfo, facts_at,
-        parse_catalog, parse_rfc3339,
-    },
+    authn::Principal,
+    authz::{AttributeDecl, BuildMode, Engine, PolicySource, TableFile, ToolInfo, parse_catalog},
     config::Config,
     hub::{attribute_decls, policy_sources},
 };
@@ -28,26 +25,23 @@ pub enum PolicyCommand {
         set: PolicySet,
         #[arg(long)]
         tables: Option<PathBuf>,
+        /// Also report the policies no case exercised (decided, or satisfied as a shadow);
+        /// any such policy fails the run
+        #[arg(long)]
+        coverage: bool,
     },
-    /// Decide one request and say why
-    Explain {
-        #[command(flatten)]
-        set: PolicySet,
-        /// The caller as JSON: {"id", "kind", "roles", "tenant", "attributes"}
-        #[arg(long, conflicts_with = "token")]
-        principal: Option<String>,
-        /// A bearer token, verified with the configuration's `[auth]` (needs `--config`)
+    /// Decide one request and say why (any operation: a tool call, a list, a resource
+    /// read, an admin action, ...)
+    Explain(Box<super::explain::ExplainArgs>),
+    /// Format policy files with Cedar's formatter (in place, or `--check`: exit 1 when a
+    /// file would change)
+    Format {
+        /// `.cedar` files, or directories of them
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted
         #[arg(long)]
-        token: Option<String>,
-        /// The exposed tool name (a `tools/call`)
-        #[arg(long)]
-        tool: String,
-        /// The call's arguments as JSON
-        #[arg(long, default_value = "{}")]
-        arguments: String,
-        /// The time of the request (RFC 3339); default now
-        #[arg(long)]
-        time: Option<String>,
+        check: bool,
     },
     /// Print the full generated Cedar schema
     Schema(PolicySet),
@@ -182,7 +176,7 @@ pub(crate) fn build(loaded: &Loaded) -> Result<Engine, ExitCode> {
     )
     .map_err(|errors| {
         for e in &errors {
-            err!("{}:{}:{}: {}", e.file, e.line, e.column, e.message);
+            err!("{e}");
         }
         err!("{} error(s)", errors.len());
         ExitCode::FAILURE
@@ -218,7 +212,11 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 Err(code) => Ok(code),
             }
         }
-        PolicyCommand::Test { set, tables } => {
+        PolicyCommand::Test {
+            set,
+            tables,
+            coverage,
+        } => {
             let loaded = set.load().await?;
             let engine = match build(&loaded) {
                 Ok(e) => e,
@@ -236,101 +234,25 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             }
             let report = mcp_warden::authz::run_tables(&engine, &files);
             out!("{report}");
-            Ok(if report.failed() == 0 {
+            let covered = if coverage {
+                let coverage = report.coverage(&engine);
+                out!("{coverage}");
+                coverage.missed.is_empty()
+            } else {
+                true
+            };
+            Ok(if report.failed() == 0 && covered {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
-        PolicyCommand::Explain {
-            set,
-            principal,
-            token,
-            tool,
-            arguments,
-            time,
-        } => {
-            let loaded = set.load().await?;
-            let engine = match build(&loaded) {
-                Ok(e) => e,
-                Err(code) => return Ok(code),
-            };
-            let principal = match (principal, token) {
-                (Some(json), None) => parse_principal(&json)?,
-                (None, Some(token)) => {
-                    let config = loaded
-                        .config
-                        .as_ref()
-                        .context("`--token` needs `--config` (its [auth] verifies the token)")?;
-                    let authn = Authenticator::new(&config.auth).await;
-                    authn
-                        .authenticate(Some(&format!("Bearer {token}")))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                }
-                _ => bail!("give `--principal JSON` or `--token JWT`"),
-            };
-            let arguments: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&arguments).context("`--arguments` must be a JSON object")?;
-            let epoch = match time {
-                Some(t) => parse_rfc3339(&t).map_err(|e| anyhow::anyhow!("`--time`: {e}"))?,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)?
-                    .as_secs() as i64,
-            };
-            let facts = facts_at(epoch, "", "http", "explain");
-            let decision = engine.decide(
-                &principal,
-                &Operation::CallTool {
-                    tool: &tool,
-                    arguments: &arguments,
-                },
-                &facts,
-            );
-            out!(
-                "decision: {}",
-                if decision.allowed { "allow" } else { "deny" }
-            );
-            out!("reason: {}", decision.reason);
-            for id in &decision.determining {
-                let at = engine
-                    .policy_location(id)
-                    .map(|(f, l)| format!(" ({f}:{l})"))
-                    .unwrap_or_default();
-                out!("determining policy: {id}{at}");
-            }
-            for error in &decision.errors {
-                out!("evaluation error (denies): {error}");
-            }
-            for shadow in &decision.shadow {
-                let at = engine
-                    .policy_location(&shadow.policy)
-                    .map(|(f, l)| format!(" ({f}:{l})"))
-                    .unwrap_or_default();
-                let change = if shadow.would_change {
-                    "would change the decision"
-                } else {
-                    "would not change the decision"
-                };
-                out!(
-                    "shadow policy: {}{at} would {}; {change}",
-                    shadow.policy,
-                    shadow.effect
-                );
-            }
-            if !engine.tool_visible(&principal, &tool, &facts) {
-                out!("visibility: hidden from this principal's tool list");
-            }
-            Ok(if decision.allowed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        PolicyCommand::Explain(args) => super::explain::run(*args).await,
+        PolicyCommand::Format { paths, check } => format(&paths, check),
     }
 }
 
-fn parse_principal(json: &str) -> anyhow::Result<Principal> {
+pub(crate) fn parse_principal(json: &str) -> anyhow::Result<Principal> {
     #[derive(serde::Deserialize)]
     struct Given {
         id: String,
@@ -357,5 +279,50 @@ fn parse_principal(json: &str) -> anyhow::Result<Principal> {
         issuer: None,
         namespace: g.namespace,
         attributes: g.attributes,
+    })
+}
+
+/// `policy format`: each file formatted in place, or listed (`--check`); a file that does
+/// not parse is reported like `policy validate` reports it.
+fn format(paths: &[PathBuf], check: bool) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(files_with_extension(path, "cedar")?);
+        } else {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            files.push((path.display().to_string(), text));
+        }
+    }
+    let (mut unformatted, mut broken) = (0, 0);
+    for (file, text) in files {
+        let source = PolicySource { file, text };
+        match mcp_warden::authz::format_policies(&source) {
+            Ok(pretty) if pretty == source.text => {}
+            Ok(_) if check => {
+                unformatted += 1;
+                out!("{}: not formatted", source.file);
+            }
+            Ok(pretty) => {
+                mcp_warden::files::replace(std::path::Path::new(&source.file), pretty.as_bytes())
+                    .with_context(|| format!("cannot write `{}`", source.file))?;
+                out!("{}: formatted", source.file);
+            }
+            Err(errors) => {
+                broken += errors.len();
+                for e in &errors {
+                    err!("{e}");
+                }
+            }
+        }
+    }
+    if broken > 0 {
+        err!("{broken} error(s)");
+    }
+    Ok(if broken > 0 || unformatted > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }

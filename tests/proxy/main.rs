@@ -28,6 +28,7 @@ mod otel;
 mod peers;
 mod per_session;
 mod pinning;
+mod policy_cli;
 mod relay;
 mod reload;
 mod replay;

@@ -167,3 +167,120 @@ fn catalog_files_parse_into_tools() {
         Some("tool `x`: `inputSchema` must be an object")
     );
 }
+
+fn one(text: &str) -> super::TableReport {
+    run_tables(
+        &engine(),
+        &[TableFile {
+            file: "t.toml".into(),
+            text: text.into(),
+        }],
+    )
+}
+
+#[test]
+fn a_case_naming_what_does_not_exist_fails_instead_of_passing_as_a_deny() {
+    let cases = [
+        // A typo in the tool: would be "unknown tool", a deny, the expected answer.
+        (
+            "tool = \"trading__execute_trades\"\narguments = { amount = 5 }",
+            "tool `trading__execute_trades` is not in the catalog",
+        ),
+        // A typo in an argument: the required `amount` is missing, a deny.
+        (
+            "tool = \"trading__execute_trade\"\narguments = { amout = 5000 }",
+            "argument `amout` is not in `trading__execute_trade`'s input schema",
+        ),
+        // A principal attribute no issuer maps.
+        (
+            "tool = \"trading__execute_trade\"\narguments = { amount = 5000 }\nprincipal = { id = \"a\", attributes = { departmnet = \"desk\" } }",
+            "principal attribute `departmnet` is not declared (declared: department, level)",
+        ),
+        (
+            "tool = \"trading__execute_trade\"\narguments = { amount = 5000 }\nhistory = { groups = [\"pii\"] }",
+            "history group `pii` holds no tool",
+        ),
+    ];
+    for (fields, why) in cases {
+        let principal = if fields.contains("principal") {
+            ""
+        } else {
+            "principal = { id = \"a\", roles = [\"trader\"] }\n"
+        };
+        let report = one(&format!(
+            "[[case]]\nname = \"x\"\n{principal}action = \"call_tool\"\n{fields}\nexpect = \"deny\"\n"
+        ));
+        assert_eq!(report.failed(), 1, "{fields}: {report}");
+        assert!(report.cases[0].line.contains(why), "{report}");
+    }
+    // A free-form tool takes any argument (no policy can name its members).
+    let report = one(
+        "[[case]]\nname = \"x\"\nprincipal = { id = \"a\" }\naction = \"call_tool\"\ntool = \"docs__search\"\narguments = { q = \"x\" }\nexpect = \"deny\"\n",
+    );
+    assert_eq!(report.failed(), 0, "{report}");
+}
+
+#[test]
+fn tables_assert_shadow_outcomes() {
+    let tools = parse_catalog(CATALOG).unwrap();
+    let shadowed = format!(
+        "{POLICIES}\n@id(\"trial-cap\")\n@mode(\"shadow\")\nforbid(principal, action == Mcp::Action::\"trading__execute_trade\", resource) when {{ context.arguments.amount > 100 }};\n"
+    );
+    let engine = Engine::build(
+        &[source("p.cedar", &shadowed)],
+        &tools,
+        &attributes(),
+        BuildMode::Strict,
+    )
+    .unwrap();
+    let case = |amount: i64, shadow: &str| {
+        format!(
+            "[[case]]\nname = \"c{amount}\"\nprincipal = {{ id = \"a\", roles = [\"trader\"] }}\naction = \"call_tool\"\ntool = \"trading__execute_trade\"\narguments = {{ amount = {amount} }}\nexpect = \"allow\"\n{shadow}\n"
+        )
+    };
+    let text = [
+        case(50, "shadow_policies = []\nshadow_expect = \"allow\""),
+        case(
+            200,
+            "shadow_policies = [\"trial-cap\"]\nshadow_expect = \"deny\"",
+        ),
+        case(300, "shadow_policies = []"),
+        case(400, "shadow_expect = \"allow\""),
+    ]
+    .concat();
+    let report = run_tables(
+        &engine,
+        &[TableFile {
+            file: "t.toml".into(),
+            text,
+        }],
+    );
+    assert_eq!(report.passed(), 2, "{report}");
+    assert!(
+        report.cases[2]
+            .line
+            .contains("the shadow policies satisfied are [`trial-cap`]; expected []"),
+        "{report}"
+    );
+    assert!(
+        report.cases[3]
+            .line
+            .contains("with the shadow policies enforced it would deny; expected allow"),
+        "{report}"
+    );
+}
+
+#[test]
+fn coverage_names_the_policies_no_case_exercised() {
+    let report = one(
+        "[[case]]\nname = \"x\"\nprincipal = { id = \"a\", roles = [\"trader\"] }\naction = \"call_tool\"\ntool = \"trading__execute_trade\"\narguments = { amount = 5 }\nexpect = \"allow\"\n",
+    );
+    let coverage = report.coverage(&engine());
+    assert_eq!(coverage.policies, 3);
+    let missed: Vec<&str> = coverage.missed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(missed, ["business-hours", "readers"]);
+    assert_eq!(
+        coverage.to_string(),
+        "coverage: 1 of 3 policies exercised\n  not exercised by any case: `business-hours` at policies/trading.cedar:6\n  not exercised by any case: `readers` at policies/trading.cedar:10"
+    );
+}
