@@ -52,6 +52,8 @@ pub mod hub;
 #[doc(hidden)]
 pub mod stack;
 
+#[doc(hidden)]
+pub mod approvals;
 mod backend;
 mod envelope;
 mod governance;

@@ -17,7 +17,7 @@ use super::types::{BuildMode, PolicyError, ToolInfo};
 use super::validate::Coverage;
 
 /// The operations that are not tool calls: (action id, its resource type).
-pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 16] = [
+pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 17] = [
     ("list_tools", Builtin::Gateway),
     ("list_prompts", Builtin::Gateway),
     ("list_resources", Builtin::Gateway),
@@ -34,6 +34,7 @@ pub(crate) const BUILTIN_ACTIONS: [(&str, Builtin); 16] = [
     ("admin_reset", Builtin::Gateway),
     ("admin_sessions", Builtin::Gateway),
     ("admin_reload", Builtin::Gateway),
+    ("admin_approve", Builtin::Gateway),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -326,6 +326,19 @@ impl Engine {
             s.would_change = would_change;
         }
         shadow.sort_by(|a, b| a.policy.cmp(&b.policy));
+        // An allow needs a person's approval when every permit that allowed it asks for one.
+        let approval = if allowed && !self.approvals.is_empty() {
+            let roles: Option<Vec<String>> = determining
+                .iter()
+                .map(|id| self.approvals.get(id).cloned())
+                .collect();
+            let mut roles = roles.unwrap_or_default();
+            roles.sort();
+            roles.dedup();
+            roles
+        } else {
+            Vec::new()
+        };
         Decision {
             allowed,
             determining,
@@ -334,6 +347,7 @@ impl Engine {
             shadow_errors,
             reason,
             invalid_arguments: false,
+            approval,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Engine {
     pub(crate) untyped: Vec<(String, String)>,
     pub(crate) adjusted: Vec<(String, String)>,
     pub(crate) locations: HashMap<String, (String, usize)>,
+    /// Permits that allow only with a person's approval: policy id -> the approvers' role.
+    pub(crate) approvals: HashMap<String, String>,
     pub(crate) attributes: HashMap<String, AttrType>,
     pub(crate) gateway: (EntityUid, Entity),
     pub(crate) whole: Slice,
@@ -150,6 +152,11 @@ impl Engine {
                 (l.id.clone(), (source.file.clone(), line))
             })
             .collect();
+        let approvals = validated
+            .policies
+            .iter()
+            .filter_map(|l| Some((l.id.clone(), l.approval.clone()?)))
+            .collect();
         let whole = Slice::of(&validated.policies).map_err(|e| vec![general(e.to_string())])?;
         let gateway_uid = Types::uid(&types.gateway, GATEWAY_ID);
         Ok(Engine {
@@ -167,6 +174,7 @@ impl Engine {
             untyped,
             adjusted: validated.adjusted,
             locations,
+            approvals,
             attributes: declared,
             authorizer: Authorizer::new(),
             memo: Memo::default(),

@@ -1,6 +1,7 @@
 //! Policy files to policies: parse each `.cedar` file, give every policy its stable id (its
-//! `@id("...")`, else `<file stem>:<index>`) and its place in the file, read `@mode`, and turn
-//! Cedar's diagnostics (byte spans) into `file:line:column` errors a policy author can follow.
+//! `@id("...")`, else `<file stem>:<index>`) and its place in the file, read `@mode` and
+//! `@approval`, and turn Cedar's diagnostics (byte spans) into `file:line:column` errors a
+//! policy author can follow.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +29,9 @@ pub(crate) struct Loaded {
     pub offset: usize,
     pub policy: Policy,
     pub mode: Mode,
+    /// `@approval("<role>")`: a permit that allows only once a person with the role
+    /// approves the call.
+    pub approval: Option<String>,
 }
 
 /// Parses every file; all problems of all files are reported together.
@@ -94,6 +98,27 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<Vec<Loaded>, Vec<PolicyEr
                     continue;
                 }
             };
+            let approval = match policy.annotation("approval") {
+                None => None,
+                Some(role) if role.trim().is_empty() => {
+                    errors.push(at(
+                        source,
+                        offset,
+                        "`@approval` must name the approvers' role".to_owned(),
+                    ));
+                    continue;
+                }
+                Some(_) if policy.effect() == cedar_policy::Effect::Forbid => {
+                    errors.push(at(
+                        source,
+                        offset,
+                        "`@approval` applies to a permit (a forbid needs no one's approval)"
+                            .to_owned(),
+                    ));
+                    continue;
+                }
+                Some(role) => Some(role.to_owned()),
+            };
             if let Some(&first) = seen.get(&id) {
                 let other = &loaded[first];
                 let (line, _) = line_column(&sources[other.source].text, other.offset);
@@ -115,6 +140,7 @@ pub(crate) fn load(sources: &[PolicySource]) -> Result<Vec<Loaded>, Vec<PolicyEr
                 offset,
                 policy,
                 mode,
+                approval,
             });
         }
     }

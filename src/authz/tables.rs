@@ -144,6 +144,8 @@ struct Case {
     shadow_policies: Option<Vec<String>>,
     /// The decision if the shadow policies were enforced too.
     shadow_expect: Option<Expect>,
+    /// The roles whose approval the allow waits for (`@approval`); `[]`: none.
+    approval: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -264,6 +266,21 @@ fn run_case(
                 format!(
                     "{} as expected, but decided by {deciding}; expected [{list}]",
                     word(got)
+                ),
+            );
+        }
+    }
+    if let Some(expected) = &case.approval {
+        let mut expected = expected.clone();
+        expected.sort();
+        if expected != decision.approval {
+            return outcome(
+                false,
+                format!(
+                    "{} as expected, but it waits for the approval of [{}]; expected [{}]",
+                    word(got),
+                    backticked(&decision.approval),
+                    backticked(&expected)
                 ),
             );
         }

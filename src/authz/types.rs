@@ -169,15 +169,18 @@ pub enum AdminAction {
     Sessions,
     /// Reload the configuration and policies.
     Reload,
+    /// Approve or refuse a call waiting for a person (`@approval`).
+    Approve,
 }
 
 impl AdminAction {
-    pub const ALL: [AdminAction; 5] = [
+    pub const ALL: [AdminAction; 6] = [
         AdminAction::Read,
         AdminAction::Switch,
         AdminAction::Reset,
         AdminAction::Sessions,
         AdminAction::Reload,
+        AdminAction::Approve,
     ];
 
     /// The Cedar action id.
@@ -188,6 +191,7 @@ impl AdminAction {
             AdminAction::Reset => "admin_reset",
             AdminAction::Sessions => "admin_sessions",
             AdminAction::Reload => "admin_reload",
+            AdminAction::Approve => "admin_approve",
         }
     }
 }
@@ -227,6 +231,9 @@ pub struct Decision {
     /// Denied before any policy was evaluated because the arguments do not fit the tool's
     /// declared types: the caller's mistake, told as such (never a policy's answer).
     pub invalid_arguments: bool,
+    /// Allowed only once a person with one of these roles approves this exact call: every
+    /// permit that allowed it carries `@approval("<role>")`. Empty: no approval needed.
+    pub approval: Vec<String>,
 }
 
 impl Decision {
@@ -239,6 +246,7 @@ impl Decision {
             shadow_errors: Vec::new(),
             reason: reason.into(),
             invalid_arguments: false,
+            approval: Vec::new(),
         }
     }
 

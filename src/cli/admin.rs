@@ -64,12 +64,35 @@ enum AdminCommand {
     Reload,
     /// The generation in force: policy and schema hashes, the last reload
     Generation,
+    /// Calls waiting for a person's approval (`@approval`): list, approve or deny one
+    Approvals {
+        #[command(subcommand)]
+        command: Option<ApprovalCommand>,
+    },
     /// Drop cached results (of one tool, of one backend, or all)
     PurgeCache {
         #[arg(long)]
         tool: Option<String>,
         #[arg(long)]
         backend: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalCommand {
+    /// The calls waiting, with their arguments (the default)
+    List,
+    /// Let the call go on (it must not be your own, and needs its role)
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Refuse the call
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -141,6 +164,25 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             None,
         ),
         AdminCommand::Reload => ("POST", "/admin/reload".to_owned(), vec![], None),
+        AdminCommand::Approvals { command } => match command {
+            None | Some(ApprovalCommand::List) => {
+                ("GET", "/admin/approvals".to_owned(), vec![], None)
+            }
+            Some(
+                ApprovalCommand::Approve { id, reason } | ApprovalCommand::Deny { id, reason },
+            ) => {
+                let answer = match command {
+                    Some(ApprovalCommand::Approve { .. }) => "approve",
+                    _ => "deny",
+                };
+                (
+                    "POST",
+                    format!("/admin/approvals/{}/{answer}", segment(id)),
+                    vec![],
+                    Some(serde_json::json!({ "reason": reason })),
+                )
+            }
+        },
         AdminCommand::Generation => ("GET", "/admin/generation".to_owned(), vec![], None),
         AdminCommand::PurgeCache { tool, backend } => {
             let mut query = Vec::new();
@@ -309,6 +351,46 @@ fn print(command: &AdminCommand, value: &Value) {
             table(&["SESSION", "PRINCIPAL", "CALLS"], rows);
         }
         AdminCommand::EndSession { id } => out!("session `{}` ended", printable(id)),
+        AdminCommand::Approvals { command } => match command {
+            None | Some(ApprovalCommand::List) => {
+                let rows = rows(&value["approvals"], |a| {
+                    vec![
+                        text(&a["id"]),
+                        text(&a["caller"]),
+                        text(&a["tool"]),
+                        text(&a["arguments"]),
+                        a["roles"]
+                            .as_array()
+                            .map(|r| r.iter().map(text).collect::<Vec<_>>().join(","))
+                            .unwrap_or_default(),
+                        text(&a["status"]["state"]),
+                        mcp_warden::audit::show::rfc3339(a["expires_us"].as_u64().unwrap_or(0)),
+                    ]
+                });
+                if rows.is_empty() {
+                    out!("no call is waiting for approval");
+                } else {
+                    table(
+                        &[
+                            "ID",
+                            "CALLER",
+                            "TOOL",
+                            "ARGUMENTS",
+                            "ROLES",
+                            "STATE",
+                            "EXPIRES",
+                        ],
+                        rows,
+                    );
+                }
+            }
+            Some(_) => out!(
+                "`{}` {} by {}",
+                text(&value["approval"]["id"]),
+                text(&value["approval"]["status"]["state"]),
+                text(&value["approval"]["status"]["by"])
+            ),
+        },
         AdminCommand::Reload => {
             out!(
                 "reload {}: generation {} ({})",

@@ -114,6 +114,12 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     for id in &decision.determining {
         out!("determining policy: {id}{}", place(id));
     }
+    if !decision.approval.is_empty() {
+        out!(
+            "approval: allowed once a person with the role {} approves this exact call",
+            decision.approval.join(" or ")
+        );
+    }
     for error in &decision.errors {
         out!("evaluation error (denies): {error}");
     }

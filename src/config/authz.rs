@@ -17,6 +17,53 @@ pub struct AuthzSettings {
     pub policies: Vec<PolicyFile>,
     /// A saved tool catalog (JSON text) to validate against without live backends.
     pub catalog: Option<PolicyFile>,
+    /// Calls that wait for a person's approval (`@approval`).
+    pub approvals: ApprovalSettings,
+}
+
+/// How calls that need a person's approval wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalSettings {
+    /// How long the call is held waiting (zero: answered at once, to be called again).
+    pub wait: std::time::Duration,
+    /// How long a request stays open, and an approval usable by the same call.
+    pub expire: std::time::Duration,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            wait: std::time::Duration::from_secs(30),
+            expire: std::time::Duration::from_secs(900),
+        }
+    }
+}
+
+/// The longest an approval may stay open: a week.
+const MAX_EXPIRE_S: u64 = 7 * 24 * 3600;
+
+fn approvals(section: &AuthzSection, issues: &mut Issues) -> ApprovalSettings {
+    let default = ApprovalSettings::default();
+    let expire = section
+        .approval_expire_s
+        .unwrap_or(default.expire.as_secs());
+    let wait = section.approval_wait_s.unwrap_or(default.wait.as_secs());
+    if expire == 0 || expire > MAX_EXPIRE_S {
+        issues.push(
+            "authz.approval_expire_s",
+            format!("must be between 1 and {MAX_EXPIRE_S} (a week)"),
+        );
+    }
+    if wait > expire {
+        issues.push(
+            "authz.approval_wait_s",
+            "must not be longer than `approval_expire_s` (the request would expire while the call waits)",
+        );
+    }
+    ApprovalSettings {
+        wait: std::time::Duration::from_secs(wait.min(expire)),
+        expire: std::time::Duration::from_secs(expire.clamp(1, MAX_EXPIRE_S)),
+    }
 }
 
 /// The policy set that allows everything: the embedded default and `--mcp-json` (a laptop
@@ -45,7 +92,11 @@ pub(super) fn authz(file: &FileConfig, issues: &mut Issues) -> AuthzSettings {
         issues.push("authz", "no policies: nothing would be allowed");
     }
     let catalog = file.policy_files_catalog.clone();
-    AuthzSettings { policies, catalog }
+    AuthzSettings {
+        policies,
+        catalog,
+        approvals: approvals(section, issues),
+    }
 }
 
 /// Reads `authz.policies` (every `.cedar` file, in name order) and `authz.tools`, relative

@@ -60,6 +60,12 @@ pub struct AuthzSection {
     /// A saved tool catalog (JSON) to validate policies against when backends are not
     /// running (`mcp-warden check`, `policy validate` in CI).
     pub tools: Option<String>,
+    /// How long a call that needs a person's approval (`@approval`) is held waiting for
+    /// it before the caller is told to call again (default 30 s; 0: not held).
+    pub approval_wait_s: Option<u64>,
+    /// How long a request for approval stays open, and an approval stays usable by the
+    /// same call (default 900 s).
+    pub approval_expire_s: Option<u64>,
 }
 
 /// One policy file as read from disk.

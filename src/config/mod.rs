@@ -22,7 +22,7 @@ pub use auth::{
     AttrKind, AuthSettings, CertificateSettings, DEFAULT_FAILURES_PER_MINUTE, IssuerSettings,
     KeySource, TokenSettings, resource_needed,
 };
-pub use authz::{ALLOW_ALL, AuthzSettings};
+pub use authz::{ALLOW_ALL, ApprovalSettings, AuthzSettings};
 pub use tools::{RuleSection, ToolsSection, ToolsSettings};
 pub use traces::{EXPORT_BUILT as TRACE_EXPORT_BUILT, TracingSection, TracingSettings};
 

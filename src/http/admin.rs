@@ -17,6 +17,8 @@
 //! DELETE /admin/sessions/{id}                   end one (its calls cancelled)
 //! POST /admin/reload                            read the configuration again, apply it
 //! GET  /admin/generation                        hashes in force, the last reload
+//! GET  /admin/approvals                         calls waiting for a person (admin_approve)
+//! POST /admin/approvals/{id}/approve|deny       answer one ({"reason": ".."} optional)
 //! ```
 
 use std::collections::BTreeMap;
@@ -50,6 +52,8 @@ pub fn routes(hub: Arc<Hub>) -> Router {
         .route("/admin/sessions/{id}", axum::routing::delete(end_session))
         .route("/admin/reload", post(reload))
         .route("/admin/generation", get(generation))
+        .route("/admin/approvals", get(approvals))
+        .route("/admin/approvals/{id}/{answer}", post(answer_approval))
         .layer(from_fn_with_state(hub.clone(), authenticate))
         .with_state(hub)
 }
@@ -487,6 +491,55 @@ async fn end_session(
     .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     tracing::warn!(session = %id, by = %hub.authority.shown.id(&caller.principal), "session ended by an operator");
     Ok(Json(json!({ "ended": id })))
+}
+
+/// The calls waiting for a person, with their arguments: for approvers (`admin_approve`),
+/// not for every reader of the proxy's state.
+async fn approvals(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {
+    caller.may(&hub, AdminAction::Approve)?;
+    let list = hub.authority.approvals.list().await;
+    Ok(Json(json!({ "approvals": list })))
+}
+
+#[derive(Deserialize, Default)]
+struct Reason {
+    reason: Option<String>,
+}
+
+async fn answer_approval(
+    State(hub): State<Arc<Hub>>,
+    Extension(caller): Extension<Caller>,
+    Path((id, answer)): Path<(String, String)>,
+    body: Option<Json<Reason>>,
+) -> Answer {
+    let approve = match answer.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                "answer with `approve` or `deny`".into(),
+            ));
+        }
+    };
+    caller.may(&hub, AdminAction::Approve)?;
+    let reason = body.and_then(|Json(b)| b.reason);
+    use crate::approvals::Refusal;
+    match hub
+        .authority
+        .approvals
+        .answer(&id, &caller.principal, approve, reason)
+        .await
+    {
+        Ok(view) => Ok(Json(json!({ "approval": view }))),
+        Err(e @ Refusal::NotFound(_)) => Err(Failure(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ (Refusal::OwnCall | Refusal::NotApprover { .. })) => {
+            Err(Failure(StatusCode::FORBIDDEN, e.to_string()))
+        }
+        Err(e @ Refusal::Unrecorded(_)) => {
+            Err(Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        }
+    }
 }
 
 async fn reload(State(hub): State<Arc<Hub>>, Extension(caller): Extension<Caller>) -> Answer {

@@ -65,6 +65,12 @@ pub fn mcp_router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
             per_principal: hub.server.max_sessions_per_principal,
         },
     ));
+    hub.authority
+        .approvals
+        .set_asker(Arc::new(crate::mcp::approvers::Approvers::new(
+            hot.live.clone(),
+            Arc::downgrade(&hub),
+        )));
     let _ = hub.session_directory.set(Arc::new(Directory {
         sessions: sessions.clone(),
         owners: owners.clone(),

@@ -292,6 +292,54 @@ impl Hub {
     }
 }
 
+/// Each step of a call waiting for approval, as a `config` record written before the step
+/// takes effect: who took it, the request's id, the caller (as the log names principals),
+/// the tool and the hash of the arguments — never the arguments.
+pub struct ApprovalLog {
+    pub audit: std::sync::Arc<crate::audit::Audit>,
+}
+
+impl crate::approvals::Recorder for ApprovalLog {
+    fn record<'a>(
+        &'a self,
+        event: crate::approvals::Event<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let entries = self.audit.entries();
+            let view = event.view;
+            let mut entry = Entry::new(Kind::Config);
+            entry.request_id = Some(crate::ids::request_id());
+            entry.session = Some(bounded(&view.session));
+            entry.principal = event.by.map(|p| entries.principal(p));
+            entry.action = Some(format!("approval {}", event.step));
+            entry.resource = Some(bounded(&view.tool));
+            let caller = crate::authn::Principal {
+                id: view.caller.clone(),
+                ..crate::authn::Principal::local()
+            };
+            let mut detail = BTreeMap::from([
+                ("approval".to_owned(), view.id.clone()),
+                ("caller".to_owned(), entries.principal(&caller).id),
+                ("arguments_sha256".to_owned(), view.arguments_sha256.clone()),
+                ("roles".to_owned(), view.roles.join(",")),
+                (
+                    "expires".to_owned(),
+                    crate::audit::show::rfc3339(view.expires_us),
+                ),
+            ]);
+            if let Some(reason) = event.reason {
+                detail.insert("reason".to_owned(), reason.to_owned());
+            }
+            entry.detail = bounded_detail(detail);
+            self.audit
+                .append(entry, None)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,12 @@ impl Hub {
             .collect();
         let table = Arc::new(Table::new(backends));
         let catalog = Catalog::of(table, &HashMap::new(), &config.server.separator);
+        let approvals = Arc::new(crate::approvals::Approvals::new(config.authz.approvals));
+        if let Some(audit) = &audit {
+            approvals.set_recorder(Arc::new(audit::ApprovalLog {
+                audit: audit.clone(),
+            }));
+        }
         Arc::new(Self {
             server: config.server.clone(),
             auth: config.auth.clone(),
@@ -171,6 +177,7 @@ impl Hub {
                     config.server.session_idle_timeout,
                     config.tools.history_window,
                 )),
+                approvals,
             },
             switches,
             generations: reload::Generations::new(config),

@@ -143,6 +143,20 @@ impl Audited {
             entry.detail.insert("guard".to_owned(), rule);
             entry.detail.insert("guard_path".to_owned(), path);
         }
+        if let Some(grant) = noted.approval.take() {
+            entry.detail.insert("approval".to_owned(), grant.id);
+            let by = Principal {
+                id: grant.by,
+                ..Principal::local()
+            };
+            entry
+                .detail
+                .insert("approved_by".to_owned(), audit.entries().principal(&by).id);
+            entry.detail.insert(
+                "approved_at".to_owned(),
+                crate::audit::show::rfc3339(grant.at_us),
+            );
+        }
         for (rule, n) in redactions {
             entry
                 .detail
@@ -547,10 +561,20 @@ impl ServerHandler for Audited {
             .get::<http::request::Parts>()
             .and_then(|p| p.headers.get("mcp-session-id"))
             .and_then(|v| v.to_str().ok());
+        let principal = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Arc<Principal>>().cloned())
+            .unwrap_or_else(|| Arc::new(Principal::local()));
         if let (Some(live), Some(id)) = (&self.live, id)
             && self.live_id.set(id.to_owned()).is_ok()
         {
-            live.insert(id, Arc::downgrade(&self.shared), ctx.peer.clone());
+            live.insert(
+                id,
+                Arc::downgrade(&self.shared),
+                ctx.peer.clone(),
+                principal,
+            );
         }
         self.inner.on_initialized(ctx).await
     }

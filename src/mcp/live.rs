@@ -29,6 +29,8 @@ pub struct LiveSessions {
 pub struct LiveSession {
     handler: Weak<Shared>,
     pub peer: Peer<RoleServer>,
+    /// The principal that opened the session.
+    pub principal: Arc<crate::authn::Principal>,
     /// When the hot path last told rmcp's session worker the session is in use (ms on the
     /// table's clock); see [`LiveSession::due_for_touch`].
     touched: AtomicU64,
@@ -91,10 +93,17 @@ impl StreamLog {
 
 impl LiveSessions {
     /// Adds a session whose handler is `handler` (held weakly).
-    pub(crate) fn insert(&self, id: &str, handler: Weak<Shared>, peer: Peer<RoleServer>) {
+    pub(crate) fn insert(
+        &self,
+        id: &str,
+        handler: Weak<Shared>,
+        peer: Peer<RoleServer>,
+        principal: Arc<crate::authn::Principal>,
+    ) {
         let session = Arc::new(LiveSession {
             handler,
             peer,
+            principal,
             touched: AtomicU64::new(now_ms()),
             calls: Mutex::default(),
             asks: Mutex::default(),
@@ -107,6 +116,23 @@ impl LiveSessions {
 
     pub(crate) fn remove(&self, id: &str) {
         write(&self.map).remove(id);
+    }
+
+    /// The live sessions whose client answers elicitations and whose principal holds one
+    /// of `roles` and is not `caller`: who can be asked to approve a call.
+    pub fn approvers(&self, roles: &[String], caller: &str) -> Vec<Arc<LiveSession>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.values()
+            .filter(|s| s.handler.strong_count() > 0)
+            .filter(|s| s.principal.id != caller)
+            .filter(|s| s.principal.roles.iter().any(|r| roles.contains(r)))
+            .filter(|s| {
+                s.peer
+                    .peer_info()
+                    .is_some_and(|info| info.capabilities.elicitation.is_some())
+            })
+            .cloned()
+            .collect()
     }
 
     /// The session with this id, while its handler lives.

@@ -26,6 +26,8 @@ pub struct Slot {
     pub guard: Option<(String, String)>,
     /// Replacements made in the result, by redaction rule.
     pub redactions: BTreeMap<String, usize>,
+    /// The person's approval the call went on with (`@approval`).
+    pub approval: Option<crate::approvals::Grant>,
 }
 
 /// One request's notes, or none (nothing records the request: no audit log, an admin
@@ -78,6 +80,11 @@ impl Notes {
                 *slot.redactions.entry(rule.clone()).or_default() += n;
             }
         });
+    }
+
+    /// Records the approval the call went on with.
+    pub fn approval(&self, grant: &crate::approvals::Grant) {
+        self.with(|slot| slot.approval = Some(grant.clone()));
     }
 
     /// Everything noted, taken out.

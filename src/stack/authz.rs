@@ -341,6 +341,27 @@ pub struct Authority {
     pub shown: crate::audit::Pseudonyms,
     /// What each session did, for policies that read `context.history`.
     pub history: std::sync::Arc<super::history::History>,
+    /// Calls waiting for a person's approval (`@approval`).
+    pub approvals: std::sync::Arc<crate::approvals::Approvals>,
+}
+
+/// Holds a call whose permit asks for a person's approval until it is approved (noted for
+/// the call's record), refused, or the hold ends.
+async fn approved(
+    approvals: &crate::approvals::Approvals,
+    request: crate::approvals::Request,
+    call: &Call,
+) -> Result<(), CallError> {
+    match approvals.obtain(request, &call.cancel).await {
+        Ok(grant) => {
+            call.origin.notes.approval(&grant);
+            Ok(())
+        }
+        Err(denied) => {
+            tracing::info!(tool = call.op.tool(), reason = %denied, "held for approval");
+            Err(CallError::Forbidden(denied.to_string()))
+        }
+    }
 }
 
 step_layer!(
@@ -384,7 +405,7 @@ impl Step for AuthzLayer {
         let notes = &call.origin.notes;
         let generation = &call.generation;
         let principal = &call.origin.principal;
-        if let Err(denied) = authorize(
+        let decision = match authorize(
             &self.authority,
             generation,
             principal,
@@ -392,15 +413,32 @@ impl Step for AuthzLayer {
             &facts,
             notes,
         ) {
-            return Box::pin(std::future::ready(Err(denied)));
-        }
+            Ok(d) => d,
+            Err(denied) => return Box::pin(std::future::ready(Err(denied))),
+        };
         if let Some((engine, tool)) = history {
             self.authority
                 .history
                 .record(&facts.session, &tool, engine.tool_groups(&tool));
         }
+        let approval = match &call.op {
+            Op::CallTool { tool, arguments } if !decision.approval.is_empty() => {
+                Some(crate::approvals::Request {
+                    caller: call.origin.principal.clone(),
+                    tool: tool.clone(),
+                    arguments: arguments.clone(),
+                    roles: decision.approval.clone(),
+                    session: facts.session.clone(),
+                })
+            }
+            _ => None,
+        };
+        let approvals = self.authority.approvals.clone();
         Box::pin(async move {
             let _running = running;
+            if let Some(request) = approval {
+                approved(&approvals, request, &call).await?;
+            }
             forward(next, call).await
         })
     }

@@ -465,18 +465,25 @@ pub fn signal(child: &tokio::process::Child, signal: &str) {
 
 /// A client presenting `token` as its bearer token.
 pub async fn connect_as(url: &str, token: &str) -> (Client, TestClient) {
+    let handler = TestClient::default();
+    (connect_with(url, token, handler.clone()).await, handler)
+}
+
+/// A client of its own `handler`, presenting `token` as its bearer token.
+pub async fn connect_with<H: rmcp::ClientHandler>(
+    url: &str,
+    token: &str,
+    handler: H,
+) -> RunningService<RoleClient, H> {
     use rmcp::transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     };
-    let handler = TestClient::default();
     let config =
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let client = handler
-        .clone()
+    handler
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
-        .unwrap();
-    (client, handler)
+        .unwrap()
 }
 
 /// The proxy's `/metrics` text, from its admin listener.

@@ -3,6 +3,7 @@
 mod common;
 
 mod admin;
+mod approvals;
 mod audit;
 mod audit_cli;
 mod audit_hardening;

@@ -1,0 +1,443 @@
+//! Calls that wait for a person. A permit marked `@approval("<role>")` allows a tool call
+//! only once someone with that role approves this exact call: this caller, this tool,
+//! these arguments (their SHA-256 over the canonical JSON). The call is held while it
+//! waits (`[authz] approval_wait_s`); if no one answered by then the caller is told to call
+//! again with the same arguments, and the approval, once given, is used by that call —
+//! once. A request stays open for `approval_expire_s`.
+//!
+//! Who may approve: a principal with one of the roles the permits name, allowed the
+//! `admin_approve` action by the policies, and never the caller itself. Approvers answer
+//! through the admin API (`mcp-warden admin approvals`) or, when their client supports
+//! it, an MCP elicitation the proxy sends to their open session ([`Asker`]).
+//!
+//! Every step is an audit record written before it takes effect ([`Recorder`]): the
+//! request, the approval or refusal (who, when), its expiry; the call's own record then
+//! names the approval it used. A step that cannot be recorded does not happen.
+//!
+//! Where it sits: beside the traffic path, like the kill switch. The authorization layer
+//! asks it; the admin API and the MCP sessions answer it; the hub records for it.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::authn::Principal;
+use crate::config::ApprovalSettings;
+
+/// A call asking to be approved.
+pub struct Request {
+    pub caller: Arc<Principal>,
+    pub tool: String,
+    pub arguments: Arc<Map<String, Value>>,
+    /// Any one of these roles may approve.
+    pub roles: Vec<String>,
+    /// The caller's session (as records name it).
+    pub session: String,
+}
+
+/// An approval a call used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    /// The approver's principal id.
+    pub by: String,
+    pub at_us: u64,
+}
+
+/// Why a call goes on without its approval.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("approval `{id}` was refused by `{by}`{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Refused {
+        id: String,
+        by: String,
+        reason: Option<String>,
+    },
+    #[error(
+        "this call needs the approval of a person with the role {}: request `{id}` is waiting for one; call again with the same arguments once it is approved (it expires at {expires})",
+        roles.join(" or ")
+    )]
+    Waiting {
+        id: String,
+        roles: Vec<String>,
+        expires: String,
+    },
+    #[error("the request for approval could not be recorded, so it was not made: {0}")]
+    Unrecorded(String),
+}
+
+/// Why an approver's answer was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no open request for approval `{0}` (it expired, was answered, or never existed)")]
+    NotFound(String),
+    #[error("a caller cannot approve its own call")]
+    OwnCall,
+    #[error("approving `{id}` needs one of the roles {}", roles.join(", "))]
+    NotApprover { id: String, roles: Vec<String> },
+    #[error("the answer could not be recorded, so it was not taken: {0}")]
+    Unrecorded(String),
+}
+
+/// One request, as approvers and the admin API see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View {
+    pub id: String,
+    /// The caller's principal id.
+    pub caller: String,
+    pub tool: String,
+    /// The call's arguments, in clear (the approver decides on them; the audit log holds
+    /// their hash).
+    pub arguments: Value,
+    /// SHA-256 of the arguments' canonical JSON (RFC 8785), hex.
+    pub arguments_sha256: String,
+    pub roles: Vec<String>,
+    pub session: String,
+    pub requested_us: u64,
+    pub expires_us: u64,
+    pub status: Status,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Status {
+    Open,
+    Approved { by: String, at_us: u64 },
+    Refused { by: String, at_us: u64 },
+}
+
+/// One step, for the audit log.
+pub struct Event<'a> {
+    /// `requested`, `approved`, `refused` or `expired`.
+    pub step: &'static str,
+    pub view: &'a View,
+    /// Who took the step (the approver); the caller for `requested`, nobody for `expired`.
+    pub by: Option<&'a Principal>,
+    pub reason: Option<&'a str>,
+}
+
+/// Writes each step to the audit log before it takes effect.
+pub trait Recorder: Send + Sync {
+    fn record<'a>(&'a self, event: Event<'a>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Tells approvers that a request is waiting (an elicitation on their sessions).
+pub trait Asker: Send + Sync {
+    /// Starts asking; returns at once.
+    fn ask(&self, view: View);
+}
+
+struct Entry {
+    view: View,
+    expires: Instant,
+    /// Where waiting calls learn the answer.
+    status: watch::Sender<Status>,
+    /// A call is waiting on it now (a second identical call opens a request of its own).
+    waited: bool,
+    /// An answer is being recorded: no other answer is taken meanwhile.
+    answering: bool,
+    /// The caller's principal, for the approver checks.
+    caller: Arc<Principal>,
+    reason: Option<String>,
+}
+
+/// The open requests.
+pub struct Approvals {
+    settings: ApprovalSettings,
+    open: Mutex<HashMap<String, Entry>>,
+    recorder: OnceLock<Arc<dyn Recorder>>,
+    asker: OnceLock<Arc<dyn Asker>>,
+}
+
+/// Now, in µs since the epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// SHA-256 of the arguments' canonical JSON, hex: what an approval is bound to.
+pub fn arguments_hash(arguments: &Map<String, Value>) -> String {
+    let canonical = crate::audit::jcs::to_vec(&Value::Object(arguments.clone()));
+    crate::audit::record::hex(&Sha256::digest(canonical))
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    format!("ap-{}", crate::audit::record::hex(&bytes))
+}
+
+impl Approvals {
+    pub fn new(settings: ApprovalSettings) -> Approvals {
+        Approvals {
+            settings,
+            open: Mutex::default(),
+            recorder: OnceLock::new(),
+            asker: OnceLock::new(),
+        }
+    }
+
+    /// Where steps are recorded (without one, nothing is: a proxy with no audit log).
+    pub fn set_recorder(&self, recorder: Arc<dyn Recorder>) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    /// Who tells approvers (without one, only the admin API does).
+    pub fn set_asker(&self, asker: Arc<dyn Asker>) {
+        let _ = self.asker.set(asker);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn record(&self, event: Event<'_>) -> Result<(), String> {
+        match self.recorder.get() {
+            Some(r) => r.record(event).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the requests that expired, recording each.
+    async fn sweep(&self) {
+        let now = Instant::now();
+        let expired: Vec<View> = {
+            let mut open = self.lock();
+            let ids: Vec<String> = open
+                .iter()
+                .filter(|(_, e)| e.expires <= now && !e.answering)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| open.remove(id).map(|e| e.view))
+                .collect()
+        };
+        for view in &expired {
+            let event = Event {
+                step: "expired",
+                view,
+                by: None,
+                reason: None,
+            };
+            if let Err(e) = self.record(event).await {
+                tracing::error!(approval = %view.id, error = %e, "an approval's expiry could not be recorded");
+            }
+        }
+    }
+
+    /// The open requests (and the approved ones not used yet), oldest first.
+    pub async fn list(&self) -> Vec<View> {
+        self.sweep().await;
+        let mut views: Vec<View> = self.lock().values().map(|e| e.view.clone()).collect();
+        views.sort_by(|a, b| (a.requested_us, &a.id).cmp(&(b.requested_us, &b.id)));
+        views
+    }
+
+    /// One request, if open.
+    pub fn get(&self, id: &str) -> Option<View> {
+        self.lock().get(id).map(|e| e.view.clone())
+    }
+
+    /// Waits for this exact call to be approved: uses an approval given to an earlier
+    /// identical call, joins its open request, or opens one. Held at most `approval_wait_s`
+    /// (or until `cancel`).
+    pub async fn obtain(
+        &self,
+        request: Request,
+        cancel: &CancellationToken,
+    ) -> Result<Grant, Denied> {
+        self.sweep().await;
+        let hash = arguments_hash(&request.arguments);
+        let mut status = {
+            let mut open = self.lock();
+            let same = open.iter().find(|(_, e)| {
+                e.view.caller == request.caller.id
+                    && e.view.tool == request.tool
+                    && e.view.arguments_sha256 == hash
+                    && !e.waited
+                    && !e.answering
+            });
+            match same.map(|(id, e)| (id.clone(), e.view.status.clone())) {
+                Some((id, Status::Approved { by, at_us })) => {
+                    open.remove(&id);
+                    return Ok(Grant { id, by, at_us });
+                }
+                Some((id, Status::Refused { by, .. })) => {
+                    let reason = open.remove(&id).and_then(|e| e.reason);
+                    return Err(Denied::Refused { id, by, reason });
+                }
+                Some((id, Status::Open)) => {
+                    let entry = open.get_mut(&id).expect("found above");
+                    entry.waited = true;
+                    Some((id, entry.status.subscribe()))
+                }
+                None => None,
+            }
+        };
+        if status.is_none() {
+            let requested_us = now_us();
+            let view = View {
+                id: new_id(),
+                caller: request.caller.id.clone(),
+                tool: request.tool.clone(),
+                arguments: Value::Object((*request.arguments).clone()),
+                arguments_sha256: hash,
+                roles: request.roles.clone(),
+                session: request.session.clone(),
+                requested_us,
+                expires_us: requested_us + self.settings.expire.as_micros() as u64,
+                status: Status::Open,
+            };
+            // Recorded before any approver can see it.
+            let event = Event {
+                step: "requested",
+                view: &view,
+                by: Some(&request.caller),
+                reason: None,
+            };
+            self.record(event).await.map_err(Denied::Unrecorded)?;
+            let (tx, rx) = watch::channel(Status::Open);
+            self.lock().insert(
+                view.id.clone(),
+                Entry {
+                    view: view.clone(),
+                    expires: Instant::now() + self.settings.expire,
+                    status: tx,
+                    waited: true,
+                    answering: false,
+                    caller: request.caller.clone(),
+                    reason: None,
+                },
+            );
+            if let Some(asker) = self.asker.get() {
+                asker.ask(view.clone());
+            }
+            status = Some((view.id, rx));
+        }
+        let (id, mut rx) = status.expect("set above");
+        let answered = async {
+            loop {
+                if *rx.borrow_and_update() != Status::Open {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    // The request expired away while the call waited.
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = answered => {}
+            () = tokio::time::sleep(self.settings.wait) => {}
+            () = cancel.cancelled() => {}
+        }
+        let mut open = self.lock();
+        let Some(entry) = open.get_mut(&id) else {
+            return Err(self.waiting(&id, &request.roles, now_us()));
+        };
+        entry.waited = false;
+        match entry.view.status.clone() {
+            Status::Approved { by, at_us } => {
+                open.remove(&id);
+                Ok(Grant { id, by, at_us })
+            }
+            Status::Refused { by, .. } => {
+                let reason = open.remove(&id).and_then(|e| e.reason);
+                Err(Denied::Refused { id, by, reason })
+            }
+            Status::Open => {
+                let expires_us = entry.view.expires_us;
+                Err(self.waiting(&id, &request.roles, expires_us))
+            }
+        }
+    }
+
+    fn waiting(&self, id: &str, roles: &[String], expires_us: u64) -> Denied {
+        Denied::Waiting {
+            id: id.to_owned(),
+            roles: roles.to_vec(),
+            expires: crate::audit::show::rfc3339(expires_us),
+        }
+    }
+
+    /// An approver's answer. The approver must hold one of the request's roles and not be
+    /// its caller; that the policies allow it `admin_approve` is the caller's to check.
+    /// The answer is recorded, then takes effect.
+    pub async fn answer(
+        &self,
+        id: &str,
+        approver: &Principal,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<View, Refusal> {
+        self.sweep().await;
+        let mut view = {
+            let mut open = self.lock();
+            let entry = match open.get_mut(id) {
+                Some(e) if e.view.status == Status::Open && !e.answering => e,
+                _ => return Err(Refusal::NotFound(id.to_owned())),
+            };
+            if approver.id == entry.caller.id {
+                return Err(Refusal::OwnCall);
+            }
+            if !approver.roles.iter().any(|r| entry.view.roles.contains(r)) {
+                return Err(Refusal::NotApprover {
+                    id: id.to_owned(),
+                    roles: entry.view.roles.clone(),
+                });
+            }
+            entry.answering = true;
+            entry.view.clone()
+        };
+        let at_us = now_us();
+        view.status = if approve {
+            Status::Approved {
+                by: approver.id.clone(),
+                at_us,
+            }
+        } else {
+            Status::Refused {
+                by: approver.id.clone(),
+                at_us,
+            }
+        };
+        let event = Event {
+            step: if approve { "approved" } else { "refused" },
+            view: &view,
+            by: Some(approver),
+            reason: reason.as_deref(),
+        };
+        let recorded = self.record(event).await;
+        let mut open = self.lock();
+        let Some(entry) = open.get_mut(id) else {
+            return Err(Refusal::NotFound(id.to_owned()));
+        };
+        entry.answering = false;
+        if let Err(e) = recorded {
+            return Err(Refusal::Unrecorded(e));
+        }
+        entry.view.status = view.status.clone();
+        entry.reason = reason;
+        // Still usable until it expires: an approval given after the call stopped waiting
+        // is used by the caller's next identical call.
+        entry.status.send_replace(view.status.clone());
+        Ok(view)
+    }
+
+    /// The hold a call waits at most.
+    pub fn wait(&self) -> Duration {
+        self.settings.wait
+    }
+}
