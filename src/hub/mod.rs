@@ -112,6 +112,23 @@ pub trait SessionDirectory: Send + Sync {
     fn end<'a>(&'a self, id: &'a str) -> futures::future::BoxFuture<'a, bool>;
 }
 
+/// The sessions' history, in Redis too when `[limits] redis` names one.
+fn history(config: &Config) -> crate::stack::history::History {
+    use crate::stack::history::History;
+    let (sessions, idle, window) = (
+        config.server.max_sessions,
+        config.server.session_idle_timeout,
+        config.tools.history_window,
+    );
+    match config.limits.redis.as_deref() {
+        Some(url) => History::shared(sessions, idle, window, url).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Redis client for shared session history; kept per process");
+            History::new(sessions, idle, window)
+        }),
+        None => History::new(sessions, idle, window),
+    }
+}
+
 impl Hub {
     pub fn new(
         config: &Config,
@@ -172,11 +189,7 @@ impl Hub {
                 switches: switches.clone(),
                 metrics: metrics.clone(),
                 shown,
-                history: Arc::new(crate::stack::history::History::new(
-                    config.server.max_sessions,
-                    config.server.session_idle_timeout,
-                    config.tools.history_window,
-                )),
+                history: Arc::new(history(config)),
                 approvals,
             },
             switches,

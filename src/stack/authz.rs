@@ -369,6 +369,52 @@ step_layer!(
     AuthzLayer { authority: Authority }
 );
 
+/// What a tool call's decision needs from the session's history and writes back to it.
+struct Remembered {
+    engine: Arc<Engine>,
+    tool: String,
+    /// The tool's policies read `context.history`.
+    reads: bool,
+}
+
+/// Decides the call on `facts` (the history in them already looked up) and notes it in
+/// the history; returns the approval the call must wait for, if its permit asks for one.
+fn admit(
+    authority: &Authority,
+    call: &Call,
+    facts: &RequestFacts,
+    remembered: Option<&Remembered>,
+    shared: bool,
+) -> Result<Option<crate::approvals::Request>, CallError> {
+    let decision = authorize(
+        authority,
+        &call.generation,
+        &call.origin.principal,
+        &call.op,
+        facts,
+        &call.origin.notes,
+    )?;
+    if let Some(r) = remembered
+        && !shared
+    {
+        authority
+            .history
+            .record(&facts.session, &r.tool, r.engine.tool_groups(&r.tool));
+    }
+    Ok(match &call.op {
+        Op::CallTool { tool, arguments } if !decision.approval.is_empty() => {
+            Some(crate::approvals::Request {
+                caller: call.origin.principal.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                roles: decision.approval.clone(),
+                session: facts.session.clone(),
+            })
+        }
+        _ => None,
+    })
+}
+
 impl Step for AuthzLayer {
     fn run<S>(&self, call: Call, next: S) -> CallFuture
     where
@@ -380,12 +426,13 @@ impl Step for AuthzLayer {
             call.origin.transport(),
             &call.origin.session.to_string(),
         );
-        let history = match (&call.op, &call.generation.engine) {
+        let remembered = match (&call.op, &call.generation.engine) {
             (Op::CallTool { tool, .. }, Some(engine)) if engine.keeps_history() => {
-                if engine.reads_history(tool) {
-                    facts.history = self.authority.history.facts(&facts.session);
-                }
-                Some((engine.clone(), tool.clone()))
+                Some(Remembered {
+                    reads: engine.reads_history(tool),
+                    engine: engine.clone(),
+                    tool: tool.clone(),
+                })
             }
             _ => None,
         };
@@ -395,43 +442,41 @@ impl Step for AuthzLayer {
             Op::CallTool { tool, .. } => Some(tool.as_str()),
             _ => None,
         };
-        let backend = call.backend.name();
         let running = self.authority.switches.run(
             &call.origin.principal.id,
-            backend,
+            call.backend.name(),
             tool,
             call.cancel.clone(),
         );
-        let notes = &call.origin.notes;
-        let generation = &call.generation;
-        let principal = &call.origin.principal;
-        let decision = match authorize(
-            &self.authority,
-            generation,
-            principal,
-            &call.op,
-            &facts,
-            notes,
-        ) {
-            Ok(d) => d,
-            Err(denied) => return Box::pin(std::future::ready(Err(denied))),
-        };
-        if let Some((engine, tool)) = history {
-            self.authority
-                .history
-                .record(&facts.session, &tool, engine.tool_groups(&tool));
+        let history = &self.authority.history;
+        if remembered.is_some() && history.is_shared() {
+            // The history lives in Redis: read before the decision, written before the
+            // call goes on, so the session's next call on any replica sees it.
+            let authority = self.authority.clone();
+            return Box::pin(async move {
+                let _running = running;
+                let r = remembered.expect("checked above");
+                if r.reads {
+                    facts.history = authority.history.facts_everywhere(&facts.session).await;
+                }
+                let approval = admit(&authority, &call, &facts, Some(&r), true)?;
+                let groups = r.engine.tool_groups(&r.tool);
+                authority
+                    .history
+                    .record_everywhere(&facts.session, &r.tool, groups)
+                    .await;
+                if let Some(request) = approval {
+                    approved(&authority.approvals, request, &call).await?;
+                }
+                forward(next, call).await
+            });
         }
-        let approval = match &call.op {
-            Op::CallTool { tool, arguments } if !decision.approval.is_empty() => {
-                Some(crate::approvals::Request {
-                    caller: call.origin.principal.clone(),
-                    tool: tool.clone(),
-                    arguments: arguments.clone(),
-                    roles: decision.approval.clone(),
-                    session: facts.session.clone(),
-                })
-            }
-            _ => None,
+        if remembered.as_ref().is_some_and(|r| r.reads) {
+            facts.history = history.facts(&facts.session);
+        }
+        let approval = match admit(&self.authority, &call, &facts, remembered.as_ref(), false) {
+            Ok(approval) => approval,
+            Err(denied) => return Box::pin(std::future::ready(Err(denied))),
         };
         let approvals = self.authority.approvals.clone();
         Box::pin(async move {

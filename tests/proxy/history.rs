@@ -23,8 +23,21 @@ async fn send(client: &Client) -> Result<rmcp::model::CallToolResult, rmcp::Serv
 
 #[tokio::test]
 async fn after_a_pii_read_the_same_session_cannot_send_out_and_other_sessions_can() {
+    pii_then_send("").await;
+}
+
+/// The same with the history kept in Redis (read before, written after each decision).
+#[tokio::test]
+async fn the_same_rule_holds_with_the_history_in_redis() {
+    let Some(redis) = crate::governance::Redis::start().await else {
+        return;
+    };
+    pii_then_send(&format!("[limits]\nredis = {}\n", lit(&redis.url))).await;
+}
+
+async fn pii_then_send(extra: &str) {
     let proxy = TestProxy::start(&format!(
-        "[authz]\npolicy = {}\n[tools.groups]\npii_read = [\"s__echo\"]\nexternal_send = [\"s__test_simple_text\"]\n{}",
+        "[authz]\npolicy = {}\n[tools.groups]\npii_read = [\"s__echo\"]\nexternal_send = [\"s__test_simple_text\"]\n{extra}{}",
         lit(POLICY),
         stdio_backend("s", "")
     ))
@@ -62,4 +75,60 @@ async fn after_a_pii_read_the_same_session_cannot_send_out_and_other_sessions_ca
     b.unwrap();
     assert!(send(&second).await.is_err(), "the second session read too");
     proxy.handle.shutdown().await;
+}
+
+/// Two replicas' histories on one Redis: what a session did on one counts on the other,
+/// bounded the same way, apart per session; and a replica that loses Redis goes on with
+/// what it saw itself.
+#[tokio::test]
+async fn history_is_kept_across_replicas_through_redis() {
+    use mcp_warden::stack::history::History;
+    use std::time::Duration;
+    let Some(redis) = crate::governance::Redis::start().await else {
+        return;
+    };
+    let replica = || {
+        History::shared(
+            100,
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            &redis.url,
+        )
+        .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    let pii = ["pii_read".to_owned()];
+    // Two sessions at once, on two replicas.
+    tokio::join!(
+        a.record_everywhere("s1", "crm__lookup", &pii),
+        b.record_everywhere("s2", "mail__send", &[]),
+    );
+    a.record_everywhere("s1", "crm__lookup", &pii).await;
+    let seen_on_b = b.facts_everywhere("s1").await;
+    assert_eq!(seen_on_b.tools, ["crm__lookup"]);
+    assert_eq!(seen_on_b.groups, ["pii_read"]);
+    assert_eq!((seen_on_b.calls, seen_on_b.recent_calls), (2, 2));
+    let other = a.facts_everywhere("s2").await;
+    assert_eq!(
+        (other.tools.as_slice(), other.calls),
+        (&["mail__send".to_owned()][..], 1)
+    );
+    assert!(other.groups.is_empty());
+    // Bounded like the local history: tool names stop at the limit, groups stay complete.
+    for i in 0..mcp_warden::stack::history::MAX_TOOLS + 5 {
+        b.record_everywhere("s3", &format!("t{i}"), &pii).await;
+    }
+    let s3 = a.facts_everywhere("s3").await;
+    assert_eq!(s3.tools.len(), mcp_warden::stack::history::MAX_TOOLS);
+    assert_eq!(s3.calls, (mcp_warden::stack::history::MAX_TOOLS + 5) as i64);
+
+    // Redis gone: each replica answers from its own memory.
+    redis.stop().await;
+    let local = a.facts_everywhere("s1").await;
+    assert_eq!((local.calls, local.groups.as_slice()), (2, &pii[..]));
+    assert_eq!(
+        b.facts_everywhere("s1").await.calls,
+        0,
+        "b never saw s1 itself"
+    );
 }

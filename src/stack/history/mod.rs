@@ -4,6 +4,12 @@
 //! with the session idle timeout and at most the session limit are kept; a session keeps
 //! at most [`MAX_TOOLS`] tool names (its groups, a configured few, are always complete)
 //! and counts at most [`MAX_RECENT`] recent calls.
+//!
+//! With `[limits] redis` the history is kept in Redis too ([`shared`]), and read from there,
+//! so a session's calls on every replica count; a replica that cannot reach Redis goes on
+//! with what it saw itself (as the shared rate limits do) and says so in the log.
+
+mod shared;
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -30,6 +36,7 @@ struct Session {
 pub struct History {
     sessions: moka::sync::Cache<String, Arc<Mutex<Session>>>,
     window: Duration,
+    shared: Option<shared::SharedHistory>,
 }
 
 impl History {
@@ -42,6 +49,47 @@ impl History {
                 .time_to_idle(idle)
                 .build(),
             window,
+            shared: None,
+        }
+    }
+
+    /// [`History::new`], kept in the Redis at `url` as well (connected lazily).
+    pub fn shared(
+        sessions: usize,
+        idle: Duration,
+        window: Duration,
+        url: &str,
+    ) -> Result<History, String> {
+        Ok(History {
+            shared: Some(shared::SharedHistory::new(url, window, idle)?),
+            ..History::new(sessions, idle, window)
+        })
+    }
+
+    /// Whether the history is kept in Redis (then read and written with the `_everywhere`
+    /// functions, which wait for it).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// What `session` did so far on every replica (this one's alone if Redis cannot be
+    /// reached).
+    pub async fn facts_everywhere(&self, session: &str) -> HistoryFacts {
+        match &self.shared {
+            Some(shared) => match shared.facts(session).await {
+                Ok(facts) => facts,
+                Err(()) => self.facts(session),
+            },
+            None => self.facts(session),
+        }
+    }
+
+    /// Notes an allowed call here and, with Redis, for every replica.
+    pub async fn record_everywhere(&self, session: &str, tool: &str, groups: &[String]) {
+        self.record(session, tool, groups);
+        if let Some(shared) = &self.shared {
+            // Unreachable: logged once by the store; this replica still counts it.
+            let _ = shared.record(session, tool, groups).await;
         }
     }
 
