@@ -326,16 +326,8 @@ impl Engine {
             s.would_change = would_change;
         }
         shadow.sort_by(|a, b| a.policy.cmp(&b.policy));
-        // An allow needs a person's approval when every permit that allowed it asks for one.
-        let approval = if allowed && !self.approvals.is_empty() {
-            let roles: Option<Vec<String>> = determining
-                .iter()
-                .map(|id| self.approvals.get(id).cloned())
-                .collect();
-            let mut roles = roles.unwrap_or_default();
-            roles.sort();
-            roles.dedup();
-            roles
+        let approval = if allowed {
+            self.approval_for(&determining)
         } else {
             Vec::new()
         };
@@ -349,6 +341,22 @@ impl Engine {
             invalid_arguments: false,
             approval,
         }
+    }
+
+    /// The roles an allow by `permits` waits for: it needs a person's approval when every
+    /// permit that allowed it asks for one (`@approval`); empty otherwise.
+    pub(super) fn approval_for(&self, permits: &[String]) -> Vec<String> {
+        if self.approvals.is_empty() {
+            return Vec::new();
+        }
+        let roles: Option<Vec<String>> = permits
+            .iter()
+            .map(|id| self.approvals.get(id).cloned())
+            .collect();
+        let mut roles = roles.unwrap_or_default();
+        roles.sort();
+        roles.dedup();
+        roles
     }
 
     pub(super) fn target<'e, 'a>(&'e self, op: &Operation<'a>) -> Result<Target<'e, 'a>, String> {

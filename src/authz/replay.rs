@@ -162,7 +162,13 @@ impl Engine {
                     .is_authorized_partial(&request, set, &entities),
             );
         }
-        outcome.finish()
+        match outcome.finish() {
+            Replayed::Decided(mut d) if d.allowed => {
+                d.approval = self.approval_for(&d.determining);
+                Replayed::Decided(d)
+            }
+            other => other,
+        }
     }
 
     /// The caller's entity: its roles, tenant and issuer as recorded; its claims, unknowns

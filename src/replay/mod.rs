@@ -133,7 +133,9 @@ impl<'e> Replayer<'e> {
                             .collect()
                     })
                     .unwrap_or_default();
-                self.report.decided(record, recorded == "allow", was, &d);
+                let was_approved = record.pointer("/detail/approval").is_some();
+                self.report
+                    .decided(record, (recorded == "allow", was_approved), was, &d);
             }
             Replayed::Undetermined { unknowns, policies } => {
                 self.report.undetermined(record, unknowns, policies);

@@ -88,8 +88,12 @@ struct Key {
     unknowns: Vec<String>,
 }
 
-fn effect(allowed: bool) -> &'static str {
-    if allowed { "allow" } else { "deny" }
+fn effect(allowed: bool, approved: bool) -> &'static str {
+    match (allowed, approved) {
+        (true, true) => "allow once approved",
+        (true, false) => "allow",
+        (false, _) => "deny",
+    }
 }
 
 impl Report {
@@ -97,30 +101,42 @@ impl Report {
         *self.skipped.entry(why.to_owned()).or_default() += 1;
     }
 
+    /// A record decided again: `was` is (allowed, after a person's approval).
     pub(super) fn decided(
         &mut self,
         record: &Value,
-        was_allowed: bool,
-        was: Vec<String>,
+        was: (bool, bool),
+        was_policies: Vec<String>,
         now: &Decision,
     ) {
         self.replayed += 1;
-        if now.allowed == was_allowed {
+        let now_approved = now.allowed && !now.approval.is_empty();
+        // An allow that now waits for a person (or no longer does) is a change too.
+        if now.allowed == was.0 && (!now.allowed || now_approved == was.1) {
             self.unchanged += 1;
             return;
         }
         self.changed += 1;
         let key = Key {
             change: Some(Change {
-                from: effect(was_allowed),
-                to: effect(now.allowed),
+                from: effect(was.0, was.1),
+                to: effect(now.allowed, now_approved),
             }),
             policies: now.determining.clone(),
-            recorded: was,
+            recorded: was_policies,
             unknowns: Vec::new(),
             ..key_of(record)
         };
-        self.add(true, key, record, &now.reason);
+        let reason = if now_approved {
+            format!(
+                "{}, once a person with the role {} approves it",
+                now.reason,
+                now.approval.join(" or ")
+            )
+        } else {
+            now.reason.clone()
+        };
+        self.add(true, key, record, &reason);
     }
 
     pub(super) fn undetermined(

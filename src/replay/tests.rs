@@ -210,3 +210,27 @@ fn hostile_records_are_skipped_or_reported_never_a_panic() {
     let text = report.to_string();
     assert!(!text.contains('\u{202e}'), "printed safely: {text}");
 }
+
+#[test]
+fn an_allow_that_now_waits_for_a_person_is_a_change() {
+    let e = engine(
+        r#"@id("reads-approved") @approval("compliance")
+           permit(principal, action == Mcp::Action::"crm__lookup", resource);"#,
+    );
+    let none = json!({"commitments": {"": "x"}});
+    let mut approved = call(1, "ann", "crm__lookup", "allow", none.clone());
+    approved["detail"] = json!({"approval": "ap-1", "approved_by": "carl"});
+    let report = run(
+        &e,
+        Options::default(),
+        &[call(0, "ann", "crm__lookup", "allow", none), approved],
+    );
+    assert_eq!((report.unchanged, report.changed), (1, 1), "{report}");
+    let change = report.changes[0].change.unwrap();
+    assert_eq!((change.from, change.to), ("allow", "allow once approved"));
+    assert!(
+        report.changes[0]
+            .reason
+            .contains("once a person with the role compliance approves it")
+    );
+}
