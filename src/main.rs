@@ -87,7 +87,7 @@ enum Command {
     Tools(cli::tools::ToolsCommand),
     /// Verify the audit log, show its records, prove and disclose them, make signing keys
     #[command(subcommand)]
-    Audit(cli::audit::AuditCommand),
+    Audit(warden_audit::cli::AuditCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
     /// Print a shell completion script (e.g. `mcp-warden completions bash >
@@ -156,7 +156,7 @@ async fn run(cli: Cli, logging: &cli::logging::Logging) -> anyhow::Result<ExitCo
             live,
         } => Ok(cli::check::run(source.load()?, !no_file_checks, live).await),
         Command::Policy(command) => cli::policy::run(command).await,
-        Command::Audit(command) => cli::audit::run(command).await,
+        Command::Audit(command) => warden_audit::cli::run(command).await,
         Command::Tools(command) => cli::tools::run(command).await,
         Command::Admin(args) => cli::admin::run(args).await,
         Command::HashToken => {

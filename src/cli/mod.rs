@@ -1,7 +1,6 @@
 //! Subcommands of the binary that are more than a line or two.
 
 pub mod admin;
-pub mod audit;
 pub mod check;
 mod explain;
 pub mod logging;

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use mcp_warden::audit::verify::{self, Class, listing};
 use mcp_warden::replay::{Options, Replayer};
 
-use super::audit::{StoreArgs, load_key, parse_time};
 use super::policy::PolicySet;
+use warden_audit::cli::{StoreArgs, load_key, parse_time};
 
 #[derive(Args)]
 pub struct ReplayArgs {

@@ -313,7 +313,7 @@ async fn disable(
         }
     }
     if changed {
-        tracing::warn!(target = target.as_str(), %name, by = %hub.authority.shown.id(&caller.principal), cancelled, "switched off");
+        tracing::warn!(target = target.as_str(), %name, by = %hub.authority.shown.id(&caller.principal.id), cancelled, "switched off");
         hub.announce_all_lists().await;
     }
     Ok(Json(json!({
@@ -347,7 +347,7 @@ async fn enable(
                 .await;
             return Err(unrecorded("switched back on", e, undone.is_ok()));
         }
-        tracing::warn!(target = target.as_str(), %name, by = %hub.authority.shown.id(&caller.principal), "switched back on");
+        tracing::warn!(target = target.as_str(), %name, by = %hub.authority.shown.id(&caller.principal.id), "switched back on");
         hub.announce_all_lists().await;
     }
     Ok(Json(json!({
@@ -489,7 +489,7 @@ async fn end_session(
     )
     .await
     .map_err(|e| Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    tracing::warn!(session = %id, by = %hub.authority.shown.id(&caller.principal), "session ended by an operator");
+    tracing::warn!(session = %id, by = %hub.authority.shown.id(&caller.principal.id), "session ended by an operator");
     Ok(Json(json!({ "ended": id })))
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::audit::ProxyFields;
 use crate::audit::record::OutcomeField;
 use crate::audit::{AuditError, Entry, Kind};
 

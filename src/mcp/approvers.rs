@@ -131,7 +131,7 @@ async fn ask_one(hub: Arc<Hub>, session: Arc<LiveSession>, view: View) {
         .await
     {
         Ok(_) => {
-            tracing::info!(approval = %view.id, by = %hub.authority.shown.id(&session.principal), approve, "answered through an elicitation")
+            tracing::info!(approval = %view.id, by = %hub.authority.shown.id(&session.principal.id), approve, "answered through an elicitation")
         }
         Err(e) => {
             tracing::debug!(approval = %view.id, error = %e, "an approver's answer was not taken")

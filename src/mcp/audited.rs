@@ -16,7 +16,7 @@ use super::ProxySession;
 use super::live::LiveSessions;
 use crate::audit::entry::Openings;
 use crate::audit::record::{OutcomeField, hex};
-use crate::audit::{Entry, Kind, jcs};
+use crate::audit::{Entry, Kind, ProxyFields, jcs};
 use crate::authn::Principal;
 use crate::error::{BLOCKED, CallError, FORBIDDEN, RATE_LIMITED};
 use crate::hub::Hub;

@@ -220,7 +220,7 @@ pub fn authorize(
     ) {
         Verdict::Decided(decision, engine) => (decision, engine),
         Verdict::Switched(decision) => {
-            tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, "denied by the kill switch");
+            tracing::info!(principal = %authority.shown.id(&principal.id), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, "denied by the kill switch");
             return Err(CallError::Forbidden(decision.reason));
         }
         Verdict::NotReady => {
@@ -231,14 +231,14 @@ pub fn authorize(
     };
     for shadow in &decision.shadow {
         // What a shadow policy would have done: how a compliance team tries a rule first.
-        tracing::info!(principal = %authority.shown.id(principal), policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
+        tracing::info!(principal = %authority.shown.id(&principal.id), policy = %shadow.policy, effect = %shadow.effect, would_change = shadow.would_change, allowed = decision.allowed, "shadow policy");
     }
     if decision.allowed {
         return Ok(decision);
     }
     // Never the arguments: the audit log holds them as commitments, and the log must not
     // say more.
-    tracing::info!(principal = %authority.shown.id(principal), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, policies = ?decision.determining, errors = ?decision.errors, "denied");
+    tracing::info!(principal = %authority.shown.id(&principal.id), operation = op.metric_labels().0, tool = op.tool(), reason = %decision.reason, policies = ?decision.determining, errors = ?decision.errors, "denied");
     if let Op::CallTool { tool, .. } = op
         && !engine.tool_visible(principal, tool, facts)
     {
@@ -276,7 +276,7 @@ pub fn decide(
         Verdict::Switched(decision) => Some(decision),
         Verdict::Decided(decision, _) => {
             if !decision.allowed {
-                tracing::debug!(principal = %authority.shown.id(principal), reason = %decision.reason, "denied");
+                tracing::debug!(principal = %authority.shown.id(&principal.id), reason = %decision.reason, "denied");
             }
             Some(decision)
         }

@@ -9,9 +9,9 @@ fn off(reason: &str) -> Option<Off> {
 }
 
 /// A switches file in a fresh directory, removed when the test ends.
-fn scratch() -> (crate::audit::tests::Scratch, PathBuf) {
-    let dir = crate::audit::tests::scratch("switches");
-    let path = dir.join("switches.json");
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("switches.json");
     (dir, path)
 }
 

@@ -8,7 +8,7 @@
 //! an event past the latest one may open a gap, an earlier one can only split a gap.
 
 use super::finding::{Finding, FindingKind};
-use crate::audit::show::rfc3339;
+use crate::show::rfc3339;
 
 /// What sits at either end of a silence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Recovery: what a WAL file may hold after a crash, and what startup makes of it.
 
 use super::{MAX_UNSYNCED, TreeState, recover, wal_path};
-use crate::audit::merkle::{CompactTree, leaf_hash};
-use crate::audit::record::{GENESIS_PREV, Record, hex};
-use crate::audit::tests::scratch;
-use crate::audit::{Entry, Kind};
+use crate::merkle::{CompactTree, leaf_hash};
+use crate::record::{GENESIS_PREV, Record, hex};
+use crate::tests::scratch;
+use crate::{Entry, Kind};
 
 /// The canonical lines of records `0..n`, chained from genesis.
 fn lines(n: u64) -> Vec<Vec<u8>> {

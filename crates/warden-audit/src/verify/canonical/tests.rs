@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::audit::testlog::TestLog;
+use crate::testlog::TestLog;
 
 /// What the reference method says about `line`: canonical, and the members if a record.
 fn reference(line: &[u8]) -> (bool, Option<Fields<'static>>) {

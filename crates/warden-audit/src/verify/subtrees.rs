@@ -2,7 +2,7 @@
 //! inclusion proof (index, size) or a consistency proof (old, new) consists of are known
 //! from those numbers alone, so each gets its own small tree, fed as the leaves go by.
 
-use crate::audit::merkle::{CompactTree, Hash};
+use crate::merkle::{CompactTree, Hash};
 
 /// The subtree roots of one proof, collected from the leaves.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ impl RangeRoots {
 }
 
 /// The subtrees `[lo, hi)` of RFC 6962's PROOF(old, D[new]) (§2.1.2), in proof order:
-/// the same walk as [`crate::audit::merkle::consistency_proof`], on ranges instead of hashes.
+/// the same walk as [`crate::merkle::consistency_proof`], on ranges instead of hashes.
 fn consistency_ranges(old: u64, new: u64) -> Vec<(u64, u64)> {
     if old == 0 || old >= new {
         return Vec::new();
@@ -94,7 +94,7 @@ fn consistency_ranges(old: u64, new: u64) -> Vec<(u64, u64)> {
 }
 
 /// The subtrees `[lo, hi)` of RFC 6962's PATH(index, D[size]) (§2.1.1), leaf upward: the
-/// same walk as [`crate::audit::merkle::inclusion_proof`], on ranges.
+/// same walk as [`crate::merkle::inclusion_proof`], on ranges.
 fn inclusion_ranges(index: u64, size: u64) -> Vec<(u64, u64)> {
     let mut path = Vec::new();
     if index >= size {
@@ -123,9 +123,7 @@ fn split(n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::merkle::{
-        consistency_proof, inclusion_proof, leaf_hash, root, verify_consistency,
-    };
+    use crate::merkle::{consistency_proof, inclusion_proof, leaf_hash, root, verify_consistency};
 
     #[test]
     fn matches_the_proof_built_from_all_leaves() {

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{MAX_UNSYNCED, Msg, Pending, Sequencer};
-use crate::audit::merkle::CompactTree;
-use crate::audit::record::{GENESIS_PREV, Record, Template};
-use crate::audit::tests::scratch;
-use crate::audit::wal::ActiveWal;
-use crate::audit::{Entry, Health, Kind};
+use crate::merkle::CompactTree;
+use crate::record::{GENESIS_PREV, Record, Template};
+use crate::tests::scratch;
+use crate::wal::ActiveWal;
+use crate::{Entry, Health, Kind};
 
 fn sequencer(
     dir: &std::path::Path,
-    uploads: mpsc::UnboundedSender<crate::audit::wal::Sealed>,
+    uploads: mpsc::UnboundedSender<crate::wal::Sealed>,
 ) -> Sequencer {
     Sequencer {
         dir: dir.to_owned(),
@@ -32,7 +32,7 @@ fn sequencer(
         opened: Instant::now(),
         buffer: Vec::new(),
         openings: Vec::new(),
-        _owner: crate::audit::owner::Ownership::take(dir).unwrap(),
+        _owner: crate::owner::Ownership::take(dir).unwrap(),
     }
 }
 
@@ -147,9 +147,9 @@ proptest::proptest! {
         }
         let crash = scratch("sequencer-crash-image");
         std::fs::create_dir_all(crash.join("wal")).unwrap();
-        std::fs::write(crate::audit::wal::wal_path(&crash, 0), &image).unwrap();
-        let genesis = crate::audit::wal::TreeState::of(&CompactTree::new(), GENESIS_PREV, 0);
-        let recovered = crate::audit::wal::recover(&crash, &genesis)
+        std::fs::write(crate::wal::wal_path(&crash, 0), &image).unwrap();
+        let genesis = crate::wal::TreeState::of(&CompactTree::new(), GENESIS_PREV, 0);
+        let recovered = crate::wal::recover(&crash, &genesis)
             .unwrap_or_else(|e| panic!("startup stopped: {e}"));
         proptest::prop_assert!(recovered.replayed >= answered, "{} < {answered}", recovered.replayed);
         proptest::prop_assert!(recovered.replayed <= sequencer.tree.size());

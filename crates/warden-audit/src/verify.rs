@@ -17,9 +17,9 @@ mod incremental_tests;
 #[cfg(test)]
 mod tests;
 
-use crate::audit::merkle::{Hash, verify_consistency};
-use crate::audit::note::{self, Checkpoint, NoteVerifier};
-use crate::audit::store::Store;
+use crate::merkle::{Hash, verify_consistency};
+use crate::note::{self, Checkpoint, NoteVerifier};
+use crate::store::Store;
 
 use checkpoints::Signed;
 use finding::Findings;
@@ -421,9 +421,9 @@ fn tail(newest: Option<&Signed>, scanned: &Scanned, now_us: u64, findings: &mut 
                 FindingKind::Stale,
                 format!(
                     "the newest checkpoint ({size} records) was made at {}, {} s before {}: more than twice its {} s heartbeat, so the tail may have been deleted or the writer stopped",
-                    crate::audit::show::rfc3339(newest.time_us),
+                    crate::show::rfc3339(newest.time_us),
                     now_us.saturating_sub(newest.time_us) / 1_000_000,
-                    crate::audit::show::rfc3339(now_us),
+                    crate::show::rfc3339(now_us),
                     newest.heartbeat_s,
                 ),
             )

@@ -1,7 +1,9 @@
-//! The tamper-evident audit log: one record per request (and per start, stop and policy
-//! change), chained and folded into an RFC 6962 Merkle tree, sealed into segments on
-//! write-once object storage with signed checkpoints. `audit/FORMAT.md` is the byte-level
-//! contract; this module is the writer, [`verify`] the auditor's side.
+//! The tamper-evident audit log of mcp-warden: one record per request (and per start, stop
+//! and policy change), chained and folded into an RFC 6962 Merkle tree, sealed into
+//! segments on write-once object storage with signed checkpoints. `audit/FORMAT.md` is the
+//! byte-level contract; this crate is the writer, [`verify`] the auditor's side, and (with
+//! the `cli` feature) the auditor's commands, which the `warden-audit` binary runs on
+//! their own. It depends on nothing of the proxy: records hold plain data.
 //!
 //! The write path, in order:
 //!
@@ -15,8 +17,23 @@
 //! `durability = "before-response"` makes the caller wait for the fsync of its batch;
 //! `"async"` returns once the record is queued and makes it durable within one fsync.
 
+/// `println!` that ends quietly when the reader went away (see `cli::output`).
+#[cfg(feature = "cli")]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::output::line(format_args!($($t)*)) };
+}
+
+/// `eprintln!` that never panics (see `cli::output`).
+#[cfg(feature = "cli")]
+macro_rules! err {
+    ($($t:tt)*) => { $crate::cli::output::error_line(format_args!($($t)*)) };
+}
+
+#[cfg(feature = "cli")]
+pub mod cli;
 mod commit;
 pub mod entry;
+pub mod files;
 pub mod jcs;
 pub mod lock;
 pub mod merkle;

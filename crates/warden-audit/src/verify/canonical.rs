@@ -10,8 +10,8 @@
 
 use serde_json::Value;
 
-use crate::audit::jcs;
-use crate::audit::record::VERSION;
+use crate::jcs;
+use crate::record::VERSION;
 
 /// The members of a record the checks read.
 #[derive(Debug, Clone, PartialEq, Eq)]

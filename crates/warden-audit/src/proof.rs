@@ -353,7 +353,7 @@ pub fn check_disclosure(file: &DisclosureFile, key: &NoteVerifier) -> Result<(),
 }
 
 mod base64_salt {
-    pub use crate::audit::verify::base64_hash::{deserialize, serialize};
+    pub use crate::verify::base64_hash::{deserialize, serialize};
 }
 
 #[cfg(test)]

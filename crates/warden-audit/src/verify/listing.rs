@@ -5,7 +5,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::audit::store::Store;
+use crate::store::Store;
 
 /// A segment object: its key and the index of its first record.
 #[derive(Debug, Clone)]

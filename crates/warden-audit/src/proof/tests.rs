@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::audit::testlog::{TestLog, seg};
+use crate::testlog::{TestLog, seg};
 
 async fn proved(log: &TestLog, index: u64) -> ProofFile {
     prove(&log.store, Some(&log.verifier), index).await.unwrap()

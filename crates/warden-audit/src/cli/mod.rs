@@ -1,5 +1,5 @@
-//! `mcp-warden audit keygen|verify|show|pseudonym|prove|verify-proof|disclose`: the
-//! auditor's tools.
+//! `warden-audit keygen|verify|show|pseudonym|prove|verify-proof|disclose` (the same as
+//! `mcp-warden audit ...`): the auditor's tools.
 //! They read the log straight from its object store (the proxy need not run) and check it
 //! against the checkpoint key alone, as audit/FORMAT.md §7–8 describe.
 //!
@@ -12,13 +12,14 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::proof;
+use crate::show::{self, Filter, Format, ShowError};
+use crate::{NoteSigner, NoteVerifier, Store, write_private};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use mcp_warden::audit::proof;
-use mcp_warden::audit::show::{self, Filter, Format, ShowError};
-use mcp_warden::audit::{NoteSigner, NoteVerifier, Store, write_private};
 
 mod check;
+pub mod output;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -177,7 +178,7 @@ pub enum Outcome {
 /// for `auth_failure`).
 fn record_kind(text: &str) -> Result<String, String> {
     let name = text.replace('-', "_");
-    serde_json::from_value::<mcp_warden::audit::Kind>(serde_json::Value::String(name.clone()))
+    serde_json::from_value::<crate::Kind>(serde_json::Value::String(name.clone()))
         .map(|_| name)
         .map_err(|_| format!("`{text}`: one of request, auth_failure, start, stop, policy, config"))
 }
@@ -201,7 +202,7 @@ fn recorded_name(value: impl ValueEnum) -> String {
 impl StoreArgs {
     /// Opens the store for reading: a `file://` store must already exist (opening one
     /// would otherwise create an empty directory and report an empty log).
-    pub(crate) fn open(&self) -> anyhow::Result<Store> {
+    pub fn open(&self) -> anyhow::Result<Store> {
         let store = self.url()?;
         if let Ok(url) = url::Url::parse(&store)
             && url.scheme() == "file"
@@ -274,13 +275,13 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         } => {
             let key = pseudonym_key
                 .as_deref()
-                .map(mcp_warden::audit::read_pseudonym_key)
+                .map(crate::read_pseudonym_key)
                 .transpose()?;
             let filter = Filter {
                 from_us: from.as_deref().map(parse_time).transpose()?,
                 to_us: to.as_deref().map(parse_time).transpose()?,
                 principal: match (&principal, &key) {
-                    (Some(id), Some(key)) => Some(mcp_warden::audit::pseudonym(key, id)),
+                    (Some(id), Some(key)) => Some(crate::pseudonym(key, id)),
                     _ => principal.clone(),
                 },
                 tool,
@@ -320,9 +321,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Pseudonym { key, ids } => {
-            let key = mcp_warden::audit::read_pseudonym_key(&key)?;
+            let key = crate::read_pseudonym_key(&key)?;
             for id in ids {
-                out!("{}  {}", mcp_warden::audit::pseudonym(&key, &id), id);
+                out!("{}  {}", crate::pseudonym(&key, &id), id);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -407,7 +408,7 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-pub(crate) fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
+pub fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     NoteVerifier::from_vkey(&text)
@@ -415,11 +416,15 @@ pub(crate) fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
 }
 
 /// Seconds since the epoch, or RFC 3339 (fractions of a second are dropped), as µs.
-pub(crate) fn parse_time(text: &str) -> anyhow::Result<u64> {
+pub fn parse_time(text: &str) -> anyhow::Result<u64> {
     let seconds = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse::<u64>().context("epoch seconds out of range")?
     } else {
-        let s = mcp_warden::authz::parse_rfc3339(text)?;
+        let s = chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| {
+                format!("`{text}` is not an RFC 3339 time (like `2026-11-24T10:00:00Z`)")
+            })?
+            .timestamp();
         u64::try_from(s).with_context(|| format!("`{text}` is before 1970"))?
     };
     seconds

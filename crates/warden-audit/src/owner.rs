@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn a_second_owner_is_refused_with_the_holders_pid_until_the_first_lets_go() {
-        let dir = crate::audit::tests::scratch("owner");
+        let dir = crate::tests::scratch("owner");
         let first = Ownership::take(&dir).unwrap();
         let held = first.clone();
         let refused = Ownership::take(&dir).unwrap_err();

@@ -6,8 +6,8 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::merkle::CompactTree;
-use crate::audit::note::Checkpoint;
+use crate::merkle::CompactTree;
+use crate::note::Checkpoint;
 
 /// The last verified checkpoint: its origin, size, root and signed note text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

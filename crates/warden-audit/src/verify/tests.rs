@@ -2,10 +2,10 @@
 //! records, segments or checkpoints is found under its own name with the right exit status.
 
 use super::*;
-use crate::audit::merkle::leaf_hash;
-use crate::audit::note::NoteSigner;
-use crate::audit::record::{Record, hex};
-use crate::audit::testlog::{START_US, STEP_US, TestLog, cp, seg};
+use crate::merkle::leaf_hash;
+use crate::note::NoteSigner;
+use crate::record::{Record, hex};
+use crate::testlog::{START_US, STEP_US, TestLog, cp, seg};
 
 const HOUR: u64 = 3_600_000_000;
 
@@ -78,10 +78,7 @@ async fn an_untouched_log_verifies() {
         (report.records, report.segments, report.checkpoints),
         (50, 5, 5)
     );
-    assert_eq!(
-        report.origin.as_deref(),
-        Some(crate::audit::testlog::ORIGIN)
-    );
+    assert_eq!(report.origin.as_deref(), Some(crate::testlog::ORIGIN));
     let state = report.state().unwrap();
     assert_eq!((state.size, state.root), (50, log.root(50)));
     // With the state it just produced, it still verifies.
@@ -185,9 +182,9 @@ async fn a_rewritten_log_signed_by_another_key_is_found() {
         }
         log.put(&seg(first), data).await;
     }
-    let (other, _, _) = NoteSigner::generate(crate::audit::testlog::ORIGIN).unwrap();
+    let (other, _, _) = NoteSigner::generate(crate::testlog::ORIGIN).unwrap();
     for &(size, time) in log.checkpoints.iter().filter(|c| c.0 > 20) {
-        let root = crate::audit::merkle::root(
+        let root = crate::merkle::root(
             &lines[..size as usize]
                 .iter()
                 .map(|l| leaf_hash(l))
@@ -364,7 +361,7 @@ async fn a_state_the_log_no_longer_extends_is_a_rollback() {
     let time = log.checkpoints[1].1;
     let note = log.note(20, time, [7; 32], &log.signer);
     let state = State {
-        origin: crate::audit::testlog::ORIGIN.to_owned(),
+        origin: crate::testlog::ORIGIN.to_owned(),
         size: 20,
         root: [7; 32],
         checkpoint: note,
@@ -393,7 +390,7 @@ async fn a_state_signed_by_another_key_cannot_be_used() {
     let (other, _, _) = NoteSigner::generate("someone-else").unwrap();
     let (size, time) = log.checkpoints[1];
     let state = State {
-        origin: crate::audit::testlog::ORIGIN.to_owned(),
+        origin: crate::testlog::ORIGIN.to_owned(),
         size,
         root: log.root(size),
         checkpoint: log.note(size, time, log.root(size), &other),

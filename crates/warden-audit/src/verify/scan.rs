@@ -20,9 +20,9 @@ use super::listing::{self, SegmentObject};
 use super::state::Resume;
 use super::subtrees::RangeRoots;
 use super::timeline::Timeline;
-use crate::audit::merkle::{CompactTree, Hash, leaf_hash};
-use crate::audit::record::{VERSION, hex_hash};
-use crate::audit::store::Store;
+use crate::merkle::{CompactTree, Hash, leaf_hash};
+use crate::record::{VERSION, hex_hash};
+use crate::store::Store;
 
 /// Segments fetched ahead of the one being checked.
 const PREFETCH: usize = 4;

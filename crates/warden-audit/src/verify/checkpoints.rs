@@ -6,9 +6,9 @@ use futures::StreamExt;
 
 use super::finding::{Finding, FindingKind, Findings};
 use super::listing::{self, CheckpointObject};
-use crate::audit::merkle::Hash;
-use crate::audit::note::{self, Checkpoint, NoteVerifier};
-use crate::audit::store::Store;
+use crate::merkle::Hash;
+use crate::note::{self, Checkpoint, NoteVerifier};
+use crate::store::Store;
 
 /// Checkpoints fetched concurrently.
 const CONCURRENCY: usize = 16;

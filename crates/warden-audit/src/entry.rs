@@ -1,6 +1,6 @@
-//! Turning what the proxy knows about a request into an [`Entry`]: the principal
-//! (pseudonymised by a keyed hash where configured), the decision, and the arguments as
-//! commitments plus the paths the operator chose to record in clear.
+//! What a writer puts in an [`Entry`](super::Entry) beyond plain data: principal ids
+//! pseudonymised by a keyed hash where configured, and the arguments as commitments plus
+//! the paths the operator chose to record in clear.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +9,8 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::commit::{commit, lookup};
-use super::record::{ArgumentsField, DecisionField, PrincipalField, ShadowField, hex};
+use super::record::{ArgumentsField, hex};
 use super::{AuditError, AuditSettings};
-use crate::authn::Principal;
-use crate::authz::Decision;
 
 /// Salts and values of one record's argument commitments (kept beside the log).
 pub type Openings = (BTreeMap<String, [u8; 32]>, Value);
@@ -49,11 +47,11 @@ pub struct Pseudonyms {
 }
 
 impl Pseudonyms {
-    /// `p`'s id, or its pseudonym.
-    pub fn id<'a>(&self, p: &'a Principal) -> std::borrow::Cow<'a, str> {
+    /// The principal id `id`, or its pseudonym.
+    pub fn id<'a>(&self, id: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.key {
-            Some(key) => pseudonym(key, &p.id).into(),
-            None => p.id.as_str().into(),
+            Some(key) => pseudonym(key, id).into(),
+            None => id.into(),
         }
     }
 }
@@ -84,40 +82,12 @@ impl EntryBuilder {
         }
     }
 
-    /// The principal as recorded: its id replaced by `hmac-sha256:<hex>` when pseudonyms
-    /// are on (the same caller keeps the same pseudonym, so its records still link up).
-    pub fn principal(&self, p: &Principal) -> PrincipalField {
-        let id = match &self.pseudonym_key {
-            Some(key) => pseudonym(key, &p.id),
-            None => p.id.clone(),
-        };
-        PrincipalField {
-            id,
-            kind: format!("{:?}", p.kind),
-            roles: p.roles.clone(),
-            tenant: p.tenant.clone(),
-            issuer: p.issuer.clone(),
-        }
-    }
-
-    /// The decision as recorded.
-    pub fn decision(&self, d: &Decision) -> DecisionField {
-        let mut errors = d.errors.clone();
-        errors.extend(d.shadow_errors.iter().map(|e| format!("shadow: {e}")));
-        DecisionField {
-            effect: if d.allowed { "allow" } else { "deny" }.to_owned(),
-            policies: d.determining.clone(),
-            errors,
-            shadow: d
-                .shadow
-                .iter()
-                .map(|s| ShadowField {
-                    policy: s.policy.clone(),
-                    effect: s.effect.to_string(),
-                    would_change: s.would_change,
-                })
-                .collect(),
-            reason: d.reason.clone(),
+    /// A principal id as recorded: replaced by `hmac-sha256:<hex>` when pseudonyms are on
+    /// (the same caller keeps the same pseudonym, so its records still link up).
+    pub fn principal_id(&self, id: &str) -> String {
+        match &self.pseudonym_key {
+            Some(key) => pseudonym(key, id),
+            None => id.to_owned(),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::tests::{edit, replace};
 use super::*;
-use crate::audit::testlog::{START_US, STEP_US, TestLog, seg};
+use crate::testlog::{START_US, STEP_US, TestLog, seg};
 
 const FIRST: u64 = 23;
 
@@ -203,7 +203,7 @@ async fn deleted_checkpoints_are_not_a_clean_result() {
     // Every checkpoint from the state's on, and the records after it.
     for (size, time) in log.checkpoints.clone() {
         if size >= FIRST {
-            log.delete(&crate::audit::testlog::cp(size, time)).await;
+            log.delete(&crate::testlog::cp(size, time)).await;
         }
     }
     for first in log.segments.clone() {

@@ -5,10 +5,10 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::NoteVerifier;
+use crate::proof::{self, DisclosureFile, ProofFile};
+use crate::verify::{self, Class, Report, State};
 use anyhow::Context;
-use mcp_warden::audit::NoteVerifier;
-use mcp_warden::audit::proof::{self, DisclosureFile, ProofFile};
-use mcp_warden::audit::verify::{self, Class, Report, State};
 
 use super::{StoreArgs, load_key, parse_time};
 
