@@ -8,6 +8,7 @@ mod audit;
 mod audit_cli;
 mod audit_hardening;
 mod audit_tamper;
+mod audit_toolkit;
 mod authn;
 mod authz;
 mod bad_input;

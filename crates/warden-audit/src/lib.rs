@@ -32,6 +32,7 @@ macro_rules! err {
 #[cfg(feature = "cli")]
 pub mod cli;
 mod commit;
+pub mod consistency;
 pub mod entry;
 pub mod files;
 pub mod jcs;

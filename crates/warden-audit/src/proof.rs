@@ -108,11 +108,48 @@ pub async fn prove(
     let listing = listing::list(store).await?;
     let (checkpoint, note) = newest_covering(store, &listing.checkpoints, key, index).await?;
     let size = checkpoint.size;
-    let mut tree = CompactTree::new();
     let mut path = RangeRoots::inclusion(index, size);
     let mut record = None;
-    let count = listing.segments.partition_point(|s| s.first < size);
-    let segments = &listing.segments[..count];
+    let tree = read_leaves(store, &listing.segments, size, |at, line, leaf| {
+        path.feed(at, leaf);
+        if at == index {
+            record = Some(line.to_vec());
+        }
+    })
+    .await?;
+    if tree.root() != checkpoint.root {
+        return Err(ProofError::Log(format!(
+            "the records do not hash to the root of the checkpoint of {size} records"
+        )));
+    }
+    let record = String::from_utf8(record.unwrap_or_default())
+        .map_err(|_| ProofError::Log(format!("record {index} is not UTF-8")))?;
+    let proof = path
+        .proof()
+        .ok_or_else(|| ProofError::Log("the audit path is incomplete".into()))?;
+    let file = ProofFile {
+        origin: checkpoint.origin.clone(),
+        index,
+        record,
+        checkpoint: note,
+        proof,
+    };
+    check_record(&file)?;
+    Ok(file)
+}
+
+/// Reads the first `size` records of the log in order, handing each to `visit` with its
+/// index and leaf hash; returns their tree. Fails when the segments do not continue each
+/// other or hold fewer records.
+pub(crate) async fn read_leaves(
+    store: &Store,
+    segments: &[listing::SegmentObject],
+    size: u64,
+    mut visit: impl FnMut(u64, &[u8], Hash),
+) -> Result<CompactTree, ProofError> {
+    let mut tree = CompactTree::new();
+    let count = segments.partition_point(|s| s.first < size);
+    let segments = &segments[..count];
     let keys = segments.iter().map(|s| s.key.clone()).collect();
     let mut reads = listing::read_each(store, keys, 4).zip(futures::stream::iter(segments));
     while let Some((data, segment)) = reads.next().await {
@@ -136,31 +173,16 @@ pub async fn prove(
             }
             let leaf = leaf_hash(line);
             tree.append(leaf);
-            path.feed(at, leaf);
-            if at == index {
-                record = Some(line.to_vec());
-            }
+            visit(at, line, leaf);
         }
     }
-    if tree.size() < size || tree.root() != checkpoint.root {
+    if tree.size() < size {
         return Err(ProofError::Log(format!(
-            "the records do not hash to the root of the checkpoint of {size} records"
+            "the store holds {} records, fewer than the checkpoint's {size}",
+            tree.size()
         )));
     }
-    let record = String::from_utf8(record.unwrap_or_default())
-        .map_err(|_| ProofError::Log(format!("record {index} is not UTF-8")))?;
-    let proof = path
-        .proof()
-        .ok_or_else(|| ProofError::Log("the audit path is incomplete".into()))?;
-    let file = ProofFile {
-        origin: checkpoint.origin.clone(),
-        index,
-        record,
-        checkpoint: note,
-        proof,
-    };
-    check_record(&file)?;
-    Ok(file)
+    Ok(tree)
 }
 
 /// The newest checkpoint of more than `index` records (signed by `key`, if given).

@@ -197,7 +197,17 @@ pub fn verify_proof(file: &Path, public_key: &Path) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let result = if value.get("path").is_some() {
+    let result = if value.get("consistency").is_some() {
+        serde_json::from_value::<crate::consistency::ConsistencyFile>(value)
+            .map_err(|e| format!("not a consistency proof: {e}"))
+            .and_then(|c| {
+                crate::consistency::check_consistency(&c, &key).map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "valid: the newer checkpoint of {} extends the older one",
+                    c.origin
+                ))
+            })
+    } else if value.get("path").is_some() {
         serde_json::from_value::<DisclosureFile>(value)
             .map_err(|e| format!("not a disclosure file: {e}"))
             .and_then(|d| {

@@ -116,6 +116,25 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Prove that the log's newer checkpoint extends an older one (RFC 9162 consistency):
+    /// exit 0 and the proof, 1 when the log does not extend it (a fork), 3 unreadable
+    Consistency {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The checkpoint verifier key (a `.pub` file)
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The older checkpoint: a signed checkpoint note, or an auditor's state file
+        /// (`verify --state`)
+        #[arg(long)]
+        from: PathBuf,
+        /// The newer checkpoint, the same way (default: the store's newest signed one)
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Write the proof here instead of to standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a proof or disclosure file offline: exit 0 valid, 1 invalid, 3 unreadable
     VerifyProof {
         /// The proof or disclosure file
@@ -352,6 +371,35 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             write_json(&file, out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Consistency {
+            store,
+            public_key,
+            from,
+            to,
+            out,
+        } => {
+            let key = load_key(&public_key)?;
+            let old = checkpoint_note(&from)?;
+            let new = to.as_deref().map(checkpoint_note).transpose()?;
+            let store = store.open()?;
+            match crate::consistency::prove_consistency(&store, &key, &old, new.as_deref()).await {
+                Ok(file) => {
+                    write_json(&file, out.as_deref())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(
+                    e @ (crate::consistency::ConsistencyError::Fork { .. }
+                    | crate::consistency::ConsistencyError::Inconsistent(_)),
+                ) => {
+                    err!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => {
+                    err!("could not prove: {e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
         AuditCommand::VerifyProof { file, public_key } => {
             Ok(check::verify_proof(&file, &public_key))
         }
@@ -406,6 +454,18 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
+}
+
+/// A signed checkpoint note from a file holding one, or from an auditor's state file.
+fn checkpoint_note(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let state: crate::verify::State = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an auditor's state file", path.display()))?;
+        return Ok(state.checkpoint);
+    }
+    Ok(text)
 }
 
 pub fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
