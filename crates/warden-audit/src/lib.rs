@@ -35,6 +35,7 @@ mod commit;
 pub mod consistency;
 pub mod entry;
 pub mod files;
+pub mod follow;
 pub mod jcs;
 pub mod lock;
 pub mod merkle;
@@ -45,6 +46,7 @@ mod rebuild;
 pub mod record;
 mod sequencer;
 pub mod show;
+pub mod siem;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testlog;

@@ -3,7 +3,7 @@
 //! that the log still extends what was verified before. The result is a [`Report`] of
 //! [`Finding`]s and an exit status; a malformed object is a finding, never an error.
 
-mod canonical;
+pub(crate) mod canonical;
 mod checkpoints;
 mod finding;
 pub mod listing;

@@ -116,6 +116,28 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Stream the log as it grows, verified: each record once a signed checkpoint covers it
+    /// and it checks, one JSON line each (the record, or an OCSF event); resumes from
+    /// `--position`; stops with exit 1 at anything that does not verify
+    Follow {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The checkpoint verifier key (a `.pub` file)
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Where the position is kept (an auditor's state file), resumed from when present
+        #[arg(long)]
+        position: Option<PathBuf>,
+        /// `jsonl`: the records as stored; `ocsf`: OCSF API Activity events
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FollowFormat,
+        /// Seconds between looks at the store
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+        /// Stop once caught up (exit 0) instead of waiting for more
+        #[arg(long)]
+        once: bool,
+    },
     /// Prove that the log's newer checkpoint extends an older one (RFC 9162 consistency):
     /// exit 0 and the proof, 1 when the log does not extend it (a fork), 3 unreadable
     Consistency {
@@ -173,6 +195,12 @@ pub struct StoreArgs {
     /// A store option (S3: endpoint, region, allow_http, ...), repeatable
     #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = key_value)]
     store_option: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FollowFormat {
+    Jsonl,
+    Ocsf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -371,6 +399,24 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             write_json(&file, out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Follow {
+            store,
+            public_key,
+            position,
+            format,
+            interval,
+            once,
+        } => {
+            follow(
+                &store,
+                &public_key,
+                position.as_deref(),
+                format,
+                interval,
+                once,
+            )
+            .await
+        }
         AuditCommand::Consistency {
             store,
             public_key,
@@ -454,6 +500,70 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
+}
+
+/// `audit follow`: 0 caught up (`--once`) or the reader went away, 1 something did not
+/// verify, 3 the store or the position could not be read.
+async fn follow(
+    store: &StoreArgs,
+    public_key: &Path,
+    position: Option<&Path>,
+    format: FollowFormat,
+    interval: u64,
+    once: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::follow::{FollowError, Follower};
+    let key = load_key(public_key)?;
+    let store = store.open()?;
+    let saved = position
+        .map(crate::verify::State::load)
+        .transpose()?
+        .flatten();
+    let mut follower = match Follower::new(saved.as_ref()) {
+        Ok(f) => f,
+        Err(e) => {
+            err!("could not follow: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    loop {
+        match follower.next_batch(&store, &key).await {
+            Ok(batch) => {
+                for line in &batch {
+                    match format {
+                        FollowFormat::Jsonl => out!("{}", String::from_utf8_lossy(line)),
+                        FollowFormat::Ocsf => {
+                            let record: serde_json::Value = serde_json::from_slice(line)?;
+                            out!("{}", crate::siem::ocsf(&record));
+                        }
+                    }
+                }
+                // Saved after the lines are out: a restart may repeat a batch (each line
+                // names its origin and index), never skip one.
+                if let (Some(path), false, Some(state)) =
+                    (position, batch.is_empty(), follower.position())
+                {
+                    state.save(path)?;
+                }
+                if !batch.is_empty() {
+                    // Caught up with the newest checkpoint: look again at once.
+                    continue;
+                }
+                if once {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Err(e @ FollowError::Tampered(_)) => {
+                err!("stopped: {e}");
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                err!("stopped: {e}");
+                return Ok(ExitCode::from(3));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+    }
 }
 
 /// A signed checkpoint note from a file holding one, or from an auditor's state file.
