@@ -53,6 +53,7 @@ pub(crate) mod testlog;
 mod uploader;
 pub mod verify;
 mod wal;
+pub mod witness;
 mod writer;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 /// Signature type byte of Ed25519 keys and key IDs.
 const ALG_ED25519: u8 = 0x01;
 /// Prefix of every signature line: em dash (U+2014) and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 /// At most this many signature lines are read from one note.
 const MAX_SIGNATURES: usize = 100;
 
@@ -56,16 +56,21 @@ pub enum NoteError {
 }
 
 /// Key names must be non-empty, without Unicode spaces and without '+'.
-fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(char::is_whitespace) && !name.contains('+')
 }
 
 /// The key ID: the first four bytes, big-endian, of
 /// SHA-256(name || 0x0A || 0x01 || 32-byte public key).
 fn key_hash(name: &str, public: &VerifyingKey) -> u32 {
+    key_hash_for(name, ALG_ED25519, public)
+}
+
+/// The key ID of a key of signature type `alg`.
+pub(crate) fn key_hash_for(name: &str, alg: u8, public: &VerifyingKey) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ALG_ED25519]);
+    h.update([b'\n', alg]);
     h.update(public.as_bytes());
     let digest: [u8; 32] = h.finalize().into();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -74,6 +79,11 @@ fn key_hash(name: &str, public: &VerifyingKey) -> u32 {
 /// Parses the `<name>+<8 lowercase hex>+<base64(0x01 || 32 bytes)>` part shared
 /// by both key forms.
 fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    parse_key_parts_for(s, ALG_ED25519)
+}
+
+/// [`parse_key_parts`] for keys of signature type `alg`.
+pub(crate) fn parse_key_parts_for(s: &str, alg: u8) -> Result<(&str, u32, [u8; 32]), NoteError> {
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::MalformedKey("expected <name>+<key ID>+<key>"));
@@ -92,21 +102,21 @@ fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
         .decode(b64)
         .map_err(|_| NoteError::MalformedKey("key is not valid base64"))?;
     match raw.split_first() {
-        Some((&ALG_ED25519, key)) => {
+        Some((&found, key)) if found == alg => {
             let key = key
                 .try_into()
                 .map_err(|_| NoteError::MalformedKey("key must be 32 bytes"))?;
             Ok((name, hash, key))
         }
         Some(_) => Err(NoteError::MalformedKey(
-            "unsupported key type (only Ed25519, 0x01)",
+            "unsupported key type (only Ed25519: 0x01 for logs, 0x04 for witnesses)",
         )),
         None => Err(NoteError::MalformedKey("empty key")),
     }
 }
 
 /// Rejects ASCII control characters other than newline, as the format requires.
-fn check_characters(s: &str) -> Result<(), NoteError> {
+pub(crate) fn check_characters(s: &str) -> Result<(), NoteError> {
     if s.bytes().any(|b| b < 0x20 && b != b'\n') {
         return Err(NoteError::MalformedNote(
             "control character other than newline",
