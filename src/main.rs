@@ -88,6 +88,9 @@ enum Command {
     /// Verify the audit log, show its records, prove and disclose them, make signing keys
     #[command(subcommand)]
     Audit(warden_audit::cli::AuditCommand),
+    /// Cosign other parties' audit logs as a witness (keys, and the HTTP server)
+    #[command(subcommand)]
+    Witness(cli::witness::WitnessCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
     /// Print a shell completion script (e.g. `mcp-warden completions bash >
@@ -157,6 +160,7 @@ async fn run(cli: Cli, logging: &cli::logging::Logging) -> anyhow::Result<ExitCo
         } => Ok(cli::check::run(source.load()?, !no_file_checks, live).await),
         Command::Policy(command) => cli::policy::run(command).await,
         Command::Audit(command) => warden_audit::cli::run(command).await,
+        Command::Witness(command) => cli::witness::run(command).await,
         Command::Tools(command) => cli::tools::run(command).await,
         Command::Admin(args) => cli::admin::run(args).await,
         Command::HashToken => {

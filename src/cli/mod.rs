@@ -13,3 +13,4 @@ mod replay;
 pub mod source;
 pub mod tools;
 pub mod watch;
+pub mod witness;

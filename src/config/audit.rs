@@ -48,6 +48,19 @@ pub struct AuditSection {
     /// Argument paths (RFC 6901) recorded in clear, by exposed tool name; `*` for all.
     #[serde(default)]
     pub disclose: BTreeMap<String, Vec<String>>,
+    /// Witnesses that cosign each checkpoint (C2SP tlog-witness).
+    #[serde(default)]
+    pub witnesses: Vec<WitnessSection>,
+}
+
+/// `[[audit.witnesses]]`: one witness.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSection {
+    /// Its base URL (`<url>/add-checkpoint` is asked).
+    pub url: String,
+    /// Its public key, `<name>+<key ID>+<base64>` (`mcp-warden witness keygen` writes it).
+    pub key: String,
 }
 
 pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Option<AuditSettings> {
@@ -139,7 +152,26 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
             }
         }
     }
+    let mut witnesses = Vec::new();
+    for (i, w) in s.witnesses.iter().enumerate() {
+        let at = format!("audit.witnesses[{i}]");
+        match url::Url::parse(&w.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => issues.push(
+                format!("{at}.url"),
+                format!("`{}` is not an http(s) URL", w.url),
+            ),
+        }
+        match crate::audit::witness::WitnessVerifier::from_vkey(&w.key) {
+            Ok(key) => witnesses.push(crate::audit::cosign::WitnessSettings {
+                url: w.url.clone(),
+                key,
+            }),
+            Err(e) => issues.push(format!("{at}.key"), format!("not a witness key: {e}")),
+        }
+    }
     Some(AuditSettings {
+        witnesses,
         origin,
         store,
         store_options: s.store_options.clone(),

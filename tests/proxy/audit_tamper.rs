@@ -43,6 +43,7 @@ async fn clean_log() -> (Objects, PathBuf) {
         pseudonym_key: None,
         disclose: BTreeMap::new(),
         object_lock: mcp_warden::audit::ObjectLock::Check,
+        witnesses: Vec::new(),
     };
     let audit = Audit::open(&settings).await.unwrap();
     for n in 0..30 {

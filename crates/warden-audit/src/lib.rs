@@ -33,6 +33,7 @@ macro_rules! err {
 pub mod cli;
 mod commit;
 pub mod consistency;
+pub mod cosign;
 pub mod entry;
 pub mod files;
 pub mod follow;
@@ -111,6 +112,8 @@ pub struct AuditSettings {
     pub disclose: BTreeMap<String, Vec<String>>,
     /// What to do about an S3 bucket without Object Lock.
     pub object_lock: ObjectLock,
+    /// Witnesses asked to cosign each checkpoint (none: not witnessed).
+    pub witnesses: Vec<cosign::WitnessSettings>,
 }
 
 /// The startup check of an S3 bucket's Object Lock configuration.
@@ -258,6 +261,7 @@ impl Audit {
         let (uploads_tx, uploads_rx) = mpsc::unbounded_channel();
         let (stored_tx, stored_rx) = watch::channel(stored_size);
         let vkey = signer.vkey();
+        let store_for_witnesses = store.clone();
         let uploader = Uploader {
             store,
             signer,
@@ -268,6 +272,7 @@ impl Audit {
             head,
             stored: stored_tx,
             _owner: owner.clone(),
+            cosigner: cosign::spawn(store_for_witnesses, &settings.witnesses),
         };
         let uploader = tokio::spawn(uploader.run(uploads_rx, recovered.sealed));
         let sequencer = Sequencer {

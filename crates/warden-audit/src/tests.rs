@@ -64,6 +64,7 @@ pub(crate) fn settings(state: &std::path::Path, store: &std::path::Path) -> Audi
         pseudonym_key: None,
         disclose: BTreeMap::new(),
         object_lock: super::ObjectLock::Check,
+        witnesses: Vec::new(),
     }
 }
 

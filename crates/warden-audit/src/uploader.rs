@@ -32,6 +32,8 @@ pub(crate) struct Uploader {
     pub stored: watch::Sender<u64>,
     /// The state directory stays this process's while uploads may still touch it.
     pub _owner: super::owner::Ownership,
+    /// Where segments and checkpoints go to be cosigned, with witnesses configured.
+    pub cosigner: Option<mpsc::UnboundedSender<super::cosign::Msg>>,
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -105,8 +107,17 @@ impl Uploader {
             .map_err(|e| StoreError::Local(e.to_string()))?
             .map_err(|e| StoreError::Local(format!("{}: {e}", sealed.path.display())))?;
         let key = segment_key(&self.store.prefix, sealed.first);
+        let leaves = self
+            .cosigner
+            .as_ref()
+            .map(|_| super::cosign::leaves_of(&bytes));
         self.store.create(&key, bytes).await?;
         self.head = (sealed.end, sealed.root);
+        if let (Some(cosigner), Some(leaves), Ok(after)) =
+            (&self.cosigner, leaves, sealed.after.tree())
+        {
+            let _ = cosigner.send(super::cosign::Msg::Sealed { after, leaves });
+        }
         self.checkpoint().await?;
         let dir = self.dir.clone();
         let after = sealed.after.clone();
@@ -145,10 +156,13 @@ impl Uploader {
             .sign(&body)
             .map_err(|e| StoreError::Local(format!("signing a checkpoint: {e}")))?;
         let key = checkpoint_key(&self.store.prefix, size, time_us);
-        self.store.create(&key, note.into_bytes()).await?;
+        self.store.create(&key, note.clone().into_bytes()).await?;
         self.health
             .checkpoint_at_us
             .store(time_us, Ordering::Release);
+        if let (Some(cosigner), Ok(checkpoint)) = (&self.cosigner, Checkpoint::parse(&body)) {
+            let _ = cosigner.send(super::cosign::Msg::Checkpoint { note, checkpoint });
+        }
         Ok(())
     }
 }

@@ -315,3 +315,44 @@ pub fn cosigners<'v>(note: &str, verifiers: &'v [WitnessVerifier]) -> Vec<&'v st
 
 #[cfg(test)]
 mod tests;
+
+/// The newest checkpoint in `store` that at least `needed` of `witnesses` cosigned: the
+/// log's own signature checks, and its text is that of the log's checkpoint of the same
+/// key (which `verify` holds to the records). `None` when there is none.
+pub async fn witnessed(
+    store: &super::store::Store,
+    log: &NoteVerifier,
+    witnesses: &[WitnessVerifier],
+    needed: usize,
+) -> Result<Option<(u64, Vec<String>)>, object_store::Error> {
+    use super::verify::listing;
+    let found = listing::list(store).await?;
+    for object in found.witnessed.iter().rev() {
+        let data = listing::read(store, &object.key).await?;
+        let Ok(text) = std::str::from_utf8(data.as_ref()) else {
+            continue;
+        };
+        let Ok(body) = note::open(text, log) else {
+            continue;
+        };
+        let names = cosigners(text, witnesses);
+        if names.len() < needed {
+            continue;
+        }
+        let key = super::store::checkpoint_key(&store.prefix, object.size, object.time_us);
+        let Ok(checkpoint) = listing::read(store, &key).await else {
+            continue;
+        };
+        let same = std::str::from_utf8(checkpoint.as_ref())
+            .ok()
+            .and_then(|t| note::open(t, log).ok())
+            .is_some_and(|b| b == body);
+        if same {
+            return Ok(Some((
+                object.size,
+                names.into_iter().map(str::to_owned).collect(),
+            )));
+        }
+    }
+    Ok(None)
+}

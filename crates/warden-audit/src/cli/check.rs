@@ -9,8 +9,15 @@ use crate::NoteVerifier;
 use crate::proof::{self, DisclosureFile, ProofFile};
 use crate::verify::{self, Class, Report, State};
 use anyhow::Context;
+use serde_json::json;
 
 use super::{StoreArgs, load_key, parse_time};
+
+/// `audit verify --witness`: the witnesses' keys and how many must have cosigned.
+pub struct Witnessing {
+    pub keys: Vec<std::path::PathBuf>,
+    pub needed: Option<usize>,
+}
 
 /// `audit verify`: every failure to start is "could not verify" (3), never 1 or 0.
 pub async fn verify_log(
@@ -20,6 +27,7 @@ pub async fn verify_log(
     incremental: bool,
     json: bool,
     at: Option<&str>,
+    witnessing: &Witnessing,
 ) -> u8 {
     let setup = async {
         let key = load_key(public_key)?;
@@ -62,8 +70,58 @@ pub async fn verify_log(
             }
         }
     }
+    let mut witnessed = None;
+    if !witnessing.keys.is_empty() {
+        let verifiers: Result<Vec<_>, _> = witnessing
+            .keys
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+                crate::witness::WitnessVerifier::from_vkey(&text)
+                    .with_context(|| format!("{} is not a witness key", p.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>();
+        let verifiers = match verifiers {
+            Ok(v) => v,
+            Err(e) => {
+                err!("could not verify: {e:#}");
+                return 3;
+            }
+        };
+        let needed = witnessing.needed.unwrap_or(verifiers.len());
+        match crate::witness::witnessed(&store, &key, &verifiers, needed).await {
+            Ok(Some((size, names))) => {
+                witnessed = Some(json!({"size": size, "by": names}));
+                if !json {
+                    out!(
+                        "witnessed: the checkpoint of {size} records is cosigned by {} ({} needed)",
+                        names.join(", "),
+                        needed
+                    );
+                }
+            }
+            Ok(None) => {
+                if !json {
+                    out!(
+                        "not witnessed: no checkpoint carries {needed} valid cosignatures of the given witnesses"
+                    );
+                }
+                if code == 0 {
+                    code = 2;
+                }
+            }
+            Err(e) => {
+                err!("could not verify the cosignatures: {e}");
+                code = 3;
+            }
+        }
+    }
     if json {
-        out!("{}", json_report(&report, code, saved.is_some()));
+        let mut value = json_report(&report, code, saved.is_some());
+        if !witnessing.keys.is_empty() {
+            value["witnessed"] = witnessed.unwrap_or(serde_json::Value::Null);
+        }
+        out!("{value}");
     } else {
         for finding in &report.findings {
             out!("{finding}");

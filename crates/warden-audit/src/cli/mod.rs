@@ -52,6 +52,13 @@ pub enum AuditCommand {
         /// Judge staleness at this moment (RFC 3339 or epoch seconds) instead of now
         #[arg(long)]
         at: Option<String>,
+        /// A witness's public key (`.pub`); repeatable: a checkpoint cosigned by enough of
+        /// them is required (else exit 2)
+        #[arg(long = "witness")]
+        witnesses: Vec<PathBuf>,
+        /// How many of the `--witness` keys must have cosigned (default: all)
+        #[arg(long, requires = "witnesses")]
+        witnesses_needed: Option<usize>,
     },
     /// Print records, oldest first (reads only; `verify` checks them)
     Show {
@@ -295,6 +302,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             incremental,
             json,
             at,
+            witnesses,
+            witnesses_needed,
         } => Ok(ExitCode::from(
             check::verify_log(
                 &store,
@@ -303,6 +312,10 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 incremental,
                 json,
                 at.as_deref(),
+                &check::Witnessing {
+                    keys: witnesses,
+                    needed: witnesses_needed,
+                },
             )
             .await,
         )),
@@ -469,6 +482,13 @@ fn principal_hint(id: &str, pseudonymised: bool, shown: &show::Shown) {
 }
 
 fn keygen(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let (_, skey, vkey) = NoteSigner::generate(name)?;
+    write_key_pair(out, &skey, &vkey)
+}
+
+/// Writes a key pair as `OUT.key` (secret, mode 0600) and `OUT.pub`, refusing to overwrite
+/// either, and prints the public key.
+pub fn write_key_pair(out: &Path, skey: &str, vkey: &str) -> anyhow::Result<ExitCode> {
     let with = |ext: &str| {
         let mut path = OsString::from(out.as_os_str());
         path.push(ext);
@@ -480,8 +500,7 @@ fn keygen(name: &str, out: &Path) -> anyhow::Result<ExitCode> {
             bail!("{} exists; refusing to overwrite a key", path.display());
         }
     }
-    let (_, skey, vkey) = NoteSigner::generate(name)?;
-    write_private(&secret, &skey).with_context(|| secret.display().to_string())?;
+    write_private(&secret, skey).with_context(|| secret.display().to_string())?;
     write_new(&public, &format!("{vkey}\n")).with_context(|| public.display().to_string())?;
     out!(
         "wrote {} (keep it secret) and {}",

@@ -29,6 +29,8 @@ pub struct Listing {
     pub segments: Vec<SegmentObject>,
     /// By `(size, time_us)`.
     pub checkpoints: Vec<CheckpointObject>,
+    /// Checkpoints with witness cosignatures (`witnessed/`), by `(size, time_us)`.
+    pub witnessed: Vec<CheckpointObject>,
     /// Keys that are neither, by key.
     pub orphans: Vec<Path>,
 }
@@ -47,11 +49,17 @@ pub async fn list(store: &Store) -> Result<Listing, object_store::Error> {
                     .checkpoints
                     .push(CheckpointObject { key, size, time_us })
             }
+            Some(Name::Witnessed(size, time_us)) => {
+                listing
+                    .witnessed
+                    .push(CheckpointObject { key, size, time_us })
+            }
             None => listing.orphans.push(key),
         }
     }
     listing.segments.sort_by_key(|s| s.first);
     listing.checkpoints.sort_by_key(|c| (c.size, c.time_us));
+    listing.witnessed.sort_by_key(|c| (c.size, c.time_us));
     listing.orphans.sort();
     Ok(listing)
 }
@@ -87,6 +95,19 @@ fn relative<'k>(prefix: &Path, key: &'k Path) -> Option<&'k str> {
 enum Name {
     Segment(u64),
     Checkpoint(u64, u64),
+    Witnessed(u64, u64),
+}
+
+/// Key of the checkpoint of `size` records made at `time` (its `time` extension, µs) with
+/// the witness cosignatures collected for it.
+pub fn witnessed_key(prefix: &Path, size: u64, time: &str) -> Path {
+    let time: u64 = time.parse().unwrap_or(0);
+    let rest = format!("witnessed/{size:020}-{time:020}.note");
+    if prefix.as_ref().is_empty() {
+        Path::from(rest)
+    } else {
+        Path::from(format!("{}/{rest}", prefix.as_ref()))
+    }
 }
 
 fn classify(rel: Option<&str>) -> Option<Name> {
@@ -94,9 +115,17 @@ fn classify(rel: Option<&str>) -> Option<Name> {
     if let Some(rest) = rel.strip_prefix("segments/") {
         return Some(Name::Segment(number20(rest.strip_suffix(".jsonl")?)?));
     }
-    let rest = rel.strip_prefix("checkpoints/")?.strip_suffix(".note")?;
-    let (size, time) = rest.split_once('-')?;
-    Some(Name::Checkpoint(number20(size)?, number20(time)?))
+    let (witnessed, rest) = match rel.strip_prefix("witnessed/") {
+        Some(rest) => (true, rest),
+        None => (false, rel.strip_prefix("checkpoints/")?),
+    };
+    let (size, time) = rest.strip_suffix(".note")?.split_once('-')?;
+    let (size, time) = (number20(size)?, number20(time)?);
+    Some(if witnessed {
+        Name::Witnessed(size, time)
+    } else {
+        Name::Checkpoint(size, time)
+    })
 }
 
 /// Exactly 20 decimal digits (`%020d`) that fit a `u64`.

@@ -66,7 +66,7 @@ impl RangeRoots {
 
 /// The subtrees `[lo, hi)` of RFC 6962's PROOF(old, D[new]) (§2.1.2), in proof order:
 /// the same walk as [`crate::merkle::consistency_proof`], on ranges instead of hashes.
-fn consistency_ranges(old: u64, new: u64) -> Vec<(u64, u64)> {
+pub(crate) fn consistency_ranges(old: u64, new: u64) -> Vec<(u64, u64)> {
     if old == 0 || old >= new {
         return Vec::new();
     }
