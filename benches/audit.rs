@@ -2,7 +2,9 @@
 //! same disk), `async` appends, verification throughput, and inclusion proofs (size, check
 //! time), each against a baseline measured in the same run.
 //!
-//! `cargo bench --bench audit` runs the full measurement; under `cargo test` it runs a short
+//! `cargo bench --bench audit` runs the full measurement (`-- appends`, `-- verify` or
+//! `-- scale` for one part: proofs at 10^6 and 10^8 leaves, incremental verification on
+//! top of 10^7 records, in `audit/scale.rs`); under `cargo test` it runs a short
 //! smoke pass so the harness itself stays working. Everything is written under
 //! `target/tmp/bench-audit/` (the disk the project is on) and removed at the end.
 
@@ -29,6 +31,8 @@ use tokio::sync::oneshot;
 
 #[path = "shared/fsync.rs"]
 mod fsync;
+#[path = "audit/scale.rs"]
+mod scale;
 use fsync::{Overwrite, bare_fsync};
 
 const ORIGIN: &str = "bench/audit";
@@ -593,6 +597,15 @@ async fn main() {
     }
     if run("verify") {
         verification(&work, &s, full).await;
+    }
+    if run("scale") {
+        scale::proofs(s.proof_checks);
+        let (size, new) = if full {
+            (10_000_000, 1_000)
+        } else {
+            (5_000, 100)
+        };
+        scale::incremental(size, new, s.repeats.max(3)).await;
     }
     let _ = std::fs::remove_dir_all(&work);
 }
