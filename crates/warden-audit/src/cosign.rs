@@ -234,7 +234,9 @@ impl Cosigner {
     /// Moves the kept tree up to the smallest size a witness holds.
     fn advance_base(&mut self) {
         let Some(base) = &mut self.base else { return };
-        let Some(smallest) = self.remotes.iter().map(|r| r.size.unwrap_or(0)).min() else {
+        // Witnesses not heard from yet do not hold the tree back: once one answers from
+        // further back, its proof is read from the store.
+        let Some(smallest) = self.remotes.iter().filter_map(|r| r.size).min() else {
             return;
         };
         let step = smallest.saturating_sub(base.size()) as usize;
