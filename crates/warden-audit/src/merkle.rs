@@ -51,6 +51,18 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
     h.finalize().into()
 }
 
+/// The leaf hashes of many lines at once, `out[i]` for `lines[i]`: the same values as
+/// [`leaf_hash`], several messages in flight on the CPU's SHA unit (or its vector lanes)
+/// instead of one after the other — independent messages are what a single SHA-256 cannot
+/// overlap. For the verifier, which hashes every line of a segment.
+///
+/// # Panics
+///
+/// When `out` and `lines` differ in length.
+pub fn leaf_hashes(lines: &[&[u8]], out: &mut [Hash]) {
+    tape_sha256::hash_many_prefixed(&[0x00], lines, out);
+}
+
 /// Hash of an interior node: SHA-256(0x01 || left || right).
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();

@@ -426,3 +426,29 @@ fn larger_tree_agrees_everywhere() {
         verify_consistency(old, 5_003, &r1, &r, &proof).unwrap();
     }
 }
+
+/// The batched leaf hashes are the one-at-a-time ones, at every padding edge (lengths
+/// around each 64-byte block, where `0x00 || data` and the length field spill over), for
+/// batches of every size up to past the widest kernel.
+#[test]
+fn batched_leaf_hashes_are_leaf_hashes() {
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+    let lengths: Vec<usize> = (0..300)
+        .chain([1023, 1024, 1073, 1082, 4096, 4999])
+        .collect();
+    let lines: Vec<&[u8]> = lengths.iter().map(|&n| &data[n % 17..n % 17 + n]).collect();
+    for batch in [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 64, lines.len()] {
+        for chunk in lines.chunks(batch) {
+            let mut out = vec![[0; 32]; chunk.len()];
+            leaf_hashes(chunk, &mut out);
+            for (line, hash) in chunk.iter().zip(&out) {
+                assert_eq!(
+                    *hash,
+                    leaf_hash(line),
+                    "{} bytes, batch {batch}",
+                    line.len()
+                );
+            }
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //! Each line is read once: a single pass over its bytes proves it canonical and yields the
 //! few members the checks need (`canonical::fast`); a line that pass cannot vouch for is
 //! parsed into a `serde_json::Value` and its re-serialization compared byte for byte. One
-//! SHA-256 per line gives the leaf hash, which is also the next line's expected `prev`.
+//! SHA-256 per line gives the leaf hash, which is also the next line's expected `prev`;
+//! the lines of a segment are hashed a batch at a time, several in flight at once.
 //!
 //! An incremental pass starts from a saved state instead: the tree's right edge at the
 //! state's size, and the segment holding the last record it verified, whose leaf hash must
@@ -20,12 +21,14 @@ use super::listing::{self, SegmentObject};
 use super::state::Resume;
 use super::subtrees::RangeRoots;
 use super::timeline::Timeline;
-use crate::merkle::{CompactTree, Hash, leaf_hash};
+use crate::merkle::{CompactTree, Hash, leaf_hashes};
 use crate::record::{VERSION, hex_hash};
 use crate::store::Store;
 
 /// Segments fetched ahead of the one being checked.
 const PREFETCH: usize = 4;
+/// Lines whose leaf hashes are computed together ([`leaf_hashes`]).
+const BATCH: usize = 64;
 
 /// What the pass established.
 #[derive(Debug, Default)]
@@ -238,38 +241,43 @@ impl Pass<'_> {
                 data
             }
         };
+        let mut ends = memchr::memchr_iter(b'\n', body).chain([body.len()]);
+        let (mut lines, mut leaves) = (Vec::with_capacity(BATCH), [[0; 32]; BATCH]);
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', body).chain([body.len()]) {
-            let index = self.position.unwrap_or(first);
-            if self.before_start(key, index, &body[start..end], findings) {
-                self.position = Some(index.saturating_add(1));
+        loop {
+            lines.clear();
+            for end in ends.by_ref().take(BATCH) {
+                lines.push(&body[start..end]);
                 start = end + 1;
-                continue;
             }
-            self.line(
-                key,
-                index,
-                &body[start..end],
-                ranges.as_deref_mut(),
-                timeline,
-                findings,
-            );
-            self.position = Some(index.saturating_add(1));
-            start = end + 1;
+            if lines.is_empty() {
+                break;
+            }
+            let leaves = &mut leaves[..lines.len()];
+            leaf_hashes(&lines, leaves);
+            for (&line, &leaf) in lines.iter().zip(leaves.iter()) {
+                let index = self.position.unwrap_or(first);
+                if !self.before_start(key, index, leaf, findings) {
+                    self.line(
+                        key,
+                        index,
+                        line,
+                        leaf,
+                        ranges.as_deref_mut(),
+                        timeline,
+                        findings,
+                    );
+                }
+                self.position = Some(index.saturating_add(1));
+            }
         }
     }
 
     /// In an incremental pass, whether the line at `index` was verified before (and is
     /// skipped): the last of those must still be the same record, which links the new
     /// records to the old ones.
-    fn before_start(
-        &mut self,
-        key: &str,
-        index: u64,
-        line: &[u8],
-        findings: &mut Findings,
-    ) -> bool {
-        let Some((last, leaf, seen)) = &mut self.verified else {
+    fn before_start(&mut self, key: &str, index: u64, leaf: Hash, findings: &mut Findings) -> bool {
+        let Some((last, verified, seen)) = &mut self.verified else {
             return false;
         };
         if index < *last {
@@ -279,12 +287,12 @@ impl Pass<'_> {
             return false;
         }
         *seen = true;
-        if leaf_hash(line) != *leaf {
+        if leaf != *verified {
             findings.record(FindingKind::Rollback, key, index, || {
                 "the last record the saved state verified is no longer the one it verified: the log was rewritten".to_owned()
             });
         }
-        self.prev = Some(*leaf);
+        self.prev = Some(leaf);
         true
     }
 
@@ -298,12 +306,12 @@ impl Pass<'_> {
         key: &str,
         index: u64,
         line: &[u8],
+        leaf: Hash,
         ranges: Option<&mut RangeRoots>,
         timeline: &mut Timeline,
         findings: &mut Findings,
     ) {
         self.out.lines += 1;
-        let leaf = leaf_hash(line);
         let parsed;
         let (canonical, fields) = match canonical::fast(line) {
             Some(fields) => (true, Ok(fields)),
