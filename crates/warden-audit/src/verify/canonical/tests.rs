@@ -143,3 +143,24 @@ fn the_word_scan_stops_where_the_byte_scan_does() {
         }
     }
 }
+
+/// The key-order shortcut says what slice order says, for keys that share prefixes.
+#[test]
+fn key_order_is_byte_order() {
+    let alphabet = [b'a', b'b', b'_', b'z', b'A', b'0', b'~'];
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut key = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 12) as usize;
+        (0..len)
+            .map(|k| alphabet[((seed >> (k * 3 % 60)) as usize) % (2 + k % 5)])
+            .collect::<Vec<u8>>()
+    };
+    for _ in 0..50_000 {
+        let (a, b) = (key(), key());
+        assert_eq!(ascending(&a, &b), a < b, "{a:?} then {b:?}");
+        assert!(!ascending(&a, &a));
+    }
+}
