@@ -163,6 +163,23 @@ async fn follow_streams_verified_records_and_resumes_where_it_stopped() {
         3
     );
 
+    // The next ones as CEF lines, each with its record in full.
+    run_once(&store, &state, 1).await;
+    let (code, out) = follow("cef").await;
+    assert_eq!(code, 0, "{out}");
+    let cef: Vec<&str> = out.lines().collect();
+    assert!(!cef.is_empty());
+    assert!(
+        cef.iter()
+            .all(|l| l.starts_with("CEF:0|mcp-warden|mcp-warden|")
+                && l.contains(" cs6Label=record cs6={")),
+        "{out}"
+    );
+    assert!(
+        cef.iter()
+            .any(|l| l.contains("|request:tools/call|") && l.contains("cs1=s__echo"))
+    );
+
     // A record changed before the follower reads it stops the stream.
     run_once(&store, &state, 1).await;
     let segment = std::fs::read_dir(store.join("segments"))

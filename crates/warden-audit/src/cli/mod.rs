@@ -135,7 +135,8 @@ pub enum AuditCommand {
         /// Where the position is kept (an auditor's state file), resumed from when present
         #[arg(long)]
         position: Option<PathBuf>,
-        /// `jsonl`: the records as stored; `ocsf`: OCSF API Activity events
+        /// `jsonl`: the records as stored; `ocsf`: OCSF API Activity events; `cef`: ArcSight
+        /// Common Event Format lines (the record in full in `cs6`)
         #[arg(long, value_enum, default_value = "jsonl")]
         format: FollowFormat,
         /// Seconds between looks at the store
@@ -208,6 +209,7 @@ pub struct StoreArgs {
 pub enum FollowFormat {
     Jsonl,
     Ocsf,
+    Cef,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -554,6 +556,11 @@ async fn follow(
                         FollowFormat::Ocsf => {
                             let record: serde_json::Value = serde_json::from_slice(line)?;
                             out!("{}", crate::siem::ocsf(&record));
+                        }
+                        FollowFormat::Cef => {
+                            let record: serde_json::Value = serde_json::from_slice(line)?;
+                            let text = String::from_utf8_lossy(line);
+                            out!("{}", crate::siem::cef(&record, &text));
                         }
                     }
                 }
