@@ -2,8 +2,14 @@
 //! `.cedar` file beside them), the saved tool catalog or the `mcpServers` file served
 //! reloads the proxy, once the edits have settled (editors write a file in several steps).
 //! The watch is on the directories, so a file an editor replaces by renaming is still seen.
+//!
+//! A file reached through symlinks is watched under its real name too, and a change of
+//! where its links lead counts as a change: a Kubernetes ConfigMap is updated by writing a
+//! new directory, swapping the `..data` link to it and removing the old one, so the files
+//! the proxy read never change in place. Where the links led is taken before each reload,
+//! so a swap during a reload, or after a refused one, is not missed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +26,8 @@ struct Watched {
     files: BTreeSet<PathBuf>,
     /// Directories holding policy files: a new `.cedar` file there counts too.
     policy_dirs: BTreeSet<PathBuf>,
+    /// Each file as the configuration names it, and its real path when last looked at.
+    targets: BTreeMap<PathBuf, Option<PathBuf>>,
 }
 
 impl Watched {
@@ -28,6 +36,7 @@ impl Watched {
         let mut files = BTreeSet::from([absolute(source)]);
         // Symlinked files (a mounted configuration) are watched under their real names too.
         files.extend(std::fs::canonicalize(source));
+        let mut targets = BTreeMap::from([(absolute(source), std::fs::canonicalize(source).ok())]);
         let mut policy_dirs = BTreeSet::new();
         let named = config
             .authz
@@ -44,9 +53,38 @@ impl Watched {
                 policy_dirs.insert(dir.to_owned());
             }
             files.extend(std::fs::canonicalize(&path));
+            targets.insert(path.clone(), std::fs::canonicalize(&path).ok());
             files.insert(path);
         }
-        Watched { files, policy_dirs }
+        Watched {
+            files,
+            policy_dirs,
+            targets,
+        }
+    }
+
+    /// Where each named file's links lead now.
+    fn look(&self) -> BTreeMap<PathBuf, Option<PathBuf>> {
+        let names = self.targets.keys();
+        names
+            .map(|n| (n.clone(), std::fs::canonicalize(n).ok()))
+            .collect()
+    }
+
+    /// Takes `targets` (from [`Watched::look`]) as what was read, and watches the real
+    /// files they lead to.
+    fn settle_on(&mut self, targets: BTreeMap<PathBuf, Option<PathBuf>>) {
+        for (name, real) in targets {
+            self.files.extend(real.clone());
+            if self.targets.contains_key(&name) {
+                self.targets.insert(name, real);
+            }
+        }
+    }
+
+    /// Whether a named file's links now lead elsewhere than when last looked at.
+    fn retargeted(&self) -> bool {
+        self.look() != self.targets
     }
 
     fn dirs(&self) -> BTreeSet<PathBuf> {
@@ -64,6 +102,7 @@ impl Watched {
             || real.as_ref().is_some_and(|r| self.files.contains(r))
             || (path.extension().is_some_and(|e| e == "cedar")
                 && path.parent().is_some_and(|d| self.policy_dirs.contains(d)))
+            || self.retargeted()
     }
 }
 
@@ -91,6 +130,8 @@ pub fn spawn(handle: ProxyHandle, source: PathBuf, config: &Config) {
     };
     let mut dirs = BTreeSet::new();
     let mut watch_new = move |watcher: &mut notify::RecommendedWatcher, watched: &Watched| {
+        // A directory removed (a ConfigMap's old version) took its watch with it.
+        dirs.retain(|d: &PathBuf| d.is_dir());
         for dir in watched.dirs() {
             if !dirs.contains(&dir) {
                 match watcher.watch(&dir, RecursiveMode::NonRecursive) {
@@ -131,14 +172,20 @@ pub fn spawn(handle: ProxyHandle, source: PathBuf, config: &Config) {
                 }
             }
             tracing::info!(file = %path.display(), "configuration changed on disk");
+            // Where the links lead as the reload reads the files: a swap from here on is a
+            // change still to come.
+            let read = watched.look();
             let report = handle.reload("file").await;
             if report.outcome == mcp_warden::hub::reload::Outcome::Applied
                 && let Ok(config) = Config::from_path(&source)
             {
                 // New policy files or directories are watched from now on.
                 watched = Watched::of(&source, &config);
-                watch_new(&mut watcher, &watched);
             }
+            // Applied or refused, the files now read are the ones to watch: a refused edit
+            // is followed by its fix.
+            watched.settle_on(read);
+            watch_new(&mut watcher, &watched);
         }
     });
 }

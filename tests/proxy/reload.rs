@@ -377,3 +377,72 @@ async fn edits_on_disk_sighup_and_the_admin_api_reload_the_policies() {
         "{triggers:?}"
     );
 }
+
+/// A configuration mounted from a Kubernetes ConfigMap: the files are symlinks through
+/// `..data` to a timestamped directory, and an update writes a new directory, swaps `..data`
+/// to it by a rename and removes the old one — the files the proxy read never change in
+/// place. The watch reloads on such a swap, twice in a row (the second swap goes through
+/// the directory the first one put in place), and after a broken version was refused, the
+/// fix published next still applies.
+#[tokio::test]
+async fn a_configmap_swap_reloads_the_policies() {
+    use crate::audit::scratch;
+    use std::os::unix::fs::symlink;
+    let mount = scratch("configmap");
+    let allow = "@id(\"all\")\npermit(principal, action, resource);\n";
+    let no_slow = "@id(\"all\")\npermit(principal, action, resource);\n@id(\"no-slow\")\nforbid(principal, action == Mcp::Action::\"s__slow\", resource);\n";
+    let config = format!(
+        "[auth]\nanonymous = true\n[authz]\npolicies = {}\n{}",
+        lit(&mount.display().to_string()),
+        stdio_backend("s", "")
+    );
+    // What the kubelet does: the new version in a directory of its own, `..data` swapped to
+    // it by renaming a fresh symlink over it, the old directory removed.
+    let publish = |version: &str, policy: &str| {
+        let dir = mount.join(format!("..2026_12_05_{version}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), &config).unwrap();
+        std::fs::write(dir.join("p.cedar"), policy).unwrap();
+        let old = std::fs::read_link(mount.join("..data")).ok();
+        symlink(dir.file_name().unwrap(), mount.join("..data_tmp")).unwrap();
+        std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+        if let Some(old) = old {
+            std::fs::remove_dir_all(mount.join(old)).unwrap();
+        }
+    };
+    publish("a", allow);
+    for file in ["config.toml", "p.cedar"] {
+        symlink(format!("..data/{file}"), mount.join(file)).unwrap();
+    }
+    let slow = || call("s__slow", json!({"ms": 1}));
+    let (proxy, url, _) = spawn_warden_with(&mount.join("config.toml"), &[]).await;
+    let (client, _) = connect(&url).await;
+    client.peer().call_tool(slow()).await.unwrap();
+
+    publish("b", no_slow);
+    until("the first swap applies", 10, async || {
+        client.peer().call_tool(slow()).await.is_err()
+    })
+    .await;
+    publish("c", allow);
+    until("the second swap applies", 10, async || {
+        client.peer().call_tool(slow()).await.is_ok()
+    })
+    .await;
+    // A broken version is refused; the fix published after it is still seen.
+    publish("d", "permit(");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        client.peer().call_tool(slow()).await.is_ok(),
+        "the running policies stay"
+    );
+    publish("e", no_slow);
+    until("the fix after a refused version applies", 10, async || {
+        client.peer().call_tool(slow()).await.is_err()
+    })
+    .await;
+    client.cancel().await.unwrap();
+    signal(&proxy, "-TERM");
+    let mut proxy = proxy;
+    assert!(proxy.wait().await.unwrap().success());
+}
