@@ -86,6 +86,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .collect()
         }),
         history_window_s: config.map_or(3_600, |c| c.tools.history_window.as_secs()),
+        // The proxy's default without a configuration.
+        session_idle_s: Some(config.map_or(300, |c| c.server.session_idle_timeout.as_secs())),
     };
 
     let key = load_key(&args.public_key)?;

@@ -37,6 +37,9 @@ pub struct Options {
     pub issuer_prefixes: Option<HashMap<String, String>>,
     /// The window of `context.history.recent_calls`.
     pub history_window_s: u64,
+    /// `server.session_idle_timeout_s`: a session idle this long has ended, and its
+    /// history with it (`None`: sessions never end).
+    pub session_idle_s: Option<u64>,
 }
 
 /// Replays records one by one, in log order.
@@ -54,7 +57,7 @@ const SWITCHED_OFF: &str = " is switched off";
 impl<'e> Replayer<'e> {
     pub fn new(engine: &'e Engine, options: Options) -> Replayer<'e> {
         let principals = Principals::new(engine, &options);
-        let sessions = Sessions::new(options.history_window_s);
+        let sessions = Sessions::new(options.history_window_s, options.session_idle_s);
         Replayer {
             engine,
             options,

@@ -184,11 +184,20 @@ impl Principals {
     }
 }
 
-/// Each session's history as the log tells it, bounded as the proxy bounds it.
+/// Each session's history as the log tells it, bounded as the proxy bounds it: a session
+/// idle for the idle timeout has ended, its history with it, so only the sessions of the
+/// last idle timeout are kept however long the log.
 pub struct Sessions {
     sessions: HashMap<String, Session>,
     window_us: u64,
+    /// `None`: sessions never end (a log read without its configuration's timeout).
+    idle_us: Option<u64>,
+    /// Notes since the last sweep of ended sessions.
+    since_sweep: usize,
 }
+
+/// Ended sessions are swept after this many calls.
+const SWEEP_EVERY: usize = 4096;
 
 #[derive(Default)]
 struct Session {
@@ -196,19 +205,38 @@ struct Session {
     groups: BTreeSet<String>,
     calls: i64,
     recent: VecDeque<u64>,
+    last_us: u64,
 }
 
 impl Sessions {
-    pub fn new(window_s: u64) -> Sessions {
+    pub fn new(window_s: u64, idle_s: Option<u64>) -> Sessions {
         Sessions {
             sessions: HashMap::new(),
             window_us: window_s.saturating_mul(1_000_000),
+            idle_us: idle_s.map(|s| s.saturating_mul(1_000_000)),
+            since_sweep: 0,
         }
+    }
+
+    /// Whether a session last active at `last_us` had ended by `now_us`.
+    fn ended(&self, last_us: u64, now_us: u64) -> bool {
+        self.idle_us
+            .is_some_and(|idle| now_us.saturating_sub(last_us) > idle)
+    }
+
+    /// Sessions kept (for tests and bounds).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.sessions.len()
     }
 
     /// What `session` did before `now_us`.
     pub fn facts(&self, session: &str, now_us: u64) -> HistoryFacts {
-        let Some(s) = self.sessions.get(session) else {
+        let Some(s) = self
+            .sessions
+            .get(session)
+            .filter(|s| !self.ended(s.last_us, now_us))
+        else {
             return HistoryFacts::default();
         };
         let since = now_us.saturating_sub(self.window_us);
@@ -222,7 +250,21 @@ impl Sessions {
 
     /// An allowed call of `tool` by `session` at `at_us`.
     pub fn note(&mut self, session: &str, tool: &str, groups: &[String], at_us: u64) {
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY && self.idle_us.is_some() {
+            self.since_sweep = 0;
+            let idle = self.idle_us.unwrap_or(u64::MAX);
+            self.sessions
+                .retain(|_, s| at_us.saturating_sub(s.last_us) <= idle);
+        }
+        if let Some(s) = self.sessions.get(session)
+            && self.ended(s.last_us, at_us)
+        {
+            // The same id after the session ended: a history of its own.
+            self.sessions.remove(session);
+        }
         let s = self.sessions.entry(session.to_owned()).or_default();
+        s.last_us = s.last_us.max(at_us);
         if s.tools.len() < MAX_TOOLS || s.tools.contains(tool) {
             s.tools.insert(tool.to_owned());
         }

@@ -234,3 +234,40 @@ fn an_allow_that_now_waits_for_a_person_is_a_change() {
             .contains("once a person with the role compliance approves it")
     );
 }
+
+/// A session idle longer than the idle timeout has ended: its history goes with it (a call
+/// under the same id afterwards starts afresh), and ended sessions are swept, so a long
+/// log keeps only the sessions of the last idle timeout.
+#[test]
+fn ended_sessions_take_their_history_with_them() {
+    let e = engine(CANDIDATE);
+    let none = json!({"commitments": {"": "x"}});
+    let mut late = call(2, "ann", "mail__send", "allow", none.clone());
+    late["time_us"] = json!(1_767_787_200_000_001u64 + 301_000_000);
+    let records = [
+        call(0, "ann", "crm__lookup", "allow", none.clone()),
+        call(1, "ann", "mail__send", "allow", none.clone()),
+        late,
+    ];
+    let idle = Options {
+        session_idle_s: Some(300),
+        ..Options::default()
+    };
+    let report = run(&e, idle, &records);
+    assert_eq!((report.unchanged, report.changed), (2, 1), "{report}");
+    assert_eq!(
+        report.changes[0].examples[0].index, 1,
+        "only the call inside the session"
+    );
+
+    let mut sessions = super::recall::Sessions::new(3_600, Some(300));
+    for i in 0..100_000u64 {
+        sessions.note(&format!("s{i}"), "crm__lookup", &[], i * 10_000);
+    }
+    // 300 s of sessions one every 10 ms: 30,000, plus at most one sweep interval.
+    assert!(
+        sessions.len() <= 30_001 + 4096,
+        "{} sessions kept",
+        sessions.len()
+    );
+}
