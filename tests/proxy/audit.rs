@@ -21,6 +21,8 @@ when { context.arguments.ms > 1000 };
 
 /// A fresh directory for one test's log.
 pub fn scratch(name: &str) -> PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_stale_scratch);
     let dir = std::env::temp_dir().join(format!(
         "mcp-warden-test-{name}-{}-{}",
         std::process::id(),
@@ -31,6 +33,34 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Removes what earlier test runs left in the temporary directory: `mcp-warden-…`
+/// directories named with the id of a process that is no longer running. (A test's
+/// directories live as long as its process: helpers hand out paths inside them.) So a run
+/// leaves at most its own behind.
+fn sweep_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let me = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix("mcp-warden-") else {
+            continue;
+        };
+        // The process id: the first all-digit part short enough to be one.
+        let pid = rest
+            .split('-')
+            .find(|p| !p.is_empty() && p.len() <= 7 && p.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(pid) = pid
+            && pid != me
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The WAL files in a state directory that may still hold records to upload (the spare
