@@ -135,8 +135,11 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let records = arg("--records", 1_000_000);
-    let repeats = arg("--repeats", 5).max(1) as usize;
+    // `cargo bench` passes --bench; under `cargo test --benches` a smoke pass checks that
+    // every log verifies, so the benchmark cannot rot.
+    let full = std::env::args().any(|a| a == "--bench");
+    let records = arg("--records", if full { 1_000_000 } else { 20_000 });
+    let repeats = arg("--repeats", if full { 5 } else { 1 }).max(1) as usize;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -169,6 +172,10 @@ fn main() {
         if !lean {
             typical = per_s;
         }
+    }
+    if !full {
+        println!("smoke pass: every log verified (cargo bench -p warden-audit for figures)");
+        return;
     }
     let verdict = if typical >= 1_000_000.0 {
         "met"
