@@ -244,6 +244,20 @@ impl Pass<'_> {
         let mut ends = memchr::memchr_iter(b'\n', body).chain([body.len()]);
         let (mut lines, mut leaves) = (Vec::with_capacity(BATCH), [[0; 32]; BATCH]);
         let mut start = 0;
+        // In an incremental pass, the lines before the last one verified are passed over
+        // unhashed (`before_start` skips them).
+        if let Some((last, _, _)) = self.verified
+            && last > first
+        {
+            let mut skipped = 0;
+            while skipped < last - first
+                && let Some(end) = ends.next()
+            {
+                start = end + 1;
+                skipped += 1;
+            }
+            self.position = Some(first + skipped);
+        }
         loop {
             lines.clear();
             for end in ends.by_ref().take(BATCH) {
