@@ -105,12 +105,17 @@ impl Step for CoalesceLayer {
         };
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            // The shared call must not end when its first caller cancels: it gets a token
-            // of its own (the backend still hears of it if every caller goes away only
-            // when the call ends; that is the price of sharing).
-            let mut call = call;
-            call.cancel = tokio_util::sync::CancellationToken::new();
-            let (outcome, joined) = gov.coalescer.run(k, forward(next, call)).await;
+            // The shared call must not end when its first caller cancels: it runs on a
+            // token of its own, cancelled once every caller has been (or has gone).
+            let caller = call.cancel.clone();
+            let (outcome, joined) = gov
+                .coalescer
+                .run(k, &caller, move |token| {
+                    let mut call = call;
+                    call.cancel = token;
+                    forward(next, call)
+                })
+                .await;
             if joined {
                 metrics.coalesced.inc();
             }
