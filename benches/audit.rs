@@ -15,19 +15,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mcp_warden::Config;
 use mcp_warden::audit::entry::Openings;
-use mcp_warden::audit::merkle::{CompactTree, leaf_hash};
-use mcp_warden::audit::note::Checkpoint;
+use mcp_warden::audit::merkle::leaf_hash;
 use mcp_warden::audit::proof::{ProofFile, check_proof, prove};
-use mcp_warden::audit::record::{
-    DecisionField, GENESIS_PREV, OutcomeField, PrincipalField, VERSION, hex,
-};
-use mcp_warden::audit::store::{checkpoint_key, segment_key};
+use mcp_warden::audit::record::VERSION;
 use mcp_warden::audit::verify::{Report, verify};
-use mcp_warden::audit::{
-    Audit, AuditSettings, Entry, Kind, NoteSigner, NoteVerifier, Record, Store,
-};
+use mcp_warden::audit::{Audit, AuditSettings, Entry, NoteVerifier, Record, Store};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+
+/// Typical records and logs built without the writer, shared with the auditor's crate's
+/// own benchmark.
+#[path = "../crates/warden-audit/benches/sample/mod.rs"]
+mod sample;
 
 #[path = "shared/fsync.rs"]
 mod fsync;
@@ -157,41 +156,15 @@ fn file_store(dir: &Path) -> Store {
     Store::open(url.as_str(), &BTreeMap::new()).unwrap()
 }
 
-/// A `tools/call` record as the proxy writes it: principal, decision, policy and schema
-/// hashes, committed arguments (with their openings), outcome with the result's hash.
+/// A `tools/call` record as the proxy writes it (`sample::entry`), its arguments committed
+/// by the log itself, with their openings.
 fn entry(audit: &Audit, i: u64) -> (Entry, Option<Openings>) {
-    let mut e = Entry::new(Kind::Request);
-    e.request_id = Some(i.to_string());
-    e.session = Some("4c1f0a9e8b7d4e2fa1c3b5d7e9f01234".to_owned());
-    e.principal = Some(PrincipalField {
-        id: format!("user-{}@example.com", i % 50),
-        kind: "User".to_owned(),
-        roles: vec!["dev".to_owned()],
-        tenant: Some("acme".to_owned()),
-        issuer: Some("https://idp.example.com/".to_owned()),
-    });
-    e.action = Some("tools/call".to_owned());
-    e.resource = Some("demo__echo".to_owned());
-    e.decision = Some(DecisionField {
-        effect: "allow".to_owned(),
-        policies: vec!["echo".to_owned()],
-        errors: Vec::new(),
-        shadow: Vec::new(),
-        reason: "allowed by policy `echo`".to_owned(),
-    });
-    e.policy_hash = Some(format!("sha256:{SOME_HASH}"));
-    e.schema_hash = Some(format!("sha256:{SOME_HASH}"));
+    let mut e = sample::entry(i, false);
     let args = json!({"text": "benchmark payload", "count": i % 100});
     let (field, openings) = audit
         .entries()
         .arguments("demo__echo", args.as_object().unwrap());
     e.arguments = Some(field);
-    e.outcome = Some(OutcomeField {
-        status: "ok".to_owned(),
-        code: None,
-        latency_us: 400 + i % 300,
-        result_hash: Some(SOME_HASH.to_owned()),
-    });
     (e, Some(openings))
 }
 
@@ -467,91 +440,6 @@ async fn proofs(store: &Store, key: &NoteVerifier, size: u64, s: &Settings) {
             proving.as_secs_f64() * 1e3,
         );
     }
-}
-
-/// A log of `records` records built without the writer (the same bytes the sequencer and
-/// uploader produce: canonical records chained by `prev`, a segment of `per_segment`
-/// records and a signed checkpoint after each) in a memory store. Returns the store, the
-/// key, the time of the newest checkpoint and the bytes of all segments. `lean` records
-/// leave out the arguments, session and hashes.
-async fn build_directly(
-    audit: &Audit,
-    records: u64,
-    per_segment: u64,
-    lean: bool,
-) -> (Store, NoteVerifier, u64, u64) {
-    let store = Store::open("memory://", &BTreeMap::new()).unwrap();
-    let (signer, _, vkey) = NoteSigner::generate(ORIGIN).unwrap();
-    let verifier = NoteVerifier::from_vkey(&vkey).unwrap();
-    let templates: Vec<Entry> = (0..64)
-        .map(|i| {
-            let mut e = entry(audit, i).0;
-            if lean {
-                e.arguments = None;
-                e.policy_hash = None;
-                e.schema_hash = None;
-                e.session = None;
-                if let Some(o) = e.outcome.as_mut() {
-                    o.result_hash = None;
-                }
-            }
-            e
-        })
-        .collect();
-    let mut total = 0;
-    let base = now_us() - records;
-    let mut tree = CompactTree::new();
-    let mut prev = GENESIS_PREV.to_owned();
-    let mut segment = Vec::new();
-    let mut first = 0;
-    let mut last_time = base;
-    for index in 0..records {
-        let mut e = templates[(index % 64) as usize].clone();
-        e.request_id = Some(index.to_string());
-        last_time = base + index;
-        let record = Record {
-            v: VERSION,
-            origin: ORIGIN.to_owned(),
-            index,
-            time_us: last_time,
-            replica: "r0".to_owned(),
-            prev,
-            entry: e,
-        };
-        let bytes = record.canonical();
-        let leaf = leaf_hash(&bytes);
-        tree.append(leaf);
-        prev = hex(&leaf);
-        segment.extend_from_slice(&bytes);
-        segment.push(b'\n');
-        total += bytes.len() as u64 + 1;
-        if tree.size() - first == per_segment || index + 1 == records {
-            store
-                .create(
-                    &segment_key(&store.prefix, first),
-                    std::mem::take(&mut segment),
-                )
-                .await
-                .unwrap();
-            let time_us = last_time + 1;
-            let body = Checkpoint {
-                origin: ORIGIN.to_owned(),
-                size: tree.size(),
-                root: tree.root(),
-                extensions: vec![format!("time {time_us}"), "heartbeat 60".to_owned()],
-            };
-            let note = signer.sign(&body.to_text()).unwrap();
-            store
-                .create(
-                    &checkpoint_key(&store.prefix, tree.size(), time_us),
-                    note.into_bytes(),
-                )
-                .await
-                .unwrap();
-            first = tree.size();
-        }
-    }
-    (store, verifier, last_time + 1, total)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -1000,9 +888,7 @@ async fn verification(work: &Path, s: &Settings, full: bool) {
     let per_core = report.records as f64 / walls[walls.len() / 2].as_secs_f64();
 
     // 5. Logs built directly: lean records, and the large log; then proofs.
-    let audit = open(&work.join("entries"), "async", 10_000).await;
-    let (lean, lean_key, at, bytes) =
-        build_directly(&audit, s.log_records, s.segment_records, true).await;
+    let (lean, lean_key, at, bytes) = sample::build(s.log_records, s.segment_records, true).await;
     let (report, walls, cpus) = verify_on_one_thread(&lean, &lean_key, at, s.repeats);
     assert_verified(&report, s.log_records, "lean log");
     print_verify(
@@ -1014,10 +900,8 @@ async fn verification(work: &Path, s: &Settings, full: bool) {
     );
     drop(lean);
     let start = Instant::now();
-    let (large, large_key, at, bytes) =
-        build_directly(&audit, s.large_log, s.segment_records, false).await;
+    let (large, large_key, at, bytes) = sample::build(s.large_log, s.segment_records, false).await;
     let built = start.elapsed();
-    audit.close(Duration::from_secs(10)).await;
     let (report, walls, cpus) = verify_on_one_thread(&large, &large_key, at, s.repeats.min(3));
     assert_verified(&report, s.large_log, "large log");
     print_verify("built directly, memory", &report, bytes, &walls, &cpus);

@@ -33,10 +33,16 @@ struct Watched {
 impl Watched {
     fn of(source: &Path, config: &Config) -> Watched {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-        let mut files = BTreeSet::from([absolute(source)]);
+        let mut files = BTreeSet::new();
+        let mut targets = BTreeMap::new();
         // Symlinked files (a mounted configuration) are watched under their real names too.
-        files.extend(std::fs::canonicalize(source));
-        let mut targets = BTreeMap::from([(absolute(source), std::fs::canonicalize(source).ok())]);
+        let mut add = |path: PathBuf| {
+            let real = std::fs::canonicalize(&path).ok();
+            files.extend(real.clone());
+            files.insert(path.clone());
+            targets.insert(path, real);
+        };
+        add(absolute(source));
         let mut policy_dirs = BTreeSet::new();
         let named = config
             .authz
@@ -52,9 +58,7 @@ impl Watched {
             {
                 policy_dirs.insert(dir.to_owned());
             }
-            files.extend(std::fs::canonicalize(&path));
-            targets.insert(path.clone(), std::fs::canonicalize(&path).ok());
-            files.insert(path);
+            add(path);
         }
         Watched {
             files,

@@ -79,9 +79,8 @@ impl Coalescer {
     {
         let (waiting, joined) = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            let joined = in_flight.contains_key(&key);
-            let entry = match in_flight.get(&key) {
-                Some(e) => e.clone(),
+            let (entry, joined) = match in_flight.get(&key) {
+                Some(e) => (e.clone(), true),
                 None => {
                     let cancel = CancellationToken::new();
                     let call = make(cancel.clone());
@@ -110,7 +109,7 @@ impl Coalescer {
                         cancel,
                     };
                     in_flight.insert(key, entry.clone());
-                    entry
+                    (entry, false)
                 }
             };
             entry.waiters.fetch_add(1, Ordering::SeqCst);

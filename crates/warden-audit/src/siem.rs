@@ -159,41 +159,45 @@ pub fn cef(record: &Value, line: &str) -> String {
     let latency = record
         .pointer("/outcome/latency_us")
         .and_then(Value::as_u64);
-    let fields: [(&str, Option<String>); 21] = [
+    let text = |p: &str| text(p).map(str::to_owned);
+    let mut fields = vec![
         ("rt", Some(time_ms.to_string())),
         ("externalId", Some(format!("{origin}/{index}"))),
         ("cat", Some(kind.to_owned())),
-        ("deviceExternalId", text("/replica").map(str::to_owned)),
-        ("suser", text("/principal/id").map(str::to_owned)),
+        ("deviceExternalId", text("/replica")),
+        ("suser", text("/principal/id")),
         ("src", client.map(str::to_owned)),
         ("act", effect.map(str::to_owned)),
         ("outcome", status.map(str::to_owned)),
-        ("msg", text("/decision/reason").map(str::to_owned)),
-        ("cn1Label", latency.map(|_| "latencyUs".to_owned())),
-        ("cn1", latency.map(|l| l.to_string())),
-        ("cs1Label", Some("resource".to_owned())),
-        ("cs1", text("/resource").map(str::to_owned)),
-        ("cs2Label", Some("policies".to_owned())),
-        ("cs2", policies),
-        ("cs3Label", Some("session".to_owned())),
-        ("cs3", text("/session").map(str::to_owned)),
-        ("cs4Label", Some("tenant".to_owned())),
-        ("cs4", text("/principal/tenant").map(str::to_owned)),
-        ("cs5Label", Some("requestId".to_owned())),
-        ("cs5", text("/request_id").map(str::to_owned)),
+        ("msg", text("/decision/reason")),
     ];
-    let mut first = true;
-    for (key, value) in fields.iter().filter_map(|(k, v)| Some((k, v.as_deref()?))) {
-        // A label without its value says nothing.
-        if let Some(n) = key.strip_suffix("Label")
-            && !fields.iter().any(|(k, v)| *k == n && v.is_some())
-        {
-            continue;
+    // Custom fields, each with its label, only when it has a value.
+    let custom = [
+        (
+            "cn1",
+            "cn1Label",
+            "latencyUs",
+            latency.map(|l| l.to_string()),
+        ),
+        ("cs1", "cs1Label", "resource", text("/resource")),
+        ("cs2", "cs2Label", "policies", policies),
+        ("cs3", "cs3Label", "session", text("/session")),
+        ("cs4", "cs4Label", "tenant", text("/principal/tenant")),
+        ("cs5", "cs5Label", "requestId", text("/request_id")),
+        ("cs6", "cs6Label", "record", Some(line.to_owned())),
+    ];
+    for (key, label_key, label, value) in custom {
+        if value.is_some() {
+            fields.push((label_key, Some(label.to_owned())));
+            fields.push((key, value));
         }
-        extension(&mut out, &mut first, key, value);
     }
-    extension(&mut out, &mut first, "cs6Label", "record");
-    extension(&mut out, &mut first, "cs6", line);
+    let mut first = true;
+    for (key, value) in fields {
+        if let Some(value) = value {
+            extension(&mut out, &mut first, key, &value);
+        }
+    }
     out
 }
 
