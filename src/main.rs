@@ -91,6 +91,9 @@ enum Command {
     /// Cosign other parties' audit logs as a witness (keys, and the HTTP server)
     #[command(subcommand)]
     Witness(cli::witness::WitnessCommand),
+    /// Keys of `[sessions] key_file`, which let any replica serve any session
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Print the SHA-256 of a bearer token read from stdin, for `[[auth.tokens]] sha256`
     HashToken,
     /// Print a shell completion script (e.g. `mcp-warden completions bash >
@@ -108,6 +111,13 @@ enum Command {
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
     },
+}
+
+#[derive(clap::Subcommand)]
+enum SessionsCommand {
+    /// Print a new random key, one line of a `[sessions] key_file` (the file's first key
+    /// seals new session ids, every key opens them)
+    Keygen,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +173,10 @@ async fn run(cli: Cli, logging: &cli::logging::Logging) -> anyhow::Result<ExitCo
         Command::Witness(command) => cli::witness::run(command).await,
         Command::Tools(command) => cli::tools::run(command).await,
         Command::Admin(args) => cli::admin::run(args).await,
+        Command::Sessions(SessionsCommand::Keygen) => {
+            out!("{}", mcp_warden::config::SessionKeys::generate_line());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

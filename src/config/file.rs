@@ -38,6 +38,12 @@ pub struct FileConfig {
     /// The text of `tools.lock`, read by the loader.
     #[serde(skip)]
     pub tools_lock: Option<PolicyFile>,
+    /// Sessions any replica can serve: sealed ids or Redis.
+    #[serde(default)]
+    pub sessions: Option<super::SessionsSection>,
+    /// The text of `sessions.key_file`, read by the loader.
+    #[serde(skip)]
+    pub session_keys: Option<PolicyFile>,
     /// OpenTelemetry trace export (`otel` builds).
     #[serde(default)]
     pub tracing: Option<super::TracingSection>,

@@ -11,6 +11,7 @@ mod in_process;
 pub mod laptop;
 pub mod mcp_json;
 mod parse;
+mod sessions;
 mod tools;
 mod traces;
 mod validate;
@@ -23,6 +24,7 @@ pub use auth::{
     KeySource, TokenSettings, resource_needed,
 };
 pub use authz::{ALLOW_ALL, ApprovalSettings, AuthzSettings};
+pub use sessions::{SessionKeys, SessionSharing, SessionsSection};
 pub use tools::{RuleSection, ToolsSection, ToolsSettings};
 pub use traces::{EXPORT_BUILT as TRACE_EXPORT_BUILT, TracingSection, TracingSettings};
 
@@ -79,6 +81,8 @@ pub struct ServerSettings {
     pub max_sessions_per_principal: usize,
     /// A session idle this long ends.
     pub session_idle_timeout: Duration,
+    /// `[sessions]`: how sessions travel between replicas.
+    pub sessions: SessionSharing,
 }
 
 /// What one client connection may hold and how long it may take.
@@ -336,6 +340,13 @@ impl Config {
                 &section,
                 path.parent().unwrap_or(Path::new(".")),
                 &mut file.tools_lock,
+            )?;
+        }
+        if let Some(section) = file.sessions.clone() {
+            sessions::load(
+                &section,
+                path.parent().unwrap_or(Path::new(".")),
+                &mut file.session_keys,
             )?;
         }
         let mut config = validate(&file)?;

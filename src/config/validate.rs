@@ -31,7 +31,15 @@ impl Issues {
 /// Checks a whole file and returns the runtime configuration, or every problem found.
 pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
-    let server = listeners::server(file, &mut issues);
+    let mut server = listeners::server(file, &mut issues);
+    let sessions = super::sessions::validate(
+        file.sessions.as_ref(),
+        file.session_keys.as_ref(),
+        &mut issues,
+    );
+    if let Some(server) = server.as_mut() {
+        server.sessions = sessions;
+    }
     let admin = listeners::admin(file, &mut issues);
     let tracing = super::traces::validate(file.tracing.as_ref(), &mut issues);
     let tools = super::tools::validate(file.tools.as_ref(), file.tools_lock.as_ref(), &mut issues);

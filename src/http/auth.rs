@@ -153,6 +153,17 @@ fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
 
+/// 503 for a session only the shared store (`[sessions] redis`) knows, while it cannot be
+/// asked: the session may well exist, so the client should retry rather than start over.
+fn session_store_down() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        "the session store cannot be reached; retry",
+    )
+        .into_response()
+}
+
 pub async fn require_auth(state: Arc<AuthState>, mut request: Request, next: Next) -> Response {
     // The proxy names every request; the name goes into its record and back to the client.
     let request_id = ids::request_id();
@@ -240,9 +251,34 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let owner = session.as_deref().and_then(|s| state.owners.owner(s));
+    let mut owner = session.as_deref().and_then(|s| state.owners.owner(s));
+    let mut foreign = owner.is_some();
+    if owner.is_none()
+        && let Some(id) = session.as_deref()
+        && let Some(portable) = state.owners.portable()
+    {
+        // A session this replica never held (or let expire): another replica opened it.
+        match portable.owner(id).await {
+            Ok(Some(o)) if o == super::sessions::portable::owner_of(&key) => {
+                match state.owners.reserve(&key).await {
+                    Ok(place) => {
+                        place.bind(id);
+                        owner = Some(key.clone());
+                    }
+                    Err(full) => {
+                        request.extensions_mut().insert(principal);
+                        return sessions_full(&state, &request, full).await;
+                    }
+                }
+            }
+            Ok(found) => foreign = found.is_some(),
+            Err(e) => {
+                tracing::error!(error = %e, "the shared session store cannot be asked");
+                return session_store_down();
+            }
+        }
+    }
     if session.is_some() && owner.as_ref() != Some(&key) {
-        let foreign = owner.is_some();
         if foreign {
             tracing::warn!("refused a session opened by another principal");
         }
@@ -326,8 +362,16 @@ pub async fn limit_sessions(state: Arc<AuthState>, request: Request, next: Next)
     match state.owners.reserve(&key).await {
         Ok(place) => {
             parts.extensions.insert(PendingSession::new(place));
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            let opening = state.owners.portable().and_then(|portable| {
+                let params = crate::envelope::Envelope::parse(&bytes)?.params?;
+                let params = serde_json::from_str(params.get()).ok()?;
+                Some(portable.opening(&key, params))
+            });
+            let rest = next.run(Request::from_parts(parts, Body::from(bytes)));
+            match opening {
+                Some(opening) => super::sessions::portable::opening(opening, rest).await,
+                None => rest.await,
+            }
         }
         Err(full) => sessions_full(&state, &Request::from_parts(parts, Body::empty()), full).await,
     }

@@ -34,12 +34,23 @@ pub fn router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
 /// with routes of its own merges this). `listening` is the address clients reach the proxy
 /// on, which names the protected resource when `auth.resource` is not configured.
 pub fn mcp_router(hub: Arc<Hub>, listening: SocketAddr) -> Router {
-    let config = StreamableHttpServerConfig::default()
+    let portable = sessions::portable::Portable::new(
+        &hub.server.sessions,
+        hub.server.session_idle_timeout,
+        &hub.shutdown,
+    );
+    let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hub.server.allowed_hosts.clone())
         .with_cancellation_token(hub.close_streams.child_token())
         .with_max_request_body_bytes(hub.server.max_body_bytes);
+    if let Some(portable) = &portable {
+        config.session_store = Some(Arc::new(sessions::portable::Store(portable.clone())));
+    }
     let factory_hub = hub.clone();
-    let sessions = Arc::new(sessions::Sessions::new(hub.server.session_idle_timeout));
+    let sessions = Arc::new(sessions::Sessions::new(
+        hub.server.session_idle_timeout,
+        portable,
+    ));
     let live = Arc::new(crate::mcp::live::LiveSessions::default());
     let factory_live = live.clone();
     let mcp = StreamableHttpService::new(

@@ -124,6 +124,11 @@ impl Owners {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Where sessions travel between replicas, when they do.
+    pub fn portable(&self) -> Option<&Arc<super::sessions::portable::Portable>> {
+        self.sessions.portable.as_ref()
+    }
+
     /// The key of the principal that opened `session`.
     pub fn owner(&self, session: &str) -> Option<String> {
         self.table().owner.get(session).cloned()
@@ -223,7 +228,7 @@ mod tests {
     use super::*;
 
     fn owners(total: usize, per_principal: usize) -> (Arc<Sessions>, Arc<Owners>) {
-        let sessions = Arc::new(Sessions::new(Duration::from_secs(60)));
+        let sessions = Arc::new(Sessions::new(Duration::from_secs(60), None));
         let owners = Owners::new(
             sessions.clone(),
             SessionLimits {

@@ -1,7 +1,9 @@
 //! The MCP sessions of the HTTP endpoint: rmcp's local session manager, with one thing
 //! added: the `initialize` request that opens a session carries the session's id (as
 //! [`OpenedSession`]), so its audit record names the session the client is about to use —
-//! the same id every later request of that session sends in `Mcp-Session-Id`.
+//! the same id every later request of that session sends in `Mcp-Session-Id`. With
+//! `[sessions]` configured ([`portable`]), the id of a new session is the one chosen for
+//! its `initialize` request, and a replica rebuilds a session it never saw.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,35 +14,59 @@ use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, SessionConfig,
 };
 use rmcp::transport::streamable_http_server::session::{
-    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager, SessionRestoreMarker,
 };
 use rmcp::transport::worker::WorkerTransport;
 
 use super::owners::PendingSession;
 use crate::ids::OpenedSession;
 
+pub mod portable;
+mod sealed;
+
 /// rmcp's local sessions, which expire after `idle` without a request or an open stream.
 pub struct Sessions {
     inner: LocalSessionManager,
+    /// Where sessions travel between replicas, when they do.
+    pub portable: Option<Arc<portable::Portable>>,
+    /// Sessions being restored: in rmcp's table already, not yet through the replayed
+    /// handshake. Reported absent meanwhile, so that a concurrent request waits for the
+    /// restore (rmcp serializes restores of one id) instead of reaching a handler that has
+    /// not seen its `initialize` yet.
+    restoring: std::sync::Mutex<std::collections::HashSet<SessionId>>,
 }
 
 impl Sessions {
-    pub fn new(idle: Duration) -> Sessions {
+    pub fn new(idle: Duration, portable: Option<Arc<portable::Portable>>) -> Sessions {
         let mut inner = LocalSessionManager::default();
         let mut config = SessionConfig::default();
         config.keep_alive = Some(idle);
         inner.session_config = config;
-        Sessions { inner }
+        Sessions {
+            inner,
+            portable,
+            restoring: Default::default(),
+        }
     }
 
     /// Tells a session's worker the session is in use, which restarts its idle timer (the
     /// hot path's calls do not pass through the worker). Closing a request-wise channel
     /// that was never opened is the cheapest event the worker takes; it changes nothing.
     pub async fn touch(&self, id: &str) {
+        if let Some(portable) = &self.portable {
+            portable.touch(id);
+        }
         let handle = self.inner.sessions.read().await.get(id).cloned();
         if let Some(handle) = handle {
             let _ = handle.close_request_wise_channel(u64::MAX).await;
         }
+    }
+
+    fn restored(&self, id: &SessionId) {
+        self.restoring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Closes a session as its client's DELETE would; false when there was none.
@@ -66,6 +92,14 @@ impl SessionManager for Sessions {
     type Transport = WorkerTransport<LocalSessionWorker>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        // The id chosen for this `initialize` (a sealed one carries its parameters): rmcp's
+        // manager opens a session under a given id only as a restore.
+        if let Some(id) = portable::opening_id()
+            && let RestoreOutcome::Restored(transport) =
+                self.inner.restore_session(id.clone()).await?
+        {
+            return Ok((id, transport));
+        }
         self.inner.create_session().await
     }
 
@@ -90,14 +124,27 @@ impl SessionManager for Sessions {
                 .extensions_mut()
                 .insert(OpenedSession(id.clone()));
         }
-        self.inner.initialize_session(id, message).await
+        let answer = self.inner.initialize_session(id, message).await;
+        if answer.is_err() {
+            self.restored(id);
+        }
+        answer
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        if self
+            .restoring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+        {
+            return Ok(false);
+        }
         self.inner.has_session(id).await
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.restored(id);
         self.inner.close_session(id).await
     }
 
@@ -114,7 +161,18 @@ impl SessionManager for Sessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
-        self.inner.accept_message(id, message).await
+        // The replayed `notifications/initialized` ends a restore: whatever the session's
+        // worker takes after it finds the handshake done.
+        let ends_restore = matches!(
+            &message,
+            ClientJsonRpcMessage::Notification(n)
+                if n.notification.extensions().get::<SessionRestoreMarker>().is_some()
+        );
+        let accepted = self.inner.accept_message(id, message).await;
+        if ends_restore {
+            self.restored(id);
+        }
+        accepted
     }
 
     async fn create_standalone_stream(
@@ -136,7 +194,15 @@ impl SessionManager for Sessions {
         &self,
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.inner.restore_session(id).await
+        self.restoring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        let outcome = self.inner.restore_session(id.clone()).await;
+        if !matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
+            self.restored(&id);
+        }
+        outcome
     }
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {

@@ -404,7 +404,19 @@ impl ServerHandler for Audited {
         mut ctx: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         let client = Some(request.client_info.name.clone());
-        let before = self.before(&mut ctx, "initialize", client, None);
+        let restored = ctx
+            .extensions
+            .get::<rmcp::transport::streamable_http_server::session::SessionRestoreMarker>()
+            .is_some();
+        let mut before = self.before(&mut ctx, "initialize", client, None);
+        if restored && let Some(before) = before.as_mut() {
+            // Not the client's own `initialize`: its parameters replayed by a replica that
+            // serves a session another one opened.
+            before
+                .entry
+                .detail
+                .insert("restored".to_owned(), "true".to_owned());
+        }
         self.run(before, self.inner.initialize(request, ctx)).await
     }
 

@@ -34,6 +34,7 @@ mod policy_cli;
 mod relay;
 mod reload;
 mod replay;
+mod replicas;
 mod revisions;
 mod s3;
 mod sessions;

@@ -109,6 +109,7 @@ pub(super) fn server(file: &FileConfig, issues: &mut Issues) -> Option<ServerSet
         max_sessions,
         max_sessions_per_principal,
         session_idle_timeout,
+        sessions: Default::default(),
     })
 }
 
