@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::validate::Issues;
+use super::{ConfigError, validate::Issues};
 use crate::audit::{AuditSettings, Durability, ObjectLock};
 
 /// The section as written.
@@ -193,6 +193,28 @@ pub(super) fn audit(section: Option<&AuditSection>, issues: &mut Issues) -> Opti
     })
 }
 
+/// Expands `${VAR}` and `${VAR:-default}` from the environment in the fields that name one
+/// replica's log (`origin`, `replica`, `store`, `state_dir`, `signing_key`), so that the
+/// replicas of a deployment share one file and each writes a chain of its own (e.g.
+/// `origin = "warden.example.com/${POD_NAME}"`).
+pub(super) fn expand_env(
+    section: &mut AuditSection,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (name, field) in [
+        ("audit.origin", &mut section.origin),
+        ("audit.replica", &mut section.replica),
+        ("audit.store", &mut section.store),
+        ("audit.state_dir", &mut section.state_dir),
+        ("audit.signing_key", &mut section.signing_key),
+    ] {
+        if let Some(value) = field.as_mut() {
+            *value = super::mcp_json::expand(value, var).map_err(|e| ConfigError::one(name, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Makes the section's relative paths relative to the config file's directory.
 pub(super) fn resolve(settings: &mut AuditSettings, base: &Path) {
     let join = |p: &mut PathBuf| {
@@ -206,5 +228,35 @@ pub(super) fn resolve(settings: &mut AuditSettings, base: &Path) {
     }
     if let Some(p) = settings.pseudonym_key.as_mut() {
         join(p);
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn each_replica_names_its_own_log_from_the_environment() {
+        let mut section = AuditSection {
+            origin: Some("warden.example.com/${POD_NAME}".to_owned()),
+            replica: Some("${POD_NAME}".to_owned()),
+            store: Some("s3://audit/${POD_NAME:-local}".to_owned()),
+            state_dir: Some("/var/lib/mcp-warden".to_owned()),
+            ..Default::default()
+        };
+        let env = |name: &str| (name == "POD_NAME").then(|| "mcp-warden-2".to_owned());
+        expand_env(&mut section, &env).unwrap();
+        assert_eq!(
+            section.origin.as_deref(),
+            Some("warden.example.com/mcp-warden-2")
+        );
+        assert_eq!(section.replica.as_deref(), Some("mcp-warden-2"));
+        assert_eq!(section.store.as_deref(), Some("s3://audit/mcp-warden-2"));
+        let mut unset = AuditSection {
+            origin: Some("x/${NOT_SET}".to_owned()),
+            ..Default::default()
+        };
+        let e = expand_env(&mut unset, &env).unwrap_err().to_string();
+        assert!(e.contains("audit.origin") && e.contains("NOT_SET"), "{e}");
     }
 }

@@ -173,7 +173,7 @@ fn quoted(name: &str) -> String {
 }
 
 /// Expands `${VAR}`, `${VAR:-default}` and `${env:VAR}`; anything else in `${…}` is an error.
-fn expand(value: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(super) fn expand(value: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {

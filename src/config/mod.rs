@@ -311,6 +311,9 @@ impl Config {
         let path = path.as_ref();
         let text = read(path, "config")?;
         let mut file = parse_toml(&text)?;
+        if let Some(section) = file.audit.as_mut() {
+            audit::expand_env(section, &|name| std::env::var(name).ok())?;
+        }
         if let Some(import) = file.import.take() {
             let import_path = path.parent().unwrap_or(Path::new(".")).join(&import);
             let json = read(&import_path, "import")?;

@@ -320,3 +320,273 @@ async fn any_replica_serves_a_session_another_opened_with_redis() {
     // The replica holding it still serves it.
     assert_eq!(echo(&a_url, "alice-token", &fresh, "x").await.0, 200);
 }
+
+/// HAProxy from Debian's packages (`.ci/install-peers`), balancing round-robin over
+/// `servers` per request, each health-checked every 200 ms.
+pub struct Balancer {
+    pub url: String,
+    _process: tokio::process::Child,
+}
+
+impl Balancer {
+    pub async fn start(dir: &Path, servers: &[&str]) -> Option<Balancer> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/haproxy");
+        let binary = root.join("usr/sbin/haproxy");
+        if !binary.exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "haproxy is not installed: run .ci/run"
+            );
+            eprintln!("skipped: haproxy not installed (run .ci/install-peers once)");
+            return None;
+        }
+        let port = free_port();
+        let servers: String = servers
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let address = url.trim_start_matches("http://").split('/').next().unwrap();
+                format!(
+                    "  server r{} {address} check inter 200ms fall 1 rise 2\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let config = format!(
+            "global\n  maxconn 1024\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n  option redispatch\n  retries 2\n  retry-on conn-failure\nfrontend mcp\n  bind 127.0.0.1:{port}\n  default_backend wardens\nbackend wardens\n  balance roundrobin\n  option httpchk GET /healthz\n  http-check expect status 200\n{servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let process = tokio::process::Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .env("LD_LIBRARY_PATH", root.join("usr/lib/x86_64-linux-gnu"))
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_listening(port).await;
+        Some(Balancer {
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            _process: process,
+        })
+    }
+}
+
+/// The records of every replica's log below `root` whose session is `session`, by replica.
+fn calls_by_replica(root: &Path, states: &Path, session: &str) -> Vec<(String, usize)> {
+    ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| {
+            let n = crate::audit::records_from(&root.join(r), &states.join(r))
+                .iter()
+                .filter(|rec| rec["action"] == "tools/call" && rec["session"] == session)
+                .count();
+            (r.to_string(), n)
+        })
+        .collect()
+}
+
+/// Three replicas behind a round-robin balancer, sharing sessions (one key file), limits,
+/// the kill switch and history (one Redis), each writing its own audit chain named from the
+/// environment; one replica killed with SIGKILL in the middle of the traffic.
+#[tokio::test]
+async fn three_replicas_behind_a_balancer_serve_one_session_and_share_everything() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let dir = scratch("deployment");
+    let (root, states) = (dir.join("audit"), dir.join("state"));
+    let key = session_key_file(&dir);
+    // One file for every replica: `${REPLICA}` names each one's chain.
+    let toml = format!(
+        "{}[audit]\norigin = \"test.example/${{REPLICA}}\"\nreplica = \"${{REPLICA}}\"\nstore = {}\nstate_dir = {}\nseal_interval_ms = 50\nheartbeat_secs = 1\n\n[sessions]\nkey_file = {}\n\n[limits]\nredis = {}\n[[limits.rate]]\nid = \"counted-quota\"\nby = [\"principal\"]\nper_minute = 10\nburst = 10\ntools = [\"s__counted\"]\n\n{}",
+        principals(),
+        lit(&format!("file://{}/${{REPLICA}}", root.display())),
+        lit(&format!("{}/${{REPLICA}}", states.display())),
+        lit(&key.display().to_string()),
+        lit(&redis.url),
+        stdio_backend("s", "")
+    );
+    let config = dir.join("deployment.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut replicas = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        replicas.push(spawn_warden_env(&config, &[], &[("REPLICA", name)]).await);
+    }
+    let urls: Vec<&str> = replicas.iter().map(|r| r.1.as_str()).collect();
+    let Some(balancer) = Balancer::start(&dir, &urls).await else {
+        return;
+    };
+    let url = &balancer.url;
+
+    // A real client through the balancer: its requests land on every replica in turn.
+    let (client, _) = connect_as(url, "alice-token").await;
+    for i in 0..30 {
+        let result = client
+            .peer()
+            .call_tool(call("s__echo", json!({"text": format!("hop {i}")})))
+            .await
+            .unwrap();
+        assert!(format!("{result:?}").contains(&format!("hop {i}")));
+    }
+    // The session the client holds: the one every replica recorded its calls under.
+    let mut session = String::new();
+    until("every replica's records", 10, async || {
+        let r1 = crate::audit::records_from(&root.join("r1"), &states.join("r1"));
+        if let Some(s) = r1
+            .iter()
+            .rev()
+            .find(|r| r["action"] == "tools/call")
+            .and_then(|r| r["session"].as_str())
+        {
+            session = s.to_owned();
+        }
+        let counts = calls_by_replica(&root, &states, &session);
+        counts.iter().map(|(_, n)| n).sum::<usize>() >= 30
+    })
+    .await;
+    let counts = calls_by_replica(&root, &states, &session);
+    assert!(session.starts_with("s1."), "{session}");
+    assert!(counts.iter().all(|(_, n)| *n >= 5), "{counts:?}");
+
+    // The rate limit holds across replicas: 10 calls a minute for alice, whichever replica
+    // takes them (one more may pass per 6 s the burst takes: the bucket refills).
+    let mut allowed = 0;
+    let started = std::time::Instant::now();
+    for _ in 0..16 {
+        if client
+            .peer()
+            .call_tool(call("s__counted", json!({"key": "q"})))
+            .await
+            .is_ok()
+        {
+            allowed += 1;
+        }
+    }
+    let refills = (started.elapsed().as_secs() / 6) as usize;
+    assert!((10..=10 + refills).contains(&allowed), "{allowed} allowed");
+
+    // A kill switch thrown on one replica holds on all of them.
+    let admin = |args: &'static [&'static str], at: String| async move {
+        tokio::process::Command::new(warden_exe())
+            .args(["admin", "--url", &at, "--token", "alice-token"])
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = admin(
+        &["disable", "tool", "s__echo", "--reason", "drill"],
+        replicas[0].2.clone(),
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until("switched off on every replica", 5, async || {
+        let mut refused = 0;
+        for _ in 0..6 {
+            let e = client
+                .peer()
+                .call_tool(call("s__echo", json!({"text": "x"})))
+                .await;
+            refused += usize::from(e.is_err_and(|e| e.to_string().contains("switched off")));
+        }
+        refused == 6
+    })
+    .await;
+    let out = admin(&["enable", "tool", "s__echo"], replicas[2].2.clone()).await;
+    assert!(out.status.success());
+    until("back on everywhere", 5, async || {
+        let mut ok = 0;
+        for _ in 0..6 {
+            ok += usize::from(
+                client
+                    .peer()
+                    .call_tool(call("s__echo", json!({"text": "x"})))
+                    .await
+                    .is_ok(),
+            );
+        }
+        ok == 6
+    })
+    .await;
+
+    // One replica killed mid-traffic: only calls it held fail; the session goes on.
+    let traffic = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for i in 0..60 {
+                let r = peer
+                    .call_tool(call("s__echo", json!({"text": format!("after {i}")})))
+                    .await;
+                outcomes.push(r.is_ok());
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            outcomes
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    replicas[1].0.start_kill().unwrap();
+    let outcomes = traffic.await.unwrap();
+    let failed = outcomes.iter().filter(|ok| !**ok).count();
+    assert!(failed <= 2, "{failed} of 60 failed: {outcomes:?}");
+    assert!(outcomes[30..].iter().all(|ok| *ok), "{outcomes:?}");
+
+    // Every chain verifies as one deployment; the killed replica's stands out.
+    client.cancel().await.unwrap();
+    for (process, ..) in [&replicas[0], &replicas[2]] {
+        signal(process, "-TERM");
+    }
+    for (process, ..) in replicas.iter_mut() {
+        let _ = process.wait().await;
+    }
+    let keys: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| states.join(r).join("signing.pub").display().to_string())
+        .collect();
+    // Judged a minute on: a log silent that long without a stop record stands out.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let mut args = vec![
+        "audit".to_owned(),
+        "verify-deployment".to_owned(),
+        "--json".to_owned(),
+        "--at".to_owned(),
+        later.to_string(),
+        "--store".to_owned(),
+        root.display().to_string(),
+    ];
+    for k in &keys {
+        args.extend(["--public-key".to_owned(), k.clone()]);
+    }
+    let out = std::process::Command::new(warden_exe())
+        .args(&args)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let status = |r: &str| {
+        report["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["replica"] == r)
+            .map(|x| x["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("r1").as_deref(), Some("verified"), "{report:#}");
+    assert_eq!(status("r3").as_deref(), Some("verified"), "{report:#}");
+    // Killed without a stop record: silent from its last heartbeat on.
+    assert_eq!(status("r2").as_deref(), Some("incomplete"), "{report:#}");
+    assert_eq!(report["exit_code"], 2);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(report["records"].as_u64().unwrap() > 100, "{report:#}");
+}

@@ -163,6 +163,43 @@ impl Store {
         &self.url
     }
 
+    /// The logs directly under this store's prefix, each under a prefix of its own holding
+    /// `segments/` or `checkpoints/` (one per replica of a deployment), by name.
+    pub async fn logs_below(&self) -> Result<Vec<(String, Store)>, StoreError> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let children = self
+            .inner
+            .list_with_delimiter(prefix)
+            .await?
+            .common_prefixes;
+        let mut logs = Vec::new();
+        for child in children {
+            let inside = self.inner.list_with_delimiter(Some(&child)).await?;
+            let is_log = inside
+                .common_prefixes
+                .iter()
+                .any(|p| matches!(p.filename(), Some("segments") | Some("checkpoints")));
+            let Some(name) = child.filename().map(str::to_owned) else {
+                continue;
+            };
+            if is_log {
+                let url = format!("{}/{name}", self.url.trim_end_matches('/'));
+                logs.push((
+                    name.clone(),
+                    Store {
+                        inner: self.inner.clone(),
+                        prefix: child,
+                        local_root: self.local_root.as_ref().map(|r| r.join(&name)),
+                        bucket: self.bucket.clone(),
+                        url,
+                    },
+                ));
+            }
+        }
+        logs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(logs)
+    }
+
     /// Writes `bytes` at `key` unless the key exists. Finding the same bytes there is a
     /// success (a retry after a crash between the put and its bookkeeping); different
     /// bytes mean a second writer.

@@ -162,7 +162,7 @@ impl verify::Progress for Bar {
     }
 }
 
-fn status(code: u8) -> &'static str {
+pub(super) fn status(code: u8) -> &'static str {
     match code {
         0 => "verified",
         1 => "tampered",
@@ -171,7 +171,7 @@ fn status(code: u8) -> &'static str {
     }
 }
 
-fn summary(report: &Report, code: u8) -> String {
+pub(super) fn summary(report: &Report, code: u8) -> String {
     let mut line = if report.resumed_from > 0 {
         format!(
             "{}: {} new records in {} segments after the {} verified before, {} checkpoints",
@@ -204,7 +204,7 @@ fn summary(report: &Report, code: u8) -> String {
     line
 }
 
-fn json_report(report: &Report, code: u8, state_saved: bool) -> serde_json::Value {
+pub(super) fn json_report(report: &Report, code: u8, state_saved: bool) -> serde_json::Value {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let findings: Vec<serde_json::Value> = report

@@ -1,4 +1,4 @@
-//! `warden-audit keygen|verify|show|pseudonym|prove|verify-proof|disclose` (the same as
+//! `warden-audit keygen|verify|verify-deployment|show|pseudonym|prove|verify-proof|disclose` (the same as
 //! `mcp-warden audit ...`): the auditor's tools.
 //! They read the log straight from its object store (the proxy need not run) and check it
 //! against the checkpoint key alone, as audit/FORMAT.md §7–8 describe.
@@ -19,6 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
 mod check;
+mod deployment;
 pub mod output;
 
 #[derive(Subcommand)]
@@ -59,6 +60,21 @@ pub enum AuditCommand {
         /// How many of the `--witness` keys must have cosigned (default: all)
         #[arg(long, requires = "witnesses")]
         witnesses_needed: Option<usize>,
+    },
+    /// Verify every replica's log of a deployment: each under a prefix of its own below
+    /// `--store`, with the key named after its origin; exit as the worst of them
+    VerifyDeployment {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A replica's checkpoint verifier key (`.pub`), or a directory of them; repeatable
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<PathBuf>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+        /// Judge staleness at this moment (RFC 3339 or epoch seconds) instead of now
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Print records, oldest first (reads only; `verify` checks them)
     Show {
@@ -320,6 +336,14 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 },
             )
             .await,
+        )),
+        AuditCommand::VerifyDeployment {
+            store,
+            public_keys,
+            json,
+            at,
+        } => Ok(ExitCode::from(
+            deployment::verify_deployment(&store, &public_keys, json, at.as_deref()).await,
         )),
         AuditCommand::Show {
             store,
