@@ -14,9 +14,15 @@
 //! request, the approval or refusal (who, when), its expiry; the call's own record then
 //! names the approval it used. A step that cannot be recorded does not happen.
 //!
+//! With `[limits] redis`, requests are shared by every replica ([`shared`]): an approver
+//! answers on any replica, the held call learns it wherever it waits, and a caller calling
+//! again on another replica uses the approval — once, whichever replica it reaches.
+//! Elicitations go to the approvers' sessions on the replica that opened the request.
+//!
 //! Where it sits: beside the traffic path, like the kill switch. The authorization layer
 //! asks it; the admin API and the MCP sessions answer it; the hub records for it.
 
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -25,7 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -87,10 +93,26 @@ pub enum Refusal {
     NotApprover { id: String, roles: Vec<String> },
     #[error("the answer could not be recorded, so it was not taken: {0}")]
     Unrecorded(String),
+    #[error("the requests of other replicas cannot be reached, so the answer was not taken: {0}")]
+    Unreachable(String),
+}
+
+/// Whether `approver` may answer the request `view`.
+fn check(view: &View, approver: &Principal) -> Result<(), Refusal> {
+    if approver.id == view.caller {
+        return Err(Refusal::OwnCall);
+    }
+    if !approver.roles.iter().any(|r| view.roles.contains(r)) {
+        return Err(Refusal::NotApprover {
+            id: view.id.clone(),
+            roles: view.roles.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// One request, as approvers and the admin API see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct View {
     pub id: String,
     /// The caller's principal id.
@@ -109,7 +131,7 @@ pub struct View {
 }
 
 /// Where a request stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Status {
     Open,
@@ -145,10 +167,12 @@ struct Entry {
     status: watch::Sender<Status>,
     /// A call is waiting on it now (a second identical call opens a request of its own).
     waited: bool,
+    /// Shared through Redis: once no call waits on it here, other replicas' calls may use
+    /// it, so this replica finds it through Redis too (its entry here is kept to record
+    /// its expiry).
+    published: bool,
     /// An answer is being recorded: no other answer is taken meanwhile.
     answering: bool,
-    /// The caller's principal, for the approver checks.
-    caller: Arc<Principal>,
     reason: Option<String>,
 }
 
@@ -158,7 +182,12 @@ pub struct Approvals {
     open: Mutex<HashMap<String, Entry>>,
     recorder: OnceLock<Arc<dyn Recorder>>,
     asker: OnceLock<Arc<dyn Asker>>,
+    /// Every replica's requests, when Redis is configured.
+    shared: Option<shared::SharedApprovals>,
 }
+
+/// How often a call held on one replica looks for an answer given on another.
+const SHARED_POLL: Duration = Duration::from_millis(200);
 
 /// Now, in µs since the epoch.
 pub fn now_us() -> u64 {
@@ -186,7 +215,102 @@ impl Approvals {
             open: Mutex::default(),
             recorder: OnceLock::new(),
             asker: OnceLock::new(),
+            shared: None,
         }
+    }
+
+    /// Shares the requests with every replica through the Redis at `url`.
+    pub fn shared(settings: ApprovalSettings, url: &str) -> Result<Approvals, String> {
+        Ok(Approvals {
+            shared: Some(shared::SharedApprovals::new(url)?),
+            ..Approvals::new(settings)
+        })
+    }
+
+    /// A call held here, whose request another replica may answer: the answer as Redis
+    /// shows it, once it is there (never, without Redis).
+    async fn answered_elsewhere(&self, id: &str) -> (Status, Option<String>) {
+        let Some(shared) = &self.shared else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(SHARED_POLL).await;
+            if let Ok(Some(stored)) = shared.fetch(id).await
+                && stored.view.status != Status::Open
+                && !stored.answering
+            {
+                return (stored.view.status, stored.reason);
+            }
+        }
+    }
+
+    /// An answered request used: true unless another replica used it first. Without Redis,
+    /// or when Redis cannot be asked, the local answer stands (no other replica can have
+    /// found it then either).
+    async fn use_once(&self, view: &View) -> bool {
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        match shared.take(view).await {
+            Ok(taken) => taken.is_some() || matches!(shared.fetch(&view.id).await, Ok(None)),
+            Err(e) => {
+                tracing::warn!(approval = %view.id, error = %e, "Redis cannot be asked; the approval is used on this replica's word");
+                true
+            }
+        }
+    }
+
+    /// The answered request of this exact call that another replica opened: waits (at
+    /// most the hold) for an open one to be answered, then uses it.
+    async fn from_elsewhere(
+        &self,
+        request: &Request,
+        hash: &str,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Grant, Denied>> {
+        let shared = self.shared.as_ref()?;
+        let id = shared
+            .find(&request.caller.id, &request.tool, hash)
+            .await
+            .ok()
+            .flatten()?;
+        // A request a call waits on here is not joined: this call opens its own.
+        if self.lock().get(&id).is_some_and(|e| e.waited) {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.wait;
+        let stored = loop {
+            let stored = shared.fetch(&id).await.ok().flatten()?;
+            if stored.view.expires_us <= now_us() {
+                return None;
+            }
+            if stored.view.status != Status::Open && !stored.answering {
+                break stored;
+            }
+            if tokio::time::Instant::now() >= deadline || cancel.is_cancelled() {
+                return Some(Err(self.waiting(
+                    &id,
+                    &request.roles,
+                    stored.view.expires_us,
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(SHARED_POLL) => {}
+                () = cancel.cancelled() => {}
+            }
+        };
+        if !matches!(shared.take(&stored.view).await, Ok(Some(_))) {
+            return None;
+        }
+        Some(match stored.view.status {
+            Status::Approved { by, at_us } => Ok(Grant { id, by, at_us }),
+            Status::Refused { by, .. } => Err(Denied::Refused {
+                id,
+                by,
+                reason: stored.reason,
+            }),
+            Status::Open => unreachable!("answered above"),
+        })
     }
 
     /// Where steps are recorded (without one, nothing is: a proxy with no audit log).
@@ -213,7 +337,7 @@ impl Approvals {
     /// Removes the requests that expired, recording each.
     async fn sweep(&self) {
         let now = Instant::now();
-        let expired: Vec<View> = {
+        let expired: Vec<(View, bool)> = {
             let mut open = self.lock();
             let ids: Vec<String> = open
                 .iter()
@@ -221,10 +345,20 @@ impl Approvals {
                 .map(|(id, _)| id.clone())
                 .collect();
             ids.iter()
-                .filter_map(|id| open.remove(id).map(|e| e.view))
+                .filter_map(|id| open.remove(id).map(|e| (e.view, e.published)))
                 .collect()
         };
-        for view in &expired {
+        for (view, published) in &expired {
+            if *published && let Some(shared) = &self.shared {
+                match shared.forget(view).await {
+                    // Used on another replica before it expired.
+                    Ok(false) => continue,
+                    Ok(true) => {}
+                    Err(e) => {
+                        tracing::warn!(approval = %view.id, error = %e, "Redis cannot be asked; the request is recorded as expired");
+                    }
+                }
+            }
             let event = Event {
                 step: "expired",
                 view,
@@ -241,6 +375,21 @@ impl Approvals {
     pub async fn list(&self) -> Vec<View> {
         self.sweep().await;
         let mut views: Vec<View> = self.lock().values().map(|e| e.view.clone()).collect();
+        if let Some(shared) = &self.shared {
+            match shared.list().await {
+                Ok(all) => {
+                    // Redis holds every published request as it stands now (answered or
+                    // used on other replicas): only those it never had come from here.
+                    let open = self.lock();
+                    views.retain(|v| open.get(&v.id).is_some_and(|e| !e.published));
+                    drop(open);
+                    views.extend(all);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis cannot be asked: only this replica's requests for approval are listed");
+                }
+            }
+        }
         views.sort_by(|a, b| (a.requested_us, &a.id).cmp(&(b.requested_us, &b.id)));
         views
     }
@@ -260,32 +409,44 @@ impl Approvals {
     ) -> Result<Grant, Denied> {
         self.sweep().await;
         let hash = arguments_hash(&request.arguments);
-        let mut status = {
+        let status = {
             let mut open = self.lock();
             let same = open.iter().find(|(_, e)| {
                 e.view.caller == request.caller.id
                     && e.view.tool == request.tool
                     && e.view.arguments_sha256 == hash
                     && !e.waited
+                    && !e.published
                     && !e.answering
             });
             match same.map(|(id, e)| (id.clone(), e.view.status.clone())) {
-                Some((id, Status::Approved { by, at_us })) => {
-                    open.remove(&id);
-                    return Ok(Grant { id, by, at_us });
-                }
-                Some((id, Status::Refused { by, .. })) => {
-                    let reason = open.remove(&id).and_then(|e| e.reason);
-                    return Err(Denied::Refused { id, by, reason });
+                Some((id, Status::Approved { .. } | Status::Refused { .. })) => {
+                    Err(open.remove(&id).expect("found above"))
                 }
                 Some((id, Status::Open)) => {
                     let entry = open.get_mut(&id).expect("found above");
                     entry.waited = true;
-                    Some((id, entry.status.subscribe()))
+                    Ok(Some((id, entry.status.subscribe())))
                 }
-                None => None,
+                None => Ok(None),
             }
         };
+        let mut status = match status {
+            Ok(status) => status,
+            // Answered before this call came: used by it.
+            Err(entry) => {
+                let id = entry.view.id.clone();
+                return self
+                    .settled(entry.view, entry.reason)
+                    .await
+                    .unwrap_or_else(|| Err(self.waiting(&id, &request.roles, now_us())));
+            }
+        };
+        if status.is_none()
+            && let Some(outcome) = self.from_elsewhere(&request, &hash, cancel).await
+        {
+            return outcome;
+        }
         if status.is_none() {
             let requested_us = now_us();
             let view = View {
@@ -308,6 +469,16 @@ impl Approvals {
                 reason: None,
             };
             self.record(event).await.map_err(Denied::Unrecorded)?;
+            let published = match &self.shared {
+                Some(shared) => match shared.publish(&view, self.settings.expire).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(approval = %view.id, error = %e, "a request for approval is not shared: only this replica can answer it");
+                        false
+                    }
+                },
+                None => false,
+            };
             let (tx, rx) = watch::channel(Status::Open);
             self.lock().insert(
                 view.id.clone(),
@@ -316,8 +487,8 @@ impl Approvals {
                     expires: Instant::now() + self.settings.expire,
                     status: tx,
                     waited: true,
+                    published,
                     answering: false,
-                    caller: request.caller.clone(),
                     reason: None,
                 },
             );
@@ -340,28 +511,51 @@ impl Approvals {
         };
         tokio::select! {
             () = answered => {}
+            (status, reason) = self.answered_elsewhere(&id) => {
+                if let Some(entry) = self.lock().get_mut(&id) {
+                    entry.view.status = status.clone();
+                    entry.reason = reason;
+                    entry.status.send_replace(status);
+                }
+            }
             () = tokio::time::sleep(self.settings.wait) => {}
             () = cancel.cancelled() => {}
         }
-        let mut open = self.lock();
-        let Some(entry) = open.get_mut(&id) else {
-            return Err(self.waiting(&id, &request.roles, now_us()));
-        };
-        entry.waited = false;
-        match entry.view.status.clone() {
-            Status::Approved { by, at_us } => {
-                open.remove(&id);
-                Ok(Grant { id, by, at_us })
-            }
-            Status::Refused { by, .. } => {
-                let reason = open.remove(&id).and_then(|e| e.reason);
-                Err(Denied::Refused { id, by, reason })
-            }
-            Status::Open => {
+        let entry = {
+            let mut open = self.lock();
+            let Some(entry) = open.get_mut(&id) else {
+                return Err(self.waiting(&id, &request.roles, now_us()));
+            };
+            entry.waited = false;
+            if entry.view.status == Status::Open {
                 let expires_us = entry.view.expires_us;
-                Err(self.waiting(&id, &request.roles, expires_us))
+                return Err(self.waiting(&id, &request.roles, expires_us));
             }
+            open.remove(&id).expect("found above")
+        };
+        self.settled(entry.view, entry.reason)
+            .await
+            .unwrap_or_else(|| Err(self.waiting(&id, &request.roles, now_us())))
+    }
+
+    /// An answered request, used by this call (`None`: another replica used it first).
+    async fn settled(&self, view: View, reason: Option<String>) -> Option<Result<Grant, Denied>> {
+        if !self.use_once(&view).await {
+            return None;
         }
+        Some(match view.status {
+            Status::Approved { by, at_us } => Ok(Grant {
+                id: view.id,
+                by,
+                at_us,
+            }),
+            Status::Refused { by, .. } => Err(Denied::Refused {
+                id: view.id,
+                by,
+                reason,
+            }),
+            Status::Open => unreachable!("answered"),
+        })
     }
 
     fn waiting(&self, id: &str, roles: &[String], expires_us: u64) -> Denied {
@@ -374,7 +568,7 @@ impl Approvals {
 
     /// An approver's answer. The approver must hold one of the request's roles and not be
     /// its caller; that the policies allow it `admin_approve` is the caller's to check.
-    /// The answer is recorded, then takes effect.
+    /// The answer is recorded, then takes effect — on every replica with Redis.
     pub async fn answer(
         &self,
         id: &str,
@@ -383,23 +577,37 @@ impl Approvals {
         reason: Option<String>,
     ) -> Result<View, Refusal> {
         self.sweep().await;
-        let mut view = {
+        // Claimed in this replica's table (when it holds the request)...
+        let local = {
             let mut open = self.lock();
-            let entry = match open.get_mut(id) {
-                Some(e) if e.view.status == Status::Open && !e.answering => e,
-                _ => return Err(Refusal::NotFound(id.to_owned())),
-            };
-            if approver.id == entry.caller.id {
-                return Err(Refusal::OwnCall);
+            match open.get_mut(id) {
+                Some(e) if e.view.status == Status::Open && !e.answering => {
+                    check(&e.view, approver)?;
+                    e.answering = true;
+                    Some(e.view.clone())
+                }
+                Some(_) => return Err(Refusal::NotFound(id.to_owned())),
+                None => None,
             }
-            if !approver.roles.iter().any(|r| entry.view.roles.contains(r)) {
-                return Err(Refusal::NotApprover {
-                    id: id.to_owned(),
-                    roles: entry.view.roles.clone(),
-                });
+        };
+        // ...and where every replica sees it.
+        let claimed = match self.claim_shared(id, local.is_some()).await {
+            Ok(claimed) => claimed,
+            Err(refusal) => {
+                self.release(id);
+                return Err(refusal);
             }
-            entry.answering = true;
-            entry.view.clone()
+        };
+        let mut view = match (local, claimed) {
+            (Some(view), _) => view,
+            (None, Some(view)) => {
+                if let Err(refusal) = check(&view, approver) {
+                    self.release_shared(id).await;
+                    return Err(refusal);
+                }
+                view
+            }
+            (None, None) => return Err(Refusal::NotFound(id.to_owned())),
         };
         let at_us = now_us();
         view.status = if approve {
@@ -419,21 +627,61 @@ impl Approvals {
             by: Some(approver),
             reason: reason.as_deref(),
         };
-        let recorded = self.record(event).await;
-        let mut open = self.lock();
-        let Some(entry) = open.get_mut(id) else {
-            return Err(Refusal::NotFound(id.to_owned()));
-        };
-        entry.answering = false;
-        if let Err(e) = recorded {
+        if let Err(e) = self.record(event).await {
+            self.release(id);
+            self.release_shared(id).await;
             return Err(Refusal::Unrecorded(e));
         }
-        entry.view.status = view.status.clone();
-        entry.reason = reason;
-        // Still usable until it expires: an approval given after the call stopped waiting
-        // is used by the caller's next identical call.
-        entry.status.send_replace(view.status.clone());
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared
+                .settle(id, Some((&view.status, reason.as_deref())))
+                .await
+        {
+            tracing::warn!(approval = %id, error = %e, "an answer is recorded but not shared: only this replica knows it");
+        }
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.answering = false;
+            entry.view.status = view.status.clone();
+            entry.reason = reason;
+            // Still usable until it expires: an approval given after the call stopped
+            // waiting is used by the caller's next identical call.
+            entry.status.send_replace(view.status.clone());
+        }
         Ok(view)
+    }
+
+    /// Claims a request in Redis: its view when claimed there, `None` when only this
+    /// replica holds it (`held_here`) and Redis never had it or cannot be asked.
+    async fn claim_shared(&self, id: &str, held_here: bool) -> Result<Option<View>, Refusal> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        match shared.claim(id).await {
+            Ok(Some(stored)) if stored.view.expires_us > now_us() => Ok(Some(stored.view)),
+            Ok(Some(_)) => {
+                let _ = shared.settle(id, None).await;
+                Err(Refusal::NotFound(id.to_owned()))
+            }
+            // Being answered or answered on another replica, or unknown there.
+            Ok(None) => match shared.fetch(id).await {
+                Ok(None) if held_here => Ok(None),
+                _ => Err(Refusal::NotFound(id.to_owned())),
+            },
+            Err(_) if held_here => Ok(None),
+            Err(e) => Err(Refusal::Unreachable(e)),
+        }
+    }
+
+    fn release(&self, id: &str) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.answering = false;
+        }
+    }
+
+    async fn release_shared(&self, id: &str) {
+        if let Some(shared) = &self.shared {
+            let _ = shared.settle(id, None).await;
+        }
     }
 
     /// The hold a call waits at most.

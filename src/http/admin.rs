@@ -536,7 +536,7 @@ async fn answer_approval(
         Err(e @ (Refusal::OwnCall | Refusal::NotApprover { .. })) => {
             Err(Failure(StatusCode::FORBIDDEN, e.to_string()))
         }
-        Err(e @ Refusal::Unrecorded(_)) => {
+        Err(e @ (Refusal::Unrecorded(_) | Refusal::Unreachable(_))) => {
             Err(Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
         }
     }

@@ -129,6 +129,19 @@ fn history(config: &Config) -> crate::stack::history::History {
     }
 }
 
+/// The requests for approval, shared through Redis when `[limits] redis` names one.
+fn approvals(config: &Config) -> crate::approvals::Approvals {
+    use crate::approvals::Approvals;
+    let settings = config.authz.approvals;
+    match config.limits.redis.as_deref() {
+        Some(url) => Approvals::shared(settings, url).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Redis client for shared approvals; kept per process");
+            Approvals::new(settings)
+        }),
+        None => Approvals::new(settings),
+    }
+}
+
 impl Hub {
     pub fn new(
         config: &Config,
@@ -151,7 +164,7 @@ impl Hub {
             .collect();
         let table = Arc::new(Table::new(backends));
         let catalog = Catalog::of(table, &HashMap::new(), &config.server.separator);
-        let approvals = Arc::new(crate::approvals::Approvals::new(config.authz.approvals));
+        let approvals = Arc::new(approvals(config));
         if let Some(audit) = &audit {
             approvals.set_recorder(Arc::new(audit::ApprovalLog {
                 audit: audit.clone(),

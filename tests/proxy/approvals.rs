@@ -296,3 +296,104 @@ async fn the_admin_api_approves_once_never_the_callers_own_and_the_hold_is_time_
         1
     );
 }
+
+/// With `[limits] redis`, requests for approval belong to every replica: an approver
+/// answers on one, the call held on another learns it, a call again on a third uses it —
+/// once — and a refusal travels the same way.
+#[tokio::test]
+async fn replicas_share_requests_for_approval_through_redis() {
+    let Some(redis) = crate::governance::Redis::start().await else {
+        return;
+    };
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let (store, state) = (scratch("store"), scratch("state"));
+        let toml = format!(
+            "{}\n[limits]\nredis = {}\n",
+            config(&store, &state, 3),
+            lit(&redis.url)
+        );
+        let path = state.join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        replicas.push(spawn_warden_with(&path, &[]).await);
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let (teller_a, _) = connect_as(&a.1, "tess-token").await;
+    let (teller_b, _) = connect_as(&b.1, "tess-token").await;
+
+    // Held on A, approved on B within the hold: the held call goes on.
+    let held = {
+        let peer = teller_a.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(call("s__echo", json!({"text": "transfer 10 to ann"})))
+                .await
+                .map(|r| first_text(&r))
+                .map_err(|e| e.to_string())
+        })
+    };
+    let mut id = String::new();
+    until("the request listed on the other replica", 5, async || {
+        let (status, body) = admin(&b.2, "cora-token", "GET", "").await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(open) = body["approvals"].as_array().and_then(|l| l.first()) {
+            id = open["id"].as_str().unwrap().to_owned();
+            assert_eq!(open["arguments"]["text"], "transfer 10 to ann");
+            assert_eq!(open["status"]["state"], "open");
+        }
+        !id.is_empty()
+    })
+    .await;
+    // The caller cannot approve its own call on any replica.
+    let (status, _) = admin(&b.2, "tess-token", "POST", &format!("/{id}/approve")).await;
+    assert_eq!(status, 403);
+    let (status, body) = admin(&b.2, "cora-token", "POST", &format!("/{id}/approve")).await;
+    assert_eq!(status, 200, "{body}");
+    // A second answer, on the other replica, finds nothing to answer.
+    let (status, _) = admin(&a.2, "carl-token", "POST", &format!("/{id}/deny")).await;
+    assert_eq!(status, 404);
+    assert_eq!(held.await.unwrap().unwrap(), "transfer 10 to ann");
+    // Used once: the same call again waits for a new approval.
+    let again = echo(&teller_b, "transfer 10 to ann").await.unwrap_err();
+    assert!(again.contains("waiting"), "{again}");
+
+    // Not answered within the hold on B; approved on A; the call again on A uses it, and
+    // a third identical call (on B) does not.
+    let mut second = String::new();
+    until("the new request", 5, async || {
+        let (_, body) = admin(&a.2, "cora-token", "GET", "").await;
+        if let Some(open) = body["approvals"]
+            .as_array()
+            .and_then(|l| l.iter().find(|v| v["status"]["state"] == "open"))
+        {
+            second = open["id"].as_str().unwrap().to_owned();
+        }
+        !second.is_empty()
+    })
+    .await;
+    let (status, _) = admin(&a.2, "carl-token", "POST", &format!("/{second}/approve")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        echo(&teller_a, "transfer 10 to ann").await.unwrap(),
+        "transfer 10 to ann"
+    );
+    let third = echo(&teller_b, "transfer 10 to ann").await.unwrap_err();
+    assert!(third.contains("waiting"), "{third}");
+
+    // A refusal on one replica reaches the caller on the other.
+    let mut refused = String::new();
+    until("the third request", 5, async || {
+        let (_, body) = admin(&b.2, "cora-token", "GET", "").await;
+        if let Some(open) = body["approvals"]
+            .as_array()
+            .and_then(|l| l.iter().find(|v| v["status"]["state"] == "open"))
+        {
+            refused = open["id"].as_str().unwrap().to_owned();
+        }
+        !refused.is_empty()
+    })
+    .await;
+    let (status, _) = admin(&a.2, "cora-token", "POST", &format!("/{refused}/deny")).await;
+    assert_eq!(status, 200);
+    let denied = echo(&teller_a, "transfer 10 to ann").await.unwrap_err();
+    assert!(denied.contains("refused by `cora`"), "{denied}");
+}
