@@ -123,10 +123,10 @@ impl Proxy {
                 "no audit log and no `[admin] switches` file: kill switch changes last until the proxy stops"
             );
         }
-        let switches = Arc::new(crate::switches::Switches::load_shared(
-            switches_file,
-            config.limits.redis.as_deref(),
-        )?);
+        let switches = Arc::new(
+            crate::switches::Switches::load_shared(switches_file, config.limits.redis.as_deref())?
+                .fail_closed_after(config.limits.kill_switch_stale),
+        );
         if !switches.current().is_empty() {
             let s = switches.current();
             tracing::warn!(tools = ?s.tools.keys().collect::<Vec<_>>(), backends = ?s.backends.keys().collect::<Vec<_>>(), principals = ?s.principals.keys().collect::<Vec<_>>(), "switched off (kill switch)");

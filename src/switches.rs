@@ -121,6 +121,12 @@ pub struct Switches {
     shared: Option<shared::Shared>,
     /// Whether Redis answered the last time (to log transitions, not every read).
     reachable: std::sync::atomic::AtomicBool,
+    /// When shared: unread this long, the set fails closed.
+    stale_after: Option<std::time::Duration>,
+    /// The last time the shared set was read.
+    read_at: Mutex<std::time::Instant>,
+    /// Unread longer than `stale_after`: every call to a backend is refused.
+    stale: std::sync::atomic::AtomicBool,
     /// Serialises changes: each one is written whole before it is published.
     change: tokio::sync::Mutex<()>,
     running: Mutex<HashMap<u64, Running>>,
@@ -152,10 +158,20 @@ impl Switches {
             file,
             shared,
             reachable: std::sync::atomic::AtomicBool::new(true),
+            stale_after: None,
+            read_at: Mutex::new(std::time::Instant::now()),
+            stale: std::sync::atomic::AtomicBool::new(false),
             change: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
         })
+    }
+
+    /// When shared: how long the set may go unread before every call to a backend is
+    /// refused (`None`: the last set read stays in force however long Redis is gone).
+    pub fn fail_closed_after(mut self, after: Option<std::time::Duration>) -> Switches {
+        self.stale_after = after.filter(|_| self.shared.is_some());
+        self
     }
 
     /// Where the set is persisted.
@@ -180,6 +196,12 @@ impl Switches {
         backend: Option<&str>,
         tool: Option<&str>,
     ) -> Option<String> {
+        if (backend.is_some() || tool.is_some()) && self.stale.load(Ordering::Relaxed) {
+            return Some(format!(
+                "the kill switch shared by the replicas has not been read for over {} s (Redis unreachable): calls are refused until it is (`limits.kill_switch_stale_s`)",
+                self.stale_after.map_or(0, |d| d.as_secs())
+            ));
+        }
         let state = self.state.load();
         if state.is_empty() {
             return None;
@@ -287,6 +309,23 @@ impl Switches {
             Err(e) => Err(e),
         };
         let was = self.reachable.swap(read.is_ok(), Ordering::Relaxed);
+        if let Some(after) = self.stale_after {
+            let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            if read.is_ok() {
+                *read_at = std::time::Instant::now();
+            }
+            let stale = read_at.elapsed() > after;
+            if self.stale.swap(stale, Ordering::Relaxed) != stale {
+                if stale {
+                    tracing::error!(
+                        after_s = after.as_secs(),
+                        "the shared kill switch has gone unread too long: refusing every call until Redis answers"
+                    );
+                } else {
+                    tracing::info!("the shared kill switch is read again: calls are served");
+                }
+            }
+        }
         match read {
             Ok(Some(set)) if set != *self.current() => {
                 if let Err(e) = self.publish(set) {

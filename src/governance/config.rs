@@ -31,6 +31,10 @@ pub struct LimitsSection {
     pub cache_max_bytes: Option<u64>,
     /// `redis://host:port/db`: rate-limit buckets shared by every replica.
     pub redis: Option<String>,
+    /// With `redis`: a replica that has not read the shared kill switch for this long
+    /// refuses every call to a backend until it reads it again (it fails closed: an
+    /// operator may have switched something off meanwhile); default 30, 0 never.
+    pub kill_switch_stale_s: Option<u64>,
 }
 
 /// A backend's `limits`: overrides of the global ones.
@@ -127,6 +131,8 @@ pub struct LimitsSettings {
     pub breaker: BreakerSettings,
     pub cache_max_bytes: u64,
     pub redis: Option<String>,
+    /// Unread this long, the shared kill switch fails closed (`None`: never).
+    pub kill_switch_stale: Option<std::time::Duration>,
 }
 
 /// Validates the section; problems are `(path, message)`.
@@ -142,6 +148,7 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
         breaker: BreakerSettings::default(),
         cache_max_bytes: 64 << 20,
         redis: None,
+        kill_switch_stale: None,
     };
     let Some(section) = section else {
         return (defaults, issues);
@@ -248,6 +255,10 @@ pub fn validate(section: Option<&LimitsSection>) -> (LimitsSettings, Vec<(String
             breaker: section.breaker.clone().unwrap_or_default(),
             cache_max_bytes: section.cache_max_bytes.unwrap_or(defaults.cache_max_bytes),
             redis: section.redis.clone(),
+            kill_switch_stale: match section.kill_switch_stale_s.unwrap_or(30) {
+                0 => None,
+                s => Some(std::time::Duration::from_secs(s)),
+            },
         },
         issues,
     )

@@ -128,3 +128,25 @@ async fn running_calls_are_cancelled_by_what_covers_them() {
     assert_eq!(s.cancel(Target::Backend, "db"), 1);
     assert!(b.is_cancelled() && !c.is_cancelled());
 }
+
+#[tokio::test]
+async fn a_shared_set_left_unread_too_long_fails_closed_for_calls() {
+    // Nothing listens on port 1: every read of the shared set fails.
+    let s = Switches::load_shared(None, Some("redis://127.0.0.1:1/"))
+        .unwrap()
+        .fail_closed_after(Some(std::time::Duration::from_millis(50)));
+    s.sync_once().await;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    s.sync_once().await;
+    let why = s.blocks("ann", Some("db"), Some("db__query")).unwrap();
+    assert!(why.contains("kill_switch_stale_s"), "{why}");
+    assert!(s.blocks("ann", Some("db"), None).is_some());
+    // Lists and admin requests go on: an operator can still look.
+    assert_eq!(s.blocks("ann", None, None), None);
+    // Without Redis there is nothing to go stale.
+    let local = Switches::load(None)
+        .unwrap()
+        .fail_closed_after(Some(std::time::Duration::ZERO));
+    local.sync_once().await;
+    assert_eq!(local.blocks("ann", Some("db"), Some("db__query")), None);
+}

@@ -187,12 +187,28 @@ fn the_kubernetes_configurations_pass_check() {
         dir.join("policies/main.cedar"),
     )
     .unwrap();
+    let sessions = std::process::Command::new(warden_exe())
+        .args(["sessions", "keygen"])
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("sessions.key"), &sessions.stdout).unwrap();
     for file in [
         "deploy/kubernetes/base/mcp-warden.toml",
         "deploy/kubernetes/overlays/production/mcp-warden.toml",
+        "deploy/kubernetes/overlays/replicas/mcp-warden.toml",
     ] {
         let text = std::fs::read_to_string(format!("{root}/{file}"))
             .unwrap()
+            // The replicas' one file, as the pod `mcp-warden-0` reads it.
+            .replace("${POD_NAME}", "mcp-warden-0")
+            .replace(
+                "/etc/mcp-warden/keys/mcp-warden-0.key",
+                &dir.join("audit.key").display().to_string(),
+            )
+            .replace(
+                "/etc/mcp-warden/keys/sessions.key",
+                &dir.join("sessions.key").display().to_string(),
+            )
             .replace(
                 "/etc/mcp-warden/keys/audit.key",
                 &dir.join("audit.key").display().to_string(),
