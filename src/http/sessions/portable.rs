@@ -35,8 +35,10 @@ use crate::config::SessionSharing;
 /// A sealed id longer than this (a record's session field) drops the client's experimental and extension
 /// capabilities (kept in full in Redis).
 const SEALED_MAX: usize = 256;
-/// The client name and version as carried in a sealed id, at most.
+/// The client name and version as carried in a sealed id, at most...
 const NAME_MAX: usize = 64;
+/// ...and when the id would be too long otherwise.
+const SHORT_NAME: usize = 16;
 
 /// What travels with a session, in few bytes: a sealed id should fit a header and a
 /// record's session field.
@@ -194,8 +196,12 @@ pub fn owner_of(principal_key: &str) -> String {
 }
 
 fn cut(text: &mut String) {
-    if text.len() > NAME_MAX {
-        let mut end = NAME_MAX;
+    cut_to(text, NAME_MAX);
+}
+
+fn cut_to(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -247,6 +253,11 @@ impl Portable {
                 if id.len() > SEALED_MAX {
                     params.capabilities.experimental = None;
                     params.capabilities.extensions = None;
+                    id = seal(sealer, &Carried::of(owner.clone(), expires, params.clone()));
+                }
+                if id.len() > SEALED_MAX {
+                    cut_to(&mut params.client_info.name, SHORT_NAME);
+                    cut_to(&mut params.client_info.version, SHORT_NAME);
                     id = seal(sealer, &Carried::of(owner, expires, params));
                 }
                 Opening {
@@ -424,8 +435,8 @@ mod tests {
         assert!(id.len() <= SEALED_MAX, "{}", id.len());
         let state = Store(portable).load(&id).await.unwrap().unwrap();
         let p = state.initialize_params;
-        assert_eq!(p.client_info.name.len(), NAME_MAX);
-        assert!(p.client_info.version.len() <= NAME_MAX);
+        assert_eq!(p.client_info.name, "n".repeat(SHORT_NAME));
+        assert!(p.client_info.version.len() <= SHORT_NAME);
         assert!(p.capabilities.experimental.is_none());
         assert!(p.capabilities.sampling.is_some());
     }
