@@ -262,7 +262,7 @@ impl Approvals {
 
     /// The answered request of this exact call that another replica opened: waits (at
     /// most the hold) for an open one to be answered, then uses it.
-    async fn from_elsewhere(
+    async fn answered_elsewhere_for(
         &self,
         request: &Request,
         hash: &str,
@@ -443,7 +443,7 @@ impl Approvals {
             }
         };
         if status.is_none()
-            && let Some(outcome) = self.from_elsewhere(&request, &hash, cancel).await
+            && let Some(outcome) = self.answered_elsewhere_for(&request, &hash, cancel).await
         {
             return outcome;
         }

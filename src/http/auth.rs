@@ -267,7 +267,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
                     }
                     Err(full) => {
                         request.extensions_mut().insert(principal);
-                        return sessions_full(&state, &request, full).await;
+                        return sessions_full(state, &request, full).await;
                     }
                 }
             }

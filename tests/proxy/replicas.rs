@@ -87,10 +87,10 @@ pub async fn rpc(
     let text = response.text().await.unwrap();
     let answer = serde_json::from_str(&text).unwrap_or_else(|_| {
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
             .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .filter(|m| m.get("result").is_some() || m.get("error").is_some())
-            .last()
+            .find(|m| m.get("result").is_some() || m.get("error").is_some())
             .unwrap_or(Value::String(text))
     });
     (status, id, answer)

@@ -240,7 +240,7 @@ mod tests {
             std::fs::write(dir.join(format!("{name}.pub")), vkey).unwrap();
         }
         std::fs::write(dir.join("notes.txt"), "not a key").unwrap();
-        let keys = super::keys(&[dir.clone()]).unwrap();
+        let keys = super::keys(std::slice::from_ref(&dir)).unwrap();
         let names: Vec<&str> = keys.iter().map(|k| k.name()).collect();
         assert_eq!(names, ["example.com/a", "example.com/b"]);
         assert!(super::keys(&[]).is_err());
