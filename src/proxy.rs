@@ -432,6 +432,12 @@ impl ProxyHandle {
             .map(|e| {
                 let mut tool = serde_json::to_value(&e.item)?;
                 tool["backend"] = catalog.backend_name(e.backend).into();
+                // A tenant's backend stays one when the policies are checked offline.
+                if let Some(backend) = catalog.backend(e.backend)
+                    && !backend.settings.tenants.is_empty()
+                {
+                    tool["tenants"] = backend.settings.tenants.clone().into();
+                }
                 Ok((e.item.name.to_string(), tool))
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;

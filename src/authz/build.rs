@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::argtype::RecordType;
 use super::engine::{ActionEntry, ToolEntry};
-use super::entities::{Types, tool_entity};
+use super::entities::{Types, backend_entity, tool_entity};
 use super::policies::{Loaded, Mode};
 use super::schema::{BACKEND_GROUP_PREFIX, GROUPS, ToolSchema};
 use super::slice::{ActionScope, ResourceShape, slices};
@@ -98,6 +98,7 @@ pub(crate) fn request_actions(
     typed: Vec<(&ToolInfo, RecordType)>,
     out_of_service: &HashSet<&str>,
     policies: &[Loaded],
+    tenancy: &HashMap<String, Vec<String>>,
 ) -> Result<RequestActions, Vec<PolicyError>> {
     let action_entities = schema.action_entities().map_err(|e| {
         vec![general(format!(
@@ -111,15 +112,28 @@ pub(crate) fn request_actions(
         if out_of_service.contains(tool.exposed.as_str()) {
             continue;
         }
-        let entity = tool_entity(types, &tool.exposed, &tool.backend, tool.hints.resolved())
-            .map_err(|e| vec![general(format!("tool `{}`: {e}", tool.exposed))])?;
+        let tenants = tenancy.get(&tool.backend).map_or(&[][..], Vec::as_slice);
+        let entity = tool_entity(
+            types,
+            &tool.exposed,
+            &tool.backend,
+            tool.hints.resolved(),
+            tenants.is_empty(),
+        )
+        .map_err(|e| vec![general(format!("tool `{}`: {e}", tool.exposed))])?;
         let uid = Types::uid(&types.tool, &tool.exposed);
+        // The tool in its backend, the backend in its tenants.
+        let mut ancestors = vec![Types::uid(&types.backend, &tool.backend)];
+        ancestors.extend(tenants.iter().map(|t| Types::uid(&types.tenant, t)));
         let shape = ResourceShape::Fixed {
             uid: uid.clone(),
-            ancestors: vec![Types::uid(&types.backend, &tool.backend)],
+            ancestors,
         };
         requests.push((tool.exposed.clone(), types.action(&tool.exposed), shape));
-        tool_entities.insert(tool.exposed.clone(), entity);
+        tool_entities.insert(
+            tool.exposed.clone(),
+            [entity, backend_entity(types, &tool.backend, tenants)],
+        );
         tool_entries.insert(
             tool.exposed.clone(),
             ToolEntry {
@@ -179,13 +193,17 @@ pub(crate) fn request_actions(
         let entity = entities
             .remove(&key)
             .unwrap_or_else(|| Entity::with_uid(uid.clone()));
-        let store =
-            Entities::from_entities([entity].into_iter().chain(tool_entities.remove(&key)), None)
-                .map_err(|e| {
-                vec![general(format!(
-                    "the entities of action `{key}` could not be built: {e}"
-                ))]
-            })?;
+        let store = Entities::from_entities(
+            [entity]
+                .into_iter()
+                .chain(tool_entities.remove(&key).into_iter().flatten()),
+            None,
+        )
+        .map_err(|e| {
+            vec![general(format!(
+                "the entities of action `{key}` could not be built: {e}"
+            ))]
+        })?;
         actions.insert(
             key,
             ActionEntry {

@@ -29,6 +29,10 @@ struct Entry {
     /// own groups apply when the policy commands are given `--config`).
     #[serde(default)]
     groups: Vec<String>,
+    /// The tenants its backend belongs to (empty: shared), for policy sets checked
+    /// offline (a configuration's own backends' `tenants` apply with `--config`).
+    #[serde(default)]
+    tenants: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -64,6 +68,7 @@ pub fn parse_catalog(text: &str) -> Result<Vec<ToolInfo>, CatalogError> {
                 refuse_undeclared: false,
                 definition: None,
                 groups: e.groups,
+                tenants: e.tenants,
                 held: None,
             })
         })

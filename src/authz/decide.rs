@@ -17,7 +17,8 @@ use super::argtype::RecordType;
 use super::arguments::arguments_value;
 use super::engine::{ActionEntry, Engine};
 use super::entities::{
-    PrincipalEntity, Types, backend_item_entity, history_value, principal_entity, request_value,
+    PrincipalEntity, Types, backend_entity, backend_item_entity, history_value, principal_entity,
+    request_value,
 };
 use super::memo::Prepared;
 use super::slice::{Reads, Slice, effect};
@@ -30,6 +31,8 @@ pub(super) struct Target<'e, 'a> {
     pub resource: EntityUid,
     /// The resource entity, unless the action's entities already hold it (tools).
     pub entity: Option<Entity>,
+    /// The resource's backend, in its tenants (resources and prompts).
+    pub backend: Option<Entity>,
     pub arguments: Option<(&'e RecordType, &'a Map<String, Value>)>,
 }
 
@@ -166,7 +169,12 @@ impl Engine {
                 .action
                 .entities
                 .clone()
-                .add_entities(std::iter::once(p.entity).chain(target.entity), None)
+                .add_entities(
+                    std::iter::once(p.entity)
+                        .chain(target.entity)
+                        .chain(target.backend),
+                    None,
+                )
                 .map_err(|e| Box::new(Decision::deny_with("the entities could not be built", e)))?;
             Ok(Prepared {
                 uid: p.uid,
@@ -366,17 +374,21 @@ impl Engine {
                 .get(name)
                 .ok_or_else(|| format!("action `{name}` is unknown"))
         };
+        let tenants = |backend: &str| self.tenancy.get(backend).map_or(&[][..], Vec::as_slice);
         let item = |action: &str,
                     ty: &cedar_policy::EntityTypeName,
                     key: &str,
                     id: &str,
                     backend: &str| {
-            let entity = backend_item_entity(ty, &types.backend, key, id, backend)
-                .map_err(|e| format!("the resource could not be built: {e}"))?;
+            let tenants = tenants(backend);
+            let entity =
+                backend_item_entity(ty, &types.backend, key, id, backend, tenants.is_empty())
+                    .map_err(|e| format!("the resource could not be built: {e}"))?;
             Ok(Target {
                 action: builtin(action)?,
                 resource: Types::uid(ty, id),
                 entity: Some(entity),
+                backend: Some(backend_entity(types, backend, tenants)),
                 arguments: None,
             })
         };
@@ -385,15 +397,16 @@ impl Engine {
                 action: builtin(action)?,
                 resource: self.gateway.0.clone(),
                 entity: Some(self.gateway.1.clone()),
+                backend: None,
                 arguments: None,
             })
         };
         let backend = |action: &str, backend: &str| {
-            let uid = Types::uid(&types.backend, backend);
             Ok(Target {
                 action: builtin(action)?,
-                resource: uid.clone(),
-                entity: Some(Entity::with_uid(uid)),
+                resource: Types::uid(&types.backend, backend),
+                entity: Some(backend_entity(types, backend, tenants(backend))),
+                backend: None,
                 arguments: None,
             })
         };
@@ -410,6 +423,7 @@ impl Engine {
                     action,
                     resource: entry.uid.clone(),
                     entity: None,
+                    backend: None,
                     arguments: Some((&entry.arguments, arguments)),
                 })
             }

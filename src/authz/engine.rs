@@ -9,7 +9,7 @@ use cedar_policy::{Authorizer, Entities, Entity, EntityUid, Schema};
 
 use super::argtype::{RecordType, arguments_type};
 use super::build::{accept_tools, coverage, general, policy_hash, request_actions, sha256_hex};
-use super::entities::{GATEWAY_ID, Types};
+use super::entities::{GATEWAY_ID, TENANT_ATTRIBUTE, Types};
 use super::memo::Memo;
 use super::policies::{self, line_column};
 use super::schema::{self, ToolSchema};
@@ -56,18 +56,80 @@ pub struct Engine {
     pub(crate) authorizer: Authorizer,
     /// Principal entities merged into tool actions' entities, per caller and tool.
     pub(crate) memo: Memo,
+    /// Backend -> the tenants it belongs to (absent or empty: shared).
+    pub(crate) tenancy: HashMap<String, Vec<String>>,
+}
+
+/// Which backends belong to which tenants: backend -> tenants (none: shared by all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tenancy(pub HashMap<String, Vec<String>>);
+
+impl Tenancy {
+    /// As the tools say.
+    pub fn of(tools: &[ToolInfo]) -> Tenancy {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for tool in tools {
+            map.entry(tool.backend.clone()).or_insert_with(|| {
+                let mut t = tool.tenants.clone();
+                t.sort();
+                t
+            });
+        }
+        Tenancy(map)
+    }
+
+    /// From backend names and their tenants.
+    pub fn from_backends<'a>(
+        backends: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> Tenancy {
+        Tenancy(
+            backends
+                .into_iter()
+                .map(|(b, t)| {
+                    let mut t = t.to_vec();
+                    t.sort();
+                    (b.to_owned(), t)
+                })
+                .collect(),
+        )
+    }
 }
 
 impl Engine {
-    /// Builds the engine, or reports every problem at once.
+    /// Builds the engine, or reports every problem at once. Which backends belong to
+    /// which tenants comes from the tools' `tenants`.
     pub fn build(
         policies: &[PolicySource],
         tools: &[ToolInfo],
         attributes: &[AttributeDecl],
         mode: BuildMode,
     ) -> Result<Engine, Vec<PolicyError>> {
+        Engine::build_with_tenancy(policies, tools, attributes, &Tenancy::of(tools), mode)
+    }
+
+    /// [`Engine::build`] with the configuration's word on which backends belong to which
+    /// tenants (it covers backends with no tools, whose resources and prompts are theirs
+    /// too, and wins over what tools say).
+    pub fn build_with_tenancy(
+        policies: &[PolicySource],
+        tools: &[ToolInfo],
+        attributes: &[AttributeDecl],
+        tenancy: &Tenancy,
+        mode: BuildMode,
+    ) -> Result<Engine, Vec<PolicyError>> {
         let types = Types::new();
         let mut errors = Vec::new();
+        // The configuration's word first; the tools' for backends it does not name (a saved
+        // catalog's, a policy set checked offline).
+        let mut tenancy = tenancy.clone();
+        for (backend, tenants) in Tenancy::of(tools).0 {
+            tenancy.0.entry(backend).or_insert(tenants);
+        }
+        if attributes.iter().any(|a| a.name == TENANT_ATTRIBUTE) {
+            errors.push(general(format!(
+                "principal attribute `{TENANT_ATTRIBUTE}` is the principal's tenant (`principal.tenant`): name the claim attribute otherwise"
+            )));
+        }
         let mut declared = HashMap::new();
         for a in attributes {
             if declared.insert(a.name.clone(), a.ty).is_some() {
@@ -141,6 +203,7 @@ impl Engine {
             typed,
             &out_of_service,
             &validated.policies,
+            &tenancy.0,
         )?;
 
         let locations = validated
@@ -178,6 +241,7 @@ impl Engine {
             attributes: declared,
             authorizer: Authorizer::new(),
             memo: Memo::default(),
+            tenancy: tenancy.0,
         })
     }
 

@@ -13,6 +13,9 @@ use crate::authn::principal::{AttrValue, Principal, PrincipalKind};
 
 /// The namespace of everything mcp-warden puts in Cedar.
 pub(crate) const NAMESPACE: &str = "Mcp";
+/// The principal's tenant as an entity attribute (`principal.tenant`); no claim attribute
+/// may take the name.
+pub(crate) const TENANT_ATTRIBUTE: &str = "tenant";
 /// The id of the `Mcp::Gateway` entity, the resource of list and admin operations.
 pub(crate) const GATEWAY_ID: &str = "mcp-warden";
 
@@ -115,10 +118,20 @@ pub(crate) fn principal_entity(
     parents.sort();
     parents.dedup();
     let mut attrs = HashMap::new();
+    // `principal.tenant`, so that a policy can say `resource in principal.tenant`.
+    if let Some(tenant) = &principal.tenant {
+        attrs.insert(
+            TENANT_ATTRIBUTE.to_owned(),
+            RestrictedExpression::new_entity_uid(Types::uid(&types.tenant, tenant)),
+        );
+    }
     for (name, value) in &principal.attributes {
         let Some(ty) = declared.get(name) else {
             continue;
         };
+        if name == TENANT_ATTRIBUTE {
+            continue;
+        }
         let expr = match (ty, value) {
             (AttrType::String, AttrValue::String(s)) => RestrictedExpression::new_string(s.clone()),
             (AttrType::Long, AttrValue::Long(i)) => RestrictedExpression::new_long(*i),
@@ -153,14 +166,31 @@ pub(crate) fn principal_entity(
     })
 }
 
+/// A backend: in `Mcp::Tenant::"<tenant>"` for each tenant it belongs to, `shared` when
+/// it belongs to none.
+pub(crate) fn backend_entity(types: &Types, backend: &str, tenants: &[String]) -> Entity {
+    let parents = tenants
+        .iter()
+        .map(|t| Types::uid(&types.tenant, t))
+        .collect();
+    let attrs = HashMap::from([(
+        "shared".to_owned(),
+        RestrictedExpression::new_bool(tenants.is_empty()),
+    )]);
+    Entity::new(Types::uid(&types.backend, backend), attrs, parents)
+        .unwrap_or_else(|_| unreachable!("one boolean attribute"))
+}
+
 /// The `Mcp::Tool` entity of an exposed tool, in its `Mcp::Backend`.
 pub(crate) fn tool_entity(
     types: &Types,
     exposed: &str,
     backend: &str,
     hints: ResolvedHints,
+    shared: bool,
 ) -> Result<Entity, String> {
     let attrs = HashMap::from([
+        ("shared".to_owned(), RestrictedExpression::new_bool(shared)),
         (
             "name".to_owned(),
             RestrictedExpression::new_string(exposed.to_owned()),
@@ -197,8 +227,10 @@ pub(crate) fn backend_item_entity(
     key: &str,
     id: &str,
     backend: &str,
+    shared: bool,
 ) -> Result<Entity, String> {
     let attrs = HashMap::from([
+        ("shared".to_owned(), RestrictedExpression::new_bool(shared)),
         (
             key.to_owned(),
             RestrictedExpression::new_string(id.to_owned()),

@@ -34,7 +34,7 @@ mod types;
 mod validate;
 
 pub use catalog::{CatalogError, parse_catalog};
-pub use engine::Engine;
+pub use engine::{Engine, Tenancy};
 pub use format::format_policies;
 pub use placeholders::placeholder_tools;
 pub use replay::{Recalled, Recorded, RecordedArguments, Replayed};

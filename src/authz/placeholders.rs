@@ -71,6 +71,7 @@ fn stand_in(exposed: String, backend: String) -> ToolInfo {
         refuse_undeclared: false,
         definition: None,
         groups: Vec::new(),
+        tenants: Vec::new(),
         held: None,
     }
 }

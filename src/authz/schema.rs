@@ -114,6 +114,11 @@ fn generated_json<'t>(
             (a.name.clone(), ty)
         })
         .collect();
+    let mut shape = shape;
+    shape.insert(
+        super::entities::TENANT_ATTRIBUTE.to_owned(),
+        json!({ "type": "Entity", "name": "Tenant", "required": false }),
+    );
     let mut entity_types = Map::new();
     for name in PRINCIPAL_TYPES {
         entity_types.insert(

@@ -56,6 +56,7 @@ pub fn synthetic_catalog(n: usize) -> Vec<ToolInfo> {
                 refuse_undeclared: false,
                 definition: None,
                 groups: Vec::new(),
+                tenants: Vec::new(),
                 held: None,
             }
         })

@@ -33,6 +33,7 @@ pub(crate) fn tool(
         refuse_undeclared: false,
         definition: None,
         groups: Vec::new(),
+        tenants: Vec::new(),
         held: None,
     }
 }

@@ -29,6 +29,8 @@ pub struct ToolInfo {
     pub definition: Option<std::sync::Arc<crate::pinning::Definition>>,
     /// The `[tools.groups]` it is in (action groups `"group:<name>"`).
     pub groups: Vec<String>,
+    /// The tenants its backend belongs to (`Mcp::Backend` in `Mcp::Tenant`); empty: shared.
+    pub tenants: Vec<String>,
     /// Why the tool is held out of service whatever the policies say (its definition
     /// changed since it was pinned, ...): quarantined with this reason.
     pub held: Option<String>,

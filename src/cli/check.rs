@@ -97,7 +97,8 @@ fn offline(config: &Config) -> Result<Vec<String>, String> {
             placeholder_tools(&policies, &backends, |name| backend_of(config, name))
         }
     };
-    let started = build_for_start(&policies, &tools, &attributes)
+    let tenancy = mcp_warden::hub::tenancy(config);
+    let started = build_for_start(&policies, &tools, &attributes, &tenancy)
         .map_err(|errors| describe_policy_errors(&errors))?;
     let count = started.engine.policy_count();
     match (&config.authz.catalog, started.strict_errors.is_empty()) {

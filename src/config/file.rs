@@ -347,6 +347,9 @@ pub struct BackendSection {
     /// Per tool (the backend's own tool name): timeouts and the like.
     #[serde(default)]
     pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
+    /// The tenants this backend belongs to: `Mcp::Backend` in `Mcp::Tenant` for policies
+    /// (`policies/multitenant` keeps other tenants out); absent: shared by every tenant.
+    pub tenants: Option<Vec<String>>,
 }
 
 impl BackendSection {
@@ -378,7 +381,8 @@ impl BackendSection {
             per_session,
             max_children,
             child_idle_timeout_s,
-            limits
+            limits,
+            tenants
         );
         add!(
             args,

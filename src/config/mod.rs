@@ -155,6 +155,8 @@ pub struct BackendSettings {
     pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
     /// stdio: one child per client session (`per_session = true`).
     pub per_session: Option<PerSession>,
+    /// The tenants it belongs to, sorted; empty: shared by every tenant.
+    pub tenants: Vec<String>,
 }
 
 /// A stdio backend run as one child per client session.

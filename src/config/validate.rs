@@ -226,6 +226,24 @@ fn backend(
         }
     }
     let per_session = per_session(b, &at, issues);
+    let mut tenants = b.tenants.clone().unwrap_or_default();
+    if b.tenants.as_ref().is_some_and(Vec::is_empty) {
+        issues.push(
+            at("tenants"),
+            "is empty: leave it out for a backend every tenant shares",
+        );
+    }
+    for t in &tenants {
+        if t.is_empty() || t.chars().any(char::is_control) {
+            issues.push(at("tenants"), format!("`{t}` is not a tenant name"));
+        }
+    }
+    tenants.sort();
+    let before_dedup = tenants.len();
+    tenants.dedup();
+    if tenants.len() != before_dedup {
+        issues.push(at("tenants"), "names a tenant twice");
+    }
     if let Some(l) = &b.limits {
         for (problem_at, message) in crate::governance::config::check_backend_limits(l) {
             issues.push(at(&format!("limits.{problem_at}")), message);
@@ -259,6 +277,7 @@ fn backend(
         limits: b.limits.clone(),
         tools: b.tools.clone(),
         per_session,
+        tenants,
     })
 }
 

@@ -9,8 +9,8 @@ use std::{
 
 use crate::{
     authz::{
-        AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, ToolInfo,
-        parse_catalog,
+        AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, Tenancy,
+        ToolInfo, parse_catalog,
     },
     config::{AttrKind, BackendSettings, Config, ToolsSettings},
     mcp::catalog::Catalog,
@@ -41,6 +41,7 @@ pub struct Pending {
     live: Option<BTreeMap<String, ToolInfo>>,
     tools: ToolsSettings,
     findings: Vec<Examined>,
+    tenancy: Tenancy,
 }
 
 /// `saved`, overlaid by `live`.
@@ -72,6 +73,18 @@ struct Inputs {
     tools: ToolsSettings,
     /// Joins backend and tool names (a description naming another backend's tool).
     separator: String,
+    /// Which configured backends belong to which tenants.
+    tenancy: Tenancy,
+}
+
+/// The configured backends' tenants.
+pub fn tenancy(config: &Config) -> Tenancy {
+    Tenancy::from_backends(
+        config
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.tenants.as_slice())),
+    )
 }
 
 impl Inputs {
@@ -135,6 +148,7 @@ impl AuthzState {
                 attributes: attribute_decls(config),
                 tools: config.tools.clone(),
                 separator: config.server.separator.clone(),
+                tenancy: tenancy(config),
             }),
             saved: Mutex::new(saved_by_name(config)),
             live: Mutex::new(BTreeMap::new()),
@@ -204,7 +218,12 @@ impl AuthzState {
         let (started, found) = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             let (tools, found) = inputs.examine(self.known_tools());
-            let started = build_for_start(&inputs.policies, &tools, &inputs.attributes)?;
+            let started = build_for_start(
+                &inputs.policies,
+                &tools,
+                &inputs.attributes,
+                &inputs.tenancy,
+            )?;
             (started, found)
         };
         if !started.strict_errors.is_empty() {
@@ -245,9 +264,10 @@ impl AuthzState {
         };
         let settings = config.tools.clone();
         let (tools, findings) = examine(&settings, &config.server.separator, tools);
+        let tenancy = tenancy(config);
         let started = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
-            build_for_start(&policies, &tools, &inputs.attributes)?
+            build_for_start(&policies, &tools, &inputs.attributes, &tenancy)?
         };
         if !started.strict_errors.is_empty() {
             tracing::warn!(errors = %describe(&started.strict_errors), "the reloaded policies do not validate strictly against the tools available now");
@@ -259,6 +279,7 @@ impl AuthzState {
             live,
             tools: settings,
             findings,
+            tenancy,
         })
     }
 
@@ -270,6 +291,7 @@ impl AuthzState {
             let mut inputs = self.inputs.write().unwrap_or_else(|p| p.into_inner());
             inputs.policies = pending.policies;
             inputs.tools = pending.tools;
+            inputs.tenancy = pending.tenancy;
         }
         self.set_findings(pending.findings);
         *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = pending.saved;
@@ -308,7 +330,13 @@ impl AuthzState {
         let (engine, found) = {
             let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
             let (tools, found) = inputs.examine(self.known_tools());
-            let engine = Engine::build(&inputs.policies, &tools, &inputs.attributes, mode)?;
+            let engine = Engine::build_with_tenancy(
+                &inputs.policies,
+                &tools,
+                &inputs.attributes,
+                &inputs.tenancy,
+                mode,
+            )?;
             (engine, found)
         };
         self.swap(engine);
@@ -333,17 +361,18 @@ pub fn build_for_start(
     policies: &[PolicySource],
     tools: &[ToolInfo],
     attributes: &[AttributeDecl],
+    tenancy: &Tenancy,
 ) -> Result<Started, Vec<PolicyError>> {
-    match Engine::build(policies, tools, attributes, BuildMode::Strict) {
+    let build = |mode| Engine::build_with_tenancy(policies, tools, attributes, tenancy, mode);
+    match build(BuildMode::Strict) {
         Ok(engine) => Ok(Started {
             engine,
             strict_errors: Vec::new(),
         }),
-        Err(strict_errors) => Engine::build(policies, tools, attributes, BuildMode::Quarantine)
-            .map(|engine| Started {
-                engine,
-                strict_errors,
-            }),
+        Err(strict_errors) => build(BuildMode::Quarantine).map(|engine| Started {
+            engine,
+            strict_errors,
+        }),
     }
 }
 
@@ -351,6 +380,7 @@ pub fn build_for_start(
 /// hints count ([`vetted`]) and whether undeclared arguments are refused.
 pub fn vet(info: &mut ToolInfo, backend: &BackendSettings, original: &str) {
     info.hints = vetted(info.hints, backend, original);
+    info.tenants = backend.tenants.clone();
     info.refuse_undeclared = backend
         .refuse_undeclared
         .as_ref()
@@ -454,6 +484,7 @@ pub fn tool_info(tool: &rmcp::model::Tool, backend: &str) -> ToolInfo {
         refuse_undeclared: false,
         definition: None,
         groups: Vec::new(),
+        tenants: Vec::new(),
         held: None,
     }
 }

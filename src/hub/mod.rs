@@ -10,7 +10,7 @@ pub mod reload;
 
 pub use authz::{
     Started, attribute_decls, build_for_start, describe as describe_policy_errors, policy_sources,
-    saved_tools, tool_info, vet, vetted,
+    saved_tools, tenancy, tool_info, vet, vetted,
 };
 
 use std::{

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const ISSUER: &str = "https://idp.test/realms/warden";
-const AUDIENCE: &str = "mcp-warden";
+pub const ISSUER: &str = "https://idp.test/realms/warden";
+pub const AUDIENCE: &str = "mcp-warden";
 const STATIC_TOKEN: &str = "static-token-for-ci";
 
 fn key_file(name: &str) -> Vec<u8> {
@@ -34,19 +34,19 @@ fn key_file(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn jwk(name: &str) -> Value {
+pub fn jwk(name: &str) -> Value {
     serde_json::from_slice(&key_file(&format!("{name}.jwk.json"))).unwrap()
 }
 
 /// A JWKS endpoint whose keys the test can rotate, counting fetches.
-struct Idp {
-    url: String,
+pub struct Idp {
+    pub url: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
 }
 
 impl Idp {
-    async fn start(keys: Vec<Value>) -> Self {
+    pub async fn start(keys: Vec<Value>) -> Self {
         let keys = Arc::new(Mutex::new(keys));
         let fetches = Arc::new(AtomicUsize::new(0));
         let (k, f) = (keys.clone(), fetches.clone());
@@ -67,7 +67,7 @@ impl Idp {
     }
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -79,7 +79,7 @@ fn claims(sub: &str) -> Value {
            "realm_access": {"roles": ["analyst"]}, "tenant": "acme", "email": format!("{sub}@acme.test")})
 }
 
-fn sign(key: &str, alg: Algorithm, kid: &str, claims: &Value) -> String {
+pub fn sign(key: &str, alg: Algorithm, kid: &str, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());
     let pem = key_file(key);

@@ -38,4 +38,5 @@ mod replicas;
 mod revisions;
 mod s3;
 mod sessions;
+mod tenants;
 mod tls;

@@ -23,6 +23,8 @@ pub struct Filter {
     pub to_us: Option<u64>,
     /// `principal.id` equals this (a pseudonym where the log records pseudonyms).
     pub principal: Option<String>,
+    /// `principal.tenant` equals this.
+    pub tenant: Option<String>,
     /// `resource` (the exposed tool, prompt or resource) equals this.
     pub tool: Option<String>,
     /// `decision.effect` equals this (`allow` or `deny`).
@@ -111,6 +113,7 @@ impl Filter {
             .is_none_or(|from| time.is_some_and(|t| t >= from))
             && self.to_us.is_none_or(|to| time.is_some_and(|t| t < to))
             && same(&self.principal, "/principal/id")
+            && same(&self.tenant, "/principal/tenant")
             && same(&self.tool, "/resource")
             && same(&self.decision, "/decision/effect")
             && same(&self.outcome, "/outcome/status")

@@ -432,3 +432,88 @@ permit(principal == Mcp::User::"admin", action == Mcp::Action::"github__create_i
     assert!(call(&e, &partner, "github__create_issue", json!({"title": "t"})).allowed);
     assert!(!call(&e, &corp, "github__create_issue", json!({"title": "t"})).allowed);
 }
+
+/// A backend the configuration gives to a tenant is the tenant's even when it lists no
+/// tools: its resources, prompts and server requests are kept from other tenants too, and
+/// the configuration's word wins over what a (stale) catalog says of a tool.
+#[test]
+fn a_tenants_backend_is_theirs_whatever_it_lists() {
+    use super::super::engine::Tenancy;
+    let policies = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/multitenant/policies.cedar"
+    ))
+    .unwrap();
+    let acme = vec!["acme".to_owned()];
+    // `github` is acme's; `vault` (no tools at all) too; `trading` stays shared although
+    // its tools claimed a tenant.
+    let mut tools = super::super::testkit::catalog();
+    for t in tools.iter_mut().filter(|t| t.backend == "trading") {
+        t.tenants = vec!["globex".to_owned()];
+    }
+    let tenancy = Tenancy::from_backends([
+        ("github", acme.as_slice()),
+        ("vault", acme.as_slice()),
+        ("trading", &[][..]),
+    ]);
+    let e = Engine::build_with_tenancy(
+        &[super::super::testkit::source(
+            "multitenant.cedar",
+            &policies,
+        )],
+        &tools,
+        &super::super::testkit::attributes(),
+        &tenancy,
+        super::super::BuildMode::Strict,
+    )
+    .unwrap();
+    let member = |tenant: Option<&str>| {
+        let mut p = principal("p", &["member"]);
+        p.tenant = tenant.map(str::to_owned);
+        p
+    };
+    let f = facts();
+    let read = |p: &crate::authn::Principal, backend| {
+        e.decide(
+            p,
+            &Operation::ReadResource {
+                backend,
+                uri: "vault://secret",
+            },
+            &f,
+        )
+    };
+    assert!(read(&member(Some("acme")), "vault").allowed);
+    let d = read(&member(Some("globex")), "vault");
+    assert!(!d.allowed);
+    assert_eq!(d.determining, vec!["tenant-isolation-resources"]);
+    assert!(!read(&member(None), "vault").allowed);
+    // A tenant's tools.
+    let issue = json!({"title": "t"});
+    assert!(
+        call(
+            &e,
+            &member(Some("acme")),
+            "github__create_issue",
+            issue.clone()
+        )
+        .allowed
+    );
+    let d = call(&e, &member(Some("globex")), "github__create_issue", issue);
+    assert_eq!(d.determining, vec!["tenant-isolation-tools"]);
+    // Shared, as the configuration says.
+    let quote = json!({"symbol": "X"});
+    assert!(
+        call(
+            &e,
+            &member(Some("initech")),
+            "trading__quote",
+            quote.clone()
+        )
+        .allowed
+    );
+    assert!(call(&e, &member(None), "trading__quote", quote).allowed);
+    // And lists: another tenant's tool is hidden.
+    assert!(e.tool_visible(&member(Some("acme")), "github__create_issue", &f));
+    assert!(!e.tool_visible(&member(Some("globex")), "github__create_issue", &f));
+}

@@ -532,3 +532,27 @@ fn tracing_needs_a_build_with_export() {
     // Sampling alone asks for nothing this build lacks.
     ok(&format!("{BACKEND}[tracing]\nsample_ratio = 0.5\n"));
 }
+
+#[test]
+fn a_backend_belongs_to_tenants_or_is_shared() {
+    let config = ok(
+        "[[backends]]\nname = \"a\"\ncommand = \"x\"\ntenants = [\"globex\", \"acme\"]\n[[backends]]\nname = \"b\"\ncommand = \"x\"\n",
+    );
+    assert_eq!(config.backends[0].tenants, ["acme", "globex"]);
+    assert!(config.backends[1].tenants.is_empty());
+    for (tenants, error) in [
+        ("[]", "is empty: leave it out"),
+        ("[\"acme\", \"acme\"]", "names a tenant twice"),
+        ("[\"\"]", "is not a tenant name"),
+        ("[\"a\\u0000b\"]", "is not a tenant name"),
+    ] {
+        let errs = errors(&format!(
+            "{ANON}[[backends]]\nname = \"a\"\ncommand = \"x\"\ntenants = {tenants}\n"
+        ));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backends[0].tenants") && e.contains(error)),
+            "{tenants}: {errs:?}"
+        );
+    }
+}

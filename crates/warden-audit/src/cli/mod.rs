@@ -93,6 +93,9 @@ pub enum AuditCommand {
         /// The log's pseudonym key: --principal is then the id in clear
         #[arg(long, requires = "principal")]
         pseudonym_key: Option<PathBuf>,
+        /// Only principals of this tenant
+        #[arg(long)]
+        tenant: Option<String>,
         /// Only this exposed tool (or prompt, or resource URI)
         #[arg(long)]
         tool: Option<String>,
@@ -351,6 +354,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             to,
             principal,
             pseudonym_key,
+            tenant,
             tool,
             decision,
             policy,
@@ -370,6 +374,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     (Some(id), Some(key)) => Some(crate::pseudonym(key, id)),
                     _ => principal.clone(),
                 },
+                tenant,
                 tool,
                 decision: decision.map(recorded_name),
                 policy,

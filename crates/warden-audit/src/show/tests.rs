@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn filters_on_every_condition() {
-    let r = json!({"time_us": 5_000_000, "kind": "request", "principal": {"id": "alice"},
+    let r = json!({"time_us": 5_000_000, "kind": "request", "principal": {"id": "alice", "tenant": "acme"},
         "resource": "t", "decision": {"effect": "deny", "policies": ["p7", "p9"]},
         "outcome": {"status": "denied"}});
     assert!(Filter::default().matches(&r));
@@ -12,6 +12,7 @@ fn filters_on_every_condition() {
         from_us: Some(5_000_000),
         to_us: Some(5_000_001),
         principal: Some("alice".into()),
+        tenant: Some("acme".into()),
         tool: Some("t".into()),
         decision: Some("deny".into()),
         policy: Some("p9".into()),
@@ -26,6 +27,10 @@ fn filters_on_every_condition() {
     });
     not(Filter {
         principal: Some("bob".into()),
+        ..f.clone()
+    });
+    not(Filter {
+        tenant: Some("globex".into()),
         ..f.clone()
     });
     not(Filter {
