@@ -98,8 +98,19 @@ impl Rejection {
     }
 }
 
+/// A forwarded request of a tenant's principal (`[admin] tenant_metrics`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The caller's tenant (`""`: none).
+    pub tenant: String,
+    /// As in [`RequestLabels`].
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Forwarded requests by tenant, when the operator asked for them.
+    pub tenant_requests: Option<Family<TenantLabels, Counter>>,
     /// Every family's name, as registered (for the documentation's checks).
     families: Vec<&'static str>,
     pub requests: Family<RequestLabels, Counter>,
@@ -227,6 +238,14 @@ fn register(
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::new(false)
+    }
+}
+
+impl Metrics {
+    /// Every family; `tenants`: also requests by tenant (a tenant's name is then visible to
+    /// whoever reads `/metrics`, so only on request).
+    pub fn new(tenants: bool) -> Metrics {
         let mut registry = Registry::default();
         let mut families = Vec::new();
         let requests = Family::<RequestLabels, Counter>::default();
@@ -446,8 +465,20 @@ impl Default for Metrics {
             "Requests refused because the audit log could not record them",
             audit_refusals.clone(),
         );
+        let tenant_requests = tenants.then(|| {
+            let family = Family::<TenantLabels, Counter>::default();
+            register(
+                &mut registry,
+                &mut families,
+                "mcp_warden_tenant_requests",
+                "Forwarded requests by the caller's tenant and outcome (`[admin] tenant_metrics`)",
+                family.clone(),
+            );
+            family
+        });
         Metrics {
             registry: Mutex::new(registry),
+            tenant_requests,
             families,
             requests,
             request_seconds,
@@ -568,7 +599,13 @@ mod tests {
 
     #[test]
     fn the_example_alerts_use_real_metrics_and_the_readme_documents_every_one() {
-        let metrics = Metrics::default();
+        assert!(
+            !Metrics::default()
+                .families()
+                .contains(&"mcp_warden_tenant_requests"),
+            "tenants are a label only on request"
+        );
+        let metrics = Metrics::new(true);
         let registered = metrics.families();
         let used = families_in(&read("deploy/prometheus/alerts.yml"));
         assert!(used.len() >= 10, "{used:?}");

@@ -272,6 +272,9 @@ pub struct AdminSection {
     /// Lets `bind` be an address off loopback (a container whose probes and scraper come
     /// from outside): `/metrics` and `/readyz` answer whoever reaches it.
     pub allow_remote: Option<bool>,
+    /// Count forwarded requests by the caller's tenant (`mcp_warden_tenant_requests`);
+    /// default false: tenant names then appear in `/metrics`.
+    pub tenant_metrics: Option<bool>,
 }
 
 /// `[[backends]]`: one MCP server behind the proxy.

@@ -119,6 +119,8 @@ pub struct AdminSettings {
     pub required_backends: Option<Vec<String>>,
     /// `bind` may be off loopback (asked for explicitly).
     pub allow_remote: bool,
+    /// Requests counted by tenant (asked for explicitly).
+    pub tenant_metrics: bool,
 }
 
 impl AdminSettings {

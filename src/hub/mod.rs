@@ -151,7 +151,7 @@ impl Hub {
         layers: crate::stack::Layers,
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
-        let metrics: Arc<crate::telemetry::Metrics> = Arc::default();
+        let metrics = Arc::new(crate::telemetry::Metrics::new(config.admin.tenant_metrics));
         let shown = audit
             .as_ref()
             .map(|a| a.entries().pseudonyms())

@@ -56,7 +56,7 @@ async fn tenants_never_see_list_call_or_share_each_others_backends() {
     // must never reach the other.
     let cached = "tools.counted = { cache_ttl_secs = 60, coalesce = true }\n";
     let toml = format!(
-        "[auth]\n[[auth.issuers]]\nissuer = {}\naudiences = [{}]\njwks_url = {}\nroles_claim = \"roles\"\ntenant_claim = \"tenant\"\n\
+        "[admin]\ntenant_metrics = true\n[auth]\n[[auth.issuers]]\nissuer = {}\naudiences = [{}]\njwks_url = {}\nroles_claim = \"roles\"\ntenant_claim = \"tenant\"\n\
          [authz]\npolicy = {}\n{}{}{}{}",
         lit(ISSUER),
         lit(AUDIENCE),
@@ -121,6 +121,15 @@ async fn tenants_never_see_list_call_or_share_each_others_backends() {
     assert!(denied.contains("unknown tool"), "{denied}");
     let (a, g) = tokio::join!(count(&ann, "docs__counted"), count(&gus, "docs__counted"));
     assert_ne!(a.unwrap(), g.unwrap(), "each tenant's own call");
+
+    // Metrics by tenant, asked for in `[admin]`.
+    let metrics = metrics_text(&proxy.admin).await;
+    for line in [
+        "mcp_warden_tenant_requests_total{tenant=\"acme\",outcome=\"ok\"}",
+        "mcp_warden_tenant_requests_total{tenant=\"globex\",outcome=\"ok\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 
     // The audit log, by tenant.
     ann.cancel().await.unwrap();

@@ -182,6 +182,7 @@ pub(super) fn admin(file: &FileConfig, issues: &mut Issues) -> Option<AdminSetti
             switches: file.admin.switches.as_ref().map(PathBuf::from),
             required_backends: file.admin.required_backends.clone(),
             allow_remote: remote,
+            tenant_metrics: file.admin.tenant_metrics.unwrap_or(false),
         }),
         Ok(_) => {
             issues.push(

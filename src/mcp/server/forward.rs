@@ -50,12 +50,19 @@ impl ProxySession {
         };
         let started = std::time::Instant::now();
         let (operation, tool) = op.metric_labels();
+        let origin = self.origin(ctx);
+        let tenant = self
+            .hub
+            .metrics
+            .tenant_requests
+            .is_some()
+            .then(|| origin.principal.tenant.clone().unwrap_or_default());
         let call = Call::new(CallData {
             backend: backend.clone(),
             generation: generation.clone(),
             request,
             op,
-            origin: self.origin(ctx),
+            origin,
             cancel: ctx.ct.clone(),
             share_key: Default::default(),
         });
@@ -69,6 +76,11 @@ impl ProxySession {
         self.hub
             .metrics
             .request(operation, backend.name(), tool, outcome, started.elapsed());
+        if let (Some(family), Some(tenant)) = (&self.hub.metrics.tenant_requests, tenant) {
+            family
+                .get_or_create(&crate::telemetry::TenantLabels { tenant, outcome })
+                .inc();
+        }
         result
     }
 
