@@ -16,6 +16,7 @@ mod check;
 mod cli;
 mod conformance;
 mod connections;
+mod federation;
 mod governance;
 mod guards_coverage;
 mod history;
