@@ -274,6 +274,12 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
             Ok(found) => foreign = found.is_some(),
             Err(e) => {
                 tracing::error!(error = %e, "the shared session store cannot be asked");
+                request.extensions_mut().insert(principal);
+                let detail = BTreeMap::from([(
+                    "reason".to_owned(),
+                    "the shared session store cannot be reached".to_owned(),
+                )]);
+                refused(state, &request, Kind::Request, 503, detail).await;
                 return session_store_down();
             }
         }

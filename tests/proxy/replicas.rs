@@ -309,7 +309,7 @@ async fn any_replica_serves_a_session_another_opened_with_redis() {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    let (d, _) = replica(&scratch("replicas-redis-d"), "d", &sessions, "");
+    let (d, d_paths) = replica(&scratch("replicas-redis-d"), "d", &sessions, "");
     let (_d, d_url) = spawn_warden(&d).await;
     assert_eq!(echo(&d_url, "alice-token", &session, "x").await.0, 404);
     // Redis down: a session only Redis knows is "retry later", not "gone".
@@ -317,6 +317,14 @@ async fn any_replica_serves_a_session_another_opened_with_redis() {
     drop(redis);
     let (status, _) = echo(&d_url, "alice-token", &fresh, "x").await;
     assert_eq!(status, 503);
+    until("the refusal recorded", 10, async || {
+        records(&d_paths.store, &d_paths.state).iter().any(|r| {
+            r["outcome"]["code"] == 503
+                && r["detail"]["reason"] == "the shared session store cannot be reached"
+                && r["principal"]["id"] == "alice"
+        })
+    })
+    .await;
     // The replica holding it still serves it.
     assert_eq!(echo(&a_url, "alice-token", &fresh, "x").await.0, 200);
 }
@@ -363,6 +371,8 @@ impl Balancer {
             .arg(&path)
             .env("LD_LIBRARY_PATH", root.join("usr/lib/x86_64-linux-gnu"))
             .stdout(std::process::Stdio::null())
+            // Its notices of replicas going down are expected here.
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
