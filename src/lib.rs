@@ -56,6 +56,8 @@ pub mod stack;
 pub mod approvals;
 mod backend;
 mod envelope;
+#[doc(hidden)]
+pub mod federation;
 mod governance;
 mod http;
 mod ids;

@@ -110,7 +110,8 @@ pub async fn connect(
                     config = config.auth_header(token.clone());
                 }
                 let endpoint =
-                    Endpoint::new(http_client(*keep_alive)?, url.as_str(), auth, *keep_alive);
+                    Endpoint::new(http_client(*keep_alive)?, url.as_str(), auth, *keep_alive)
+                        .with_actor(settings.actor.clone());
                 let transport =
                     StreamableHttpClientTransport::with_client(endpoint.recording(), config);
                 relay

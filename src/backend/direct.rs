@@ -84,6 +84,8 @@ pub struct Endpoint {
     /// `Authorization: Bearer …`, marked sensitive.
     auth: Option<HeaderValue>,
     seen: Arc<Mutex<Option<Negotiated>>>,
+    /// Signs who each call is for (a child mcp-warden, `actor = true`).
+    actor: Option<Arc<crate::federation::ActorSigner>>,
 }
 
 /// What rmcp's client sends with every request of its session.
@@ -109,7 +111,25 @@ impl Endpoint {
                 Some(value)
             }),
             seen: Arc::default(),
+            actor: None,
         }
+    }
+
+    /// Calls carry who they are for, signed by `actor` (a parent of a child mcp-warden).
+    pub fn with_actor(mut self, actor: Option<Arc<crate::federation::ActorSigner>>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// The `warden-actor` header of a call made for `origin`: its principal, the request's
+    /// id as its record names it, the decision that allowed it.
+    fn actor_header(&self, origin: &Origin) -> Option<HeaderValue> {
+        let signer = self.actor.as_ref()?;
+        let request_id = origin
+            .recorded
+            .as_ref()
+            .map_or_else(|| origin.request_id.to_string(), |r| r.request.clone());
+        signer.header(&origin.principal, &request_id, origin.notes.receipt())
     }
 
     /// rmcp's HTTP client, recording the session it negotiates into this endpoint.
@@ -141,9 +161,17 @@ impl Endpoint {
         headers
     }
 
-    async fn post(&self, session: &Negotiated, body: Vec<u8>) -> Result<Answer, String> {
+    async fn post(
+        &self,
+        session: &Negotiated,
+        body: Vec<u8>,
+        actor: Option<HeaderValue>,
+    ) -> Result<Answer, String> {
         let wire = self.wire.as_ref().ok_or("no HTTP client for this URL")?;
         let mut headers = self.headers(session, "application/json, text/event-stream");
+        if let Some(actor) = actor {
+            headers.insert(crate::federation::HEADER, actor);
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -195,7 +223,18 @@ impl Endpoint {
     ) -> Direct {
         let unavailable =
             |e: &dyn std::fmt::Display| Some(Err(CallError::Unavailable(format!("{name}: {e}"))));
-        let response = match self.post(session, body).await {
+        let actor = match &self.actor {
+            Some(_) => match self.actor_header(origin) {
+                Some(value) => Some(value),
+                None => {
+                    return Some(Err(CallError::Unavailable(format!(
+                        "{name}: who the call is for could not be signed"
+                    ))));
+                }
+            },
+            None => None,
+        };
+        let response = match self.post(session, body, actor).await {
             Ok(response) => response,
             Err(e) => return unavailable(&e),
         };
@@ -317,7 +356,7 @@ impl Endpoint {
         let Ok(body) = serde_json::to_vec(message) else {
             return;
         };
-        if let Err(e) = self.post(session, body).await {
+        if let Err(e) = self.post(session, body, None).await {
             tracing::debug!(url = %self.url, error = %e, "a message to the backend was not delivered");
         }
     }

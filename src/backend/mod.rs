@@ -224,6 +224,21 @@ impl Backend {
             }
             None => {}
         }
+        // A child mcp-warden decides each call on who it is for: a call that cannot carry
+        // that (rmcp's client path) does not go as the parent itself.
+        if self.settings.actor.is_some()
+            && matches!(
+                request,
+                ClientRequest::CallToolRequest(_)
+                    | ClientRequest::ReadResourceRequest(_)
+                    | ClientRequest::GetPromptRequest(_)
+            )
+        {
+            return Err(CallError::Unavailable(format!(
+                "{}: calls go to this backend only with who they are for, which its connection cannot carry now",
+                self.name()
+            )));
+        }
         let peer = modern.unwrap_or(peer);
         let mut options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
         if speaks_2026(&peer) {

@@ -24,6 +24,8 @@ pub struct AuthSettings {
     pub tokens: Vec<TokenSettings>,
     /// Client certificates that name principals.
     pub certificates: Vec<CertificateSettings>,
+    /// Gateways this one sits behind (`[[auth.parents]]`).
+    pub parents: Vec<std::sync::Arc<crate::federation::Parent>>,
 }
 
 /// A client certificate's subject and the principal it names.
@@ -258,6 +260,7 @@ pub(super) fn auth(
         issuers,
         tokens,
         certificates,
+        parents: Vec::new(),
     }
 }
 

@@ -44,6 +44,15 @@ pub struct FileConfig {
     /// The text of `sessions.key_file`, read by the loader.
     #[serde(skip)]
     pub session_keys: Option<PolicyFile>,
+    /// This gateway as a parent of others.
+    #[serde(default)]
+    pub federation: Option<FederationSection>,
+    /// The text of `federation.signing_key`, read by the loader.
+    #[serde(skip)]
+    pub federation_key: Option<PolicyFile>,
+    /// The texts of `auth.parents[].public_key`, read by the loader, in order.
+    #[serde(skip)]
+    pub parent_keys: Vec<PolicyFile>,
     /// OpenTelemetry trace export (`otel` builds).
     #[serde(default)]
     pub tracing: Option<super::TracingSection>,
@@ -107,6 +116,31 @@ pub struct AuthSection {
     /// Client certificates that name principals (mTLS).
     #[serde(default)]
     pub certificates: Vec<CertificateSection>,
+    /// Gateways this one sits behind: each may say which principal a call is for.
+    #[serde(default)]
+    pub parents: Vec<ParentSection>,
+}
+
+/// `[[auth.parents]]`: a parent mcp-warden whose signed assertions of who a call is for
+/// are believed (`warden-actor`); the principal is then `<parent>/<id>`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSection {
+    /// The id of the principal the parent authenticates as (its token's or JWT's).
+    pub principal: String,
+    /// The parent's verifier key (`mcp-warden audit keygen`'s `.pub`), relative to the
+    /// config file; its name names the parent.
+    pub public_key: String,
+}
+
+/// `[federation]`: this gateway as a parent of others.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSection {
+    /// A C2SP signer key (`mcp-warden audit keygen --name <this gateway> --out ...`),
+    /// relative to the config file: it signs who each call to an `actor = true` backend
+    /// is for.
+    pub signing_key: Option<String>,
 }
 
 /// `[[auth.issuers]]`: an identity provider whose JWTs are accepted.
@@ -350,6 +384,9 @@ pub struct BackendSection {
     /// Per tool (the backend's own tool name): timeouts and the like.
     #[serde(default)]
     pub tools: BTreeMap<String, crate::governance::config::ToolSection>,
+    /// http: tell the backend (a child mcp-warden) who each call is for, signed with
+    /// `[federation] signing_key`; a call that cannot carry it is refused.
+    pub actor: Option<bool>,
     /// The tenants this backend belongs to: `Mcp::Backend` in `Mcp::Tenant` for policies
     /// (`policies/multitenant` keeps other tenants out); absent: shared by every tenant.
     pub tenants: Option<Vec<String>>,
@@ -385,7 +422,8 @@ impl BackendSection {
             max_children,
             child_idle_timeout_s,
             limits,
-            tenants
+            tenants,
+            actor
         );
         add!(
             args,

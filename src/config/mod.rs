@@ -159,6 +159,8 @@ pub struct BackendSettings {
     pub per_session: Option<PerSession>,
     /// The tenants it belongs to, sorted; empty: shared by every tenant.
     pub tenants: Vec<String>,
+    /// Signs who each call is for (`actor = true`, a child mcp-warden).
+    pub actor: Option<std::sync::Arc<crate::federation::ActorSigner>>,
 }
 
 /// A stdio backend run as one child per client session.
@@ -349,6 +351,7 @@ impl Config {
                 &mut file.tools_lock,
             )?;
         }
+        federation_files(&mut file, path.parent().unwrap_or(Path::new(".")))?;
         if let Some(section) = file.sessions.clone() {
             sessions::load(
                 &section,
@@ -434,6 +437,30 @@ fn warn(warnings: &[String]) {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+}
+
+/// Reads the federation's key files: this gateway's signing key, its parents' public keys.
+fn federation_files(file: &mut file::FileConfig, base: &Path) -> Result<(), ConfigError> {
+    if let Some(name) = file.federation.as_ref().and_then(|f| f.signing_key.clone()) {
+        let path = base.join(&name);
+        file.federation_key = Some(file::PolicyFile {
+            file: path.display().to_string(),
+            text: read(&path, "federation.signing_key")?,
+        });
+    }
+    let parents: Vec<String> = file
+        .auth
+        .iter()
+        .flat_map(|a| a.parents.iter().map(|p| p.public_key.clone()))
+        .collect();
+    for (i, name) in parents.into_iter().enumerate() {
+        let path = base.join(&name);
+        file.parent_keys.push(file::PolicyFile {
+            file: path.display().to_string(),
+            text: read(&path, &format!("auth.parents[{i}].public_key"))?,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn read(path: &Path, what: &str) -> Result<String, ConfigError> {

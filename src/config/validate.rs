@@ -85,6 +85,10 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
         server.as_ref().map(|s| s.bind),
         &mut issues,
     );
+    let mut auth = auth;
+    auth.parents = parents(file, &mut issues);
+    let mut backends = backends;
+    actors(file, &mut backends, &mut issues);
     let authz = super::authz::authz(file, &mut issues);
     let audit = super::audit::audit(file.audit.as_ref(), &mut issues);
     let (limits, problems) = crate::governance::config::validate(file.limits.as_ref());
@@ -111,6 +115,70 @@ pub fn validate(file: &FileConfig) -> Result<Config, ConfigError> {
             tools,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
+    }
+}
+
+/// `[[auth.parents]]`, their keys read by the loader.
+fn parents(
+    file: &FileConfig,
+    issues: &mut Issues,
+) -> Vec<std::sync::Arc<crate::federation::Parent>> {
+    let sections = file.auth.iter().flat_map(|a| a.parents.iter());
+    let mut out = Vec::new();
+    // A configuration made from a string reads no files: a parent without its key would
+    // be silently no parent.
+    for i in file.parent_keys.len()..sections.clone().count() {
+        issues.push(
+            format!("auth.parents[{i}].public_key"),
+            "not read: give the configuration as a file",
+        );
+    }
+    for (i, (section, key)) in sections.zip(&file.parent_keys).enumerate() {
+        if section.principal.is_empty() {
+            issues.push(format!("auth.parents[{i}].principal"), "is empty");
+            continue;
+        }
+        match crate::federation::Parent::new(section.principal.clone(), &key.text) {
+            Ok(parent) => out.push(std::sync::Arc::new(parent)),
+            Err(e) => issues.push(
+                format!("auth.parents[{i}].public_key"),
+                format!("{}: {e}", key.file),
+            ),
+        }
+    }
+    out
+}
+
+/// Backends with `actor = true` get the `[federation]` signer.
+fn actors(file: &FileConfig, backends: &mut [BackendSettings], issues: &mut Issues) {
+    let signer =
+        file.federation_key.as_ref().and_then(
+            |key| match crate::federation::ActorSigner::from_skey(&key.text) {
+                Ok(s) => Some(std::sync::Arc::new(s)),
+                Err(e) => {
+                    issues.push("federation.signing_key", format!("{}: {e}", key.file));
+                    None
+                }
+            },
+        );
+    for (i, section) in file.backends.iter().enumerate() {
+        if section.actor != Some(true) {
+            continue;
+        }
+        let at = format!("backends[{i}].actor");
+        if section.url.is_none() {
+            issues.push(&at, "needs an HTTP backend (`url`): a child mcp-warden");
+        } else if file.federation_key.is_none() {
+            issues.push(
+                &at,
+                "needs `[federation] signing_key` (read from a file: give the configuration as one)",
+            );
+        } else if let Some(b) = backends
+            .iter_mut()
+            .find(|b| Some(&b.name) == section.name.as_ref())
+        {
+            b.actor = signer.clone();
+        }
     }
 }
 
@@ -278,6 +346,7 @@ fn backend(
         tools: b.tools.clone(),
         per_session,
         tenants,
+        actor: None,
     })
 }
 

@@ -153,6 +153,24 @@ fn unknown_session() -> Response {
     (StatusCode::NOT_FOUND, "session not found").into_response()
 }
 
+/// Who a parent gateway says the request is for, if `principal` is a configured parent and
+/// its signed assertion opens.
+fn actor(
+    state: &AuthState,
+    principal: &Principal,
+    value: &HeaderValue,
+) -> Result<(Principal, crate::federation::Via), String> {
+    let parent = state
+        .hub
+        .auth
+        .parents
+        .iter()
+        .find(|p| p.principal == principal.id)
+        .ok_or("an actor assertion from a principal that is not a configured parent (`[[auth.parents]]`)")?;
+    let text = value.to_str().map_err(|_| "the assertion is not text")?;
+    parent.open(text)
+}
+
 /// 503 for a session only the shared store (`[sessions] redis`) knows, while it cannot be
 /// asked: the session may well exist, so the client should retry rather than start over.
 fn session_store_down() -> Response {
@@ -298,6 +316,24 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         refused(state, &request, Kind::Request, 404, detail).await;
         return unknown_session();
     }
+    // A parent gateway may say who the call is for: decided and recorded as that
+    // principal (the session stays the parent's).
+    let principal = match request.headers().get(crate::federation::HEADER) {
+        None => principal,
+        Some(value) => match actor(state, &principal, value) {
+            Ok((actor, via)) => {
+                request.extensions_mut().insert(via);
+                Arc::new(actor)
+            }
+            Err(reason) => {
+                tracing::warn!(reason = %reason, "an actor assertion was refused");
+                request.extensions_mut().insert(principal);
+                let detail = BTreeMap::from([("reason".to_owned(), bounded(&reason))]);
+                refused(state, &request, Kind::AuthFailure, 401, detail).await;
+                return unauthorized(state, true);
+            }
+        },
+    };
     let method = request.method().clone();
     let method = &method;
     let deleting = *method == Method::DELETE;

@@ -225,6 +225,19 @@ impl Audited {
         {
             entry.detail.insert("client".to_owned(), client.text());
         }
+        // Through a parent gateway: which, its record's request id, its decision.
+        if let Some(via) = parts.and_then(|p| p.extensions.get::<crate::federation::Via>()) {
+            let bounded = crate::hub::audit::bounded;
+            entry.detail.insert("via".to_owned(), bounded(&via.parent));
+            entry
+                .detail
+                .insert("parent_request_id".to_owned(), bounded(&via.request_id));
+            if let Some(receipt) = &via.receipt {
+                entry
+                    .detail
+                    .insert("parent_receipt".to_owned(), bounded(receipt));
+            }
+        }
         entry.session = self.inner.recorded_session(ctx);
         let principal = parts
             .and_then(|p| p.extensions.get::<Arc<Principal>>().cloned())

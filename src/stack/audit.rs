@@ -87,6 +87,21 @@ impl Notes {
         self.with(|slot| slot.approval = Some(grant.clone()));
     }
 
+    /// The decision so far as a receipt: the policy set's hash and the determining
+    /// policies (a parent's word to a child mcp-warden).
+    pub fn receipt(&self) -> Option<(String, Vec<String>)> {
+        let mut receipt = None;
+        self.with(|slot| {
+            if let (Some(decision), Some(engine)) = (&slot.decision, &slot.engine) {
+                receipt = Some((
+                    format!("sha256:{}", engine.policy_set_hash()),
+                    decision.determining.clone(),
+                ));
+            }
+        });
+        receipt
+    }
+
     /// Everything noted, taken out.
     pub fn take(&self) -> Slot {
         let mut taken = Slot::default();
