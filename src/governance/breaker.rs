@@ -3,6 +3,8 @@
 //! over the last `window` calls reaches `failure_ratio` (after `min_calls`); while open
 //! every call is answered at once; after `open_for` it lets `half_open_probes` calls
 //! through, and closes when they succeed (reopens when one fails). Time is tokio's.
+//! A caller's subscription tier (a role named in `tiers`) gives its tenant's breakers
+//! thresholds of their own.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -22,6 +24,39 @@ pub struct BreakerSettings {
     pub half_open_probes: u32,
     /// Separate breakers per (tenant, backend) for callers with a tenant.
     pub per_tenant: bool,
+    /// Thresholds by subscription tier: a role name -> what differs for callers in it
+    /// (the first of their roles, in name order, that names a tier).
+    pub tiers: std::collections::BTreeMap<String, TierBreaker>,
+}
+
+/// A tier's breaker thresholds; what it leaves out is the backend's.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierBreaker {
+    pub consecutive_failures: Option<u32>,
+    pub failure_ratio: Option<f64>,
+    pub window: Option<usize>,
+    pub min_calls: Option<usize>,
+    pub open_ms: Option<u64>,
+    pub half_open_probes: Option<u32>,
+}
+
+impl BreakerSettings {
+    /// These settings with `tier`'s thresholds laid over them.
+    pub fn for_tier(&self, tier: &TierBreaker) -> BreakerSettings {
+        BreakerSettings {
+            consecutive_failures: tier
+                .consecutive_failures
+                .unwrap_or(self.consecutive_failures),
+            failure_ratio: tier.failure_ratio.unwrap_or(self.failure_ratio),
+            window: tier.window.unwrap_or(self.window),
+            min_calls: tier.min_calls.unwrap_or(self.min_calls),
+            open_ms: tier.open_ms.unwrap_or(self.open_ms),
+            half_open_probes: tier.half_open_probes.unwrap_or(self.half_open_probes),
+            per_tenant: self.per_tenant,
+            tiers: Default::default(),
+        }
+    }
 }
 
 impl Default for BreakerSettings {
@@ -34,6 +69,7 @@ impl Default for BreakerSettings {
             open_ms: 30_000,
             half_open_probes: 1,
             per_tenant: true,
+            tiers: Default::default(),
         }
     }
 }
@@ -58,6 +94,8 @@ impl State {
 
 #[derive(Debug)]
 struct Breaker {
+    /// The tier whose thresholds it keeps (`None`: the backend's).
+    tier: Option<String>,
     state: State,
     consecutive: u32,
     recent: VecDeque<bool>,
@@ -67,8 +105,9 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn new() -> Breaker {
+    fn new(tier: Option<String>) -> Breaker {
         Breaker {
+            tier,
             state: State::Closed,
             consecutive: 0,
             recent: VecDeque::new(),
@@ -89,6 +128,8 @@ pub struct Open {
 #[derive(Debug)]
 pub struct Breakers {
     settings: BreakerSettings,
+    /// Each tier's settings, resolved.
+    tiers: std::collections::BTreeMap<String, BreakerSettings>,
     by_key: Mutex<HashMap<String, Breaker>>,
 }
 
@@ -101,8 +142,14 @@ pub struct Ticket {
 
 impl Breakers {
     pub fn new(settings: BreakerSettings) -> Breakers {
+        let tiers = settings
+            .tiers
+            .iter()
+            .map(|(name, t)| (name.clone(), settings.for_tier(t)))
+            .collect();
         Breakers {
             settings,
+            tiers,
             by_key: Mutex::new(HashMap::new()),
         }
     }
@@ -119,11 +166,27 @@ impl Breakers {
         self.by_key.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits a call, or says the breaker is open.
-    pub fn admit(&self, key: String) -> Result<Ticket, Open> {
-        let open_for = Duration::from_millis(self.settings.open_ms);
+    /// The subscription tier of a caller with `roles`: the first, in name order, that
+    /// names a tier of these settings.
+    pub fn tier(&self, roles: &[String]) -> Option<String> {
+        if self.tiers.is_empty() {
+            return None;
+        }
+        self.tiers.keys().find(|t| roles.contains(t)).cloned()
+    }
+
+    /// The settings a breaker keeps.
+    fn of(&self, tier: Option<&String>) -> &BreakerSettings {
+        tier.and_then(|t| self.tiers.get(t))
+            .unwrap_or(&self.settings)
+    }
+
+    /// Admits a call (of a caller in `tier`), or says the breaker is open.
+    pub fn admit(&self, key: String, tier: Option<String>) -> Result<Ticket, Open> {
         let mut all = self.lock();
-        let b = all.entry(key.clone()).or_insert_with(Breaker::new);
+        let b = all.entry(key.clone()).or_insert_with(|| Breaker::new(tier));
+        let settings = self.of(b.tier.as_ref());
+        let open_for = Duration::from_millis(settings.open_ms);
         if b.state == State::Open {
             let elapsed = b.opened_at.elapsed();
             if elapsed < open_for {
@@ -136,7 +199,7 @@ impl Breakers {
             b.probes_ok = 0;
         }
         if b.state == State::HalfOpen {
-            if b.probes_out >= self.settings.half_open_probes.max(1) {
+            if b.probes_out >= settings.half_open_probes.max(1) {
                 return Err(Open {
                     retry_after: Duration::from_millis(100),
                 });
@@ -159,7 +222,7 @@ impl Breakers {
     }
 
     fn apply(&self, b: &mut Breaker, probe: bool, success: Option<bool>) {
-        let s = &self.settings;
+        let s = self.of(b.tier.as_ref());
         let Some(ok) = success else {
             if probe {
                 b.probes_out = b.probes_out.saturating_sub(1);
@@ -170,7 +233,7 @@ impl Breakers {
             if ok {
                 b.probes_ok += 1;
                 if b.probes_ok >= s.half_open_probes.max(1) {
-                    *b = Breaker::new();
+                    *b = Breaker::new(b.tier.take());
                 }
             } else {
                 b.state = State::Open;
@@ -217,7 +280,7 @@ impl Breakers {
 
     /// An open breaker whose interval is over lets the next call probe: half open.
     fn shown(&self, b: &Breaker) -> State {
-        let open_for = Duration::from_millis(self.settings.open_ms);
+        let open_for = Duration::from_millis(self.of(b.tier.as_ref()).open_ms);
         if b.state == State::Open && b.opened_at.elapsed() >= open_for {
             State::HalfOpen
         } else {
@@ -239,11 +302,12 @@ mod tests {
             open_ms: 1_000,
             half_open_probes: 1,
             per_tenant: true,
+            tiers: Default::default(),
         })
     }
 
     fn call(b: &Breakers, ok: bool) -> Result<(), Open> {
-        let t = b.admit(String::new())?;
+        let t = b.admit(String::new(), None)?;
         b.record(t, Some(ok));
         Ok(())
     }
@@ -275,8 +339,8 @@ mod tests {
         );
         tokio::time::advance(Duration::from_millis(600)).await;
         // Half open: one probe at a time.
-        let probe = b.admit(String::new()).unwrap();
-        assert!(b.admit(String::new()).is_err(), "one probe at a time");
+        let probe = b.admit(String::new(), None).unwrap();
+        assert!(b.admit(String::new(), None).is_err(), "one probe at a time");
         b.record(probe, Some(true));
         assert_eq!(b.states(), vec![(String::new(), State::Closed)]);
         call(&b, true).unwrap();
@@ -307,21 +371,59 @@ mod tests {
         let b = breakers();
         let acme = b.key(Some("acme"));
         for _ in 0..3 {
-            let t = b.admit(acme.clone()).unwrap();
+            let t = b.admit(acme.clone(), None).unwrap();
             b.record(t, Some(false));
         }
-        assert!(b.admit(acme).is_err());
-        assert!(b.admit(b.key(Some("globex"))).is_ok());
-        assert!(b.admit(b.key(None)).is_ok());
+        assert!(b.admit(acme, None).is_err());
+        assert!(b.admit(b.key(Some("globex")), None).is_ok());
+        assert!(b.admit(b.key(None), None).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn cancelled_calls_count_for_nothing() {
         let b = breakers();
         for _ in 0..10 {
-            let t = b.admit(String::new()).unwrap();
+            let t = b.admit(String::new(), None).unwrap();
             b.record(t, None);
         }
         call(&b, true).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tier_keeps_thresholds_of_its_own() {
+        let mut settings = BreakerSettings {
+            consecutive_failures: 5,
+            open_ms: 1_000,
+            ..BreakerSettings::default()
+        };
+        settings.tiers.insert(
+            "tier-free".to_owned(),
+            TierBreaker {
+                consecutive_failures: Some(2),
+                open_ms: Some(60_000),
+                ..TierBreaker::default()
+            },
+        );
+        let b = Breakers::new(settings);
+        let free = b.tier(&["dev".to_owned(), "tier-free".to_owned()]);
+        assert_eq!(free.as_deref(), Some("tier-free"));
+        assert_eq!(b.tier(&["dev".to_owned()]), None);
+        let fail = |key: &str, tier: Option<String>| {
+            let t = b.admit(key.to_owned(), tier)?;
+            b.record(t, Some(false));
+            Ok::<(), Open>(())
+        };
+        // A free tenant's breaker opens after two failures and stays open a minute...
+        fail("acme", free.clone()).unwrap();
+        fail("acme", free.clone()).unwrap();
+        let open = b.admit("acme".to_owned(), free.clone()).unwrap_err();
+        assert!(open.retry_after > Duration::from_secs(50), "{open:?}");
+        // ...a paying tenant's after five, for a second.
+        for _ in 0..4 {
+            fail("globex", None).unwrap();
+        }
+        assert!(b.admit("globex".to_owned(), None).is_ok());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(b.admit("acme".to_owned(), free).is_err(), "still open");
     }
 }

@@ -93,6 +93,11 @@ fn check_breaker(b: &BreakerSettings) -> Vec<(String, String)> {
     if b.open_ms == 0 {
         out.push(("open_ms".to_owned(), "must be at least 1".to_owned()));
     }
+    for (name, tier) in &b.tiers {
+        for (path, message) in check_breaker(&b.for_tier(tier)) {
+            out.push((format!("tiers.{name}.{path}"), message));
+        }
+    }
     out
 }
 

@@ -40,9 +40,10 @@ impl Step for BreakerLayer {
         Box::pin(async move {
             let g = call.backend.governance.clone();
             let key = g.breakers.key(call.origin.principal.tenant.as_deref());
+            let tier = g.breakers.tier(&call.origin.principal.roles);
             let ticket = g
                 .breakers
-                .admit(key)
+                .admit(key, tier)
                 .map_err(|open| CallError::CircuitOpen {
                     backend: g.name.clone(),
                     retry_after_ms: open.retry_after.as_millis().max(1) as u64,

@@ -594,8 +594,19 @@ async fn three_replicas_behind_a_balancer_serve_one_session_and_share_everything
     };
     assert_eq!(status("r1").as_deref(), Some("verified"), "{report:#}");
     assert_eq!(status("r3").as_deref(), Some("verified"), "{report:#}");
-    // Killed without a stop record: silent from its last heartbeat on.
+    // Killed without a stop record: every record it wrote verifies, and it is visible as
+    // silent from its last heartbeat on.
     assert_eq!(status("r2").as_deref(), Some("incomplete"), "{report:#}");
+    let r2 = report["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["replica"] == "r2")
+        .unwrap();
+    assert_eq!(r2["counts"]["tampered"], 0, "{r2:#}");
+    assert_eq!(r2["counts"]["could_not_verify"], 0, "{r2:#}");
+    assert_eq!(r2["counts"]["incomplete"], 1, "{r2:#}");
+    assert!(r2["records"].as_u64().unwrap() > 10, "{r2:#}");
     assert_eq!(report["exit_code"], 2);
     assert_eq!(out.status.code(), Some(2));
     assert!(report["records"].as_u64().unwrap() > 100, "{report:#}");

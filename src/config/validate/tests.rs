@@ -556,3 +556,26 @@ fn a_backend_belongs_to_tenants_or_is_shared() {
         );
     }
 }
+
+#[test]
+fn breakers_take_thresholds_by_subscription_tier() {
+    let config = ok(
+        "[limits.breaker]\nconsecutive_failures = 5\n[limits.breaker.tiers.tier-free]\nconsecutive_failures = 2\nopen_ms = 60000\n[[backends]]\nname = \"a\"\ncommand = \"x\"\n",
+    );
+    let tier = &config.limits.breaker.tiers["tier-free"];
+    assert_eq!(tier.consecutive_failures, Some(2));
+    let resolved = config.limits.breaker.for_tier(tier);
+    assert_eq!(
+        (resolved.consecutive_failures, resolved.open_ms),
+        (2, 60_000)
+    );
+    assert_eq!(resolved.window, config.limits.breaker.window);
+    let errs = errors(&format!(
+        "{ANON}[limits.breaker.tiers.free]\nfailure_ratio = 2.0\n[[backends]]\nname = \"a\"\ncommand = \"x\"\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("limits.breaker.tiers.free.failure_ratio")),
+        "{errs:?}"
+    );
+}
