@@ -384,10 +384,21 @@ async fn call(
     let Some(handler) = session.handler() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let Some(ct) = session.begin_call(id.clone()) else {
+        let refused = McpError::invalid_request(
+            format!("request id {id} is already in use by a call in flight in this session"),
+            None,
+        );
+        let message = ServerJsonRpcMessage::error(refused, Some(id));
+        // 400: no handler saw it, so the authentication layer records the refusal.
+        let mut response = json(serde_json::to_vec(&message).unwrap_or_default());
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
     let (tx, mut rx) = mpsc::channel(32);
     let mut ctx = RequestContext::new(id.clone(), session.peer.clone());
     ctx.meta = meta;
-    ctx.ct = session.begin_call(id.clone());
+    ctx.ct = ct;
     ctx.extensions.insert(parts);
     ctx.extensions.insert(CallStream(tx));
     let running = session.clone();

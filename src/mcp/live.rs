@@ -163,11 +163,18 @@ impl LiveSession {
                 .is_ok()
     }
 
-    /// Registers a call in flight, cancelled by `notifications/cancelled` naming `id`.
-    pub fn begin_call(&self, id: RequestId) -> CancellationToken {
+    /// Registers a call in flight, cancelled by `notifications/cancelled` naming `id`;
+    /// `None` when a call of the session with that id is in flight already (JSON-RPC ids
+    /// of one session's requests in flight are unique: a second would make the first's
+    /// cancellation, and its end, ambiguous).
+    pub fn begin_call(&self, id: RequestId) -> Option<CancellationToken> {
+        let mut calls = lock(&self.calls);
+        if calls.contains_key(&id) {
+            return None;
+        }
         let token = CancellationToken::new();
-        lock(&self.calls).insert(id, token.clone());
-        token
+        calls.insert(id, token.clone());
+        Some(token)
     }
 
     pub fn end_call(&self, id: &RequestId) {

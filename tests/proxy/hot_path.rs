@@ -89,6 +89,43 @@ async fn a_call_that_produces_only_its_result_is_answered_as_plain_json() {
     assert!(answer["error"]["code"].is_i64(), "{answer}");
 }
 
+/// Two requests of one session in flight under the same JSON-RPC id: the second is refused
+/// at once (its id would make the first's cancellation and answer ambiguous); the first
+/// goes on and is answered; the id is free again once it is.
+#[tokio::test]
+async fn a_second_call_under_an_id_in_flight_is_refused_and_the_first_goes_on() {
+    let (proxy, _target) = two_backends().await;
+    let id = raw_session(&proxy.url).await;
+    for backend in ["s", "h"] {
+        let slow = tool_call(9, &format!("{backend}__slow"), json!({"ms": 400}), None);
+        let first = tokio::spawn(raw_post(&proxy.url, Some(&id), slow).send());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let again = tool_call(9, &format!("{backend}__echo"), json!({"text": "x"}), None);
+        let refused = raw_post(&proxy.url, Some(&id), again.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{backend}");
+        let answer: Value = refused.json().await.unwrap();
+        assert_eq!(answer["id"], 9);
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("already in use"),
+            "{answer}"
+        );
+        let first = first.await.unwrap().unwrap();
+        assert_eq!(first.status(), 200);
+        assert!(
+            first.text().await.unwrap().contains("\"id\":9"),
+            "{backend}"
+        );
+        let reused = raw_post(&proxy.url, Some(&id), again).send().await.unwrap();
+        assert_eq!(reused.status(), 200, "{backend}: the id is free again");
+    }
+}
+
 /// Progress and log messages of a call arrive on that call's own stream, before its result,
 /// in the backend's order — over both backend kinds, repeatedly (a race between the last
 /// notification and the result would show in some rounds).
