@@ -55,23 +55,37 @@ struct EverythingHttp {
 }
 
 async fn everything_http(node_modules: &std::path::Path) -> EverythingHttp {
-    let port = free_port();
-    let child = tokio::process::Command::new("node")
-        .arg("--import")
-        .arg(root().join("tests/peers/loopback.mjs"))
-        .arg(node_modules.join("server-everything/dist/index.js"))
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    wait_listening(port).await;
-    EverythingHttp {
-        url: format!("http://127.0.0.1:{port}/mcp"),
-        _child: child,
+    // A port found free may be taken by another test's process before node binds it (node
+    // then exits and the other process answers on it): the server's own name is checked,
+    // and another port tried when something else answers.
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = tokio::process::Command::new("node")
+            .arg("--import")
+            .arg(root().join("tests/peers/loopback.mjs"))
+            .arg(node_modules.join("server-everything/dist/index.js"))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        wait_listening(port).await;
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}}});
+        let answer = raw_post(&url, None, init.to_string()).send().await.ok();
+        let text = match answer {
+            Some(a) => a.text().await.unwrap_or_default(),
+            None => String::new(),
+        };
+        if text.contains("everything") && child.try_wait().ok().flatten().is_none() {
+            return EverythingHttp { url, _child: child };
+        }
+        let _ = child.kill().await;
     }
+    panic!("server-everything did not come up on a port of its own");
 }
 
 #[tokio::test]
