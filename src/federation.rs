@@ -50,12 +50,6 @@ pub struct Assertion {
     pub policies: Vec<String>,
 }
 
-fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A parent's key, signing an assertion per call.
 pub struct ActorSigner {
     name: String,
@@ -93,7 +87,7 @@ impl ActorSigner {
             roles: principal.roles.clone(),
             tenant: principal.tenant.clone(),
             request_id: request_id.to_owned(),
-            at: now_s(),
+            at: crate::ids::unix_seconds(),
             policy_hash,
             policies: policies.unwrap_or_default(),
         };
@@ -148,7 +142,7 @@ impl Parent {
         if a.parent != self.name() {
             return Err("the assertion names another parent".to_owned());
         }
-        let now = now_s();
+        let now = crate::ids::unix_seconds();
         if a.at + FRESH_S < now || a.at > now + FRESH_S {
             return Err(format!(
                 "the assertion was made {} s from now, more than {FRESH_S}",
@@ -256,7 +250,7 @@ mod tests {
             roles: vec![],
             tenant: None,
             request_id: "1".to_owned(),
-            at: now_s() - 3600,
+            at: crate::ids::unix_seconds() - 3600,
             policy_hash: None,
             policies: vec![],
         };

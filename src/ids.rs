@@ -8,6 +8,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static BOOT: OnceLock<String> = OnceLock::new();
+
+/// Seconds since the Unix epoch (0 on a clock set before it).
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// 64 random bits as hex, drawn once per process.

@@ -97,6 +97,23 @@ pub enum Refusal {
     Unreachable(String),
 }
 
+/// What an answered request means for the call (`None` while it is open).
+fn outcome(view: View, reason: Option<String>) -> Option<Result<Grant, Denied>> {
+    match view.status {
+        Status::Approved { by, at_us } => Some(Ok(Grant {
+            id: view.id,
+            by,
+            at_us,
+        })),
+        Status::Refused { by, .. } => Some(Err(Denied::Refused {
+            id: view.id,
+            by,
+            reason,
+        })),
+        Status::Open => None,
+    }
+}
+
 /// Whether `approver` may answer the request `view`.
 fn check(view: &View, approver: &Principal) -> Result<(), Refusal> {
     if approver.id == view.caller {
@@ -302,15 +319,7 @@ impl Approvals {
         if !matches!(shared.take(&stored.view).await, Ok(Some(_))) {
             return None;
         }
-        Some(match stored.view.status {
-            Status::Approved { by, at_us } => Ok(Grant { id, by, at_us }),
-            Status::Refused { by, .. } => Err(Denied::Refused {
-                id,
-                by,
-                reason: stored.reason,
-            }),
-            Status::Open => unreachable!("answered above"),
-        })
+        outcome(stored.view, stored.reason)
     }
 
     /// Where steps are recorded (without one, nothing is: a proxy with no audit log).
@@ -419,14 +428,14 @@ impl Approvals {
                     && !e.published
                     && !e.answering
             });
-            match same.map(|(id, e)| (id.clone(), e.view.status.clone())) {
-                Some((id, Status::Approved { .. } | Status::Refused { .. })) => {
-                    Err(open.remove(&id).expect("found above"))
-                }
-                Some((id, Status::Open)) => {
-                    let entry = open.get_mut(&id).expect("found above");
+            let same = same.map(|(id, _)| id.clone());
+            match same.and_then(|id| open.remove_entry(&id)) {
+                Some((_, entry)) if entry.view.status != Status::Open => Err(entry),
+                Some((id, mut entry)) => {
                     entry.waited = true;
-                    Ok(Some((id, entry.status.subscribe())))
+                    let watching = entry.status.subscribe();
+                    open.insert(id.clone(), entry);
+                    Ok(Some((id, watching)))
                 }
                 None => Ok(None),
             }
@@ -531,7 +540,10 @@ impl Approvals {
                 let expires_us = entry.view.expires_us;
                 return Err(self.waiting(&id, &request.roles, expires_us));
             }
-            open.remove(&id).expect("found above")
+            match open.remove(&id) {
+                Some(entry) => entry,
+                None => return Err(self.waiting(&id, &request.roles, now_us())),
+            }
         };
         self.settled(entry.view, entry.reason)
             .await
@@ -543,19 +555,7 @@ impl Approvals {
         if !self.use_once(&view).await {
             return None;
         }
-        Some(match view.status {
-            Status::Approved { by, at_us } => Ok(Grant {
-                id: view.id,
-                by,
-                at_us,
-            }),
-            Status::Refused { by, .. } => Err(Denied::Refused {
-                id: view.id,
-                by,
-                reason,
-            }),
-            Status::Open => unreachable!("answered"),
-        })
+        outcome(view, reason)
     }
 
     fn waiting(&self, id: &str, roles: &[String], expires_us: u64) -> Denied {

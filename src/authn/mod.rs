@@ -14,11 +14,7 @@ pub mod principal;
 pub use claims::principal as principal_from_claims;
 pub use jwks::KeySet;
 
-use std::{
-    collections::BTreeMap,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -94,10 +90,7 @@ pub fn token_hash_hex(token: &str) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    crate::ids::unix_seconds()
 }
 
 impl Authenticator {

@@ -130,10 +130,9 @@ pub(crate) fn request_actions(
             ancestors,
         };
         requests.push((tool.exposed.clone(), types.action(&tool.exposed), shape));
-        tool_entities.insert(
-            tool.exposed.clone(),
-            [entity, backend_entity(types, &tool.backend, tenants)],
-        );
+        let backend = backend_entity(types, &tool.backend, tenants)
+            .map_err(|e| vec![general(format!("backend `{}`: {e}", tool.backend))])?;
+        tool_entities.insert(tool.exposed.clone(), [entity, backend]);
         tool_entries.insert(
             tool.exposed.clone(),
             ToolEntry {

@@ -388,7 +388,10 @@ impl Engine {
                 action: builtin(action)?,
                 resource: Types::uid(ty, id),
                 entity: Some(entity),
-                backend: Some(backend_entity(types, backend, tenants)),
+                backend: Some(
+                    backend_entity(types, backend, tenants)
+                        .map_err(|e| format!("the backend could not be built: {e}"))?,
+                ),
                 arguments: None,
             })
         };
@@ -405,7 +408,10 @@ impl Engine {
             Ok(Target {
                 action: builtin(action)?,
                 resource: Types::uid(&types.backend, backend),
-                entity: Some(backend_entity(types, backend, tenants(backend))),
+                entity: Some(
+                    backend_entity(types, backend, tenants(backend))
+                        .map_err(|e| format!("the backend could not be built: {e}"))?,
+                ),
                 backend: None,
                 arguments: None,
             })

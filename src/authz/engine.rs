@@ -104,7 +104,8 @@ impl Engine {
         attributes: &[AttributeDecl],
         mode: BuildMode,
     ) -> Result<Engine, Vec<PolicyError>> {
-        Engine::build_with_tenancy(policies, tools, attributes, &Tenancy::of(tools), mode)
+        // The tools' word is what `build_with_tenancy` falls back on.
+        Engine::build_with_tenancy(policies, tools, attributes, &Tenancy::default(), mode)
     }
 
     /// [`Engine::build`] with the configuration's word on which backends belong to which

@@ -168,7 +168,11 @@ pub(crate) fn principal_entity(
 
 /// A backend: in `Mcp::Tenant::"<tenant>"` for each tenant it belongs to, `shared` when
 /// it belongs to none.
-pub(crate) fn backend_entity(types: &Types, backend: &str, tenants: &[String]) -> Entity {
+pub(crate) fn backend_entity(
+    types: &Types,
+    backend: &str,
+    tenants: &[String],
+) -> Result<Entity, String> {
     let parents = tenants
         .iter()
         .map(|t| Types::uid(&types.tenant, t))
@@ -177,8 +181,7 @@ pub(crate) fn backend_entity(types: &Types, backend: &str, tenants: &[String]) -
         "shared".to_owned(),
         RestrictedExpression::new_bool(tenants.is_empty()),
     )]);
-    Entity::new(Types::uid(&types.backend, backend), attrs, parents)
-        .unwrap_or_else(|_| unreachable!("one boolean attribute"))
+    Entity::new(Types::uid(&types.backend, backend), attrs, parents).map_err(|e| e.to_string())
 }
 
 /// The `Mcp::Tool` entity of an exposed tool, in its `Mcp::Backend`.

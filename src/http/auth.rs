@@ -407,7 +407,7 @@ pub async fn limit_sessions(state: Arc<AuthState>, request: Request, next: Next)
             let opening = state.owners.portable().and_then(|portable| {
                 let params = crate::envelope::Envelope::parse(&bytes)?.params?;
                 let params = serde_json::from_str(params.get()).ok()?;
-                Some(portable.opening(&key, params))
+                portable.opening(&key, params)
             });
             let rest = next.run(Request::from_parts(parts, Body::from(bytes)));
             match opening {

@@ -143,6 +143,25 @@ fn echoed(answer: &Value) -> &str {
         .unwrap_or_else(|| panic!("not a tool result: {answer}"))
 }
 
+/// Replicas `a`, `b` and `c` sharing `sessions`, started: the processes, their URLs and
+/// `b`'s audit log.
+async fn three(dir: &Path, sessions: &str) -> (Vec<tokio::process::Child>, [String; 3], Paths) {
+    let mut processes = Vec::new();
+    let mut urls = Vec::new();
+    let mut b_paths = None;
+    for name in ["a", "b", "c"] {
+        let (config, paths) = replica(dir, name, sessions, "");
+        let (process, url) = spawn_warden(&config).await;
+        processes.push(process);
+        urls.push(url);
+        if name == "b" {
+            b_paths = Some(paths);
+        }
+    }
+    let urls: [String; 3] = urls.try_into().unwrap();
+    (processes, urls, b_paths.unwrap())
+}
+
 /// What both ways of sharing must do; `hop` is the replica that never saw the session.
 async fn a_session_hops(opener: &str, hop: &str, third: &str, hop_paths: &Paths) -> String {
     let session = open_session(opener, "alice-token").await;
@@ -230,12 +249,7 @@ async fn any_replica_serves_a_session_another_opened_with_a_shared_key_file() {
         "[sessions]\nkey_file = {}\n",
         lit(&key.display().to_string())
     );
-    let (a, _) = replica(&dir, "a", &sessions, "");
-    let (b, b_paths) = replica(&dir, "b", &sessions, "");
-    let (c, _) = replica(&dir, "c", &sessions, "");
-    let (_a, a_url) = spawn_warden(&a).await;
-    let (_b, b_url) = spawn_warden(&b).await;
-    let (_c, c_url) = spawn_warden(&c).await;
+    let (_replicas, [a_url, b_url, c_url], b_paths) = three(&dir, &sessions).await;
     let session = a_session_hops(&a_url, &b_url, &c_url, &b_paths).await;
     assert!(
         session.starts_with("s1.") && session.len() <= 256,
@@ -292,12 +306,7 @@ async fn any_replica_serves_a_session_another_opened_with_redis() {
     };
     let dir = scratch("replicas-redis");
     let sessions = format!("[sessions]\nredis = {}\n", lit(&redis.url));
-    let (a, _) = replica(&dir, "a", &sessions, "");
-    let (b, b_paths) = replica(&dir, "b", &sessions, "");
-    let (c, _) = replica(&dir, "c", &sessions, "");
-    let (_a, a_url) = spawn_warden(&a).await;
-    let (_b, b_url) = spawn_warden(&b).await;
-    let (_c, c_url) = spawn_warden(&c).await;
+    let (_replicas, [a_url, b_url, c_url], b_paths) = three(&dir, &sessions).await;
     let session = a_session_hops(&a_url, &b_url, &c_url, &b_paths).await;
     // A session the client ends is gone from Redis: a replica that does not hold it
     // cannot bring it back.

@@ -21,14 +21,7 @@ fn token(sub: &str, tenant: Option<&str>) -> String {
 }
 
 async fn tools(client: &Client) -> Vec<String> {
-    let mut names: Vec<String> = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
+    let mut names = listed_tool_names(client).await;
     names.sort();
     names
 }

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use redis::AsyncCommands;
@@ -178,12 +178,6 @@ pub fn opening_id() -> Option<SessionId> {
     OPENING.try_with(|o| o.id.clone()).ok()
 }
 
-fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn redis_key(id: &str) -> String {
     format!("mcp-warden:session:{id}")
 }
@@ -193,10 +187,6 @@ fn redis_key(id: &str) -> String {
 pub fn owner_of(principal_key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(&sha2::Sha256::digest(principal_key.as_bytes())[..12])
-}
-
-fn cut(text: &mut String) {
-    cut_to(text, NAME_MAX);
 }
 
 fn cut_to(text: &mut String, max: usize) {
@@ -241,35 +231,54 @@ impl Portable {
         Some(Arc::new(Portable { way }))
     }
 
-    /// The id of the session the principal `principal_key` opens with `params`.
-    pub fn opening(&self, principal_key: &str, mut params: InitializeRequestParams) -> Opening {
+    /// The id of the session the principal `principal_key` opens with `params`; `None`
+    /// when it cannot be made portable (the session then stays with this replica).
+    pub fn opening(
+        &self,
+        principal_key: &str,
+        mut params: InitializeRequestParams,
+    ) -> Option<Opening> {
         let owner = owner_of(principal_key);
-        match &self.way {
+        let opening = match &self.way {
             Way::Sealed { sealer, max_age } => {
-                cut(&mut params.client_info.name);
-                cut(&mut params.client_info.version);
-                let expires = Some(now_s() + max_age.as_secs());
-                let mut id = seal(sealer, &Carried::of(owner.clone(), expires, params.clone()));
-                if id.len() > SEALED_MAX {
-                    params.capabilities.experimental = None;
-                    params.capabilities.extensions = None;
-                    id = seal(sealer, &Carried::of(owner.clone(), expires, params.clone()));
+                cut_to(&mut params.client_info.name, NAME_MAX);
+                cut_to(&mut params.client_info.version, NAME_MAX);
+                let expires = Some(crate::ids::unix_seconds() + max_age.as_secs());
+                // Less and less of what the client said, until the id is short enough.
+                let mut plain = Vec::new();
+                for shrink in 0..3 {
+                    match shrink {
+                        1 => {
+                            params.capabilities.experimental = None;
+                            params.capabilities.extensions = None;
+                        }
+                        2 => {
+                            cut_to(&mut params.client_info.name, SHORT_NAME);
+                            cut_to(&mut params.client_info.version, SHORT_NAME);
+                        }
+                        _ => {}
+                    }
+                    plain =
+                        serde_json::to_vec(&Carried::of(owner.clone(), expires, params.clone()))
+                            .ok()?;
+                    if Sealer::sealed_len(plain.len()) <= SEALED_MAX {
+                        break;
+                    }
                 }
-                if id.len() > SEALED_MAX {
-                    cut_to(&mut params.client_info.name, SHORT_NAME);
-                    cut_to(&mut params.client_info.version, SHORT_NAME);
-                    id = seal(sealer, &Carried::of(owner, expires, params));
-                }
-                Opening {
+                sealer.seal(&plain).map(|id| Opening {
                     id: id.into(),
                     carried: None,
-                }
+                })
             }
-            Way::Redis { .. } => Opening {
+            Way::Redis { .. } => Some(Opening {
                 id: crate::ids::session_id().into(),
                 carried: serde_json::to_string(&Carried::of(owner, None, params)).ok(),
-            },
+            }),
+        };
+        if opening.is_none() {
+            tracing::warn!("a session could not be made portable: it stays with this replica");
         }
+        opening
     }
 
     async fn carried(&self, id: &str) -> Result<Option<Carried>, String> {
@@ -277,7 +286,7 @@ impl Portable {
             Way::Sealed { sealer, .. } => Ok(sealer
                 .open(id)
                 .and_then(|plain| serde_json::from_slice::<Carried>(&plain).ok())
-                .filter(|c| c.x.is_some_and(|x| now_s() < x))),
+                .filter(|c| c.x.is_some_and(|x| crate::ids::unix_seconds() < x))),
             Way::Redis { connection, .. } => {
                 let mut connection = connection.clone();
                 let text: Option<String> = connection
@@ -310,10 +319,6 @@ impl Portable {
             });
         }
     }
-}
-
-fn seal(sealer: &Sealer, carried: &Carried) -> String {
-    sealer.seal(&serde_json::to_vec(carried).expect("session state serializes"))
 }
 
 /// rmcp's session store over [`Portable`]: a replica asked for a session it does not hold
@@ -392,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn a_sealed_id_carries_its_owner_and_the_clients_parameters() {
         let portable = sealed(Duration::from_secs(3600));
-        let opening = portable.opening("jwt|User|ann", params());
+        let opening = portable.opening("jwt|User|ann", params()).unwrap();
         let id = opening.id.to_string();
         // Short enough for a header and for a record's session field.
         assert!(id.len() <= 256, "{} bytes: {id}", id.len());
@@ -416,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn a_sealed_id_past_its_age_is_not_restored() {
         let portable = sealed(Duration::from_secs(0));
-        let id = portable.opening("k", params()).id.to_string();
+        let id = portable.opening("k", params()).unwrap().id.to_string();
         assert_eq!(portable.owner(&id).await.unwrap(), None);
         assert!(Store(portable).load(&id).await.unwrap().is_none());
     }
@@ -431,7 +436,7 @@ mod tests {
         p.capabilities.experimental = Some(
             serde_json::from_value(serde_json::json!({"big": {"x": "y".repeat(4000)}})).unwrap(),
         );
-        let id = portable.opening("k", p).id.to_string();
+        let id = portable.opening("k", p).unwrap().id.to_string();
         assert!(id.len() <= SEALED_MAX, "{}", id.len());
         let state = Store(portable).load(&id).await.unwrap().unwrap();
         let p = state.initialize_params;

@@ -43,14 +43,15 @@ struct Ring {
 
 impl Ring {
     fn of(source: SessionKeys) -> Ring {
+        // Every key is 32 bytes (`SessionKeys::parse`): none is refused by AES-256.
         let keys = source
             .0
             .iter()
-            .map(|bytes| Key {
-                id: hex::encode(&sha2::Sha256::digest(bytes)[..4]),
-                key: LessSafeKey::new(
-                    UnboundKey::new(&AES_256_GCM, bytes).expect("a 32-byte AES-256 key"),
-                ),
+            .filter_map(|bytes| {
+                Some(Key {
+                    id: hex::encode(&sha2::Sha256::digest(bytes)[..4]),
+                    key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).ok()?),
+                })
             })
             .collect();
         Ring { keys, source }
@@ -76,30 +77,36 @@ impl Sealer {
         }
     }
 
-    /// `plain` sealed with the first key, as a session id.
-    pub fn seal(&self, plain: &[u8]) -> String {
+    /// `plain` sealed with the first key, as a session id; `None` when it cannot be (no
+    /// randomness for the nonce).
+    pub fn seal(&self, plain: &[u8]) -> Option<String> {
         let ring = self.ring.load();
-        let key = &ring.keys[0];
+        let key = ring.keys.first()?;
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).expect("the system's random number generator");
+        getrandom::fill(&mut nonce).ok()?;
         let mut sealed = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(plain);
-        let (head, body) = sealed.split_at_mut(NONCE_LEN);
         let tag = key
             .key
             .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(head.try_into().expect("nonce length")),
+                Nonce::assume_unique_for_key(nonce),
                 aad(),
-                body,
+                &mut sealed[NONCE_LEN..],
             )
-            .expect("AES-GCM seals any message of this size");
+            .ok()?;
         sealed.extend_from_slice(tag.as_ref());
-        format!(
+        Some(format!(
             "{PREFIX}.{}.{}",
             key.id,
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
-        )
+        ))
+    }
+
+    /// How long the id sealing `plain_len` bytes is.
+    pub fn sealed_len(plain_len: usize) -> usize {
+        // `s1.` + an 8-digit key id + `.` + unpadded base64 of nonce, text and tag.
+        PREFIX.len() + 10 + (4 * (NONCE_LEN + plain_len + TAG_LEN)).div_ceil(3)
     }
 
     /// What `id` carries, if one of the keys sealed it and nothing changed it since.
@@ -179,7 +186,7 @@ mod tests {
     fn an_id_opens_with_the_key_that_sealed_it_and_nothing_else() {
         let (a, b) = (SessionKeys::generate_line(), SessionKeys::generate_line());
         let one = Sealer::new("none".into(), keys(&[&a]));
-        let id = one.seal(b"{\"state\":1}");
+        let id = one.seal(b"{\"state\":1}").unwrap();
         assert!(id.starts_with("s1."), "{id}");
         assert!(
             id.bytes().all(|c| (0x21..=0x7e).contains(&c)),
@@ -187,7 +194,7 @@ mod tests {
         );
         assert_eq!(one.open(&id).unwrap(), b"{\"state\":1}");
         // Two seals of the same state differ (random nonces).
-        assert_ne!(one.seal(b"x"), one.seal(b"x"));
+        assert_ne!(one.seal(b"x").unwrap(), one.seal(b"x").unwrap());
         // Another key does not open it.
         let other = Sealer::new("none".into(), keys(&[&b]));
         assert_eq!(other.open(&id), None);
@@ -195,7 +202,7 @@ mod tests {
         // the new key; once the old key is removed its ids are gone.
         let rotated = Sealer::new("none".into(), keys(&[&b, &a]));
         assert_eq!(rotated.open(&id).unwrap(), b"{\"state\":1}");
-        let newer = rotated.seal(b"y");
+        let newer = rotated.seal(b"y").unwrap();
         assert_eq!(other.open(&newer).unwrap(), b"y");
         assert_eq!(one.open(&newer), None);
     }
@@ -203,7 +210,7 @@ mod tests {
     #[test]
     fn a_changed_or_malformed_id_does_not_open() {
         let sealer = Sealer::new("none".into(), keys(&[&SessionKeys::generate_line()]));
-        let id = sealer.seal(b"{\"owner\":\"ann\"}");
+        let id = sealer.seal(b"{\"owner\":\"ann\"}").unwrap();
         let mut bytes = id.clone().into_bytes();
         // Every single-character change anywhere in the body is refused.
         let body_at = id.rfind('.').unwrap() + 1;
@@ -240,12 +247,12 @@ mod tests {
         let (a, b) = (SessionKeys::generate_line(), SessionKeys::generate_line());
         std::fs::write(&file, format!("{a}\n")).unwrap();
         let sealer = Sealer::new(file.clone(), keys(&[&a]));
-        let old = sealer.seal(b"old");
+        let old = sealer.seal(b"old").unwrap();
         assert!(!sealer.reload(), "unchanged");
         std::fs::write(&file, format!("{b}\n{a}\n")).unwrap();
         assert!(sealer.reload());
         assert_eq!(sealer.open(&old).unwrap(), b"old");
-        let new = sealer.seal(b"new");
+        let new = sealer.seal(b"new").unwrap();
         std::fs::write(&file, "garbage\n").unwrap();
         assert!(!sealer.reload());
         assert_eq!(sealer.open(&new).unwrap(), b"new");

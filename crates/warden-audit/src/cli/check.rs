@@ -11,7 +11,7 @@ use crate::verify::{self, Class, Report, State};
 use anyhow::Context;
 use serde_json::json;
 
-use super::{StoreArgs, load_key, parse_time};
+use super::{StoreArgs, load_key, moment};
 
 /// `audit verify --witness`: the witnesses' keys and how many must have cosigned.
 pub struct Witnessing {
@@ -31,12 +31,7 @@ pub async fn verify_log(
 ) -> u8 {
     let setup = async {
         let key = load_key(public_key)?;
-        let now_us = match at {
-            Some(at) => parse_time(at)?,
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
-        };
+        let now_us = moment(at)?;
         let state = state_path.map(State::load).transpose()?.flatten();
         Ok::<_, anyhow::Error>((store.open()?, key, now_us, state))
     };

@@ -15,7 +15,7 @@ use anyhow::Context;
 use object_store::ObjectStoreExt;
 use serde_json::json;
 
-use super::{StoreArgs, load_key, parse_time};
+use super::{StoreArgs, load_key, moment};
 use crate::verify;
 use crate::{NoteVerifier, Store};
 
@@ -77,12 +77,7 @@ pub async fn verify_deployment(
 ) -> u8 {
     let setup = async {
         let keys = keys(public_keys)?;
-        let now_us = match at {
-            Some(at) => parse_time(at)?,
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
-        };
+        let now_us = moment(at)?;
         let root = store.open()?;
         let logs = root.logs_below().await?;
         anyhow::ensure!(

@@ -640,6 +640,16 @@ pub fn load_key(path: &Path) -> anyhow::Result<NoteVerifier> {
         .with_context(|| format!("{} is not a verifier key", path.display()))
 }
 
+/// When staleness is judged: `--at` (as [`parse_time`] reads it), else now; µs.
+pub fn moment(at: Option<&str>) -> anyhow::Result<u64> {
+    match at {
+        Some(at) => parse_time(at),
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)),
+    }
+}
+
 /// Seconds since the epoch, or RFC 3339 (fractions of a second are dropped), as µs.
 pub fn parse_time(text: &str) -> anyhow::Result<u64> {
     let seconds = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
