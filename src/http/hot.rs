@@ -14,10 +14,13 @@
 //! gets a `text/event-stream` answer instead, with those messages in order before the
 //! result (see [`crate::backend::CallStream`]).
 //!
-//! Each call runs in a task of its own, as under rmcp: a client that goes away does not
+//! Each call is polled by the request's own task and, should the client go away, finished
+//! on a task of its own ([`detached`]): as under rmcp, a client that goes away does not
 //! cancel a call half way through its audit record.
 
 use std::sync::Arc;
+
+use futures::FutureExt;
 use tracing::Instrument;
 
 use axum::{
@@ -43,6 +46,7 @@ use tokio::sync::mpsc;
 
 use super::{endpoint::Next, sessions::Sessions};
 
+mod detached;
 mod stream;
 use crate::{
     backend::CallStream,
@@ -403,25 +407,34 @@ async fn call(
     ctx.extensions.insert(CallStream(tx));
     let running = session.clone();
     let call_id = id.clone();
-    let mut task = tokio::spawn(
-        async move {
-            // rmcp's own dispatch: it also shapes the result for the session's revision
-            // (no `resultType` for older clients, error codes), as it does for its own calls.
-            let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
-            running.end_call(&call_id);
-            let message = match result {
-                Ok(result) => ServerJsonRpcMessage::response(result, call_id),
-                Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
-            };
-            serde_json::to_vec(&message).unwrap_or_default()
-        }
-        // The request's span (its id) goes with the call into its task.
-        .in_current_span(),
-    );
+    let answered = async move {
+        // rmcp's own dispatch: it also shapes the result for the session's revision
+        // (no `resultType` for older clients, error codes), as it does for its own calls.
+        let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
+        running.end_call(&call_id);
+        let message = match result {
+            Ok(result) => ServerJsonRpcMessage::response(result, call_id),
+            Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
+        };
+        serde_json::to_vec(&message).unwrap_or_default()
+    };
+    // A call that panics is answered as an internal error, its connection kept.
+    let panicked = id.clone();
+    let answered = std::panic::AssertUnwindSafe(answered)
+        .catch_unwind()
+        .map(move |answer| {
+            answer.unwrap_or_else(|_| {
+                let error = McpError::internal_error("the call failed inside the gateway", None);
+                serde_json::to_vec(&ServerJsonRpcMessage::error(error, Some(panicked)))
+                    .unwrap_or_default()
+            })
+        });
+    // The request's span (its id) goes with the call, wherever it finishes.
+    let mut task = detached::Detached::new(answered.in_current_span());
     let first = tokio::select! {
         biased;
         Some(first) = rx.recv() => Some(first),
-        done = &mut task => return json(done.unwrap_or_default()),
+        done = &mut task => return json(done),
         // A slow call is answered on a stream: clients count a POST awaiting JSON against
         // their limit of requests in progress (rmcp's: 16), a stream not.
         _ = tokio::time::sleep(JSON_WAIT) => None,

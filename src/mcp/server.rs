@@ -39,7 +39,7 @@ pub struct ProxySession {
     /// The session id records carry when the transport has none (`serve --stdio`).
     own_session: std::sync::OnceLock<String>,
     /// The call stack (its layers' shared state lives in the hub).
-    stack: stack::CallService,
+    stack: stack::Next,
 }
 
 impl ProxySession {

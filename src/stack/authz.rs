@@ -11,12 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rmcp::model::JsonObject;
 
-use rmcp::model::ServerResult;
-use tower::Service;
-
 use super::Call;
 use super::audit::Notes;
-use super::layer::{CallFuture, Step, forward, step_layer};
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use crate::{
     authn::Principal,
     authz::{Decision, Engine, Operation, RequestFacts, facts_at},
@@ -416,11 +413,7 @@ fn admit(
 }
 
 impl Step for AuthzLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let mut facts = facts(
             &call.origin.client,
             call.origin.transport(),

@@ -9,11 +9,10 @@
 //!   dropped, which sends the backend MCP cancellation, and counts as a breaker failure
 //!   (the breaker sees the timeout's error because it sits outside).
 
-use rmcp::model::{ClientRequest, ServerResult};
-use tower::Service;
+use rmcp::model::ClientRequest;
 
 use super::Call;
-use super::layer::{CallFuture, Step, forward, step_layer};
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use crate::error::CallError;
 use crate::governance::breaker::State;
 use crate::telemetry::BreakerLabels;
@@ -31,11 +30,7 @@ step_layer!(
 );
 
 impl Step for BreakerLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let g = call.backend.governance.clone();
@@ -83,11 +78,7 @@ impl Step for BreakerLayer {
 }
 
 impl Step for ConcurrencyLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let governance = self.governance.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
@@ -113,11 +104,7 @@ impl Step for ConcurrencyLayer {
 }
 
 impl Step for TimeoutLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let timeout = {
             let g = &call.backend.governance;
             match &call.request {
@@ -130,7 +117,7 @@ impl Step for TimeoutLayer {
         };
         let Some((limit, backend)) = timeout else {
             // The backend's own request timeout applies (set on the connection).
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         };
         Box::pin(async move {
             // Dropping the call on timeout cancels it at the backend.

@@ -5,7 +5,7 @@
 
 use rmcp::model::{JsonObject, ServerResult};
 use tower::Layer;
-use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
+use tower::util::BoxCloneSyncServiceLayer;
 
 use super::{Call, CallService, Op};
 use crate::{authn::Principal, error::CallError};
@@ -59,24 +59,13 @@ impl Custom {
 #[derive(Clone)]
 pub struct CustomLayer(Vec<CallLayer>);
 
-impl<S> Layer<S> for CustomLayer
-where
-    S: tower::Service<Call, Response = ServerResult, Error = CallError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Service = CallService;
-
-    fn layer(&self, inner: S) -> CallService {
+impl CustomLayer {
+    /// The layers over `inner`, the first added outermost.
+    pub fn apply(&self, inner: CallService) -> CallService {
         self.0
             .iter()
             .rev()
-            .fold(BoxCloneSyncService::new(inner), |inner, layer| {
-                layer.layer(inner)
-            })
+            .fold(inner, |inner, layer| layer.layer(inner))
     }
 }
 

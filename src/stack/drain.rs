@@ -1,11 +1,8 @@
 //! Drain accounting: once shutdown begins no call gets past this layer, and shutdown waits
 //! for every call that did.
 
-use rmcp::model::ServerResult;
-use tower::Service;
-
 use super::Call;
-use super::layer::{CallFuture, Step, forward, step_layer};
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use crate::error::CallError;
 
 use std::sync::Arc;
@@ -21,11 +18,7 @@ step_layer!(DrainLayer {
 });
 
 impl Step for DrainLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let (stopping, drain) = (self.stopping.clone(), self.drain.clone());
         Box::pin(async move {
             if stopping.is_cancelled() {

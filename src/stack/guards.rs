@@ -19,10 +19,9 @@
 
 use rmcp::model::{JsonObject, ServerResult};
 use serde_json::Value;
-use tower::Service;
 
 use super::audit::Notes;
-use super::layer::{CallFuture, Step, forward, step_layer};
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use super::{Call, Op};
 use crate::error::CallError;
 use crate::governance::Governance;
@@ -85,21 +84,17 @@ fn inbound(op: &Op) -> Option<(&str, std::borrow::Cow<'_, JsonObject>)> {
 }
 
 impl Step for GuardsLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let guards = &self.governance.guards;
         let Some((name, arguments)) = inbound(&call.op) else {
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         };
         if let Err(b) = guards.check_arguments(name, &arguments) {
             let refused = blocked(name, b, &call.origin.notes, &self.metrics);
             return Box::pin(std::future::ready(Err(refused)));
         }
         if !guards.guards_results(name) {
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         }
         let name = name.to_owned();
         let governance = self.governance.clone();

@@ -1,96 +1,116 @@
-//! The shape every layer of the call stack shares: a service that wraps the next one and
-//! runs an async step around it. `Around` keeps each layer down to its own logic.
+//! The shape every layer of the call stack shares: a step that runs around the rest of
+//! the stack. The stack is a chain of shared links: a call takes the next link by one
+//! `Arc` clone, whatever lies below it (a chain of tower services would clone everything
+//! below each layer for every call). `Around` keeps each layer down to its own logic.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rmcp::model::ServerResult;
 use tower::{Service, ServiceExt};
 
-use super::Call;
+use super::{Call, CallService};
 use crate::error::CallError;
 
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<ServerResult, CallError>> + Send>>;
 
+/// One link of the stack: takes a call by shared reference.
+pub trait Link: Send + Sync + 'static {
+    fn call(&self, call: Call) -> CallFuture;
+}
+
+/// The rest of the stack from some layer down.
+pub type Next = Arc<dyn Link>;
+
 /// What a layer does with a call, given the rest of the stack as `next`.
-pub trait Step: Clone + Send + Sync + 'static {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send;
+pub trait Step: Send + Sync + 'static {
+    fn run(&self, call: Call, next: Next) -> CallFuture;
 }
 
-/// A [`Step`] in front of the service `inner`.
-#[derive(Clone)]
-pub struct Around<T, S> {
+/// A [`Step`] in front of the link `next`.
+pub struct Around<T> {
     step: T,
-    inner: S,
+    next: Next,
 }
 
-impl<T, S> Around<T, S> {
-    pub fn new(step: T, inner: S) -> Self {
-        Around { step, inner }
+impl<T: Step> Link for Around<T> {
+    fn call(&self, call: Call) -> CallFuture {
+        self.step.run(call, self.next.clone())
     }
 }
 
-impl<T, S> Service<Call> for Around<T, S>
-where
-    T: Step,
-    S: Service<Call, Response = ServerResult, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
+/// Sends `call` down `next`.
+pub fn forward(next: Next, call: Call) -> CallFuture {
+    next.call(call)
+}
+
+/// The stack built outer layer first: each step is wrapped around what is added after it,
+/// the innermost link last ([`Chain::end`]).
+#[derive(Default)]
+pub struct Chain {
+    wraps: Vec<Box<dyn FnOnce(Next) -> Next>>,
+}
+
+impl Chain {
+    /// `step` around the rest.
+    pub fn then(mut self, step: impl Step) -> Self {
+        self.wraps
+            .push(Box::new(move |next| Arc::new(Around { step, next })));
+        self
+    }
+
+    /// An application's tower layers around the rest, when there are any.
+    pub fn then_tower(mut self, layer: Option<super::custom::CustomLayer>) -> Self {
+        if let Some(layer) = layer {
+            self.wraps.push(Box::new(move |next| {
+                Arc::new(Tower(layer.apply(CallService::new(AsService(next)))))
+            }));
+        }
+        self
+    }
+
+    /// The whole stack, ending in `innermost`.
+    pub fn end(self, innermost: impl Link) -> Next {
+        let innermost: Next = Arc::new(innermost);
+        self.wraps
+            .into_iter()
+            .rev()
+            .fold(innermost, |next, wrap| wrap(next))
+    }
+}
+
+/// A link as a tower service, for an application's layers to wrap.
+#[derive(Clone)]
+pub struct AsService(pub Next);
+
+impl Service<Call> for AsService {
     type Response = ServerResult;
     type Error = CallError;
     type Future = CallFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        // Readiness of the rest of the stack is awaited per call (on a clone), inside the
-        // step, so a layer can refuse a call before waiting for anything below it.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, call: Call) -> CallFuture {
-        // The clone that was ready is the one called: the standard tower pattern.
-        let next = self.inner.clone();
-        let next = std::mem::replace(&mut self.inner, next);
-        self.step.run(call, ReadyThen(next))
+        self.0.call(call)
     }
 }
 
-/// The rest of the stack, made ready before each call.
-pub struct ReadyThen<S>(S);
+/// A tower service (an application's layers over the rest) as a link: each call is made on
+/// a clone, once that clone is ready.
+struct Tower(CallService);
 
-impl<S> Service<Call> for ReadyThen<S>
-where
-    S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-    S::Future: Send,
-{
-    type Response = ServerResult;
-    type Error = CallError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        self.0.poll_ready(cx)
+impl Link for Tower {
+    fn call(&self, call: Call) -> CallFuture {
+        Box::pin(self.0.clone().oneshot(call))
     }
-
-    fn call(&mut self, call: Call) -> CallFuture {
-        Box::pin(self.0.call(call))
-    }
-}
-
-/// Calls `next` once it is ready.
-pub async fn forward<S>(next: S, call: Call) -> Result<ServerResult, CallError>
-where
-    S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-    S::Future: Send,
-{
-    next.oneshot(call).await
 }
 
 /// A layer and the shared state its [`Step`] needs (each gets only what it uses): the
-/// struct, its constructor and its `tower::Layer` impl (which wraps the next service in
-/// [`Around`]).
+/// struct and its constructor.
 macro_rules! step_layer {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[$doc])*
@@ -103,14 +123,6 @@ macro_rules! step_layer {
             #[allow(clippy::new_without_default)]
             pub fn new($($field: $ty),*) -> Self {
                 $name { $($field),* }
-            }
-        }
-
-        impl<S> tower::Layer<S> for $name {
-            type Service = super::layer::Around<$name, S>;
-
-            fn layer(&self, inner: S) -> Self::Service {
-                super::layer::Around::new(self.clone(), inner)
             }
         }
     };

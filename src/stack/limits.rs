@@ -2,10 +2,7 @@
 //! token) and before guards and the cache (a cached answer still counts against a quota:
 //! quotas meter callers, not backend load).
 
-use rmcp::model::ServerResult;
-use tower::Service;
-
-use super::layer::{CallFuture, Step, forward, step_layer};
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use super::{Call, Op};
 use crate::error::CallError;
 use crate::governance::rate::Subject;
@@ -16,14 +13,10 @@ step_layer!(LimitsLayer {
 });
 
 impl Step for LimitsLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         // Most proxies configure no rate rule: then this layer costs one branch.
         if !self.governance.has_rate_limits() {
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         }
         let governance = self.governance.clone();
         let metrics = self.metrics.clone();

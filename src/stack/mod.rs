@@ -1,6 +1,6 @@
 //! The call stack: what every forwarded request passes through after the catalog resolved
-//! its target — tower services over our own [`Call`], built in [`build`], the ONE place
-//! that orders the layers:
+//! its target — a chain of shared links over our own [`Call`], built in [`build`], the ONE
+//! place that orders the layers:
 //!
 //! ```text
 //! (audit, around the whole request in mcp::Audited) -> drain -> authz -> limits
@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Each layer's shared state (a drain counter, later rate-limit buckets, breakers, the
-//! cache) lives behind an `Arc` the layer was given, so every clone of the stack — one
-//! per session — shares it.
+//! cache) lives behind an `Arc` the layer was given, so every stack built — one per
+//! session — shares it.
 
 pub mod audit;
 pub mod authz;
@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use rmcp::model::{ClientRequest, ServerResult};
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 pub use authz::{Authority, Op};
@@ -112,63 +111,64 @@ pub struct CallData {
     pub share_key: std::sync::OnceLock<[u8; 32]>,
 }
 
-/// The whole stack as one cloneable service.
+/// The whole stack as one cloneable tower service: what an application's layers wrap.
 pub type CallService = BoxCloneSyncService<Call, ServerResult, CallError>;
 
-/// Builds the stack, outer layer first.
-pub fn build(parts: &Parts) -> CallService {
-    let stack = ServiceBuilder::new()
+pub use layer::{Link, Next};
+
+/// Builds the stack, outer layer first. A call goes down it with `Link::call`.
+pub fn build(parts: &Parts) -> Next {
+    layer::Chain::default()
         // Drain accounting outermost: shutdown stops taking calls here and waits for
         // everything that got past this line.
-        .layer(drain::DrainLayer::new(
+        .then(drain::DrainLayer::new(
             parts.stopping.clone(),
             parts.drain.clone(),
         ))
         // Authorization: nothing below runs without an Allow from Cedar; a denied call
         // costs nothing downstream (no rate-limit token, no cache lookup, no backend).
-        .layer(authz::AuthzLayer::new(parts.authority.clone()))
+        .then(authz::AuthzLayer::new(parts.authority.clone()))
         // The application's own layers (library mode): only permitted calls reach them.
-        .option_layer(parts.layers.after_authorization.layer())
+        .then_tower(parts.layers.after_authorization.layer())
         // Rate limits: after authorization (a denied call spends no token), before guards
         // and the cache (a cached answer still counts: quotas meter callers).
-        .layer(limits::LimitsLayer::new(
+        .then(limits::LimitsLayer::new(
             parts.governance.clone(),
             parts.metrics.clone(),
         ))
         // Guards: arguments checked before anything below sees them, results before they
         // leave; before the cache, so a stored result was guarded and a blocked call
         // never reaches it.
-        .layer(guards::GuardsLayer::new(
+        .then(guards::GuardsLayer::new(
             parts.governance.clone(),
             parts.metrics.clone(),
         ))
         // Cache, then coalescing: a hit costs no backend call and no slot; identical
         // concurrent misses share one call. Both key on the caller's scope.
-        .layer(share::CacheLayer::new(
+        .then(share::CacheLayer::new(
             parts.governance.clone(),
             parts.metrics.clone(),
         ))
-        .layer(share::CoalesceLayer::new(
+        .then(share::CoalesceLayer::new(
             parts.governance.clone(),
             parts.metrics.clone(),
         ))
         // Retries of idempotent tools' failed calls, above the breaker so every attempt
         // is admitted and counted by it.
-        .layer(retry::RetryLayer)
+        .then(retry::RetryLayer)
         // Per backend: breaker (a failing backend is answered at once, and sees the
         // timeouts below as failures) -> concurrency (bounded queue, then busy) -> timeout
         // (per tool; dropping the call cancels it at the backend).
-        .layer(backend::BreakerLayer::new(parts.metrics.clone()))
-        .layer(backend::ConcurrencyLayer::new(
+        .then(backend::BreakerLayer::new(parts.metrics.clone()))
+        .then(backend::ConcurrencyLayer::new(
             parts.governance.clone(),
             parts.metrics.clone(),
         ))
-        .layer(backend::TimeoutLayer::new())
+        .then(backend::TimeoutLayer::new())
         // The application's own layers closest to the backend, once per attempt.
-        .option_layer(parts.layers.before_backend.layer())
+        .then_tower(parts.layers.before_backend.layer())
         // Router: the catalog resolved the backend when the call began; send it there.
-        .service(router::Router {
+        .end(router::Router {
             metrics: parts.metrics.clone(),
-        });
-    BoxCloneSyncService::new(stack)
+        })
 }

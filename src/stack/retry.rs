@@ -5,13 +5,11 @@
 //! opened or the client cancelled. It sits above the breaker so every attempt is counted
 //! and admitted by it.
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rmcp::model::{ClientRequest, ServerResult};
-use tower::{Layer, Service, ServiceExt};
+use rmcp::model::ClientRequest;
 
-use super::layer::CallFuture;
+use super::layer::{CallFuture, Next, Step, forward};
 use super::{Call, CallData};
 use crate::error::CallError;
 
@@ -19,39 +17,13 @@ use crate::error::CallError;
 #[derive(Clone)]
 pub struct RetryLayer;
 
-impl<S> Layer<S> for RetryLayer {
-    type Service = Retry<S>;
-
-    fn layer(&self, inner: S) -> Retry<S> {
-        Retry { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct Retry<S> {
-    inner: S,
-}
-
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
-impl<S> Service<Call> for Retry<S>
-where
-    S: Service<Call, Response = ServerResult, Error = CallError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = ServerResult;
-    type Error = CallError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> CallFuture {
-        let inner = self.inner.clone();
+impl Step for RetryLayer {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let retries = {
             let ClientRequest::CallToolRequest(r) = &call.request else {
-                return Box::pin(inner.oneshot(call));
+                return forward(next, call);
             };
             call.backend
                 .governance
@@ -60,7 +32,7 @@ where
                 .copied()
         };
         let Some(retries) = retries else {
-            return Box::pin(inner.oneshot(call));
+            return forward(next, call);
         };
         Box::pin(async move {
             let budget = &call.backend.governance.retry_budget;
@@ -77,7 +49,7 @@ where
                     cancel: call.cancel.clone(),
                     share_key: call.share_key.clone(),
                 });
-                let result = inner.clone().oneshot(again).await;
+                let result = forward(next.clone(), again).await;
                 let retryable = matches!(&result, Err(e) if e.backend_health() == Some(false));
                 if !retryable
                     || attempt >= retries

@@ -1,14 +1,8 @@
 //! The innermost service: sends the call to the backend the catalog chose, over that
 //! backend's shared connection.
 
-use std::task::{Context, Poll};
-
-use rmcp::model::ServerResult;
-use tower::Service;
-
 use super::Call;
-use super::layer::CallFuture;
-use crate::error::CallError;
+use super::layer::{CallFuture, Link};
 
 /// Sends each call to the backend it carries, and times the backend alone.
 #[derive(Clone)]
@@ -16,16 +10,8 @@ pub struct Router {
     pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
 }
 
-impl Service<Call> for Router {
-    type Response = ServerResult;
-    type Error = CallError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), CallError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, call: Call) -> CallFuture {
+impl Link for Router {
+    fn call(&self, call: Call) -> CallFuture {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let call = call.into_data();

@@ -4,11 +4,9 @@
 //! still decided.
 
 use rmcp::model::{ClientRequest, ServerResult};
-use tower::Service;
 
 use super::Call;
-use super::layer::{CallFuture, Step, forward, step_layer};
-use crate::error::CallError;
+use super::layer::{CallFuture, Next, Step, forward, step_layer};
 use crate::governance::cache::{key, scope};
 
 step_layer!(CacheLayer {
@@ -48,18 +46,14 @@ fn cacheable(result: &ServerResult) -> bool {
 }
 
 impl Step for CacheLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let gov = self.governance.clone();
         // The key is computed only for tools configured for it.
         let ttl = tool_name(&call)
             .and_then(|t| call.backend.governance.cache_ttl.get(t).copied())
             .map(|ttl| (ttl, share_key(&call)));
         let Some((ttl, k)) = ttl else {
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         };
         if let Some(hit) = gov.cache.get(&k) {
             self.metrics
@@ -91,17 +85,13 @@ impl Step for CacheLayer {
 }
 
 impl Step for CoalesceLayer {
-    fn run<S>(&self, call: Call, next: S) -> CallFuture
-    where
-        S: Service<Call, Response = ServerResult, Error = CallError> + Send + 'static,
-        S::Future: Send,
-    {
+    fn run(&self, call: Call, next: Next) -> CallFuture {
         let gov = self.governance.clone();
         let shared = tool_name(&call)
             .is_some_and(|t| call.backend.governance.coalesce.contains(t))
             .then(|| share_key(&call));
         let Some(k) = shared else {
-            return Box::pin(forward(next, call));
+            return forward(next, call);
         };
         let metrics = self.metrics.clone();
         Box::pin(async move {

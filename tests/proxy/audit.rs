@@ -251,6 +251,30 @@ async fn every_request_has_one_record_with_its_decision_before_its_response() {
     assert_eq!(wal_files(&state), Vec::<String>::new());
 }
 
+/// A client that goes away while its call runs takes neither the call nor its record with
+/// it: the call finishes on its own and is recorded with its outcome.
+#[tokio::test]
+async fn a_call_whose_client_went_away_is_finished_and_recorded() {
+    let (store, state) = (scratch("store"), scratch("state"));
+    let proxy = TestProxy::start(&config(&store, &state)).await;
+    let session = crate::replicas::open_session(&proxy.url, ENGINEER).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "s__slow", "arguments": {"ms": 30}}});
+    let gone = raw_post(&proxy.url, Some(&session), call.to_string())
+        .bearer_auth(ENGINEER)
+        .timeout(std::time::Duration::from_millis(10))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    until("the abandoned call's record", 10, async || {
+        calls(&records(&store, &state), "s__slow")
+            .iter()
+            .any(|r| r["outcome"]["status"] == "ok")
+    })
+    .await;
+    proxy.handle.shutdown().await;
+}
+
 /// kill -9 under load, restart: every call a client got an answer for has its record, and
 /// the chain runs on across the crash.
 #[tokio::test]

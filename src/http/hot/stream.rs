@@ -16,7 +16,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rmcp::model::{RequestId, ServerJsonRpcMessage};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
+
+use super::detached::Detached;
 
 use crate::{
     backend::ToClient,
@@ -32,7 +34,7 @@ pub fn answer(
     session: Arc<LiveSession>,
     first: Option<ToClient>,
     rx: mpsc::Receiver<ToClient>,
-    task: JoinHandle<Vec<u8>>,
+    task: Detached,
 ) -> Response {
     let (number, log) = session.open_stream();
     log.push(Bytes::from(format!(
@@ -113,12 +115,12 @@ impl Pump {
         self.log.push(Bytes::from(event));
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<ToClient>, mut task: JoinHandle<Vec<u8>>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<ToClient>, mut task: Detached) {
         let result = loop {
             tokio::select! {
                 biased;
                 Some(item) = rx.recv() => self.push(item),
-                done = &mut task => break done.unwrap_or_default(),
+                done = &mut task => break done,
             }
         };
         // What the backend sent before its answer goes first.

@@ -66,8 +66,7 @@ impl ProxySession {
             cancel: ctx.ct.clone(),
             share_key: Default::default(),
         });
-        use tower::ServiceExt;
-        let result = self.stack.clone().oneshot(call).await;
+        let result = self.stack.call(call).await;
         let outcome = match &result {
             Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => "tool_error",
             Ok(_) => "ok",
