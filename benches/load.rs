@@ -554,6 +554,14 @@ async fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(30);
+        // `LOAD_PAD=<bytes>`: each call echoes that much (the large-result rows use 65536).
+        let t = &Target {
+            pad: std::env::var("LOAD_PAD")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            ..t.clone()
+        };
         println!("profiling {} (pid {:?}) for {seconds} s", t.name, t.pid);
         let result = closed_loop(t, 16, Duration::from_secs(seconds)).await;
         println!(

@@ -230,9 +230,18 @@ impl ServerHandler for ProxySession {
             .tool(&request.name)
             .ok_or_else(|| CallError::UnknownTool(request.name.to_string()))?;
         let backend = backend_of(catalog, entry.backend)?;
+        // The arguments move into the authorization question, shared by every layer; the
+        // router puts them back into the request it sends (no copy of them per call).
+        let arguments = match request.arguments.take() {
+            Some(arguments) if !arguments.is_empty() => arguments,
+            none_or_empty => {
+                request.arguments = none_or_empty;
+                JsonObject::default()
+            }
+        };
         let op = Op::CallTool {
             tool: request.name.to_string(),
-            arguments: Arc::new(request.arguments.clone().unwrap_or_default()),
+            arguments: Arc::new(arguments),
         };
         request.name = entry.original.clone().into();
         scrub(&mut request.meta);

@@ -99,7 +99,9 @@ pub struct CallData {
     /// The generation the call started on (its catalog resolved `backend`; its engine
     /// decides the call).
     pub generation: Arc<Generation>,
-    /// The request with names and URIs already turned into the backend's own.
+    /// The request with names and URIs already turned into the backend's own. A
+    /// `tools/call`'s arguments are not in it but in `op` ([`Call::arguments`]) until the
+    /// router sends it.
     pub request: ClientRequest,
     /// What it does, in exposed names: the authorization question.
     pub op: Op,

@@ -1,8 +1,10 @@
 //! The innermost service: sends the call to the backend the catalog chose, over that
 //! backend's shared connection.
 
-use super::Call;
+use rmcp::model::ClientRequest;
+
 use super::layer::{CallFuture, Link};
+use super::{Call, Op};
 
 /// Sends each call to the backend it carries, and times the backend alone.
 #[derive(Clone)]
@@ -16,6 +18,7 @@ impl Link for Router {
         Box::pin(async move {
             let call = call.into_data();
             let backend = call.backend;
+            let request = with_arguments(call.request, call.op);
             let started = std::time::Instant::now();
             // The client side of the backend hop, in traces only.
             let span = tracing::info_span!(
@@ -23,10 +26,10 @@ impl Link for Router {
                 "backend call",
                 otel.kind = "client",
                 mcp.backend = backend.name(),
-                mcp.method.name = call.request.method(),
+                mcp.method.name = request.method(),
             );
             let result = tracing::Instrument::instrument(
-                backend.request(call.request, call.origin, call.cancel),
+                backend.request(request, call.origin, call.cancel),
                 span,
             )
             .await;
@@ -39,4 +42,17 @@ impl Link for Router {
             result
         })
     }
+}
+
+/// A `tools/call` with its arguments back from the authorization question (where the
+/// session put them, see [`super::CallData::request`]): moved when no one else holds them
+/// (a retried call's earlier attempt may), copied otherwise.
+fn with_arguments(mut request: ClientRequest, op: Op) -> ClientRequest {
+    if let (ClientRequest::CallToolRequest(r), Op::CallTool { arguments, .. }) = (&mut request, op)
+        && r.params.arguments.is_none()
+        && !arguments.is_empty()
+    {
+        r.params.arguments = Some(std::sync::Arc::unwrap_or_clone(arguments));
+    }
+    request
 }

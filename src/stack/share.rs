@@ -29,8 +29,11 @@ fn tool_name(call: &Call) -> Option<&str> {
 /// The call's cache and coalescing key, computed once per call (both layers use it).
 fn share_key(call: &Call) -> [u8; 32] {
     *call.share_key.get_or_init(|| {
-        let arguments = match &call.request {
-            ClientRequest::CallToolRequest(r) => r.params.arguments.as_ref(),
+        // A call's arguments are in its authorization question until the router.
+        let arguments = match (&call.request, &call.op) {
+            (ClientRequest::CallToolRequest(r), super::Op::CallTool { arguments, .. }) => {
+                r.params.arguments.as_ref().or(Some(&**arguments))
+            }
             _ => None,
         };
         let exposed = match &call.op {
