@@ -80,9 +80,10 @@ pub fn lookup<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 fn fill(salts: &mut [u8]) {
-    // The OS random source failing is not recoverable; an all-zero salt would still commit
-    // correctly but would let low-entropy values be guessed, so refuse loudly instead.
-    getrandom::fill(salts).expect("the operating system's random source failed");
+    // The thread's CSPRNG, seeded and reseeded from the OS random source (which failing
+    // is not recoverable: an all-zero salt would still commit correctly but would let
+    // low-entropy values be guessed, so it panics rather than go on).
+    rand::fill(salts);
 }
 
 #[cfg(test)]
