@@ -65,7 +65,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
+use regex_automata::meta::Regex as Screen;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -192,12 +193,12 @@ struct ToolGuards {
 }
 
 /// One tool's deny rules: the set answers "does anything match" in one pass; the rules'
-/// own regexes, tried in order only after a hit, say which. (`RegexSet::matches` would say
-/// too, but it has to run every matching pattern to the end of the text, several times
-/// slower on a long string that trips many rules.)
+/// own regexes, tried in order only after a hit, say which. (Asking the set which
+/// patterns match would have to run every matching pattern to the end of the text,
+/// several times slower on a long string that trips many rules.)
 #[derive(Debug)]
 struct DenySet {
-    set: RegexSet,
+    set: Screen,
     rules: Vec<Arc<DenySource>>,
 }
 
@@ -205,7 +206,7 @@ struct DenySet {
 /// through each redaction in order.
 #[derive(Debug)]
 struct RedactSet {
-    set: RegexSet,
+    set: Screen,
     redactors: Vec<Arc<Redactor>>,
 }
 
@@ -432,8 +433,8 @@ impl DenySet {
         let first = self.rules.iter().find(|rule| rule.regex.is_match(text));
         first
             .or_else(|| {
-                let i = self.set.matches(text).iter().next()?;
-                self.rules.get(i)
+                let i = self.set.find(text)?.pattern();
+                self.rules.get(i.as_usize())
             })
             .map(|rule| &**rule)
     }
@@ -441,7 +442,7 @@ impl DenySet {
 
 impl RedactSet {
     fn apply(&self, s: &mut String, redactions: &mut Redactions) {
-        if !self.set.is_match(s) {
+        if !self.set.is_match(s.as_str()) {
             return;
         }
         for r in &self.redactors {

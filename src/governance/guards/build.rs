@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexBuilder};
+use regex_automata::meta;
 
 use super::{
     DenySet, DenySource, GuardConfig, Guards, MAX_ARGUMENT_BYTES, MAX_ARGUMENT_DEPTH,
@@ -438,8 +439,16 @@ fn compile(pattern: &str, size_limit: usize) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern).size_limit(size_limit).build()
 }
 
-fn compile_set<'p>(patterns: impl IntoIterator<Item = &'p str>) -> Result<RegexSet, regex::Error> {
-    RegexSetBuilder::new(patterns)
-        .size_limit(SET_SIZE_LIMIT)
-        .build()
+/// Patterns as one screen (see `DenySet`): the lazy DFA over all of them, with no
+/// literal prefilter (see the note on `regex-automata` in Cargo.toml).
+fn compile_set<'p>(patterns: impl IntoIterator<Item = &'p str>) -> Result<super::Screen, String> {
+    let patterns: Vec<&str> = patterns.into_iter().collect();
+    meta::Regex::builder()
+        .configure(
+            meta::Config::new()
+                .auto_prefilter(false)
+                .nfa_size_limit(Some(SET_SIZE_LIMIT)),
+        )
+        .build_many(&patterns)
+        .map_err(|e| e.to_string())
 }
