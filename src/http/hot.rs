@@ -405,13 +405,13 @@ async fn call(
     ctx.ct = ct;
     ctx.extensions.insert(parts);
     ctx.extensions.insert(CallStream(tx));
-    let running = session.clone();
-    let call_id = id.clone();
+    let running = Running(session.clone(), id.clone());
     let answered = async move {
         // rmcp's own dispatch: it also shapes the result for the session's revision
         // (no `resultType` for older clients, error codes), as it does for its own calls.
         let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
-        running.end_call(&call_id);
+        let call_id = running.1.clone();
+        drop(running);
         let message = match result {
             Ok(result) => ServerJsonRpcMessage::response(result, call_id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
@@ -440,6 +440,16 @@ async fn call(
         _ = tokio::time::sleep(JSON_WAIT) => None,
     };
     stream::answer(session, first, rx, task)
+}
+
+/// A call in flight in its session until this is dropped: when it is answered, and even
+/// if it panicked, so its id is free again either way.
+struct Running(Arc<LiveSession>, RequestId);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.end_call(&self.1);
+    }
 }
 
 fn json(body: Vec<u8>) -> Response {
