@@ -181,16 +181,16 @@ async fn the_child_decides_on_the_callers_identity_and_both_logs_join() {
 
     // A caller cannot pose as the parent's users: an assertion from anyone but the
     // parent, or one not signed by its key, is refused.
-    let forged = reqwest::Client::new()
-        .post(&child_url)
-        .bearer_auth("parent-secret")
-        .header("warden-actor", "bm90IGEgbm90ZQ")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
-        .send()
-        .await
-        .unwrap();
+    let forged = raw_post(
+        &child_url,
+        None,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+    )
+    .bearer_auth("parent-secret")
+    .header("warden-actor", "bm90IGEgbm90ZQ")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(forged.status(), 401);
 
     // Both logs: the child's record of each call names the parent's request id, and the
