@@ -102,6 +102,29 @@ pub fn root(leaves: &[Hash]) -> Hash {
     fold_right(&stack[..depth])
 }
 
+/// The most leaves [`CompactTree::append_many`] hashes as one subtree (a power of two).
+const SUBTREE: usize = 64;
+
+/// The root of a perfect subtree over `leaves` (a power of two, at most [`SUBTREE`]):
+/// each level's node hashes computed together.
+fn subtree_root(leaves: &[Hash]) -> Hash {
+    debug_assert!(leaves.len().is_power_of_two() && leaves.len() <= SUBTREE);
+    let mut level = [[0u8; 32]; SUBTREE];
+    let mut pairs = [[0u8; 64]; SUBTREE / 2];
+    let mut n = leaves.len();
+    level[..n].copy_from_slice(leaves);
+    while n > 1 {
+        n /= 2;
+        for (pair, two) in pairs.iter_mut().zip(level.chunks_exact(2)).take(n) {
+            pair[..32].copy_from_slice(&two[0]);
+            pair[32..].copy_from_slice(&two[1]);
+        }
+        let inputs: [&[u8]; SUBTREE / 2] = std::array::from_fn(|i| &pairs[i][..]);
+        tape_sha256::hash_many_prefixed(&[0x01], &inputs[..n], &mut level[..n]);
+    }
+    level[0]
+}
+
 /// Combines the perfect-subtree roots of a right edge, smallest (rightmost) first.
 fn fold_right(edge: &[Hash]) -> Hash {
     let (last, rest) = edge.split_last().expect("non-empty edge");
@@ -161,17 +184,40 @@ impl CompactTree {
 
     /// Appends one leaf hash (see [`leaf_hash`]).
     pub fn append(&mut self, leaf: Hash) {
-        let mut h = leaf;
-        let mut n = self.size;
+        self.push_subtree(leaf, 0);
+    }
+
+    /// Appends `leaves` in order: the same tree as appending them one by one, with the
+    /// interior nodes of each whole subtree that lands on its own boundary (up to
+    /// [`SUBTREE`] leaves) hashed a level at a time, several in flight at once (see
+    /// [`leaf_hashes`]). For the verifier, which appends a batch of lines at a time.
+    pub fn append_many(&mut self, mut leaves: &[Hash]) {
+        while !leaves.is_empty() {
+            // The largest power of two that both fits the leaves left and keeps the
+            // subtree on a boundary of its own size.
+            let fits = 1 << (usize::BITS - 1 - leaves.len().min(SUBTREE).leading_zeros());
+            let aligned = 1 << self.size.trailing_zeros().min(SUBTREE.trailing_zeros());
+            let n = fits.min(aligned);
+            let (whole, rest) = leaves.split_at(n);
+            self.push_subtree(subtree_root(whole), n.trailing_zeros());
+            leaves = rest;
+        }
+    }
+
+    /// Appends the root `h` of a perfect subtree of 2^`height` leaves; the size must be
+    /// a multiple of its leaf count.
+    fn push_subtree(&mut self, mut h: Hash, height: u32) {
+        debug_assert_eq!(self.size % (1 << height), 0);
+        let mut n = self.size >> height;
         // Each trailing one bit of the old size is a subtree of equal height
-        // that the new leaf's subtree now completes.
+        // that the new subtree now completes.
         while n & 1 == 1 {
             let left = self.hashes.pop().expect("one hash per set bit");
             h = node_hash(&left, &h);
             n >>= 1;
         }
         self.hashes.push(h);
-        self.size += 1;
+        self.size += 1 << height;
     }
 
     /// The root hash of the tree; [`empty_root`] when it has no leaves.

@@ -359,6 +359,28 @@ fn compact_tree_matches_root_up_to_300() {
     }
 }
 
+/// A batch appended at once gives the same tree as its leaves one by one, from any size
+/// (on a subtree boundary or not) and for batches shorter and longer than one subtree.
+#[test]
+fn append_many_is_append_one_by_one() {
+    let all = leaves(400);
+    for start in 0..130usize {
+        let mut before = CompactTree::new();
+        for leaf in &all[..start] {
+            before.append(*leaf);
+        }
+        for len in [1, 2, 3, 5, 8, 31, 32, 33, 63, 64, 65, 100, 129, 200] {
+            let mut one_by_one = before.clone();
+            let mut batched = before.clone();
+            for leaf in &all[start..start + len] {
+                one_by_one.append(*leaf);
+            }
+            batched.append_many(&all[start..start + len]);
+            assert_eq!(batched, one_by_one, "from {start}, {len} leaves");
+        }
+    }
+}
+
 #[test]
 fn compact_tree_matches_reference_roots() {
     let mut tree = CompactTree::new();

@@ -269,6 +269,9 @@ impl Pass<'_> {
             }
             let leaves = &mut leaves[..lines.len()];
             leaf_hashes(&lines, leaves);
+            // The whole batch goes into the tree at once unless a size the pass must
+            // look at falls inside it.
+            let batch = self.whole_batch(self.position.unwrap_or(first), leaves.len());
             for (&line, &leaf) in lines.iter().zip(leaves.iter()) {
                 let index = self.position.unwrap_or(first);
                 if !self.before_start(key, index, leaf, findings) {
@@ -280,8 +283,16 @@ impl Pass<'_> {
                         timeline,
                         findings,
                     );
+                    if self.aligned && !batch {
+                        self.tree.append(leaf);
+                        self.grown(leaf);
+                    }
                 }
                 self.position = Some(index.saturating_add(1));
+            }
+            if batch && let Some(&last) = leaves.last() {
+                self.tree.append_many(leaves);
+                self.grown(last);
             }
         }
     }
@@ -348,23 +359,43 @@ impl Pass<'_> {
                 self.out.ends_with_stop = false;
             }
         }
-        if self.aligned {
-            self.tree.append(leaf);
-            if let Some(ranges) = ranges {
-                ranges.feed(index, leaf);
-            }
-            self.snapshot();
-            if self.capture_at == Some(self.tree.size()) {
-                self.out.resume = Some(Resume {
-                    frontier: self.tree.hashes().to_vec(),
-                    last_leaf: leaf,
-                    last_time_us: self.last_time.map_or(0, |(_, t)| t),
-                    last_stop: self.out.ends_with_stop,
-                    segment_first: self.segment_first,
-                });
-            }
+        if self.aligned
+            && let Some(ranges) = ranges
+        {
+            ranges.feed(index, leaf);
         }
         self.prev = Some(leaf);
+    }
+
+    /// Whether the `n` lines from `index` can go into the tree as one batch: they sit at
+    /// their places, none was verified by an earlier pass, and no size whose root or
+    /// resume point the pass takes falls strictly inside them.
+    fn whole_batch(&self, index: u64, n: usize) -> bool {
+        let (from, to) = (self.tree.size(), self.tree.size() + n as u64);
+        let inside = |size: u64| from < size && size < to;
+        self.aligned
+            && index == from
+            && self.verified.is_none_or(|(last, _, _)| last < index)
+            && !self.wanted[self.next_want..]
+                .iter()
+                .take_while(|&&w| w < to)
+                .any(|&w| inside(w))
+            && !self.capture_at.is_some_and(inside)
+    }
+
+    /// After the tree grew to end with `leaf`: takes the roots and resume point due at
+    /// its new size.
+    fn grown(&mut self, leaf: Hash) {
+        self.snapshot();
+        if self.capture_at == Some(self.tree.size()) {
+            self.out.resume = Some(Resume {
+                frontier: self.tree.hashes().to_vec(),
+                last_leaf: leaf,
+                last_time_us: self.last_time.map_or(0, |(_, t)| t),
+                last_stop: self.out.ends_with_stop,
+                segment_first: self.segment_first,
+            });
+        }
     }
 
     fn check(

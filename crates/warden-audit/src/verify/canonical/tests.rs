@@ -48,6 +48,42 @@ fn accepts_canonical_escapes_and_values() {
     agrees(&line);
 }
 
+/// RFC 8785 sorts keys by UTF-16 code units: a character above U+FFFF (a surrogate pair,
+/// from 0xD800) sorts before one from U+E000, the reverse of their UTF-8 bytes. The fast
+/// path takes non-ASCII keys whose order the bytes prove, and leaves that case alone.
+#[test]
+fn non_ascii_keys_sort_as_utf16() {
+    let record = |extra: serde_json::Value| {
+        let mut value = json!({
+            "v": 1, "origin": "o", "index": 3, "time_us": 5, "kind": "request",
+            "prev": "00", "replica": "r",
+        });
+        value["detail"] = extra;
+        jcs::to_vec(&value)
+    };
+    let plain = record(
+        json!({"a": 1, "aé": 2, "é": 3, "ü": 4, "\u{d7ff}": 5, "\u{e000}": 6, "\u{ffff}": 7}),
+    );
+    assert!(
+        fast(&plain).is_some(),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+    agrees(&plain);
+    let astral = record(json!({"\u{e000}": 1, "😀": 2}));
+    let text = String::from_utf8_lossy(&astral).into_owned();
+    assert!(text.find('😀') < text.find('\u{e000}'), "{text}");
+    assert!(fast(&astral).is_none(), "{text}");
+    assert!(reference(&astral).0, "{text}");
+    // The same keys in byte order are not canonical, and the fast path must not say so.
+    let swapped = text
+        .replacen('😀', "\u{0}", 1)
+        .replacen('\u{e000}', "😀", 1)
+        .replacen('\u{0}', "\u{e000}", 1);
+    assert!(fast(swapped.as_bytes()).is_none());
+    assert!(!reference(swapped.as_bytes()).0, "{swapped}");
+}
+
 #[test]
 fn leaves_the_rest_to_the_reference() {
     let base = r#"{"index":3,"kind":"k","origin":"o","prev":"p","replica":"r","time_us":5,"v":1}"#;
