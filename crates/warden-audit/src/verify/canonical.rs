@@ -26,21 +26,34 @@ pub struct Fields<'l> {
 
 /// The members of a canonical record line, or `None` when the line needs [`slow`].
 pub fn fast(line: &[u8]) -> Option<Fields<'_>> {
-    let text = std::str::from_utf8(line).ok()?;
-    let mut p = Parser { b: line, i: 0 };
+    fast_line(line).and_then(|(fields, len)| (len == line.len()).then_some(fields))
+}
+
+/// The members of the canonical record line at the start of `text`, and its length: the
+/// line ends where the record does, which must be at a line feed or the end of `text`
+/// (a canonical line holds no raw line feed). `None` when the line needs [`slow`]; its
+/// end is then for the caller to find.
+pub fn fast_line(text: &[u8]) -> Option<(Fields<'_>, usize)> {
+    let mut p = Parser { b: text, i: 0 };
     let mut top = Top::default();
     p.top(&mut top)?;
-    if p.i != line.len() || top.v != Some(VERSION) || top.replica.is_none() {
+    let len = p.i;
+    if !matches!(text.get(len), None | Some(b'\n'))
+        || top.v != Some(VERSION)
+        || top.replica.is_none()
+    {
         return None;
     }
-    let s = |span: Option<(usize, usize)>| span.map(|(a, b)| &text[a..b]);
-    Some(Fields {
+    let line = std::str::from_utf8(&text[..len]).ok()?;
+    let s = |span: Option<(usize, usize)>| span.map(|(a, b)| &line[a..b]);
+    let fields = Fields {
         origin: s(top.origin)?,
         index: top.index?,
         time_us: top.time_us?,
         kind: s(top.kind)?,
         prev: s(top.prev)?,
-    })
+    };
+    Some((fields, len))
 }
 
 /// Whether `line` is canonical, and its members or why it is not a record: the reference
@@ -249,27 +262,31 @@ impl Parser<'_> {
         }
     }
 
-    /// `0` or `-?[1-9][0-9]*` below 2^53 in absolute value.
+    /// `0` or `-?[1-9][0-9]*` below 2^53 in absolute value, read in one pass.
     fn integer(&mut self) -> Option<i64> {
         let negative = self.peek()? == b'-';
         if negative {
             self.i += 1;
         }
         let digits = self.i;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+        let mut magnitude = 0u64;
+        while let Some(digit) = self
+            .peek()
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+        {
+            // Wraps only past 19 digits, which the length check refuses.
+            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(digit));
             self.i += 1;
         }
-        let text = &self.b[digits..self.i];
-        if text.is_empty() || text.len() > 16 || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        let len = self.i - digits;
+        if len == 0 || len > 16 || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        if text[0] == b'0' && (text.len() > 1 || negative) {
+        if self.b[digits] == b'0' && (len > 1 || negative) {
             return None;
         }
-        let magnitude = text.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        if magnitude >= 1 << 53 {
-            return None;
-        }
+        let magnitude = i64::try_from(magnitude).ok().filter(|&m| m < 1 << 53)?;
         Some(if negative { -magnitude } else { magnitude })
     }
 }

@@ -241,28 +241,30 @@ impl Pass<'_> {
                 data
             }
         };
-        let mut ends = memchr::memchr_iter(b'\n', body).chain([body.len()]);
-        let (mut lines, mut leaves) = (Vec::with_capacity(BATCH), [[0; 32]; BATCH]);
-        let mut start = 0;
+        let mut reader = Lines {
+            body,
+            start: 0,
+            done: false,
+        };
+        let (mut lines, mut parsed) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        let mut leaves = [[0; 32]; BATCH];
         // In an incremental pass, the lines before the last one verified are passed over
         // unhashed (`before_start` skips them).
         if let Some((last, _, _)) = self.verified
             && last > first
         {
             let mut skipped = 0;
-            while skipped < last - first
-                && let Some(end) = ends.next()
-            {
-                start = end + 1;
+            while skipped < last - first && reader.pass_over() {
                 skipped += 1;
             }
             self.position = Some(first + skipped);
         }
         loop {
             lines.clear();
-            for end in ends.by_ref().take(BATCH) {
-                lines.push(&body[start..end]);
-                start = end + 1;
+            parsed.clear();
+            for (line, fields) in reader.by_ref().take(BATCH) {
+                lines.push(line);
+                parsed.push(fields);
             }
             if lines.is_empty() {
                 break;
@@ -272,13 +274,13 @@ impl Pass<'_> {
             // The whole batch goes into the tree at once unless a size the pass must
             // look at falls inside it.
             let batch = self.whole_batch(self.position.unwrap_or(first), leaves.len());
-            for (&line, &leaf) in lines.iter().zip(leaves.iter()) {
+            for ((&line, fields), &leaf) in lines.iter().zip(parsed.drain(..)).zip(leaves.iter()) {
                 let index = self.position.unwrap_or(first);
                 if !self.before_start(key, index, leaf, findings) {
                     self.line(
                         key,
                         index,
-                        (line, leaf),
+                        (line, fields, leaf),
                         ranges.as_deref_mut(),
                         timeline,
                         findings,
@@ -329,14 +331,14 @@ impl Pass<'_> {
         &mut self,
         key: &str,
         index: u64,
-        (line, leaf): (&[u8], Hash),
+        (line, fields, leaf): (&[u8], Option<Fields<'_>>, Hash),
         ranges: Option<&mut RangeRoots>,
         timeline: &mut Timeline,
         findings: &mut Findings,
     ) {
         self.out.lines += 1;
         let parsed;
-        let (canonical, fields) = match canonical::fast(line) {
+        let (canonical, fields) = match fields {
             Some(fields) => (true, Ok(fields)),
             None => {
                 parsed = serde_json::from_slice::<Value>(line);
@@ -468,7 +470,114 @@ impl Pass<'_> {
     }
 }
 
+/// A segment body's lines, split at line feeds, each with its members when the
+/// canonical-form pass vouches for it ([`canonical::fast_line`]): that pass ends where
+/// the line does, so only the lines it cannot read are searched for their line feed.
+struct Lines<'b> {
+    body: &'b [u8],
+    start: usize,
+    done: bool,
+}
+
+impl<'b> Lines<'b> {
+    /// The rest of the body from the next line, or `None` after the last line.
+    fn rest(&self) -> Option<&'b [u8]> {
+        (!self.done).then(|| &self.body[self.start..])
+    }
+
+    /// Moves past a line of `len` bytes and its line feed, and returns it.
+    fn advance(&mut self, len: usize) -> &'b [u8] {
+        let line = &self.body[self.start..self.start + len];
+        self.start += len + 1;
+        // The last line is the one no line feed ends.
+        self.done = self.start > self.body.len();
+        line
+    }
+
+    /// Passes over one line unread; false when none is left.
+    fn pass_over(&mut self) -> bool {
+        let Some(rest) = self.rest() else {
+            return false;
+        };
+        self.advance(memchr::memchr(b'\n', rest).unwrap_or(rest.len()));
+        true
+    }
+}
+
+impl<'b> Iterator for Lines<'b> {
+    type Item = (&'b [u8], Option<Fields<'b>>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest()?;
+        Some(match canonical::fast_line(rest) {
+            Some((fields, len)) => (self.advance(len), Some(fields)),
+            None => (
+                self.advance(memchr::memchr(b'\n', rest).unwrap_or(rest.len())),
+                None,
+            ),
+        })
+    }
+}
+
 /// Whether `text` is the lowercase hex of `hash`.
 fn hex_is(text: &str, hash: &Hash) -> bool {
     text.as_bytes() == hex_hash(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testlog::TestLog;
+
+    /// The lines found through the canonical-form pass are the body split at line feeds,
+    /// whatever surrounds a record: junk after it on its line, empty lines, no final
+    /// line feed, a raw line feed where a record should continue.
+    #[tokio::test]
+    async fn lines_are_the_body_split_at_line_feeds() {
+        let log = TestLog::build(3, 10).await;
+        let [a, b, c] = [&log.lines[0], &log.lines[1], &log.lines[2]].map(|l| l.as_slice());
+        let cut = &a[..a.len() / 2];
+        let bodies: Vec<Vec<u8>> = vec![
+            [a, b, c].join(&b'\n'),
+            [a, b"", c].join(&b'\n'),
+            [a, b, b""].join(&b'\n'),
+            [b"", a].join(&b'\n'),
+            [&[a, b"x"].concat()[..], b].join(&b'\n'),
+            [&[a, b" "].concat()[..], b].join(&b'\n'),
+            [&[a, b].concat()[..], c].join(&b'\n'),
+            [cut, &a[a.len() / 2..], b].join(&b'\n'),
+            b"".to_vec(),
+            b"\n\n".to_vec(),
+            a.to_vec(),
+        ];
+        for body in &bodies {
+            let read: Vec<_> = Lines {
+                body,
+                start: 0,
+                done: false,
+            }
+            .collect();
+            let split: Vec<&[u8]> = body.split(|&c| c == b'\n').collect();
+            let lines: Vec<&[u8]> = read.iter().map(|(line, _)| *line).collect();
+            assert_eq!(lines, split, "{}", String::from_utf8_lossy(body));
+            for (line, fields) in &read {
+                assert_eq!(
+                    *fields,
+                    canonical::fast(line),
+                    "{}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+            let mut passing = Lines {
+                body,
+                start: 0,
+                done: false,
+            };
+            let mut passed = 0;
+            while passing.pass_over() {
+                passed += 1;
+            }
+            assert_eq!(passed, split.len());
+        }
+    }
 }
