@@ -172,7 +172,7 @@ impl Backend {
             let relay = self
                 .relay()
                 .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
-            let child = children.of(self, origin.session, relay).await?;
+            let child = Box::pin(children.of(self, origin.session, relay)).await?;
             return Box::pin(child.backend().request(request, origin, cancel)).await;
         }
         // A client on 2026-07-28 goes to the backend's 2026-07-28 connection, if it has a
@@ -190,8 +190,7 @@ impl Backend {
                     let relay = self
                         .relay()
                         .ok_or_else(|| CallError::Unavailable(self.name().to_owned()))?;
-                    self.listens
-                        .subscribe(&peer, relay, r.params.uri.clone())
+                    Box::pin(self.listens.subscribe(&peer, relay, r.params.uri.clone()))
                         .await
                         .map_err(|e| CallError::from_service(self.name(), e))?;
                     return Ok(ServerResult::empty(()));
@@ -239,7 +238,19 @@ impl Backend {
                 self.name()
             )));
         }
-        let peer = modern.unwrap_or(peer);
+        // Boxed: rmcp's request future is large, and the paths above are the common ones.
+        Box::pin(self.through_rmcp(modern.unwrap_or(peer), request, origin, cancel)).await
+    }
+
+    /// A request sent by rmcp's client: no direct path, a backend on 2026-07-28, or the
+    /// direct path handing the call back.
+    async fn through_rmcp(
+        &self,
+        peer: Peer<RoleClient>,
+        request: ClientRequest,
+        origin: Origin,
+        cancel: CancellationToken,
+    ) -> Result<ServerResult, CallError> {
         let mut options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
         if speaks_2026(&peer) {
             // Each request says what its client supports; rmcp would state the proxy's own

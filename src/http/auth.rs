@@ -252,14 +252,14 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
                         "reason".to_owned(),
                         "over `auth.failures_per_minute`: further failures from this client are counted, not recorded".to_owned(),
                     )]);
-                    refused(state, &request, Kind::AuthFailure, 429, detail).await;
+                    Box::pin(refused(state, &request, Kind::AuthFailure, 429, detail)).await;
                 }
                 return too_many_failures(over.retry_after);
             }
             let reason = bounded(&e.to_string());
             tracing::info!(reason = %reason, client = %client.text(), "authentication failed");
             let detail = BTreeMap::from([("reason".to_owned(), reason)]);
-            refused(state, &request, Kind::AuthFailure, 401, detail).await;
+            Box::pin(refused(state, &request, Kind::AuthFailure, 401, detail)).await;
             return unauthorized(state, presented);
         }
     };
@@ -276,16 +276,16 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         && let Some(portable) = state.owners.portable()
     {
         // A session this replica never held (or let expire): another replica opened it.
-        match portable.owner(id).await {
+        match Box::pin(portable.owner(id)).await {
             Ok(Some(o)) if o == super::sessions::portable::owner_of(&key) => {
-                match state.owners.reserve(&key).await {
+                match Box::pin(state.owners.reserve(&key)).await {
                     Ok(place) => {
                         place.bind(id);
                         owner = Some(key.clone());
                     }
                     Err(full) => {
                         request.extensions_mut().insert(principal);
-                        return sessions_full(state, &request, full).await;
+                        return Box::pin(sessions_full(state, &request, full)).await;
                     }
                 }
             }
@@ -297,7 +297,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
                     "reason".to_owned(),
                     "the shared session store cannot be reached".to_owned(),
                 )]);
-                refused(state, &request, Kind::Request, 503, detail).await;
+                Box::pin(refused(state, &request, Kind::Request, 503, detail)).await;
                 return session_store_down();
             }
         }
@@ -313,7 +313,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         };
         request.extensions_mut().insert(principal);
         let detail = BTreeMap::from([("reason".to_owned(), reason.to_owned())]);
-        refused(state, &request, Kind::Request, 404, detail).await;
+        Box::pin(refused(state, &request, Kind::Request, 404, detail)).await;
         return unknown_session();
     }
     // A parent gateway may say who the call is for: decided and recorded as that
@@ -329,7 +329,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
                 tracing::warn!(reason = %reason, "an actor assertion was refused");
                 request.extensions_mut().insert(principal);
                 let detail = BTreeMap::from([("reason".to_owned(), bounded(&reason))]);
-                refused(state, &request, Kind::AuthFailure, 401, detail).await;
+                Box::pin(refused(state, &request, Kind::AuthFailure, 401, detail)).await;
                 return unauthorized(state, true);
             }
         },
@@ -349,7 +349,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         if deleting && response.status().is_success() {
             state.owners.forget(&session);
         } else if response.status() == StatusCode::NOT_FOUND {
-            state.owners.forget_if_gone(&session).await;
+            Box::pin(state.owners.forget_if_gone(&session)).await;
         }
     }
     let status = response.status();
@@ -375,9 +375,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         } else {
             BTreeMap::new()
         };
-        refusal
-            .record(state, Kind::Request, detail, status.as_u16())
-            .await;
+        Box::pin(refusal.record(state, Kind::Request, detail, status.as_u16())).await;
     }
     response
 }
@@ -386,10 +384,21 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
 /// `initialize` without a session — whatever revision it names — reserves a place for
 /// its caller or is refused (429 / 503), and the session manager binds the place to the
 /// session it opens. Other requests, stateless ones included, take no place.
-pub async fn limit_sessions(state: Arc<AuthState>, request: Request, next: Next) -> Response {
+///
+/// A request in a session goes straight on, without a future of its own.
+pub fn limit_sessions(
+    state: Arc<AuthState>,
+    request: Request,
+    next: Next,
+) -> futures::future::BoxFuture<'static, Response> {
     if request.method() != Method::POST || request.headers().contains_key(SESSION_HEADER) {
-        return next.run(request).await;
+        return next.run(request);
     }
+    Box::pin(without_session(state, request, next))
+}
+
+/// [`limit_sessions`] for a POST without a session.
+async fn without_session(state: Arc<AuthState>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     // Already read whole by the body layer: no copy.
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -401,7 +410,7 @@ pub async fn limit_sessions(state: Arc<AuthState>, request: Request, next: Next)
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    match state.owners.reserve(&key).await {
+    match Box::pin(state.owners.reserve(&key)).await {
         Ok(place) => {
             parts.extensions.insert(PendingSession::new(place));
             let opening = state.owners.portable().and_then(|portable| {

@@ -60,11 +60,9 @@ impl Next {
                 request,
                 next(Step::LimitSessions),
             )),
-            Step::LimitSessions => Box::pin(super::auth::limit_sessions(
-                e.auth.clone(),
-                request,
-                next(Step::Hot),
-            )),
+            Step::LimitSessions => {
+                super::auth::limit_sessions(e.auth.clone(), request, next(Step::Hot))
+            }
             Step::Hot => Box::pin(super::hot::serve(e.hot.clone(), request, next(Step::Rmcp))),
             Step::Rmcp => Box::pin(async move { e.mcp.handle(request).await.map(Body::new) }),
         }

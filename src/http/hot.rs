@@ -409,7 +409,12 @@ async fn call(
     let answered = async move {
         // rmcp's own dispatch: it also shapes the result for the session's revision
         // (no `resultType` for older clients, error codes), as it does for its own calls.
-        let result = Service::<RoleServer>::handle_request(&handler, request, ctx).await;
+        // Boxed where it is made: the dispatch future is as large as the largest of the
+        // handler's methods (kilobytes), and every wrapper below would copy it again.
+        let result = Box::pin(Service::<RoleServer>::handle_request(
+            &handler, request, ctx,
+        ))
+        .await;
         let call_id = running.1.clone();
         drop(running);
         let message = match result {

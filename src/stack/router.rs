@@ -28,8 +28,10 @@ impl Link for Router {
                 mcp.backend = backend.name(),
                 mcp.method.name = request.method(),
             );
+            // Boxed where it is made (kilobytes: the backend hop's own state), so the
+            // wrappers around it move a pointer.
             let result = tracing::Instrument::instrument(
-                backend.request(request, call.origin, call.cancel),
+                Box::pin(backend.request(request, call.origin, call.cancel)),
                 span,
             )
             .await;
