@@ -2,11 +2,13 @@
 //! canonical form, index, origin and chain per line; the Merkle tree built incrementally,
 //! with its root taken at each size a checkpoint (or the saved state) names.
 //!
-//! Each line is read once: a single pass over its bytes proves it canonical and yields the
-//! few members the checks need (`canonical::fast`); a line that pass cannot vouch for is
-//! parsed into a `serde_json::Value` and its re-serialization compared byte for byte. One
-//! SHA-256 per line gives the leaf hash, which is also the next line's expected `prev`;
-//! the lines of a segment are hashed a batch at a time, several in flight at once.
+//! Each line is read once: a single pass over its bytes proves it canonical, yields the
+//! few members the checks need and finds where the line ends (`canonical::fast_line`); a
+//! line that pass cannot vouch for is searched for its line feed, parsed into a
+//! `serde_json::Value` and its re-serialization compared byte for byte. One SHA-256 per
+//! line gives the leaf hash, which is also the next line's expected `prev`; the lines of a
+//! segment are hashed a batch at a time, several in flight at once, and a batch goes into
+//! the tree as whole subtrees when no size the pass looks at falls inside it.
 //!
 //! An incremental pass starts from a saved state instead: the tree's right edge at the
 //! state's size, and the segment holding the last record it verified, whose leaf hash must
