@@ -106,23 +106,27 @@ pub fn root(leaves: &[Hash]) -> Hash {
 const SUBTREE: usize = 64;
 
 /// The root of a perfect subtree over `leaves` (a power of two, at most [`SUBTREE`]):
-/// each level's node hashes computed together.
+/// each level's node hashes computed together, two neighbouring hashes of the level below
+/// read as one 64-byte input in place.
 fn subtree_root(leaves: &[Hash]) -> Hash {
     debug_assert!(leaves.len().is_power_of_two() && leaves.len() <= SUBTREE);
-    let mut level = [[0u8; 32]; SUBTREE];
-    let mut pairs = [[0u8; 64]; SUBTREE / 2];
+    let (mut below, mut above) = ([[0u8; 32]; SUBTREE], [[0u8; 32]; SUBTREE]);
+    let (mut below, mut above) = (&mut below, &mut above);
     let mut n = leaves.len();
-    level[..n].copy_from_slice(leaves);
+    below[..n].copy_from_slice(leaves);
     while n > 1 {
-        n /= 2;
-        for (pair, two) in pairs.iter_mut().zip(level.chunks_exact(2)).take(n) {
-            pair[..32].copy_from_slice(&two[0]);
-            pair[32..].copy_from_slice(&two[1]);
+        let mut inputs: [&[u8]; SUBTREE / 2] = [&[]; SUBTREE / 2];
+        for (input, pair) in inputs
+            .iter_mut()
+            .zip(below[..n].as_flattened().chunks_exact(64))
+        {
+            *input = pair;
         }
-        let inputs: [&[u8]; SUBTREE / 2] = std::array::from_fn(|i| &pairs[i][..]);
-        tape_sha256::hash_many_prefixed(&[0x01], &inputs[..n], &mut level[..n]);
+        n /= 2;
+        tape_sha256::hash_many_prefixed(&[0x01], &inputs[..n], &mut above[..n]);
+        std::mem::swap(&mut below, &mut above);
     }
-    level[0]
+    below[0]
 }
 
 /// Combines the perfect-subtree roots of a right edge, smallest (rightmost) first.
