@@ -61,7 +61,7 @@ pub(super) fn frame(
             .get_meta_mut()
             .set_progress_token(ProgressToken(id.clone()));
     }
-    serde_json::to_vec(&Outgoing {
+    crate::envelope::to_vec(&Outgoing {
         jsonrpc: "2.0",
         id,
         request,
@@ -353,7 +353,7 @@ impl Endpoint {
 
     /// Posts a response or notification of the proxy's to the backend (202 expected).
     async fn send_message(&self, session: &Negotiated, message: &ClientJsonRpcMessage) {
-        let Ok(body) = serde_json::to_vec(message) else {
+        let Ok(body) = crate::envelope::to_vec(message) else {
             return;
         };
         if let Err(e) = self.post(session, body, None).await {

@@ -154,7 +154,7 @@ impl Pipe {
     }
 
     fn send_message(&self, message: &ClientJsonRpcMessage) {
-        if let Ok(mut line) = serde_json::to_vec(message) {
+        if let Ok(mut line) = crate::envelope::to_vec(message) {
             line.push(b'\n');
             let _ = self.lines.send(line);
         }
@@ -361,7 +361,7 @@ impl Transport<RoleClient> for PipeTransport {
         &mut self,
         item: ClientJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let sent = match (&self.lines, serde_json::to_vec(&item)) {
+        let sent = match (&self.lines, crate::envelope::to_vec(&item)) {
             (Some(lines), Ok(mut line)) => {
                 line.push(b'\n');
                 lines

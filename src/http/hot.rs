@@ -395,7 +395,7 @@ async fn call(
         );
         let message = ServerJsonRpcMessage::error(refused, Some(id));
         // 400: no handler saw it, so the authentication layer records the refusal.
-        let mut response = json(serde_json::to_vec(&message).unwrap_or_default());
+        let mut response = json(crate::envelope::to_vec(&message).unwrap_or_default());
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return response;
     };
@@ -421,7 +421,7 @@ async fn call(
             Ok(result) => ServerJsonRpcMessage::response(result, call_id),
             Err(error) => ServerJsonRpcMessage::error(error, Some(call_id)),
         };
-        serde_json::to_vec(&message).unwrap_or_default()
+        crate::envelope::to_vec(&message).unwrap_or_default()
     };
     // A call that panics is answered as an internal error, its connection kept.
     let panicked = id.clone();
@@ -430,7 +430,7 @@ async fn call(
         .map(move |answer| {
             answer.unwrap_or_else(|_| {
                 let error = McpError::internal_error("the call failed inside the gateway", None);
-                serde_json::to_vec(&ServerJsonRpcMessage::error(error, Some(panicked)))
+                crate::envelope::to_vec(&ServerJsonRpcMessage::error(error, Some(panicked)))
                     .unwrap_or_default()
             })
         });

@@ -103,7 +103,7 @@ impl Pump {
                 ServerJsonRpcMessage::request(request, RequestId::String(id.into()))
             }
         };
-        self.event(&serde_json::to_vec(&message).unwrap_or_default());
+        self.event(&crate::envelope::to_vec(&message).unwrap_or_default());
     }
 
     fn event(&self, data: &[u8]) {
