@@ -3,10 +3,11 @@
 //! the salts and values go to a separate openings file, so one value can later be
 //! disclosed and proven — or all of them made undisclosable by deleting that file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tape_sha256::Message;
 
 use super::jcs;
 use super::record::hex;
@@ -19,30 +20,72 @@ const DOMAIN: &[u8] = b"mcp-warden/commit/v1";
 /// `SHA-256(DOMAIN || 0x00 || salt || path || 0x00 || JCS(value))`.
 pub fn commitment(path: &str, value: &Value, salt: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(DOMAIN);
-    h.update([0]);
-    h.update(salt);
-    h.update(path.as_bytes());
-    h.update([0]);
+    h.update(header(path, salt));
     h.update(jcs::to_vec(value));
     h.finalize().into()
 }
 
-/// The commitments of the arguments object `whole` (path -> hex) and their salts (path ->
-/// salt): one for the whole object, one per leaf up to [`MAX_LEAVES`].
-pub fn commit(whole: &Value) -> (BTreeMap<String, String>, BTreeMap<String, [u8; 32]>) {
+/// What a commitment hashes before the value: `DOMAIN || 0x00 || salt || path || 0x00`.
+fn header(path: &str, salt: &[u8; 32]) -> Vec<u8> {
+    [DOMAIN, &[0], salt, path.as_bytes(), &[0]].concat()
+}
+
+/// A call's arguments committed to: what the record holds, and what the openings file keeps.
+pub struct Committed {
+    /// Path -> hex commitment: one for the whole object, one per leaf up to [`MAX_LEAVES`].
+    pub commitments: BTreeMap<String, String>,
+    /// Path -> salt.
+    pub salts: BTreeMap<String, [u8; 32]>,
+    /// The canonical bytes (RFC 8785) of the whole object, as hashed.
+    pub canonical: Vec<u8>,
+}
+
+/// The commitments of the arguments object `whole`, their salts and its canonical bytes.
+///
+/// Each is [`commitment`]'s value, computed in one canonical pass over `whole` (a leaf's
+/// canonical bytes are a slice of the whole's) and hashed side by side on the CPU's SHA
+/// unit: a 64 KiB argument is escaped once, not once per level, and its two hashes overlap.
+pub fn commit(whole: &Value) -> Committed {
     let mut leaves = vec![(String::new(), whole)];
     collect(whole, String::new(), &mut leaves);
     // One draw from the OS for every salt of the record.
     let mut random = vec![[0u8; 32]; leaves.len()];
     fill(random.as_flattened_mut());
+    let mut canonical = Vec::new();
+    let mut spans = vec![0..0; leaves.len()];
+    let index: HashMap<*const Value, usize> = leaves
+        .iter()
+        .enumerate()
+        .map(|(i, (_, value))| (std::ptr::from_ref(*value), i))
+        .collect();
+    jcs::write_noting(&mut canonical, whole, &mut |value, span| {
+        if let Some(&i) = index.get(&std::ptr::from_ref(value)) {
+            spans[i] = span;
+        }
+    });
+    let headers: Vec<Vec<u8>> = leaves
+        .iter()
+        .zip(&random)
+        .map(|((path, _), salt)| header(path, salt))
+        .collect();
+    let messages: Vec<Message> = headers
+        .iter()
+        .zip(&spans)
+        .map(|(header, span)| Message::prefixed(header, &canonical[span.clone()]))
+        .collect();
+    let mut digests = vec![[0u8; 32]; leaves.len()];
+    tape_sha256::hash_messages(&messages, &mut digests);
     let mut commitments = BTreeMap::new();
     let mut salts = BTreeMap::new();
-    for ((path, value), salt) in leaves.into_iter().zip(random) {
-        commitments.insert(path.clone(), hex(&commitment(&path, value, &salt)));
+    for (((path, _), salt), digest) in leaves.into_iter().zip(random).zip(digests) {
+        commitments.insert(path.clone(), hex(&digest));
         salts.insert(path, salt);
     }
-    (commitments, salts)
+    Committed {
+        commitments,
+        salts,
+        canonical,
+    }
 }
 
 /// The leaves of `value` with their RFC 6901 paths, depth first in key order.
@@ -95,7 +138,11 @@ mod tests {
     #[test]
     fn commits_every_leaf_and_the_whole() {
         let args = json!({"amount": 5, "order": {"items": ["a", {"x/y": true}]}, "e": {}});
-        let (c, salts) = commit(&args);
+        let Committed {
+            commitments: c,
+            salts,
+            ..
+        } = commit(&args);
         let paths: Vec<&str> = c.keys().map(String::as_str).collect();
         assert_eq!(
             paths,
@@ -108,9 +155,41 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_commitments_are_each_leafs_own() {
+        // Keys that UTF-8 and UTF-16 order differently, escapes, numbers, empty containers,
+        // a large string, and more leaves than are committed to one by one.
+        let mut args = json!({
+            "\u{e000}": "private use", "\u{1f600}": ["astral", 1.5e-7, -0.0],
+            "text": format!("\"quoted\"\n\u{1}{}", "x".repeat(70_000)),
+            "n": {"big": 18446744073709551615u64, "neg": -12, "f": 0.1, "t": true, "z": null},
+            "empty": {"o": {}, "a": []}
+        });
+        let many: Map<String, Value> = (0..300).map(|i| (format!("k{i}"), json!([i]))).collect();
+        args["many"] = Value::Object(many);
+        let Committed {
+            commitments: c,
+            salts,
+            ..
+        } = commit(&args);
+        assert_eq!(c.len(), MAX_LEAVES + 1);
+        for (path, hexed) in &c {
+            let value = lookup(&args, path).unwrap();
+            assert_eq!(
+                &hex(&commitment(path, value, &salts[path])),
+                hexed,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
     fn a_different_value_or_salt_does_not_open() {
         let args = json!({"amount": 5});
-        let (c, salts) = commit(&args);
+        let Committed {
+            commitments: c,
+            salts,
+            ..
+        } = commit(&args);
         let salt = salts["/amount"];
         assert_ne!(hex(&commitment("/amount", &json!(6), &salt)), c["/amount"]);
         assert_ne!(
@@ -126,7 +205,7 @@ mod tests {
     #[test]
     fn leaves_are_bounded() {
         let many: Map<String, Value> = (0..1000).map(|i| (format!("k{i}"), json!(i))).collect();
-        let (c, _) = commit(&Value::Object(many));
+        let c = commit(&Value::Object(many)).commitments;
         assert_eq!(c.len(), MAX_LEAVES + 1);
     }
 }

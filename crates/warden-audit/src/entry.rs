@@ -8,12 +8,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::commit::{commit, lookup};
+use super::commit::{Committed, commit, lookup};
 use super::record::{ArgumentsField, hex};
 use super::{AuditError, AuditSettings};
 
-/// Salts and values of one record's argument commitments (kept beside the log).
-pub type Openings = (BTreeMap<String, [u8; 32]>, Value);
+/// Salts and values of one record's argument commitments (kept beside the log): the
+/// salts by path, and the arguments' canonical bytes (RFC 8785), as the commitments hashed
+/// them.
+pub type Openings = (BTreeMap<String, [u8; 32]>, Vec<u8>);
 
 /// Reads a pseudonym key file (at least 16 bytes, used as they are).
 pub fn read_pseudonym_key(path: &std::path::Path) -> Result<Vec<u8>, AuditError> {
@@ -98,7 +100,11 @@ impl EntryBuilder {
         arguments: &Map<String, Value>,
     ) -> (ArgumentsField, Openings) {
         let whole = Value::Object(arguments.clone());
-        let (commitments, salts) = commit(&whole);
+        let Committed {
+            commitments,
+            salts,
+            canonical,
+        } = commit(&whole);
         let mut disclosed = BTreeMap::new();
         for paths in [self.disclose.get("*"), self.disclose.get(tool)]
             .into_iter()
@@ -115,7 +121,7 @@ impl EntryBuilder {
                 commitments,
                 disclosed,
             },
-            (salts, whole),
+            (salts, canonical),
         )
     }
 }

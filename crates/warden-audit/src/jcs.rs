@@ -14,6 +14,18 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Appends the canonical bytes of `value` to `out`.
 pub fn write(out: &mut Vec<u8>, value: &Value) {
+    write_noting(out, value, &mut |_, _| {});
+}
+
+/// Appends the canonical bytes of `value` to `out`, telling `note` where each value inside
+/// it was written (`value` itself last): a member's canonical bytes are a slice of its
+/// parent's, so one pass gives both.
+pub fn write_noting(
+    out: &mut Vec<u8>,
+    value: &Value,
+    note: &mut impl FnMut(&Value, std::ops::Range<usize>),
+) {
+    let start = out.len();
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -26,7 +38,7 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write(out, item);
+                write_noting(out, item, note);
             }
             out.push(b']');
         }
@@ -41,11 +53,12 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
                 }
                 string(out, key);
                 out.push(b':');
-                write(out, item);
+                write_noting(out, item, note);
             }
             out.push(b'}');
         }
     }
+    note(value, start..out.len());
 }
 
 /// The order of object members: by their keys' UTF-16 code units (RFC 8785 §3.2.3).

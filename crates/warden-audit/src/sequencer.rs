@@ -254,13 +254,11 @@ impl Sequencer {
     }
 }
 
-/// The opening line of one record, less its leading `{"index":N,`: salts and values.
-pub(crate) fn opening_tail(
-    salts: &BTreeMap<String, [u8; 32]>,
-    arguments: &serde_json::Value,
-) -> Vec<u8> {
+/// The opening line of one record, less its leading `{"index":N,`: salts and values
+/// (`arguments`, canonical bytes).
+pub(crate) fn opening_tail(salts: &BTreeMap<String, [u8; 32]>, arguments: &[u8]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut line = Vec::with_capacity(64 + 80 * salts.len());
+    let mut line = Vec::with_capacity(64 + 80 * salts.len() + arguments.len());
     line.extend_from_slice(b"\"salts\":{");
     for (i, (path, salt)) in salts.iter().enumerate() {
         if i > 0 {
@@ -272,7 +270,7 @@ pub(crate) fn opening_tail(
         line.push(b'"');
     }
     line.extend_from_slice(b"},\"arguments\":");
-    jcs::write(&mut line, arguments);
+    line.extend_from_slice(arguments);
     line.extend_from_slice(b"}\n");
     line
 }

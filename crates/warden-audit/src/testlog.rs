@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::{Value, json};
 
-use super::commit::commit;
+use super::commit::{Committed, commit};
 use super::merkle::{CompactTree, Hash, leaf_hash};
 use super::note::{Checkpoint, NoteSigner, NoteVerifier};
 use super::record::{
@@ -235,7 +235,9 @@ fn entry(index: u64, stop: bool) -> (Entry, Option<Value>) {
         reason: "policy".to_owned(),
     });
     let arguments = json!({"symbol": "ACME", "amount": index});
-    let (commitments, salts) = commit(&arguments);
+    let Committed {
+        commitments, salts, ..
+    } = commit(&arguments);
     entry.arguments = Some(ArgumentsField {
         commitments,
         disclosed: BTreeMap::new(),
