@@ -130,23 +130,27 @@ mod tests {
 
     use super::*;
 
+    /// Every commitment of `committed` is what [`commitment`] computes for the value at its
+    /// path (which canonicalizes that value alone), and its canonical bytes are `args`'s.
+    fn each_opens(args: &Value, committed: &Committed) {
+        assert_eq!(committed.canonical, crate::jcs::to_vec(args));
+        for (path, hexed) in &committed.commitments {
+            let value = lookup(args, path).unwrap();
+            let salt = &committed.salts[path];
+            assert_eq!(&hex(&commitment(path, value, salt)), hexed, "{path}");
+        }
+    }
+
     #[test]
     fn commits_every_leaf_and_the_whole() {
         let args = json!({"amount": 5, "order": {"items": ["a", {"x/y": true}]}, "e": {}});
-        let Committed {
-            commitments: c,
-            salts,
-            ..
-        } = commit(&args);
-        let paths: Vec<&str> = c.keys().map(String::as_str).collect();
+        let committed = commit(&args);
+        let paths: Vec<&str> = committed.commitments.keys().map(String::as_str).collect();
         assert_eq!(
             paths,
             ["", "/amount", "/e", "/order/items/0", "/order/items/1/x~1y"]
         );
-        for (path, hexed) in &c {
-            let value = lookup(&args, path).unwrap();
-            assert_eq!(&hex(&commitment(path, value, &salts[path])), hexed);
-        }
+        each_opens(&args, &committed);
     }
 
     #[test]
@@ -161,37 +165,13 @@ mod tests {
         });
         let many: Map<String, Value> = (0..300).map(|i| (format!("k{i}"), json!([i]))).collect();
         args["many"] = Value::Object(many);
-        let Committed {
-            commitments: c,
-            salts,
-            ..
-        } = commit(&args);
-        assert_eq!(c.len(), MAX_LEAVES + 1);
-        for (path, hexed) in &c {
-            let value = lookup(&args, path).unwrap();
-            assert_eq!(
-                &hex(&commitment(path, value, &salts[path])),
-                hexed,
-                "{path}"
-            );
-        }
+        let committed = commit(&args);
+        assert_eq!(committed.commitments.len(), MAX_LEAVES + 1);
+        each_opens(&args, &committed);
         // Strings of several sizes beside other leaves: each leaf's slice is where it is.
         for n in (0..8192).step_by(997) {
             let args = json!({"t": "x".repeat(n), "u": [1, {"v": null}]});
-            let Committed {
-                commitments,
-                salts,
-                canonical,
-            } = commit(&args);
-            assert_eq!(canonical, crate::jcs::to_vec(&args));
-            for (path, hexed) in &commitments {
-                let value = lookup(&args, path).unwrap();
-                assert_eq!(
-                    &hex(&commitment(path, value, &salts[path])),
-                    hexed,
-                    "{n} {path}"
-                );
-            }
+            each_opens(&args, &commit(&args));
         }
     }
 
