@@ -563,6 +563,15 @@ async fn main() {
             ..t.clone()
         };
         println!("profiling {} (pid {:?}) for {seconds} s", t.name, t.pid);
+        // `LOAD_RATE=<calls/s>`: that fixed rate instead of the closed loop.
+        if let Some(rate) = std::env::var("LOAD_RATE").ok().and_then(|s| s.parse().ok()) {
+            let paced = fixed_rate(t, rate, Duration::from_secs(seconds)).await;
+            println!(
+                "{:.0} answered/s of {rate}, p50 {:.0} µs, p99 {:.0} µs, {} failed",
+                paced.achieved, paced.p50_us, paced.p99_us, paced.failed
+            );
+            return;
+        }
         let result = closed_loop(t, 16, Duration::from_secs(seconds)).await;
         println!(
             "{:.0} calls/s, {:?} µs CPU per call, {} failed",

@@ -89,4 +89,53 @@ impl Principal {
             self.id
         )
     }
+
+    /// Whether `key` is this principal's [`Principal::key`] (compared without building it).
+    pub fn has_key(&self, key: &str) -> bool {
+        key.strip_prefix(self.issuer.as_deref().unwrap_or(""))
+            .and_then(|rest| rest.strip_prefix('|'))
+            .and_then(|rest| rest.strip_prefix(self.kind.entity_type()))
+            .and_then(|rest| rest.strip_prefix('|'))
+            == Some(self.id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Principal, PrincipalKind};
+
+    fn principal(issuer: Option<String>, kind: PrincipalKind, id: String) -> Principal {
+        Principal {
+            id,
+            kind,
+            issuer,
+            ..Principal::anonymous()
+        }
+    }
+
+    fn kind() -> impl Strategy<Value = PrincipalKind> {
+        prop_oneof![
+            Just(PrincipalKind::User),
+            Just(PrincipalKind::Agent),
+            Just(PrincipalKind::Service)
+        ]
+    }
+
+    proptest! {
+        /// `has_key` answers exactly as comparing with the built key would, separators in
+        /// issuers and ids included.
+        #[test]
+        fn has_key_is_comparing_keys(
+            a in (proptest::option::of("[a|U]{0,4}"), kind(), "[a|Uger]{0,5}"),
+            b in (proptest::option::of("[a|U]{0,4}"), kind(), "[a|Uger]{0,5}"),
+        ) {
+            let (a, b) = (principal(a.0, a.1, a.2), principal(b.0, b.1, b.2));
+            prop_assert_eq!(a.has_key(&b.key()), a.key() == b.key());
+            prop_assert!(a.has_key(&a.key()));
+            let longer = a.key() + "|";
+            prop_assert!(!a.has_key(&longer));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use cedar_policy::{
     Context, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet, Request,
     RestrictedExpression,
 };
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -181,6 +181,7 @@ impl Engine {
                 parents: p.parents,
                 entities,
                 merged: None,
+                decided: OnceLock::new(),
             })
         };
         let prepared = match op {
@@ -214,6 +215,13 @@ impl Engine {
             Ok(c) => c,
             Err(denied) => return *denied,
         };
+        // A tool whose policies read no context is decided once per caller (the memo's
+        // entry goes with the engine, so a reload decides afresh). Its arguments were
+        // checked against their types just above, on every call.
+        let once = !whole && matches!(op, Operation::CallTool { .. }) && reads == Reads::NONE;
+        if once && let Some(decided) = principal.decided.get() {
+            return decided.clone();
+        }
         // Without schema validation a type-mismatched `forbid` would be skipped into an
         // allow. The context is typed by construction (arguments along the tool's declared
         // type, request facts from our own fields), so the hot path skips Cedar's second
@@ -244,7 +252,11 @@ impl Engine {
                     .buckets(&principal.uid, principal.parents.iter()),
             )
         };
-        self.evaluate(&request, entities, &sets, slice)
+        let decision = self.evaluate(&request, entities, &sets, slice);
+        if once {
+            principal.decided.get_or_init(|| decision.clone());
+        }
+        decision
     }
 
     /// Evaluates the enforcing `sets` (disjoint parts of one policy set) and combines them as

@@ -7,10 +7,11 @@
 //! compared in full, never a hash alone.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cedar_policy::{Entities, EntityUid, PolicySet};
 
+use super::types::Decision;
 use crate::authn::principal::Principal;
 
 /// Entries kept before the memo starts over (principals × tools they call).
@@ -23,6 +24,11 @@ pub(crate) struct Prepared {
     pub entities: Entities,
     /// The caller's buckets of the tool's slice merged into one set.
     pub merged: Option<PolicySet>,
+    /// The decision itself, when no policy of the tool's slice reads the context: the
+    /// request is then this entry's principal, the tool's action and resource, and an empty
+    /// context, so every call (whatever its arguments, once they fit their types) gets the
+    /// same answer from Cedar.
+    pub decided: OnceLock<Decision>,
 }
 
 /// Prepared entries by principal, then by tool (looked up without allocating a key).

@@ -122,7 +122,14 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
-    /// Both parts.
+    /// No part: the decision does not depend on the context.
+    pub const NONE: Reads = Reads {
+        arguments: false,
+        request: false,
+        history: false,
+    };
+
+    /// Every part.
     pub const ALL: Reads = Reads {
         arguments: true,
         request: true,

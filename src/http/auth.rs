@@ -263,7 +263,6 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
             return unauthorized(state, presented);
         }
     };
-    let key = principal.key();
     let session = request
         .headers()
         .get(SESSION_HEADER)
@@ -276,12 +275,13 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
         && let Some(portable) = state.owners.portable()
     {
         // A session this replica never held (or let expire): another replica opened it.
+        let key = principal.key();
         match Box::pin(portable.owner(id)).await {
             Ok(Some(o)) if o == super::sessions::portable::owner_of(&key) => {
                 match Box::pin(state.owners.reserve(&key)).await {
                     Ok(place) => {
                         place.bind(id);
-                        owner = Some(key.clone());
+                        owner = Some(key);
                     }
                     Err(full) => {
                         request.extensions_mut().insert(principal);
@@ -302,7 +302,7 @@ async fn authenticated(state: &AuthState, mut request: Request, next: Next) -> R
             }
         }
     }
-    if session.is_some() && owner.as_ref() != Some(&key) {
+    if session.is_some() && !owner.as_deref().is_some_and(|o| principal.has_key(o)) {
         if foreign {
             tracing::warn!("refused a session opened by another principal");
         }

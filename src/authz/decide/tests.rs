@@ -383,6 +383,66 @@ fn the_entity_memo_never_answers_for_a_changed_principal() {
     assert!(!call(&e, &wrong_type, "trading__execute_trade", args).allowed);
 }
 
+/// A tool whose policies read no context is decided once per caller and tool; every later
+/// call still has its arguments checked, each caller and each tool is decided on its own,
+/// and the answer (policies, reason, shadow outcomes) is the one Cedar gave.
+#[test]
+fn a_context_free_decision_is_made_once_per_caller_and_still_checks_arguments() {
+    let e = engine(
+        r#"
+@id("traders") permit(principal in Mcp::Role::"trader", action == Mcp::Action::"trading__execute_trade", resource);
+@id("no-quotes") forbid(principal in Mcp::Role::"trader", action == Mcp::Action::"trading__quote", resource);
+@id("quotes") permit(principal, action == Mcp::Action::"trading__quote", resource);
+@id("watch") @mode("shadow") forbid(principal in Mcp::Role::"trader", action == Mcp::Action::"trading__execute_trade", resource);
+"#,
+    );
+    let trader = principal("alice", &["trader"]);
+    let other = principal("alice", &["viewer"]);
+    let trade = |p, amount: serde_json::Value| {
+        call(
+            &e,
+            p,
+            "trading__execute_trade",
+            json!({"amount": amount, "symbol": "ACME"}),
+        )
+    };
+    let first = trade(&trader, json!(1));
+    assert!(first.allowed, "{first:?}");
+    assert_eq!(first.determining, vec!["traders"]);
+    assert_eq!(first.shadow.len(), 1);
+    assert!(first.shadow[0].would_change);
+    for amount in [json!(2), json!(-7), json!(i64::MAX)] {
+        assert_eq!(trade(&trader, amount), first);
+    }
+    // Arguments that do not fit their types are refused after the allow was remembered.
+    for bad in [json!("ten"), json!(1.5), json!(u64::MAX), json!(null)] {
+        let d = trade(&trader, bad.clone());
+        assert!(!d.allowed && d.invalid_arguments, "{bad}: {d:?}");
+    }
+    let missing = call(&e, &trader, "trading__execute_trade", json!({"amount": 1}));
+    assert!(!missing.allowed && missing.invalid_arguments);
+    // Another caller, and another tool of the same caller, are decided on their own.
+    for _ in 0..2 {
+        let d = trade(&other, json!(1));
+        assert!(!d.allowed && !d.invalid_arguments, "{d:?}");
+        assert_eq!(d.reason, "no policy permits this request");
+        let q = call(&e, &trader, "trading__quote", json!({"symbol": "ACME"}));
+        assert!(!q.allowed);
+        assert_eq!(q.determining, vec!["no-quotes"]);
+        assert!(call(&e, &other, "trading__quote", json!({"symbol": "ACME"})).allowed);
+    }
+    // The same answers as the whole set gives, on every call.
+    let unsliced = e.decide_unsliced(
+        &trader,
+        &Operation::CallTool {
+            tool: "trading__execute_trade",
+            arguments: &super::super::testkit::object(json!({"amount": 3, "symbol": "ACME"})),
+        },
+        &facts(),
+    );
+    assert_eq!(unsliced, first);
+}
+
 /// A partner identity provider's `sub=admin` satisfied `principal == Mcp::User::"admin"`.
 /// With each issuer in its own namespace, ids, roles and the issuer group keep them apart.
 #[test]
