@@ -172,6 +172,8 @@ fn decide_both(e: &Engine, p: &Principal, op: &Operation<'_>, hour: i64) {
     let sliced = e.decide(p, op, &f);
     let whole = e.decide_unsliced(p, op, &f);
     assert_eq!(sliced, whole, "{op:?}");
+    // Again: a tool whose policies read no context is now answered from the memo.
+    assert_eq!(e.decide(p, op, &f), whole, "{op:?}, decided again");
 }
 
 proptest! {
