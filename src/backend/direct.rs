@@ -25,14 +25,14 @@ use rmcp::{
         CallToolResult, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
         ClientRequest, GetMeta, ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
     },
-    transport::streamable_http_client::SseError,
 };
-use sse_stream::{Sse, SseStream};
+use sse_stream::Sse;
 use tokio_util::sync::CancellationToken;
 
 use super::{Origin, relay::Relay};
 use crate::{envelope::Envelope, error::CallError};
 
+mod events;
 mod recording;
 mod wire;
 pub use recording::Recording;
@@ -68,7 +68,8 @@ pub(super) fn frame(
     })
     .map_err(|e| CallError::Internal(e.to_string()))
 }
-/// The largest answer read from a backend (a tool's result included).
+/// The largest answer read from a backend (a tool's result included), and the largest
+/// event on a call's stream.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// How many times a closed call stream is resumed before the call fails.
 const MAX_RESUMES: usize = 16;
@@ -257,8 +258,7 @@ impl Endpoint {
                 None => unavailable(&"the answer is not a JSON-RPC response to the call"),
             };
         }
-        let mut events: BoxStream<'static, Result<Sse, SseError>> =
-            SseStream::from_bytes_stream(response.body).boxed();
+        let mut events = events::events(response.body, MAX_ANSWER);
         let mut last_event: Option<String> = None;
         let mut resumes = 0;
         loop {
@@ -302,7 +302,7 @@ impl Endpoint {
         &self,
         session: &Negotiated,
         last_event: &str,
-    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, String> {
+    ) -> Result<BoxStream<'static, Result<Sse, String>>, String> {
         let wire = self.wire.as_ref().ok_or("no HTTP client for this URL")?;
         let mut headers = self.headers(session, "text/event-stream");
         let last = HeaderValue::from_str(last_event).map_err(|e| e.to_string())?;
@@ -314,7 +314,7 @@ impl Endpoint {
                 response.status
             ));
         }
-        Ok(SseStream::from_bytes_stream(response.body).boxed())
+        Ok(events::events(response.body, MAX_ANSWER))
     }
 
     /// A message on a call's stream that is not its answer: a notification or a request
