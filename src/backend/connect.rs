@@ -76,7 +76,8 @@ pub async fn connect(
             Transport::InProcess(server) => {
                 let (ours, theirs) = tokio::io::duplex(IN_PROCESS_BUFFER);
                 server.start(theirs);
-                let (transport, pipe) = super::pipe::in_memory(ours, relay.clone());
+                let (transport, pipe) = super::pipe::in_memory(ours, relay.clone())
+                    .map_err(|e| format!("cannot open a pipe to the server: {e}"))?;
                 relay
                     .serve_with_lifecycle(transport, lifecycle(protocol))
                     .await

@@ -5,7 +5,8 @@
 //! go to the relay right there, so a call's notifications reach its client before its
 //! answer; everything else (answers to rmcp's own requests, the backend's requests for
 //! sampling, elicitation or roots) goes to rmcp's client, which keeps the handshake, the
-//! lists and server requests. One writer takes lines from both.
+//! lists and server requests. Lines to the child, from calls and from rmcp's client alike,
+//! are written by the task that sends them ([`input`]).
 //!
 //! Where this sits: opened by [`super::connect`] for stdio backends; calls reach it from
 //! [`super::Backend::request`], as calls to HTTP backends reach [`super::direct`].
@@ -26,14 +27,18 @@ use rmcp::{
     transport::Transport,
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
+    io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader},
+    net::unix::pipe,
     process::{Child, ChildStderr},
     sync::{mpsc, oneshot},
 };
 use tokio_util::sync::CancellationToken;
 
+use self::input::Input;
 use super::{Origin, relay::Relay};
 use crate::{envelope::Envelope, error::CallError};
+
+mod input;
 
 /// The longest line read from a backend (a tool's result included).
 const MAX_LINE: usize = 64 * 1024 * 1024;
@@ -45,7 +50,7 @@ type Waiting = Arc<Mutex<HashMap<Arc<str>, oneshot::Sender<Vec<u8>>>>>;
 /// Where calls are sent on one child's pipes.
 #[derive(Clone)]
 pub struct Pipe {
-    lines: mpsc::UnboundedSender<Vec<u8>>,
+    input: Arc<Input>,
     waiting: Waiting,
 }
 
@@ -53,9 +58,8 @@ pub struct Pipe {
 /// reader does not take itself.
 pub struct PipeTransport {
     child: Option<Child>,
-    /// Tells the writer to close the child's stdin (calls may still hold senders).
-    closed: CancellationToken,
-    lines: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    /// `None` once closed (calls may still hold the input: closing it ends their lines).
+    input: Option<Arc<Input>>,
     for_rmcp: mpsc::UnboundedReceiver<ServerJsonRpcMessage>,
 }
 
@@ -73,37 +77,44 @@ pub fn spawn(
         return Err(std::io::Error::other("the child's stdio was not piped"));
     };
     let stderr = child.stderr.take();
+    let stdin = pipe::Sender::from_owned_fd(stdin.into_owned_fd()?)?;
     let (transport, pipe) = attach(stdout, stdin, Some(child), relay);
     Ok((transport, pipe, stderr))
 }
 
 /// The pipes of a server in this process: its output read, its input written, as a
-/// child's are.
-pub fn in_memory(io: tokio::io::DuplexStream, relay: Relay) -> (PipeTransport, Pipe) {
-    let (output, input) = tokio::io::split(io);
-    attach(output, input, None, relay)
+/// child's are (through an OS pipe, copied to the server's end by a task of its own).
+pub fn in_memory(
+    io: tokio::io::DuplexStream,
+    relay: Relay,
+) -> std::io::Result<(PipeTransport, Pipe)> {
+    let (output, mut server_input) = tokio::io::split(io);
+    let (sender, mut receiver) = pipe::pipe()?;
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut receiver, &mut server_input).await;
+        // Closed: the server reads the end of its input.
+        let _ = server_input.shutdown().await;
+    });
+    Ok(attach(output, sender, None, relay))
 }
 
 fn attach(
     output: impl AsyncRead + Unpin + Send + 'static,
-    input: impl AsyncWrite + Unpin + Send + 'static,
+    input: pipe::Sender,
     child: Option<Child>,
     relay: Relay,
 ) -> (PipeTransport, Pipe) {
-    let (lines, to_write) = mpsc::unbounded_channel();
     let (to_rmcp, for_rmcp) = mpsc::unbounded_channel();
     let waiting = Waiting::default();
-    let closed = CancellationToken::new();
-    tokio::spawn(write(input, to_write, closed.clone()));
+    let input = Input::new(input);
     tokio::spawn(read(output, to_rmcp, waiting.clone(), relay));
     (
         PipeTransport {
             child,
-            closed,
-            lines: Some(lines.clone()),
+            input: Some(input.clone()),
             for_rmcp,
         },
-        Pipe { lines, waiting },
+        Pipe { input, waiting },
     )
 }
 
@@ -133,7 +144,7 @@ impl Pipe {
             pipe: Some(self.clone()),
             key,
         };
-        if self.lines.send(line).is_err() {
+        if self.input.send(line).is_err() {
             return Err(CallError::Closed(name.to_owned()));
         }
         let outcome = tokio::select! {
@@ -156,7 +167,7 @@ impl Pipe {
     fn send_message(&self, message: &ClientJsonRpcMessage) {
         if let Ok(mut line) = crate::envelope::to_vec(message) {
             line.push(b'\n');
-            let _ = self.lines.send(line);
+            let _ = self.input.send(line);
         }
     }
 }
@@ -183,37 +194,6 @@ impl Drop for Abandon {
             )),
         ));
     }
-}
-
-/// Writes lines to the child as they come, flushing when none is waiting.
-async fn write(
-    stdin: impl AsyncWrite + Unpin,
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
-    closed: CancellationToken,
-) {
-    let mut stdin = BufWriter::new(stdin);
-    loop {
-        let line = tokio::select! {
-            line = lines.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
-            _ = closed.cancelled() => break,
-        };
-        if stdin.write_all(&line).await.is_err() {
-            return;
-        }
-        while let Ok(line) = lines.try_recv() {
-            if stdin.write_all(&line).await.is_err() {
-                return;
-            }
-        }
-        if stdin.flush().await.is_err() {
-            return;
-        }
-    }
-    // Closed, or every sender gone: the child reads EOF.
-    let _ = stdin.shutdown().await;
 }
 
 /// Reads the child's lines in order (see the module's description). Ends when the child
@@ -330,7 +310,7 @@ async fn read_line(
         if available.is_empty() {
             return Ok(!line.is_empty());
         }
-        let (chunk, done) = match memchr(available) {
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
             Some(end) => (&available[..=end], true),
             None => (available, false),
         };
@@ -346,10 +326,6 @@ async fn read_line(
     }
 }
 
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -361,10 +337,10 @@ impl Transport<RoleClient> for PipeTransport {
         &mut self,
         item: ClientJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let sent = match (&self.lines, crate::envelope::to_vec(&item)) {
-            (Some(lines), Ok(mut line)) => {
+        let sent = match (&self.input, crate::envelope::to_vec(&item)) {
+            (Some(input), Ok(mut line)) => {
                 line.push(b'\n');
-                lines
+                input
                     .send(line)
                     .map_err(|_| std::io::Error::other("the backend's stdin is closed"))
             }
@@ -380,8 +356,9 @@ impl Transport<RoleClient> for PipeTransport {
 
     /// Closes the child's stdin, waits for the child to exit, then kills it.
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.lines = None;
-        self.closed.cancel();
+        if let Some(input) = self.input.take() {
+            input.close();
+        }
         if let Some(mut child) = self.child.take()
             && tokio::time::timeout(EXIT_GRACE, child.wait())
                 .await
