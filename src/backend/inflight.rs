@@ -154,16 +154,18 @@ impl Origin {
     }
 }
 
+/// Each call's origin is held once, shared by the maps that name it (a call is in two
+/// while in flight, then among the ended ones): no copy of it per map.
 #[derive(Debug, Default)]
 struct Maps {
-    by_id: HashMap<RequestId, Origin>,
-    by_token: HashMap<ProgressToken, Origin>,
+    by_id: HashMap<RequestId, Arc<Origin>>,
+    by_token: HashMap<ProgressToken, Arc<Origin>>,
     /// Calls being sent, whose backend id is not known yet, by a number of our own.
-    sending: HashMap<u64, Origin>,
+    sending: HashMap<u64, Arc<Origin>>,
     next: u64,
     /// Calls that ended within [`GRACE`]: a backend that sends a call's messages on its GET
     /// stream may deliver the last ones after the call's answer.
-    ended: std::collections::VecDeque<(std::time::Instant, Origin)>,
+    ended: std::collections::VecDeque<(std::time::Instant, Arc<Origin>)>,
 }
 
 /// How long an ended call still counts, for messages that arrive outside its stream.
@@ -172,7 +174,7 @@ const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 const ENDED_MAX: usize = 256;
 
 impl Maps {
-    fn ended(&mut self, origin: Origin) {
+    fn ended(&mut self, origin: Arc<Origin>) {
         let now = std::time::Instant::now();
         while self
             .ended
@@ -196,7 +198,7 @@ impl Inflight {
         let mut maps = self.lock();
         maps.next += 1;
         let key = maps.next;
-        maps.sending.insert(key, origin);
+        maps.sending.insert(key, Arc::new(origin));
         Sending {
             inflight: self.clone(),
             key,
@@ -205,6 +207,7 @@ impl Inflight {
 
     /// Records a call; it is forgotten when the returned guard drops.
     pub fn register(&self, id: RequestId, token: ProgressToken, origin: Origin) -> Registration {
+        let origin = Arc::new(origin);
         let mut maps = self.lock();
         maps.by_id.insert(id.clone(), origin.clone());
         maps.by_token.insert(token.clone(), origin);
@@ -217,7 +220,7 @@ impl Inflight {
 
     /// The origin of backend progress carrying `token`.
     pub fn by_token(&self, token: &ProgressToken) -> Option<Origin> {
-        self.lock().by_token.get(token).cloned()
+        self.lock().by_token.get(token).map(|o| Origin::clone(o))
     }
 
     /// The origin of a backend request, from the stream it arrived on or, failing that,
@@ -241,7 +244,7 @@ impl Inflight {
             extensions.get::<InboundStreamOrigin>()
             && let Some(origin) = maps.by_id.get(id)
         {
-            return Some(origin.clone());
+            return Some(Origin::clone(origin));
         }
         let now = std::time::Instant::now();
         let recent = maps
@@ -257,7 +260,7 @@ impl Inflight {
         let first = origins.next()?;
         origins
             .all(|o| o.session == first.session)
-            .then(|| first.clone())
+            .then(|| Origin::clone(first))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
