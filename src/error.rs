@@ -38,6 +38,10 @@ pub enum CallError {
     InvalidArguments(String),
     #[error("backend `{0}` is unavailable")]
     Unavailable(String),
+    /// The backend could not answer this call, for a reason that is safe to show (its
+    /// answer broke the protocol or a bound, or the call could not be sent as it must be).
+    #[error("backend `{backend}` is unavailable: {reason}")]
+    UnavailableBecause { backend: String, reason: String },
     #[error("backend `{backend}` did not answer within {ms} ms")]
     Timeout { backend: String, ms: u64 },
     /// The backend (or this caller) has too many calls in flight and the queue is full.
@@ -89,9 +93,10 @@ impl CallError {
             CallError::Busy(_) | CallError::NoChildLeft { .. } => "busy",
             CallError::CircuitOpen { .. } => "circuit_open",
             CallError::Timeout { .. } => "timeout",
-            CallError::Unavailable(_) | CallError::Closed(_) | CallError::ShuttingDown => {
-                "unavailable"
-            }
+            CallError::Unavailable(_)
+            | CallError::UnavailableBecause { .. }
+            | CallError::Closed(_)
+            | CallError::ShuttingDown => "unavailable",
             CallError::Cancelled => "cancelled",
             _ => "error",
         }
@@ -128,6 +133,7 @@ impl CallError {
                 Some(json!({ "backend": backend, "maxChildren": max })),
             ),
             CallError::Unavailable(backend)
+            | CallError::UnavailableBecause { backend, .. }
             | CallError::Closed(backend)
             | CallError::Busy(backend)
             | CallError::Timeout { backend, .. } => McpError::new(
@@ -182,6 +188,7 @@ impl CallError {
             CallError::Timeout { .. }
             | CallError::Closed(_)
             | CallError::Unavailable(_)
+            | CallError::UnavailableBecause { .. }
             | CallError::Internal(_) => Some(false),
             CallError::Backend(e) => Some(e.code != ErrorCode::INTERNAL_ERROR),
             _ => None,

@@ -222,15 +222,17 @@ impl Endpoint {
         origin: &Origin,
         relay: &Relay,
     ) -> Direct {
-        let unavailable =
-            |e: &dyn std::fmt::Display| Some(Err(CallError::Unavailable(format!("{name}: {e}"))));
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Some(Err(CallError::UnavailableBecause {
+                backend: name.to_owned(),
+                reason: e.to_string(),
+            }))
+        };
         let actor = match &self.actor {
             Some(_) => match self.actor_header(origin) {
                 Some(value) => Some(value),
                 None => {
-                    return Some(Err(CallError::Unavailable(format!(
-                        "{name}: who the call is for could not be signed"
-                    ))));
+                    return unavailable(&"who the call is for could not be signed");
                 }
             },
             None => None,

@@ -233,10 +233,10 @@ impl Backend {
                     | ClientRequest::GetPromptRequest(_)
             )
         {
-            return Err(CallError::Unavailable(format!(
-                "{}: calls go to this backend only with who they are for, which its connection cannot carry now",
-                self.name()
-            )));
+            return Err(CallError::UnavailableBecause {
+                backend: self.name().to_owned(),
+                reason: "calls go to this backend only with who they are for, which its connection cannot carry now".to_owned(),
+            });
         }
         // Boxed: rmcp's request future is large, and the paths above are the common ones.
         Box::pin(self.through_rmcp(modern.unwrap_or(peer), request, origin, cancel)).await

@@ -20,6 +20,7 @@ mod federation;
 mod governance;
 mod guards_coverage;
 mod history;
+mod hostile_backend;
 mod hot_path;
 mod http_limits;
 mod inputs;
