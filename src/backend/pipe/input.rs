@@ -11,11 +11,13 @@
 use std::{
     collections::VecDeque,
     io,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex},
 };
 
 use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
+
+use super::lock;
 
 /// The child's stdin, shared by everything that writes to it.
 pub(super) struct Input {
@@ -140,7 +142,3 @@ async fn drain(input: Arc<Input>, sender: Arc<pipe::Sender>) {
 
 #[cfg(test)]
 mod tests;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
