@@ -78,7 +78,8 @@ impl Parser {
 
     /// Reads `bytes`, queueing each event it completes.
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        if self.ended {
+        // An empty chunk (a body may yield one) leaves a pending CR's LF pending.
+        if self.ended || bytes.is_empty() {
             return;
         }
         if std::mem::take(&mut self.skip_lf) && bytes.first() == Some(&b'\n') {

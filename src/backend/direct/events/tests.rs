@@ -241,6 +241,14 @@ fn a_byte_order_mark_is_dropped_only_first() {
 }
 
 #[test]
+fn an_empty_chunk_between_cr_and_lf_keeps_them_one_line_end() {
+    let read = parse(&[b"event: a\r", b"", b"\ndata: b\r\n\r\n"], usize::MAX);
+    let mut expected = event(Some("b"), None);
+    expected.event = Some("a".to_owned());
+    assert_eq!(read, vec![Ok(expected)]);
+}
+
+#[test]
 fn data_that_is_not_utf8_is_an_error() {
     let read = parse(&[b"data: \xff\xfe\n\ndata: b\n\n"], usize::MAX);
     assert_eq!(read.len(), 1);
