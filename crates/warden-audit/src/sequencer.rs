@@ -178,7 +178,7 @@ impl Sequencer {
     pub fn finish(self) {
         if self.tree.size() > self.wal.first {
             let _ = self.uploads.send(self.sealed(&self.wal));
-        } else if let Err(e) = recycle(&self.dir, &self.wal.path) {
+        } else if let Err(e) = recycle(&self.dir, &self.wal.path, 0) {
             tracing::debug!(error = %e, "could not keep the unused write-ahead log file as the spare");
         }
     }

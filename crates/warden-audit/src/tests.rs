@@ -152,9 +152,21 @@ async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
     let (state, store) = (scratch("state"), scratch("store"));
     let audit = Audit::open(&settings(&state, &store)).await.unwrap();
     let file = |first: u64| state.join("wal").join(format!("{first:020}.wal"));
-    // The file opened at startup was written ahead with zeros.
+    // The file opened at startup was written ahead with zeros, and so is a spare for the
+    // first seal (by the uploader, off the writer's thread: waited for here).
     assert_eq!(
         std::fs::metadata(file(0)).unwrap().len(),
+        super::wal::PREALLOCATE
+    );
+    let spare = super::wal::spare_path(&state);
+    for _ in 0..500 {
+        if spare.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        std::fs::metadata(&spare).unwrap().len(),
         super::wal::PREALLOCATE
     );
     for n in 0..8 {
@@ -162,6 +174,12 @@ async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
         if n % 4 == 3 {
             // Segments of 4: sealed now; flush waits for the upload (and the recycling).
             assert!(audit.flush(Duration::from_secs(10)).await);
+        }
+        if n == 3 {
+            // The first seal started the next file on the spare written ahead.
+            let next = std::fs::read(file(4)).unwrap();
+            assert_eq!(next.len() as u64, super::wal::PREALLOCATE);
+            assert!(next.iter().all(|&b| b == 0));
         }
     }
     // The startup file, uploaded, became the spare, and record 8 is written over it.
@@ -349,11 +367,7 @@ async fn async_records_are_durable_within_the_group_commit_window() {
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let wal = std::fs::read_dir(state.join("wal"))
-        .unwrap()
-        .next()
-        .unwrap();
-    let lines = std::fs::read(wal.unwrap().path()).unwrap();
+    let lines = std::fs::read(super::wal::wal_path(&state, 0)).unwrap();
     assert_eq!(lines.iter().filter(|&&b| b == b'\n').count(), 20);
     audit.close(Duration::from_secs(5)).await;
 }

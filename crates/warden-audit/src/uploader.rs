@@ -45,6 +45,15 @@ impl Uploader {
         let mut backoff = MIN_BACKOFF;
         let mut last_checkpoint = tokio::time::Instant::now();
         let mut open = true;
+        let dir = self.dir.clone();
+        // Off the writer's thread: a spare for the first seal.
+        match tokio::task::spawn_blocking(move || wal::prepare_spare(&dir)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "could not write a spare write-ahead log file ahead")
+            }
+            Err(e) => tracing::debug!(error = %e, "writing a spare write-ahead log file ahead"),
+        }
         // Startup (and every restart) writes a checkpoint of what the store already holds,
         // unless a segment is about to bring a newer one.
         if queue.is_empty() && self.checkpoint().await.is_ok() {
@@ -122,11 +131,12 @@ impl Uploader {
         let dir = self.dir.clone();
         let after = sealed.after.clone();
         let path = sealed.path.clone();
+        let room = wal::headroom(sealed.len);
         // tree.json first, then the WAL file is recycled: a crash in between leaves a file
         // recovery recognises as uploaded.
         tokio::task::spawn_blocking(move || {
             after.save(&dir)?;
-            wal::recycle(&dir, &path)
+            wal::recycle(&dir, &path, room)
         })
         .await
         .map_err(|e| StoreError::Local(e.to_string()))?

@@ -4,11 +4,13 @@
 //! same first index.
 //!
 //! **Records overwrite space that is already on disk.** A WAL file is either a file whose
-//! segment the store already holds (recycled: renamed to `wal/spare` once uploaded), or,
-//! at startup, a file filled with zeros and synced ahead. Overwriting allocated blocks
-//! changes no metadata, so each batch's `fdatasync` flushes only data: ~25% less than an
-//! append that grows the file on ext4 (`benches/audit.rs` measures both). A file whose
-//! records outgrow it simply grows. The bytes past the records (zeros, or an older
+//! segment the store already holds (recycled: renamed to `wal/spare` once uploaded, with
+//! zeros added to make room for twice its segment), or, at startup, a file filled with
+//! zeros and synced ahead (the one records start in, and a spare for the first seal,
+//! written by the uploader). Overwriting allocated blocks changes no metadata, so each
+//! batch's `fdatasync` flushes only data: ~25% less than an append that grows the file on
+//! ext4 (`benches/audit.rs` measures both), and on ext4 without a journal one disk write
+//! fewer (the inode's). A file whose records outgrow it simply grows. The bytes past the records (zeros, or an older
 //! segment's lines) are never uploaded: a sealed file carries its records' length.
 //!
 //! After a crash the files still present are replayed. A file's records are its longest
@@ -126,17 +128,8 @@ impl ActiveWal {
                     .write(true)
                     .truncate(true)
                     .open(&path)?;
-                if preallocate > 0 {
-                    let zeros = vec![0u8; 64 * 1024];
-                    let mut left = preallocate;
-                    while left > 0 {
-                        let n = left.min(zeros.len() as u64) as usize;
-                        file.write_all(&zeros[..n])?;
-                        left -= n as u64;
-                    }
-                    file.sync_all()?;
-                    file.seek(io::SeekFrom::Start(0))?;
-                }
+                zero_fill(&mut file, preallocate)?;
+                file.seek(io::SeekFrom::Start(0))?;
                 file
             }
         };
@@ -205,9 +198,50 @@ pub fn read_records(path: &Path, len: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Once its segment is stored, a WAL file becomes the spare (replacing an older one); the
-/// next seal writes over it.
-pub fn recycle(dir: &Path, path: &Path) -> io::Result<()> {
+/// next seal writes over it. It is first given `room` bytes, zeros after what it holds,
+/// if it is smaller (see [`headroom`]).
+pub fn recycle(dir: &Path, path: &Path, room: u64) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).open(path)?;
+    zero_fill(&mut file, room)?;
     fs::rename(path, spare_path(dir))
+}
+
+/// The room a WAL file is given for the next segment, after one of `len` bytes: twice
+/// that (rates vary from one seal to the next), never less than startup's [`PREALLOCATE`].
+/// A segment that outgrows its file still grows it, at the cost of synced metadata.
+pub fn headroom(len: u64) -> u64 {
+    PREALLOCATE.max(len.saturating_mul(2))
+}
+
+/// Writes a spare ahead when there is none (at startup, before a first upload has
+/// recycled a file), so that the first seal, too, writes over allocated space: zeros to
+/// `wal/spare.new`, synced, then renamed. A seal that comes first finds no spare and
+/// starts a file that grows, as it would without one.
+pub fn prepare_spare(dir: &Path) -> io::Result<()> {
+    if spare_path(dir).exists() {
+        return Ok(());
+    }
+    let new = dir.join("wal").join("spare.new");
+    let mut file = File::create(&new)?;
+    zero_fill(&mut file, PREALLOCATE)?;
+    fs::rename(&new, spare_path(dir))
+}
+
+/// Writes zeros from the end of `file` up to `size` bytes, if it is smaller, and makes them
+/// durable: its blocks are allocated and its length synced, so records written over them
+/// later change no metadata.
+fn zero_fill(file: &mut File, size: u64) -> io::Result<()> {
+    let mut at = file.seek(io::SeekFrom::End(0))?;
+    if at >= size {
+        return Ok(());
+    }
+    let zeros = vec![0u8; 64 * 1024];
+    while at < size {
+        let n = (size - at).min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        at += n as u64;
+    }
+    file.sync_all()
 }
 
 /// The state recovered at startup.

@@ -1,6 +1,9 @@
 //! Recovery: what a WAL file may hold after a crash, and what startup makes of it.
 
-use super::{MAX_UNSYNCED, TreeState, recover, wal_path};
+use super::{
+    MAX_UNSYNCED, PREALLOCATE, TreeState, headroom, prepare_spare, recover, recycle, spare_path,
+    wal_path,
+};
 use crate::merkle::{CompactTree, leaf_hash};
 use crate::record::{GENESIS_PREV, Record, hex};
 use crate::tests::scratch;
@@ -132,4 +135,52 @@ fn a_file_that_does_not_continue_the_log_stops_startup() {
     std::fs::write(wal_path(&dir, 5), lines(1).concat()).unwrap();
     let err = recover(&dir, &genesis()).err().unwrap();
     assert!(err.contains("continue at record 0"), "{err}");
+}
+
+#[test]
+fn a_recycled_file_keeps_its_bytes_and_gets_room_for_twice_its_segment() {
+    let dir = scratch("wal");
+    std::fs::create_dir_all(dir.join("wal")).unwrap();
+    let path = wal_path(&dir, 0);
+    // A segment larger than half of what startup writes ahead: the file grows to twice it.
+    let segment: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8 + 1).collect();
+    std::fs::write(&path, &segment).unwrap();
+    let len = segment.len() as u64;
+    recycle(&dir, &path, headroom(len)).unwrap();
+    assert!(!path.exists());
+    let spare = std::fs::read(spare_path(&dir)).unwrap();
+    assert_eq!(spare.len() as u64, 2 * len);
+    assert_eq!(&spare[..segment.len()], &segment[..]);
+    assert!(spare[segment.len()..].iter().all(|&b| b == 0));
+    // A small segment's file keeps at least what startup writes ahead, and a file that
+    // is already large enough is renamed as it is.
+    std::fs::write(&path, b"{}\n").unwrap();
+    recycle(&dir, &path, headroom(3)).unwrap();
+    assert_eq!(fs_len(&spare_path(&dir)), PREALLOCATE);
+    std::fs::write(&path, vec![1u8; 5 << 20]).unwrap();
+    recycle(&dir, &path, headroom(1)).unwrap();
+    assert_eq!(fs_len(&spare_path(&dir)), 5 << 20);
+}
+
+#[test]
+fn a_spare_is_written_ahead_only_where_there_is_none() {
+    let dir = scratch("wal");
+    std::fs::create_dir_all(dir.join("wal")).unwrap();
+    prepare_spare(&dir).unwrap();
+    let spare = std::fs::read(spare_path(&dir)).unwrap();
+    assert_eq!(spare.len() as u64, PREALLOCATE);
+    assert!(spare.iter().all(|&b| b == 0));
+    assert!(!dir.join("wal").join("spare.new").exists());
+    // A spare already there (a recycled file) is kept as it is.
+    std::fs::write(spare_path(&dir), b"older segment\n").unwrap();
+    prepare_spare(&dir).unwrap();
+    assert_eq!(std::fs::read(spare_path(&dir)).unwrap(), b"older segment\n");
+    // Recovery takes neither the spare nor a half-written one for a WAL file.
+    std::fs::write(dir.join("wal").join("spare.new"), b"\0\0").unwrap();
+    let recovered = recover(&dir, &genesis()).unwrap();
+    assert!(recovered.sealed.is_empty());
+}
+
+fn fs_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
 }
