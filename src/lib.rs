@@ -68,6 +68,7 @@ mod proxy;
 #[doc(hidden)]
 pub mod replay;
 mod switches;
+mod sync;
 mod telemetry;
 #[doc(hidden)]
 pub mod trace;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::Locked;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -310,7 +311,7 @@ impl Switches {
         };
         let was = self.reachable.swap(read.is_ok(), Ordering::Relaxed);
         if let Some(after) = self.stale_after {
-            let mut read_at = self.read_at.lock().unwrap_or_else(|p| p.into_inner());
+            let mut read_at = self.read_at.locked();
             if read.is_ok() {
                 *read_at = std::time::Instant::now();
             }
@@ -349,18 +350,15 @@ impl Switches {
         cancel: CancellationToken,
     ) -> RunningGuard {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                Running {
-                    principal: principal.to_owned(),
-                    backend: backend.to_owned(),
-                    tool: tool.map(str::to_owned),
-                    cancel,
-                },
-            );
+        self.running.locked().insert(
+            id,
+            Running {
+                principal: principal.to_owned(),
+                backend: backend.to_owned(),
+                tool: tool.map(str::to_owned),
+                cancel,
+            },
+        );
         RunningGuard {
             switches: self.clone(),
             id,
@@ -369,7 +367,7 @@ impl Switches {
 
     /// Cancels the running calls `target` `name` covers; how many.
     pub fn cancel(&self, target: Target, name: &str) -> usize {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = self.running.locked();
         let mut cancelled = 0;
         for call in running.values() {
             let hit = match target {
@@ -388,12 +386,7 @@ impl Switches {
     /// Calls running now, by backend name.
     pub fn running_by_backend(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
-        for call in self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
+        for call in self.running.locked().values() {
             *counts.entry(call.backend.clone()).or_default() += 1;
         }
         counts
@@ -408,11 +401,7 @@ pub struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.switches
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        self.switches.running.locked().remove(&self.id);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use crate::sync::Locked;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -563,7 +564,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let registry = self.registry.locked();
         if encode(&mut out, &registry).is_err() {
             out.clear();
         }

@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::authn::Principal;
 use crate::config::ApprovalSettings;
+use crate::sync::Locked;
 
 /// A call asking to be approved.
 pub struct Request {
@@ -333,7 +334,7 @@ impl Approvals {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        self.open.locked()
     }
 
     async fn record(&self, event: Event<'_>) -> Result<(), String> {

@@ -7,6 +7,7 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use super::principal::Principal;
+use crate::sync::Locked;
 
 const MAX_ENTRIES: usize = 10_000;
 
@@ -33,7 +34,7 @@ impl TokenCache {
         now: u64,
         key_held: impl Fn(usize, &[u8; 32]) -> bool,
     ) -> Option<Principal> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.locked();
         let entry = entries.get(hash)?;
         if entry.expires <= now {
             return None;
@@ -52,7 +53,7 @@ impl TokenCache {
         (expires, issuer, key): (u64, usize, [u8; 32]),
         now: u64,
     ) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.locked();
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, e| e.expires > now);
             if entries.len() >= MAX_ENTRIES {

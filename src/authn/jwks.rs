@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::config::KeySource;
+use crate::sync::{Locked, RwLocked};
 
 pub struct Key {
     pub kid: Option<String>,
@@ -149,10 +150,7 @@ impl Jwks {
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read_locked().clone()
     }
 
     /// Loads the keys now (start and background refresh).
@@ -162,7 +160,7 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<usize, String> {
-        *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *self.last_fetch.locked() = Some(Instant::now());
         let text = match &self.source {
             KeySource::File(path) => tokio::fs::read_to_string(path)
                 .await
@@ -185,7 +183,7 @@ impl Jwks {
         };
         let set = KeySet::parse(&text)?;
         let count = set.keys.len();
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self.current.write_locked() = Arc::new(set);
         Ok(count)
     }
 
@@ -198,8 +196,7 @@ impl Jwks {
         }
         let recent = self
             .last_fetch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .is_some_and(|at| at.elapsed() < self.min_refresh);
         if !recent && let Err(e) = self.fetch().await {
             tracing::warn!(error = %e, "JWKS refresh for an unknown key failed");

@@ -13,6 +13,7 @@ use cedar_policy::{Entities, EntityUid, PolicySet};
 
 use super::types::Decision;
 use crate::authn::principal::Principal;
+use crate::sync::Locked;
 
 /// Entries kept before the memo starts over (principals × tools they call).
 const CAPACITY: usize = 8_192;
@@ -77,6 +78,6 @@ impl Memo {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock leaves only a cache behind: keep using it.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        self.entries.locked()
     }
 }

@@ -22,6 +22,7 @@ use std::{
 use tokio::sync::OnceCell;
 
 use super::{Backend, connect::Connection, relay::Relay};
+use crate::sync::Locked;
 use crate::{config::PerSession, error::CallError};
 
 /// The children of one backend, by client session.
@@ -81,7 +82,7 @@ impl Children {
             .inspect_err(|_| {
                 self.lock().remove(&session);
             })?;
-        *lock(&slot.last_used) = Some(Instant::now());
+        *slot.last_used.locked() = Some(Instant::now());
         if !started.backend.is_up() {
             // The process ended: the next call starts another.
             self.lock().remove(&session);
@@ -108,7 +109,11 @@ impl Children {
             return Ok(slot.clone());
         }
         let idle = self.limits.idle_timeout;
-        map.retain(|_, slot| lock(&slot.last_used).is_none_or(|used| used.elapsed() < idle));
+        map.retain(|_, slot| {
+            slot.last_used
+                .locked()
+                .is_none_or(|used| used.elapsed() < idle)
+        });
         if map.len() >= self.limits.max_children {
             return Err(CallError::NoChildLeft {
                 backend: parent.name().to_owned(),
@@ -121,12 +126,8 @@ impl Children {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Slot>>> {
-        lock(&self.by_session)
+        self.by_session.locked()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 async fn start(parent: &Backend, mut relay: Relay) -> Result<Child, CallError> {

@@ -30,6 +30,7 @@ use sse_stream::Sse;
 use tokio_util::sync::CancellationToken;
 
 use super::{Origin, relay::Relay};
+use crate::sync::Locked;
 use crate::{envelope::Envelope, error::CallError};
 
 mod events;
@@ -142,7 +143,7 @@ impl Endpoint {
     }
 
     fn negotiated(&self) -> Option<Negotiated> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.seen.locked().clone()
     }
 
     /// The headers of every request on the session: what rmcp sends, the session id and

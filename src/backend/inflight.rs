@@ -18,6 +18,7 @@ use std::{
 };
 
 use crate::authn::Principal;
+use crate::sync::Locked;
 use rmcp::{
     ErrorData as McpError, RoleServer,
     model::{
@@ -264,9 +265,7 @@ impl Inflight {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.locked()
     }
 }
 

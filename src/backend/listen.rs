@@ -17,6 +17,7 @@ use rmcp::{
 use tokio::task::AbortHandle;
 
 use super::relay::Relay;
+use crate::sync::Locked;
 
 /// The listen streams of one backend connection, by the backend's own URI.
 #[derive(Default)]
@@ -79,6 +80,6 @@ impl Listens {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+        self.streams.locked()
     }
 }

@@ -32,6 +32,7 @@ pub use relay::ListKind;
 pub(crate) use supervisor::{spawn_supervisor, unmatched};
 pub use table::{Admission, Table};
 
+use crate::sync::RwLocked;
 use crate::{config::BackendSettings, error::CallError};
 
 /// One configured backend and its current connection, if up.
@@ -91,22 +92,22 @@ impl Backend {
     }
 
     pub fn peer(&self) -> Option<Peer<RoleClient>> {
-        self.peer.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.peer.read_locked().clone()
     }
 
     fn set_peer(&self, peer: Option<Peer<RoleClient>>) {
-        *self.peer.write().unwrap_or_else(|p| p.into_inner()) = peer;
+        *self.peer.write_locked() = peer;
     }
 
     fn set_relay(&self, relay: Option<relay::Relay>) {
         if relay.is_none() {
             self.listens.clear();
         }
-        *self.relay.write().unwrap_or_else(|p| p.into_inner()) = relay;
+        *self.relay.write_locked() = relay;
     }
 
     fn relay(&self) -> Option<relay::Relay> {
-        self.relay.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.relay.read_locked().clone()
     }
 
     /// Stops the backend for good: its supervisor closes the connection, and its sessions'
@@ -126,26 +127,20 @@ impl Backend {
     }
 
     fn set_modern(&self, peer: Option<Peer<RoleClient>>) {
-        *self.modern.write().unwrap_or_else(|p| p.into_inner()) = peer;
+        *self.modern.write_locked() = peer;
     }
 
     /// The connection a client on 2026-07-28 is served on, when it is not `peer`.
     fn modern(&self) -> Option<Peer<RoleClient>> {
-        self.modern
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.modern.read_locked().clone()
     }
 
     fn set_direct(&self, direct: Option<(connect::DirectPath, relay::Relay)>) {
-        *self.direct.write().unwrap_or_else(|p| p.into_inner()) = direct;
+        *self.direct.write_locked() = direct;
     }
 
     fn direct(&self) -> Option<(connect::DirectPath, relay::Relay)> {
-        self.direct
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.direct.read_locked().clone()
     }
 
     pub fn is_up(&self) -> bool {

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::input::Input;
 use super::{Origin, relay::Relay};
+use crate::sync::Locked;
 use crate::{envelope::Envelope, error::CallError};
 
 mod input;
@@ -135,7 +136,7 @@ impl Pipe {
         let mut line = super::direct::frame(&id, request, origin)?;
         line.push(b'\n');
         let (tx, answer) = oneshot::channel();
-        lock(&self.waiting).insert(key.clone(), tx);
+        self.waiting.locked().insert(key.clone(), tx);
         // Known to the relay for the whole call: progress by token, and what the backend
         // asks while only this session has calls in flight.
         let token = ProgressToken(id.clone());
@@ -183,7 +184,7 @@ impl Drop for Abandon {
         let Some(pipe) = self.pipe.take() else {
             return;
         };
-        lock(&pipe.waiting).remove(&self.key);
+        pipe.waiting.locked().remove(&self.key);
         let params = CancelledNotificationParam::new(
             Some(RequestId::String(self.key.clone())),
             Some("cancelled by the client".to_owned()),
@@ -235,7 +236,7 @@ async fn read(
             },
         }
     }
-    lock(&waiting).clear();
+    waiting.locked().clear();
 }
 
 enum Route {
@@ -251,7 +252,7 @@ fn route(text: &[u8], waiting: &Waiting) -> Route {
         return Route::Rmcp;
     };
     match (&envelope.method, &envelope.id) {
-        (None, Some(RequestId::String(id))) => match lock(waiting).remove(&**id) {
+        (None, Some(RequestId::String(id))) => match waiting.locked().remove(&**id) {
             Some(tx) => Route::Answer(tx),
             None => Route::Rmcp,
         },
@@ -324,10 +325,6 @@ async fn read_line(
             return Ok(true);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Transport<RoleClient> for PipeTransport {

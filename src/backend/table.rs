@@ -15,6 +15,7 @@ use std::{
 use tokio::sync::Notify;
 
 use super::Backend;
+use crate::sync::Locked;
 
 /// The backends in force, in configuration order.
 #[derive(Default)]
@@ -90,7 +91,7 @@ pub struct Admitted(Arc<Admission>);
 impl Admission {
     /// Admits a call, unless the backend is closed.
     pub fn enter(self: &Arc<Self>) -> Option<Admitted> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.locked();
         if state.1 {
             return None;
         }
@@ -99,7 +100,7 @@ impl Admission {
     }
 
     pub fn running(&self) -> usize {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+        self.state.locked().0
     }
 
     /// Closes once no call runs, waiting at least `grace` (a call that resolved the backend
@@ -111,7 +112,7 @@ impl Admission {
             loop {
                 let notified = self.idle.notified();
                 {
-                    let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut state = self.state.locked();
                     if state.0 == 0 {
                         state.1 = true;
                         return;
@@ -121,7 +122,7 @@ impl Admission {
             }
         };
         let _ = tokio::time::timeout(limit.saturating_sub(grace), idle).await;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.locked();
         state.1 = true;
         state.0
     }
@@ -129,7 +130,7 @@ impl Admission {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.0.state.locked();
         state.0 -= 1;
         if state.0 == 0 {
             self.0.idle.notify_waiters();

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sync::Locked;
 use tokio::time::Instant;
 
 /// Breaker settings.
@@ -163,7 +164,7 @@ impl Breakers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Breaker>> {
-        self.by_key.lock().unwrap_or_else(|e| e.into_inner())
+        self.by_key.locked()
     }
 
     /// The subscription tier of a caller with `roles`: the first, in name order, that

@@ -21,6 +21,7 @@ use rmcp::model::ServerResult;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CallError;
+use crate::sync::Locked;
 
 type Outcome = Result<ServerResult, CallError>;
 type SharedCall = Shared<Pin<Box<dyn Future<Output = Outcome> + Send>>>;
@@ -49,7 +50,7 @@ struct Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.locked();
         if self.entry.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
             // A finished call's token is no longer read: cancelling it is harmless.
             self.entry.cancel.cancel();
@@ -78,7 +79,7 @@ impl Coalescer {
         F: Future<Output = Outcome> + Send + 'static,
     {
         let (waiting, joined) = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let mut in_flight = self.in_flight.locked();
             let (entry, joined) = match in_flight.get(&key) {
                 Some(e) => (e.clone(), true),
                 None => {
@@ -89,7 +90,7 @@ impl Coalescer {
                     let (map, mine) = (self.in_flight.clone(), waiters.clone());
                     let task = tokio::spawn(async move {
                         let outcome = call.await;
-                        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut map = map.locked();
                         if map
                             .get(&key)
                             .is_some_and(|e| Arc::ptr_eq(&e.waiters, &mine))

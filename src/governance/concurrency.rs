@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::Locked;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// One limit and its wait queue.
@@ -76,7 +77,7 @@ impl Gates {
     }
 
     pub fn gate(&self, key: &str) -> Arc<Gate> {
-        let mut all = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.by_key.locked();
         if let Some(g) = all.get(key) {
             return g.clone();
         }

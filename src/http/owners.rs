@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::sessions::Sessions;
+use crate::sync::Locked;
 
 /// How many sessions there may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ impl PendingSession {
 
     /// The session `id` was opened for this request.
     pub fn bind(&self, id: &str) {
-        let place = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let place = self.0.locked().take();
         if let Some(place) = place {
             place.bind(id);
         }
@@ -121,7 +122,7 @@ impl Owners {
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        self.table.locked()
     }
 
     /// Where sessions travel between replicas, when they do.
@@ -195,7 +196,7 @@ impl Owners {
     /// Forgets sessions that expired inside rmcp (at most once a second).
     async fn sweep(&self) {
         {
-            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            let mut swept = self.swept.locked();
             let now = std::time::Instant::now();
             if swept.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
                 return;

@@ -20,6 +20,7 @@ use rmcp::transport::worker::WorkerTransport;
 
 use super::owners::PendingSession;
 use crate::ids::OpenedSession;
+use crate::sync::Locked;
 
 pub mod portable;
 mod sealed;
@@ -63,10 +64,7 @@ impl Sessions {
     }
 
     fn restored(&self, id: &SessionId) {
-        self.restoring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.restoring.locked().remove(id);
     }
 
     /// Closes a session as its client's DELETE would; false when there was none.
@@ -132,12 +130,7 @@ impl SessionManager for Sessions {
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
-        if self
-            .restoring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
-        {
+        if self.restoring.locked().contains(id) {
             return Ok(false);
         }
         self.inner.has_session(id).await
@@ -194,10 +187,7 @@ impl SessionManager for Sessions {
         &self,
         id: SessionId,
     ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        self.restoring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone());
+        self.restoring.locked().insert(id.clone());
         let outcome = self.inner.restore_session(id.clone()).await;
         if !matches!(outcome, Ok(RestoreOutcome::Restored(_))) {
             self.restored(&id);

@@ -8,6 +8,7 @@ use crate::audit::record::OutcomeField;
 use crate::audit::{AuditError, Entry, Kind};
 
 use super::Hub;
+use crate::sync::Locked;
 
 /// The most bytes of one client-controlled field a refusal record keeps (a claim quoted in a
 /// reason, a path, a request id). Longer values are cut at a character boundary and marked
@@ -136,10 +137,7 @@ impl Hub {
         let pairs =
             crate::pinning::names::confusable(named.iter().map(|(n, b)| (n.as_str(), b.as_str())));
         let new: Vec<_> = {
-            let mut recorded = self
-                .integrity_recorded
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut recorded = self.integrity_recorded.locked();
             for (a, b) in pairs {
                 if recorded.insert(("confusable".to_owned(), a.0.clone(), b.0.clone())) {
                     tracing::warn!(

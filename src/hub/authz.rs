@@ -7,6 +7,7 @@ use std::{
     sync::{Arc, Mutex, RwLock},
 };
 
+use crate::sync::{Locked, RwLocked};
 use crate::{
     authz::{
         AttrType, AttributeDecl, BuildMode, Engine, Hints, PolicyError, PolicySource, Tenancy,
@@ -160,26 +161,20 @@ impl AuthzState {
 
     /// The integrity findings of the tools the engine in force was built with.
     pub fn findings(&self) -> Vec<Examined> {
-        self.findings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.findings.locked().clone()
     }
 
     fn set_findings(&self, found: Vec<Examined>) {
-        *self.findings.lock().unwrap_or_else(|p| p.into_inner()) = found;
+        *self.findings.locked() = found;
     }
 
     pub fn engine(&self) -> Option<Arc<Engine>> {
-        self.engine
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.engine.read_locked().clone()
     }
 
     /// Takes in the tools the catalog exposes now; true when anything changed.
     pub fn learn(&self, catalog: &Catalog) -> bool {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.live.locked();
         let mut changed = false;
         for info in catalog_tools(catalog) {
             if live.get(&info.exposed) != Some(&info) {
@@ -200,8 +195,7 @@ impl AuthzState {
     ) -> BTreeMap<String, ToolInfo> {
         let mut live: BTreeMap<String, ToolInfo> = self
             .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .iter()
             .filter(|(_, t)| stays(&t.backend))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -214,9 +208,9 @@ impl AuthzState {
 
     /// What startup does: [`build_for_start`] over every tool known now, swapped in.
     pub fn start(&self) -> Result<(), Vec<PolicyError>> {
-        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.building.locked();
         let (started, found) = {
-            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            let inputs = self.inputs.read_locked();
             let (tools, found) = inputs.examine(self.known_tools());
             let started = build_for_start(
                 &inputs.policies,
@@ -244,7 +238,7 @@ impl AuthzState {
         config: &Config,
         live: Option<BTreeMap<String, ToolInfo>>,
     ) -> Result<Pending, Vec<PolicyError>> {
-        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.building.locked();
         let policies = policy_sources(config);
         // At startup an unreadable catalog is a warning; in a reload it is a bad edit.
         if let Some(catalog) = &config.authz.catalog
@@ -266,7 +260,7 @@ impl AuthzState {
         let (tools, findings) = examine(&settings, &config.server.separator, tools);
         let tenancy = tenancy(config);
         let started = {
-            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            let inputs = self.inputs.read_locked();
             build_for_start(&policies, &tools, &inputs.attributes, &tenancy)?
         };
         if !started.strict_errors.is_empty() {
@@ -286,17 +280,17 @@ impl AuthzState {
     /// Makes a reload's engine and inputs the current ones (what the next build starts
     /// from); publishing it to calls is the hub's.
     pub fn commit(&self, pending: Pending) -> Arc<Engine> {
-        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.building.locked();
         {
-            let mut inputs = self.inputs.write().unwrap_or_else(|p| p.into_inner());
+            let mut inputs = self.inputs.write_locked();
             inputs.policies = pending.policies;
             inputs.tools = pending.tools;
             inputs.tenancy = pending.tenancy;
         }
         self.set_findings(pending.findings);
-        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = pending.saved;
+        *self.saved.locked() = pending.saved;
         if let Some(live) = pending.live {
-            *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+            *self.live.locked() = live;
         }
         self.swap_arc(pending.engine.clone());
         pending.engine
@@ -304,13 +298,13 @@ impl AuthzState {
 
     /// The saved catalog's tools, overlaid by what the backends listed.
     fn known_tools(&self) -> Vec<ToolInfo> {
-        let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let saved = self.saved.locked().clone();
         self.with_live(&saved)
     }
 
     /// `saved`, overlaid by what the backends listed.
     fn with_live(&self, saved: &BTreeMap<String, ToolInfo>) -> Vec<ToolInfo> {
-        overlay(saved, &self.live.lock().unwrap_or_else(|p| p.into_inner()))
+        overlay(saved, &self.live.locked())
     }
 
     fn swap(&self, engine: Engine) {
@@ -321,14 +315,14 @@ impl AuthzState {
         for (tool, reason) in engine.quarantined() {
             tracing::warn!(%tool, %reason, "tool quarantined: hidden and denied");
         }
-        *self.engine.write().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+        *self.engine.write_locked() = Some(engine);
     }
 
     /// Builds a new engine and swaps it in; on error the previous engine stays.
     pub fn rebuild(&self, mode: BuildMode) -> Result<(), Vec<PolicyError>> {
-        let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.building.locked();
         let (engine, found) = {
-            let inputs = self.inputs.read().unwrap_or_else(|p| p.into_inner());
+            let inputs = self.inputs.read_locked();
             let (tools, found) = inputs.examine(self.known_tools());
             let engine = Engine::build_with_tenancy(
                 &inputs.policies,

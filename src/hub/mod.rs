@@ -32,6 +32,7 @@ use rmcp::{
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::sync::Locked;
 use crate::{
     authn::Authenticate,
     backend::{Backend, Table},
@@ -299,19 +300,19 @@ impl Hub {
 
     /// Keeps a supervisor's handle for shutdown (finished ones are let go).
     pub(crate) fn keep_supervisor(&self, handle: tokio::task::JoinHandle<()>) {
-        let mut all = lock(&self.supervisors);
+        let mut all = self.supervisors.locked();
         all.retain(|h| !h.is_finished());
         all.push(handle);
     }
 
     /// Every supervisor still to wait for (taken: shutdown waits once).
     pub(crate) fn take_supervisors(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        std::mem::take(&mut *lock(&self.supervisors))
+        std::mem::take(&mut *self.supervisors.locked())
     }
 
     /// Drops what a backend that is not in the table listed.
     pub(crate) fn forget_lists(&self, id: usize) {
-        let mut lists = lock(&self.lists);
+        let mut lists = self.lists.locked();
         if self.backends().get(id).is_none() {
             lists.remove(&id);
         }
@@ -328,7 +329,7 @@ impl Hub {
     pub fn start_authz(&self) -> Result<(), Vec<crate::authz::PolicyError>> {
         self.authz.learn(&self.catalog());
         self.authz.start()?;
-        let lists = lock(&self.lists);
+        let lists = self.lists.locked();
         self.publish(&lists, self.catalog());
         Ok(())
     }
@@ -338,7 +339,7 @@ impl Hub {
     }
 
     pub fn lists_of(&self, id: usize) -> Option<BackendLists> {
-        lock(&self.lists).get(&id).cloned()
+        self.lists.locked().get(&id).cloned()
     }
 
     /// Replaces what backend `id` offers (`None`: it is down), rebuilds the catalog and
@@ -348,7 +349,7 @@ impl Hub {
         // What a backend answered before it changed (or went away) is not its answer now.
         self.governance.cache.invalidate_backend(id);
         let (changed, rebuilt) = {
-            let mut lists = lock(&self.lists);
+            let mut lists = self.lists.locked();
             let old = match new {
                 Some(new) => lists.insert(id, new),
                 None => lists.remove(&id),
@@ -436,14 +437,14 @@ impl Hub {
 
     /// The catalog `table` would have with what its backends listed so far.
     pub(crate) fn catalog_of(&self, table: Arc<Table>) -> Catalog {
-        Catalog::of(table, &lock(&self.lists), &self.server.separator)
+        Catalog::of(table, &self.lists.locked(), &self.server.separator)
     }
 
     /// Puts a reload in force in one step: its engine (`pending`) and, when its backends
     /// changed, `table` with the catalog built from it; lists of backends that left are
     /// dropped.
     pub(crate) fn install(&self, pending: authz::Pending, table: Option<Arc<Table>>) {
-        let mut lists = lock(&self.lists);
+        let mut lists = self.lists.locked();
         self.authz.commit(pending);
         let table = table.unwrap_or_else(|| self.backends());
         let pending: HashSet<usize> = lists.keys().copied().collect();
@@ -475,7 +476,7 @@ impl Hub {
     /// resource subscriptions clients hold on it (a restarted backend knows none of them,
     /// and its subscribers would silently stop hearing of changes).
     pub async fn backend_up(&self, backend: &Backend) {
-        let level = *lock(&self.log_level);
+        let level = *self.log_level.locked();
         let Some(peer) = backend.peer() else { return };
         if let Some(level) = level {
             let _ = peer.set_level(SetLevelRequestParams::new(level)).await;
@@ -498,7 +499,7 @@ impl Hub {
     }
 
     pub fn set_log_level(&self, level: LoggingLevel) {
-        *lock(&self.log_level) = Some(level);
+        *self.log_level.locked() = Some(level);
     }
 
     /// A backend says a resource changed: tell the sessions subscribed to it.
@@ -541,10 +542,6 @@ fn new_backend(
     ))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Client sessions that completed `initialize`, for notifications that concern all of them,
 /// and their resource subscriptions.
 #[derive(Default)]
@@ -561,30 +558,30 @@ impl Sessions {
     }
 
     pub fn register(&self, id: u64, peer: Peer<RoleServer>) {
-        lock(&self.peers).insert(id, peer);
+        self.peers.locked().insert(id, peer);
     }
 
     pub fn remove(&self, id: u64) {
-        lock(&self.peers).remove(&id);
-        lock(&self.subscriptions).retain(|_, ids| {
+        self.peers.locked().remove(&id);
+        self.subscriptions.locked().retain(|_, ids| {
             ids.remove(&id);
             !ids.is_empty()
         });
     }
 
     pub fn count(&self) -> usize {
-        lock(&self.peers).len()
+        self.peers.locked().len()
     }
 
     /// Every exposed URI some session is subscribed to.
     pub fn subscribed(&self) -> Vec<String> {
-        lock(&self.subscriptions).keys().cloned().collect()
+        self.subscriptions.locked().keys().cloned().collect()
     }
 
     /// Records `principal`'s subscription in session `id`; true when it is the first for
     /// this URI.
     pub fn subscribe(&self, id: u64, uri: &str, principal: Arc<crate::authn::Principal>) -> bool {
-        let mut subs = lock(&self.subscriptions);
+        let mut subs = self.subscriptions.locked();
         let ids = subs.entry(uri.to_owned()).or_default();
         let first = ids.is_empty();
         ids.insert(id, principal);
@@ -593,7 +590,7 @@ impl Sessions {
 
     /// Drops a subscription; true when it was the last for this URI.
     pub fn unsubscribe(&self, id: u64, uri: &str) -> bool {
-        let mut subs = lock(&self.subscriptions);
+        let mut subs = self.subscriptions.locked();
         let Some(ids) = subs.get_mut(uri) else {
             return false;
         };
@@ -605,7 +602,9 @@ impl Sessions {
     }
 
     pub async fn broadcast(&self, notification: ServerNotification) {
-        let peers: Vec<_> = lock(&self.peers)
+        let peers: Vec<_> = self
+            .peers
+            .locked()
             .iter()
             .map(|(id, p)| (*id, p.clone()))
             .collect();
@@ -619,7 +618,9 @@ impl Sessions {
         notification: ServerNotification,
         hears: impl Fn(&crate::authn::Principal) -> bool,
     ) {
-        let ids: Vec<u64> = lock(&self.subscriptions)
+        let ids: Vec<u64> = self
+            .subscriptions
+            .locked()
             .get(uri)
             .map(|ids| {
                 ids.iter()
@@ -629,7 +630,7 @@ impl Sessions {
             })
             .unwrap_or_default();
         let peers: Vec<_> = {
-            let all = lock(&self.peers);
+            let all = self.peers.locked();
             ids.iter()
                 .filter_map(|id| all.get(id).map(|p| (*id, p.clone())))
                 .collect()

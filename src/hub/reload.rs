@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{Hub, backends};
 use crate::config::Config;
+use crate::sync::Locked;
 
 /// Where a reload reads the configuration from.
 pub type Source = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
@@ -97,7 +98,7 @@ impl Generations {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 }
 
@@ -154,21 +155,12 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
 impl Hub {
     /// Where [`Hub::reload`] reads the configuration from.
     pub fn set_config_source(&self, source: Source) {
-        *self
-            .generations
-            .source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(source);
+        *self.generations.source.locked() = Some(source);
     }
 
     /// Reads the configuration again from its source and applies it.
     pub async fn reload(self: &Arc<Self>, trigger: &str) -> ReloadReport {
-        let source = self
-            .generations
-            .source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let source = self.generations.source.locked().clone();
         let config = match source {
             Some(source) => {
                 // Reading may block (files): off the async threads.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::audited::{Audited, Shared};
 use crate::backend::Answer;
+use crate::sync::{Locked, RwLocked};
 
 /// Every live session, by its transport id.
 #[derive(Default)]
@@ -59,7 +60,7 @@ pub struct StreamLog {
 
 impl StreamLog {
     pub fn push(&self, event: bytes::Bytes) {
-        lock(&self.events).push(event);
+        self.events.locked().push(event);
         self.changed.notify_waiters();
     }
 
@@ -71,7 +72,7 @@ impl StreamLog {
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.events).len()
+        self.events.locked().len()
     }
 
     /// The event at `index`, waiting for it; `None` once the stream ended before it.
@@ -80,7 +81,7 @@ impl StreamLog {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(event) = lock(&self.events).get(index) {
+            if let Some(event) = self.events.locked().get(index) {
                 return Some(event.clone());
             }
             if self.done.load(Ordering::Acquire) {
@@ -111,17 +112,17 @@ impl LiveSessions {
             streams: Mutex::default(),
             next_stream: AtomicU64::new(0),
         });
-        write(&self.map).insert(Arc::from(id), session);
+        self.map.write_locked().insert(Arc::from(id), session);
     }
 
     pub(crate) fn remove(&self, id: &str) {
-        write(&self.map).remove(id);
+        self.map.write_locked().remove(id);
     }
 
     /// The live sessions whose client answers elicitations and whose principal holds one
     /// of `roles` and is not `caller`: who can be asked to approve a call.
     pub fn approvers(&self, roles: &[String], caller: &str) -> Vec<Arc<LiveSession>> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.read_locked();
         map.values()
             .filter(|s| s.handler.strong_count() > 0)
             .filter(|s| s.principal.id != caller)
@@ -137,7 +138,7 @@ impl LiveSessions {
 
     /// The session with this id, while its handler lives.
     pub fn get(&self, id: &str) -> Option<Arc<LiveSession>> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.read_locked();
         map.get(id)
             .filter(|s| s.handler.strong_count() > 0)
             .cloned()
@@ -168,7 +169,7 @@ impl LiveSession {
     /// of one session's requests in flight are unique: a second would make the first's
     /// cancellation, and its end, ambiguous).
     pub fn begin_call(&self, id: RequestId) -> Option<CancellationToken> {
-        let mut calls = lock(&self.calls);
+        let mut calls = self.calls.locked();
         if calls.contains_key(&id) {
             return None;
         }
@@ -178,24 +179,24 @@ impl LiveSession {
     }
 
     pub fn end_call(&self, id: &RequestId) {
-        lock(&self.calls).remove(id);
+        self.calls.locked().remove(id);
     }
 
     /// Calls running now.
     pub fn calls(&self) -> usize {
-        lock(&self.calls).len()
+        self.calls.locked().len()
     }
 
     /// Cancels every call in flight (the session ended).
     pub fn cancel_all(&self) {
-        for (_, token) in lock(&self.calls).drain() {
+        for (_, token) in self.calls.locked().drain() {
             token.cancel();
         }
     }
 
     /// Cancels a call in flight; false when no such call is known here.
     pub fn cancel(&self, id: &RequestId) -> bool {
-        match lock(&self.calls).remove(id) {
+        match self.calls.locked().remove(id) {
             Some(token) => {
                 token.cancel();
                 true
@@ -211,13 +212,13 @@ impl LiveSession {
             "warden-{}",
             self.next_ask.fetch_add(1, Ordering::Relaxed) + 1
         );
-        lock(&self.asks).insert(id.clone(), answer);
+        self.asks.locked().insert(id.clone(), answer);
         id
     }
 
     /// Hands the client's answer to whoever asked; false when nothing waits for `id`.
     pub fn answer(&self, id: &str, answer: Result<ClientResult, McpError>) -> bool {
-        match lock(&self.asks).remove(id) {
+        match self.asks.locked().remove(id) {
             Some(waiting) => {
                 let _ = waiting.send(answer);
                 true
@@ -228,7 +229,7 @@ impl LiveSession {
 
     /// Forgets asks whose call ended: their askers learn the client will not answer.
     pub fn forget(&self, ids: &[String]) {
-        let mut asks = lock(&self.asks);
+        let mut asks = self.asks.locked();
         for id in ids {
             asks.remove(id);
         }
@@ -240,7 +241,7 @@ impl LiveSession {
     pub fn open_stream(&self) -> (u64, Arc<StreamLog>) {
         let number = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let log = Arc::new(StreamLog::default());
-        let mut streams = lock(&self.streams);
+        let mut streams = self.streams.locked();
         streams.retain(|(_, l)| l.finished.get().is_none_or(|at| at.elapsed() < KEPT_FOR));
         if streams.len() >= KEPT_STREAMS {
             let oldest_done = streams
@@ -255,7 +256,8 @@ impl LiveSession {
 
     /// A call stream of this session still kept.
     pub fn stream(&self, number: u64) -> Option<Arc<StreamLog>> {
-        lock(&self.streams)
+        self.streams
+            .locked()
             .iter()
             .find(|(n, _)| *n == number)
             .map(|(_, l)| l.clone())
@@ -268,12 +270,4 @@ fn now_ms() -> u64 {
         .get_or_init(std::time::Instant::now)
         .elapsed()
         .as_millis() as u64
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::authz::Decision;
+use crate::sync::Locked;
 
 /// What the layers below learned about one request.
 #[derive(Default)]
@@ -53,7 +54,7 @@ impl Notes {
 
     fn with(&self, f: impl FnOnce(&mut Slot)) {
         if let Some(slot) = &self.0 {
-            f(&mut slot.lock().unwrap_or_else(|e| e.into_inner()));
+            f(&mut slot.locked());
         }
     }
 

@@ -18,6 +18,7 @@ use rmcp::{
 use sse_stream::Sse;
 
 use super::Negotiated;
+use crate::sync::Locked;
 
 /// rmcp's HTTP client for one backend, unchanged but for one thing: it remembers the
 /// session id and headers of the requests rmcp sends, for [`Endpoint`].
@@ -30,7 +31,7 @@ pub struct Recording {
 impl Recording {
     fn record(&self, session: &Option<Arc<str>>, headers: &HashMap<HeaderName, HeaderValue>) {
         let Some(session) = session else { return };
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.seen.locked();
         let same = seen.as_ref().is_some_and(|s| {
             s.session == *session && s.headers.iter().all(|(n, v)| headers.get(n) == Some(v))
         });
@@ -124,7 +125,7 @@ impl StreamableHttpClient for Recording {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<()> {
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.seen.locked() = None;
         self.inner
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await

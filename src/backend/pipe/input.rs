@@ -17,7 +17,7 @@ use std::{
 use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
-use super::lock;
+use crate::sync::Locked;
 
 /// The child's stdin, shared by everything that writes to it.
 pub(super) struct Input {
@@ -56,7 +56,7 @@ impl Input {
     /// Hands one line (its newline included) to the child: written now if the pipe takes
     /// it, else queued behind what is waiting.
     pub(super) fn send(self: &Arc<Self>, line: Vec<u8>) -> Result<(), Closed> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.locked();
         let Some(sender) = &state.sender else {
             return Err(Closed);
         };
@@ -86,7 +86,7 @@ impl Input {
     /// Closes the child's stdin (once a task writing the queue lets go of it): what is
     /// still queued is dropped, and the child reads the end of its input.
     pub(super) fn close(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.locked();
         state.sender = None;
         state.queue.clear();
         drop(state);
@@ -105,7 +105,7 @@ async fn drain(input: Arc<Input>, sender: Arc<pipe::Sender>) {
             },
             _ = input.closed.cancelled() => return,
         }
-        let mut state = lock(&input.state);
+        let mut state = input.state.locked();
         if state.sender.is_none() {
             return;
         }

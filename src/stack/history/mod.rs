@@ -18,6 +18,7 @@ use std::{
 };
 
 use crate::authz::HistoryFacts;
+use crate::sync::Locked;
 
 /// Distinct tool names kept per session.
 pub const MAX_TOOLS: usize = 256;
@@ -98,7 +99,7 @@ impl History {
         let Some(entry) = self.sessions.get(session) else {
             return HistoryFacts::default();
         };
-        let mut s = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = entry.locked();
         let now = Instant::now();
         while s
             .recent
@@ -118,7 +119,7 @@ impl History {
     /// Notes an allowed call of `tool` (in `groups`) by `session`.
     pub fn record(&self, session: &str, tool: &str, groups: &[String]) {
         let entry = self.sessions.get_with_by_ref(session, Arc::default);
-        let mut s = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = entry.locked();
         if s.tools.len() < MAX_TOOLS || s.tools.contains(tool) {
             s.tools.insert(tool.to_owned());
         }
