@@ -195,11 +195,11 @@ pub struct Inflight(Arc<Mutex<Maps>>);
 impl Inflight {
     /// Records a call about to be sent, until the returned guard drops (once it is
     /// [`register`](Self::register)ed, or the send failed).
-    pub fn expect(&self, origin: Origin) -> Sending {
+    pub fn expect(&self, origin: Arc<Origin>) -> Sending {
         let mut maps = self.lock();
         maps.next += 1;
         let key = maps.next;
-        maps.sending.insert(key, Arc::new(origin));
+        maps.sending.insert(key, origin);
         Sending {
             inflight: self.clone(),
             key,
@@ -207,8 +207,12 @@ impl Inflight {
     }
 
     /// Records a call; it is forgotten when the returned guard drops.
-    pub fn register(&self, id: RequestId, token: ProgressToken, origin: Origin) -> Registration {
-        let origin = Arc::new(origin);
+    pub fn register(
+        &self,
+        id: RequestId,
+        token: ProgressToken,
+        origin: Arc<Origin>,
+    ) -> Registration {
         let mut maps = self.lock();
         maps.by_id.insert(id.clone(), origin.clone());
         maps.by_token.insert(token.clone(), origin);

@@ -18,7 +18,7 @@ mod relay;
 mod supervisor;
 mod table;
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use rmcp::{
     RoleClient,
@@ -41,9 +41,9 @@ pub struct Backend {
     pub id: usize,
     pub settings: BackendSettings,
     /// Its breakers, slots, timeouts and cache settings.
-    pub governance: std::sync::Arc<crate::governance::BackendGovernance>,
+    pub governance: Arc<crate::governance::BackendGovernance>,
     /// Calls that resolved this backend and have not finished.
-    pub calls: std::sync::Arc<Admission>,
+    pub calls: Arc<Admission>,
     /// Cancelled when the backend stops: the proxy stops, or a reload removed it.
     pub stop: CancellationToken,
     peer: RwLock<Option<Peer<RoleClient>>>,
@@ -68,7 +68,7 @@ impl Backend {
     pub fn new(
         id: usize,
         settings: BackendSettings,
-        governance: std::sync::Arc<crate::governance::BackendGovernance>,
+        governance: Arc<crate::governance::BackendGovernance>,
         stop: CancellationToken,
     ) -> Self {
         Self {
@@ -197,6 +197,8 @@ impl Backend {
                 _ => {}
             }
         }
+        // Shared by the maps of calls in flight, not copied into each.
+        let origin = Arc::new(origin);
         match self.direct().filter(|_| modern.is_none()) {
             Some((connect::DirectPath::Http(endpoint), relay)) => {
                 // In flight for messages the backend sends outside the call's stream (its
@@ -218,6 +220,8 @@ impl Backend {
             }
             None => {}
         }
+        // Held by nothing else once the direct paths are done with it: not copied.
+        let origin = Arc::unwrap_or_clone(origin);
         // A child mcp-warden decides each call on who it is for: a call that cannot carry
         // that (rmcp's client path) does not go as the parent itself.
         if self.settings.actor.is_some()
@@ -256,6 +260,7 @@ impl Backend {
             options.meta = Some(meta);
         }
         // Known before it is sent: the backend may ask for sampling before the send returns.
+        let origin = Arc::new(origin);
         let sending = self.inflight.expect(origin.clone());
         let handle = peer
             .send_request_with_option(request, options)

@@ -126,7 +126,7 @@ impl Pipe {
         &self,
         name: &str,
         request: &mut ClientRequest,
-        origin: &Origin,
+        origin: &Arc<Origin>,
         relay: &Relay,
         (cancel, timeout): (&CancellationToken, Duration),
     ) -> Result<ServerResult, CallError> {
