@@ -543,8 +543,9 @@ async fn main() {
         println!("mcp-proxy not installed (benches/install-mcp-proxy): its rows are left out");
     }
 
-    // `LOAD_PROFILE=<part of a path's name>`: only that path, 16 callers for
-    // `LOAD_SECONDS` (default 30), its proxy's pid printed first, for a profiler to attach.
+    // `LOAD_PROFILE=<part of a path's name>`: only that path, 16 callers (`LOAD_CALLERS`)
+    // for `LOAD_SECONDS` (default 30), its proxy's pid printed first, for a profiler to
+    // attach.
     if let Ok(wanted) = std::env::var("LOAD_PROFILE") {
         let t = targets
             .iter()
@@ -572,7 +573,11 @@ async fn main() {
             );
             return;
         }
-        let result = closed_loop(t, 16, Duration::from_secs(seconds)).await;
+        let callers = std::env::var("LOAD_CALLERS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(16);
+        let result = closed_loop(t, callers, Duration::from_secs(seconds)).await;
         println!(
             "{:.0} calls/s, {:?} µs CPU per call, {} failed",
             result.calls_per_s, result.cpu_us_per_call, result.failed
