@@ -9,9 +9,9 @@
 //! zeros and synced ahead (the one records start in, and a spare for the first seal,
 //! written by the uploader). Overwriting allocated blocks changes no metadata, so each
 //! batch's `fdatasync` flushes only data: ~25% less than an append that grows the file on
-//! ext4 (`benches/audit.rs` measures both), and on ext4 without a journal one disk write
-//! fewer (the inode's). A file whose records outgrow it simply grows. The bytes past the records (zeros, or an older
-//! segment's lines) are never uploaded: a sealed file carries its records' length.
+//! ext4 (`benches/audit.rs` measures both). A file whose records outgrow it simply grows.
+//! The bytes past the records (zeros, or an older segment's lines) are never uploaded: a
+//! sealed file carries its records' length.
 //!
 //! After a crash the files still present are replayed. A file's records are its longest
 //! prefix of lines that continue the chain; what follows is unwritten space, an older
