@@ -7,21 +7,12 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// Taking a lock, poisoned or not.
+/// Taking a `Mutex`, poisoned or not.
 pub(crate) trait Locked<T: ?Sized> {
-    type Guard<'a>
-    where
-        Self: 'a;
-
-    fn locked(&self) -> Self::Guard<'_>;
+    fn locked(&self) -> MutexGuard<'_, T>;
 }
 
 impl<T: ?Sized> Locked<T> for Mutex<T> {
-    type Guard<'a>
-        = MutexGuard<'a, T>
-    where
-        T: 'a;
-
     fn locked(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -408,19 +408,11 @@ impl Audit {
     /// start.
     pub async fn close(&self, timeout: Duration) {
         self.writer.close();
-        let thread = self
-            .background
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let thread = writer::lock(&self.background).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        let uploader = self
-            .uploader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let uploader = writer::lock(&self.uploader).take();
         if let Some(mut uploader) = uploader
             && tokio::time::timeout(timeout, &mut uploader).await.is_err()
         {

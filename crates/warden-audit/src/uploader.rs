@@ -47,12 +47,9 @@ impl Uploader {
         let mut open = true;
         let dir = self.dir.clone();
         // Off the writer's thread: a spare for the first seal.
-        match tokio::task::spawn_blocking(move || wal::prepare_spare(&dir)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "could not write a spare write-ahead log file ahead")
-            }
-            Err(e) => tracing::debug!(error = %e, "writing a spare write-ahead log file ahead"),
+        let prepared = tokio::task::spawn_blocking(move || wal::prepare_spare(&dir)).await;
+        if let Err(e) = prepared.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+            tracing::debug!(error = %e, "could not write a spare write-ahead log file ahead");
         }
         // Startup (and every restart) writes a checkpoint of what the store already holds,
         // unless a segment is about to bring a newer one.
