@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
@@ -202,8 +203,10 @@ impl Store {
 
     /// Writes `bytes` at `key` unless the key exists. Finding the same bytes there is a
     /// success (a retry after a crash between the put and its bookkeeping); different
-    /// bytes mean a second writer.
-    pub async fn create(&self, key: &Path, bytes: Vec<u8>) -> Result<(), StoreError> {
+    /// bytes mean a second writer. The bytes are shared with the put, not copied (a
+    /// segment is megabytes, and this runs on the runtime's worker threads).
+    pub async fn create(&self, key: &Path, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
+        let bytes: Bytes = bytes.into();
         let payload = PutPayload::from(bytes.clone());
         match self
             .inner
@@ -216,7 +219,7 @@ impl Store {
             }
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let existing = self.inner.get(key).await?.bytes().await?;
-                if existing.as_ref() == bytes.as_slice() {
+                if existing == bytes {
                     Ok(())
                 } else {
                     Err(StoreError::Conflict {

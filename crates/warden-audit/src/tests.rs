@@ -292,6 +292,36 @@ async fn a_second_writer_is_detected_and_traffic_refused() {
     b.close(Duration::from_secs(1)).await;
 }
 
+/// A create-only put that finds the key taken: the same bytes are a retry after a crash
+/// (success, the object untouched), other bytes a second writer; on a local directory and
+/// in memory alike.
+#[tokio::test]
+async fn a_create_finding_its_own_bytes_succeeds_and_other_bytes_conflict() {
+    let dir = scratch("store");
+    let file_url = url::Url::from_directory_path(&*dir).unwrap().to_string();
+    for url in [file_url.as_str(), "memory://"] {
+        let store = super::store::Store::open(url, &BTreeMap::new()).unwrap();
+        let key = object_store::path::Path::from("log/seg/000000000000");
+        let segment = vec![7u8; 3 * 1024 * 1024];
+        store.create(&key, segment.clone()).await.unwrap();
+        store.create(&key, segment.clone()).await.unwrap();
+        let mut other = segment.clone();
+        other[1024 * 1024] = 8;
+        let conflict = store.create(&key, other).await;
+        assert!(
+            matches!(conflict, Err(super::store::StoreError::Conflict { .. })),
+            "{url}: {conflict:?}"
+        );
+        let kept = object_store::ObjectStoreExt::get(&*store.inner, &key)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(kept.as_ref(), segment.as_slice(), "{url}");
+    }
+}
+
 /// A WAL file removed behind the proxy's back (once, another process sharing the state
 /// directory did): the record written into it is not acknowledged, and the log refuses
 /// traffic instead of serving unrecorded.
