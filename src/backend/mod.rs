@@ -220,8 +220,6 @@ impl Backend {
             }
             None => {}
         }
-        // Held by nothing else once the direct paths are done with it: not copied.
-        let origin = Arc::unwrap_or_clone(origin);
         // A child mcp-warden decides each call on who it is for: a call that cannot carry
         // that (rmcp's client path) does not go as the parent itself.
         if self.settings.actor.is_some()
@@ -247,7 +245,7 @@ impl Backend {
         &self,
         peer: Peer<RoleClient>,
         request: ClientRequest,
-        origin: Origin,
+        origin: Arc<Origin>,
         cancel: CancellationToken,
     ) -> Result<ServerResult, CallError> {
         let mut options = PeerRequestOptions::with_timeout(self.settings.request_timeout);
@@ -260,7 +258,6 @@ impl Backend {
             options.meta = Some(meta);
         }
         // Known before it is sent: the backend may ask for sampling before the send returns.
-        let origin = Arc::new(origin);
         let sending = self.inflight.expect(origin.clone());
         let handle = peer
             .send_request_with_option(request, options)
