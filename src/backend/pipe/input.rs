@@ -1,18 +1,16 @@
-//! A stdio backend's input: lines handed over by calls (and by rmcp's client) written on
-//! the child's stdin in the order they were handed over, several at once when several
-//! are waiting. A line is queued and a task writes the queue: it first lets the tasks that
-//! are ready on its thread run (`yield_now`), so the calls that arrive together go out in
-//! one `writev`, and the child wakes and reads once for all of them instead of once each.
-//! What the pipe cannot take at once (the child is behind, or a line is longer than the
-//! pipe's buffer) is written as the pipe makes room; lines handed over meanwhile queue
-//! behind it, so lines are never interleaved or reordered.
+//! A stdio backend's input: each line written on the child's stdin by the task that has
+//! it to send, in the order lines are handed over, with no task between a call and the
+//! pipe. A line the pipe cannot take whole at once (the child is behind, or the line is
+//! longer than the pipe's buffer) is queued with the rest of it, and a task started for
+//! that writes the queue as the pipe makes room; lines handed over meanwhile queue behind
+//! it, so lines are never interleaved or reordered.
 //!
 //! Where this sits: the writing half of [`super::Pipe`], under every call to a stdio
 //! backend and every message rmcp's client sends it.
 
 use std::{
-    io::{self, IoSlice},
-    mem,
+    collections::VecDeque,
+    io,
     sync::{Arc, Mutex},
 };
 
@@ -21,22 +19,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sync::Locked;
 
-/// The most lines one `writev` takes (well under `IOV_MAX`).
-const MAX_SLICES: usize = 64;
-
 /// The child's stdin, shared by everything that writes to it.
 pub(super) struct Input {
     state: Mutex<State>,
-    /// Cancelled by [`Input::close`]: the task writing the queue stops.
+    /// Cancelled by [`Input::close`]: a task waiting for room gives up.
     closed: CancellationToken,
 }
 
 struct State {
     /// `None` once closed, or once a write failed (the child is gone).
     sender: Option<Arc<pipe::Sender>>,
-    /// Lines handed over that the writing task has not taken yet.
-    queue: Vec<Vec<u8>>,
-    /// A task is writing (or about to write) the queue.
+    /// Lines not yet written whole; the first one from `written` on.
+    queue: VecDeque<Vec<u8>>,
+    written: usize,
+    /// A task is writing the queue.
     draining: bool,
 }
 
@@ -49,31 +45,45 @@ impl Input {
         Arc::new(Input {
             state: Mutex::new(State {
                 sender: Some(Arc::new(sender)),
-                queue: Vec::new(),
+                queue: VecDeque::new(),
+                written: 0,
                 draining: false,
             }),
             closed: CancellationToken::new(),
         })
     }
 
-    /// Hands one line (its newline included) to the child: queued, and written by the
-    /// task that writes the queue (started here if none is).
+    /// Hands one line (its newline included) to the child: written now if the pipe takes
+    /// it, else queued behind what is waiting.
     pub(super) fn send(self: &Arc<Self>, line: Vec<u8>) -> Result<(), Closed> {
         let mut state = self.state.locked();
         let Some(sender) = &state.sender else {
             return Err(Closed);
         };
-        let sender = sender.clone();
-        state.queue.push(line);
-        if !state.draining {
-            state.draining = true;
-            drop(state);
-            tokio::spawn(drain(self.clone(), sender));
+        if state.draining {
+            state.queue.push_back(line);
+            return Ok(());
         }
+        let written = match sender.try_write(&line) {
+            Ok(n) if n == line.len() => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                tracing::debug!(error = %e, "writing to the backend's stdin failed");
+                state.sender = None;
+                return Err(Closed);
+            }
+        };
+        let sender = sender.clone();
+        state.queue.push_back(line);
+        state.written = written;
+        state.draining = true;
+        drop(state);
+        tokio::spawn(drain(self.clone(), sender));
         Ok(())
     }
 
-    /// Closes the child's stdin (once the task writing the queue lets go of it): what is
+    /// Closes the child's stdin (once a task writing the queue lets go of it): what is
     /// still queued is dropped, and the child reads the end of its input.
     pub(super) fn close(&self) {
         let mut state = self.state.locked();
@@ -82,78 +92,52 @@ impl Input {
         drop(state);
         self.closed.cancel();
     }
-
-    /// Takes the lines queued so far, or ends the draining when there are none (or the
-    /// input was closed).
-    fn take(&self) -> Option<Vec<Vec<u8>>> {
-        let mut state = self.state.locked();
-        if state.sender.is_none() || state.queue.is_empty() {
-            state.draining = false;
-            return None;
-        }
-        Some(mem::take(&mut state.queue))
-    }
-
-    /// A write failed: the child is gone, and every send from now on fails.
-    fn broken(&self, error: &io::Error) {
-        tracing::debug!(%error, "writing to the backend's stdin failed");
-        let mut state = self.state.locked();
-        state.sender = None;
-        state.queue.clear();
-        state.draining = false;
-    }
 }
 
-/// Writes the queue, batch by batch, until it is empty.
+/// Writes the queue as the pipe makes room, until it is empty.
 async fn drain(input: Arc<Input>, sender: Arc<pipe::Sender>) {
-    // The calls made ready with this one hand over their lines first: one write for all.
-    tokio::task::yield_now().await;
-    while let Some(lines) = input.take() {
-        if let Err(e) = write_all(&input, &sender, &lines).await {
-            if e.kind() != io::ErrorKind::Interrupted {
-                input.broken(&e);
+    loop {
+        tokio::select! {
+            ready = sender.writable() => if let Err(e) = ready {
+                tracing::debug!(error = %e, "waiting to write to the backend's stdin failed");
+                input.close();
+                return;
+            },
+            _ = input.closed.cancelled() => return,
+        }
+        let mut state = input.state.locked();
+        if state.sender.is_none() {
+            return;
+        }
+        let State {
+            queue,
+            written,
+            sender: open,
+            ..
+        } = &mut *state;
+        while let Some(line) = queue.front() {
+            match sender.try_write(&line[*written..]) {
+                Ok(n) => {
+                    *written += n;
+                    if *written == line.len() {
+                        queue.pop_front();
+                        *written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "writing to the backend's stdin failed");
+                    *open = None;
+                    queue.clear();
+                    return;
+                }
             }
+        }
+        if state.queue.is_empty() {
+            state.draining = false;
             return;
         }
     }
-}
-
-/// Writes `lines` whole, in order, as the pipe makes room. Fails with `Interrupted` once
-/// the input is closed.
-async fn write_all(input: &Input, sender: &pipe::Sender, lines: &[Vec<u8>]) -> io::Result<()> {
-    // The first line not written whole, and how much of it is.
-    let (mut first, mut written) = (0, 0);
-    while first < lines.len() {
-        if input.closed.is_cancelled() {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
-        let mut slices = Vec::with_capacity((lines.len() - first).min(MAX_SLICES));
-        slices.push(IoSlice::new(&lines[first][written..]));
-        slices.extend(
-            lines[first + 1..]
-                .iter()
-                .take(MAX_SLICES - 1)
-                .map(|line| IoSlice::new(line)),
-        );
-        match sender.try_write_vectored(&slices) {
-            Ok(mut n) => {
-                while first < lines.len() && n >= lines[first].len() - written {
-                    n -= lines[first].len() - written;
-                    first += 1;
-                    written = 0;
-                }
-                written += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tokio::select! {
-                    ready = sender.writable() => ready?,
-                    _ = input.closed.cancelled() => return Err(io::ErrorKind::Interrupted.into()),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

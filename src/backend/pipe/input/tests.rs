@@ -1,6 +1,5 @@
-use std::{io::Read, time::Duration};
+use std::time::Duration;
 
-use nix::fcntl::OFlag;
 use tokio::{io::AsyncReadExt, net::unix::pipe};
 
 use super::Input;
@@ -126,57 +125,4 @@ async fn a_child_gone_while_a_line_waits_fails_the_sends_after_it() {
     drop(receiver);
     // The task writing the queue finds the pipe broken and closes the input.
     send_until_refused(&input).await;
-}
-
-/// A pipe in packet mode (`O_DIRECT`): each write is read back by a read of its own.
-fn packet_pipe() -> (pipe::Sender, std::fs::File) {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_DIRECT | OFlag::O_CLOEXEC).unwrap();
-    (pipe::Sender::from_owned_fd(write).unwrap(), read.into())
-}
-
-/// The writes on `receiver`, each as read, until the write end is closed.
-fn writes(mut receiver: std::fs::File) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
-    std::thread::spawn(move || {
-        let mut writes = Vec::new();
-        let mut buf = vec![0; 64 * 1024];
-        loop {
-            match receiver.read(&mut buf).unwrap() {
-                0 => return writes,
-                n => writes.push(buf[..n].to_vec()),
-            }
-        }
-    })
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn lines_handed_over_together_go_out_in_one_write() {
-    let (sender, receiver) = packet_pipe();
-    let writes = writes(receiver);
-    let input = Input::new(sender);
-    // Ten calls made ready at once, each handing over its line.
-    let calls: Vec<_> = (0..10)
-        .map(|call| {
-            let input = input.clone();
-            tokio::spawn(async move { input.send(line(call, 0, 20)).unwrap() })
-        })
-        .collect();
-    for call in calls {
-        call.await.unwrap();
-    }
-    // A line on its own, once those are written.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    input.send(line(10, 0, 20)).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    input.close();
-    drop(input);
-    let writes: Vec<String> = writes
-        .join()
-        .unwrap()
-        .into_iter()
-        .map(|write| String::from_utf8(write).unwrap())
-        .collect();
-    let together: Vec<u8> = (0..10).flat_map(|call| line(call, 0, 20)).collect();
-    let apart = line(10, 0, 20);
-    let expected = [together, apart].map(|write| String::from_utf8(write).unwrap());
-    assert_eq!(writes, expected, "one write for the ten, one for the last");
 }
