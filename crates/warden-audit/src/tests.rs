@@ -147,6 +147,19 @@ async fn records_are_sealed_uploaded_and_chained() {
 
 /// An uploaded WAL file is written over by a later one (no metadata to sync per batch),
 /// and a segment holds only its records, not the older bytes after them.
+/// Waits (up to 5 s) for the spare WAL file the uploader writes ahead at startup, off the
+/// writer's thread; returns its path.
+async fn spare_written(state: &std::path::Path) -> PathBuf {
+    let spare = super::wal::spare_path(state);
+    for _ in 0..500 {
+        if spare.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    spare
+}
+
 #[tokio::test]
 async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
     let (state, store) = (scratch("state"), scratch("store"));
@@ -158,13 +171,7 @@ async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
         std::fs::metadata(file(0)).unwrap().len(),
         super::wal::PREALLOCATE
     );
-    let spare = super::wal::spare_path(&state);
-    for _ in 0..500 {
-        if spare.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let spare = spare_written(&state).await;
     assert_eq!(
         std::fs::metadata(&spare).unwrap().len(),
         super::wal::PREALLOCATE
@@ -297,6 +304,7 @@ async fn a_second_writer_is_detected_and_traffic_refused() {
 /// in memory alike.
 #[tokio::test]
 async fn a_create_finding_its_own_bytes_succeeds_and_other_bytes_conflict() {
+    use object_store::ObjectStoreExt;
     let dir = scratch("store");
     let file_url = url::Url::from_directory_path(&*dir).unwrap().to_string();
     for url in [file_url.as_str(), "memory://"] {
@@ -312,12 +320,7 @@ async fn a_create_finding_its_own_bytes_succeeds_and_other_bytes_conflict() {
             matches!(conflict, Err(super::store::StoreError::Conflict { .. })),
             "{url}: {conflict:?}"
         );
-        let kept = object_store::ObjectStoreExt::get(&*store.inner, &key)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let kept = store.inner.get(&key).await.unwrap().bytes().await.unwrap();
         assert_eq!(kept.as_ref(), segment.as_slice(), "{url}");
     }
 }
@@ -347,7 +350,10 @@ async fn an_unwritable_wal_fails_closed() {
     let (state, store) = (scratch("state"), scratch("store"));
     let audit: Arc<Audit> = Audit::open(&settings(&state, &store)).await.unwrap();
     audit.append(request(0), None).await.unwrap();
-    // The next WAL file cannot be created: sealing fails and the log refuses records.
+    // The next WAL file cannot be created: sealing fails and the log refuses records. (The
+    // spare written at startup first: a file created while the directory is removed
+    // would keep it from being removed.)
+    spare_written(&state).await;
     std::fs::remove_dir_all(state.join("wal")).unwrap();
     let _ = audit.append(request(1), None).await;
     let _ = audit.flush(Duration::from_millis(200)).await;
