@@ -325,24 +325,35 @@ async fn a_create_finding_its_own_bytes_succeeds_and_other_bytes_conflict() {
     }
 }
 
-/// A WAL file removed behind the proxy's back (once, another process sharing the state
-/// directory did): the record written into it is not acknowledged, and the log refuses
-/// traffic instead of serving unrecorded.
+/// A WAL file removed or replaced behind the proxy's back (once, another process sharing
+/// the state directory did): the record written into it is not acknowledged, and the log
+/// refuses traffic instead of serving unrecorded.
 #[tokio::test]
-async fn a_wal_file_removed_behind_the_writer_fails_closed() {
-    let (state, store) = (scratch("state"), scratch("store"));
-    let mut s = settings(&state, &store);
-    s.seal_interval = Duration::from_secs(3600);
-    let audit = Audit::open(&s).await.unwrap();
-    audit.append(request(0), None).await.unwrap();
-    let wal = state.join("wal").join(format!("{:020}.wal", 0));
-    std::fs::remove_file(&wal).unwrap();
-    assert!(matches!(
-        audit.append(request(1), None).await,
-        Err(AuditError::WalFailed)
-    ));
-    assert!(matches!(audit.ready(), Err(AuditError::WalFailed)));
-    audit.close(Duration::from_secs(1)).await;
+async fn a_wal_file_removed_or_replaced_behind_the_writer_fails_closed() {
+    for replaced in [false, true] {
+        let (state, store) = (scratch("state"), scratch("store"));
+        let mut s = settings(&state, &store);
+        s.seal_interval = Duration::from_secs(3600);
+        let audit = Audit::open(&s).await.unwrap();
+        audit.append(request(0), None).await.unwrap();
+        let wal = state.join("wal").join(format!("{:020}.wal", 0));
+        if replaced {
+            let other = state.join("wal").join("other");
+            std::fs::copy(&wal, &other).unwrap();
+            std::fs::rename(&other, &wal).unwrap();
+        } else {
+            std::fs::remove_file(&wal).unwrap();
+        }
+        assert!(
+            matches!(
+                audit.append(request(1), None).await,
+                Err(AuditError::WalFailed)
+            ),
+            "replaced: {replaced}"
+        );
+        assert!(matches!(audit.ready(), Err(AuditError::WalFailed)));
+        audit.close(Duration::from_secs(1)).await;
+    }
 }
 
 #[tokio::test]

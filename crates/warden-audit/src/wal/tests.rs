@@ -184,3 +184,26 @@ fn a_spare_is_written_ahead_only_where_there_is_none() {
 fn fs_len(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
+
+/// The check after each fsync reads the same (device, inode) as std's metadata, without the
+/// timestamps, and tells a file put in the WAL's place from the one the proxy writes.
+#[cfg(unix)]
+#[test]
+fn the_identity_checked_after_each_fsync_names_the_file_and_sees_a_replacement() {
+    let dir = scratch("identity");
+    let path = dir.join("a.wal");
+    std::fs::write(&path, b"x").unwrap();
+    let written = super::identity(&std::fs::metadata(&path).unwrap());
+    assert_eq!(super::identity_at(&path).unwrap(), written);
+    let other = dir.join("b.wal");
+    std::fs::write(&other, b"y").unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    let replaced = super::identity_at(&path).unwrap();
+    assert_ne!(replaced, written);
+    assert_eq!(
+        replaced,
+        super::identity(&std::fs::metadata(&path).unwrap())
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert!(super::identity_at(&path).is_err());
+}
