@@ -145,8 +145,6 @@ async fn records_are_sealed_uploaded_and_chained() {
     audit.close(Duration::from_secs(5)).await;
 }
 
-/// An uploaded WAL file is written over by a later one (no metadata to sync per batch),
-/// and a segment holds only its records, not the older bytes after them.
 /// Waits (up to 5 s) for the spare WAL file the uploader writes ahead at startup, off the
 /// writer's thread; returns its path.
 async fn spare_written(state: &std::path::Path) -> PathBuf {
@@ -160,6 +158,8 @@ async fn spare_written(state: &std::path::Path) -> PathBuf {
     spare
 }
 
+/// An uploaded WAL file is written over by a later one (no metadata to sync per batch),
+/// and a segment holds only its records, not the older bytes after them.
 #[tokio::test]
 async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
     let (state, store) = (scratch("state"), scratch("store"));

@@ -135,7 +135,7 @@ impl ActiveWal {
         };
         sync_dir(&dir.join("wal"))?;
         Ok(ActiveWal {
-            identity: identity(&file.metadata()?),
+            identity: identity_at(&path)?,
             file,
             first,
             path,
@@ -175,28 +175,24 @@ fn identity(_: &fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-/// The identity of the file `path` names now, read without its timestamps. A stat that
-/// reads them marks the file's ctime as seen (Linux's multigrain timestamps, 6.13 on), so
-/// the next write must give it a new ctime of its own: the inode is dirtied by every batch,
-/// and on ext4 without a journal each `fdatasync` then writes the inode table block too,
-/// one more round trip to the device per batch (a C loop of 4 KB write + `fdatasync` +
-/// stat on this machine's disk: 2.0 → 3.0 waits and ~+50% time per cycle with a full stat,
-/// none with the inode number alone).
-#[cfg(target_os = "linux")]
+/// The identity of the file `path` names now, read without its timestamps on Linux. A stat
+/// that reads them marks the file's ctime as seen (Linux's multigrain timestamps, 6.13 on),
+/// so the next write must give it a new ctime of its own: checked after every batch, the
+/// inode was dirtied by every batch, and on ext4 without a journal each `fdatasync` then
+/// wrote the inode table block too, one more round trip to the device per batch (a C loop
+/// of 4 KB write + `fdatasync` + stat on this machine's disk: 2.0 → 3.0 waits and ~+50%
+/// time per cycle with a full stat, none with the inode number alone).
 fn identity_at(path: &Path) -> io::Result<(u64, u64)> {
-    use rustix::fs::{AtFlags, CWD, StatxFlags, makedev, statx};
-    match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
-        Ok(st) => Ok((makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino)),
-        // A kernel without statx (before 4.11), or a sandbox that refuses it.
-        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
-            fs::metadata(path).map(|m| identity(&m))
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, makedev, statx};
+        match statx(CWD, path, AtFlags::empty(), StatxFlags::INO) {
+            Ok(st) => return Ok((makedev(st.stx_dev_major, st.stx_dev_minor), st.stx_ino)),
+            // A kernel without statx (before 4.11), or a sandbox that refuses it.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn identity_at(path: &Path) -> io::Result<(u64, u64)> {
     fs::metadata(path).map(|m| identity(&m))
 }
 
