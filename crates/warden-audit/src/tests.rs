@@ -164,7 +164,7 @@ async fn spare_written(state: &std::path::Path) -> PathBuf {
 async fn uploaded_wal_files_are_written_over_and_segments_hold_only_records() {
     let (state, store) = (scratch("state"), scratch("store"));
     let audit = Audit::open(&settings(&state, &store)).await.unwrap();
-    let file = |first: u64| state.join("wal").join(format!("{first:020}.wal"));
+    let file = |first: u64| super::wal::wal_path(&state, first);
     // The file opened at startup was written ahead with zeros, and so is a spare for the
     // first seal (by the uploader, off the writer's thread: waited for here).
     assert_eq!(
@@ -336,7 +336,7 @@ async fn a_wal_file_removed_or_replaced_behind_the_writer_fails_closed() {
         s.seal_interval = Duration::from_secs(3600);
         let audit = Audit::open(&s).await.unwrap();
         audit.append(request(0), None).await.unwrap();
-        let wal = state.join("wal").join(format!("{:020}.wal", 0));
+        let wal = super::wal::wal_path(&state, 0);
         if replaced {
             let other = state.join("wal").join("other");
             std::fs::copy(&wal, &other).unwrap();

@@ -175,13 +175,10 @@ fn identity(_: &fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-/// The identity of the file `path` names now, read without its timestamps on Linux. A stat
-/// that reads them marks the file's ctime as seen (Linux's multigrain timestamps, 6.13 on),
-/// so the next write must give it a new ctime of its own: checked after every batch, the
-/// inode was dirtied by every batch, and on ext4 without a journal each `fdatasync` then
-/// wrote the inode table block too, one more round trip to the device per batch (a C loop
-/// of 4 KB write + `fdatasync` + stat on this machine's disk: 2.0 → 3.0 waits and ~+50%
-/// time per cycle with a full stat, none with the inode number alone).
+/// The identity of the file `path` names now, read without its timestamps on Linux: a stat
+/// that reads them marks the ctime as seen (multigrain timestamps, Linux 6.13 on), so the
+/// next batch's write dirties the inode and its `fdatasync` must write it too (measured in
+/// `benches/README.md`, *Appends*).
 fn identity_at(path: &Path) -> io::Result<(u64, u64)> {
     #[cfg(target_os = "linux")]
     {
